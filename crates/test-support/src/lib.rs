@@ -1,1 +1,27 @@
-//! test-support
+//! A real Python package index for integration tests: builders that publish generated
+//! wheels and sdists into a temp directory, and a small HTTP/1.1 server on `127.0.0.1`
+//! that serves it as a PEP 503/691 simple index.
+//!
+//! ```no_run
+//! use test_support::{Index, Sdist, Wheel};
+//!
+//! let index = Index::new().pep658(true);
+//! Wheel::new("foo", "1.0").requires("bar>=1").publish(&index);
+//! Wheel::new("bar", "1.2").publish(&index);
+//! Sdist::new("baz", "0.1").dynamic("Requires-Dist").build_requires_dist("bar").publish(&index);
+//! let server = index.serve();
+//! assert!(server.url().starts_with("http://127.0.0.1:"));
+//! ```
+
+mod index;
+mod metadata;
+mod sdist;
+mod server;
+mod util;
+mod wheel;
+
+pub use index::Index;
+pub use sdist::{Sdist, BACKEND_SRC};
+pub use server::Server;
+pub use util::normalize;
+pub use wheel::Wheel;
