@@ -1,1 +1,18 @@
-//! fetch
+//! The one HTTP client of marqo-base and its content-addressed cache.
+//!
+//! [`Client`] does retries, range requests, redaction of credentials and CA roots chosen as
+//! pip chooses them; [`Cache`] stores downloaded files by sha256 and small keyed entries,
+//! with atomic writes that are safe across processes.
+
+mod cache;
+mod client;
+mod error;
+mod file;
+mod redact;
+mod retry;
+mod tls;
+
+pub use cache::Cache;
+pub use client::{ByteRange, Client, ClientOptions, RangeReply, Response, Validators};
+pub use error::Error;
+pub use redact::redact;

@@ -1,1 +1,17 @@
-//! pypi-client
+//! The Python package index side of marqo-base: index configuration as pip reads it, the
+//! simple repository API (PEP 503 HTML, PEP 691 JSON), wheel metadata without downloading
+//! wheels (PEP 658, zip range requests), and sdists.
+
+mod client;
+pub mod config;
+mod error;
+mod html;
+pub mod metadata;
+pub mod sdist;
+pub mod simple;
+mod wheel;
+
+pub use client::{ClientOptions, RegistryClient};
+pub use config::{ConfigError, IndexArgs, IndexConfig, PipEnvironment};
+pub use error::Error;
+pub use simple::{DistFile, ParseError, ProjectPage};

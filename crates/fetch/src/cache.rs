@@ -1,0 +1,263 @@
+//! The on-disk cache: blobs by sha256, and keyed entries (index pages, metadata).
+//!
+//! Layout under the root:
+//! - `blobs/sha256/<hex>`: every downloaded file, named by the digest of its content;
+//! - `<namespace>/<sha256 of key>`: small keyed entries (`http/...`, `metadata/...`).
+//!
+//! Every write goes to a temporary file in the destination directory, is fsynced, then
+//! renamed over the destination, so a reader (in this process or another) sees the old
+//! content or the new, never half of it; two writers of one blob write the same bytes.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+
+/// The content-addressed cache directory. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+    verify_blobs: bool,
+}
+
+impl Cache {
+    /// The cache at `MARQO_BASE_CACHE_DIR`, else `$XDG_CACHE_HOME/marqo-base`, else
+    /// `$HOME/.cache/marqo-base`. Nothing is created until something is written.
+    pub fn from_env() -> Result<Cache, Error> {
+        Cache::from_lookup(|key| std::env::var_os(key))
+    }
+
+    fn from_lookup(env: impl Fn(&str) -> Option<OsString>) -> Result<Cache, Error> {
+        let set = |key: &str| env(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let root = set("MARQO_BASE_CACHE_DIR")
+            .or_else(|| set("XDG_CACHE_HOME").map(|p| p.join("marqo-base")))
+            .or_else(|| set("HOME").map(|p| p.join(".cache").join("marqo-base")))
+            .ok_or(Error::NoCacheDir)?;
+        Ok(Cache::at(root))
+    }
+
+    /// The cache rooted at `root`.
+    pub fn at(root: impl Into<PathBuf>) -> Cache {
+        Cache { root: root.into(), verify_blobs: false }
+    }
+
+    /// Makes [`Client::download_verified`](crate::Client::download_verified) re-hash a blob
+    /// that is already present before reusing it (a corrupt one is then fetched again).
+    /// Off by default: blobs are only ever written after their hash was checked.
+    pub fn with_blob_verification(mut self, verify: bool) -> Cache {
+        self.verify_blobs = verify;
+        self
+    }
+
+    /// Whether present blobs are re-hashed before reuse.
+    pub fn verifies_blobs(&self) -> bool {
+        self.verify_blobs
+    }
+
+    /// The cache root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob with this sha256 lives (whether or not it is there).
+    pub fn blob_path(&self, sha256: &str) -> Result<PathBuf, Error> {
+        let digest = normalize_digest(sha256)?;
+        Ok(self.blob_dir().join(digest))
+    }
+
+    pub(crate) fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    /// Re-hashes the blob: `Ok(true)` if it is present and intact. A blob whose content does
+    /// not match its name is removed, so it is fetched again rather than served.
+    pub fn verify_blob(&self, sha256: &str) -> Result<bool, Error> {
+        let path = self.blob_path(sha256)?;
+        let mut file = match fs_err::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(Error::Io { action: "open", path, source }),
+        };
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file.read(&mut buf).map_err(|source| Error::Io {
+                action: "read",
+                path: path.clone(),
+                source,
+            })?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        if hex::encode(hasher.finalize()) == normalize_digest(sha256)? {
+            return Ok(true);
+        }
+        tracing::warn!("removing corrupt cache blob {}", path.display());
+        remove_if_present(&path)?;
+        Ok(false)
+    }
+
+    /// Stores `bytes` as a blob named by their digest; returns the digest and the path.
+    pub fn insert_blob(&self, bytes: &[u8]) -> Result<(String, PathBuf), Error> {
+        let digest = hex::encode(Sha256::digest(bytes));
+        let path = self.blob_dir().join(&digest);
+        write_atomic(&path, bytes)?;
+        Ok((digest, path))
+    }
+
+    /// The file that holds the entry `key` of `namespace` (a `/`-separated relative path of
+    /// plain names such as `http/simple`). The key is hashed, so any string is fine.
+    pub fn entry_path(&self, namespace: &str, key: &str) -> Result<PathBuf, Error> {
+        let valid = !namespace.is_empty()
+            && namespace.split('/').all(|part| {
+                !part.is_empty()
+                    && part != "."
+                    && part != ".."
+                    && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            });
+        if !valid {
+            return Err(Error::InvalidNamespace { namespace: namespace.to_string() });
+        }
+        let name = hex::encode(Sha256::digest(key.as_bytes()));
+        Ok(self.root.join(namespace).join(name))
+    }
+
+    /// Reads an entry. A missing or unreadable entry is a miss: the cache is only ever a
+    /// shortcut, so failing to read it must not fail the command.
+    pub fn read_entry(&self, namespace: &str, key: &str) -> Option<Vec<u8>> {
+        let path = match self.entry_path(namespace, key) {
+            Ok(path) => path,
+            Err(e) => {
+                tracing::debug!("cache miss: {e}");
+                return None;
+            }
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                tracing::debug!("cache miss: cannot read {}: {e}", path.display());
+                None
+            }
+        }
+    }
+
+    /// Writes an entry atomically, replacing any previous one.
+    pub fn write_entry(&self, namespace: &str, key: &str, bytes: &[u8]) -> Result<(), Error> {
+        write_atomic(&self.entry_path(namespace, key)?, bytes)
+    }
+}
+
+/// Checks a sha256 hex digest and lower-cases it.
+pub(crate) fn normalize_digest(value: &str) -> Result<String, Error> {
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(Error::InvalidDigest { value: value.to_string() })
+    }
+}
+
+/// A temporary file next to `dest`, so that renaming it over `dest` is atomic.
+pub(crate) fn temp_file_beside(dest: &Path) -> Result<tempfile::NamedTempFile, Error> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    fs_err::create_dir_all(dir).map_err(|source| Error::Io {
+        action: "create",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|source| Error::Io {
+        action: "create a temporary file in",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Fsyncs a finished temporary file and renames it over `dest`.
+pub(crate) fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<(), Error> {
+    tmp.as_file().sync_all().map_err(|source| Error::Io {
+        action: "sync",
+        path: tmp.path().to_path_buf(),
+        source,
+    })?;
+    tmp.persist(dest).map_err(|e| Error::Io {
+        action: "rename into",
+        path: dest.to_path_buf(),
+        source: e.error,
+    })?;
+    // Makes the rename itself durable; a failure here loses at most a cache entry.
+    if let Some(dir) = dest.parent() {
+        if let Ok(dir) = std::fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut tmp = temp_file_beside(dest)?;
+    tmp.write_all(bytes).map_err(|source| Error::Io {
+        action: "write",
+        path: tmp.path().to_path_buf(),
+        source,
+    })?;
+    persist(tmp, dest)
+}
+
+fn remove_if_present(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Io { action: "remove", path: path.to_path_buf(), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_from_environment() {
+        fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+            move |key| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| OsString::from(v))
+        }
+        let all = [("MARQO_BASE_CACHE_DIR", "/c"), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h")];
+        assert_eq!(Cache::from_lookup(env(&all)).unwrap().root(), Path::new("/c"));
+        let xdg = [("MARQO_BASE_CACHE_DIR", ""), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h")];
+        assert_eq!(Cache::from_lookup(env(&xdg)).unwrap().root(), Path::new("/x/marqo-base"));
+        let home = [("HOME", "/h")];
+        assert_eq!(Cache::from_lookup(env(&home)).unwrap().root(), Path::new("/h/.cache/marqo-base"));
+        assert!(matches!(Cache::from_lookup(env(&[])), Err(Error::NoCacheDir)));
+    }
+
+    #[test]
+    fn entries_round_trip_and_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path());
+        assert_eq!(cache.read_entry("http/simple", "k"), None);
+        cache.write_entry("http/simple", "k", b"one").unwrap();
+        cache.write_entry("http/simple", "k", b"two").unwrap();
+        assert_eq!(cache.read_entry("http/simple", "k").as_deref(), Some(&b"two"[..]));
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("http/simple")).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        assert!(cache.write_entry("../escape", "k", b"x").is_err());
+        assert!(cache.write_entry("/abs", "k", b"x").is_err());
+    }
+
+    #[test]
+    fn corrupt_blob_is_detected_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path());
+        let (digest, path) = cache.insert_blob(b"hello").unwrap();
+        assert!(cache.verify_blob(&digest).unwrap());
+        std::fs::write(&path, b"tampered").unwrap();
+        assert!(!cache.verify_blob(&digest).unwrap());
+        assert!(!path.exists());
+        assert!(cache.blob_path("not-a-digest").is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! What can go wrong while fetching or caching. Every URL in a message is redacted.
+
+use std::path::PathBuf;
+
+/// An error from the HTTP client or the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Offline mode forbids every network request.
+    #[error("cannot fetch {url}: network access is disabled (--offline)")]
+    Offline {
+        /// The redacted URL that was asked for.
+        url: String,
+    },
+
+    /// The request could not be sent or its reply not read, even after retries.
+    #[error("request to {url} failed after {attempts} attempt(s){hint}")]
+    Network {
+        /// The redacted URL.
+        url: String,
+        /// How many times the request was tried.
+        attempts: u32,
+        /// Extra advice, starting with a newline, or empty.
+        hint: String,
+        /// The last transport error (its own copy of the URL removed).
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The server answered with a status we do not accept.
+    #[error("{url} answered HTTP {status} after {attempts} attempt(s){hint}")]
+    Status {
+        /// The redacted URL.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// How many times the request was tried.
+        attempts: u32,
+        /// Extra advice, starting with a newline, or empty.
+        hint: String,
+    },
+
+    /// The body of a reply was larger than we are willing to hold in memory.
+    #[error("{url} sent more than {limit} bytes; refusing to hold it in memory")]
+    TooLarge {
+        /// The redacted URL.
+        url: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+
+    /// A downloaded file does not have the digest that the index promised.
+    #[error(
+        "the file at {url} has sha256 {actual}, but {expected} was expected\n\
+         hint: the file changed on the server or the transfer was corrupted; \
+         if the index is right, retry with --refresh"
+    )]
+    HashMismatch {
+        /// The redacted URL.
+        url: String,
+        /// The digest we were told to expect.
+        expected: String,
+        /// The digest of what arrived.
+        actual: String,
+    },
+
+    /// A string that should be a sha256 hex digest is not one.
+    #[error("`{value}` is not a sha256 digest (64 hex digits)")]
+    InvalidDigest {
+        /// The string given.
+        value: String,
+    },
+
+    /// A `file://` URL that does not name a local path.
+    #[error("{url} is not a local file path")]
+    NotAFilePath {
+        /// The redacted URL.
+        url: String,
+    },
+
+    /// Reading a local file named by a `file://` URL failed.
+    #[error("cannot read {path} (from {url})")]
+    ReadFile {
+        /// The redacted URL.
+        url: String,
+        /// The local path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A cache or temporary file could not be read or written.
+    #[error("cannot {action} {path}")]
+    Io {
+        /// What we were doing (`write`, `rename into`, ...).
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A CA bundle given by the user cannot be used.
+    #[error(
+        "cannot use the CA bundle {path}: {reason}\nhint: pass a PEM file with --cert, or set SSL_CERT_FILE"
+    )]
+    CaBundle {
+        /// The bundle file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
+    /// A cache namespace that is not a relative path of plain names (a bug in the caller).
+    #[error("`{namespace}` is not a valid cache namespace")]
+    InvalidNamespace {
+        /// The namespace given.
+        namespace: String,
+    },
+
+    /// The cache directory cannot be determined from the environment.
+    #[error("cannot find a cache directory: none of MARQO_BASE_CACHE_DIR, XDG_CACHE_HOME, HOME is set\nhint: set MARQO_BASE_CACHE_DIR")]
+    NoCacheDir,
+
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client")]
+    Build(#[source] reqwest::Error),
+}

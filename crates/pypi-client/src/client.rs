@@ -1,0 +1,533 @@
+//! The registry client: project pages from the configured indexes (first index that knows a
+//! name wins), wheel metadata, and downloads, with a cache tuned for indexes that give no
+//! caching help.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fetch::{redact, Validators};
+use jiff::Timestamp;
+use pep_types::{DistFilename, PackageName};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+use url::Url;
+
+use crate::simple::{self, DistFile, ProjectPage};
+use crate::wheel::{self, RangeRead};
+use crate::{Error, IndexConfig};
+
+/// Cache namespace of index pages (raw bodies with their validators and fetch time).
+const PAGES: &str = "http/simple-v1";
+/// Cache namespace of wheel metadata, by the wheel's sha256: immutable, kept forever.
+const METADATA: &str = "metadata/sha256";
+
+/// How the registry client uses the network and the cache.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Drop files uploaded at or after this time (PEP 700 `upload-time`).
+    pub exclude_newer: Option<Timestamp>,
+    /// Fetch every page again, whatever the cache holds.
+    pub refresh: bool,
+    /// Fetch these projects' pages again.
+    pub refresh_packages: BTreeSet<PackageName>,
+    /// Use only the cache and local files.
+    pub offline: bool,
+    /// How long a cached page is used without asking the index again.
+    pub page_ttl: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            exclude_newer: None,
+            refresh: false,
+            refresh_packages: BTreeSet::new(),
+            offline: false,
+            page_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Talks to the configured indexes. Cheap to clone; clones share an in-memory memo of the
+/// pages asked for, so each project is looked up once per run.
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: IndexConfig,
+    http: fetch::Client,
+    cache: fetch::Cache,
+    options: ClientOptions,
+    projects: Mutex<HashMap<PackageName, Arc<OnceCell<Option<ProjectPage>>>>>,
+}
+
+/// Where files may come from, in the order they are asked.
+enum Location {
+    /// A simple API root.
+    Index(Url),
+    /// A find-links URL: one flat HTML page listing files of many projects.
+    FlatPage(Url),
+    /// A find-links directory or file.
+    Local(PathBuf),
+}
+
+/// What the cache keeps of a fetched page, before its body.
+#[derive(Debug, Serialize, Deserialize)]
+struct PageHeader {
+    status: u16,
+    final_url: String,
+    fetched_at: String,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    content_type: Option<String>,
+}
+
+/// A page as fetched or as cached.
+#[derive(Clone)]
+struct Page {
+    status: u16,
+    final_url: Url,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+impl Page {
+    fn is_missing(&self) -> bool {
+        self.status == 404 || self.status == 410
+    }
+}
+
+impl RegistryClient {
+    /// A client for these indexes, using `http` for the network and `cache` on disk.
+    pub fn new(
+        config: IndexConfig,
+        http: fetch::Client,
+        cache: fetch::Cache,
+        options: ClientOptions,
+    ) -> RegistryClient {
+        RegistryClient {
+            inner: Arc::new(Inner { config, http, cache, options, projects: Mutex::new(HashMap::new()) }),
+        }
+    }
+
+    /// The configuration this client uses.
+    pub fn config(&self) -> &IndexConfig {
+        &self.inner.config
+    }
+
+    /// A redacted description of location `index` (see [`DistFile::index`]), for messages.
+    pub fn location_name(&self, index: usize) -> Option<String> {
+        let config = &self.inner.config;
+        let indexes = 1 + config.extra_index_urls.len();
+        if index == 0 {
+            Some(redact(&config.index_url))
+        } else if index < indexes {
+            config.extra_index_urls.get(index - 1).map(redact)
+        } else {
+            config.find_links.get(index - indexes).map(|entry| match Url::parse(entry) {
+                Ok(url) => redact(&url),
+                Err(_) => entry.clone(),
+            })
+        }
+    }
+
+    /// The files of a project from the first location that knows it: the index URL, the
+    /// extra index URLs, then find-links. Files of later locations are never mixed in, so a
+    /// name registered on a public index cannot shadow a private one listed first.
+    /// `None` if no location knows the name.
+    pub async fn project(&self, name: &PackageName) -> Result<Option<ProjectPage>, Error> {
+        let cell = {
+            let mut projects = self.inner.projects.lock().unwrap_or_else(PoisonError::into_inner);
+            projects.entry(name.clone()).or_default().clone()
+        };
+        let page = cell.get_or_try_init(|| self.find_project(name)).await?;
+        Ok(page.clone())
+    }
+
+    async fn find_project(&self, name: &PackageName) -> Result<Option<ProjectPage>, Error> {
+        for (index, location) in self.locations() {
+            let page = match location {
+                Location::Index(root) => {
+                    let url = project_url(&root, name);
+                    let page = self.fetch_page(&url, name).await?;
+                    if page.is_missing() {
+                        tracing::debug!("{name} is not on {}", redact(&root));
+                        continue;
+                    }
+                    let mut parsed = simple::parse_page(
+                        &page.body,
+                        page.content_type.as_deref(),
+                        &page.final_url,
+                        name,
+                        index,
+                    )
+                    .map_err(|source| Error::Parse {
+                        package: name.to_string(),
+                        url: redact(&url),
+                        source,
+                    })?;
+                    inherit_credentials(&mut parsed, &root);
+                    parsed
+                }
+                Location::FlatPage(url) => {
+                    let page = self.fetch_page(&url, name).await?;
+                    let mut parsed = simple::parse_html(
+                        &String::from_utf8_lossy(&page.body),
+                        &page.final_url,
+                        name,
+                        index,
+                    );
+                    if page.is_missing() || parsed.files.is_empty() {
+                        continue;
+                    }
+                    inherit_credentials(&mut parsed, &url);
+                    parsed
+                }
+                Location::Local(path) => {
+                    let (project, dir) = (name.clone(), path.clone());
+                    let listed =
+                        tokio::task::spawn_blocking(move || simple::list_local(&dir, &project, index))
+                            .await
+                            .map_err(Error::Task)?
+                            .map_err(|source| Error::FindLinks { path, source })?;
+                    if listed.files.is_empty() {
+                        continue;
+                    }
+                    listed
+                }
+            };
+            return Ok(Some(self.apply_cutoff(page)));
+        }
+        Ok(None)
+    }
+
+    fn locations(&self) -> Vec<(usize, Location)> {
+        let config = &self.inner.config;
+        let mut out = Vec::new();
+        let indexes = std::iter::once(&config.index_url).chain(&config.extra_index_urls);
+        if !config.no_index {
+            out.extend(indexes.clone().enumerate().map(|(i, url)| (i, Location::Index(url.clone()))));
+        }
+        let first = indexes.count();
+        for (i, entry) in config.find_links.iter().enumerate() {
+            let location = match Url::parse(entry) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Location::FlatPage(url),
+                Ok(url) if url.scheme() == "file" => match url.to_file_path() {
+                    Ok(path) => Location::Local(path),
+                    Err(()) => continue,
+                },
+                _ => Location::Local(PathBuf::from(entry)),
+            };
+            out.push((first + i, location));
+        }
+        out
+    }
+
+    /// Drops files uploaded at or after `exclude_newer`.
+    fn apply_cutoff(&self, mut page: ProjectPage) -> ProjectPage {
+        let Some(cutoff) = self.inner.options.exclude_newer else { return page };
+        page.files.retain(|file| match file.upload_time {
+            Some(uploaded) => uploaded < cutoff,
+            None => {
+                tracing::debug!("{}: no upload time; kept despite --exclude-newer", file.filename);
+                true
+            }
+        });
+        page
+    }
+
+    fn offline(&self) -> bool {
+        self.inner.options.offline || self.inner.http.is_offline()
+    }
+
+    /// A page from the cache when it can be trusted, else from the network.
+    async fn fetch_page(&self, url: &Url, package: &PackageName) -> Result<Page, Error> {
+        let page_error = |source| Error::Page { package: package.to_string(), url: redact(url), source };
+        if url.scheme() == "file" {
+            // Local pages are cheaper to read than a cache entry, and never stale.
+            let reply = self.inner.http.get(url, Some(simple::ACCEPT)).await.map_err(page_error)?;
+            return Ok(Page {
+                status: reply.status,
+                final_url: reply.final_url,
+                content_type: reply.content_type,
+                body: reply.body,
+            });
+        }
+        let options = &self.inner.options;
+        let key = without_credentials(url);
+        let forced = options.refresh || options.refresh_packages.contains(package);
+        let cached = if forced && !self.offline() { None } else { self.read_cached_page(&key) };
+
+        if let Some((header, page)) = &cached {
+            let fetched_at = header.fetched_at.parse::<Timestamp>().ok();
+            let now = Timestamp::now();
+            // A page fetched after the cutoff already lists every file the resolution may
+            // use: reuse it with no request at all.
+            if let (Some(cutoff), Some(fetched)) = (options.exclude_newer, fetched_at) {
+                if fetched >= cutoff {
+                    tracing::debug!("{key}: cached after the --exclude-newer cutoff; reused");
+                    return Ok(page.clone());
+                }
+            }
+            let age_ms = fetched_at.map(|f| now.as_millisecond() - f.as_millisecond());
+            if age_ms.is_some_and(|age| age >= 0 && (age as u128) < options.page_ttl.as_millis()) {
+                return Ok(page.clone());
+            }
+            if self.offline() {
+                tracing::debug!("{key}: stale cached page used offline");
+                return Ok(page.clone());
+            }
+        }
+        if self.offline() {
+            return Err(Error::Offline { package: package.to_string(), url: redact(url) });
+        }
+
+        let validators = cached
+            .as_ref()
+            .map(|(h, _)| Validators { etag: h.etag.clone(), last_modified: h.last_modified.clone() })
+            .unwrap_or_default();
+        let reply = self
+            .inner
+            .http
+            .get_conditional(url, Some(simple::ACCEPT), &validators)
+            .await
+            .map_err(page_error)?;
+        let (header, page) = match (reply.status, cached) {
+            (304, Some((header, page))) => {
+                tracing::debug!("{key}: not modified");
+                (PageHeader { fetched_at: Timestamp::now().to_string(), ..header }, page)
+            }
+            _ => {
+                let header = PageHeader {
+                    status: reply.status,
+                    final_url: without_credentials(&reply.final_url),
+                    fetched_at: Timestamp::now().to_string(),
+                    etag: reply.etag,
+                    last_modified: reply.last_modified,
+                    content_type: reply.content_type.clone(),
+                };
+                let page = Page {
+                    status: reply.status,
+                    final_url: reply.final_url,
+                    content_type: reply.content_type,
+                    body: reply.body,
+                };
+                (header, page)
+            }
+        };
+        self.write_cached_page(&key, &header, &page.body);
+        Ok(page)
+    }
+
+    fn read_cached_page(&self, key: &str) -> Option<(PageHeader, Page)> {
+        let raw = self.inner.cache.read_entry(PAGES, key)?;
+        let newline = raw.iter().position(|&b| b == b'\n')?;
+        let header: PageHeader = match serde_json::from_slice(&raw[..newline]) {
+            Ok(header) => header,
+            Err(e) => {
+                tracing::debug!("{key}: ignoring an unreadable cache entry: {e}");
+                return None;
+            }
+        };
+        let final_url = Url::parse(&header.final_url).ok()?;
+        let body = Bytes::from(raw).slice(newline + 1..);
+        let page = Page { status: header.status, final_url, content_type: header.content_type.clone(), body };
+        Some((header, page))
+    }
+
+    /// Failing to cache a page costs a request next time, not the command.
+    fn write_cached_page(&self, key: &str, header: &PageHeader, body: &[u8]) {
+        let Ok(mut raw) = serde_json::to_vec(header) else { return };
+        raw.push(b'\n');
+        raw.extend_from_slice(body);
+        if let Err(e) = self.inner.cache.write_entry(PAGES, key, &raw) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// The core metadata (the `METADATA` file) of a wheel: from the cache by the wheel's
+    /// sha256, else the PEP 658 `.metadata` file, else range requests into the zip, else the
+    /// whole wheel.
+    pub async fn wheel_metadata(&self, file: &DistFile) -> Result<Vec<u8>, Error> {
+        let DistFilename::Wheel(wheel) = &file.parsed else {
+            return Err(Error::NotAWheel { filename: file.filename.clone() });
+        };
+        if let Some(sha256) = &file.sha256 {
+            if let Some(bytes) = self.inner.cache.read_entry(METADATA, sha256) {
+                return Ok(bytes);
+            }
+        }
+        let bytes = self.fetch_wheel_metadata(file, wheel).await?;
+        if let Some(sha256) = &file.sha256 {
+            if let Err(e) = self.inner.cache.write_entry(METADATA, sha256, &bytes) {
+                tracing::warn!("{e}");
+            }
+        }
+        Ok(bytes)
+    }
+
+    async fn fetch_wheel_metadata(
+        &self,
+        file: &DistFile,
+        wheel: &pep_types::WheelFilename,
+    ) -> Result<Vec<u8>, Error> {
+        let file_error = |source| Error::File { filename: file.filename.clone(), source };
+        if file.url.scheme() == "file" {
+            let path = file
+                .url
+                .to_file_path()
+                .map_err(|()| file_error(fetch::Error::NotAFilePath { url: redact(&file.url) }))?;
+            return self.read_local_wheel_metadata(path, wheel, &file.filename).await;
+        }
+        if self.offline() {
+            return Err(Error::Offline { package: file.filename.clone(), url: redact(&file.url) });
+        }
+        if file.core_metadata {
+            let mut url = file.url.clone();
+            url.set_path(&format!("{}.metadata", file.url.path()));
+            let reply = self.inner.http.get(&url, None).await.map_err(file_error)?;
+            if !reply.is_missing() {
+                if let Some(expected) = &file.core_metadata_sha256 {
+                    let actual = hex::encode(Sha256::digest(&reply.body));
+                    if actual != *expected {
+                        return Err(Error::MetadataHash {
+                            filename: file.filename.clone(),
+                            url: redact(&url),
+                            expected: expected.clone(),
+                            actual,
+                        });
+                    }
+                }
+                return Ok(reply.body.to_vec());
+            }
+            tracing::debug!("{}: the index lists a .metadata file the server does not have", redact(&url));
+        }
+        match wheel::read_metadata_by_ranges(&self.inner.http, &file.url, wheel, &file.filename).await? {
+            RangeRead::Metadata(bytes) => Ok(bytes),
+            RangeRead::Whole(body) => {
+                tracing::debug!("{}: the server ignores ranges; read the whole wheel", redact(&file.url));
+                if let Some(expected) = &file.sha256 {
+                    let actual = hex::encode(Sha256::digest(&body));
+                    if actual != *expected {
+                        return Err(file_error(fetch::Error::HashMismatch {
+                            url: redact(&file.url),
+                            expected: expected.clone(),
+                            actual,
+                        }));
+                    }
+                    // Keep it: the wheel may be installed later.
+                    if let Err(e) = self.inner.cache.insert_blob(&body) {
+                        tracing::warn!("{e}");
+                    }
+                }
+                wheel::read_metadata_from_archive(Cursor::new(body), wheel, &file.filename)
+            }
+            RangeRead::Unsupported => {
+                tracing::debug!("{}: no range support; downloading the wheel", redact(&file.url));
+                let path = self.download(file).await?;
+                self.read_local_wheel_metadata(path, wheel, &file.filename).await
+            }
+        }
+    }
+
+    async fn read_local_wheel_metadata(
+        &self,
+        path: PathBuf,
+        wheel: &pep_types::WheelFilename,
+        filename: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let (wheel, filename) = (wheel.clone(), filename.to_string());
+        tokio::task::spawn_blocking(move || {
+            let reader =
+                fs_err::File::open(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+            wheel::read_metadata_from_archive(std::io::BufReader::new(reader), &wheel, &filename)
+        })
+        .await
+        .map_err(Error::Task)?
+    }
+
+    /// Downloads a distribution into the cache, checked against the index's sha256 (a file
+    /// the index gives no hash for is stored under the digest of what arrived).
+    pub async fn download(&self, file: &DistFile) -> Result<PathBuf, Error> {
+        let file_error = |source| Error::File { filename: file.filename.clone(), source };
+        let http = &self.inner.http;
+        if let Some(sha256) = &file.sha256 {
+            return http.download_verified(&file.url, sha256, &self.inner.cache).await.map_err(file_error);
+        }
+        tracing::debug!("{}: the index gives no sha256; the download is not verified", file.filename);
+        let reply = http.get(&file.url, None).await.map_err(file_error)?;
+        if reply.is_missing() {
+            return Err(file_error(fetch::Error::Status {
+                url: redact(&file.url),
+                status: reply.status,
+                attempts: 1,
+                hint: "\nhint: the file is gone from the index; retry with --refresh".to_string(),
+            }));
+        }
+        let (_, path) = self.inner.cache.insert_blob(&reply.body).map_err(file_error)?;
+        Ok(path)
+    }
+}
+
+/// `<root>/<normalized name>/`, as pip builds project page URLs.
+fn project_url(root: &Url, name: &PackageName) -> Url {
+    let mut url = root.clone();
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().push(name.as_ref()).push("");
+    }
+    url
+}
+
+fn without_credentials(url: &Url) -> String {
+    let mut url = url.clone();
+    // Only URLs that cannot carry credentials refuse this, and they carry none.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+/// Files on the host of the index they were listed by get its credentials: private indexes
+/// often list absolute file URLs without them (pip remembers credentials per host too).
+fn inherit_credentials(page: &mut ProjectPage, index: &Url) {
+    if index.username().is_empty() && index.password().is_none() {
+        return;
+    }
+    for file in &mut page.files {
+        let url = &mut file.url;
+        let same_origin = url.scheme() == index.scheme()
+            && url.host_str() == index.host_str()
+            && url.port_or_known_default() == index.port_or_known_default();
+        if same_origin && url.username().is_empty() && url.password().is_none() {
+            let _ = url.set_username(index.username());
+            let _ = url.set_password(index.password());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn project_urls() {
+        let name = PackageName::from_str("Foo.Bar").unwrap();
+        let with = Url::parse("https://example.invalid/simple/").unwrap();
+        let without = Url::parse("https://example.invalid/simple").unwrap();
+        assert_eq!(project_url(&with, &name).as_str(), "https://example.invalid/simple/foo-bar/");
+        assert_eq!(project_url(&without, &name).as_str(), "https://example.invalid/simple/foo-bar/");
+    }
+}
