@@ -127,3 +127,19 @@ pub enum Error {
     #[error("cannot build the HTTP client")]
     Build(#[source] reqwest::Error),
 }
+
+impl Error {
+    /// Whether the failure is the network's or a server's (exit code 3), rather than bad
+    /// input or local state: offline, transport errors, unexpected HTTP statuses and
+    /// responses whose bytes do not match the index's hash.
+    pub fn is_network(&self) -> bool {
+        matches!(
+            self,
+            Error::Offline { .. }
+                | Error::Network { .. }
+                | Error::Status { .. }
+                | Error::TooLarge { .. }
+                | Error::HashMismatch { .. }
+        )
+    }
+}

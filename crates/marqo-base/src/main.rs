@@ -1,1 +1,23 @@
-fn main() {}
+//! `marqo-base`: lock Python requirements for every target platform from any host.
+
+mod cli;
+mod commands;
+mod diagnostics;
+mod printer;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let printer = printer::Printer::new(cli.global.quiet, cli.global.verbose);
+    printer.init_logging();
+    let result = match cli.command {
+        cli::Command::Compile(args) => commands::compile::exec(args, &printer),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => diagnostics::report(&err, &printer),
+    }
+}

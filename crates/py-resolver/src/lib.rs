@@ -1,1 +1,22 @@
-//! py-resolver
+//! Resolving Python requirements for several target environments, and writing the result
+//! in pip-compile's format.
+//!
+//! - [`requirements`]: the pip requirements file format (input and output).
+//! - [`source`]: memoised, prefetching access to the indexes.
+//! - [`candidates`]: which versions and files a target can install.
+//! - `provider`: the PubGrub dependency provider for one target.
+//! - [`resolve`]: one solver run per target, in parallel.
+//! - [`output`]: per-platform and universal requirements.txt writers.
+
+pub mod candidates;
+pub mod output;
+mod provider;
+pub mod requirements;
+pub mod resolve;
+pub mod source;
+
+pub use output::{render_target, render_universal, OutputOptions};
+pub use provider::{Pkg, ProviderError};
+pub use requirements::{Entry, Origin, RequirementSet, RequirementsError};
+pub use resolve::{resolve_all, Resolution, ResolveError, ResolveOptions, Resolved};
+pub use source::{Source, SourceError};

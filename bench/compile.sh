@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Times `marqo-base compile` against uv and pip-compile on Marqo's requirements, cold and
+# warm cache, in one run; prints wall time, peak memory and the ratios.
+#
+#   bench/compile.sh            # BENCH_DIR=/tmp/x keeps the work dir; SKIP_PIP_COMPILE=1 skips it
+#
+# uv and pip-tools are installed into a throwaway venv (pip-tools under Python 3.9, the
+# target, since pip-compile resolves only for the interpreter that runs it).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${BENCH_DIR:-$(mktemp -d /tmp/bench-compile.XXXXXX)}
+mkdir -p "$work"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/marqo-base-target}"
+ex="$root/examples/marqo-base"
+req="$ex/requirements.in"
+bc="$ex/build-constraints.txt"
+date_cut=$(cat "$ex/exclude-newer")
+
+echo "== building marqo-base (release)"
+cargo build --release -q -p marqo-base --manifest-path "$root/Cargo.toml"
+ours="$CARGO_TARGET_DIR/release/marqo-base"
+
+py39=$(command -v python3.9 || true)
+[ -n "$py39" ] || { echo "python3.9 not found: pip-compile needs the target interpreter"; py39=python3; }
+if [ ! -x "$work/venv/bin/uv" ]; then
+    echo "== installing uv and pip-tools into $work/venv"
+    "$py39" -m venv "$work/venv"
+    "$work/venv/bin/pip" install -q uv pip-tools
+fi
+uv="$work/venv/bin/uv"
+export UV_NATIVE_TLS=1 UV_NO_PROGRESS=1
+echo "uv: $("$uv" --version); pip-compile: $("$work/venv/bin/pip-compile" --version 2>&1 | tail -1)"
+
+results="$work/results.txt"
+: > "$results"
+# measure NAME CMD...: wall seconds and peak RSS (MB) via GNU time.
+measure() {
+    local name=$1; shift
+    if /usr/bin/time -f "%e %M" -o "$work/time.$name" "$@" > "$work/$name.log" 2>&1; then
+        read -r secs kb < "$work/time.$name"
+        printf '%-28s %8.2f s %8.0f MB\n' "$name" "$secs" "$((kb / 1024))" | tee -a "$results"
+    else
+        echo "$name FAILED (see $work/$name.log)" | tee -a "$results"
+        tail -5 "$work/$name.log"
+    fi
+}
+secs() { awk -v n="$1" '$1 == n { print $2 }' "$results"; }
+
+out="$work/out"; mkdir -p "$out"
+ours_args=(compile "$req" --python 3.9 --platform linux/amd64 --platform linux/arm64
+    --exclude-newer "$date_cut" -b "$bc" -o "$out/{arch}-requirements.txt" -q)
+uv_common=(pip compile "$req" --python-version 3.9 --exclude-newer "$date_cut" -b "$bc" -q)
+
+echo "== cold caches"
+rm -rf "$work/cache-ours" "$work/cache-uv" "$work/cache-uv-pp"
+measure ours-cold env MARQO_BASE_CACHE_DIR="$work/cache-ours" "$ours" "${ours_args[@]}"
+measure uv-universal-cold env UV_CACHE_DIR="$work/cache-uv" "$uv" "${uv_common[@]}" --universal -o "$out/uv-universal.txt"
+measure uv-per-platform-cold bash -c "
+    UV_CACHE_DIR='$work/cache-uv-pp' '$uv' ${uv_common[*]@Q} --python-platform x86_64-manylinux_2_28 -o '$out/uv-amd64.txt' &&
+    UV_CACHE_DIR='$work/cache-uv-pp' '$uv' ${uv_common[*]@Q} --python-platform aarch64-manylinux_2_28 -o '$out/uv-arm64.txt'"
+
+echo "== warm caches (ours online; uv online and --offline)"
+measure ours-warm env MARQO_BASE_CACHE_DIR="$work/cache-ours" "$ours" "${ours_args[@]}"
+measure uv-universal-warm env UV_CACHE_DIR="$work/cache-uv" "$uv" "${uv_common[@]}" --universal -o "$out/uv-universal.txt"
+measure uv-universal-warm-offline env UV_CACHE_DIR="$work/cache-uv" "$uv" "${uv_common[@]}" --universal --offline -o "$out/uv-universal.txt"
+measure uv-per-platform-warm-offline bash -c "
+    UV_CACHE_DIR='$work/cache-uv-pp' '$uv' ${uv_common[*]@Q} --offline --python-platform x86_64-manylinux_2_28 -o '$out/uv-amd64.txt' &&
+    UV_CACHE_DIR='$work/cache-uv-pp' '$uv' ${uv_common[*]@Q} --offline --python-platform aarch64-manylinux_2_28 -o '$out/uv-arm64.txt'"
+
+if [ "${SKIP_PIP_COMPILE:-0}" != 1 ]; then
+    echo "== pip-compile (host platform only, Python 3.9, cold cache)"
+    measure pip-compile-host-cold env PIP_CONSTRAINT="$bc" "$work/venv/bin/pip-compile" -q --strip-extras \
+        --cache-dir "$work/cache-pip" --rebuild -o "$out/pip-compile-amd64.txt" "$req"
+fi
+
+echo "== ratios (ours / peer; below 1 is faster)"
+ratio() { awk -v a="$(secs "$1")" -v b="$(secs "$2")" -v n="$3" 'BEGIN { if (a && b) printf "%-44s %.2fx\n", n, a / b }'; }
+ratio ours-cold uv-universal-cold "cold: ours / uv --universal"
+ratio ours-cold uv-per-platform-cold "cold: ours / uv per platform (2 runs)"
+ratio ours-warm uv-universal-warm-offline "warm: ours online / uv --universal --offline"
+ratio ours-warm uv-per-platform-warm-offline "warm: ours online / uv per platform --offline"
+ratio ours-cold pip-compile-host-cold "cold: ours (2 platforms) / pip-compile (1)"
+
+echo "== do the pins agree? (ours vs uv per platform)"
+for a in amd64 arm64; do
+    d=$(diff <(grep -o '^[a-z0-9._-]*==[^ ]*' "$out/$a-requirements.txt") <(grep -o '^[a-z0-9._-]*==[^ ]*' "$out/uv-$a.txt") || true)
+    echo "$a: $( [ -z "$d" ] && echo same pins || echo "differs:"; )"; [ -z "$d" ] || echo "$d" | head -20
+done
+echo "work dir: $work"

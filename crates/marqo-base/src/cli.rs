@@ -1,0 +1,120 @@
+//! Command-line arguments (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "marqo-base",
+    version,
+    about = "Lock Python requirements for every target platform, from any host"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More detail on stderr (repeat for debug output).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Resolve requirements.in files into pinned requirements.txt files (a pip-compile drop-in).
+    Compile(CompileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// Requirement files to compile (pip's requirements format).
+    #[arg(required = true, value_name = "SRC_FILE")]
+    pub src_files: Vec<PathBuf>,
+
+    /// Target Python version, X.Y or X.Y.Z [default: the host's python3].
+    #[arg(long, value_name = "VERSION")]
+    pub python: Option<String>,
+    /// Target platform, repeatable: linux/amd64, linux/arm64 [default: the host's].
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
+    /// The target's glibc: wheels tagged manylinux up to this level are accepted.
+    #[arg(long, default_value = "2.28", value_name = "X.Y")]
+    pub glibc: String,
+
+    /// Output file. With several targets, a template: {arch}, {platform}, {python}
+    /// (e.g. '{arch}-requirements.txt'), or one file with --universal.
+    #[arg(short = 'o', long = "output-file", value_name = "FILE")]
+    pub output_file: Option<String>,
+    /// One output file for all targets, with environment markers where they differ.
+    #[arg(long)]
+    pub universal: bool,
+    /// Exit 1 (and say what changed) if the output files are not what compile would write.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Keep extras in pins (by default they are stripped, as with pip-compile --strip-extras).
+    #[arg(long)]
+    pub no_strip_extras: bool,
+    /// Accepted for pip-compile compatibility: stripping extras is the default.
+    #[arg(long, hide = true)]
+    pub strip_extras: bool,
+    /// Do not write `# via` annotations.
+    #[arg(long)]
+    pub no_annotate: bool,
+    /// Write `--hash` options for every file of each pinned version the target can install.
+    #[arg(long)]
+    pub generate_hashes: bool,
+
+    /// Ignore files uploaded after this date or time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long, alias = "uploaded-prior-to", value_name = "DATE")]
+    pub exclude_newer: Option<String>,
+    /// Re-resolve everything, ignoring the pins in the existing output.
+    #[arg(short = 'U', long)]
+    pub upgrade: bool,
+    /// Re-resolve one package (NAME), or move it to a version (NAME==VERSION). Repeatable.
+    #[arg(short = 'P', long = "upgrade-package", value_name = "NAME[==VERSION]")]
+    pub upgrade_package: Vec<String>,
+    /// Constraint files (pip's -c).
+    #[arg(short = 'c', long = "constraint", value_name = "FILE")]
+    pub constraints: Vec<PathBuf>,
+    /// Constraints for the environments that build sdists (e.g. setuptools<70).
+    #[arg(short = 'b', long = "build-constraint", value_name = "FILE")]
+    pub build_constraints: Vec<PathBuf>,
+    /// Allow pre-releases.
+    #[arg(long)]
+    pub pre: bool,
+    /// Never build sdists: fail on a package that needs a build to tell its dependencies.
+    #[arg(long)]
+    pub no_build: bool,
+
+    /// Base URL of the package index (as pip's --index-url; default: pip's configuration).
+    #[arg(short = 'i', long, value_name = "URL")]
+    pub index_url: Option<String>,
+    /// More indexes (a name is served by the first index that has it). Repeatable.
+    #[arg(long, value_name = "URL")]
+    pub extra_index_url: Vec<String>,
+    /// Directories or pages of distribution files (pip's --find-links). Repeatable.
+    #[arg(short = 'f', long, value_name = "DIR")]
+    pub find_links: Vec<String>,
+    /// Ignore the package index (only --find-links).
+    #[arg(long)]
+    pub no_index: bool,
+    /// CA bundle for TLS (as pip's --cert).
+    #[arg(long, value_name = "PATH")]
+    pub cert: Option<PathBuf>,
+
+    /// Use only the cache; fail if something is missing.
+    #[arg(long)]
+    pub offline: bool,
+    /// Revalidate every cached index page.
+    #[arg(long)]
+    pub refresh: bool,
+}

@@ -1,0 +1,366 @@
+//! `marqo-base compile`: requirements.in -> pinned requirements.txt, for every target.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pep_types::{Arch, PackageName, Req, Target, Version, VersionOrUrl};
+use py_resolver::{
+    render_target, render_universal, resolve_all, OutputOptions, RequirementSet, ResolveOptions, Source,
+};
+use pypi_client::sdist::BuildContext;
+use pypi_client::{ClientOptions as IndexClientOptions, IndexArgs, IndexConfig, RegistryClient};
+
+use crate::cli::CompileArgs;
+use crate::diagnostics::CliError;
+use crate::printer::Printer;
+
+/// Where each target's output goes.
+struct Plan {
+    targets: Vec<Arc<Target>>,
+    /// One path per target, or one path for all with `--universal`.
+    outputs: Vec<PathBuf>,
+}
+
+pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let started = Instant::now();
+    let set = RequirementSet::read_files(&args.src_files, &args.constraints)
+        .map_err(|e| CliError::from_error(e.to_string(), e))?;
+    let plan = plan(&args)?;
+    let (upgrade, extra_constraints) = upgrade_packages(&args.upgrade_package)?;
+    let options = ResolveOptions {
+        prereleases: args.pre || set.pre,
+        upgrade_all: args.upgrade,
+        upgrade,
+        extra_constraints,
+    };
+    let preferences = read_preferences(&plan, &args)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::from_error("cannot start the async runtime", e))?;
+    let index_args = IndexArgs {
+        index_url: args.index_url.clone().or(set.index_url.clone()),
+        extra_index_urls: args.extra_index_url.iter().chain(&set.extra_index_urls).cloned().collect(),
+        find_links: args.find_links.iter().chain(&set.find_links).cloned().collect(),
+        no_index: args.no_index || set.no_index,
+        cert: args.cert.clone(),
+    };
+    let config = IndexConfig::from_pip(&index_args)
+        .map_err(|e| CliError::from_error("cannot read the package index configuration", e))?;
+    let exclude_newer = args.exclude_newer.as_deref().map(parse_date).transpose()?;
+    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
+    let http = fetch::Client::new(fetch::ClientOptions {
+        ca_bundle: config.cert.clone(),
+        offline: args.offline,
+        timeout: std::time::Duration::from_secs_f64(config.timeout.unwrap_or(60.0)),
+        ..fetch::ClientOptions::default()
+    })
+    .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
+    let build = (!args.no_build).then(|| BuildContext {
+        python: PathBuf::from("python3"),
+        pip_args: config.pip_args(),
+        build_constraints: args.build_constraints.clone(),
+        work_dir: cache.root().join("builds"),
+    });
+    let client = RegistryClient::new(
+        config,
+        http,
+        cache.clone(),
+        IndexClientOptions {
+            exclude_newer,
+            refresh: args.refresh,
+            offline: args.offline,
+            ..IndexClientOptions::default()
+        },
+    );
+    let source = Source::new(client, build, cache, runtime.handle().clone());
+
+    let spinner = printer.spinner(&format!(
+        "Resolving for {}",
+        plan.targets.iter().map(|t| t.platform()).collect::<Vec<_>>().join(", ")
+    ));
+    let resolutions = resolve_all(&source, &plan.targets, &set, &preferences, &options);
+    spinner.finish_and_clear();
+    let resolutions = resolutions.map_err(|e| CliError::from_error("resolution failed", e))?;
+
+    let out_opts = OutputOptions {
+        command: header_command(&args),
+        annotate: !args.no_annotate,
+        hashes: args.generate_hashes,
+        strip_extras: !args.no_strip_extras,
+    };
+    let rendered: Vec<(PathBuf, String)> = if args.universal {
+        vec![(plan.outputs[0].clone(), render_universal(&resolutions, &out_opts))]
+    } else {
+        plan.outputs.iter().cloned().zip(resolutions.iter().map(|r| render_target(r, &out_opts))).collect()
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    for r in &resolutions {
+        printer.status(format!("Resolved {} packages for {} in {elapsed:.2}s", r.packages.len(), r.target));
+    }
+    if args.check {
+        return check(&rendered, printer);
+    }
+    for (path, text) in &rendered {
+        write_atomic(path, text.as_bytes())
+            .map_err(|e| CliError::from_error(format!("cannot write `{}`", path.display()), e))?;
+        printer.status(format!("Wrote {}", path.display()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Targets from --platform x --python, and the output path of each.
+fn plan(args: &CompileArgs) -> Result<Plan, CliError> {
+    let python = match &args.python {
+        Some(p) => p.clone(),
+        None => host_python_version()?,
+    };
+    let mut arches = Vec::new();
+    if args.platforms.is_empty() {
+        arches.push(Arch::host().ok_or_else(|| {
+            CliError::user("this host's architecture is not one we resolve for")
+                .with_hint("pass --platform linux/amd64 or linux/arm64")
+        })?);
+    }
+    for p in &args.platforms {
+        let arch = Arch::from_str(p).map_err(|e| CliError::user(e.to_string()))?;
+        if !arches.contains(&arch) {
+            arches.push(arch);
+        }
+    }
+    let targets = arches
+        .into_iter()
+        .map(|a| Target::new(a, &python, &args.glibc).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::user(e.to_string()))?;
+    let template = match &args.output_file {
+        Some(o) => o.clone(),
+        None => default_output(&args.src_files),
+    };
+    let is_template = ["{arch}", "{platform}", "{python}"].iter().any(|k| template.contains(k));
+    let outputs = if args.universal {
+        if is_template {
+            return Err(CliError::user(
+                "--universal writes one file; the output name must not be a template",
+            ));
+        }
+        vec![PathBuf::from(template)]
+    } else if targets.len() > 1 && !is_template {
+        return Err(CliError::user(format!("{} targets but one output file `{template}`", targets.len()))
+            .with_hint(
+            "use a template such as -o '{arch}-requirements.txt', or --universal for one file with markers",
+        ));
+    } else {
+        targets
+            .iter()
+            .map(|t| {
+                PathBuf::from(
+                    template
+                        .replace("{arch}", t.arch.name())
+                        .replace("{platform}", &t.platform().replace('/', "-"))
+                        .replace("{python}", &t.python_short()),
+                )
+            })
+            .collect()
+    };
+    Ok(Plan { targets, outputs })
+}
+
+/// pip-compile's default: `requirements.in` -> `requirements.txt` beside it.
+fn default_output(src: &[PathBuf]) -> String {
+    match src {
+        [one] if one.extension().is_some_and(|e| e == "in") => {
+            one.with_extension("txt").display().to_string()
+        }
+        _ => "requirements.txt".to_string(),
+    }
+}
+
+fn host_python_version() -> Result<String, CliError> {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_string()),
+        _ => Err(CliError::user("no --python given and no python3 on this host to ask")
+            .with_hint("pass the target version, e.g. --python 3.9")),
+    }
+}
+
+/// `-P name` upgrades one package; `-P name==1.2` also constrains it to that version.
+fn upgrade_packages(specs: &[String]) -> Result<(BTreeSet<PackageName>, Vec<Req>), CliError> {
+    let mut names = BTreeSet::new();
+    let mut constraints = Vec::new();
+    for spec in specs {
+        let req = Req::from_str(spec).map_err(|e| {
+            CliError::user(format!("bad -P value `{spec}`: {}", e.to_string().lines().next().unwrap_or("")))
+        })?;
+        names.insert(req.name.clone());
+        if matches!(req.version_or_url, Some(VersionOrUrl::VersionSpecifier(_))) {
+            constraints.push(req);
+        }
+    }
+    Ok((names, constraints))
+}
+
+/// Existing pins to keep, per target: from that target's file, or the universal file's
+/// lines whose markers hold for it.
+fn read_preferences(plan: &Plan, args: &CompileArgs) -> Result<Vec<HashMap<PackageName, Version>>, CliError> {
+    let mut out = Vec::new();
+    for (i, target) in plan.targets.iter().enumerate() {
+        let path = if args.universal { &plan.outputs[0] } else { &plan.outputs[i] };
+        let mut prefs = HashMap::new();
+        if !args.upgrade && path.exists() {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::from_error(format!("cannot read `{}`", path.display()), e))?;
+            let base = path.parent().unwrap_or(Path::new("."));
+            let set = RequirementSet::parse_str(&text, &path.display().to_string(), base)
+                .map_err(|e| {
+                    CliError::from_error(format!("cannot read the existing pins in `{}`", path.display()), e)
+                })
+                .map_err(|e| e.with_hint("fix or delete the file, or pass --upgrade"))?;
+            for entry in set.requirements {
+                if !entry.req.marker.evaluate(target.markers(), &[]) {
+                    continue;
+                }
+                if let Some(VersionOrUrl::VersionSpecifier(spec)) = &entry.req.version_or_url {
+                    if let [one] = spec.iter().collect::<Vec<_>>().as_slice() {
+                        if *one.operator() == pep_types::Operator::Equal {
+                            prefs.insert(entry.req.name.clone(), one.version().clone());
+                        }
+                    }
+                }
+            }
+        }
+        out.push(prefs);
+    }
+    Ok(out)
+}
+
+/// `2025-05-30` (midnight UTC) or a full RFC 3339 timestamp.
+fn parse_date(s: &str) -> Result<jiff::Timestamp, CliError> {
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    s.parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp())
+        .ok_or_else(|| {
+            CliError::user(format!("bad date `{s}` for --exclude-newer"))
+                .with_hint("use YYYY-MM-DD or an RFC 3339 time such as 2025-05-30T00:00:00Z")
+        })
+}
+
+/// The command line in the header: the inputs and everything that shapes the output, and
+/// nothing that depends on the host or the run (index URLs, cache flags, --check).
+fn header_command(args: &CompileArgs) -> String {
+    let mut parts = vec!["marqo-base compile".to_string()];
+    if let Some(p) = &args.python {
+        parts.push(format!("--python {p}"));
+    }
+    for p in &args.platforms {
+        parts.push(format!("--platform {p}"));
+    }
+    if args.glibc != "2.28" {
+        parts.push(format!("--glibc {}", args.glibc));
+    }
+    if args.universal {
+        parts.push("--universal".into());
+    }
+    if let Some(o) = &args.output_file {
+        parts.push(format!("--output-file {}", shell_quote(o)));
+    }
+    if args.no_strip_extras {
+        parts.push("--no-strip-extras".into());
+    }
+    if args.no_annotate {
+        parts.push("--no-annotate".into());
+    }
+    if args.generate_hashes {
+        parts.push("--generate-hashes".into());
+    }
+    if let Some(d) = &args.exclude_newer {
+        parts.push(format!("--exclude-newer {d}"));
+    }
+    if args.pre {
+        parts.push("--pre".into());
+    }
+    for c in &args.constraints {
+        parts.push(format!("-c {}", c.display()));
+    }
+    for b in &args.build_constraints {
+        parts.push(format!("-b {}", b.display()));
+    }
+    for s in &args.src_files {
+        parts.push(s.display().to_string());
+    }
+    parts.join(" ")
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// `--check`: compare what we would write with what is there; exit 1 naming the changes.
+fn check(rendered: &[(PathBuf, String)], printer: &Printer) -> Result<ExitCode, CliError> {
+    let mut stale = false;
+    for (path, text) in rendered {
+        let current = std::fs::read_to_string(path).ok();
+        match current {
+            Some(current) if &current == text => printer.status(format!("{} is up to date", path.display())),
+            Some(current) => {
+                stale = true;
+                eprintln!("{} is stale:", path.display());
+                for line in pin_diff(&current, text) {
+                    eprintln!("  {line}");
+                }
+            }
+            None => {
+                stale = true;
+                eprintln!("{} does not exist", path.display());
+            }
+        }
+    }
+    Ok(if stale { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Pin lines that differ: `- old` / `+ new`; if only annotations differ, say so.
+fn pin_diff(old: &str, new: &str) -> Vec<String> {
+    let pins = |s: &str| -> BTreeSet<String> {
+        s.lines()
+            .filter(|l| !l.starts_with(' ') && !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| l.trim_end_matches(" \\").to_string())
+            .collect()
+    };
+    let (a, b) = (pins(old), pins(new));
+    let mut out: Vec<String> = a.difference(&b).map(|l| format!("- {l}")).collect();
+    out.extend(b.difference(&a).map(|l| format!("+ {l}")));
+    if out.is_empty() {
+        out.push("the pins are the same; annotations, hashes or the header differ".into());
+    }
+    out
+}
+
+/// Temp file in the same directory, fsync, rename: a reader sees the old or the new file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

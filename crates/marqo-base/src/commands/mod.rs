@@ -1,0 +1,4 @@
+//! One module per command: `exec(args, printer)` parses nothing and prints little; the work
+//! is in the library crates.
+
+pub mod compile;

@@ -1,0 +1,62 @@
+//! What goes where: results and summaries on stderr unless quiet, progress only on a
+//! terminal, logs through `tracing` at the chosen verbosity.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Decides what the user sees on stderr.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+impl Printer {
+    pub fn new(quiet: bool, verbose: u8) -> Printer {
+        Printer { quiet, verbose }
+    }
+
+    /// Routes `tracing` to stderr: warnings by default, more with -v; `RUST_LOG` wins.
+    pub fn init_logging(&self) {
+        let level = match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, _) => "debug",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .without_time()
+            .with_target(false)
+            .try_init();
+    }
+
+    /// A status line for the user (stderr), unless quiet.
+    pub fn status(&self, message: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", message.as_ref());
+        }
+    }
+
+    /// A spinner on a terminal; hidden in CI logs, pipes and quiet mode.
+    pub fn spinner(&self, message: &str) -> ProgressBar {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
+}

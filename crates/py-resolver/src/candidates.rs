@@ -1,0 +1,71 @@
+//! Which versions of a project a target can install, and which file of each it would take.
+
+use std::collections::BTreeMap;
+
+use pep_types::{DistFilename, Target, Version};
+use pypi_client::{DistFile, ProjectPage};
+
+/// One installable version for one target.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub version: Version,
+    /// The file the target would install: its best-ranked wheel, else the sdist.
+    pub file: DistFile,
+    /// Every file of this version the target could install (for `--generate-hashes`).
+    pub files: Vec<DistFile>,
+    /// All of this version's usable files are yanked (PEP 592).
+    pub yanked: bool,
+}
+
+/// The versions of `page` that `target` can install, newest first.
+pub fn candidates(page: &ProjectPage, target: &Target) -> Vec<Candidate> {
+    // (rank, yanked) ordering: a non-yanked file beats a yanked one, then wheels by tag rank,
+    // then the sdist; build tags break ties (higher wins).
+    let mut by_version: BTreeMap<&Version, Vec<(u32, &DistFile)>> = BTreeMap::new();
+    for file in &page.files {
+        if let Some(rp) = &file.requires_python {
+            if !rp.contains(&target.python) {
+                continue;
+            }
+        }
+        let rank = match &file.parsed {
+            DistFilename::Wheel(wheel) => match target.wheel_rank(wheel) {
+                Some(rank) => rank,
+                None => continue,
+            },
+            DistFilename::Sdist(_) => u32::MAX,
+        };
+        by_version.entry(file.parsed.version()).or_default().push((rank, file));
+    }
+    let mut out = Vec::with_capacity(by_version.len());
+    for (version, mut files) in by_version.into_iter().rev() {
+        files.sort_by(|(ra, fa), (rb, fb)| {
+            (fa.yanked.is_some(), *ra)
+                .cmp(&(fb.yanked.is_some(), *rb))
+                .then_with(|| build_tag(fb).cmp(&build_tag(fa)))
+                .then_with(|| fa.filename.cmp(&fb.filename))
+        });
+        let best = files[0].1.clone();
+        let yanked = best.yanked.is_some();
+        out.push(Candidate {
+            version: version.clone(),
+            file: best,
+            files: files.iter().map(|(_, f)| (*f).clone()).collect(),
+            yanked,
+        });
+    }
+    out
+}
+
+fn build_tag(file: &DistFile) -> (u64, String) {
+    match &file.parsed {
+        DistFilename::Wheel(w) => match &w.build {
+            Some(tag) => {
+                let digits: String = tag.chars().take_while(char::is_ascii_digit).collect();
+                (digits.parse().unwrap_or(0), tag[digits.len()..].to_string())
+            }
+            None => (0, String::new()),
+        },
+        DistFilename::Sdist(_) => (0, String::new()),
+    }
+}

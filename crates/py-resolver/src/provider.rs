@@ -1,0 +1,288 @@
+//! The PubGrub dependency provider for one target environment.
+//!
+//! Packages are `Root`, a project name, or a project with one extra (`foo[bar]`), which
+//! depends on `foo` at the same version plus the requirements the extra turns on. Each
+//! version's dependencies come from the metadata of the file this target would install.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use pep_types::{ExtraName, PackageName, Req, Target, Version, VersionOrUrl};
+use pubgrub::{Dependencies, DependencyProvider, PackageResolutionStatistics};
+use pypi_client::metadata::Metadata;
+use version_ranges::Ranges;
+
+use crate::candidates::{candidates, Candidate};
+use crate::source::{Source, SourceError};
+use crate::ResolveOptions;
+
+/// A node of the dependency graph.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Pkg {
+    Root,
+    Name(PackageName),
+    Extra(PackageName, ExtraName),
+}
+
+impl fmt::Display for Pkg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pkg::Root => f.write_str("the requirements"),
+            Pkg::Name(n) => write!(f, "{n}"),
+            Pkg::Extra(n, e) => write!(f, "{n}[{e}]"),
+        }
+    }
+}
+
+/// Why the provider could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error(transparent)]
+    Source(#[from] Arc<SourceError>),
+    #[error("`{file}` says it is {found}, but the index lists it as {name} {version}")]
+    Mismatch { file: String, found: String, name: PackageName, version: Version },
+}
+
+pub(crate) type VS = Ranges<Version>;
+
+pub(crate) fn root_version() -> Version {
+    Version::new([0])
+}
+
+pub(crate) struct Provider<'a> {
+    pub target: Arc<Target>,
+    pub source: &'a Arc<Source>,
+    pub options: &'a ResolveOptions,
+    /// Direct requirements whose markers hold for this target.
+    pub roots: Vec<Req>,
+    /// Constraints (`-c`, `-P name==ver`) whose markers hold for this target.
+    pub constraints: HashMap<PackageName, VS>,
+    /// Pins to keep when still allowed (from an existing output file).
+    pub preferences: HashMap<PackageName, Version>,
+    pub candidates: RefCell<HashMap<PackageName, Option<Arc<Vec<Candidate>>>>>,
+    pub discovered: RefCell<HashMap<Pkg, u32>>,
+    pub unknown: RefCell<BTreeSet<PackageName>>,
+}
+
+impl Provider<'_> {
+    /// Candidates of `name` for this target; `None` when no index knows the name.
+    pub fn candidates_of(&self, name: &PackageName) -> Result<Option<Arc<Vec<Candidate>>>, ProviderError> {
+        if let Some(c) = self.candidates.borrow().get(name) {
+            return Ok(c.clone());
+        }
+        let page = self.source.blocking_page(name)?;
+        let c = page.map(|p| Arc::new(candidates(&p, &self.target)));
+        if c.is_none() {
+            self.unknown.borrow_mut().insert(name.clone());
+        }
+        self.candidates.borrow_mut().insert(name.clone(), c.clone());
+        Ok(c)
+    }
+
+    pub fn candidate(
+        &self,
+        name: &PackageName,
+        version: &Version,
+    ) -> Result<Option<Candidate>, ProviderError> {
+        Ok(self.candidates_of(name)?.and_then(|c| c.iter().find(|c| &c.version == version).cloned()))
+    }
+
+    /// The metadata of the file this target installs for `name==version`, checked against
+    /// the index's idea of the name and version.
+    pub fn metadata(
+        &self,
+        candidate: &Candidate,
+        name: &PackageName,
+    ) -> Result<Arc<Metadata>, ProviderError> {
+        let md = self.source.blocking_metadata(&candidate.file)?;
+        if &md.name != name || !same_release(&md.version, &candidate.version) {
+            return Err(ProviderError::Mismatch {
+                file: candidate.file.filename.clone(),
+                found: format!("{} {}", md.name, md.version),
+                name: name.clone(),
+                version: candidate.version.clone(),
+            });
+        }
+        Ok(md)
+    }
+
+    /// The requirements of `md` that hold for this target with `extra` active (or none).
+    pub fn active_requirements<'m>(
+        &self,
+        md: &'m Metadata,
+        extra: Option<&ExtraName>,
+    ) -> impl Iterator<Item = &'m Req> + use<'m, '_> {
+        let extras: Vec<ExtraName> = extra.into_iter().cloned().collect();
+        let env = self.target.markers();
+        md.requires_dist.iter().filter(move |req| {
+            let on = req.marker.evaluate(env, &extras);
+            // With an extra, only what the extra adds: the base requirements come through
+            // the dependency on the base package.
+            on && (extras.is_empty() || !req.marker.evaluate(env, &[]))
+        })
+    }
+
+    fn add_requirement(&self, deps: &mut BTreeMap<Pkg, VS>, req: &Req) {
+        let mut range = match &req.version_or_url {
+            Some(VersionOrUrl::VersionSpecifier(spec)) => VS::from(spec.clone()),
+            _ => VS::full(),
+        };
+        if let Some(c) = self.constraints.get(&req.name) {
+            range = range.intersection(c);
+        }
+        let mut add = |pkg: Pkg, range: &VS| {
+            let entry = deps.entry(pkg).or_insert_with(VS::full);
+            *entry = entry.intersection(range);
+        };
+        add(Pkg::Name(req.name.clone()), &range);
+        for extra in &req.extras {
+            add(Pkg::Extra(req.name.clone(), extra.clone()), &range);
+        }
+        self.prefetch(&req.name, range);
+    }
+
+    /// Starts fetching the page of `name` and the metadata of the version we would likely
+    /// pick, so that it is there when the solver asks.
+    fn prefetch(&self, name: &PackageName, range: VS) {
+        let source = Arc::clone(self.source);
+        let target = Arc::clone(&self.target);
+        let preferred = self.preference(name);
+        let allow_pre = self.options.prereleases;
+        let name = name.clone();
+        self.source.spawn(async move {
+            let Ok(Some(page)) = source.page(&name).await else { return };
+            let cands = candidates(&page, &target);
+            if let Some(c) = pick(&cands, &range, preferred.as_ref(), allow_pre) {
+                let _ = source.metadata(&c.file).await;
+            }
+        });
+    }
+
+    fn preference(&self, name: &PackageName) -> Option<Version> {
+        if self.options.upgrade_all || self.options.upgrade.contains(name) {
+            return None;
+        }
+        self.preferences.get(name).cloned()
+    }
+}
+
+/// `1.0` and `1.0.0` name the same release; local versions must match exactly.
+fn same_release(a: &Version, b: &Version) -> bool {
+    a == b
+}
+
+/// The version to try for `range`: the preferred pin if allowed, else the newest final
+/// release, else (none final) the newest pre-release. Yanked versions only when pinned.
+pub(crate) fn pick<'c>(
+    cands: &'c [Candidate],
+    range: &VS,
+    preferred: Option<&Version>,
+    allow_pre: bool,
+) -> Option<&'c Candidate> {
+    let pinned = range.as_singleton();
+    let usable = |c: &&Candidate| range.contains(&c.version) && (!c.yanked || pinned == Some(&c.version));
+    if let Some(pref) = preferred {
+        if let Some(c) = cands.iter().filter(usable).find(|c| &c.version == pref) {
+            return Some(c);
+        }
+    }
+    let mut matching = cands.iter().filter(usable);
+    if allow_pre {
+        return matching.next();
+    }
+    let mut first_pre = None;
+    for c in matching {
+        if !c.version.any_prerelease() {
+            return Some(c);
+        }
+        first_pre.get_or_insert(c);
+    }
+    first_pre
+}
+
+impl DependencyProvider for Provider<'_> {
+    type P = Pkg;
+    type V = Version;
+    type VS = VS;
+    type M = String;
+    type Priority = (u8, u32, Reverse<u32>);
+    type Err = ProviderError;
+
+    fn prioritize(&self, package: &Pkg, range: &VS, stats: &PackageResolutionStatistics) -> Self::Priority {
+        let mut discovered = self.discovered.borrow_mut();
+        let next = discovered.len() as u32;
+        let order = *discovered.entry(package.clone()).or_insert(next);
+        // Exact pins first (they cannot branch), then whatever has caused conflicts, then
+        // in the order packages were discovered, which keeps runs deterministic.
+        let class = match package {
+            Pkg::Root => 3,
+            _ if range.as_singleton().is_some() => 2,
+            _ => 1,
+        };
+        (class, stats.conflict_count(), Reverse(order))
+    }
+
+    fn choose_version(&self, package: &Pkg, range: &VS) -> Result<Option<Version>, ProviderError> {
+        let name = match package {
+            Pkg::Root => return Ok(Some(root_version())),
+            Pkg::Name(n) | Pkg::Extra(n, _) => n,
+        };
+        let Some(cands) = self.candidates_of(name)? else {
+            return Ok(None);
+        };
+        let preferred = self.preference(name);
+        let chosen = pick(&cands, range, preferred.as_ref(), self.options.prereleases);
+        if let Some(c) = chosen {
+            // Start the metadata download now; get_dependencies will wait for it.
+            let _ = self.source.metadata(&c.file);
+        }
+        Ok(chosen.map(|c| c.version.clone()))
+    }
+
+    fn get_dependencies(
+        &self,
+        package: &Pkg,
+        version: &Version,
+    ) -> Result<Dependencies<Pkg, VS, String>, ProviderError> {
+        // A map, so repeated requirements on one package intersect and the order is stable.
+        let mut deps = BTreeMap::new();
+        let (name, extra) = match package {
+            Pkg::Root => {
+                for req in &self.roots {
+                    self.add_requirement(&mut deps, req);
+                }
+                return Ok(Dependencies::Available(deps.into_iter().collect()));
+            }
+            Pkg::Name(n) => (n, None),
+            Pkg::Extra(n, e) => (n, Some(e)),
+        };
+        let Some(candidate) = self.candidate(name, version)? else {
+            return Ok(Dependencies::Unavailable(format!(
+                "{name} {version} has no file for {}",
+                self.target
+            )));
+        };
+        let md = self.metadata(&candidate, name)?;
+        if let Some(rp) = &md.requires_python {
+            if !rp.contains(&self.target.python) {
+                return Ok(Dependencies::Unavailable(format!("it requires Python {rp}")));
+            }
+        }
+        if let Some(extra) = extra {
+            deps.insert(Pkg::Name(name.clone()), VS::singleton(version.clone()));
+            if !md.provides_extras.contains(extra) {
+                tracing::warn!("{name} {version} does not provide the extra `{extra}`");
+            }
+        }
+        for req in self.active_requirements(&md, extra) {
+            if &req.name == name && req.extras.is_empty() {
+                continue;
+            }
+            self.add_requirement(&mut deps, req);
+        }
+        Ok(Dependencies::Available(deps.into_iter().collect()))
+    }
+}

@@ -1,0 +1,333 @@
+//! The pip requirements file format: what `requirements.in` (input) and `requirements.txt`
+//! (our output, read back for its pins) contain.
+//!
+//! Supported: PEP 508 lines with extras and markers, `-r`/`--requirement`, `-c`/`--constraint`,
+//! `-i`/`--index-url`, `--extra-index-url`, `-f`/`--find-links`, `--no-index`, `--pre`,
+//! per-requirement `--hash`, comments, `\` line continuations and `${VAR}` expansion (as pip).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use pep_types::{PackageName, Req};
+
+/// Where a requirement came from: a file and a 1-based line number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin {
+    /// The path as the user (or the including file) wrote it.
+    pub file: String,
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// One requirement line with its origin and `--hash` options.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub req: Req,
+    pub origin: Origin,
+    /// `sha256:<hex>` values from `--hash` options, if any.
+    pub hashes: Vec<String>,
+}
+
+/// Everything read from a set of requirement files, `-r` and `-c` followed.
+#[derive(Debug, Clone, Default)]
+pub struct RequirementSet {
+    pub requirements: Vec<Entry>,
+    pub constraints: Vec<Entry>,
+    pub index_url: Option<String>,
+    pub extra_index_urls: Vec<String>,
+    pub find_links: Vec<String>,
+    pub no_index: bool,
+    pub pre: bool,
+    /// Every file read, in order (for the input fingerprint of `--check`).
+    pub files: Vec<PathBuf>,
+}
+
+/// A requirements file that cannot be read or understood.
+#[derive(Debug, thiserror::Error)]
+pub enum RequirementsError {
+    #[error("cannot read requirements file `{path}`")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Syntax { origin: Origin, message: String },
+    #[error("`{path}` includes itself through -r/-c")]
+    Cycle { path: String },
+}
+
+impl RequirementSet {
+    /// Reads requirement files (`-r` files are requirements, `-c` files constraints).
+    pub fn read_files(paths: &[PathBuf], constraints: &[PathBuf]) -> Result<Self, RequirementsError> {
+        let mut set = RequirementSet::default();
+        let mut stack = BTreeSet::new();
+        for path in paths {
+            set.read_file(path, &path.display().to_string(), Kind::Requirement, &mut stack)?;
+        }
+        for path in constraints {
+            set.read_file(path, &path.display().to_string(), Kind::Constraint, &mut stack)?;
+        }
+        Ok(set)
+    }
+
+    /// Parses requirement text as if read from a file named `name` (used for tests and stdin).
+    pub fn parse_str(text: &str, name: &str, base: &Path) -> Result<Self, RequirementsError> {
+        let mut set = RequirementSet::default();
+        set.parse_text(text, name, base, Kind::Requirement, &mut BTreeSet::new())?;
+        Ok(set)
+    }
+
+    fn read_file(
+        &mut self,
+        path: &Path,
+        shown: &str,
+        kind: Kind,
+        stack: &mut BTreeSet<PathBuf>,
+    ) -> Result<(), RequirementsError> {
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if !stack.insert(canonical.clone()) {
+            return Err(RequirementsError::Cycle { path: shown.to_string() });
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| RequirementsError::Read { path: shown.to_string(), source })?;
+        self.files.push(path.to_path_buf());
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        self.parse_text(&text, shown, &base, kind, stack)?;
+        stack.remove(&canonical);
+        Ok(())
+    }
+
+    fn parse_text(
+        &mut self,
+        text: &str,
+        name: &str,
+        base: &Path,
+        kind: Kind,
+        stack: &mut BTreeSet<PathBuf>,
+    ) -> Result<(), RequirementsError> {
+        for (line_no, line) in logical_lines(text) {
+            let origin = Origin { file: name.to_string(), line: line_no };
+            let syntax = |message: String| RequirementsError::Syntax { origin: origin.clone(), message };
+            let line = expand_env(&line);
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if line.starts_with('-') {
+                let (opt, value) = split_option(line);
+                let value = value.map(str::trim).filter(|v| !v.is_empty());
+                let need = |what: &str| {
+                    value.map(str::to_string).ok_or_else(|| syntax(format!("`{opt}` needs {what}")))
+                };
+                match opt {
+                    "-r" | "--requirement" | "-c" | "--constraint" => {
+                        let file = need("a file name")?;
+                        let nested_kind =
+                            if opt == "-c" || opt == "--constraint" { Kind::Constraint } else { kind };
+                        let path = base.join(&file);
+                        let shown = if base == Path::new("") || base == Path::new(".") {
+                            file.clone()
+                        } else {
+                            path.display().to_string()
+                        };
+                        self.read_file(&path, &shown, nested_kind, stack)?;
+                    }
+                    "-i" | "--index-url" => self.index_url = Some(need("a URL")?),
+                    "--extra-index-url" => self.extra_index_urls.push(need("a URL")?),
+                    "-f" | "--find-links" => self.find_links.push(need("a URL or directory")?),
+                    "--no-index" => self.no_index = true,
+                    "--pre" => self.pre = true,
+                    "--trusted-host" | "--prefer-binary" | "--only-binary" | "--no-binary" => {
+                        tracing::warn!("{origin}: `{opt}` is ignored");
+                    }
+                    "-e" | "--editable" => {
+                        return Err(syntax(
+                            "editable requirements (-e) are not supported; name the package instead".into(),
+                        ))
+                    }
+                    _ => return Err(syntax(format!("unknown option `{opt}`"))),
+                }
+                continue;
+            }
+            let (spec, hashes) = split_hashes(line).map_err(syntax)?;
+            let req = Req::from_str(spec).map_err(|e| {
+                syntax(format!("invalid requirement `{spec}`: {}", first_line(&e.to_string())))
+            })?;
+            if matches!(req.version_or_url, Some(pep_types::VersionOrUrl::Url(_))) {
+                return Err(syntax(format!(
+                    "`{spec}`: direct URL requirements are not supported; use a version specifier"
+                )));
+            }
+            let entry = Entry { req, origin, hashes };
+            match kind {
+                Kind::Requirement => self.requirements.push(entry),
+                Kind::Constraint => self.constraints.push(entry),
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of all direct requirements.
+    pub fn names(&self) -> BTreeSet<PackageName> {
+        self.requirements.iter().map(|e| e.req.name.clone()).collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Requirement,
+    Constraint,
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// Joins `\` continuations and strips comments; yields (first line number, text).
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut start = 0;
+    for (i, raw) in text.lines().enumerate() {
+        if current.is_empty() {
+            start = i + 1;
+        }
+        let line = strip_comment(raw);
+        if let Some(body) = line.strip_suffix('\\') {
+            current.push_str(body);
+            current.push(' ');
+            continue;
+        }
+        current.push_str(line);
+        out.push((start, std::mem::take(&mut current)));
+    }
+    if !current.is_empty() {
+        out.push((start, current));
+    }
+    out
+}
+
+/// pip's rule: `#` starts a comment at the start of a line or after whitespace.
+fn strip_comment(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace()) {
+            return line[..i].trim_end();
+        }
+    }
+    line.trim_end()
+}
+
+/// `${NAME}` is replaced by the environment variable, as pip does (only that form).
+fn expand_env(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end)
+                if after[..end].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') =>
+            {
+                out.push_str(&std::env::var(&after[..end]).unwrap_or_default());
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `--opt=value`, `--opt value`, `-rfile`, `-r file`.
+fn split_option(line: &str) -> (&str, Option<&str>) {
+    if let Some(long) = line.strip_prefix("--") {
+        let end = long.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(long.len());
+        let opt = &line[..end + 2];
+        let value = line[end + 2..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+        return (opt, Some(value));
+    }
+    let opt = &line[..line.len().min(2)];
+    (opt, Some(line[opt.len()..].trim_start()))
+}
+
+/// Splits trailing `--hash=sha256:...` options off a requirement line.
+fn split_hashes(line: &str) -> Result<(&str, Vec<String>), String> {
+    let Some(pos) = line.find("--hash") else {
+        return Ok((line, Vec::new()));
+    };
+    let spec = line[..pos].trim();
+    let mut hashes = Vec::new();
+    for part in line[pos..].split("--hash").map(str::trim).filter(|p| !p.is_empty()) {
+        let value = part.trim_start_matches(|c: char| c == '=' || c.is_whitespace()).trim();
+        let (algo, hex) = value
+            .split_once(':')
+            .ok_or_else(|| format!("`--hash {value}` should be `--hash=sha256:<hex>`"))?;
+        if algo != "sha256" {
+            return Err(format!("only sha256 hashes are supported, found `{algo}`"));
+        }
+        hashes.push(format!("sha256:{hex}"));
+    }
+    Ok((spec, hashes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pip_syntax() {
+        let text =
+            "requests==2.28.1  # pinned\n# comment\nfoo[bar,baz] >= 1.0 ; platform_machine == \"x86_64\"\n\
+                    --extra-index-url http://127.0.0.1:1/simple\nlong \\\n  >=2\n";
+        let set = RequirementSet::parse_str(text, "requirements.in", Path::new(".")).unwrap();
+        let names: Vec<_> = set.requirements.iter().map(|e| e.req.name.to_string()).collect();
+        assert_eq!(names, ["requests", "foo", "long"]);
+        assert_eq!(set.requirements[1].req.extras.len(), 2);
+        assert_eq!(set.requirements[2].origin.line, 5);
+        assert_eq!(set.extra_index_urls, ["http://127.0.0.1:1/simple"]);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = RequirementSet::parse_str("ok==1\nbad===\n", "r.in", Path::new(".")).unwrap_err();
+        assert!(err.to_string().starts_with("r.in:2: invalid requirement `bad===`"), "{err}");
+        let err = RequirementSet::parse_str("-e .\n", "r.in", Path::new(".")).unwrap_err();
+        assert!(err.to_string().contains("r.in:1: editable"), "{err}");
+        let err = RequirementSet::parse_str("--frobnicate\n", "r.in", Path::new(".")).unwrap_err();
+        assert!(err.to_string().contains("unknown option `--frobnicate`"), "{err}");
+    }
+
+    #[test]
+    fn reads_hashes_and_nested_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.txt"), "foo<2\n").unwrap();
+        std::fs::write(dir.path().join("base.in"), "bar\n").unwrap();
+        std::fs::write(
+            dir.path().join("main.in"),
+            "-r base.in\n-c c.txt\nfoo==1.0 \\\n    --hash=sha256:ab \\\n    --hash=sha256:cd\n",
+        )
+        .unwrap();
+        let set = RequirementSet::read_files(&[dir.path().join("main.in")], &[]).unwrap();
+        assert_eq!(set.requirements.len(), 2);
+        assert_eq!(set.constraints.len(), 1);
+        assert_eq!(set.requirements[1].hashes, ["sha256:ab", "sha256:cd"]);
+        assert_eq!(set.files.len(), 3);
+        std::fs::write(dir.path().join("loop.in"), "-r loop.in\n").unwrap();
+        assert!(matches!(
+            RequirementSet::read_files(&[dir.path().join("loop.in")], &[]),
+            Err(RequirementsError::Cycle { .. })
+        ));
+    }
+}

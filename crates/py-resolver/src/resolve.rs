@@ -1,0 +1,243 @@
+//! Resolving a requirement set for several targets at once: one PubGrub run per target, on
+//! its own thread, all sharing one [`Source`] so each page and file is fetched once.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use pep_types::{ExtraName, PackageName, Req, Target, Version, VersionOrUrl};
+use pubgrub::{DefaultStringReporter, PubGrubError, Reporter};
+use pypi_client::DistFile;
+
+use crate::provider::{root_version, Pkg, Provider, ProviderError, VS};
+use crate::requirements::RequirementSet;
+use crate::source::Source;
+
+/// Knobs of one resolution.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveOptions {
+    /// Allow pre-releases everywhere (`--pre`).
+    pub prereleases: bool,
+    /// Ignore every existing pin (`--upgrade`).
+    pub upgrade_all: bool,
+    /// Ignore the existing pins of these (`-P name`).
+    pub upgrade: BTreeSet<PackageName>,
+    /// Extra constraints, e.g. from `-P name==1.2`.
+    pub extra_constraints: Vec<Req>,
+}
+
+/// One package in a resolution.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub name: PackageName,
+    pub version: Version,
+    /// The file the target installs.
+    pub file: DistFile,
+    /// Every file of this version the target could install.
+    pub files: Vec<DistFile>,
+    /// What asked for it: `-r FILE`, `-c FILE` or package names, sorted as pip-compile does.
+    pub via: BTreeSet<String>,
+    /// Extras requested of it anywhere in the graph.
+    pub extras: BTreeSet<ExtraName>,
+}
+
+/// The result for one target.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub target: Arc<Target>,
+    pub packages: BTreeMap<PackageName, Resolved>,
+}
+
+/// Why resolution failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("no solution for {target}:\n{report}{hints}")]
+    NoSolution { target: String, report: String, hints: String },
+    #[error("while resolving for {target}: {package} {version}")]
+    Dependencies {
+        target: String,
+        package: String,
+        version: String,
+        #[source]
+        source: ProviderError,
+    },
+    #[error("while resolving for {target}: choosing a version of {package}")]
+    Choose {
+        target: String,
+        package: String,
+        #[source]
+        source: ProviderError,
+    },
+    #[error("resolution for {target} stopped: {message}")]
+    Other { target: String, message: String },
+}
+
+/// Resolves `set` for every target; `preferences[i]` are the pins to keep for `targets[i]`.
+pub fn resolve_all(
+    source: &Arc<Source>,
+    targets: &[Arc<Target>],
+    set: &RequirementSet,
+    preferences: &[HashMap<PackageName, Version>],
+    options: &ResolveOptions,
+) -> Result<Vec<Resolution>, ResolveError> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, target)| {
+                let prefs = preferences.get(i).cloned().unwrap_or_default();
+                scope.spawn(move || resolve_one(source, target.clone(), set, prefs, options))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(targets)
+            .map(|(h, t)| {
+                h.join().unwrap_or_else(|_| {
+                    Err(ResolveError::Other {
+                        target: t.to_string(),
+                        message: "the solver thread panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    })
+}
+
+fn constraint_ranges(
+    target: &Target,
+    set: &RequirementSet,
+    options: &ResolveOptions,
+) -> HashMap<PackageName, VS> {
+    let mut out: HashMap<PackageName, VS> = HashMap::new();
+    let extra = options.extra_constraints.iter();
+    for req in set.constraints.iter().map(|e| &e.req).chain(extra) {
+        if !req.marker.evaluate(target.markers(), &[]) {
+            continue;
+        }
+        if let Some(VersionOrUrl::VersionSpecifier(spec)) = &req.version_or_url {
+            let range = VS::from(spec.clone());
+            let entry = out.entry(req.name.clone()).or_insert_with(VS::full);
+            *entry = entry.intersection(&range);
+        }
+    }
+    out
+}
+
+fn resolve_one(
+    source: &Arc<Source>,
+    target: Arc<Target>,
+    set: &RequirementSet,
+    preferences: HashMap<PackageName, Version>,
+    options: &ResolveOptions,
+) -> Result<Resolution, ResolveError> {
+    let env = target.markers();
+    let roots: Vec<Req> =
+        set.requirements.iter().filter(|e| e.req.marker.evaluate(env, &[])).map(|e| e.req.clone()).collect();
+    let provider = Provider {
+        target: target.clone(),
+        source,
+        options,
+        roots,
+        constraints: constraint_ranges(&target, set, options),
+        preferences,
+        candidates: RefCell::default(),
+        discovered: RefCell::default(),
+        unknown: RefCell::default(),
+    };
+    let t = target.to_string();
+    let solution = match pubgrub::resolve(&provider, Pkg::Root, root_version()) {
+        Ok(solution) => solution,
+        Err(PubGrubError::NoSolution(mut tree)) => {
+            tree.collapse_no_versions();
+            let report = DefaultStringReporter::report(&tree);
+            let mut hints = String::new();
+            for name in provider.unknown.borrow().iter() {
+                hints.push_str(&format!(
+                    "\nhint: `{name}` was not found on any configured index; check its spelling or pass --index-url / --extra-index-url"
+                ));
+            }
+            return Err(ResolveError::NoSolution { target: t, report, hints });
+        }
+        Err(PubGrubError::ErrorRetrievingDependencies { package, version, source }) => {
+            return Err(ResolveError::Dependencies {
+                target: t,
+                package: package.to_string(),
+                version: version.to_string(),
+                source,
+            })
+        }
+        Err(PubGrubError::ErrorChoosingVersion { package, source }) => {
+            return Err(ResolveError::Choose { target: t, package: package.to_string(), source })
+        }
+        Err(other) => return Err(ResolveError::Other { target: t, message: other.to_string() }),
+    };
+    build_resolution(&provider, set, solution.into_iter().collect())
+        .map_err(|source| ResolveError::Other { target: target.to_string(), message: format!("{source}") })
+}
+
+/// Turns the solver's picks into packages with files and `# via` annotations.
+fn build_resolution(
+    provider: &Provider<'_>,
+    set: &RequirementSet,
+    picks: Vec<(Pkg, Version)>,
+) -> Result<Resolution, ProviderError> {
+    let env = provider.target.markers();
+    let mut extras: BTreeMap<PackageName, BTreeSet<ExtraName>> = BTreeMap::new();
+    let mut versions: BTreeMap<PackageName, Version> = BTreeMap::new();
+    for (pkg, version) in &picks {
+        match pkg {
+            Pkg::Name(n) => {
+                versions.insert(n.clone(), version.clone());
+            }
+            Pkg::Extra(n, e) => {
+                extras.entry(n.clone()).or_default().insert(e.clone());
+            }
+            Pkg::Root => {}
+        }
+    }
+    let mut via: BTreeMap<PackageName, BTreeSet<String>> = BTreeMap::new();
+    for entry in &set.requirements {
+        if entry.req.marker.evaluate(env, &[]) {
+            via.entry(entry.req.name.clone()).or_default().insert(format!("-r {}", entry.origin.file));
+        }
+    }
+    for entry in &set.constraints {
+        if versions.contains_key(&entry.req.name) && entry.req.marker.evaluate(env, &[]) {
+            via.entry(entry.req.name.clone()).or_default().insert(format!("-c {}", entry.origin.file));
+        }
+    }
+    let mut packages = BTreeMap::new();
+    for (name, version) in &versions {
+        let Some(candidate) = provider.candidate(name, version)? else { continue };
+        let md = provider.metadata(&candidate, name)?;
+        let mut active: Vec<Option<&ExtraName>> = vec![None];
+        if let Some(x) = extras.get(name) {
+            active.extend(x.iter().map(Some));
+        }
+        for extra in active {
+            for req in provider.active_requirements(&md, extra) {
+                if &req.name != name && versions.contains_key(&req.name) {
+                    via.entry(req.name.clone()).or_default().insert(name.to_string());
+                }
+            }
+        }
+        packages.insert(
+            name.clone(),
+            Resolved {
+                name: name.clone(),
+                version: version.clone(),
+                file: candidate.file.clone(),
+                files: candidate.files.clone(),
+                via: BTreeSet::new(),
+                extras: extras.get(name).cloned().unwrap_or_default(),
+            },
+        );
+    }
+    for (name, v) in via {
+        if let Some(p) = packages.get_mut(&name) {
+            p.via = v;
+        }
+    }
+    Ok(Resolution { target: provider.target.clone(), packages })
+}

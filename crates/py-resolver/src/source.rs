@@ -1,0 +1,156 @@
+//! Where the resolver gets project pages and metadata: a memo over the registry client in
+//! which every request is a shared future, started as soon as anyone asks (a prefetch) and
+//! awaited by whoever needs the answer, so one page or metadata file is fetched once per run
+//! however many targets or prefetches want it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use pep_types::{DistFilename, PackageName};
+use pypi_client::metadata::Metadata;
+use pypi_client::sdist::{sdist_metadata, BuildContext};
+use pypi_client::{DistFile, ProjectPage, RegistryClient};
+use tokio::runtime::Handle;
+
+/// A failure to get a page or metadata; shared between every waiter.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot fetch the index page of `{name}`")]
+    Page {
+        name: PackageName,
+        #[source]
+        source: pypi_client::Error,
+    },
+    #[error("cannot read the metadata of `{file}`")]
+    Metadata {
+        file: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+type Fut<T> = Shared<BoxFuture<'static, Result<T, Arc<SourceError>>>>;
+
+/// Memoised, prefetching access to the indexes.
+pub struct Source {
+    client: RegistryClient,
+    build: Option<Arc<BuildContext>>,
+    cache: fetch::Cache,
+    handle: Handle,
+    pages: Mutex<HashMap<PackageName, Fut<Option<Arc<ProjectPage>>>>>,
+    metadata: Mutex<HashMap<String, Fut<Arc<Metadata>>>>,
+}
+
+impl Source {
+    /// `build` is how sdists get their metadata built; `None` refuses sdists that need a build.
+    pub fn new(
+        client: RegistryClient,
+        build: Option<BuildContext>,
+        cache: fetch::Cache,
+        handle: Handle,
+    ) -> Arc<Source> {
+        Arc::new(Source {
+            client,
+            build: build.map(Arc::new),
+            cache,
+            handle,
+            pages: Mutex::default(),
+            metadata: Mutex::default(),
+        })
+    }
+
+    /// The project page of `name` from the first index that has it; starts the request
+    /// in the background if nobody asked before.
+    pub fn page(&self, name: &PackageName) -> Fut<Option<Arc<ProjectPage>>> {
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fut) = pages.get(name) {
+            return fut.clone();
+        }
+        let client = self.client.clone();
+        let owned = name.clone();
+        let fut = async move {
+            match client.project(&owned).await {
+                Ok(page) => Ok(page.map(Arc::new)),
+                Err(source) => Err(Arc::new(SourceError::Page { name: owned, source })),
+            }
+        }
+        .boxed()
+        .shared();
+        self.handle.spawn(fut.clone());
+        pages.insert(name.clone(), fut.clone());
+        fut
+    }
+
+    /// The core metadata of one file (a wheel's METADATA, or an sdist's, built if need be).
+    pub fn metadata(&self, file: &DistFile) -> Fut<Arc<Metadata>> {
+        let key = file.sha256.clone().unwrap_or_else(|| file.url.to_string());
+        let mut all = self.metadata.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fut) = all.get(&key) {
+            return fut.clone();
+        }
+        let client = self.client.clone();
+        let build = self.build.clone();
+        let cache = self.cache.clone();
+        let file = file.clone();
+        let fut = async move {
+            let wrap = |source: Box<dyn std::error::Error + Send + Sync>| {
+                Arc::new(SourceError::Metadata { file: file.filename.clone(), source })
+            };
+            let bytes = match &file.parsed {
+                DistFilename::Wheel(_) => client.wheel_metadata(&file).await.map_err(|e| wrap(e.into()))?,
+                DistFilename::Sdist(sdist) => {
+                    fetch_sdist_metadata(&client, build.as_deref(), &cache, &file, sdist)
+                        .await
+                        .map_err(wrap)?
+                }
+            };
+            Metadata::parse(&bytes).map(Arc::new).map_err(|e| wrap(e.into()))
+        }
+        .boxed()
+        .shared();
+        self.handle.spawn(fut.clone());
+        all.insert(key, fut.clone());
+        fut
+    }
+
+    /// Waits for a page from a thread outside the runtime (the solver's).
+    pub fn blocking_page(&self, name: &PackageName) -> Result<Option<Arc<ProjectPage>>, Arc<SourceError>> {
+        self.handle.block_on(self.page(name))
+    }
+
+    /// Waits for metadata from a thread outside the runtime (the solver's).
+    pub fn blocking_metadata(&self, file: &DistFile) -> Result<Arc<Metadata>, Arc<SourceError>> {
+        self.handle.block_on(self.metadata(file))
+    }
+
+    /// Runs a future on the runtime without waiting for it.
+    pub fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.handle.spawn(fut);
+    }
+}
+
+/// Sdist metadata is as immutable as the sdist: cache it by the sdist's hash, so a build runs
+/// once per file per machine.
+async fn fetch_sdist_metadata(
+    client: &RegistryClient,
+    build: Option<&BuildContext>,
+    cache: &fetch::Cache,
+    file: &DistFile,
+    sdist: &pep_types::SdistFilename,
+) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    const NAMESPACE: &str = "sdist-metadata-v1";
+    if let Some(sha) = &file.sha256 {
+        if let Some(bytes) = cache.read_entry(NAMESPACE, sha) {
+            return Ok(bytes);
+        }
+    }
+    let path: PathBuf = client.download(file).await?;
+    let build = build.ok_or("building sdists is disabled (--no-build)")?;
+    let bytes = sdist_metadata(&path, sdist, build).await?;
+    if let Some(sha) = &file.sha256 {
+        cache.write_entry(NAMESPACE, sha, &bytes)?;
+    }
+    Ok(bytes)
+}
