@@ -37,9 +37,7 @@ impl FromStr for WheelFilename {
     type Err = FilenameError;
 
     fn from_str(filename: &str) -> Result<Self, Self::Err> {
-        let stem = filename
-            .strip_suffix(".whl")
-            .ok_or_else(|| err(filename, "it does not end in .whl"))?;
+        let stem = filename.strip_suffix(".whl").ok_or_else(|| err(filename, "it does not end in .whl"))?;
         let parts: Vec<&str> = stem.split('-').collect();
         let (name, version, build, py, abi, plat) = match parts.as_slice() {
             [n, v, py, abi, plat] => (*n, *v, None, *py, *abi, *plat),
@@ -49,14 +47,7 @@ impl FromStr for WheelFilename {
         let name = PackageName::from_str(name).map_err(|e| err(filename, e.to_string()))?;
         let version = Version::from_str(version).map_err(|e| err(filename, e.to_string()))?;
         let split = |s: &str| s.split('.').map(str::to_string).collect::<Vec<_>>();
-        Ok(WheelFilename {
-            name,
-            version,
-            build,
-            python: split(py),
-            abi: split(abi),
-            platform: split(plat),
-        })
+        Ok(WheelFilename { name, version, build, python: split(py), abi: split(abi), platform: split(plat) })
     }
 }
 
@@ -94,8 +85,7 @@ impl SdistFilename {
         for (i, _) in stem.match_indices('-') {
             let (name, version) = (&stem[..i], &stem[i + 1..]);
             if PackageName::from_str(name).is_ok_and(|n| &n == project) {
-                let version =
-                    Version::from_str(version).map_err(|e| err(filename, e.to_string()))?;
+                let version = Version::from_str(version).map_err(|e| err(filename, e.to_string()))?;
                 return Ok(SdistFilename { name: project.clone(), version, extension });
             }
         }
@@ -137,15 +127,12 @@ mod tests {
 
     #[test]
     fn wheel_names() {
-        let w: WheelFilename =
-            "torch-1.13.1-cp39-cp39-manylinux2014_aarch64.whl".parse().unwrap();
+        let w: WheelFilename = "torch-1.13.1-cp39-cp39-manylinux2014_aarch64.whl".parse().unwrap();
         assert_eq!(w.name.as_ref(), "torch");
         assert_eq!(w.version.to_string(), "1.13.1");
         assert_eq!(w.platform, ["manylinux2014_aarch64"]);
         let w: WheelFilename =
-            "numpy-1.23.4-1-cp39-cp39.cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
-                .parse()
-                .unwrap();
+            "numpy-1.23.4-1-cp39-cp39.cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl".parse().unwrap();
         assert_eq!(w.build.as_deref(), Some("1"));
         assert_eq!(w.abi, ["cp39", "cp310"]);
         assert_eq!(w.platform.len(), 2);

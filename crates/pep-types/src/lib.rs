@@ -11,9 +11,7 @@ pub use filename::{DistFilename, FilenameError, SdistFilename, WheelFilename};
 pub use target::{Arch, Target, TargetError};
 
 pub use pep440_rs::{Operator, Version, VersionSpecifier, VersionSpecifiers};
-pub use pep508_rs::{
-    ExtraName, MarkerEnvironment, MarkerTree, PackageName, Requirement, VersionOrUrl,
-};
+pub use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree, PackageName, Requirement, VersionOrUrl};
 
 /// The requirement type used everywhere: PEP 508 with plain URLs.
 pub type Req = pep508_rs::Requirement<url::Url>;

@@ -274,10 +274,8 @@ mod tests {
     #[test]
     fn markers_describe_the_target() {
         let arm = Target::new(Arch::Arm64, "3.9", "2.28").unwrap();
-        let m = pep508_rs::MarkerTree::from_str(
-            "platform_machine == 'aarch64' and python_version < '3.10'",
-        )
-        .unwrap();
+        let m = pep508_rs::MarkerTree::from_str("platform_machine == 'aarch64' and python_version < '3.10'")
+            .unwrap();
         assert!(m.evaluate(arm.markers(), &[]));
         let amd = Target::new(Arch::Amd64, "3.11.2", "2.28").unwrap();
         assert!(!m.evaluate(amd.markers(), &[]));
