@@ -1,0 +1,647 @@
+//! What maintainer scripts would do that an image needs, done declaratively from the
+//! unpacked files and the packages' control data, without running anything:
+//!
+//! - the dpkg database: `/var/lib/dpkg/status` (`Status: install ok installed` plus the
+//!   control fields and `Conffiles`), `info/<pkg>.list` (`<pkg>:<arch>` for
+//!   `Multi-Arch: same`), `info/<pkg>.md5sums`, `.conffiles` and the other control members;
+//! - users and groups: `/etc/passwd` and `/etc/group` from base-passwd's master copies,
+//!   `/etc/shadow` and `/etc/gshadow`, plus the system users packages create with `adduser`
+//!   (see [`SYSTEM_USERS`]), their directories and `dpkg-statoverride`s;
+//! - `update-alternatives --install` links: every literal one in a `postinst` (mawk's `awk`,
+//!   ...) and OpenJDK's tools (`java`, `keytool`, ...), highest priority wins as in auto mode,
+//!   with `/var/lib/dpkg/alternatives/<name>` so `update-alternatives --display` works;
+//! - the CA bundle `/etc/ssl/certs/ca-certificates.crt`, the per-certificate links and
+//!   `/etc/ca-certificates.conf`, as `update-ca-certificates` makes them;
+//! - `/etc/shells` from literal `add-shell` calls, `/bin/sh -> dash` when no package ships
+//!   `/bin/sh`, and tzdata's `/etc/localtime` (UTC).
+//!
+//! No `ld.so.cache` is written: Debian's loader searches the multiarch directories without
+//! one (checked by the live tests, which run python3.9 and redis-server in the result).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::deb::ControlFiles;
+use crate::deb822;
+use crate::error::io_error;
+use crate::resolve::LockedDeb;
+use crate::Error;
+
+/// A package once unpacked: what configuration needs to know about it.
+#[derive(Debug, Clone)]
+pub struct InstalledPackage {
+    /// The lock entry.
+    pub locked: LockedDeb,
+    /// Its control archive.
+    pub control: ControlFiles,
+    /// Every path it shipped, absolute (`/usr/bin/python3.9`), in archive order.
+    pub files: Vec<String>,
+    /// md5 of each conffile, by absolute path.
+    pub conffile_md5: BTreeMap<String, String>,
+}
+
+/// Something configuration adds to the root, after every package is unpacked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Generated {
+    /// A regular file.
+    File {
+        /// Relative path (`etc/passwd`).
+        path: String,
+        /// Permission bits.
+        mode: u32,
+        /// Owner.
+        uid: u64,
+        /// Group.
+        gid: u64,
+        /// Content.
+        content: Vec<u8>,
+    },
+    /// A symbolic link.
+    Symlink {
+        /// Relative path.
+        path: String,
+        /// Target as it should be written.
+        target: String,
+    },
+    /// A directory.
+    Dir {
+        /// Relative path.
+        path: String,
+        /// Permission bits.
+        mode: u32,
+        /// Owner.
+        uid: u64,
+        /// Group.
+        gid: u64,
+    },
+    /// New owner and mode of a path a package shipped (a `dpkg-statoverride` or `chown`).
+    Owner {
+        /// Relative path.
+        path: String,
+        /// Owner.
+        uid: u64,
+        /// Group.
+        gid: u64,
+        /// Permission bits, when they change too.
+        mode: Option<u32>,
+    },
+}
+
+/// A system account that a package's `postinst` creates with `adduser --system`.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemUser {
+    /// The package whose `postinst` creates it.
+    pub package: &'static str,
+    /// The user name.
+    pub name: &'static str,
+    /// Its own group of the same name (`--group`), or `nogroup`.
+    pub own_group: bool,
+    /// Home directory.
+    pub home: &'static str,
+    /// Directories the `postinst` creates or chowns: path, mode, group (`None` = the user's).
+    pub dirs: &'static [(&'static str, u32, Option<&'static str>)],
+    /// `dpkg-statoverride --add` entries: path, mode.
+    pub overrides: &'static [(&'static str, u32)],
+}
+
+/// The system users known here, in the order apt would usually create them (which
+/// decides their uids, from 100 up as `adduser --system` picks them).
+pub const SYSTEM_USERS: &[SystemUser] = &[
+    SystemUser {
+        package: "apt",
+        name: "_apt",
+        own_group: false,
+        home: "/nonexistent",
+        dirs: &[],
+        overrides: &[],
+    },
+    SystemUser {
+        package: "redis-tools",
+        name: "redis",
+        own_group: true,
+        home: "/var/lib/redis",
+        dirs: &[
+            ("/var/log/redis", 0o2750, Some("adm")),
+            ("/var/lib/redis", 0o750, None),
+            ("/etc/redis", 0o2770, None),
+        ],
+        overrides: &[("/etc/redis/redis.conf", 0o640)],
+    },
+    SystemUser {
+        package: "dbus",
+        name: "messagebus",
+        own_group: true,
+        home: "/nonexistent",
+        dirs: &[],
+        overrides: &[],
+    },
+];
+
+/// Reads files of the unpacked root, which configuration derives things from.
+struct Root<'a> {
+    root: &'a Path,
+}
+
+impl Root<'_> {
+    fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.root.join(rel)).ok()
+    }
+}
+
+/// Everything configuration adds for these packages (sorted by name), reading the
+/// unpacked files under `root` where it needs content (master passwd files, certificates).
+pub fn configure(installed: &[InstalledPackage], root: &Path) -> Result<Vec<Generated>, Error> {
+    let tree = Root { root };
+    let mut out = Vec::new();
+    let names: BTreeSet<&str> = installed.iter().map(|p| p.locked.name.as_str()).collect();
+    let shipped: BTreeSet<&str> = installed.iter().flat_map(|p| p.files.iter().map(String::as_str)).collect();
+
+    let accounts = accounts(&tree, &names)?;
+    let mut statoverride = Vec::new();
+    if let Some(accounts) = &accounts {
+        out.extend(accounts.files());
+        for user in SYSTEM_USERS.iter().filter(|u| names.contains(u.package)) {
+            let (uid, gid) = accounts.ids(user.name);
+            for (dir, mode, group) in user.dirs {
+                let gid = group.map_or(gid, |g| accounts.gid(g));
+                out.push(Generated::Dir {
+                    path: dir.trim_start_matches('/').to_string(),
+                    mode: *mode,
+                    uid,
+                    gid,
+                });
+            }
+            for (path, mode) in user.overrides {
+                out.push(Generated::Owner {
+                    path: path.trim_start_matches('/').to_string(),
+                    uid,
+                    gid,
+                    mode: Some(*mode),
+                });
+                statoverride.push(format!("{} {} {:o} {path}\n", user.name, user.name, mode));
+            }
+        }
+    }
+
+    let alternatives = alternatives(installed, &shipped);
+    for alt in alternatives.values() {
+        out.extend(alt.generated());
+    }
+
+    out.extend(ca_certificates(&tree, &names, &shipped)?);
+
+    let mut diversions = String::new();
+    if names.contains("dash") && !shipped.contains("/bin/sh") {
+        out.push(Generated::Symlink { path: "bin/sh".into(), target: "dash".into() });
+        diversions.push_str("/bin/sh\n/bin/sh.distrib\ndash\n");
+    }
+
+    let shells: BTreeSet<String> = installed
+        .iter()
+        .filter_map(|p| p.control.get("postinst"))
+        .flat_map(|s| {
+            String::from_utf8_lossy(s)
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("add-shell ").map(|x| x.trim().to_string()))
+                .filter(|x| x.starts_with('/') && !x.contains('$'))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if !shells.is_empty() && !shipped.contains("/etc/shells") {
+        let mut text = String::from("# /etc/shells: valid login shells\n");
+        for s in &shells {
+            text.push_str(s);
+            text.push('\n');
+        }
+        out.push(file("etc/shells", 0o644, text.into_bytes()));
+    }
+
+    if names.contains("tzdata") && !shipped.contains("/etc/localtime") {
+        out.push(Generated::Symlink {
+            path: "etc/localtime".into(),
+            target: "/usr/share/zoneinfo/Etc/UTC".into(),
+        });
+        out.push(file("etc/timezone", 0o644, b"Etc/UTC\n".to_vec()));
+    }
+
+    out.extend(dpkg_database(installed, &alternatives, &diversions, &statoverride.concat())?);
+    Ok(out)
+}
+
+fn file(path: &str, mode: u32, content: Vec<u8>) -> Generated {
+    Generated::File { path: path.to_string(), mode, uid: 0, gid: 0, content }
+}
+
+/// `/etc/passwd`, `/etc/group` and their shadow files.
+struct Accounts {
+    passwd: Vec<Vec<String>>,
+    group: Vec<Vec<String>>,
+}
+
+fn accounts(tree: &Root<'_>, names: &BTreeSet<&str>) -> Result<Option<Accounts>, Error> {
+    if !names.contains("base-passwd") {
+        return Ok(None);
+    }
+    let read = |rel: &str| -> Result<Vec<Vec<String>>, Error> {
+        let bytes = tree.read(rel).ok_or_else(|| Error::Deb {
+            path: format!("base-passwd: /{rel}"),
+            reason: "missing from the unpacked package".to_string(),
+        })?;
+        Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split(':').map(str::to_string).collect())
+            .collect())
+    };
+    let mut acc = Accounts {
+        passwd: read("usr/share/base-passwd/passwd.master")?,
+        group: read("usr/share/base-passwd/group.master")?,
+    };
+    for user in SYSTEM_USERS.iter().filter(|u| names.contains(u.package)) {
+        let gid = if user.own_group {
+            let gid = free_id(&acc.group, 2);
+            acc.group.push(vec![user.name.into(), "x".into(), gid.to_string(), String::new()]);
+            gid
+        } else {
+            acc.gid("nogroup")
+        };
+        let uid = free_id(&acc.passwd, 2);
+        acc.passwd.push(vec![
+            user.name.into(),
+            "x".into(),
+            uid.to_string(),
+            gid.to_string(),
+            String::new(),
+            user.home.into(),
+            "/usr/sbin/nologin".into(),
+        ]);
+    }
+    Ok(Some(acc))
+}
+
+/// The first id from 100 (adduser's first system id) not used in column `col`.
+fn free_id(rows: &[Vec<String>], col: usize) -> u64 {
+    let used: BTreeSet<u64> = rows.iter().filter_map(|r| r.get(col)?.parse().ok()).collect();
+    (100..).find(|id| !used.contains(id)).unwrap_or(999)
+}
+
+impl Accounts {
+    fn gid(&self, group: &str) -> u64 {
+        self.group.iter().find(|g| g[0] == group).and_then(|g| g.get(2)?.parse().ok()).unwrap_or(0)
+    }
+
+    fn ids(&self, user: &str) -> (u64, u64) {
+        self.passwd
+            .iter()
+            .find(|p| p[0] == user)
+            .map(|p| {
+                (
+                    p.get(2).and_then(|x| x.parse().ok()).unwrap_or(0),
+                    p.get(3).and_then(|x| x.parse().ok()).unwrap_or(0),
+                )
+            })
+            .unwrap_or((0, 0))
+    }
+
+    fn files(&self) -> Vec<Generated> {
+        let join =
+            |rows: &[Vec<String>]| rows.iter().map(|r| format!("{}\n", r.join(":"))).collect::<String>();
+        // Locked accounts, aging off (an empty last-change field keeps the output reproducible).
+        let shadow: String = self.passwd.iter().map(|p| format!("{}:*:::::::\n", p[0])).collect();
+        let gshadow: String = self
+            .group
+            .iter()
+            .map(|g| format!("{}:*::{}\n", g[0], g.get(3).map(String::as_str).unwrap_or("")))
+            .collect();
+        let shadow_gid = self.gid("shadow");
+        vec![
+            file("etc/passwd", 0o644, join(&self.passwd).into_bytes()),
+            file("etc/group", 0o644, join(&self.group).into_bytes()),
+            Generated::File {
+                path: "etc/shadow".into(),
+                mode: 0o640,
+                uid: 0,
+                gid: shadow_gid,
+                content: shadow.into_bytes(),
+            },
+            Generated::File {
+                path: "etc/gshadow".into(),
+                mode: 0o640,
+                uid: 0,
+                gid: shadow_gid,
+                content: gshadow.into_bytes(),
+            },
+        ]
+    }
+}
+
+/// A slave link of an alternative: link, name, path.
+pub type Slave = (String, String, String);
+
+/// One choice of an alternative: path, priority, slaves.
+pub type Choice = (String, i64, Vec<Slave>);
+
+/// One `update-alternatives` link group.
+#[derive(Debug, Clone, Default)]
+pub struct Alternative {
+    /// The generic name (`awk`).
+    pub name: String,
+    /// The link (`/usr/bin/awk`).
+    pub link: String,
+    /// Every installed choice: path, priority, slaves (link, name, path).
+    pub choices: Vec<Choice>,
+}
+
+impl Alternative {
+    /// The choice auto mode picks: the highest priority (the first listed on a tie).
+    fn best(&self) -> Option<&Choice> {
+        self.choices.iter().fold(None, |best, c| match best {
+            Some(b) if b.1 >= c.1 => Some(b),
+            _ => Some(c),
+        })
+    }
+
+    fn generated(&self) -> Vec<Generated> {
+        let Some((path, _, slaves)) = self.best() else { return Vec::new() };
+        let mut out = vec![
+            Generated::Symlink {
+                path: self.link.trim_start_matches('/').to_string(),
+                target: format!("/etc/alternatives/{}", self.name),
+            },
+            Generated::Symlink { path: format!("etc/alternatives/{}", self.name), target: path.clone() },
+        ];
+        for (link, name, target) in slaves {
+            out.push(Generated::Symlink {
+                path: link.trim_start_matches('/').to_string(),
+                target: format!("/etc/alternatives/{name}"),
+            });
+            out.push(Generated::Symlink { path: format!("etc/alternatives/{name}"), target: target.clone() });
+        }
+        out
+    }
+
+    /// The administrative file `/var/lib/dpkg/alternatives/<name>`.
+    fn admin_file(&self) -> String {
+        let mut slave_names: Vec<(String, String)> = Vec::new();
+        for (_, _, slaves) in &self.choices {
+            for (link, name, _) in slaves {
+                if !slave_names.iter().any(|(_, n)| n == name) {
+                    slave_names.push((link.clone(), name.clone()));
+                }
+            }
+        }
+        let mut text = format!("auto\n{}\n", self.link);
+        for (link, name) in &slave_names {
+            text.push_str(&format!("{name}\n{link}\n"));
+        }
+        text.push('\n');
+        for (path, priority, slaves) in &self.choices {
+            text.push_str(&format!("{path}\n{priority}\n"));
+            for (_, name) in &slave_names {
+                let target =
+                    slaves.iter().find(|(_, n, _)| n == name).map(|(_, _, t)| t.as_str()).unwrap_or("");
+                text.push_str(target);
+                text.push('\n');
+            }
+        }
+        text.push('\n');
+        text
+    }
+}
+
+/// The alternatives the packages' `postinst`s would install, by name.
+fn alternatives(installed: &[InstalledPackage], shipped: &BTreeSet<&str>) -> BTreeMap<String, Alternative> {
+    let mut out: BTreeMap<String, Alternative> = BTreeMap::new();
+    let mut add =
+        |link: &str, name: &str, path: &str, priority: i64, slaves: Vec<(String, String, String)>| {
+            if !shipped.contains(path) {
+                return;
+            }
+            let slaves = slaves.into_iter().filter(|(_, _, t)| shipped.contains(t.as_str())).collect();
+            let alt = out.entry(name.to_string()).or_insert_with(|| Alternative {
+                name: name.to_string(),
+                link: link.to_string(),
+                choices: Vec::new(),
+            });
+            alt.choices.push((path.to_string(), priority, slaves));
+        };
+    for p in installed {
+        let Some(script) = p.control.get("postinst") else { continue };
+        let script = String::from_utf8_lossy(script).replace("\\\n", " ");
+        for line in script.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let Some(at) = words.iter().position(|w| *w == "--install") else { continue };
+            if !words[..at].contains(&"update-alternatives") {
+                continue;
+            }
+            let args = &words[at + 1..];
+            if args.len() < 4 || args[..4].iter().any(|a| a.contains('$')) {
+                continue;
+            }
+            let Ok(priority) = args[3].parse::<i64>() else { continue };
+            let mut slaves = Vec::new();
+            let mut rest = &args[4..];
+            while let ["--slave", link, name, path, tail @ ..] = rest {
+                if ![link, name, path].iter().any(|a| a.contains('$')) {
+                    slaves.push((link.to_string(), name.to_string(), path.to_string()));
+                }
+                rest = tail;
+            }
+            add(args[0], args[1], args[2], priority, slaves);
+        }
+        // OpenJDK installs its tools in a loop: every tool in jre_tools / jdk_tools.
+        if p.locked.name.starts_with("openjdk-") {
+            let priority = script
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("priority="))
+                .and_then(|v| v.trim().parse::<i64>().ok());
+            let basedir = script.lines().find_map(|l| l.trim().strip_prefix("basedir=")).map(str::trim);
+            let tools: Vec<&str> = script
+                .lines()
+                .filter_map(|l| {
+                    let l = l.trim();
+                    l.strip_prefix("jre_tools=").or_else(|| l.strip_prefix("jdk_tools="))
+                })
+                .flat_map(|v| v.trim_matches(|c| c == '\'' || c == '"').split_whitespace())
+                .collect();
+            if let (Some(priority), Some(basedir)) = (priority, basedir) {
+                for tool in tools {
+                    let man = format!("{basedir}/man/man1/{tool}.1.gz");
+                    add(
+                        &format!("/usr/bin/{tool}"),
+                        tool,
+                        &format!("{basedir}/bin/{tool}"),
+                        priority,
+                        vec![(format!("/usr/share/man/man1/{tool}.1.gz"), format!("{tool}.1.gz"), man)],
+                    );
+                }
+                add("/usr/bin/jexec", "jexec", &format!("{basedir}/lib/jexec"), priority, Vec::new());
+            }
+        }
+    }
+    out
+}
+
+/// `update-ca-certificates`: every certificate under /usr/share/ca-certificates enabled.
+fn ca_certificates(
+    tree: &Root<'_>,
+    names: &BTreeSet<&str>,
+    shipped: &BTreeSet<&str>,
+) -> Result<Vec<Generated>, Error> {
+    if !names.contains("ca-certificates") {
+        return Ok(Vec::new());
+    }
+    let certs: Vec<&str> = shipped
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("/usr/share/ca-certificates/") && p.ends_with(".crt"))
+        .collect();
+    let mut conf = String::from(
+        "# Automatically generated by marqo-base, as update-ca-certificates would.\n\
+         # Lines of certificates that should not be trusted start with `!`.\n",
+    );
+    let mut bundle = Vec::new();
+    let mut out = Vec::new();
+    for cert in certs {
+        let rel = cert.trim_start_matches("/usr/share/ca-certificates/");
+        conf.push_str(rel);
+        conf.push('\n');
+        let mut pem = tree.read(cert.trim_start_matches('/')).ok_or_else(|| Error::Deb {
+            path: format!("ca-certificates: {cert}"),
+            reason: "listed but not readable in the root".to_string(),
+        })?;
+        if !pem.ends_with(b"\n") {
+            pem.push(b'\n');
+        }
+        bundle.extend_from_slice(&pem);
+        let base = rel.rsplit('/').next().unwrap_or(rel).trim_end_matches(".crt");
+        out.push(Generated::Symlink { path: format!("etc/ssl/certs/{base}.pem"), target: cert.to_string() });
+    }
+    out.push(file("etc/ca-certificates.conf", 0o644, conf.into_bytes()));
+    out.push(file("etc/ssl/certs/ca-certificates.crt", 0o644, bundle));
+    Ok(out)
+}
+
+/// `/var/lib/dpkg`: status, info files, alternatives, diversions, statoverride.
+fn dpkg_database(
+    installed: &[InstalledPackage],
+    alternatives: &BTreeMap<String, Alternative>,
+    diversions: &str,
+    statoverride: &str,
+) -> Result<Vec<Generated>, Error> {
+    let mut out = Vec::new();
+    for dir in [
+        "var/lib/dpkg",
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/lib/dpkg/triggers",
+        "var/lib/dpkg/alternatives",
+    ] {
+        out.push(Generated::Dir { path: dir.into(), mode: 0o755, uid: 0, gid: 0 });
+    }
+    let mut status = String::new();
+    for p in installed {
+        status.push_str(&status_stanza(p)?);
+        status.push('\n');
+        let info_name = if p.control_multi_arch_same() {
+            format!("{}:{}", p.locked.name, p.locked.arch)
+        } else {
+            p.locked.name.clone()
+        };
+        let mut list = String::from("/.\n");
+        for f in &p.files {
+            list.push_str(f);
+            list.push('\n');
+        }
+        out.push(file(&format!("var/lib/dpkg/info/{info_name}.list"), 0o644, list.into_bytes()));
+        for (name, mode, bytes) in &p.control.others {
+            let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+            out.push(file(&format!("var/lib/dpkg/info/{info_name}.{name}"), mode, bytes.clone()));
+        }
+    }
+    out.push(file("var/lib/dpkg/status", 0o644, status.into_bytes()));
+    out.push(file("var/lib/dpkg/available", 0o644, Vec::new()));
+    out.push(file("var/lib/dpkg/diversions", 0o644, diversions.as_bytes().to_vec()));
+    out.push(file("var/lib/dpkg/statoverride", 0o644, statoverride.as_bytes().to_vec()));
+    for alt in alternatives.values() {
+        out.push(file(
+            &format!("var/lib/dpkg/alternatives/{}", alt.name),
+            0o644,
+            alt.admin_file().into_bytes(),
+        ));
+    }
+    Ok(out)
+}
+
+impl InstalledPackage {
+    fn control_multi_arch_same(&self) -> bool {
+        deb822::single_paragraph(&self.control.control)
+            .ok()
+            .and_then(|p| p.get("Multi-Arch"))
+            .is_some_and(|v| v == "same")
+    }
+}
+
+/// The status file paragraph: the control fields with `Status` after `Package` and
+/// `Conffiles` before `Description`, as dpkg writes them.
+fn status_stanza(p: &InstalledPackage) -> Result<String, Error> {
+    let para = deb822::single_paragraph(&p.control.control).map_err(|source| Error::Syntax {
+        file: format!("control of {} {}", p.locked.name, p.locked.version),
+        source,
+    })?;
+    let mut text = String::new();
+    let mut conffiles = String::new();
+    for c in p.control.conffiles() {
+        let md5 = p.conffile_md5.get(&c).map(String::as_str).unwrap_or("newconffile");
+        conffiles.push_str(&format!(" {c} {md5}\n"));
+    }
+    let mut wrote_conffiles = conffiles.is_empty();
+    for f in &para.fields {
+        if f.name.eq_ignore_ascii_case("Description") && !wrote_conffiles {
+            text.push_str("Conffiles:\n");
+            text.push_str(&conffiles);
+            wrote_conffiles = true;
+        }
+        // Keep continuation lines as written.
+        let raw = field_text(para.text, f.name, f.value);
+        text.push_str(&raw);
+        text.push('\n');
+        if f.name.eq_ignore_ascii_case("Package") {
+            text.push_str("Status: install ok installed\n");
+        }
+    }
+    if !wrote_conffiles {
+        text.push_str("Conffiles:\n");
+        text.push_str(&conffiles);
+    }
+    Ok(text)
+}
+
+/// The field as it appears in the paragraph (`Name: value` with its continuation lines).
+fn field_text(paragraph: &str, name: &str, value: &str) -> String {
+    // `value` is a slice of `paragraph`: take the text from the name to the value's end.
+    let base = paragraph.as_ptr() as usize;
+    let value_end = value.as_ptr() as usize + value.len() - base;
+    let name_start = name.as_ptr() as usize - base;
+    if value.is_empty() || value_end > paragraph.len() || name_start > value_end {
+        return format!("{name}: {value}");
+    }
+    paragraph[name_start..value_end].to_string()
+}
+
+/// Reads a root's `/var/lib/dpkg/status` back (for tests and `tree`): package name to
+/// (version, status).
+pub fn read_status(root: &Path) -> Result<BTreeMap<String, (String, String)>, Error> {
+    let path = root.join("var/lib/dpkg/status");
+    let text = fs_err::read_to_string(&path).map_err(io_error("read", &path))?;
+    let mut out = BTreeMap::new();
+    for p in deb822::paragraphs(&text) {
+        let p = p.map_err(|source| Error::Syntax { file: path.display().to_string(), source })?;
+        if let (Some(name), Some(version), Some(status)) =
+            (p.get("Package"), p.get("Version"), p.get("Status"))
+        {
+            out.insert(name.to_string(), (version.to_string(), status.to_string()));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,225 @@
+//! Network and cache: the signed `InRelease`, the `Packages` files it vouches for, and the
+//! `.deb`s a lock names. Everything goes through the one [`fetch::Client`] and lands in the
+//! content-addressed [`fetch::Cache`] only after its hash matched.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::compress::Compression;
+use crate::release::{parse_release_date, verify_signature, Release};
+use crate::resolve::LockedDeb;
+use crate::{Error, Index, Source};
+
+/// Cache namespace of the last good `InRelease` per URL, for `--offline` runs.
+const RELEASE_NAMESPACE: &str = "debian/release";
+
+/// Fetches and verifies the suite's `InRelease` (or `Release` + `Release.gpg`) with the
+/// source's keyring, and checks that it is the suite asked for and still valid.
+pub async fn fetch_release(
+    client: &fetch::Client,
+    cache: &fetch::Cache,
+    source: &Source,
+) -> Result<Release, Error> {
+    let inrelease = source.dists_url("InRelease")?;
+    let shown = fetch::redact(&inrelease);
+    let (payload, url) = match get_signed(client, cache, &inrelease).await? {
+        Some(bytes) => (verify_signature(&bytes, None, &source.keyring, &shown)?, shown),
+        None => {
+            let release_url = source.dists_url("Release")?;
+            let shown = fetch::redact(&release_url);
+            let data = get_signed(client, cache, &release_url).await?.ok_or_else(|| Error::Release {
+                url: shown.clone(),
+                reason: "neither InRelease nor Release exists".to_string(),
+                hint: format!(
+                    "check the suite name `{}` and the mirror {}",
+                    source.suite,
+                    fetch::redact(&source.mirror)
+                ),
+            })?;
+            let sig_url = source.dists_url("Release.gpg")?;
+            let sig = get_signed(client, cache, &sig_url).await?.ok_or_else(|| Error::Release {
+                url: shown.clone(),
+                reason: "the Release file is not signed (no InRelease, no Release.gpg)".to_string(),
+                hint: "use a signed archive; unsigned indexes are never used".to_string(),
+            })?;
+            (verify_signature(&sig, Some(&data), &source.keyring, &shown)?, shown)
+        }
+    };
+    let text = String::from_utf8(payload).map_err(|_| Error::Release {
+        url: url.clone(),
+        reason: "the signed text is not UTF-8".to_string(),
+        hint: "the mirror serves a broken file".to_string(),
+    })?;
+    let release = Release::parse(&text, &url)?;
+    let names = [release.suite.as_deref(), release.codename.as_deref()];
+    if !names.contains(&Some(source.suite.as_str())) && names.iter().any(Option::is_some) {
+        return Err(Error::Release {
+            url,
+            reason: format!(
+                "it is for suite {} (codename {}), not `{}`",
+                release.suite.as_deref().unwrap_or("?"),
+                release.codename.as_deref().unwrap_or("?"),
+                source.suite
+            ),
+            hint: "the mirror redirected to another release; check the suite name".to_string(),
+        });
+    }
+    if source.check_valid_until {
+        if let Some(until) = release.valid_until.as_deref() {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            match parse_release_date(until) {
+                Some(t) if t < now => {
+                    return Err(Error::Release {
+                        url,
+                        reason: format!("it expired at {until} (Valid-Until)"),
+                        hint: "the mirror is stale or replaying an old index; for an archived snapshot \
+                               turn off the Valid-Until check"
+                            .to_string(),
+                    })
+                }
+                Some(_) => {}
+                None => tracing::warn!("{url}: cannot read Valid-Until `{until}`"),
+            }
+        }
+    }
+    Ok(release)
+}
+
+/// GETs a small signed file; `None` for 404. The last copy is kept for offline runs (it is
+/// verified again when used, like a fresh one).
+async fn get_signed(
+    client: &fetch::Client,
+    cache: &fetch::Cache,
+    url: &url::Url,
+) -> Result<Option<Vec<u8>>, Error> {
+    let what = fetch::redact(url);
+    match client.get(url, None).await {
+        Ok(reply) if reply.is_missing() => Ok(None),
+        Ok(reply) => {
+            if let Err(e) = cache.write_entry(RELEASE_NAMESPACE, url.as_str(), &reply.body) {
+                tracing::debug!("cannot cache {what}: {e}");
+            }
+            Ok(Some(reply.body.to_vec()))
+        }
+        Err(fetch::Error::Offline { .. }) => match cache.read_entry(RELEASE_NAMESPACE, url.as_str()) {
+            Some(bytes) => Ok(Some(bytes)),
+            None => Err(Error::Fetch { what, source: fetch::Error::Offline { url: fetch::redact(url) } }),
+        },
+        Err(source) => Err(Error::Fetch { what, source }),
+    }
+}
+
+/// Fetches the verified `Release`, then the `Packages` files of `arch` (and of `all`, when
+/// the archive keeps them apart) for every component, each checked against the sha256 the
+/// `Release` lists, and parses them into an [`Index`].
+pub async fn fetch_index(
+    client: &fetch::Client,
+    cache: &fetch::Cache,
+    source: &Source,
+    arch: &str,
+) -> Result<Index, Error> {
+    let release = fetch_release(client, cache, source).await?;
+    fetch_index_with(client, cache, source, &release, arch).await
+}
+
+/// As [`fetch_index`], with the `Release` already fetched (to read several architectures
+/// from one signature check).
+pub async fn fetch_index_with(
+    client: &fetch::Client,
+    cache: &fetch::Cache,
+    source: &Source,
+    release: &Release,
+    arch: &str,
+) -> Result<Index, Error> {
+    let release_url = fetch::redact(&source.dists_url("InRelease")?);
+    if !release.architectures.is_empty() && !release.architectures.iter().any(|a| a == arch) {
+        return Err(Error::Release {
+            url: release_url,
+            reason: format!(
+                "the suite has no architecture `{arch}` (it has {})",
+                release.architectures.join(" ")
+            ),
+            hint: "pick one of the architectures listed".to_string(),
+        });
+    }
+    let mut blobs: Vec<(PathBuf, Compression, String)> = Vec::new();
+    for component in &source.components {
+        let mut dirs = vec![(format!("{component}/binary-{arch}"), true)];
+        if !release.all_in_arch_indexes {
+            dirs.push((format!("{component}/binary-all"), false));
+        }
+        for (dir, required) in dirs {
+            let Some((file, compression)) =
+                ["Packages.xz", "Packages.gz", "Packages"].iter().find_map(|name| {
+                    let f = release.file(&format!("{dir}/{name}"))?;
+                    Some((f, Compression::from_name(name)?))
+                })
+            else {
+                if required {
+                    return Err(Error::Release {
+                        url: release_url,
+                        reason: format!("it lists no Packages file for {dir}"),
+                        hint: format!("check the component `{component}` and the architecture `{arch}`"),
+                    });
+                }
+                continue;
+            };
+            let what = format!("{} of {} (verified by sha256 from InRelease)", file.path, source.suite);
+            let plain = source.dists_url(&file.path)?;
+            let path = if release.acquire_by_hash {
+                let by_hash = source.dists_url(&format!("{dir}/by-hash/SHA256/{}", file.sha256))?;
+                match client.download_verified(&by_hash, &file.sha256, cache).await {
+                    Ok(path) => path,
+                    Err(fetch::Error::Status { status: 404, .. }) => client
+                        .download_verified(&plain, &file.sha256, cache)
+                        .await
+                        .map_err(|source| Error::Fetch { what: what.clone(), source })?,
+                    Err(source) => return Err(Error::Fetch { what, source }),
+                }
+            } else {
+                client
+                    .download_verified(&plain, &file.sha256, cache)
+                    .await
+                    .map_err(|source| Error::Fetch { what: what.clone(), source })?
+            };
+            blobs.push((path, compression, file.path.clone()));
+        }
+    }
+    let arch_owned = arch.to_string();
+    let label = format!("Packages of {} for {arch}", source.suite);
+    let task = tokio::task::spawn_blocking(move || -> Result<Index, Error> {
+        let mut text = String::new();
+        for (path, compression, name) in blobs {
+            let file = std::fs::File::open(&path).map_err(crate::error::io_error("open", &path))?;
+            let decompress = |source| Error::Decompress { file: name.clone(), source };
+            let mut reader = compression.decoder(std::io::BufReader::new(file)).map_err(decompress)?;
+            reader.read_to_string(&mut text).map_err(decompress)?;
+            text.push_str("\n\n");
+        }
+        Index::parse(&arch_owned, text, &label)
+    });
+    task.await.map_err(|e| Error::Io {
+        action: "parse the index in a worker thread for",
+        path: PathBuf::from(arch),
+        source: std::io::Error::other(e.to_string()),
+    })?
+}
+
+/// Downloads every `.deb` of a lock into the cache (in parallel, each checked against its
+/// sha256) and returns their paths, in the order given.
+pub async fn fetch_debs(
+    client: &fetch::Client,
+    cache: &fetch::Cache,
+    source: &Source,
+    debs: &[LockedDeb],
+) -> Result<Vec<PathBuf>, Error> {
+    let jobs = debs.iter().map(|deb| async move {
+        let url = source.url(&deb.filename)?;
+        client.download_verified(&url, &deb.sha256, cache).await.map_err(|source| Error::Fetch {
+            what: format!("{} {} ({})", deb.name, deb.version, deb.arch),
+            source,
+        })
+    });
+    futures::future::try_join_all(jobs).await
+}
