@@ -11,6 +11,7 @@
 pub mod candidates;
 pub mod output;
 mod provider;
+mod report;
 pub mod requirements;
 pub mod resolve;
 pub mod source;

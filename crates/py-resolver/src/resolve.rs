@@ -10,6 +10,7 @@ use pubgrub::{DefaultStringReporter, PubGrubError, Reporter};
 use pypi_client::DistFile;
 
 use crate::provider::{root_version, Pkg, Provider, ProviderError, VS};
+use crate::report::Formatter;
 use crate::requirements::RequirementSet;
 use crate::source::Source;
 
@@ -59,14 +60,14 @@ pub enum ResolveError {
         package: String,
         version: String,
         #[source]
-        source: ProviderError,
+        source: Box<ProviderError>,
     },
     #[error("while resolving for {target}: choosing a version of {package}")]
     Choose {
         target: String,
         package: String,
         #[source]
-        source: ProviderError,
+        source: Box<ProviderError>,
     },
     #[error("resolution for {target} stopped: {message}")]
     Other { target: String, message: String },
@@ -144,15 +145,18 @@ fn resolve_one(
         candidates: RefCell::default(),
         discovered: RefCell::default(),
         unknown: RefCell::default(),
+        prefetched: RefCell::default(),
     };
     let t = target.to_string();
     let solution = match pubgrub::resolve(&provider, Pkg::Root, root_version()) {
         Ok(solution) => solution,
         Err(PubGrubError::NoSolution(mut tree)) => {
             tree.collapse_no_versions();
-            let report = DefaultStringReporter::report(&tree);
+            let unknown = provider.unknown.borrow();
+            let formatter = Formatter { target: t.clone(), unknown: &unknown };
+            let report = DefaultStringReporter::report_with_formatter(&tree, &formatter);
             let mut hints = String::new();
-            for name in provider.unknown.borrow().iter() {
+            for name in unknown.iter() {
                 hints.push_str(&format!(
                     "\nhint: `{name}` was not found on any configured index; check its spelling or pass --index-url / --extra-index-url"
                 ));
@@ -164,11 +168,15 @@ fn resolve_one(
                 target: t,
                 package: package.to_string(),
                 version: version.to_string(),
-                source,
+                source: Box::new(source),
             })
         }
         Err(PubGrubError::ErrorChoosingVersion { package, source }) => {
-            return Err(ResolveError::Choose { target: t, package: package.to_string(), source })
+            return Err(ResolveError::Choose {
+                target: t,
+                package: package.to_string(),
+                source: Box::new(source),
+            })
         }
         Err(other) => return Err(ResolveError::Other { target: t, message: other.to_string() }),
     };
