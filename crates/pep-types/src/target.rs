@@ -11,6 +11,8 @@ use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder};
 
 use crate::WheelFilename;
 
+type TagRanks = HashMap<String, HashMap<String, HashMap<String, u32>>>;
+
 /// A bad `--platform`, `--python` or `--glibc` value.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -80,7 +82,9 @@ pub struct Target {
     /// Also accept plain `linux_<arch>` wheels (built on one machine, not portable).
     pub allow_linux_tag: bool,
     markers: MarkerEnvironment,
-    tag_ranks: HashMap<String, u32>,
+    /// python tag -> abi tag -> platform tag -> rank: looked up with borrowed strings, so
+    /// ranking a wheel allocates nothing.
+    tag_ranks: TagRanks,
 }
 
 impl Target {
@@ -156,13 +160,10 @@ impl Target {
     /// lower is better (the order pip's `packaging.tags.sys_tags()` would give).
     pub fn wheel_rank(&self, wheel: &WheelFilename) -> Option<u32> {
         let mut best: Option<u32> = None;
-        for py in &wheel.python {
-            for abi in &wheel.abi {
-                for plat in &wheel.platform {
-                    let key = format!("{py}-{abi}-{plat}");
-                    if let Some(&rank) = self.tag_ranks.get(&key) {
-                        best = Some(best.map_or(rank, |b| b.min(rank)));
-                    }
+        for abis in wheel.python.iter().filter_map(|py| self.tag_ranks.get(py.as_str())) {
+            for plats in wheel.abi.iter().filter_map(|abi| abis.get(abi.as_str())) {
+                for &rank in wheel.platform.iter().filter_map(|plat| plats.get(plat.as_str())) {
+                    best = Some(best.map_or(rank, |b| b.min(rank)));
                 }
             }
         }
@@ -197,7 +198,7 @@ impl Target {
         tags
     }
 
-    fn compute_tag_ranks(&self, minor: u32) -> HashMap<String, u32> {
+    fn compute_tag_ranks(&self, minor: u32) -> TagRanks {
         let plats = self.platform_tags();
         let cp = format!("cp3{minor}");
         let mut order: Vec<String> = Vec::new();
@@ -225,9 +226,19 @@ impl Target {
         for py in &generic {
             order.push(format!("{py}-none-any"));
         }
-        let mut ranks = HashMap::with_capacity(order.len());
-        for (i, tag) in order.into_iter().enumerate() {
-            ranks.entry(tag).or_insert(i as u32);
+        let mut ranks = TagRanks::new();
+        for (i, tag) in order.iter().enumerate() {
+            let mut parts = tag.splitn(3, '-');
+            let (Some(py), Some(abi), Some(plat)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            ranks
+                .entry(py.to_string())
+                .or_default()
+                .entry(abi.to_string())
+                .or_default()
+                .entry(plat.to_string())
+                .or_insert(i as u32);
         }
         ranks
     }

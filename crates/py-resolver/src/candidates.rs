@@ -1,8 +1,9 @@
 //! Which versions of a project a target can install, and which file of each it would take.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use pep_types::{DistFilename, Target, Version};
+use pep_types::{DistFilename, Target, Version, VersionSpecifiers};
 use pypi_client::{DistFile, ProjectPage};
 
 /// One installable version for one target.
@@ -22,9 +23,11 @@ pub fn candidates(page: &ProjectPage, target: &Target) -> Vec<Candidate> {
     // (rank, yanked) ordering: a non-yanked file beats a yanked one, then wheels by tag rank,
     // then the sdist; build tags break ties (higher wins).
     let mut by_version: BTreeMap<&Version, Vec<(u32, &DistFile)>> = BTreeMap::new();
+    // Files share their Requires-Python values; check each distinct one once.
+    let mut python_ok: HashMap<*const VersionSpecifiers, bool> = HashMap::new();
     for file in &page.files {
         if let Some(rp) = &file.requires_python {
-            if !rp.contains(&target.python) {
+            if !*python_ok.entry(Arc::as_ptr(rp)).or_insert_with(|| rp.contains(&target.python)) {
                 continue;
             }
         }

@@ -65,6 +65,8 @@ pub(crate) struct Provider<'a> {
     pub candidates: RefCell<HashMap<PackageName, Option<Arc<Vec<Candidate>>>>>,
     pub discovered: RefCell<HashMap<Pkg, u32>>,
     pub unknown: RefCell<BTreeSet<PackageName>>,
+    /// Names a prefetch was started for: one guess per name is enough to warm the caches.
+    pub prefetched: RefCell<BTreeSet<PackageName>>,
 }
 
 impl Provider<'_> {
@@ -147,6 +149,9 @@ impl Provider<'_> {
     /// Starts fetching the page of `name` and the metadata of the version we would likely
     /// pick, so that it is there when the solver asks.
     fn prefetch(&self, name: &PackageName, range: VS) {
+        if self.candidates.borrow().contains_key(name) || !self.prefetched.borrow_mut().insert(name.clone()) {
+            return;
+        }
         let source = Arc::clone(self.source);
         let target = Arc::clone(&self.target);
         let preferred = self.preference(name);
@@ -237,7 +242,8 @@ impl DependencyProvider for Provider<'_> {
         let chosen = pick(&cands, range, preferred.as_ref(), self.options.prereleases);
         if let Some(c) = chosen {
             // Start the metadata download now; get_dependencies will wait for it.
-            let _ = self.source.metadata(&c.file);
+            // The request is spawned by `metadata`; the handle is not needed here.
+            drop(self.source.metadata(&c.file));
         }
         Ok(chosen.map(|c| c.version.clone()))
     }

@@ -72,7 +72,7 @@ impl Source {
         let owned = name.clone();
         let fut = async move {
             match client.project(&owned).await {
-                Ok(page) => Ok(page.map(Arc::new)),
+                Ok(page) => Ok(page),
                 Err(source) => Err(Arc::new(SourceError::Page { name: owned, source })),
             }
         }

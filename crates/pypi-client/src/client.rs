@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use url::Url;
 
-use crate::simple::{self, DistFile, ProjectPage};
+use crate::simple::{self, DistFile, PageContext, ProjectPage, WheelFilter};
 use crate::wheel::{self, RangeRead};
 use crate::{Error, IndexConfig};
 
@@ -39,6 +39,9 @@ pub struct ClientOptions {
     pub offline: bool,
     /// How long a cached page is used without asking the index again.
     pub page_ttl: Duration,
+    /// Keep only the wheels this returns true for (e.g. those some target can install);
+    /// the rest of a page is dropped while parsing.
+    pub keep_wheel: Option<WheelFilter>,
 }
 
 impl Default for ClientOptions {
@@ -49,6 +52,7 @@ impl Default for ClientOptions {
             refresh_packages: BTreeSet::new(),
             offline: false,
             page_ttl: Duration::from_secs(600),
+            keep_wheel: None,
         }
     }
 }
@@ -66,8 +70,11 @@ struct Inner {
     http: fetch::Client,
     cache: fetch::Cache,
     options: ClientOptions,
-    projects: Mutex<HashMap<PackageName, Arc<OnceCell<Option<ProjectPage>>>>>,
+    projects: Mutex<HashMap<PackageName, Arc<PageCell>>>,
 }
+
+/// One project's page, looked up once per run (`None`: no location has it).
+type PageCell = OnceCell<Option<Arc<ProjectPage>>>;
 
 /// Where files may come from, in the order they are asked.
 enum Location {
@@ -80,7 +87,7 @@ enum Location {
 }
 
 /// What the cache keeps of a fetched page, before its body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct PageHeader {
     status: u16,
     final_url: String,
@@ -143,7 +150,7 @@ impl RegistryClient {
     /// extra index URLs, then find-links. Files of later locations are never mixed in, so a
     /// name registered on a public index cannot shadow a private one listed first.
     /// `None` if no location knows the name.
-    pub async fn project(&self, name: &PackageName) -> Result<Option<ProjectPage>, Error> {
+    pub async fn project(&self, name: &PackageName) -> Result<Option<Arc<ProjectPage>>, Error> {
         let cell = {
             let mut projects = self.inner.projects.lock().unwrap_or_else(PoisonError::into_inner);
             projects.entry(name.clone()).or_default().clone()
@@ -152,8 +159,13 @@ impl RegistryClient {
         Ok(page.clone())
     }
 
-    async fn find_project(&self, name: &PackageName) -> Result<Option<ProjectPage>, Error> {
+    async fn find_project(&self, name: &PackageName) -> Result<Option<Arc<ProjectPage>>, Error> {
         for (index, location) in self.locations() {
+            let ctx = PageContext {
+                index,
+                exclude_newer: self.inner.options.exclude_newer,
+                keep_wheel: self.inner.options.keep_wheel.clone(),
+            };
             let page = match location {
                 Location::Index(root) => {
                     let url = project_url(&root, name);
@@ -167,7 +179,7 @@ impl RegistryClient {
                         page.content_type.as_deref(),
                         &page.final_url,
                         name,
-                        index,
+                        &ctx,
                     )
                     .map_err(|source| Error::Parse {
                         package: name.to_string(),
@@ -179,12 +191,8 @@ impl RegistryClient {
                 }
                 Location::FlatPage(url) => {
                     let page = self.fetch_page(&url, name).await?;
-                    let mut parsed = simple::parse_html(
-                        &String::from_utf8_lossy(&page.body),
-                        &page.final_url,
-                        name,
-                        index,
-                    );
+                    let mut parsed =
+                        simple::parse_html(&String::from_utf8_lossy(&page.body), &page.final_url, name, &ctx);
                     if page.is_missing() || parsed.files.is_empty() {
                         continue;
                     }
@@ -194,7 +202,7 @@ impl RegistryClient {
                 Location::Local(path) => {
                     let (project, dir) = (name.clone(), path.clone());
                     let listed =
-                        tokio::task::spawn_blocking(move || simple::list_local(&dir, &project, index))
+                        tokio::task::spawn_blocking(move || simple::list_local(&dir, &project, &ctx))
                             .await
                             .map_err(Error::Task)?
                             .map_err(|source| Error::FindLinks { path, source })?;
@@ -204,7 +212,7 @@ impl RegistryClient {
                     listed
                 }
             };
-            return Ok(Some(self.apply_cutoff(page)));
+            return Ok(Some(Arc::new(page)));
         }
         Ok(None)
     }
@@ -229,19 +237,6 @@ impl RegistryClient {
             out.push((first + i, location));
         }
         out
-    }
-
-    /// Drops files uploaded at or after `exclude_newer`.
-    fn apply_cutoff(&self, mut page: ProjectPage) -> ProjectPage {
-        let Some(cutoff) = self.inner.options.exclude_newer else { return page };
-        page.files.retain(|file| match file.upload_time {
-            Some(uploaded) => uploaded < cutoff,
-            None => {
-                tracing::debug!("{}: no upload time; kept despite --exclude-newer", file.filename);
-                true
-            }
-        });
-        page
     }
 
     fn offline(&self) -> bool {
@@ -323,7 +318,7 @@ impl RegistryClient {
                 (header, page)
             }
         };
-        self.write_cached_page(&key, &header, &page.body);
+        self.write_cached_page(&key, &header, &page, package);
         Ok(page)
     }
 
@@ -344,10 +339,29 @@ impl RegistryClient {
     }
 
     /// Failing to cache a page costs a request next time, not the command.
-    fn write_cached_page(&self, key: &str, header: &PageHeader, body: &[u8]) {
-        let Ok(mut raw) = serde_json::to_vec(header) else { return };
+    ///
+    /// What is kept is the page reduced to the files a Linux target could use, as PEP 691
+    /// JSON: on big projects most files are Windows and macOS wheels, and a warm run spends
+    /// its time reading and parsing what it keeps. Pages that do not parse are kept as sent.
+    fn write_cached_page(&self, key: &str, header: &PageHeader, page: &Page, package: &PackageName) {
+        let ctx = PageContext { keep_wheel: Some(simple::linux_or_any()), ..PageContext::default() };
+        let compact = (page.status == 200)
+            .then(|| {
+                simple::parse_page(&page.body, page.content_type.as_deref(), &page.final_url, package, &ctx)
+                    .ok()
+            })
+            .flatten()
+            .map(|parsed| simple::to_json(&parsed))
+            .filter(|json| !json.is_empty());
+        let header = match &compact {
+            Some(_) => {
+                PageHeader { content_type: Some(simple::JSON_CONTENT_TYPE.to_string()), ..header.clone() }
+            }
+            None => header.clone(),
+        };
+        let Ok(mut raw) = serde_json::to_vec(&header) else { return };
         raw.push(b'\n');
-        raw.extend_from_slice(body);
+        raw.extend_from_slice(compact.as_deref().unwrap_or(&page.body));
         if let Err(e) = self.inner.cache.write_entry(PAGES, key, &raw) {
             tracing::warn!("{e}");
         }

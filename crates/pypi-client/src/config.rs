@@ -65,7 +65,7 @@ impl IndexConfig {
             Some(value) => parse_index_url(value, &Origin::Cli("--index-url"))?,
             None => match settings.get("index-url") {
                 Some((value, origin)) => parse_index_url(value, origin)?,
-                None => ask_pip_for_default_index(env.python.as_deref())?,
+                None => default_index(env)?,
             },
         };
 
@@ -150,6 +150,9 @@ pub struct PipEnvironment {
     pub site_files: Vec<PathBuf>,
     /// The interpreter asked for pip's default index; `None` never asks.
     pub python: Option<OsString>,
+    /// Where to remember that answer for a day: starting an interpreter costs more than a
+    /// warm resolution, and pip's default changes only with pip itself.
+    pub default_index_memo: Option<PathBuf>,
 }
 
 impl PipEnvironment {
@@ -184,7 +187,7 @@ impl PipEnvironment {
             user_files.push(dir.join("pip").join("pip.conf"));
         }
         let site_files = var("VIRTUAL_ENV").map(|v| Path::new(&v).join("pip.conf")).into_iter().collect();
-        PipEnvironment { vars, global_files, user_files, site_files, python: None }
+        PipEnvironment { vars, global_files, user_files, site_files, python: None, default_index_memo: None }
     }
 }
 
@@ -433,6 +436,46 @@ fn find_links_entry_exists(entry: &str) -> bool {
         tracing::debug!("ignoring find-links location {entry}: it does not exist");
     }
     exists
+}
+
+/// pip's default index, from the memo file when it is fresh and for the same interpreter.
+fn default_index(env: &PipEnvironment) -> Result<Url, ConfigError> {
+    const MEMO_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    let python = env.python.as_deref().map(|p| p.to_string_lossy().into_owned());
+    let memo = env.default_index_memo.as_deref();
+    if let (Some(memo), Some(python)) = (memo, &python) {
+        let fresh = std::fs::metadata(memo)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < MEMO_TTL);
+        if fresh {
+            let text = std::fs::read_to_string(memo).unwrap_or_default();
+            if let Some((who, url)) = text.trim_end().split_once('\t') {
+                if who == python {
+                    if let Ok(url) = Url::parse(url) {
+                        return Ok(url);
+                    }
+                }
+            }
+        }
+    }
+    let url = ask_pip_for_default_index(env.python.as_deref())?;
+    if let (Some(memo), Some(python)) = (memo, &python) {
+        // A lost memo only costs the next run an interpreter start.
+        let write = || -> std::io::Result<()> {
+            let dir = memo.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            std::io::Write::write_all(&mut tmp, format!("{python}\t{url}\n").as_bytes())?;
+            tmp.persist(memo).map_err(|e| e.error)?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            tracing::debug!("cannot remember the default index in {}: {e}", memo.display());
+        }
+    }
+    Ok(url)
 }
 
 fn ask_pip_for_default_index(python: Option<&std::ffi::OsStr>) -> Result<Url, ConfigError> {

@@ -14,4 +14,4 @@ mod wheel;
 pub use client::{ClientOptions, RegistryClient};
 pub use config::{ConfigError, IndexArgs, IndexConfig, PipEnvironment};
 pub use error::Error;
-pub use simple::{DistFile, ParseError, ProjectPage};
+pub use simple::{DistFile, PageContext, ParseError, ProjectPage, WheelFilter};

@@ -13,7 +13,7 @@
 //! Unpacking never creates a symlink or hard link: links inside the archive are materialised
 //! as copies of their (in-tree) targets, so no later write can be redirected out of the tree.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
@@ -71,28 +71,15 @@ def load_backend(spec, backend_path):
     return backend
 
 
-def unsatisfied(requirements):
-    """The requirements the running environment does not already satisfy."""
-    try:
-        from importlib.metadata import version
-        from pip._vendor.packaging.requirements import Requirement
-    except Exception:
-        return list(requirements)
-    missing = []
-    for text in requirements:
-        try:
-            requirement = Requirement(text)
-            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
-                continue
-            if requirement.url or requirement.extras:
-                missing.append(text)
-                continue
-            installed = version(requirement.name)
-            if not requirement.specifier.contains(installed, prereleases=True):
-                missing.append(text)
-        except Exception:
-            missing.append(text)
-    return missing
+def installed():
+    """Name -> version of every distribution the running environment has."""
+    from importlib.metadata import distributions
+    found = {}
+    for dist in distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[name] = dist.version
+    return found
 
 
 def main():
@@ -103,7 +90,7 @@ def main():
     if request["hook"] == "get_requires_for_build_wheel":
         hook = getattr(backend, "get_requires_for_build_wheel", None)
         requires = list(hook(None)) if hook is not None else []
-        result = {"requires": requires, "unsatisfied": unsatisfied(requires)}
+        result = {"requires": requires, "installed": installed()}
     elif request["hook"] == "prepare_metadata_for_build_wheel":
         hook = getattr(backend, "prepare_metadata_for_build_wheel", None)
         if hook is not None:
@@ -735,9 +722,37 @@ struct BuildSystem {
 #[derive(Debug, Default, Deserialize)]
 struct HookResult {
     requires: Option<Vec<String>>,
-    unsatisfied: Option<Vec<String>>,
+    /// Distributions in the build venv: name -> version.
+    installed: Option<BTreeMap<String, String>>,
     dist_info: Option<String>,
     wheel: Option<String>,
+}
+
+/// The requirements `installed` does not meet. Only plain `name[specifiers]` can be met:
+/// markers, extras and URLs count as unmet (a new venv is the safe answer).
+fn unsatisfied(requires: &[String], installed: &BTreeMap<String, String>) -> Vec<String> {
+    let installed: BTreeMap<PackageName, &str> = installed
+        .iter()
+        .filter_map(|(name, version)| Some((PackageName::from_str(name).ok()?, version.as_str())))
+        .collect();
+    requires
+        .iter()
+        .filter(|text| {
+            let Ok(req) = Req::from_str(text) else { return true };
+            if !req.marker.is_true() || !req.extras.is_empty() {
+                return true;
+            }
+            let Some(version) = installed.get(&req.name).and_then(|v| Version::from_str(v).ok()) else {
+                return true;
+            };
+            match &req.version_or_url {
+                None => false,
+                Some(pep_types::VersionOrUrl::VersionSpecifier(spec)) => !spec.contains(&version),
+                Some(pep_types::VersionOrUrl::Url(_)) => true,
+            }
+        })
+        .cloned()
+        .collect()
 }
 
 /// One sdist's PEP 517 metadata build.
@@ -782,7 +797,10 @@ impl Build<'_> {
 
         let mut env = self.build_env(&interpreter, &constraints, &backend.requires).await?;
         let requires = self.run_hook(&env, &backend, "get_requires_for_build_wheel", scratch.path()).await?;
-        let unsatisfied = requires.unsatisfied.unwrap_or_default();
+        let unsatisfied = unsatisfied(
+            requires.requires.as_deref().unwrap_or_default(),
+            &requires.installed.unwrap_or_default(),
+        );
         if !unsatisfied.is_empty() {
             debug!("{} {}: installing dynamic build requirements {unsatisfied:?}", self.name, self.version);
             let mut all = backend.requires.clone();
@@ -900,50 +918,68 @@ impl Build<'_> {
         let log = tmp.path().join("build-env.log");
         let started = std::time::Instant::now();
 
+        // A venv without pip (and so without the setuptools that Python < 3.12 seeds, as
+        // pip's isolated build environments start empty) takes a fifth of a second; the
+        // host's pip installs into it with `--python` (pip >= 22.3). Older pips get a venv
+        // of their own to install with.
         let mut venv = Command::new(&self.ctx.python);
-        venv.arg("-m").arg("venv").arg(tmp.path());
+        venv.arg("-m").arg("venv").arg("--without-pip").arg(tmp.path());
         let (status, output) = run_logged(venv, &log).await?;
         if !status.success() {
             return Err(SdistError::Venv { python: self.ctx.python.clone(), status, output: tail(&output) });
         }
-
-        // Before Python 3.12, `venv` seeds setuptools too. pip's isolated build environments
-        // start empty, so the latest allowed setuptools gets installed when it is a build
-        // requirement; remove the seeded one to behave the same on every host Python.
-        if has_seeded_setuptools(tmp.path()).map_err(|e| self.io(e))? {
-            let mut uninstall = Command::new(tmp.path().join("bin").join("python"));
-            uninstall.args(["-m", "pip", "uninstall", "--yes", "--disable-pip-version-check"]);
-            uninstall.arg("setuptools");
-            let (status, output) = run_logged(uninstall, &log).await?;
-            if !status.success() {
-                return Err(SdistError::Venv {
-                    python: self.ctx.python.clone(),
-                    status,
-                    output: tail(&output),
-                });
-            }
-        }
+        let venv_python = tmp.path().join("bin").join("python");
 
         if !requirements.is_empty() {
-            let mut pip = Command::new(tmp.path().join("bin").join("python"));
-            pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input"])
-                .arg("--no-warn-script-location")
-                .args(&self.ctx.pip_args);
-            for constraint in constraints {
-                pip.arg("-c").arg(&constraint.path);
+            let install = |host_pip: bool| {
+                let mut pip = if host_pip {
+                    let mut pip = Command::new(&self.ctx.python);
+                    pip.args(["-m", "pip", "--python"]).arg(&venv_python);
+                    pip
+                } else {
+                    Command::new(&venv_python)
+                };
+                if !host_pip {
+                    pip.args(["-m", "pip"]);
+                }
+                // pip's own HTTP cache lives in ours: a cold run of ours is cold for pip too,
+                // and `cache clean` clears both.
+                pip.args(["install", "--disable-pip-version-check", "--no-input"])
+                    .arg("--cache-dir")
+                    .arg(self.ctx.work_dir.join("pip-cache"))
+                    .arg("--no-warn-script-location")
+                    .args(&self.ctx.pip_args);
+                for constraint in constraints {
+                    pip.arg("-c").arg(&constraint.path);
+                }
+                pip.args(&requirements);
+                // Build requirements that are themselves sdists get built by pip in their own
+                // isolated env; the environment variable carries the constraints there too.
+                if !constraints.is_empty() {
+                    let joined = constraints
+                        .iter()
+                        .map(|c| c.path.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    pip.env("PIP_CONSTRAINT", joined);
+                }
+                pip
+            };
+            let (mut status, mut output) = run_logged(install(true), &log).await?;
+            if !status.success() && output.contains("no such option: --python") {
+                debug!("the host's pip has no --python; seeding the build venv with its own pip");
+                let mut ensurepip = Command::new(&venv_python);
+                ensurepip.args(["-m", "ensurepip", "--default-pip"]);
+                let (seeded, seed_output) = run_logged(ensurepip, &log).await?;
+                if !seeded.success() {
+                    return Err(SdistError::Venv {
+                        python: self.ctx.python.clone(),
+                        status: seeded,
+                        output: tail(&seed_output),
+                    });
+                }
+                (status, output) = run_logged(install(false), &log).await?;
             }
-            pip.args(&requirements);
-            // Build requirements that are themselves sdists get built by pip in their own
-            // isolated env; the environment variable carries the constraints there too.
-            if !constraints.is_empty() {
-                let joined = constraints
-                    .iter()
-                    .map(|c| c.path.to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                pip.env("PIP_CONSTRAINT", joined);
-            }
-            let (status, output) = run_logged(pip, &log).await?;
             if !status.success() {
                 return Err(SdistError::PipInstall {
                     name: self.name.clone(),
@@ -1056,16 +1092,6 @@ fn publish_dir(tmp: &Path, final_dir: &Path) -> io::Result<()> {
             ))
         }
     }
-}
-
-/// Whether a fresh venv has setuptools in its `site-packages` (`lib/python3.X/site-packages`).
-fn has_seeded_setuptools(venv: &Path) -> io::Result<bool> {
-    for entry in fs_err::read_dir(venv.join("lib"))? {
-        if entry?.path().join("site-packages").join("setuptools").is_dir() {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 /// `name` if it is a single plain path component (what PEP 517 hooks return).

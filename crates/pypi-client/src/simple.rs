@@ -4,17 +4,148 @@
 //! Parsing is lenient per file and strict per page: a file entry we cannot use is skipped
 //! (pip does the same), a page we cannot read at all is an error.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use std::str::FromStr;
 
-use pep_types::{DistFilename, PackageName, VersionSpecifiers};
+use pep_types::{DistFilename, PackageName, VersionSpecifiers, WheelFilename};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::html;
+
+/// What a page is parsed for: which location it came from, and which files are worth
+/// keeping. Dropping files early (other operating systems' wheels, uploads after the
+/// cutoff) saves most of the parsing and memory on large pages.
+#[derive(Clone, Default)]
+pub struct PageContext {
+    /// Which location the page came from (see [`DistFile::index`]).
+    pub index: usize,
+    /// Drop files uploaded at or after this time (PEP 700).
+    pub exclude_newer: Option<jiff::Timestamp>,
+    /// Keep only the wheels this accepts (sdists are always kept).
+    pub keep_wheel: Option<WheelFilter>,
+}
+
+/// A predicate on wheel names, e.g. "some target can install it".
+#[derive(Clone)]
+pub struct WheelFilter(pub std::sync::Arc<dyn Fn(&WheelFilename) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for WheelFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WheelFilter(..)")
+    }
+}
+
+impl PageContext {
+    /// A context that keeps every file, for location `index`.
+    pub fn index(index: usize) -> PageContext {
+        PageContext { index, ..PageContext::default() }
+    }
+
+    /// The parsed name of a file worth keeping, or `None` (with a debug line) to skip it.
+    fn accept(
+        &self,
+        filename: &str,
+        project: &PackageName,
+        uploaded: Option<jiff::Timestamp>,
+    ) -> Option<DistFilename> {
+        if let (Some(cutoff), Some(uploaded)) = (self.exclude_newer, uploaded) {
+            if uploaded >= cutoff {
+                return None;
+            }
+        }
+        let parsed = match DistFilename::parse(filename, project)? {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                tracing::debug!("skipping {filename}: {e}");
+                return None;
+            }
+        };
+        if let DistFilename::Wheel(wheel) = &parsed {
+            if wheel.name != *project {
+                tracing::debug!("skipping {filename}: not a file of {project}");
+                return None;
+            }
+            if self.keep_wheel.as_ref().is_some_and(|keep| !(keep.0)(wheel)) {
+                return None;
+            }
+        }
+        Some(parsed)
+    }
+}
+
+/// The content type of PEP 691 JSON pages.
+pub const JSON_CONTENT_TYPE: &str = "application/vnd.pypi.simple.v1+json";
+
+/// Keeps wheels some Linux system could install (any `*linux*` platform tag, or `any`).
+pub fn linux_or_any() -> WheelFilter {
+    WheelFilter(std::sync::Arc::new(|w: &WheelFilename| {
+        w.platform.iter().any(|p| p == "any" || p.contains("linux"))
+    }))
+}
+
+/// Writes a page back as PEP 691 JSON (absolute URLs), with the fields this client reads:
+/// `parse_json` of the result gives the same files.
+pub fn to_json(page: &ProjectPage) -> Vec<u8> {
+    let files: Vec<serde_json::Value> = page
+        .files
+        .iter()
+        .map(|f| {
+            let mut entry = serde_json::json!({
+                "filename": f.filename,
+                "url": f.url.as_str(),
+                "hashes": f.sha256.as_ref().map_or_else(|| serde_json::json!({}), |h| serde_json::json!({ "sha256": h })),
+                "yanked": f.yanked.as_ref().map_or(serde_json::Value::Bool(false), |r| serde_json::Value::String(r.clone())),
+            });
+            if let Some(rp) = &f.requires_python {
+                entry["requires-python"] = rp.to_string().into();
+            }
+            if let Some(size) = f.size {
+                entry["size"] = size.into();
+            }
+            if let Some(t) = &f.upload_time {
+                entry["upload-time"] = t.to_string().into();
+            }
+            if f.core_metadata {
+                entry["core-metadata"] = match &f.core_metadata_sha256 {
+                    Some(h) => serde_json::json!({ "sha256": h }),
+                    None => true.into(),
+                };
+            }
+            entry
+        })
+        .collect();
+    let page =
+        serde_json::json!({ "meta": { "api-version": "1.1" }, "name": page.name.as_ref(), "files": files });
+    serde_json::to_vec(&page).unwrap_or_default()
+}
+
+/// Parses `Requires-Python` values once per distinct string: a page repeats a handful of
+/// them across thousands of files.
+#[derive(Default)]
+struct RequiresPythonMemo(std::collections::HashMap<String, Option<std::sync::Arc<VersionSpecifiers>>>);
+
+impl RequiresPythonMemo {
+    fn get(&mut self, filename: &str, value: Option<&str>) -> Option<std::sync::Arc<VersionSpecifiers>> {
+        let value = value.map(str::trim).filter(|s| !s.is_empty())?;
+        if let Some(known) = self.0.get(value) {
+            return known.clone();
+        }
+        let parsed = match VersionSpecifiers::from_str(value) {
+            Ok(spec) => Some(std::sync::Arc::new(spec)),
+            Err(e) => {
+                tracing::debug!("{filename}: ignoring requires-python `{value}`: {e}");
+                None
+            }
+        };
+        self.0.insert(value.to_string(), parsed.clone());
+        parsed
+    }
+}
 
 /// The `Accept` header for project pages: JSON (PEP 691) preferred, HTML accepted.
 pub const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, text/html;q=0.1";
@@ -41,8 +172,9 @@ pub struct DistFile {
     pub sha256: Option<String>,
     /// The size in bytes, if known.
     pub size: Option<u64>,
-    /// `Requires-Python`; an unparsable value counts as absent, as in pip.
-    pub requires_python: Option<VersionSpecifiers>,
+    /// `Requires-Python`; an unparsable value counts as absent, as in pip. Shared between
+    /// the files of a page that state the same value.
+    pub requires_python: Option<std::sync::Arc<VersionSpecifiers>>,
     /// `Some(reason)` (possibly empty) if the file is yanked (PEP 592).
     pub yanked: Option<String>,
     /// The upload time (PEP 700), JSON pages only.
@@ -74,7 +206,7 @@ pub fn parse_page(
     content_type: Option<&str>,
     page_url: &Url,
     project: &PackageName,
-    index: usize,
+    ctx: &PageContext,
 ) -> Result<ProjectPage, ParseError> {
     let mime = content_type.and_then(|c| c.split(';').next()).map(|m| m.trim().to_ascii_lowercase());
     let is_json = match mime.as_deref() {
@@ -83,18 +215,20 @@ pub fn parse_page(
         _ => body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
     };
     if is_json {
-        parse_json(body, page_url, project, index)
+        parse_json(body, page_url, project, ctx)
     } else {
-        Ok(parse_html(&String::from_utf8_lossy(body), page_url, project, index))
+        Ok(parse_html(&String::from_utf8_lossy(body), page_url, project, ctx))
     }
 }
 
 #[derive(Deserialize)]
-struct JsonPage {
+struct JsonPage<'a> {
     #[serde(default)]
     meta: JsonMeta,
-    #[serde(default)]
-    files: Vec<serde_json::Value>,
+    /// Kept raw so one malformed entry is skipped alone (as pip does) without the cost of
+    /// a generic `Value` for every entry.
+    #[serde(default, borrow)]
+    files: Vec<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize, Default)]
@@ -103,17 +237,22 @@ struct JsonMeta {
     api_version: Option<String>,
 }
 
+/// One file entry. Missing fields default (an entry without a name or URL is skipped), so
+/// one odd entry does not cost the whole page.
 #[derive(Deserialize)]
-struct JsonFile {
-    filename: String,
-    url: String,
+struct JsonFile<'a> {
+    #[serde(default, borrow)]
+    filename: Cow<'a, str>,
+    #[serde(default, borrow)]
+    url: Cow<'a, str>,
     #[serde(default)]
     hashes: BTreeMap<String, String>,
-    #[serde(rename = "requires-python")]
-    requires_python: Option<String>,
+    #[serde(rename = "requires-python", default, borrow)]
+    requires_python: Option<Cow<'a, str>>,
+    #[serde(default)]
     size: Option<u64>,
-    #[serde(rename = "upload-time")]
-    upload_time: Option<String>,
+    #[serde(rename = "upload-time", default, borrow)]
+    upload_time: Option<Cow<'a, str>>,
     #[serde(default)]
     yanked: Option<BoolOrString>,
     #[serde(rename = "core-metadata")]
@@ -141,7 +280,7 @@ pub fn parse_json(
     body: &[u8],
     page_url: &Url,
     project: &PackageName,
-    index: usize,
+    ctx: &PageContext,
 ) -> Result<ProjectPage, ParseError> {
     let page: JsonPage = serde_json::from_slice(body).map_err(ParseError::Json)?;
     if let Some(version) = &page.meta.api_version {
@@ -149,15 +288,33 @@ pub fn parse_json(
             return Err(ParseError::UnsupportedVersion(version.clone()));
         }
     }
-    let mut files = Vec::with_capacity(page.files.len());
-    for value in page.files {
-        let entry: JsonFile = match serde_json::from_value(value) {
+    let mut memo = RequiresPythonMemo::default();
+    let mut files = Vec::new();
+    for raw in page.files {
+        let entry: JsonFile = match serde_json::from_str(raw.get()) {
             Ok(entry) => entry,
             Err(e) => {
                 tracing::debug!("{page_url}: skipping a malformed file entry: {e}");
                 continue;
             }
         };
+        if entry.filename.is_empty() || entry.url.is_empty() {
+            tracing::debug!("{page_url}: skipping a file entry without a name or URL");
+            continue;
+        }
+        let upload_time = entry.upload_time.as_deref().and_then(|t| match t.parse::<jiff::Timestamp>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::debug!("{page_url}: {}: ignoring upload-time `{t}`: {e}", entry.filename);
+                None
+            }
+        });
+        // Decide on the name and time first: most files of a big page are skipped here,
+        // before their URL and hashes cost anything.
+        let Some(parsed) = ctx.accept(&entry.filename, project, upload_time) else { continue };
+        if upload_time.is_none() && ctx.exclude_newer.is_some() {
+            tracing::debug!("{}: no upload time; kept despite --exclude-newer", entry.filename);
+        }
         let Ok(url) = page_url.join(&entry.url) else {
             tracing::debug!("{page_url}: skipping {}: bad URL `{}`", entry.filename, entry.url);
             continue;
@@ -167,19 +324,13 @@ pub fn parse_json(
             Some(BoolOrHashes::Bool(true)) => (true, None),
             Some(BoolOrHashes::Hashes(h)) => (true, h.get("sha256").and_then(|d| digest(d))),
         };
-        let upload_time = entry.upload_time.as_deref().and_then(|t| match t.parse::<jiff::Timestamp>() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::debug!("{page_url}: {}: ignoring upload-time `{t}`: {e}", entry.filename);
-                None
-            }
-        });
-        let file = Fields {
-            filename: entry.filename,
+        files.push(DistFile {
+            requires_python: memo.get(&entry.filename, entry.requires_python.as_deref()),
+            filename: entry.filename.into_owned(),
+            parsed,
             url,
             sha256: entry.hashes.get("sha256").and_then(|d| digest(d)),
             size: entry.size,
-            requires_python: entry.requires_python,
             yanked: match entry.yanked {
                 None | Some(BoolOrString::Bool(false)) => None,
                 Some(BoolOrString::Bool(true)) => Some(String::new()),
@@ -188,15 +339,15 @@ pub fn parse_json(
             upload_time,
             core_metadata,
             core_metadata_sha256,
-        };
-        files.extend(file.into_dist_file(project, index));
+            index: ctx.index,
+        });
     }
     Ok(ProjectPage { name: project.clone(), files })
 }
 
 /// Parses a PEP 503 HTML page (also a flat find-links page: files of other projects are
 /// skipped). Never fails: a page without usable anchors lists no files.
-pub fn parse_html(body: &str, page_url: &Url, project: &PackageName, index: usize) -> ProjectPage {
+pub fn parse_html(body: &str, page_url: &Url, project: &PackageName, ctx: &PageContext) -> ProjectPage {
     let tags = html::tags(body);
     let base = tags
         .iter()
@@ -204,6 +355,7 @@ pub fn parse_html(body: &str, page_url: &Url, project: &PackageName, index: usiz
         .and_then(|t| t.attr("href").flatten())
         .and_then(|href| page_url.join(href).ok())
         .unwrap_or_else(|| page_url.clone());
+    let mut memo = RequiresPythonMemo::default();
     let mut files = Vec::new();
     for anchor in tags.iter().filter(|t| t.name == "a") {
         let Some(href) = anchor.attr("href").flatten() else { continue };
@@ -225,25 +377,27 @@ pub fn parse_html(body: &str, page_url: &Url, project: &PackageName, index: usiz
             None | Some(Some("false")) => (false, None),
             Some(value) => (true, value.and_then(|v| v.strip_prefix("sha256=")).and_then(digest)),
         };
-        let file = Fields {
+        let Some(parsed) = ctx.accept(&filename, project, None) else { continue };
+        files.push(DistFile {
+            requires_python: memo.get(&filename, anchor.attr("data-requires-python").flatten()),
             filename,
+            parsed,
             url,
             sha256,
             size: None,
-            requires_python: anchor.attr("data-requires-python").flatten().map(str::to_string),
             yanked: anchor.attr("data-yanked").map(|reason| reason.unwrap_or_default().to_string()),
             upload_time: None,
             core_metadata,
             core_metadata_sha256,
-        };
-        files.extend(file.into_dist_file(project, index));
+            index: ctx.index,
+        });
     }
     ProjectPage { name: project.clone(), files }
 }
 
 /// Lists the files of `project` in a find-links directory (or the one file a find-links
 /// entry names), hashing each so that it can be locked and verified like an index file.
-pub fn list_local(location: &Path, project: &PackageName, index: usize) -> std::io::Result<ProjectPage> {
+pub fn list_local(location: &Path, project: &PackageName, ctx: &PageContext) -> std::io::Result<ProjectPage> {
     let mut paths = Vec::new();
     if location.is_dir() {
         for entry in fs_err::read_dir(location)? {
@@ -260,13 +414,12 @@ pub fn list_local(location: &Path, project: &PackageName, index: usize) -> std::
     for path in paths {
         let Some(filename) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
         // Hash only the files of this project: a find-links directory may hold gigabytes.
-        if !matches!(DistFilename::parse(&filename, project), Some(Ok(_))) {
-            continue;
-        }
+        let Some(parsed) = ctx.accept(&filename, project, None) else { continue };
         let Ok(url) = Url::from_file_path(&path) else { continue };
         let (sha256, size) = hash_file(&path)?;
-        let file = Fields {
+        files.push(DistFile {
             filename,
+            parsed,
             url,
             sha256: Some(sha256),
             size: Some(size),
@@ -275,8 +428,8 @@ pub fn list_local(location: &Path, project: &PackageName, index: usize) -> std::
             upload_time: None,
             core_metadata: false,
             core_metadata_sha256: None,
-        };
-        files.extend(file.into_dist_file(project, index));
+            index: ctx.index,
+        });
     }
     Ok(ProjectPage { name: project.clone(), files })
 }
@@ -295,59 +448,6 @@ fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
         hasher.update(&buf[..n]);
     }
     Ok((hex::encode(hasher.finalize()), size))
-}
-
-/// What both page formats yield for a file, before the checks common to both.
-struct Fields {
-    filename: String,
-    url: Url,
-    sha256: Option<String>,
-    size: Option<u64>,
-    requires_python: Option<String>,
-    yanked: Option<String>,
-    upload_time: Option<jiff::Timestamp>,
-    core_metadata: bool,
-    core_metadata_sha256: Option<String>,
-}
-
-impl Fields {
-    fn into_dist_file(self, project: &PackageName, index: usize) -> Option<DistFile> {
-        let parsed = match DistFilename::parse(&self.filename, project)? {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                tracing::debug!("skipping {}: {e}", self.filename);
-                return None;
-            }
-        };
-        if let DistFilename::Wheel(wheel) = &parsed {
-            if wheel.name != *project {
-                tracing::debug!("skipping {}: not a file of {project}", self.filename);
-                return None;
-            }
-        }
-        let requires_python = self.requires_python.filter(|s| !s.trim().is_empty()).and_then(|s| {
-            match VersionSpecifiers::from_str(&s) {
-                Ok(spec) => Some(spec),
-                Err(e) => {
-                    tracing::debug!("{}: ignoring requires-python `{s}`: {e}", self.filename);
-                    None
-                }
-            }
-        });
-        Some(DistFile {
-            filename: self.filename,
-            parsed,
-            url: self.url,
-            sha256: self.sha256,
-            size: self.size,
-            requires_python,
-            yanked: self.yanked,
-            upload_time: self.upload_time,
-            core_metadata: self.core_metadata,
-            core_metadata_sha256: self.core_metadata_sha256,
-            index,
-        })
-    }
 }
 
 /// A sha256 hex digest, lower-cased; anything else is ignored (treated as no hash).
@@ -408,7 +508,7 @@ mod tests {
             Some("application/vnd.pypi.simple.v1+json"),
             &page_url,
             &name("foo-bar"),
-            1,
+            &PageContext::index(1),
         )
         .unwrap();
         assert_eq!(page.files.len(), 3, "{page:#?}");
@@ -429,7 +529,7 @@ mod tests {
 
         let v2 = r#"{"meta": {"api-version": "2.0"}, "files": []}"#;
         assert!(matches!(
-            parse_json(v2.as_bytes(), &page_url, &name("foo-bar"), 0),
+            parse_json(v2.as_bytes(), &page_url, &name("foo-bar"), &PageContext::index(0)),
             Err(ParseError::UnsupportedVersion(_))
         ));
     }
@@ -446,9 +546,14 @@ mod tests {
             </body></html>"#
         );
         let page_url = Url::parse("http://127.0.0.1:1/simple/foo-bar/").unwrap();
-        let page =
-            parse_page(body.as_bytes(), Some("text/html; charset=utf-8"), &page_url, &name("foo-bar"), 0)
-                .unwrap();
+        let page = parse_page(
+            body.as_bytes(),
+            Some("text/html; charset=utf-8"),
+            &page_url,
+            &name("foo-bar"),
+            &PageContext::index(0),
+        )
+        .unwrap();
         let names: Vec<_> = page.files.iter().map(|f| f.filename.as_str()).collect();
         assert_eq!(
             names,
@@ -474,7 +579,8 @@ mod tests {
     fn html_base_tag_and_sniffing() {
         let body = r#"<base href="https://mirror.invalid/pkgs/"><a href="foo-1.0.tar.gz">foo</a>"#;
         let page_url = Url::parse("https://example.invalid/simple/foo/").unwrap();
-        let page = parse_page(body.as_bytes(), None, &page_url, &name("foo"), 0).unwrap();
+        let page =
+            parse_page(body.as_bytes(), None, &page_url, &name("foo"), &PageContext::index(0)).unwrap();
         assert_eq!(page.files[0].url.as_str(), "https://mirror.invalid/pkgs/foo-1.0.tar.gz");
     }
 
@@ -485,11 +591,27 @@ mod tests {
         std::fs::write(dir.path().join("foo-0.9.tar.gz"), b"def").unwrap();
         std::fs::write(dir.path().join("bar-1.0-py3-none-any.whl"), b"x").unwrap();
         std::fs::write(dir.path().join("README"), b"x").unwrap();
-        let page = list_local(dir.path(), &name("foo"), 3).unwrap();
+        let page = list_local(dir.path(), &name("foo"), &PageContext::index(3)).unwrap();
         let names: Vec<_> = page.files.iter().map(|f| f.filename.as_str()).collect();
         assert_eq!(names, ["foo-0.9.tar.gz", "foo-1.0-py3-none-any.whl"]);
         assert_eq!(page.files[1].sha256.as_deref(), Some(hex::encode(Sha256::digest(b"abc")).as_str()));
         assert_eq!((page.files[1].size, page.files[1].index), (Some(3), 3));
         assert_eq!(page.files[1].url.scheme(), "file");
+    }
+
+    #[test]
+    fn compact_json_round_trips() {
+        let body = r#"{"meta": {"api-version": "1.1"}, "files": [
+            {"filename": "foo-1.0-py3-none-any.whl", "url": "../../files/foo-1.0-py3-none-any.whl",
+             "hashes": {"sha256": "aa"}, "requires-python": ">=3.7", "size": 10,
+             "upload-time": "2024-01-01T00:00:00Z", "yanked": "bad", "core-metadata": {"sha256": "bb"}},
+            {"filename": "foo-1.0-cp39-cp39-win_amd64.whl", "url": "https://example.invalid/w.whl", "hashes": {}},
+            {"filename": "foo-1.0.tar.gz", "url": "https://example.invalid/foo-1.0.tar.gz", "hashes": {}}]}"#;
+        let page_url = Url::parse("https://example.invalid/simple/foo/").unwrap();
+        let ctx = PageContext { keep_wheel: Some(linux_or_any()), ..PageContext::default() };
+        let page = parse_page(body.as_bytes(), None, &page_url, &name("foo"), &ctx).unwrap();
+        assert_eq!(page.files.len(), 2, "the Windows wheel is dropped");
+        let again = parse_json(&to_json(&page), &page_url, &name("foo"), &PageContext::default()).unwrap();
+        assert_eq!(page, again);
     }
 }

@@ -34,6 +34,7 @@ impl Sandbox {
             user_files: vec![self.path("home/.pip/pip.conf"), self.path("home/.config/pip/pip.conf")],
             site_files: vec![self.path("venv/pip.conf")],
             python: None,
+            default_index_memo: None,
         }
     }
 }

@@ -218,7 +218,7 @@ async fn exclude_newer_drops_files_and_reuses_a_later_cached_page() {
         ..Default::default()
     };
     let client = registry(config(server.url("/simple/"), vec![]), &cache, options.clone());
-    let files = client.project(&name("foo")).await.unwrap().unwrap().files;
+    let files = client.project(&name("foo")).await.unwrap().unwrap().files.clone();
     let names: Vec<_> = files.iter().map(|f| f.filename.as_str()).collect();
     assert_eq!(names, ["foo-1.0.tar.gz", "foo-3.0.tar.gz"], "no upload time: kept");
     assert_eq!(server.hits(), 1);
@@ -376,7 +376,7 @@ async fn pep_658_metadata_file_is_preferred_and_checked() {
     });
     let cache = tempfile::tempdir().unwrap();
     let client = registry(config(server.url("/simple/"), vec![]), &cache, ClientOptions::default());
-    let files = client.project(&name("foo")).await.unwrap().unwrap().files;
+    let files = client.project(&name("foo")).await.unwrap().unwrap().files.clone();
     assert_eq!(client.wheel_metadata(&files[0]).await.unwrap(), METADATA.as_bytes());
     assert_eq!(server.requests()[1].path, "/files/foo-1.0-py3-none-any.whl.metadata");
     let err = client.wheel_metadata(&files[1]).await.unwrap_err();

@@ -12,7 +12,9 @@ use py_resolver::{
     render_target, render_universal, resolve_all, OutputOptions, RequirementSet, ResolveOptions, Source,
 };
 use pypi_client::sdist::BuildContext;
-use pypi_client::{ClientOptions as IndexClientOptions, IndexArgs, IndexConfig, RegistryClient};
+use pypi_client::{
+    ClientOptions as IndexClientOptions, IndexArgs, IndexConfig, PipEnvironment, RegistryClient, WheelFilter,
+};
 
 use crate::cli::CompileArgs;
 use crate::diagnostics::CliError;
@@ -50,10 +52,14 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
         no_index: args.no_index || set.no_index,
         cert: args.cert.clone(),
     };
-    let config = IndexConfig::from_pip(&index_args)
+    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
+    let pip_env = PipEnvironment {
+        default_index_memo: Some(cache.root().join("host-pip-default-index")),
+        ..PipEnvironment::from_process()
+    };
+    let config = IndexConfig::from_pip_with(&index_args, &pip_env)
         .map_err(|e| CliError::from_error("cannot read the package index configuration", e))?;
     let exclude_newer = args.exclude_newer.as_deref().map(parse_date).transpose()?;
-    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
     let http = fetch::Client::new(fetch::ClientOptions {
         ca_bundle: config.cert.clone(),
         offline: args.offline,
@@ -67,6 +73,10 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
         build_constraints: args.build_constraints.clone(),
         work_dir: cache.root().join("builds"),
     });
+    // Wheels that no target can install (other systems, other Pythons) are dropped while
+    // pages are parsed: on large pages they are most of the files.
+    let targets = plan.targets.clone();
+    let keep_wheel = WheelFilter(Arc::new(move |w| targets.iter().any(|t| t.wheel_rank(w).is_some())));
     let client = RegistryClient::new(
         config,
         http,
@@ -75,6 +85,7 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
             exclude_newer,
             refresh: args.refresh,
             offline: args.offline,
+            keep_wheel: Some(keep_wheel),
             ..IndexClientOptions::default()
         },
     );
@@ -86,7 +97,7 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
     ));
     let resolutions = resolve_all(&source, &plan.targets, &set, &preferences, &options);
     spinner.finish_and_clear();
-    let resolutions = resolutions.map_err(|e| CliError::from_error("resolution failed", e))?;
+    let resolutions = resolutions.map_err(|e| CliError::from_error(e.to_string(), e))?;
 
     let out_opts = OutputOptions {
         command: header_command(&args),
