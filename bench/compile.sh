@@ -20,8 +20,11 @@ echo "== building marqo-base (release)"
 cargo build --release -q -p marqo-base --manifest-path "$root/Cargo.toml"
 ours="$CARGO_TARGET_DIR/release/marqo-base"
 
-py39=$(command -v python3.9 || true)
-[ -n "$py39" ] || { echo "python3.9 not found: pip-compile needs the target interpreter"; py39=python3; }
+py39=""
+for c in python3.9 "$HOME"/.pyenv/versions/3.9*/bin/python3.9 /usr/bin/python3.9; do
+    if "$c" --version >/dev/null 2>&1; then py39=$c; break; fi
+done
+[ -n "$py39" ] || { echo "no working python3.9: pip-compile will resolve for python3 instead"; py39=python3; }
 if [ ! -x "$work/venv/bin/uv" ]; then
     echo "== installing uv and pip-tools into $work/venv"
     "$py39" -m venv "$work/venv"

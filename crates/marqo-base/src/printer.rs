@@ -29,13 +29,17 @@ impl Printer {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
         let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        let _ = tracing_subscriber::fmt()
+        let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .with_ansi(ansi)
-            .without_time()
-            .with_target(false)
-            .try_init();
+            .with_target(false);
+        // With -vv, each line says when it happened: the timeline of a slow run.
+        let _ = if self.verbose >= 2 {
+            builder.with_timer(tracing_subscriber::fmt::time::uptime()).try_init()
+        } else {
+            builder.without_time().try_init()
+        };
     }
 
     /// A status line for the user (stderr), unless quiet.

@@ -10,6 +10,12 @@ pub struct TestContext {
     pub dir: tempfile::TempDir,
 }
 
+impl Default for TestContext {
+    fn default() -> Self {
+        TestContext::new()
+    }
+}
+
 impl TestContext {
     pub fn new() -> TestContext {
         let dir = tempfile::tempdir().expect("temp dir");
