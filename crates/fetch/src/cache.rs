@@ -138,7 +138,16 @@ impl Cache {
             }
         };
         match std::fs::read(&path) {
-            Ok(bytes) => Some(bytes),
+            Ok(bytes) => match unseal(bytes) {
+                Some(payload) => Some(payload),
+                None => {
+                    // Damaged by something outside us (writes are atomic): drop it, so the
+                    // caller fetches afresh and writes a good one.
+                    tracing::warn!("ignoring a corrupt cache entry {}", path.display());
+                    let _ = std::fs::remove_file(&path);
+                    None
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 tracing::debug!("cache miss: cannot read {}: {e}", path.display());
@@ -149,8 +158,40 @@ impl Cache {
 
     /// Writes an entry atomically, replacing any previous one.
     pub fn write_entry(&self, namespace: &str, key: &str, bytes: &[u8]) -> Result<(), Error> {
-        write_atomic(&self.entry_path(namespace, key)?, bytes)
+        write_atomic(&self.entry_path(namespace, key)?, &seal(bytes))
     }
+}
+
+/// The first line of every entry: a format tag, the payload's length and a 64-bit
+/// checksum. Not a defence against tampering (blobs are checked by sha256 for that), but
+/// enough to notice a truncated or overwritten entry without hashing cryptographically on
+/// every warm read.
+const ENTRY_TAG: &str = "mbc1";
+
+fn checksum(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
+fn seal(payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("{ENTRY_TAG} {} {:016x}\n", payload.len(), checksum(payload)).into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn unseal(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
+    let newline = bytes.iter().take(64).position(|&b| b == b'\n')?;
+    let header = std::str::from_utf8(&bytes[..newline]).ok()?;
+    let mut parts = header.split(' ');
+    let (tag, len, sum) = (parts.next()?, parts.next()?.parse::<usize>().ok()?, parts.next()?);
+    let payload = &bytes[newline + 1..];
+    if tag != ENTRY_TAG || payload.len() != len || format!("{:016x}", checksum(payload)) != sum {
+        return None;
+    }
+    bytes.drain(..=newline);
+    Some(bytes)
 }
 
 /// Checks a sha256 hex digest and lower-cases it.
@@ -247,6 +288,25 @@ mod tests {
         assert_eq!(names.len(), 1);
         assert!(cache.write_entry("../escape", "k", b"x").is_err());
         assert!(cache.write_entry("/abs", "k", b"x").is_err());
+    }
+
+    #[test]
+    fn damaged_entries_read_as_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path());
+        cache.write_entry("pages", "k", b"{\"files\": []}").unwrap();
+        let path = cache.entry_path("pages", "k").unwrap();
+        let good = std::fs::read(&path).unwrap();
+        // Truncated, flipped, or replaced by something that never was an entry.
+        for damaged in
+            [good[..good.len() - 1].to_vec(), [&good[..good.len() - 1], b"]"].concat(), b"garbage".to_vec()]
+        {
+            std::fs::write(&path, &damaged).unwrap();
+            assert_eq!(cache.read_entry("pages", "k"), None);
+            assert!(!path.exists(), "a damaged entry is removed");
+        }
+        cache.write_entry("pages", "k", b"").unwrap();
+        assert_eq!(cache.read_entry("pages", "k"), Some(Vec::new()));
     }
 
     #[test]

@@ -430,3 +430,80 @@ fn offline_runs_from_the_cache() {
     ctx.run(&offline).success();
     assert_eq!(first, ctx.read("requirements.txt"));
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn damaged_cache_entries_are_fetched_again() {
+    let index = marqo_like_index();
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", REQUIREMENTS);
+    let args = [
+        "compile",
+        "requirements.in",
+        "--python",
+        "3.9",
+        "--platform",
+        "linux/arm64",
+        "--index-url",
+        &server.url(),
+    ];
+    ctx.run(&args).success();
+    let first = ctx.read("requirements.txt");
+    let entries: Vec<_> = ["http", "metadata", "sdist-metadata-v1"]
+        .iter()
+        .flat_map(|d| files_under(&ctx.cache().join(d)))
+        .collect();
+    assert!(entries.len() > 10, "{entries:?}");
+    for path in &entries {
+        std::fs::write(path, b"not what was written").unwrap();
+    }
+    server.clear_requests();
+    let run = ctx.run(&args);
+    run.success();
+    assert!(run.stderr.contains("corrupt cache entry"), "{}", run.stderr);
+    assert!(server.count("/simple/") > 0, "pages were fetched again");
+    assert_eq!(first, ctx.read("requirements.txt"));
+}
+
+#[test]
+fn a_file_that_does_not_match_its_hash_is_refused() {
+    let index = Index::new();
+    let name = Sdist::new("tampered", "1.0").requires("six").publish(&index);
+    Wheel::new("six", "1.16.0").publish(&index);
+    // Change the bytes after the index page has recorded their sha256.
+    let path = index.file_path(&name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"tampered");
+    std::fs::write(&path, bytes).unwrap();
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "tampered\n");
+    let run = ctx.run(&[
+        "compile",
+        "requirements.in",
+        "--python",
+        "3.9",
+        "--platform",
+        "linux/amd64",
+        "--index-url",
+        &server.url(),
+    ]);
+    run.code(3);
+    assert!(run.stderr.contains(&name) && run.stderr.contains("was expected"), "{}", run.stderr);
+    assert!(!ctx.exists("requirements.txt"));
+}
