@@ -507,3 +507,82 @@ fn a_file_that_does_not_match_its_hash_is_refused() {
     assert!(run.stderr.contains(&name) && run.stderr.contains("was expected"), "{}", run.stderr);
     assert!(!ctx.exists("requirements.txt"));
 }
+
+#[test]
+fn extras_and_annotations_follow_the_flags() {
+    let index = marqo_like_index();
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "fsspec[http]==2024.3.1\n");
+    let base = [
+        "compile",
+        "requirements.in",
+        "--python",
+        "3.9",
+        "--platform",
+        "linux/amd64",
+        "--index-url",
+        &server.url(),
+    ];
+    ctx.run(&base).success();
+    let text = ctx.read("requirements.txt");
+    assert!(pins(&text).contains(&"fsspec==2024.3.1".to_string()), "extras are stripped by default: {text}");
+    assert!(text.contains("    # via fsspec"), "{text}");
+    let mut keep = base.to_vec();
+    keep.extend(["--no-strip-extras", "--no-annotate", "-o", "kept.txt"]);
+    ctx.run(&keep).success();
+    let kept = ctx.read("kept.txt");
+    assert!(pins(&kept).contains(&"fsspec[http]==2024.3.1".to_string()), "{kept}");
+    assert!(!kept.contains("# via"), "{kept}");
+    assert_eq!(pins(&kept), ["aiohttp==3.10.9", "fsspec[http]==2024.3.1", "yarl==1.14.0"]);
+}
+
+/// The real pip accepts what we write, hashes included: `pip download --require-hashes`
+/// of the amd64 file for Python 3.9 fetches exactly the pinned files.
+#[test]
+fn pip_installs_from_our_hashed_output() {
+    if std::process::Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        eprintln!("no pip on this host: skipping");
+        return;
+    }
+    let index = Index::new();
+    Wheel::new("fast", "1.0").tag(AMD).requires("six").publish(&index);
+    Wheel::new("fast", "1.0").tag(ARM).publish(&index);
+    Wheel::new("six", "1.16.0").publish(&index);
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "fast\n");
+    ctx.run(&[
+        "compile",
+        "requirements.in",
+        "--python",
+        "3.9",
+        "--platform",
+        "linux/amd64",
+        "--generate-hashes",
+        "--index-url",
+        &server.url(),
+    ])
+    .success();
+    let out = std::process::Command::new("python3")
+        .args(["-m", "pip", "download", "--isolated", "--no-cache-dir", "--require-hashes", "--no-deps"])
+        .args(["--python-version", "3.9", "--platform", "manylinux2014_x86_64", "--only-binary", ":all:"])
+        .args(["-r", "requirements.txt", "-d", "dl", "--index-url", &server.url()])
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env_remove("PIP_FIND_LINKS")
+        .env_remove("PIP_INDEX_URL")
+        .current_dir(ctx.work())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut got: Vec<String> = std::fs::read_dir(ctx.work().join("dl"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["fast-1.0-cp39-cp39-manylinux2014_x86_64.whl", "six-1.16.0-py3-none-any.whl"]);
+}

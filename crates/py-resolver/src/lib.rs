@@ -20,4 +20,4 @@ pub use output::{render_target, render_universal, OutputOptions};
 pub use provider::{Pkg, ProviderError};
 pub use requirements::{Entry, Origin, RequirementSet, RequirementsError};
 pub use resolve::{resolve_all, Resolution, ResolveError, ResolveOptions, Resolved};
-pub use source::{Source, SourceError};
+pub use source::{Progress, Source, SourceError};

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -41,6 +42,14 @@ pub struct Source {
     handle: Handle,
     pages: Mutex<HashMap<PackageName, Fut<Option<Arc<ProjectPage>>>>>,
     metadata: Mutex<HashMap<String, Fut<Arc<Metadata>>>>,
+    progress: Arc<Progress>,
+}
+
+/// Counts for a progress line: how many pages and metadata files are done so far.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub pages: AtomicUsize,
+    pub metadata: AtomicUsize,
 }
 
 impl Source {
@@ -58,7 +67,13 @@ impl Source {
             handle,
             pages: Mutex::default(),
             metadata: Mutex::default(),
+            progress: Arc::default(),
         })
+    }
+
+    /// Live counts of finished requests, for progress display.
+    pub fn progress(&self) -> Arc<Progress> {
+        Arc::clone(&self.progress)
     }
 
     /// The project page of `name` from the first index that has it; starts the request
@@ -70,8 +85,11 @@ impl Source {
         }
         let client = self.client.clone();
         let owned = name.clone();
+        let progress = Arc::clone(&self.progress);
         let fut = async move {
-            match client.project(&owned).await {
+            let page = client.project(&owned).await;
+            progress.pages.fetch_add(1, Ordering::Relaxed);
+            match page {
                 Ok(page) => Ok(page),
                 Err(source) => Err(Arc::new(SourceError::Page { name: owned, source })),
             }
@@ -94,7 +112,9 @@ impl Source {
         let build = self.build.clone();
         let cache = self.cache.clone();
         let file = file.clone();
+        let progress = Arc::clone(&self.progress);
         let fut = async move {
+            let _count = CountOnDrop(&progress.metadata);
             let wrap = |source: Box<dyn std::error::Error + Send + Sync>| {
                 Arc::new(SourceError::Metadata { file: file.filename.clone(), source })
             };
@@ -131,6 +151,15 @@ impl Source {
     }
 }
 
+/// Counts one finished request however its future ends.
+struct CountOnDrop<'a>(&'a AtomicUsize);
+
+impl Drop for CountOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Sdist metadata is as immutable as the sdist: cache it by the sdist's hash, so a build runs
 /// once per file per machine.
 async fn fetch_sdist_metadata(
@@ -148,6 +177,7 @@ async fn fetch_sdist_metadata(
     }
     let path: PathBuf = client.download(file).await?;
     let build = build.ok_or("building sdists is disabled (--no-build)")?;
+    tracing::info!("building the metadata of {}", file.filename);
     let bytes = sdist_metadata(&path, sdist, build).await?;
     if let Some(sha) = &file.sha256 {
         cache.write_entry(NAMESPACE, sha, &bytes)?;

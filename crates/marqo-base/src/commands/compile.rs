@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -95,8 +96,23 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
         "Resolving for {}",
         plan.targets.iter().map(|t| t.platform()).collect::<Vec<_>>().join(", ")
     ));
+    let progress = source.progress();
+    let ticker = spinner.clone();
+    let base_message = ticker.message();
+    // The spinner's own thread redraws; this one only refreshes the counts.
+    let counts = std::thread::spawn(move || {
+        while !ticker.is_finished() && !ticker.is_hidden() {
+            ticker.set_message(format!(
+                "{base_message}: {} pages, {} metadata files",
+                progress.pages.load(Ordering::Relaxed),
+                progress.metadata.load(Ordering::Relaxed)
+            ));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
     let resolutions = resolve_all(&source, &plan.targets, &set, &preferences, &options);
     spinner.finish_and_clear();
+    let _ = counts.join();
     let resolutions = resolutions.map_err(|e| CliError::from_error(e.to_string(), e))?;
 
     let out_opts = OutputOptions {
