@@ -135,6 +135,11 @@ fn a_second_run_changes_nothing_and_check_passes() {
     ];
     ctx.run(&args).success();
     let first = ctx.read("out.txt");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(ctx.work().join("out.txt")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "outputs are readable by others, not temp-file private");
+    }
     ctx.run(&args).success();
     assert_eq!(first, ctx.read("out.txt"));
     let mut check = args.to_vec();
