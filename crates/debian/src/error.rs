@@ -58,7 +58,7 @@ pub enum Error {
     },
 
     /// The keyring cannot be read or used.
-    #[error("cannot use the keyring {path}: {reason}\nhint: install debian-archive-keyring, or name the keyring in the manifest")]
+    #[error("cannot use the keyring {path}: {reason}\nhint: install debian-archive-keyring, or name the keyring (--keyring PATH, or in the manifest)")]
     Keyring {
         /// The keyring file.
         path: PathBuf,

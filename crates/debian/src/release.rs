@@ -148,7 +148,7 @@ pub fn verify_signature(
         let stderr = String::from_utf8_lossy(&out.stderr);
         let detail = stderr
             .lines()
-            .map(|l| l.trim_start_matches("gpgv: "))
+            .map(|l| l.trim_start_matches("gpgv: ").trim())
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join("; ");
@@ -158,7 +158,7 @@ pub fn verify_signature(
             keyring: keyring.to_path_buf(),
             detail: if detail.is_empty() { format!("gpgv exited with {}", out.status) } else { detail },
             hint: if no_key {
-                "the file is signed by a key that is not in the keyring: name the archive's keyring in the manifest"
+                "the file is signed by a key that is not in the keyring: name the archive's keyring (--keyring PATH, or in the manifest)"
             } else {
                 "the file was changed after signing (or the mirror is broken); do not use it"
             },

@@ -80,7 +80,7 @@ impl Source {
         let chosen = exact.or_else(similar).ok_or_else(|| Error::NoHostSource {
             suite: suite.unwrap_or("any").to_string(),
             searched: searched.clone(),
-            hint: "name the mirror in the manifest ([debian] mirror = \"...\") or add a `deb` source",
+            hint: "name the mirror (--mirror URL, or [debian] mirror in the manifest) or add a `deb` source",
         })?;
         let suite_name = match suite {
             Some(s) => s.to_string(),

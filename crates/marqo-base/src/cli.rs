@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "marqo-base",
     version,
-    about = "Lock Python requirements for every target platform, from any host"
+    about = "Lock Python requirements and Debian packages for every target platform, from any host"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -31,6 +31,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Resolve requirements.in files into pinned requirements.txt files (a pip-compile drop-in).
     Compile(CompileArgs),
+    /// Debian system packages: resolve a suite per architecture, or unpack a root filesystem.
+    Debian(DebianArgs),
 }
 
 #[derive(Debug, Args)]
@@ -117,4 +119,67 @@ pub struct CompileArgs {
     /// Revalidate every cached index page.
     #[arg(long)]
     pub refresh: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DebianArgs {
+    #[command(subcommand)]
+    pub command: DebianCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DebianCommand {
+    /// Print the locked package set of each architecture: `name=version arch` lines, sorted.
+    Resolve(DebianResolveArgs),
+    /// Resolve, fetch (hash-checked) and unpack into a root filesystem, running nothing.
+    Rootfs(DebianRootfsArgs),
+}
+
+/// What both `debian` commands read: the suite, where it comes from, and what to resolve.
+#[derive(Debug, Args)]
+pub struct DebianSetArgs {
+    /// Debian suite or codename: bullseye, bookworm, trixie, ...
+    #[arg(long, value_name = "SUITE")]
+    pub suite: String,
+    /// Target architecture, repeatable: amd64, arm64 (or linux/amd64, linux/arm64) [default: the host's].
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub arches: Vec<String>,
+    /// Archive root (the URL of the directory holding dists/ and pool/) [default: this host's apt sources].
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// OpenPGP keyring that must have signed the suite's InRelease (.gpg, .asc or a directory)
+    /// [default: the apt source's Signed-By, else debian-archive-keyring].
+    #[arg(long, value_name = "PATH")]
+    pub keyring: Option<PathBuf>,
+    /// Leave out what a minimal Debian needs (`Essential: yes`, `Priority: required`): only the
+    /// packages named and their dependencies.
+    #[arg(long)]
+    pub no_essential: bool,
+    /// Follow Recommends too (an unsatisfiable one is skipped, as apt does).
+    #[arg(long)]
+    pub recommends: bool,
+    /// Use only the cache: the last verified InRelease, its Packages files and the .debs.
+    #[arg(long)]
+    pub offline: bool,
+    /// Packages: names, name=version, or relations such as 'python3 (>= 3.9)' or 'a | b'.
+    #[arg(required = true, value_name = "PKG")]
+    pub packages: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DebianResolveArgs {
+    #[command(flatten)]
+    pub set: DebianSetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DebianRootfsArgs {
+    #[command(flatten)]
+    pub set: DebianSetArgs,
+    /// The directory to write. With several --arch, a template with {arch} (e.g. 'rootfs-{arch}').
+    #[arg(long, value_name = "DIR")]
+    pub out: String,
+    /// Replace the directory if it is not empty.
+    #[arg(long)]
+    pub force: bool,
 }

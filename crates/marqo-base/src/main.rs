@@ -1,4 +1,5 @@
-//! `marqo-base`: lock Python requirements for every target platform from any host.
+//! `marqo-base`: lock Python requirements and Debian packages for every target platform from
+//! any host.
 
 mod cli;
 mod commands;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
     printer.init_logging();
     let result = match cli.command {
         cli::Command::Compile(args) => commands::compile::exec(args, &printer),
+        cli::Command::Debian(args) => commands::debian::exec(args, &printer),
     };
     match result {
         Ok(code) => code,

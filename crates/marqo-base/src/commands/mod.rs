@@ -2,3 +2,4 @@
 //! is in the library crates.
 
 pub mod compile;
+pub mod debian;
