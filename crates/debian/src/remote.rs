@@ -12,7 +12,8 @@ use crate::resolve::LockedDeb;
 use crate::{Error, Index, Source};
 
 /// Cache namespace of the last good `InRelease` per URL, for `--offline` runs.
-const RELEASE_NAMESPACE: &str = "debian/release";
+// v2: entries carry the cache's length-and-checksum line.
+const RELEASE_NAMESPACE: &str = "debian/release-v2";
 
 /// Fetches and verifies the suite's `InRelease` (or `Release` + `Release.gpg`) with the
 /// source's keyring, and checks that it is the suite asked for and still valid.

@@ -169,7 +169,7 @@ async fn fetch_sdist_metadata(
     file: &DistFile,
     sdist: &pep_types::SdistFilename,
 ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
-    const NAMESPACE: &str = "sdist-metadata-v1";
+    const NAMESPACE: &str = "sdist-metadata-v2";
     if let Some(sha) = &file.sha256 {
         if let Some(bytes) = cache.read_entry(NAMESPACE, sha) {
             return Ok(bytes);

@@ -21,10 +21,11 @@ use crate::simple::{self, DistFile, PageContext, ProjectPage, WheelFilter};
 use crate::wheel::{self, RangeRead};
 use crate::{Error, IndexConfig};
 
-/// Cache namespace of index pages (raw bodies with their validators and fetch time).
-const PAGES: &str = "http/simple-v1";
+/// Cache namespace of index pages (reduced to Linux files, as PEP 691 JSON, with their
+/// validators and fetch time). v2: entries carry a length-and-checksum line.
+const PAGES: &str = "http/simple-v2";
 /// Cache namespace of wheel metadata, by the wheel's sha256: immutable, kept forever.
-const METADATA: &str = "metadata/sha256";
+const METADATA: &str = "metadata-v2/sha256";
 
 /// How the registry client uses the network and the cache.
 #[derive(Debug, Clone)]
