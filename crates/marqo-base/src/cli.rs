@@ -33,6 +33,36 @@ pub enum Command {
     Compile(CompileArgs),
     /// Debian system packages: resolve a suite per architecture, or unpack a root filesystem.
     Debian(DebianArgs),
+    /// Resolve marqo-base.toml (Python and Debian, every platform) into marqo-base.lock.
+    Lock(LockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The manifest.
+    #[arg(long, default_value = "marqo-base.toml", value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// The lock file [default: marqo-base.lock beside the manifest].
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+    /// Exit 1 naming the inputs that changed if the lock is stale (offline, no resolution).
+    #[arg(long)]
+    pub check: bool,
+    /// Re-resolve everything, ignoring the versions in the existing lock.
+    #[arg(short = 'U', long)]
+    pub upgrade: bool,
+    /// Re-resolve one Python or Debian package (repeatable).
+    #[arg(short = 'P', long = "upgrade-package", value_name = "NAME")]
+    pub upgrade_package: Vec<String>,
+    /// Ignore Python files uploaded after this date or time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long, alias = "uploaded-prior-to", value_name = "DATE")]
+    pub exclude_newer: Option<String>,
+    /// Use only the cache.
+    #[arg(long)]
+    pub offline: bool,
+    /// Revalidate every cached index page.
+    #[arg(long)]
+    pub refresh: bool,
 }
 
 #[derive(Debug, Args)]

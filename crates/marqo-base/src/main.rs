@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Compile(args) => commands::compile::exec(args, &printer),
         cli::Command::Debian(args) => commands::debian::exec(args, &printer),
+        cli::Command::Lock(args) => commands::lock::exec(args, &printer),
     };
     match result {
         Ok(code) => code,

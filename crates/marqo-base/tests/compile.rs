@@ -469,7 +469,7 @@ fn damaged_cache_entries_are_fetched_again() {
     ];
     ctx.run(&args).success();
     let first = ctx.read("requirements.txt");
-    let entries: Vec<_> = ["http", "metadata", "sdist-metadata-v1"]
+    let entries: Vec<_> = ["http", "metadata-v2", "sdist-metadata-v2"]
         .iter()
         .flat_map(|d| files_under(&ctx.cache().join(d)))
         .collect();

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use pep_types::{Arch, PackageName, Req, Target, Version, VersionOrUrl};
 use py_resolver::{
-    render_target, render_universal, resolve_all, OutputOptions, RequirementSet, ResolveOptions, Source,
+    render_target, render_universal, resolve_all, OutputOptions, RequirementSet, Resolution, ResolveOptions,
+    Source,
 };
 use pypi_client::sdist::BuildContext;
 use pypi_client::{
@@ -29,7 +30,6 @@ struct Plan {
 }
 
 pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> {
-    let started = Instant::now();
     let set = RequirementSet::read_files(&args.src_files, &args.constraints)
         .map_err(|e| CliError::from_error(e.to_string(), e))?;
     let plan = plan(&args)?;
@@ -42,10 +42,6 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
     };
     let preferences = read_preferences(&plan, &args)?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::from_error("cannot start the async runtime", e))?;
     let index_args = IndexArgs {
         index_url: args.index_url.clone().or(set.index_url.clone()),
         extra_index_urls: args.extra_index_url.iter().chain(&set.extra_index_urls).cloned().collect(),
@@ -53,48 +49,114 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
         no_index: args.no_index || set.no_index,
         cert: args.cert.clone(),
     };
+    let setup = SourceSetup {
+        index_args,
+        exclude_newer: args.exclude_newer.as_deref().map(parse_date).transpose()?,
+        build_constraints: args.build_constraints.clone(),
+        no_build: args.no_build,
+        offline: args.offline,
+        refresh: args.refresh,
+    };
+    let (runtime, source) = open_source(setup, &plan.targets)?;
+    let resolutions = resolve_with_progress(&source, &plan.targets, &set, &preferences, &options, printer)?;
+    drop(runtime);
+
+    let out_opts = OutputOptions {
+        command: header_command(&args),
+        annotate: !args.no_annotate,
+        hashes: args.generate_hashes,
+        strip_extras: !args.no_strip_extras,
+    };
+    let rendered: Vec<(PathBuf, String)> = if args.universal {
+        vec![(plan.outputs[0].clone(), render_universal(&resolutions, &out_opts))]
+    } else {
+        plan.outputs.iter().cloned().zip(resolutions.iter().map(|r| render_target(r, &out_opts))).collect()
+    };
+    if args.check {
+        return check(&rendered, printer);
+    }
+    for (path, text) in &rendered {
+        write_atomic(path, text.as_bytes())
+            .map_err(|e| CliError::from_error(format!("cannot write `{}`", path.display()), e))?;
+        printer.status(format!("Wrote {}", path.display()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the Python side of a run needs to know to reach the indexes.
+pub(crate) struct SourceSetup {
+    pub index_args: IndexArgs,
+    pub exclude_newer: Option<jiff::Timestamp>,
+    pub build_constraints: Vec<PathBuf>,
+    pub no_build: bool,
+    pub offline: bool,
+    pub refresh: bool,
+}
+
+/// The runtime and the memoised index access for resolving `targets`: pip's index
+/// configuration, the cache, the HTTP client, and how sdists get built.
+pub(crate) fn open_source(
+    setup: SourceSetup,
+    targets: &[Arc<Target>],
+) -> Result<(tokio::runtime::Runtime, Arc<Source>), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::from_error("cannot start the async runtime", e))?;
     let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
     let pip_env = PipEnvironment {
         default_index_memo: Some(cache.root().join("host-pip-default-index")),
         ..PipEnvironment::from_process()
     };
-    let config = IndexConfig::from_pip_with(&index_args, &pip_env)
+    let config = IndexConfig::from_pip_with(&setup.index_args, &pip_env)
         .map_err(|e| CliError::from_error("cannot read the package index configuration", e))?;
-    let exclude_newer = args.exclude_newer.as_deref().map(parse_date).transpose()?;
     let http = fetch::Client::new(fetch::ClientOptions {
         ca_bundle: config.cert.clone(),
-        offline: args.offline,
+        offline: setup.offline,
         timeout: std::time::Duration::from_secs_f64(config.timeout.unwrap_or(60.0)),
         ..fetch::ClientOptions::default()
     })
     .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
-    let build = (!args.no_build).then(|| BuildContext {
+    let build = (!setup.no_build).then(|| BuildContext {
         python: PathBuf::from("python3"),
         pip_args: config.pip_args(),
-        build_constraints: args.build_constraints.clone(),
+        build_constraints: setup.build_constraints.clone(),
         work_dir: cache.root().join("builds"),
     });
     // Wheels that no target can install (other systems, other Pythons) are dropped while
     // pages are parsed: on large pages they are most of the files.
-    let targets = plan.targets.clone();
-    let keep_wheel = WheelFilter(Arc::new(move |w| targets.iter().any(|t| t.wheel_rank(w).is_some())));
+    let kept: Vec<Arc<Target>> = targets.to_vec();
+    let keep_wheel = WheelFilter(Arc::new(move |w| kept.iter().any(|t| t.wheel_rank(w).is_some())));
     let client = RegistryClient::new(
         config,
         http,
         cache.clone(),
         IndexClientOptions {
-            exclude_newer,
-            refresh: args.refresh,
-            offline: args.offline,
+            exclude_newer: setup.exclude_newer,
+            refresh: setup.refresh,
+            offline: setup.offline,
             keep_wheel: Some(keep_wheel),
             ..IndexClientOptions::default()
         },
     );
     let source = Source::new(client, build, cache, runtime.handle().clone());
+    Ok((runtime, source))
+}
 
+/// Resolves for every target with a spinner counting pages and metadata files (on a
+/// terminal), then one summary line per target.
+pub(crate) fn resolve_with_progress(
+    source: &Arc<Source>,
+    targets: &[Arc<Target>],
+    set: &RequirementSet,
+    preferences: &[HashMap<PackageName, Version>],
+    options: &ResolveOptions,
+    printer: &Printer,
+) -> Result<Vec<Resolution>, CliError> {
+    let started = Instant::now();
     let spinner = printer.spinner(&format!(
         "Resolving for {}",
-        plan.targets.iter().map(|t| t.platform()).collect::<Vec<_>>().join(", ")
+        targets.iter().map(|t| t.platform()).collect::<Vec<_>>().join(", ")
     ));
     let progress = source.progress();
     let ticker = spinner.clone();
@@ -110,35 +172,15 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
     });
-    let resolutions = resolve_all(&source, &plan.targets, &set, &preferences, &options);
+    let resolutions = resolve_all(source, targets, set, preferences, options);
     spinner.finish_and_clear();
     let _ = counts.join();
     let resolutions = resolutions.map_err(|e| CliError::from_error(e.to_string(), e))?;
-
-    let out_opts = OutputOptions {
-        command: header_command(&args),
-        annotate: !args.no_annotate,
-        hashes: args.generate_hashes,
-        strip_extras: !args.no_strip_extras,
-    };
-    let rendered: Vec<(PathBuf, String)> = if args.universal {
-        vec![(plan.outputs[0].clone(), render_universal(&resolutions, &out_opts))]
-    } else {
-        plan.outputs.iter().cloned().zip(resolutions.iter().map(|r| render_target(r, &out_opts))).collect()
-    };
     let elapsed = started.elapsed().as_secs_f64();
     for r in &resolutions {
         printer.status(format!("Resolved {} packages for {} in {elapsed:.2}s", r.packages.len(), r.target));
     }
-    if args.check {
-        return check(&rendered, printer);
-    }
-    for (path, text) in &rendered {
-        write_atomic(path, text.as_bytes())
-            .map_err(|e| CliError::from_error(format!("cannot write `{}`", path.display()), e))?;
-        printer.status(format!("Wrote {}", path.display()));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(resolutions)
 }
 
 /// Targets from --platform x --python, and the output path of each.
@@ -270,7 +312,7 @@ fn read_preferences(plan: &Plan, args: &CompileArgs) -> Result<Vec<HashMap<Packa
 }
 
 /// `2025-05-30` (midnight UTC) or a full RFC 3339 timestamp.
-fn parse_date(s: &str) -> Result<jiff::Timestamp, CliError> {
+pub(crate) fn parse_date(s: &str) -> Result<jiff::Timestamp, CliError> {
     if let Ok(ts) = s.parse::<jiff::Timestamp>() {
         return Ok(ts);
     }

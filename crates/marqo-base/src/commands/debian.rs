@@ -28,8 +28,8 @@ pub fn exec(args: DebianArgs, printer: &Printer) -> Result<ExitCode, CliError> {
 fn exec_resolve(args: DebianResolveArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let started = Instant::now();
     let arches = parse_arches(&args.set.arches)?;
-    let session = Session::open(&args.set)?;
-    let resolved = session.resolve(&args.set, &arches, printer)?;
+    let session = Session::open(&SourceArgs::of(&args.set))?;
+    let resolved = session.resolve(&args.set.packages, &set_options(&args.set), &arches, printer)?;
 
     let mut out = String::new();
     for (i, set) in resolved.sets.iter().enumerate() {
@@ -67,8 +67,8 @@ fn exec_rootfs(args: DebianRootfsArgs, printer: &Printer) -> Result<ExitCode, Cl
     for out in &outputs {
         check_output(out, args.force)?;
     }
-    let session = Session::open(&args.set)?;
-    let resolved = session.resolve(&args.set, &arches, printer)?;
+    let session = Session::open(&SourceArgs::of(&args.set))?;
+    let resolved = session.resolve(&args.set.packages, &set_options(&args.set), &arches, printer)?;
 
     // A package of architecture `all` is usually in every set: fetch each file once.
     let mut unique: Vec<LockedDeb> = Vec::new();
@@ -165,8 +165,31 @@ fn exec_rootfs(args: DebianRootfsArgs, printer: &Printer) -> Result<ExitCode, Cl
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where a suite comes from: flags of `debian ...`, or the manifest's `[debian]` for `lock`.
+pub(crate) struct SourceArgs<'a> {
+    pub suite: &'a str,
+    pub mirror: Option<&'a str>,
+    pub keyring: Option<&'a std::path::Path>,
+    pub offline: bool,
+}
+
+impl<'a> SourceArgs<'a> {
+    fn of(args: &'a DebianSetArgs) -> SourceArgs<'a> {
+        SourceArgs {
+            suite: &args.suite,
+            mirror: args.mirror.as_deref(),
+            keyring: args.keyring.as_deref(),
+            offline: args.offline,
+        }
+    }
+}
+
+fn set_options(args: &DebianSetArgs) -> ResolveOptions {
+    ResolveOptions { essential: !args.no_essential, recommends: args.recommends, ..Default::default() }
+}
+
 /// The suite, the client and cache that read it, and the runtime they run on.
-struct Session {
+pub(crate) struct Session {
     source: Source,
     client: fetch::Client,
     cache: fetch::Cache,
@@ -177,20 +200,20 @@ struct Session {
 type Fetched = (LockedDeb, PathBuf);
 
 /// The package set of one architecture.
-struct ArchSet {
-    arch: &'static str,
-    debs: Vec<LockedDeb>,
+pub(crate) struct ArchSet {
+    pub arch: &'static str,
+    pub debs: Vec<LockedDeb>,
 }
 
 /// Every architecture's set, with where the time went.
-struct Resolved {
-    sets: Vec<ArchSet>,
+pub(crate) struct Resolved {
+    pub sets: Vec<ArchSet>,
     index_time: Duration,
     resolve_time: Duration,
 }
 
 impl Session {
-    fn open(args: &DebianSetArgs) -> Result<Session, CliError> {
+    pub fn open(args: &SourceArgs<'_>) -> Result<Session, CliError> {
         let source = source(args)?;
         let client = fetch::Client::new(fetch::ClientOptions { offline: args.offline, ..Default::default() })
             .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
@@ -205,9 +228,10 @@ impl Session {
     /// Reads the signed index once and each architecture's `Packages` (concurrently), then
     /// resolves every architecture (in parallel threads). Prints one summary line per
     /// architecture.
-    fn resolve(
+    pub fn resolve(
         &self,
-        args: &DebianSetArgs,
+        packages: &[String],
+        opts: &ResolveOptions,
         arches: &[&'static str],
         printer: &Printer,
     ) -> Result<Resolved, CliError> {
@@ -224,17 +248,10 @@ impl Session {
         let indexes = indexes.map_err(debian_error)?;
         let index_time = started.elapsed();
 
-        let opts = ResolveOptions {
-            essential: !args.no_essential,
-            recommends: args.recommends,
-            ..Default::default()
-        };
         let started = Instant::now();
         let results: Vec<Result<Vec<LockedDeb>, debian::Error>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = indexes
-                .iter()
-                .map(|index| scope.spawn(|| debian::resolve(index, &args.packages, &opts)))
-                .collect();
+            let handles: Vec<_> =
+                indexes.iter().map(|index| scope.spawn(|| debian::resolve(index, packages, opts))).collect();
             handles
                 .into_iter()
                 .map(|h| {
@@ -266,18 +283,18 @@ impl Session {
 
 /// The suite's source: `--mirror` (with `--keyring`, else Debian's archive keyring), else the
 /// entry of this host's apt sources for the suite (its `Signed-By` unless `--keyring`).
-fn source(args: &DebianSetArgs) -> Result<Source, CliError> {
-    let mut source = match &args.mirror {
+fn source(args: &SourceArgs<'_>) -> Result<Source, CliError> {
+    let mut source = match args.mirror {
         Some(mirror) => {
             let url = url::Url::parse(mirror).map_err(|e| {
                 CliError::user(format!("--mirror `{mirror}` is not a URL: {e}"))
                     .with_hint("give the archive root, the URL of the directory holding dists/ and pool/")
             })?;
-            Source::new(url, &args.suite, debian::source::DEFAULT_KEYRING)
+            Source::new(url, args.suite, debian::source::DEFAULT_KEYRING)
         }
-        None => Source::from_host_apt(Some(&args.suite)).map_err(debian_error)?,
+        None => Source::from_host_apt(Some(args.suite)).map_err(debian_error)?,
     };
-    if let Some(keyring) = &args.keyring {
+    if let Some(keyring) = args.keyring {
         // gpgv looks a relative keyring name up in its home directory, not here.
         source.keyring = std::path::absolute(keyring).map_err(|e| {
             CliError::from_error(format!("cannot resolve --keyring {}", keyring.display()), e)

@@ -1,0 +1,224 @@
+//! `marqo-base lock`: the manifest and the files it names -> `marqo-base.lock`, for every
+//! platform of the image: Python distributions and Debian packages by name, size and hash.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use lockfile::{FileRef, Freshness, Inputs, Lock, LockedDebian, LockedPython, Manifest, Platform};
+use pep_types::{PackageName, Target, Version};
+use py_resolver::{RequirementSet, ResolveOptions};
+use pypi_client::IndexArgs;
+
+use crate::cli::LockArgs;
+use crate::commands::compile::{open_source, parse_date, resolve_with_progress, SourceSetup};
+use crate::commands::debian::{Session, SourceArgs};
+use crate::diagnostics::CliError;
+use crate::printer::Printer;
+
+/// The glibc of a target when neither `[python] glibc` nor a known Debian suite says.
+const DEFAULT_GLIBC: &str = "2.28";
+
+pub fn exec(args: LockArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let manifest_path = args.manifest.clone();
+    let lock_path = match &args.lock {
+        Some(path) => path.clone(),
+        None => manifest_path.parent().unwrap_or(Path::new("")).join("marqo-base.lock"),
+    };
+    if args.check {
+        return check(&manifest_path, &lock_path, printer);
+    }
+    let manifest = Manifest::read(&manifest_path).map_err(|e| CliError::user(e.to_string()))?;
+    let previous = match lock_path.exists() && !args.upgrade {
+        true => Some(Lock::read(&lock_path).map_err(|e| {
+            CliError::user(e.to_string())
+                .with_hint("fix the lock, delete it, or pass --upgrade to lock afresh")
+        })?),
+        false => None,
+    };
+    let inputs = Inputs::read(&manifest_path).map_err(|e| CliError::user(e.to_string()))?;
+    let mut lock = Lock::new(inputs);
+    let upgrade: BTreeSet<String> =
+        args.upgrade_package.iter().map(|n| n.trim().to_ascii_lowercase()).collect();
+
+    if let Some(python) = &manifest.python {
+        lock_python(&manifest, python, previous.as_ref(), &upgrade, &args, &mut lock, printer)?;
+    }
+    if let Some(debian) = &manifest.debian {
+        lock_debian(&manifest, debian, previous.as_ref(), &upgrade, &args, &mut lock, printer)?;
+    }
+    if !manifest.files.is_empty() {
+        return Err(CliError::user(format!(
+            "{}: [[file]] entries cannot be locked yet",
+            manifest_path.display()
+        ))
+        .with_hint("remove them for now; locking files comes with the image build"));
+    }
+    lock.write_atomic(&lock_path)
+        .map_err(|e| CliError::from_error(format!("cannot write `{}`", lock_path.display()), e))?;
+    printer.status(format!(
+        "Wrote {}: {} Python files, {} Debian packages",
+        lock_path.display(),
+        lock.python.len(),
+        lock.debian.len()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lock --check`: compares the inputs' digests with those the lock was made from. Reads
+/// files only: no network, no resolution.
+fn check(manifest_path: &Path, lock_path: &Path, printer: &Printer) -> Result<ExitCode, CliError> {
+    if !lock_path.exists() {
+        eprintln!("{} does not exist; run `marqo-base lock`", lock_path.display());
+        return Ok(ExitCode::from(1));
+    }
+    let lock = Lock::read(lock_path).map_err(|e| CliError::user(e.to_string()))?;
+    match lock.check(manifest_path).map_err(|e| CliError::user(e.to_string()))? {
+        Freshness::Fresh => {
+            printer.status(format!("{} is up to date", lock_path.display()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Freshness::Stale { reasons } => {
+            eprintln!("{} is stale:", lock_path.display());
+            for reason in reasons {
+                eprintln!("  {reason}");
+            }
+            eprintln!("hint: run `marqo-base lock` to update it");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn lock_python(
+    manifest: &Manifest,
+    python: &lockfile::Python,
+    previous: Option<&Lock>,
+    upgrade: &BTreeSet<String>,
+    args: &LockArgs,
+    lock: &mut Lock,
+    printer: &Printer,
+) -> Result<(), CliError> {
+    if !python.index.is_empty() {
+        return Err(CliError::user(format!(
+            "{}: per-package indexes ([[python.index]]) are not supported yet",
+            manifest.path().display()
+        ))
+        .with_hint("put the index in the requirements file (--extra-index-url) for now"));
+    }
+    let platforms = &manifest.image.platforms;
+    let glibc = manifest.glibc().unwrap_or(DEFAULT_GLIBC);
+    let targets = platforms
+        .iter()
+        .map(|p| Target::new(p.arch(), &python.version, glibc).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::user(format!("{}: {e}", manifest.path().display())))?;
+    let set = RequirementSet::read_files(&python.requirements, &python.constraints)
+        .map_err(|e| CliError::from_error(e.to_string(), e))?;
+    let preferences: Vec<HashMap<PackageName, Version>> = platforms
+        .iter()
+        .map(|p| {
+            previous
+                .map(|l| {
+                    l.python_for(*p)
+                        .filter(|e| !upgrade.contains(&e.name))
+                        .filter_map(|e| {
+                            Some((PackageName::from_str(&e.name).ok()?, Version::from_str(&e.version).ok()?))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    let setup = SourceSetup {
+        index_args: IndexArgs {
+            index_url: set.index_url.clone(),
+            extra_index_urls: set.extra_index_urls.clone(),
+            find_links: set.find_links.clone(),
+            no_index: set.no_index,
+            cert: None,
+        },
+        exclude_newer: args.exclude_newer.as_deref().map(parse_date).transpose()?,
+        build_constraints: python.build_constraints.clone(),
+        no_build: false,
+        offline: args.offline,
+        refresh: args.refresh,
+    };
+    let (runtime, source) = open_source(setup, &targets)?;
+    let options = ResolveOptions { prereleases: set.pre, ..ResolveOptions::default() };
+    let resolutions = resolve_with_progress(&source, &targets, &set, &preferences, &options, printer)?;
+    drop(runtime);
+    for (platform, resolution) in platforms.iter().zip(&resolutions) {
+        for pkg in resolution.packages.values() {
+            let file = &pkg.file;
+            let missing = |what: &str| {
+                CliError::user(format!(
+                    "the index gives no {what} for `{}`; the lock needs it",
+                    file.filename
+                ))
+                .with_hint("use an index that serves PEP 691 JSON pages with sizes and sha256 hashes")
+            };
+            lock.add_python(LockedPython {
+                name: pkg.name.to_string(),
+                version: pkg.version.to_string(),
+                platforms: vec![*platform],
+                file: FileRef {
+                    name: file.filename.clone(),
+                    size: file.size.ok_or_else(|| missing("size"))?,
+                    sha256: file.sha256.clone().ok_or_else(|| missing("sha256"))?,
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
+fn lock_debian(
+    manifest: &Manifest,
+    debian: &lockfile::Debian,
+    previous: Option<&Lock>,
+    upgrade: &BTreeSet<String>,
+    args: &LockArgs,
+    lock: &mut Lock,
+    printer: &Printer,
+) -> Result<(), CliError> {
+    let source = SourceArgs {
+        suite: &debian.suite,
+        mirror: debian.mirror.as_deref(),
+        keyring: debian.keyring.as_deref(),
+        offline: args.offline,
+    };
+    let session = Session::open(&source)?;
+    // Re-locking keeps each package's version while the suite still has it.
+    let locked: BTreeMap<String, String> = previous
+        .map(|l| {
+            l.debian
+                .iter()
+                .filter(|d| !upgrade.contains(&d.name))
+                .map(|d| (d.name.clone(), d.version.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let opts = debian::ResolveOptions { essential: debian.essential, recommends: debian.recommends, locked };
+    let platforms: Vec<Platform> = manifest.image.platforms.clone();
+    let arches: Vec<&'static str> = platforms.iter().map(|p| p.arch().name()).collect();
+    let resolved = session.resolve(&debian.packages, &opts, &arches, printer)?;
+    for (platform, set) in platforms.iter().zip(&resolved.sets) {
+        for deb in &set.debs {
+            lock.add_debian(LockedDebian {
+                name: deb.name.clone(),
+                version: deb.version.clone(),
+                arch: deb.arch.clone(),
+                platforms: vec![*platform],
+                path: deb.filename.clone(),
+                file: FileRef {
+                    name: deb.file_name().to_string(),
+                    size: deb.size,
+                    sha256: deb.sha256.clone(),
+                },
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! `marqo-base lock`: a manifest resolved into marqo-base.lock against a package index and a
+//! signed apt repository, both served on 127.0.0.1 by the test.
+
+#[path = "../../debian/tests/common/mod.rs"]
+mod apt;
+mod common;
+
+use apt::{Deb, Repo, Server as AptServer};
+use common::TestContext;
+use test_support::{Index, Wheel};
+
+struct World {
+    _index: test_support::Server,
+    _apt: AptServer,
+    _repo: Repo,
+    ctx: TestContext,
+}
+
+fn world() -> World {
+    apt::require_tools();
+    let index = Index::new();
+    Wheel::new("fast", "1.0").tag("cp39-cp39-manylinux2014_x86_64").requires("six").publish(&index);
+    Wheel::new("fast", "1.0").tag("cp39-cp39-manylinux2014_aarch64").publish(&index);
+    Wheel::new("six", "1.16.0").publish(&index);
+    Wheel::new("six", "1.17.0").publish(&index);
+    let index_server = index.serve();
+
+    let repo = Repo::new();
+    let (work, pool) = (repo.dir.path().join("build"), repo.pool());
+    for arch in ["amd64", "arm64"] {
+        Deb::new("python3.9", "3.9.2-1").arch(arch).depends("libc-test").build(&work, &pool);
+        Deb::new("libc-test", "1.0").arch(arch).build(&work, &pool);
+    }
+    Deb::new("ca-certificates", "20210119").build(&work, &pool);
+    repo.publish("stable");
+    let apt_server = AptServer::start(repo.root());
+
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", &format!("--index-url {}\nfast\nsix<1.17\n", index_server.url()));
+    ctx.write(
+        "marqo-base.toml",
+        &format!(
+            "[image]\nrepository = \"example/quickstart\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\n\
+             [debian]\nsuite = \"stable\"\nmirror = \"{}\"\nkeyring = \"{}\"\nessential = false\n\
+             packages = [\"python3.9\", \"ca-certificates\"]\n\n\
+             [python]\nversion = \"3.9\"\nglibc = \"2.28\"\nrequirements = [\"requirements.in\"]\n",
+            apt_server.url(),
+            repo.keyring.display()
+        ),
+    );
+    World { _index: index_server, _apt: apt_server, _repo: repo, ctx }
+}
+
+#[test]
+fn lock_check_and_relock() {
+    let w = world();
+    let ctx = &w.ctx;
+    ctx.run(&["lock"]).success();
+    let lock = ctx.read("marqo-base.lock");
+    // Per-platform Python files, shared ones merged; Debian packages per arch, `all` shared.
+    assert!(
+        lock.contains(
+            "platforms = [\"linux/amd64\"]\nfile = { name = \"fast-1.0-cp39-cp39-manylinux2014_x86_64.whl\""
+        ),
+        "{lock}"
+    );
+    assert!(
+        lock.contains(
+            "platforms = [\"linux/arm64\"]\nfile = { name = \"fast-1.0-cp39-cp39-manylinux2014_aarch64.whl\""
+        ),
+        "{lock}"
+    );
+    assert!(
+        lock.contains("name = \"six\"\nversion = \"1.16.0\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]"),
+        "{lock}"
+    );
+    assert!(
+        lock.contains("platforms = [\"linux/arm64\"]\npath = \"pool/main/python3.9_3.9.2-1_arm64.deb\""),
+        "{lock}"
+    );
+    assert!(lock.contains("arch = \"all\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]"), "{lock}");
+    assert!(!lock.contains("127.0.0.1"), "the lock names files, not URLs: {lock}");
+
+    // Fresh: --check passes without any service.
+    let run = ctx.run(&["lock", "--check"]);
+    run.success();
+    assert!(run.stderr.contains("up to date"), "{}", run.stderr);
+
+    // Locking again changes nothing.
+    ctx.run(&["lock"]).success();
+    assert_eq!(lock, ctx.read("marqo-base.lock"));
+
+    // An edited input makes it stale, naming the file; the lock itself is untouched.
+    let req = ctx.read("requirements.in");
+    ctx.write("requirements.in", &req.replace("six<1.17", "six"));
+    let run = ctx.run(&["lock", "--check"]);
+    run.code(1);
+    assert!(run.stderr.contains("`requirements.in` changed"), "{}", run.stderr);
+    assert_eq!(lock, ctx.read("marqo-base.lock"));
+
+    // Re-locking keeps six at 1.16.0 (still allowed); -P six moves it.
+    ctx.run(&["lock"]).success();
+    assert!(ctx.read("marqo-base.lock").contains("name = \"six\"\nversion = \"1.16.0\""));
+    ctx.run(&["lock", "-P", "six"]).success();
+    assert!(ctx.read("marqo-base.lock").contains("name = \"six\"\nversion = \"1.17.0\""));
+}
+
+#[test]
+fn manifest_errors_name_the_line() {
+    let w = world();
+    let ctx = &w.ctx;
+    let manifest = ctx.read("marqo-base.toml");
+    ctx.write("marqo-base.toml", &manifest.replace("packages = [\"python3.9\"", "packges = [\"python3.9\""));
+    let run = ctx.run(&["lock"]);
+    run.code(2);
+    assert!(
+        run.stderr.contains("marqo-base.toml:") && run.stderr.contains("did you mean `packages`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!ctx.exists("marqo-base.lock"));
+}
