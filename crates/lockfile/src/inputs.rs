@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
+use pep_types::requirements_txt::logical_lines;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::Error;
@@ -219,29 +220,11 @@ fn read_requirements(
 /// The files named by `-r`/`--requirement`/`-c`/`--constraint` lines, with their line
 /// numbers: pip's comment and `\` continuation rules and `${VAR}` expansion; URLs skipped.
 fn includes(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut logical = String::new();
-    let mut start = 1;
-    for (i, raw) in text.lines().enumerate() {
-        if logical.is_empty() {
-            start = i + 1;
-        }
-        let line = strip_comment(raw);
-        if let Some(body) = line.strip_suffix('\\') {
-            logical.push_str(body);
-            logical.push(' ');
-            continue;
-        }
-        logical.push_str(line);
-        if let Some(target) = include_target(logical.trim()) {
-            let target = expand_env(target);
-            if !target.contains("://") {
-                out.push((start, target));
-            }
-        }
-        logical.clear();
-    }
-    out
+    logical_lines(text)
+        .into_iter()
+        .filter_map(|(line, text)| Some((line, include_target(&text)?.to_string())))
+        .filter(|(_, target)| !target.contains("://"))
+        .collect()
 }
 
 fn include_target(line: &str) -> Option<&str> {
@@ -258,41 +241,6 @@ fn include_target(line: &str) -> Option<&str> {
         }
     }
     None
-}
-
-/// pip's rule: `#` starts a comment at the start of a line or after whitespace.
-fn strip_comment(line: &str) -> &str {
-    let bytes = line.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace()) {
-            return line[..i].trim_end();
-        }
-    }
-    line.trim_end()
-}
-
-/// `${NAME}` (uppercase, digits, `_`) is replaced by the environment variable, as pip does.
-fn expand_env(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        match after.find('}') {
-            Some(end)
-                if after[..end].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') =>
-            {
-                out.push_str(&std::env::var(&after[..end]).unwrap_or_default());
-                rest = &after[end + 1..];
-            }
-            _ => {
-                out.push_str("${");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]

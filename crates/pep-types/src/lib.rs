@@ -5,6 +5,7 @@
 //! do not cover and re-exports the rest so the other crates name one place.
 
 mod filename;
+pub mod requirements_txt;
 mod target;
 
 pub use filename::{DistFilename, FilenameError, SdistFilename, WheelFilename};

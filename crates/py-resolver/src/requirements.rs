@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use pep_types::requirements_txt::logical_lines;
 use pep_types::{PackageName, Req};
 
 /// Where a requirement came from: a file and a 1-based line number.
@@ -116,11 +117,7 @@ impl RequirementSet {
         for (line_no, line) in logical_lines(text) {
             let origin = Origin { file: name.to_string(), line: line_no };
             let syntax = |message: String| RequirementsError::Syntax { origin: origin.clone(), message };
-            let line = expand_env(&line);
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
+            let line = line.as_str();
             if line.starts_with('-') {
                 let (opt, value) = split_option(line);
                 let value = value.map(str::trim).filter(|v| !v.is_empty());
@@ -189,65 +186,6 @@ enum Kind {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
-}
-
-/// Joins `\` continuations and strips comments; yields (first line number, text).
-fn logical_lines(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut start = 0;
-    for (i, raw) in text.lines().enumerate() {
-        if current.is_empty() {
-            start = i + 1;
-        }
-        let line = strip_comment(raw);
-        if let Some(body) = line.strip_suffix('\\') {
-            current.push_str(body);
-            current.push(' ');
-            continue;
-        }
-        current.push_str(line);
-        out.push((start, std::mem::take(&mut current)));
-    }
-    if !current.is_empty() {
-        out.push((start, current));
-    }
-    out
-}
-
-/// pip's rule: `#` starts a comment at the start of a line or after whitespace.
-fn strip_comment(line: &str) -> &str {
-    let bytes = line.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace()) {
-            return line[..i].trim_end();
-        }
-    }
-    line.trim_end()
-}
-
-/// `${NAME}` is replaced by the environment variable, as pip does (only that form).
-fn expand_env(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        match after.find('}') {
-            Some(end)
-                if after[..end].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') =>
-            {
-                out.push_str(&std::env::var(&after[..end]).unwrap_or_default());
-                rest = &after[end + 1..];
-            }
-            _ => {
-                out.push_str("${");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// `--opt=value`, `--opt value`, `-rfile`, `-r file`.
