@@ -15,6 +15,7 @@
 
 mod index;
 mod metadata;
+pub mod scripted;
 mod sdist;
 mod server;
 mod util;
