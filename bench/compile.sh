@@ -36,18 +36,8 @@ echo "uv: $("$uv" --version); pip-compile: $("$work/venv/bin/pip-compile" --vers
 
 results="$work/results.txt"
 : > "$results"
-# measure NAME CMD...: wall seconds and peak RSS (MB) via GNU time.
-measure() {
-    local name=$1; shift
-    if /usr/bin/time -f "%e %M" -o "$work/time.$name" "$@" > "$work/$name.log" 2>&1; then
-        read -r secs kb < "$work/time.$name"
-        printf '%-28s %8.2f s %8.0f MB\n' "$name" "$secs" "$((kb / 1024))" | tee -a "$results"
-    else
-        echo "$name FAILED (see $work/$name.log)" | tee -a "$results"
-        tail -5 "$work/$name.log"
-    fi
-}
-secs() { awk -v n="$1" '$1 == n { print $2 }' "$results"; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 out="$work/out"; mkdir -p "$out"
 ours_args=(compile "$req" --python 3.9 --platform linux/amd64 --platform linux/arm64
