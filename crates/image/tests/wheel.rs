@@ -1,0 +1,275 @@
+//! Wheels built here with the zip crate, installed into a layer, extracted with GNU tar and
+//! used by the host's `python3`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use image::{install_wheel, record_hash, InstallOptions, LayerOptions, LayerWriter, Scheme, WheelError};
+use zip::write::SimpleFileOptions;
+
+const SITE: &str = "usr/local/lib/python3.9/dist-packages";
+
+/// A wheel under construction: files with their modes, and how its RECORD is written.
+struct Wheel {
+    name: &'static str,
+    version: &'static str,
+    purelib: bool,
+    files: Vec<(String, u32, Vec<u8>)>,
+    symlinks: Vec<(String, String)>,
+    /// Files whose RECORD row gets a wrong hash.
+    corrupt: Vec<String>,
+}
+
+impl Wheel {
+    fn new(name: &'static str, version: &'static str) -> Wheel {
+        let mut wheel = Wheel {
+            name,
+            version,
+            purelib: true,
+            files: Vec::new(),
+            symlinks: Vec::new(),
+            corrupt: Vec::new(),
+        };
+        wheel = wheel.file(
+            &format!("{name}-{version}.dist-info/METADATA"),
+            &format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+        );
+        wheel
+    }
+
+    fn file(mut self, path: &str, content: &str) -> Wheel {
+        self.files.push((path.to_string(), 0o644, content.as_bytes().to_vec()));
+        self
+    }
+
+    fn executable(mut self, path: &str, content: &str) -> Wheel {
+        self.files.push((path.to_string(), 0o755, content.as_bytes().to_vec()));
+        self
+    }
+
+    fn write(&self, dir: &Path) -> PathBuf {
+        let path = dir.join(format!("{}-{}-py3-none-any.whl", self.name, self.version));
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let dist_info = format!("{}-{}.dist-info", self.name, self.version);
+        let root = if self.purelib { "true" } else { "false" };
+        let wheel_file =
+            format!("Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: {root}\nTag: py3-none-any\n");
+        let mut files = self.files.clone();
+        files.push((format!("{dist_info}/WHEEL"), 0o644, wheel_file.into_bytes()));
+        let mut record = String::new();
+        for (name, mode, content) in &files {
+            zip.start_file(name, SimpleFileOptions::default().unix_permissions(*mode)).unwrap();
+            zip.write_all(content).unwrap();
+            let hash = if self.corrupt.contains(name) {
+                record_hash(b"something else")
+            } else {
+                record_hash(content)
+            };
+            if !name.starts_with("unlisted/") {
+                record.push_str(&format!("{name},{hash},{}\n", content.len()));
+            }
+        }
+        for (name, target) in &self.symlinks {
+            zip.add_symlink(name, target, SimpleFileOptions::default()).unwrap();
+            record.push_str(&format!("{name},{},{}\n", record_hash(target.as_bytes()), target.len()));
+        }
+        record.push_str(&format!("{dist_info}/RECORD,,\n"));
+        zip.start_file(format!("{dist_info}/RECORD"), SimpleFileOptions::default()).unwrap();
+        zip.write_all(record.as_bytes()).unwrap();
+        zip.finish().unwrap();
+        path
+    }
+}
+
+fn options(requested: bool) -> InstallOptions {
+    InstallOptions { python: "/usr/bin/python3.9".to_string(), requested }
+}
+
+/// A pure package with a `.data/scripts` script, `.data/data` and `.data/headers` files, a
+/// console script and a GUI script.
+fn hello_wheel() -> Wheel {
+    Wheel::new("hello_pkg", "1.2.3")
+        .file("hello_pkg/__init__.py", "def main():\n    print('hello from', __name__)\n    return 0\n")
+        .file(
+            "hello_pkg/cli.py",
+            "class App:\n    @staticmethod\n    def run():\n        print('gui'); return 3\n",
+        )
+        .executable(
+            "hello_pkg-1.2.3.data/scripts/hello-raw",
+            "#!python\nimport hello_pkg\nhello_pkg.main()\n",
+        )
+        .file("hello_pkg-1.2.3.data/scripts/hello.sh", "#!/bin/sh\necho shell\n")
+        .file("hello_pkg-1.2.3.data/data/share/hello/data.txt", "data\n")
+        .file("hello_pkg-1.2.3.data/headers/hello.h", "int hello(void);\n")
+        .file(
+            "hello_pkg-1.2.3.dist-info/entry_points.txt",
+            "[console_scripts]\nhello = hello_pkg:main\n\n[gui_scripts]\nhello-gui = hello_pkg.cli:App.run\n",
+        )
+}
+
+/// Installs wheels into one layer and extracts it with GNU tar into `dir/root`.
+fn install_and_extract(dir: &Path, wheels: &[(PathBuf, bool)]) -> (PathBuf, Vec<image::InstalledWheel>) {
+    let scheme = Scheme::debian("3.9");
+    let mut layer = LayerWriter::new(dir, LayerOptions::default()).unwrap();
+    let installed = wheels
+        .iter()
+        .map(|(wheel, requested)| install_wheel(wheel, &scheme, &mut layer, &options(*requested)).unwrap());
+    let installed: Vec<_> = installed.collect();
+    let tarball = dir.join("layer.tar.gz");
+    layer.finish_to_file(&tarball).unwrap();
+    let root = dir.join("root");
+    std::fs::create_dir(&root).unwrap();
+    let status = Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&root).status().unwrap();
+    assert!(status.success());
+    (root, installed)
+}
+
+fn python(root: &Path, args: &[&str]) -> String {
+    let output = Command::new("python3")
+        .args(args)
+        .env("PYTHONPATH", root.join(SITE))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success() || output.status.code() == Some(3), "{args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn pure_wheel_with_scripts_installs_as_pip_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = hello_wheel().write(dir.path());
+    let (root, installed) = install_and_extract(dir.path(), &[(wheel, true)]);
+    let hello = &installed[0];
+    assert_eq!((hello.name.as_str(), hello.version.as_str()), ("hello_pkg", "1.2.3"));
+    assert_eq!(hello.dist_info, format!("/{SITE}/hello_pkg-1.2.3.dist-info"));
+
+    // The package imports, and its metadata is readable with the standard library.
+    let site = root.join(SITE);
+    assert_eq!(python(&root, &["-c", "import hello_pkg; hello_pkg.main()"]), "hello from hello_pkg\n");
+    let script = "import importlib.metadata as m; d = m.distribution('hello_pkg'); \
+                  print(m.version('hello_pkg'), d.read_text('INSTALLER').strip(), len(d.files), \
+                  sorted(e.name for e in d.entry_points))";
+    assert_eq!(python(&root, &["-c", script]), "1.2.3 marqo-base 14 ['hello', 'hello-gui']\n");
+
+    // Console and GUI launchers, and the `#!python` script, with the target's shebang.
+    let bin = root.join("usr/local/bin");
+    for name in ["hello", "hello-gui", "hello-raw"] {
+        let text = std::fs::read_to_string(bin.join(name)).unwrap();
+        assert!(text.starts_with("#!/usr/bin/python3.9\n"), "{name}: {text}");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(bin.join(name)).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o755, "{name}");
+    }
+    let hello = bin.join("hello");
+    assert_eq!(python(&root, &[hello.to_str().unwrap()]), "hello from hello_pkg\n");
+    let gui = Command::new("python3").arg(bin.join("hello-gui")).env("PYTHONPATH", &site).output().unwrap();
+    assert_eq!((gui.status.code(), gui.stdout.as_slice()), (Some(3), &b"gui\n"[..]));
+    assert_eq!(python(&root, &[bin.join("hello-raw").to_str().unwrap()]), "hello from hello_pkg\n");
+    assert_eq!(std::fs::read_to_string(bin.join("hello.sh")).unwrap(), "#!/bin/sh\necho shell\n");
+    assert_eq!(std::fs::read_to_string(root.join("usr/local/share/hello/data.txt")).unwrap(), "data\n");
+    assert!(root.join("usr/local/include/python3.9/hello_pkg/hello.h").is_file());
+
+    // RECORD: every installed file once, relative to site-packages, hashes that verify.
+    let dist_info = site.join("hello_pkg-1.2.3.dist-info");
+    assert_eq!(std::fs::read(dist_info.join("REQUESTED")).unwrap(), b"");
+    let record = std::fs::read_to_string(dist_info.join("RECORD")).unwrap();
+    let rows: Vec<Vec<&str>> = record.lines().map(|line| line.split(',').collect()).collect();
+    let paths: Vec<&str> = rows.iter().map(|row| row[0]).collect();
+    assert_eq!(
+        paths,
+        [
+            "../../../bin/hello",
+            "../../../bin/hello-gui",
+            "../../../bin/hello-raw",
+            "../../../bin/hello.sh",
+            "../../../include/python3.9/hello_pkg/hello.h",
+            "../../../share/hello/data.txt",
+            "hello_pkg-1.2.3.dist-info/INSTALLER",
+            "hello_pkg-1.2.3.dist-info/METADATA",
+            "hello_pkg-1.2.3.dist-info/RECORD",
+            "hello_pkg-1.2.3.dist-info/REQUESTED",
+            "hello_pkg-1.2.3.dist-info/WHEEL",
+            "hello_pkg-1.2.3.dist-info/entry_points.txt",
+            "hello_pkg/__init__.py",
+            "hello_pkg/cli.py",
+        ]
+    );
+    for row in &rows {
+        let file = site.join(row[0]);
+        if row[0].ends_with("/RECORD") {
+            assert_eq!(&row[1..], ["", ""]);
+            continue;
+        }
+        let content = std::fs::read(&file).unwrap();
+        assert_eq!(row[1], record_hash(&content), "{}", row[0]);
+        assert_eq!(row[2], content.len().to_string(), "{}", row[0]);
+    }
+    assert_eq!(installed[0].files.len(), rows.len());
+    // pip itself reads the RECORD back (it is what `pip uninstall` uses).
+    let check = "import importlib.metadata as m; d = m.distribution('hello_pkg'); \
+                 print(all(f.hash is None or f.hash.value for f in d.files))";
+    assert_eq!(python(&root, &["-c", check]), "True\n");
+}
+
+#[test]
+fn installing_twice_gives_the_same_layer_and_dependencies_are_not_requested() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = hello_wheel().write(dir.path());
+    let mut dep = Wheel::new("dep", "0.1").file("dep.py", "VALUE = 42\n");
+    dep.purelib = false;
+    let dep = dep.write(dir.path());
+    let scheme = Scheme::debian("3.9");
+    let mut digests = Vec::new();
+    for order in [[(&hello, true), (&dep, false)], [(&dep, false), (&hello, true)]] {
+        let mut layer = LayerWriter::new(dir.path(), LayerOptions::default()).unwrap();
+        for (wheel, requested) in order {
+            install_wheel(wheel, &scheme, &mut layer, &options(requested)).unwrap();
+        }
+        assert!(!layer.contains(&format!("/{SITE}/dep-0.1.dist-info/REQUESTED")));
+        assert!(layer.contains(&format!("/{SITE}/dep-0.1.dist-info/INSTALLER")));
+        digests.push(layer.finish_to_file(&dir.path().join("layer.tar.gz")).unwrap());
+    }
+    assert_eq!(digests[0], digests[1]);
+    let (root, _) = install_and_extract(dir.path(), &[(dep, false)]);
+    assert_eq!(python(&root, &["-c", "import dep; print(dep.VALUE)"]), "42\n");
+}
+
+fn install_error(wheel: Wheel) -> WheelError {
+    let dir = tempfile::tempdir().unwrap();
+    let path = wheel.write(dir.path());
+    let mut layer = LayerWriter::new(dir.path(), LayerOptions::default()).unwrap();
+    install_wheel(&path, &Scheme::debian("3.9"), &mut layer, &options(true)).unwrap_err()
+}
+
+#[test]
+fn zip_slip_entries_are_refused() {
+    for name in ["../../etc/evil", "/etc/evil", "pkg/../../../../etc/evil", "hello_pkg-1.0.data/data/../../x"]
+    {
+        let err = install_error(Wheel::new("hello_pkg", "1.0").file(name, "evil"));
+        assert!(matches!(err, WheelError::UnsafeEntry { .. }), "{name}: {err}");
+        assert!(err.to_string().contains("refusing entry"), "{err}");
+    }
+    let mut wheel = Wheel::new("hello_pkg", "1.0");
+    wheel.symlinks.push(("hello_pkg/link".into(), "/etc".into()));
+    let err = install_error(wheel);
+    assert!(err.to_string().contains("symbolic links are not allowed"), "{err}");
+    let err = install_error(Wheel::new("hello_pkg", "1.0").file("hello_pkg-1.0.data/etc/x", ""));
+    assert!(err.to_string().contains("unknown `.data` directory"), "{err}");
+}
+
+#[test]
+fn files_that_do_not_match_record_are_refused() {
+    let mut wheel = Wheel::new("hello_pkg", "1.0").file("hello_pkg/__init__.py", "x = 1\n");
+    wheel.corrupt.push("hello_pkg/__init__.py".into());
+    let err = install_error(wheel);
+    assert!(
+        matches!(err, WheelError::RecordMismatch { ref entry, .. } if entry == "hello_pkg/__init__.py"),
+        "{err}"
+    );
+
+    let err = install_error(Wheel::new("hello_pkg", "1.0").file("unlisted/x.py", ""));
+    assert!(matches!(err, WheelError::Unverified { ref entry, .. } if entry == "unlisted/x.py"), "{err}");
+}
