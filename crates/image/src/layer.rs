@@ -85,7 +85,9 @@ pub enum LayerError {
 pub struct LayerOptions {
     /// The mtime of every entry, in seconds since the epoch (`SOURCE_DATE_EPOCH`, else 0).
     pub mtime: u64,
-    /// Keep setuid, setgid and sticky bits (Debian packages need them; wheels never do).
+    /// Keep each mode as given, setuid, setgid and sticky bits included (Debian packages
+    /// need them: `/tmp` is 1777, `/root` 0700, `su` 4755; wheels never do). Without it, files
+    /// are normalised to 0755 or 0644 and directories to 0755.
     pub keep_special_bits: bool,
 }
 
@@ -106,7 +108,7 @@ pub struct LayerInfo {
 ///
 /// Parents are created implicitly with mode 0755. Every entry is owned by 0:0 with empty
 /// owner names and has the same mtime; files are 0755 when any execute bit is set, else
-/// 0644. On an error the writer may hold part of an entry: drop it.
+/// 0644 (unless [`LayerOptions::keep_special_bits`] keeps modes). On an error the writer may hold part of an entry: drop it.
 pub struct LayerWriter {
     options: LayerOptions,
     entries: BTreeMap<Vec<String>, Node>,
@@ -295,19 +297,21 @@ impl LayerWriter {
     }
 
     fn file_mode(&self, mode: u32) -> u32 {
-        let base = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-        base | self.special_bits(mode)
+        if self.options.keep_special_bits {
+            return mode & 0o7777;
+        }
+        if mode & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        }
     }
 
     fn dir_mode(&self, mode: u32) -> u32 {
-        0o755 | self.special_bits(mode)
-    }
-
-    fn special_bits(&self, mode: u32) -> u32 {
         if self.options.keep_special_bits {
-            mode & 0o7000
+            mode & 0o7777
         } else {
-            0
+            0o755
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build the image of marqo-base.toml from its lock into an OCI image layout (no daemon).
+    Build(BuildArgs),
     /// Resolve requirements.in files into pinned requirements.txt files (a pip-compile drop-in).
     Compile(CompileArgs),
     /// Debian system packages: resolve a suite per architecture, or unpack a root filesystem.
@@ -63,6 +65,37 @@ pub struct LockArgs {
     /// Revalidate every cached index page.
     #[arg(long)]
     pub refresh: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The manifest.
+    #[arg(long, default_value = "marqo-base.toml", value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// The lock file [default: marqo-base.lock beside the manifest].
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+    /// The OCI image layout directory to write (absent or empty).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "docker_archive",
+        conflicts_with = "docker_archive"
+    )]
+    pub oci: Option<PathBuf>,
+    /// Write a docker-archive tar (for `docker load`) of one platform instead, tagged
+    /// `REPOSITORY:TAG` when the manifest names a repository.
+    #[arg(long, value_name = "FILE")]
+    pub docker_archive: Option<PathBuf>,
+    /// Build only these platforms of the manifest (repeatable) [default: all of them].
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
+    /// The name the image index gets in the layout's index.json (the tag of a docker-archive).
+    #[arg(long, default_value = "latest", value_name = "NAME")]
+    pub tag: String,
+    /// Use only the cache.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]

@@ -190,10 +190,10 @@ fn set_options(args: &DebianSetArgs) -> ResolveOptions {
 
 /// The suite, the client and cache that read it, and the runtime they run on.
 pub(crate) struct Session {
-    source: Source,
-    client: fetch::Client,
-    cache: fetch::Cache,
-    runtime: tokio::runtime::Runtime,
+    pub source: Source,
+    pub client: fetch::Client,
+    pub cache: fetch::Cache,
+    pub runtime: tokio::runtime::Runtime,
 }
 
 /// A package of a set and its verified `.deb` in the cache.

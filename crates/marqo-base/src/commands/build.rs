@@ -1,0 +1,725 @@
+//! `marqo-base build`: the lock of a manifest turned into a multi-platform OCI image layout,
+//! with no daemon, no emulation and nothing run from the image.
+//!
+//! Reads only the lock (never resolves; a stale lock is an error). For each platform: the
+//! locked `.deb`s are fetched (hash-checked, cached) and unpacked into a temporary root that
+//! becomes one reproducible layer; the locked wheels are fetched (hash-checked, cached),
+//! grouped by [`image::plan_layers`] and installed, one layer per group, as pip would. Then
+//! the image configuration, one manifest per platform and one index, named by `--tag`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Instant;
+
+use image::{install_wheel, plan_layers, InstallOptions, LayerInfo, LayerOptions, LayerWriter, Scheme};
+use lockfile::{Freshness, Lock, LockedDebian, LockedPython, Manifest, Platform};
+use oci::media_type::{OCI_IMAGE_CONFIG, OCI_IMAGE_INDEX, OCI_IMAGE_MANIFEST, OCI_LAYER_TAR_GZIP};
+use oci::spec::{History, ImageConfig, ImageIndex, ImageManifest, RootFs, RuntimeConfig};
+use oci::{Descriptor, Digest, OciLayout};
+use pep_types::PackageName;
+use py_resolver::RequirementSet;
+use pypi_client::{IndexArgs, IndexConfig, PipEnvironment, RegistryClient};
+
+use crate::cli::BuildArgs;
+use crate::commands::debian::{Session, SourceArgs};
+use crate::diagnostics::CliError;
+use crate::printer::Printer;
+
+/// How many buckets the small wheels of a platform are spread over.
+const WHEEL_BUCKETS: usize = 16;
+/// A wheel larger than this (bytes) gets a layer of its own.
+const BIG_WHEEL: u64 = 32 * 1024 * 1024;
+/// The `PATH` of the image when the manifest's `env` does not set one (Docker's default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The label that carries the lock's input fingerprint.
+const FINGERPRINT_LABEL: &str = "dev.marqo-base.lock-fingerprint";
+
+pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let started = Instant::now();
+    if args.tag.is_empty() {
+        return Err(CliError::user("--tag is empty").with_hint("pass a name such as --tag latest"));
+    }
+    let (out, archive) = match (&args.oci, &args.docker_archive) {
+        (Some(dir), None) => (dir.clone(), false),
+        (None, Some(file)) => (file.clone(), true),
+        _ => {
+            return Err(CliError::user("pass one of --oci DIR or --docker-archive FILE").with_hint(
+                "--oci out writes an OCI image layout; --docker-archive img.tar is for `docker load`",
+            ))
+        }
+    };
+    if out.file_name().is_none() {
+        return Err(CliError::user(format!(
+            "`{}` does not name a file or directory to create",
+            out.display()
+        ))
+        .with_hint("name a new path, such as --oci out or --docker-archive image.tar"));
+    }
+    if archive {
+        if out.is_dir() {
+            return Err(CliError::user(format!("{} is a directory", out.display()))
+                .with_hint("--docker-archive takes the path of a tar file to write"));
+        }
+    } else {
+        check_output(&out)?;
+    }
+    let manifest_path = args.manifest.clone();
+    let lock_path = match &args.lock {
+        Some(path) => path.clone(),
+        None => manifest_path.parent().unwrap_or(Path::new("")).join("marqo-base.lock"),
+    };
+    let manifest = Manifest::read(&manifest_path).map_err(|e| CliError::user(e.to_string()))?;
+    if !lock_path.exists() {
+        return Err(CliError::user(format!("{} does not exist", lock_path.display()))
+            .with_hint("run `marqo-base lock` first: build reads only the lock"));
+    }
+    let lock = Lock::read(&lock_path).map_err(|e| CliError::user(e.to_string()))?;
+    if let Freshness::Stale { reasons } =
+        lock.check(&manifest_path).map_err(|e| CliError::user(e.to_string()))?
+    {
+        return Err(CliError::user(format!("{} is stale: {}", lock_path.display(), reasons.join("; ")))
+            .with_hint("run `marqo-base lock` to update it"));
+    }
+    if !manifest.files.is_empty() {
+        return Err(CliError::user(format!(
+            "{}: [[file]] entries are not supported yet by build",
+            manifest_path.display()
+        ))
+        .with_hint("remove them for now"));
+    }
+    if manifest.image.base.is_some() || lock.base.is_some() {
+        return Err(CliError::user(format!(
+            "{}: `base` images are not supported yet by build",
+            manifest_path.display()
+        ))
+        .with_hint("build from scratch (Debian packages) for now"));
+    }
+    let platforms = select_platforms(&manifest, &args.platforms)?;
+    let mtime = source_date_epoch()?;
+    if archive && platforms.len() != 1 {
+        return Err(CliError::user(format!(
+            "a docker-archive holds one platform, not {}",
+            platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+        .with_hint("pass one --platform, such as --platform linux/arm64"));
+    }
+
+    // Everything the selected platforms need, checked before any download.
+    let python_version = match &manifest.python {
+        Some(python) => Some(major_minor(&python.version)?),
+        None => None,
+    };
+    let mut wheels: Vec<&LockedPython> = Vec::new();
+    for platform in &platforms {
+        for entry in lock.python_for(*platform) {
+            if !entry.file.name.ends_with(".whl") {
+                return Err(CliError::user(format!(
+                    "building wheels from sdists is not supported yet: {} ({})",
+                    entry.name, entry.file.name
+                ))
+                .with_hint("pin a version that has a wheel for this platform"));
+            }
+            if !wheels.iter().any(|w| w.file.sha256 == entry.file.sha256) {
+                wheels.push(entry);
+            }
+        }
+    }
+    if !wheels.is_empty() && python_version.is_none() {
+        return Err(CliError::user(format!(
+            "{} has Python packages but {} has no [python] section",
+            lock_path.display(),
+            manifest_path.display()
+        ))
+        .with_hint("run `marqo-base lock` to update the lock"));
+    }
+
+    // The requirement files name the indexes the wheels came from and which distributions
+    // were asked for (they get `REQUESTED`, as with pip).
+    let requirements = match &manifest.python {
+        Some(python) => RequirementSet::read_files(&python.requirements, &python.constraints)
+            .map_err(|e| CliError::from_error(e.to_string(), e))?,
+        None => RequirementSet::default(),
+    };
+    let requested: HashSet<String> =
+        requirements.requirements.iter().map(|e| e.req.name.to_string()).collect();
+
+    let deb_paths = fetch_debian(&manifest, &lock, &platforms, args.offline, printer)?;
+    let wheel_paths = fetch_wheels(&requirements, &wheels, args.offline, printer)?;
+
+    // Everything is written into a hidden directory beside `--oci` and renamed into place at
+    // the end, so a failed build leaves no partial layout; scratch files live there too, so
+    // finished layers are renamed into the layout rather than copied.
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    fs_err::create_dir_all(&parent)
+        .map_err(|e| CliError::from_error(format!("cannot create {}", parent.display()), e))?;
+    let staging =
+        tempfile::Builder::new().prefix(&format!(".{name}.tmp-")).tempdir_in(&parent).map_err(|e| {
+            CliError::from_error(format!("cannot create a temporary directory in {}", parent.display()), e)
+        })?;
+    let staged = staging.path().join("layout");
+    let layout = OciLayout::create(&staged).map_err(|e| oci_error(&out, e))?;
+    let scratch = staging.path().join("scratch");
+    fs_err::create_dir(&scratch).map_err(|e| CliError::from_error("cannot create a scratch directory", e))?;
+
+    // Each platform is built in its own thread (unpacking and compressing are most of the
+    // time); the summary is printed in the manifest's order.
+    let builds: Vec<PlatformBuild<'_>> = platforms
+        .iter()
+        .map(|platform| PlatformBuild {
+            platform: *platform,
+            manifest: &manifest,
+            lock: &lock,
+            python_version: python_version.as_deref(),
+            deb_paths: &deb_paths,
+            wheel_paths: &wheel_paths,
+            requested: &requested,
+            layout: &layout,
+            scratch: &scratch,
+            mtime,
+        })
+        .collect();
+    let spinner = printer.spinner(&format!(
+        "Building {}",
+        platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+    ));
+    let results: Vec<Result<Built, CliError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = builds
+            .iter()
+            .map(|build| {
+                scope.spawn(move || {
+                    let t = Instant::now();
+                    build.build().map(|(descriptor, layers)| (descriptor, layers, t.elapsed().as_secs_f64()))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(CliError::user("a build thread panicked"))))
+            .collect()
+    });
+    spinner.finish_and_clear();
+    let mut manifests = Vec::new();
+    for (platform, result) in platforms.iter().zip(results) {
+        let (descriptor, layers, seconds) = result?;
+        let compressed: u64 = layers.iter().map(|l| l.size).sum();
+        let uncompressed: u64 = layers.iter().map(|l| l.uncompressed_size).sum();
+        printer.status(format!(
+            "Built {platform}: {} layers, {} compressed ({} uncompressed), manifest {}, in {seconds:.2}s",
+            layers.len(),
+            megabytes(compressed),
+            megabytes(uncompressed),
+            descriptor.digest.as_str(),
+        ));
+        manifests.push(descriptor);
+    }
+    let first = manifests[0].clone();
+    let index =
+        layout.put_json(&ImageIndex::new(manifests), OCI_IMAGE_INDEX).map_err(|e| oci_error(&out, e))?;
+    layout.set_ref(&args.tag, &index).map_err(|e| oci_error(&out, e))?;
+    fs_err::remove_dir_all(&scratch)
+        .map_err(|e| CliError::from_error("cannot remove the scratch directory", e))?;
+    if archive {
+        // Tagged `repository:tag` for `docker load` when the manifest names a repository.
+        let tags: Vec<String> =
+            manifest.image.repository.iter().map(|repo| format!("{repo}:{}", args.tag)).collect();
+        oci::write_docker_archive(&layout, &first, &tags, &out).map_err(|e| {
+            CliError::from_error(format!("cannot write the docker-archive {}", out.display()), e)
+        })?;
+    } else {
+        check_output(&out)?;
+        if out.exists() {
+            fs_err::remove_dir(&out)
+                .map_err(|e| CliError::from_error(format!("cannot replace {}", out.display()), e))?;
+        }
+        fs_err::rename(&staged, &out)
+            .map_err(|e| CliError::from_error(format!("cannot move the layout to {}", out.display()), e))?;
+    }
+    drop(staging);
+    // A docker-archive holds the platform's manifest, not the index.
+    let (what, digest) = match archive {
+        true => ("manifest", first.digest.as_str()),
+        false => ("index", index.digest.as_str()),
+    };
+    printer.status(format!(
+        "Wrote {} ({}): {what} {digest}, {} in {:.2}s",
+        out.display(),
+        args.tag,
+        platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The platforms to build: `--platform` values (each must be one of the manifest's), in the
+/// manifest's order; all of the manifest's by default.
+fn select_platforms(manifest: &Manifest, given: &[String]) -> Result<Vec<Platform>, CliError> {
+    let all = &manifest.image.platforms;
+    if given.is_empty() {
+        return Ok(all.clone());
+    }
+    let mut wanted = HashSet::new();
+    for text in given {
+        let platform = Platform::from_str(text).map_err(|e| CliError::user(e.to_string()))?;
+        if !all.contains(&platform) {
+            return Err(CliError::user(format!(
+                "--platform {platform} is not a platform of {}",
+                manifest.path().display()
+            ))
+            .with_hint(format!(
+                "the manifest has {}; add it to [image] platforms and run `marqo-base lock`",
+                all.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        wanted.insert(platform);
+    }
+    Ok(all.iter().copied().filter(|p| wanted.contains(p)).collect())
+}
+
+/// `3.9` of `3.9` or `3.9.2`.
+fn major_minor(version: &str) -> Result<String, CliError> {
+    let mut parts = version.split('.');
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) if !major.is_empty() && !minor.is_empty() => {
+            Ok(format!("{major}.{minor}"))
+        }
+        _ => Err(CliError::user(format!("[python] version `{version}` is not X.Y or X.Y.Z"))
+            .with_hint("write version = \"3.9\"")),
+    }
+}
+
+/// The output directory must be absent or an empty directory.
+fn check_output(out: &Path) -> Result<(), CliError> {
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CliError::from_error(format!("cannot read {}", out.display()), e)),
+        Ok(m) if !m.is_dir() => {
+            Err(CliError::user(format!("{} exists and is not a directory", out.display()))
+                .with_hint("choose another --oci directory"))
+        }
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(out)
+                .map_err(|e| CliError::from_error(format!("cannot read {}", out.display()), e))?;
+            match entries.next() {
+                None => Ok(()),
+                Some(_) => Err(CliError::user(format!("{} is not empty", out.display()))
+                    .with_hint("choose a new or empty --oci directory")),
+            }
+        }
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` (seconds), else 0: the mtime of every layer entry.
+fn source_date_epoch() -> Result<u64, CliError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) if !text.trim().is_empty() => text.trim().parse().map_err(|_| {
+            CliError::user(format!("SOURCE_DATE_EPOCH `{text}` is not a number of seconds"))
+                .with_hint("set it to a Unix time such as 1700000000, or unset it")
+        }),
+        _ => Ok(0),
+    }
+}
+
+/// Fetches the `.deb`s of the selected platforms (each file once, hash-checked, cached);
+/// returns their cache paths by sha256.
+fn fetch_debian(
+    manifest: &Manifest,
+    lock: &Lock,
+    platforms: &[Platform],
+    offline: bool,
+    printer: &Printer,
+) -> Result<HashMap<String, PathBuf>, CliError> {
+    let mut unique: Vec<debian::LockedDeb> = Vec::new();
+    let mut seen = HashSet::new();
+    for platform in platforms {
+        for deb in lock.debian_for(*platform) {
+            if seen.insert(deb.file.sha256.clone()) {
+                unique.push(locked_deb(deb));
+            }
+        }
+    }
+    if unique.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let Some(debian) = &manifest.debian else {
+        return Err(CliError::user(format!(
+            "the lock has Debian packages but {} has no [debian] section",
+            manifest.path().display()
+        ))
+        .with_hint("run `marqo-base lock` to update the lock"));
+    };
+    let session = Session::open(&SourceArgs {
+        suite: &debian.suite,
+        mirror: debian.mirror.as_deref(),
+        keyring: debian.keyring.as_deref(),
+        offline,
+    })?;
+    let t = Instant::now();
+    let bytes: u64 = unique.iter().map(|d| d.size).sum();
+    let spinner = printer.spinner(&format!("Fetching {} .debs ({})", unique.len(), megabytes(bytes)));
+    let paths = session.runtime.block_on(debian::fetch_debs(
+        &session.client,
+        &session.cache,
+        &session.source,
+        &unique,
+    ));
+    spinner.finish_and_clear();
+    let paths = paths.map_err(|e| CliError::from_error(e.to_string(), e))?;
+    printer.status(format!(
+        "Fetched {} .debs ({}) in {:.2}s",
+        unique.len(),
+        megabytes(bytes),
+        t.elapsed().as_secs_f64()
+    ));
+    Ok(unique.into_iter().map(|d| d.sha256).zip(paths).collect())
+}
+
+/// A lock entry as the `debian` crate's fetcher and unpacker take it.
+fn locked_deb(deb: &LockedDebian) -> debian::LockedDeb {
+    debian::LockedDeb {
+        name: deb.name.clone(),
+        version: deb.version.clone(),
+        arch: deb.arch.clone(),
+        filename: deb.path.clone(),
+        size: deb.file.size,
+        sha256: deb.file.sha256.clone(),
+    }
+}
+
+/// Fetches the locked wheels into the cache (hash-checked); returns their paths by sha256.
+///
+/// The lock names files, not URLs: a wheel missing from the cache is found again by its file
+/// name on its project's index page (the indexes of the requirement files and pip's
+/// configuration, as `lock` used them).
+fn fetch_wheels(
+    set: &RequirementSet,
+    wheels: &[&LockedPython],
+    offline: bool,
+    printer: &Printer,
+) -> Result<HashMap<String, PathBuf>, CliError> {
+    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
+    let mut found = HashMap::new();
+    let mut missing = Vec::new();
+    for wheel in wheels {
+        let path = cache.blob_path(&wheel.file.sha256).map_err(|e| {
+            CliError::from_error(format!("bad sha256 for {} in the lock", wheel.file.name), e)
+        })?;
+        // Reused as `download_verified` reuses a blob: re-hashed first if the cache says so.
+        if path.is_file()
+            && (!cache.verifies_blobs() || cache.verify_blob(&wheel.file.sha256).unwrap_or(false))
+        {
+            found.insert(wheel.file.sha256.clone(), path);
+        } else {
+            missing.push(*wheel);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(found);
+    }
+    let index_args = IndexArgs {
+        index_url: set.index_url.clone(),
+        extra_index_urls: set.extra_index_urls.clone(),
+        find_links: set.find_links.clone(),
+        no_index: set.no_index,
+        cert: None,
+    };
+    let pip_env = PipEnvironment {
+        default_index_memo: Some(cache.root().join("host-pip-default-index")),
+        ..PipEnvironment::from_process()
+    };
+    let config = IndexConfig::from_pip_with(&index_args, &pip_env)
+        .map_err(|e| CliError::from_error("cannot read the package index configuration", e))?;
+    let http = fetch::Client::new(fetch::ClientOptions {
+        ca_bundle: config.cert.clone(),
+        offline,
+        timeout: std::time::Duration::from_secs_f64(config.timeout.unwrap_or(60.0)),
+        ..fetch::ClientOptions::default()
+    })
+    .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
+    let client = RegistryClient::new(
+        config,
+        http.clone(),
+        cache.clone(),
+        pypi_client::ClientOptions { offline, ..pypi_client::ClientOptions::default() },
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::from_error("cannot start the async runtime", e))?;
+    let t = Instant::now();
+    let bytes: u64 = missing.iter().map(|w| w.file.size).sum();
+    let spinner = printer.spinner(&format!("Fetching {} wheels ({})", missing.len(), megabytes(bytes)));
+    let jobs = missing.iter().map(|wheel| {
+        let (client, http, cache) = (&client, &http, &cache);
+        async move {
+            let name = PackageName::from_str(&wheel.name)
+                .map_err(|e| CliError::user(format!("bad package name `{}` in the lock: {e}", wheel.name)))?;
+            let page = client.project(&name).await.map_err(|e| {
+                CliError::from_error(format!("cannot read the index page of {}", wheel.name), e)
+            })?;
+            let file =
+                page.as_ref().and_then(|page| page.files.iter().find(|f| f.filename == wheel.file.name));
+            let Some(file) = file else {
+                return Err(CliError::user(format!(
+                    "no index offers {} any more (locked for {} {})",
+                    wheel.file.name, wheel.name, wheel.version
+                ))
+                .with_hint("check the index configuration, or run `marqo-base lock -P NAME`"));
+            };
+            let path = http
+                .download_verified(&file.url, &wheel.file.sha256, cache)
+                .await
+                .map_err(|e| CliError::from_error(format!("cannot download {}", wheel.file.name), e))?;
+            Ok::<_, CliError>((wheel.file.sha256.clone(), path))
+        }
+    });
+    let fetched = runtime.block_on(futures::future::try_join_all(jobs));
+    spinner.finish_and_clear();
+    found.extend(fetched?);
+    printer.status(format!(
+        "Fetched {} wheels ({}) in {:.2}s",
+        missing.len(),
+        megabytes(bytes),
+        t.elapsed().as_secs_f64()
+    ));
+    Ok(found)
+}
+
+/// A built platform: its manifest's descriptor, its layers (bottom first), and the seconds
+/// it took.
+type Built = (Descriptor, Vec<LayerInfo>, f64);
+
+/// What one platform's image is made of, and where it goes.
+struct PlatformBuild<'a> {
+    platform: Platform,
+    manifest: &'a Manifest,
+    lock: &'a Lock,
+    python_version: Option<&'a str>,
+    deb_paths: &'a HashMap<String, PathBuf>,
+    wheel_paths: &'a HashMap<String, PathBuf>,
+    /// The normalised names of the direct requirements.
+    requested: &'a HashSet<String>,
+    layout: &'a OciLayout,
+    scratch: &'a Path,
+    mtime: u64,
+}
+
+impl PlatformBuild<'_> {
+    /// Writes the platform's layers, configuration and manifest; returns the manifest's
+    /// descriptor (with its platform) and the layers, bottom first.
+    fn build(&self) -> Result<(Descriptor, Vec<LayerInfo>), CliError> {
+        let arch = self.platform.arch().name();
+        let mut layers: Vec<(LayerInfo, String)> = Vec::new();
+
+        let debs: Vec<(debian::LockedDeb, PathBuf)> = self
+            .lock
+            .debian_for(self.platform)
+            .map(|d| {
+                let path = self.deb_paths.get(&d.file.sha256).cloned().unwrap_or_default();
+                (locked_deb(d), path)
+            })
+            .collect();
+        if !debs.is_empty() {
+            let root = self.scratch.join(format!("rootfs-{arch}"));
+            fs_err::create_dir(&root)
+                .map_err(|e| CliError::from_error("cannot create the Debian root", e))?;
+            fs_err::set_permissions(&root, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| CliError::from_error("cannot set the mode of the Debian root", e))?;
+            debian::unpack(&debs, &root).map_err(|e| CliError::from_error(e.to_string(), e))?;
+            let mut layer = self.layer(true)?;
+            add_tree(&mut layer, &root)?;
+            let info = self.finish(layer)?;
+            fs_err::remove_dir_all(&root)
+                .map_err(|e| CliError::from_error("cannot remove the Debian root", e))?;
+            layers.push((info, format!("marqo-base: {} Debian packages", debs.len())));
+        }
+
+        let wheels: BTreeMap<&str, &LockedPython> =
+            self.lock.python_for(self.platform).map(|w| (w.name.as_str(), w)).collect();
+        if let (Some(version), false) = (self.python_version, wheels.is_empty()) {
+            let scheme = Scheme::debian(version);
+            let python = format!("/usr/bin/python{version}");
+            let items: Vec<(&str, u64)> = wheels.values().map(|w| (w.name.as_str(), w.file.size)).collect();
+            for group in plan_layers(&items, WHEEL_BUCKETS, BIG_WHEEL) {
+                let mut layer = self.layer(false)?;
+                for name in &group {
+                    let wheel = wheels[name.as_str()];
+                    let path = self
+                        .wheel_paths
+                        .get(&wheel.file.sha256)
+                        .ok_or_else(|| CliError::user(format!("{} was not fetched", wheel.file.name)))?;
+                    let options = InstallOptions {
+                        python: python.clone(),
+                        requested: self.requested.contains(&wheel.name),
+                    };
+                    install_wheel(path, &scheme, &mut layer, &options).map_err(|e| {
+                        CliError::from_error(format!("cannot install {}", wheel.file.name), e)
+                    })?;
+                }
+                let info = self.finish(layer)?;
+                layers.push((info, format!("marqo-base: pip install {}", group.join(" "))));
+            }
+        }
+
+        let config = self.config(&layers)?;
+        let config =
+            self.layout.put_json(&config, OCI_IMAGE_CONFIG).map_err(|e| oci_error(self.layout.path(), e))?;
+        let layer_descriptors = layers
+            .iter()
+            .map(|(info, _)| Ok(Descriptor::new(OCI_LAYER_TAR_GZIP, digest(&info.digest)?, info.size)))
+            .collect::<Result<Vec<_>, CliError>>()?;
+        let manifest = self
+            .layout
+            .put_json(&ImageManifest::new(config, layer_descriptors), OCI_IMAGE_MANIFEST)
+            .map_err(|e| oci_error(self.layout.path(), e))?;
+        let descriptor = manifest.with_platform(oci::Platform::new("linux", arch));
+        Ok((descriptor, layers.into_iter().map(|(info, _)| info).collect()))
+    }
+
+    fn layer(&self, debian: bool) -> Result<LayerWriter, CliError> {
+        LayerWriter::new(self.scratch, LayerOptions { mtime: self.mtime, keep_special_bits: debian })
+            .map_err(|e| CliError::from_error("cannot start a layer", e))
+    }
+
+    /// Compresses the layer into the scratch directory and moves it into the layout's blobs.
+    fn finish(&self, layer: LayerWriter) -> Result<LayerInfo, CliError> {
+        let out = self.scratch.join(format!("layer-{}.tar.gz", self.platform.arch().name()));
+        let info = layer.finish_to_file(&out).map_err(|e| CliError::from_error("cannot write a layer", e))?;
+        let dest = self.layout.blob_path(&digest(&info.digest)?);
+        if dest.is_file() {
+            fs_err::remove_file(&out)
+                .map_err(|e| CliError::from_error("cannot remove a scratch layer", e))?;
+        } else if fs_err::rename(&out, &dest).is_err() {
+            // Another file system: copy it in (hashed again as it is stored).
+            self.layout.put_blob_from_file(&out).map_err(|e| oci_error(self.layout.path(), e))?;
+            fs_err::remove_file(&out)
+                .map_err(|e| CliError::from_error("cannot remove a scratch layer", e))?;
+        }
+        Ok(info)
+    }
+
+    /// The image configuration: the manifest's runtime settings, the lock fingerprint label,
+    /// the layers' diff_ids and one history entry per layer.
+    fn config(&self, layers: &[(LayerInfo, String)]) -> Result<ImageConfig, CliError> {
+        let image = &self.manifest.image;
+        let mut env: BTreeMap<String, String> = image.env.clone();
+        env.entry("PATH".to_string()).or_insert_with(|| DEFAULT_PATH.to_string());
+        let mut labels = image.labels.clone();
+        labels.insert(FINGERPRINT_LABEL.to_string(), self.lock.inputs.fingerprint.clone());
+        let created = match self.mtime {
+            0 => None,
+            secs => Some(
+                jiff::Timestamp::from_second(secs as i64)
+                    .map_err(|e| CliError::user(format!("SOURCE_DATE_EPOCH {secs} is out of range: {e}")))?
+                    .to_string(),
+            ),
+        };
+        let diff_ids = layers.iter().map(|(info, _)| digest(&info.diff_id)).collect::<Result<Vec<_>, _>>()?;
+        let history = layers
+            .iter()
+            .map(|(_, by)| History {
+                created: created.clone(),
+                created_by: Some(by.clone()),
+                ..History::default()
+            })
+            .collect();
+        Ok(ImageConfig {
+            created,
+            author: None,
+            architecture: self.platform.arch().name().to_string(),
+            os: "linux".to_string(),
+            variant: None,
+            config: RuntimeConfig {
+                user: image.user.clone(),
+                env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                entrypoint: image.entrypoint.clone(),
+                cmd: image.cmd.clone(),
+                working_dir: image.workdir.clone(),
+                labels,
+            },
+            rootfs: RootFs::layers(diff_ids),
+            history,
+        })
+    }
+}
+
+/// Adds everything under `root` to `layer`, walking it sorted: directories, regular files,
+/// symlinks (kept as links) and hard links (the second and later paths of a file become
+/// links to the first), with their modes.
+fn add_tree(layer: &mut LayerWriter, root: &Path) -> Result<(), CliError> {
+    let mut links: HashMap<(u64, u64), String> = HashMap::new();
+    walk(layer, root, "", &mut links)
+}
+
+fn walk(
+    layer: &mut LayerWriter,
+    dir: &Path,
+    rel: &str,
+    links: &mut HashMap<(u64, u64), String>,
+) -> Result<(), CliError> {
+    let io = |what: &str, path: &Path| {
+        let message = format!("cannot {what} {}", path.display());
+        move |e: std::io::Error| CliError::from_error(message, e)
+    };
+    let mut names = Vec::new();
+    for entry in fs_err::read_dir(dir).map_err(io("read", dir))? {
+        names.push(entry.map_err(io("read", dir))?.file_name());
+    }
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let name =
+            name.to_str().ok_or_else(|| CliError::user(format!("{} is not a UTF-8 path", path.display())))?;
+        let child = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+        let meta = fs_err::symlink_metadata(&path).map_err(io("read", &path))?;
+        let mode = meta.mode() & 0o7777;
+        let layer_error =
+            |e: image::LayerError| CliError::from_error(format!("cannot add {child} to the layer"), e);
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            layer.add_dir(&child, mode).map_err(layer_error)?;
+            walk(layer, &path, &child, links)?;
+        } else if kind.is_symlink() {
+            let target = fs_err::read_link(&path).map_err(io("read the link", &path))?;
+            let target = target
+                .to_str()
+                .ok_or_else(|| CliError::user(format!("the target of {} is not UTF-8", path.display())))?;
+            layer.add_symlink(&child, target).map_err(layer_error)?;
+        } else if kind.is_file() {
+            if meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                if let Some(first) = links.get(&key) {
+                    layer.add_hardlink(&child, first).map_err(layer_error)?;
+                    continue;
+                }
+                links.insert(key, child.clone());
+            }
+            let mut file = fs_err::File::open(&path).map_err(io("open", &path))?;
+            layer.add_file(&child, mode, &mut file).map_err(layer_error)?;
+        } else {
+            return Err(CliError::user(format!(
+                "{} is neither a file, a directory nor a symlink; layers cannot hold it yet",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn digest(text: &str) -> Result<Digest, CliError> {
+    Digest::parse(text).map_err(|e| CliError::from_error(format!("bad digest `{text}`"), e))
+}
+
+fn oci_error(dir: &Path, err: oci::Error) -> CliError {
+    CliError::from_error(format!("cannot write the image layout {}", dir.display()), err)
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}

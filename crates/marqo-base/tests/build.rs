@@ -1,0 +1,311 @@
+//! `marqo-base build`: a manifest locked against a package index and a signed apt repository
+//! (both served on 127.0.0.1 by the test) built into an OCI image layout, checked with tools
+//! we did not write (`skopeo`, `umoci`). The live test builds `examples/quickstart` against
+//! the real index and mirror; it is skipped with a note when `MARQO_BASE_SKIP_LIVE=1`.
+
+#[path = "../../debian/tests/common/mod.rs"]
+mod apt;
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use apt::{Deb, Repo, Server as AptServer};
+use common::TestContext;
+use test_support::{Index, Wheel};
+
+struct World {
+    _index: test_support::Server,
+    _apt: AptServer,
+    _repo: Repo,
+    ctx: TestContext,
+}
+
+fn world() -> World {
+    apt::require_tools();
+    let index = Index::new();
+    for tag in ["cp39-cp39-manylinux2014_x86_64", "cp39-cp39-manylinux2014_aarch64"] {
+        Wheel::new("fast", "1.0")
+            .tag(tag)
+            .requires("six")
+            .file("fast/__init__.py", format!("TAG = {tag:?}\ndef main():\n    print('fast')\n"))
+            .entry_point("console_scripts", "fast", "fast:main")
+            .publish(&index);
+    }
+    Wheel::new("six", "1.16.0").file("six.py", "# six 1.16\n").publish(&index);
+    Wheel::new("six", "1.17.0").file("six.py", "# six 1.17\n").publish(&index);
+    let index_server = index.serve();
+
+    let repo = Repo::new();
+    let (work, pool) = (repo.dir.path().join("build"), repo.pool());
+    for arch in ["amd64", "arm64"] {
+        Deb::new("python3.9", "3.9.2-1")
+            .arch(arch)
+            .depends("libc-test")
+            .file("/usr/bin/python3.9", &format!("#!/bin/sh\necho python {arch}\n"), 0o755)
+            .symlink("/usr/bin/python3", "python3.9")
+            .build(&work, &pool);
+        Deb::new("libc-test", "1.0")
+            .arch(arch)
+            .file(&format!("/usr/lib/libc-test-{arch}.txt"), arch, 0o644)
+            .file("/etc/secret", "secret", 0o640)
+            .file("/usr/bin/su-test", "#!/bin/sh\n", 0o4755)
+            .build(&work, &pool);
+    }
+    Deb::new("ca-certificates", "20210119").build(&work, &pool);
+    repo.publish("stable");
+    let apt_server = AptServer::start(repo.root());
+
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", &format!("--index-url {}\nfast\n", index_server.url()));
+    ctx.write("constraints.txt", "six<1.17\n");
+    ctx.write(
+        "marqo-base.toml",
+        &format!(
+            "[image]\nrepository = \"example/test\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\
+             env = {{ LANG = \"C.UTF-8\" }}\nentrypoint = [\"/usr/bin/python3.9\"]\n\n\
+             [debian]\nsuite = \"stable\"\nmirror = \"{}\"\nkeyring = \"{}\"\nessential = false\n\
+             packages = [\"python3.9\", \"ca-certificates\"]\n\n\
+             [python]\nversion = \"3.9\"\nglibc = \"2.28\"\nrequirements = [\"requirements.in\"]\n\
+             constraints = [\"constraints.txt\"]\n",
+            apt_server.url(),
+            repo.keyring.display()
+        ),
+    );
+    World { _index: index_server, _apt: apt_server, _repo: repo, ctx }
+}
+
+/// Runs a tool we did not write, in `dir`; panics with its output when it fails.
+fn tool(dir: &Path, program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The hex digest of the first (Debian) layer of the arm64 image in the layout `out`.
+fn debian_layer(work: &Path) -> String {
+    layer_digests(work, "out", "arm64")[0].trim_start_matches("sha256:").to_string()
+}
+
+/// The digest `index.json` names as `tag`.
+fn index_digest(layout: &Path, tag: &str) -> String {
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
+    let found = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no {tag} in {index}"));
+    found["digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn builds_both_platforms_reproducibly() {
+    let w = world();
+    let ctx = &w.ctx;
+    let work = ctx.work();
+    ctx.run(&["lock"]).success();
+    let started = Instant::now();
+    let run = ctx.run(&["build", "--oci", "out"]);
+    run.success();
+    eprintln!("build took {:.2}s", started.elapsed().as_secs_f64());
+    assert!(run.stderr.contains("linux/amd64") && run.stderr.contains("linux/arm64"), "{}", run.stderr);
+    let leftovers: Vec<String> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let raw: serde_json::Value =
+        serde_json::from_str(&tool(&work, "skopeo", &["inspect", "--raw", "oci:out:latest"])).unwrap();
+    let arches: Vec<&str> = raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(arches, ["amd64", "arm64"], "{raw}");
+    assert!(raw["manifests"].as_array().unwrap().iter().all(|m| m["platform"]["os"] == "linux"), "{raw}");
+
+    let config: serde_json::Value = serde_json::from_str(&tool(
+        &work,
+        "skopeo",
+        &["inspect", "--config", "--override-arch", "arm64", "oci:out:latest"],
+    ))
+    .unwrap();
+    assert_eq!(config["architecture"], "arm64", "{config}");
+    assert!(config.get("created").is_none(), "{config}");
+    let env: Vec<&str> =
+        config["config"]["Env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(env[0], "LANG=C.UTF-8", "{config}");
+    assert!(env[1].starts_with("PATH=/usr/local/sbin:/usr/local/bin:"), "{config}");
+    assert!(config["config"]["Labels"]["dev.marqo-base.lock-fingerprint"].is_string(), "{config}");
+
+    // The arm64 image, unpacked by umoci: the arm64 .debs and the arm64 wheel, installed.
+    tool(&work, "skopeo", &["copy", "--override-arch", "arm64", "oci:out:latest", "oci:one:x"]);
+    tool(&work, "umoci", &["unpack", "--rootless", "--image", "one:x", "bundle"]);
+    let rootfs = work.join("bundle/rootfs");
+    assert_eq!(std::fs::read_to_string(rootfs.join("usr/lib/libc-test-arm64.txt")).unwrap(), "arm64");
+    assert!(!rootfs.join("usr/lib/libc-test-amd64.txt").exists());
+    assert_eq!(std::fs::read_link(rootfs.join("usr/bin/python3")).unwrap(), Path::new("python3.9"));
+    let site = rootfs.join("usr/local/lib/python3.9/dist-packages");
+    let init = std::fs::read_to_string(site.join("fast/__init__.py")).unwrap();
+    assert!(init.contains("aarch64"), "{init}");
+    assert!(site.join("six.py").is_file());
+    assert!(site.join("fast-1.0.dist-info/RECORD").is_file());
+    assert!(site.join("fast-1.0.dist-info/REQUESTED").is_file(), "fast is a direct requirement");
+    assert!(!site.join("six-1.16.0.dist-info/REQUESTED").exists(), "six is a dependency");
+    let script = std::fs::read_to_string(rootfs.join("usr/local/bin/fast")).unwrap();
+    assert!(script.starts_with("#!/usr/bin/python3.9"), "{script}");
+    assert!(script.contains("from fast import main"), "{script}");
+    assert!(rootfs.join("var/lib/dpkg/status").is_file());
+    let modes = tool(&work, "tar", &["-tvzf", &format!("out/blobs/sha256/{}", debian_layer(&work))]);
+    assert!(modes.lines().any(|l| l.starts_with("-rw-r----- ") && l.ends_with(" etc/secret")), "{modes}");
+    assert!(
+        modes.lines().any(|l| l.starts_with("-rwsr-xr-x ") && l.ends_with(" usr/bin/su-test")),
+        "{modes}"
+    );
+
+    // Built again into another directory (from the cache): the same index digest.
+    let first = index_digest(&work.join("out"), "latest");
+    ctx.run(&["build", "--oci", "again", "--tag", "v1"]).success();
+    assert_eq!(first, index_digest(&work.join("again"), "v1"));
+
+    // One platform only: an index with that platform alone.
+    ctx.run(&["build", "--oci", "amd", "--platform", "linux/amd64"]).success();
+    let raw = tool(&work, "skopeo", &["inspect", "--raw", "oci:amd:latest"]);
+    assert!(raw.contains("\"amd64\"") && !raw.contains("\"arm64\""), "{raw}");
+
+    // One platform as a docker-archive, tagged with the manifest's repository.
+    ctx.run(&["build", "--docker-archive", "arm.tar", "--platform", "linux/arm64", "--tag", "v2"]).success();
+    let config: serde_json::Value =
+        serde_json::from_str(&tool(&work, "skopeo", &["inspect", "--config", "docker-archive:arm.tar"]))
+            .unwrap();
+    assert_eq!(config["architecture"], "arm64", "{config}");
+    let tar = tool(&work, "tar", &["-xOf", "arm.tar", "manifest.json"]);
+    assert!(tar.contains("\"example/test:v2\""), "{tar}");
+    let run = ctx.run(&["build", "--docker-archive", "both.tar"]);
+    run.code(2);
+    assert!(run.stderr.contains("one platform"), "{}", run.stderr);
+
+    // A non-empty output directory is refused.
+    let run = ctx.run(&["build", "--oci", "out"]);
+    run.code(2);
+    assert!(run.stderr.contains("is not empty"), "{}", run.stderr);
+}
+
+/// The layer digests of the image of `platform` (`linux/amd64`) in the layout `dir`.
+fn layer_digests(work: &Path, dir: &str, arch: &str) -> Vec<String> {
+    let manifest: serde_json::Value = serde_json::from_str(&tool(
+        work,
+        "skopeo",
+        &["inspect", "--raw", "--override-arch", arch, &format!("oci:{dir}:latest")],
+    ))
+    .unwrap();
+    let manifest = match manifest.get("manifests") {
+        // skopeo printed the index: read the platform's manifest from the layout.
+        Some(list) => {
+            let entry =
+                list.as_array().unwrap().iter().find(|m| m["platform"]["architecture"] == arch).unwrap();
+            let digest = entry["digest"].as_str().unwrap().trim_start_matches("sha256:");
+            let blob = std::fs::read_to_string(work.join(dir).join("blobs/sha256").join(digest)).unwrap();
+            serde_json::from_str(&blob).unwrap()
+        }
+        None => manifest,
+    };
+    manifest["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect()
+}
+
+/// Moving one package to another version changes exactly one layer of each platform.
+#[test]
+fn bumping_one_package_changes_one_layer() {
+    let w = world();
+    let ctx = &w.ctx;
+    let work = ctx.work();
+    ctx.run(&["lock"]).success();
+    ctx.run(&["build", "--oci", "before"]).success();
+    ctx.write("constraints.txt", "six<1.18\n");
+    ctx.run(&["lock", "-P", "six"]).success();
+    assert!(ctx.read("marqo-base.lock").contains("name = \"six\"\nversion = \"1.17.0\""));
+    ctx.run(&["build", "--oci", "after"]).success();
+    for arch in ["amd64", "arm64"] {
+        let before = layer_digests(&work, "before", arch);
+        let after = layer_digests(&work, "after", arch);
+        assert_eq!(before.len(), after.len(), "{arch}: {before:?} {after:?}");
+        let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+        assert_eq!(changed, 1, "{arch}: {before:?} {after:?}");
+    }
+}
+
+#[test]
+fn stale_lock_and_unsupported_inputs_are_errors() {
+    let w = world();
+    let ctx = &w.ctx;
+    let run = ctx.run(&["build", "--oci", "out"]);
+    run.code(2);
+    assert!(run.stderr.contains("marqo-base lock"), "{}", run.stderr);
+
+    ctx.run(&["lock"]).success();
+    let req = ctx.read("requirements.in");
+    ctx.write("requirements.in", &format!("{req}six\n"));
+    let run = ctx.run(&["build", "--oci", "out"]);
+    run.code(2);
+    assert!(run.stderr.contains("stale") && run.stderr.contains("marqo-base lock"), "{}", run.stderr);
+    assert!(!ctx.exists("out"));
+
+    ctx.write("requirements.in", &req);
+    let run = ctx.run(&["build", "--oci", "out", "--platform", "linux/riscv64"]);
+    run.code(2);
+}
+
+/// `examples/quickstart` for linux/amd64 from the live index and mirror; the image's own
+/// Python imports the installed wheels.
+#[test]
+fn live_quickstart_amd64() {
+    if std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1") {
+        eprintln!("MARQO_BASE_SKIP_LIVE=1: skipping a test that needs the live index and mirror");
+        return;
+    }
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
+    let ctx = TestContext::new();
+    for name in ["marqo-base.toml", "requirements.in", "marqo-base.lock"] {
+        ctx.write(name, &std::fs::read_to_string(example.join(name)).unwrap());
+    }
+    // The host's pip configuration and apt sources are what a user's run would use.
+    let started = Instant::now();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_marqo-base"))
+            .current_dir(ctx.work())
+            .env("MARQO_BASE_CACHE_DIR", ctx.cache())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["lock"]);
+    run(&["build", "--oci", "out", "--platform", "linux/amd64"]);
+    eprintln!("lock + build took {:.2}s", started.elapsed().as_secs_f64());
+    let work = ctx.work();
+    tool(&work, "umoci", &["unpack", "--rootless", "--image", "out:latest", "bundle"]);
+    let printed = tool(
+        &work,
+        "chroot",
+        &["bundle/rootfs", "/usr/bin/python3.9", "-c", "import requests, numpy; print(numpy.__version__)"],
+    );
+    assert_eq!(printed.trim(), "1.23.4");
+    // A console script, with the image's interpreter in its shebang.
+    let printed = tool(&work, "chroot", &["bundle/rootfs", "/usr/local/bin/tqdm", "--version"]);
+    assert_eq!(printed.trim(), "4.66.5");
+}
