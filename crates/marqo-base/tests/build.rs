@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use apt::{Deb, Repo, Server as AptServer};
 use common::TestContext;
-use test_support::{Index, Wheel};
+use test_support::{Index, Sdist, Wheel};
 
 struct World {
     _index: test_support::Server,
@@ -23,8 +23,27 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(None)
+}
+
+/// `slow` 2.0 as an sdist whose build needs `helper`.
+fn slow_sdist() -> Sdist {
+    Sdist::new("slow", "2.0").build_requires("helper").file("slow/__init__.py", "SLOW = True\n")
+}
+
+/// The world, optionally with an sdist-only `slow` in the requirements: its build needs
+/// `helper`, which the manifest's build constraints keep below the broken 2.0.
+fn world_with(sdist: Option<Sdist>) -> World {
     apt::require_tools();
     let index = Index::new();
+    let sdist = sdist.is_some_and(|sdist| {
+        sdist.publish(&index);
+        Wheel::new("helper", "1.0").file("helper/__init__.py", "").publish(&index);
+        Wheel::new("helper", "2.0")
+            .file("helper/__init__.py", "raise RuntimeError('helper 2.0 is broken')\n")
+            .publish(&index);
+        true
+    });
     for tag in ["cp39-cp39-manylinux2014_x86_64", "cp39-cp39-manylinux2014_aarch64"] {
         Wheel::new("fast", "1.0")
             .tag(tag)
@@ -58,8 +77,10 @@ fn world() -> World {
     let apt_server = AptServer::start(repo.root());
 
     let ctx = TestContext::new();
-    ctx.write("requirements.in", &format!("--index-url {}\nfast\n", index_server.url()));
+    let extra = if sdist { "slow\n" } else { "" };
+    ctx.write("requirements.in", &format!("--index-url {}\nfast\n{extra}", index_server.url()));
     ctx.write("constraints.txt", "six<1.17\n");
+    ctx.write("build-constraints.txt", "helper<2\n");
     ctx.write(
         "marqo-base.toml",
         &format!(
@@ -68,7 +89,7 @@ fn world() -> World {
              [debian]\nsuite = \"stable\"\nmirror = \"{}\"\nkeyring = \"{}\"\nessential = false\n\
              packages = [\"python3.9\", \"ca-certificates\"]\n\n\
              [python]\nversion = \"3.9\"\nglibc = \"2.28\"\nrequirements = [\"requirements.in\"]\n\
-             constraints = [\"constraints.txt\"]\n",
+             constraints = [\"constraints.txt\"]\nbuild_constraints = [\"build-constraints.txt\"]\n",
             apt_server.url(),
             repo.keyring.display()
         ),
@@ -268,6 +289,68 @@ fn stale_lock_and_unsupported_inputs_are_errors() {
     ctx.write("requirements.in", &req);
     let run = ctx.run(&["build", "--oci", "out", "--platform", "linux/riscv64"]);
     run.code(2);
+}
+
+/// A package locked as an sdist is built into a wheel on this host (with the manifest's
+/// build constraints), once, and installed on both platforms; the lock names the sdist only.
+#[test]
+fn locked_sdist_is_built_and_installed() {
+    let w = world_with(Some(slow_sdist()));
+    let ctx = &w.ctx;
+    let work = ctx.work();
+    ctx.run(&["lock"]).success();
+    let lock = ctx.read("marqo-base.lock");
+    assert!(lock.contains("slow-2.0.tar.gz") && !lock.contains("slow-2.0-"), "{lock}");
+
+    let log = work.join("backend.log");
+    let build = |out: &str| {
+        let started = Instant::now();
+        let run: common::Run =
+            ctx.command(&["build", "--oci", out]).env("TEST_BACKEND_LOG", &log).output().unwrap().into();
+        run.success();
+        eprintln!("build took {:.2}s", started.elapsed().as_secs_f64());
+        run
+    };
+    let run = build("out");
+    assert!(run.stderr.contains("Built 1 wheels from sdists"), "{}", run.stderr);
+    let hooks = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(hooks.lines().filter(|l| *l == "build_wheel slow 2.0").count(), 1, "{hooks}");
+
+    tool(&work, "skopeo", &["copy", "--override-arch", "arm64", "oci:out:latest", "oci:one:x"]);
+    tool(&work, "umoci", &["unpack", "--rootless", "--image", "one:x", "bundle"]);
+    let site = work.join("bundle/rootfs/usr/local/lib/python3.9/dist-packages");
+    assert_eq!(std::fs::read_to_string(site.join("slow/__init__.py")).unwrap(), "SLOW = True\n");
+    for file in ["METADATA", "WHEEL", "RECORD", "INSTALLER", "REQUESTED"] {
+        assert!(site.join("slow-2.0.dist-info").join(file).is_file(), "no {file}");
+    }
+    assert!(std::fs::read_to_string(site.join("fast/__init__.py")).unwrap().contains("aarch64"));
+
+    // Built again: the wheel comes from the cache (no hook runs) and the image is the same.
+    build("again");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), hooks);
+    assert_eq!(index_digest(&work.join("out"), "latest"), index_digest(&work.join("again"), "latest"));
+    assert_eq!(ctx.read("marqo-base.lock"), lock);
+}
+
+/// An sdist that builds an x86_64 wheel on this host fits linux/amd64, not linux/arm64.
+#[test]
+fn sdist_built_for_another_platform_is_an_error() {
+    let backend = test_support::BACKEND_SRC.replace("py3-none-any", "py3-none-manylinux2014_x86_64");
+    let w = world_with(Some(slow_sdist().backend(&backend)));
+    let ctx = &w.ctx;
+    ctx.run(&["lock"]).success();
+    ctx.run(&["build", "--oci", "amd", "--platform", "linux/amd64"]).success();
+    let run = ctx.run(&["build", "--oci", "out"]);
+    run.code(2);
+    assert!(
+        run.stderr.contains(
+            "`slow` builds a py3-none-manylinux2014_x86_64 wheel on this host, which linux/arm64 \
+             cannot use; publish a wheel or build on that platform"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!ctx.exists("out"));
 }
 
 /// `examples/quickstart` for linux/amd64 from the live index and mirror; the image's own

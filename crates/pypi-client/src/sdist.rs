@@ -1,6 +1,7 @@
 //! Core metadata of a source distribution: static `PKG-INFO` (PEP 643) when it can be
 //! trusted, else a PEP 517 `prepare_metadata_for_build_wheel` run with the host's Python in an
-//! isolated, cached virtual environment.
+//! isolated, cached virtual environment; and wheels built from sdists ([`build_wheel`]) in
+//! the same environments.
 //!
 //! Layout under [`BuildContext::work_dir`]:
 //! - `build-envs/<key>/`: a venv holding one set of build requirements. `<key>` hashes the
@@ -8,6 +9,9 @@
 //!   arguments. A venv is built in `build-envs/.tmp-*` and renamed into place when complete,
 //!   so a directory under its final name is always usable, and two processes building the
 //!   same venv at once both succeed (the loser of the rename uses the winner's).
+//! - `wheels/<key>/`: a wheel built by [`build_wheel`]. `<key>` hashes the sdist's sha256,
+//!   the interpreter, the build constraint files' contents and the pip arguments; published
+//!   by rename as venvs are.
 //! - `tmp/`: unpacked sdists and hook scratch space, removed when a call returns.
 //!
 //! Unpacking never creates a symlink or hard link: links inside the archive are materialised
@@ -97,6 +101,8 @@ def main():
             result = {"dist_info": hook(request["metadata_directory"], None)}
         else:
             result = {"wheel": backend.build_wheel(request["wheel_directory"], None, None)}
+    elif request["hook"] == "build_wheel":
+        result = {"wheel": backend.build_wheel(request["wheel_directory"], None, None)}
     else:
         raise SystemExit("unknown hook %r" % request["hook"])
     with open(request["result"], "w") as f:
@@ -125,7 +131,7 @@ pub struct BuildContext {
 #[derive(Debug, thiserror::Error)]
 pub enum SdistError {
     /// A file system operation failed (the source names the path).
-    #[error("I/O error while reading the metadata of `{sdist}`")]
+    #[error("I/O error while reading or building `{sdist}`")]
     Io {
         /// The sdist file.
         sdist: PathBuf,
@@ -340,6 +346,127 @@ pub async fn sdist_metadata(
     ctx: &BuildContext,
 ) -> Result<Vec<u8>, SdistError> {
     let io_err = |source: io::Error| SdistError::Io { sdist: sdist.to_path_buf(), source };
+    let (_unpack_dir, source_dir) = unpack_source(sdist, filename, ctx).await?;
+
+    if let Some(pkg_info) = static_pkg_info(&source_dir, filename).map_err(io_err)? {
+        debug!("{sdist:?}: using static PKG-INFO (PEP 643)");
+        return Ok(pkg_info);
+    }
+
+    let build =
+        Build { sdist, name: &filename.name, version: &filename.version, source_dir: &source_dir, ctx };
+    build.metadata().await
+}
+
+/// Builds a wheel from an sdist file on disk with its PEP 517 backend (`build_wheel`), in the
+/// same cached isolated venvs as [`sdist_metadata`], and copies it into `out_dir`; returns
+/// the wheel's path there.
+///
+/// Built wheels are cached under `ctx.work_dir/wheels/`, keyed by the sdist's sha256, the
+/// host interpreter, the build constraints' contents and the pip arguments: building the
+/// same sdist again copies the cached wheel and runs nothing.
+pub async fn build_wheel(
+    sdist: &Path,
+    filename: &SdistFilename,
+    ctx: &BuildContext,
+    out_dir: &Path,
+) -> Result<PathBuf, SdistError> {
+    let io_err = |source: io::Error| SdistError::Io { sdist: sdist.to_path_buf(), source };
+    let constraints = read_constraints(&ctx.build_constraints)?;
+    let interpreter = probe_interpreter(&ctx.python).await?;
+    let sdist_sha256 = {
+        let path = sdist.to_path_buf();
+        tokio::task::spawn_blocking(move || -> io::Result<Vec<u8>> {
+            let mut hasher = Sha256::new();
+            io::copy(&mut fs_err::File::open(&path)?, &mut hasher)?;
+            Ok(hasher.finalize().to_vec())
+        })
+        .await
+        .map_err(|err| io_err(io::Error::other(err)))?
+        .map_err(io_err)?
+    };
+    let key = wheel_key(&sdist_sha256, &interpreter, &constraints, &ctx.pip_args);
+    let wheels = ctx.work_dir.join("wheels");
+    let final_dir = wheels.join(&key);
+
+    let lock = env_lock(&final_dir);
+    let _guard = lock.lock().await;
+    let cached = match cached_wheel(&final_dir).map_err(io_err)? {
+        Some(cached) => {
+            debug!("{sdist:?}: reusing the wheel built before, {}", cached.display());
+            cached
+        }
+        None => {
+            let (_unpack_dir, source_dir) = unpack_source(sdist, filename, ctx).await?;
+            let build = Build {
+                sdist,
+                name: &filename.name,
+                version: &filename.version,
+                source_dir: &source_dir,
+                ctx,
+            };
+            let (scratch, wheel) = build.wheel(&interpreter, &constraints).await?;
+            fs_err::create_dir_all(&wheels).map_err(io_err)?;
+            let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(&wheels).map_err(io_err)?;
+            let name = wheel.file_name().unwrap_or_default();
+            fs_err::copy(&wheel, tmp.path().join(name)).map_err(io_err)?;
+            drop(scratch);
+            let tmp = tmp.keep();
+            match std::fs::rename(&tmp, &final_dir) {
+                Ok(()) => {}
+                Err(err) => {
+                    if let Err(cleanup) = fs_err::remove_dir_all(&tmp) {
+                        warn!("cannot remove a spare built wheel: {cleanup}");
+                    }
+                    // Another process built the same wheel first: use theirs.
+                    if cached_wheel(&final_dir).map_err(io_err)?.is_none() {
+                        return Err(io_err(io::Error::new(
+                            err.kind(),
+                            format!("cannot rename {} to {}: {err}", tmp.display(), final_dir.display()),
+                        )));
+                    }
+                }
+            }
+            cached_wheel(&final_dir).map_err(io_err)?.ok_or_else(|| {
+                io_err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no wheel in {}", final_dir.display()),
+                ))
+            })?
+        }
+    };
+    let name = cached.file_name().unwrap_or_default();
+    fs_err::create_dir_all(out_dir).map_err(io_err)?;
+    let out = out_dir.join(name);
+    fs_err::copy(&cached, &out).map_err(io_err)?;
+    Ok(out)
+}
+
+/// The one `.whl` file in `dir`, a directory of the built-wheel cache; `None` when `dir`
+/// does not exist.
+fn cached_wheel(dir: &Path) -> io::Result<Option<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "whl") && path.is_file() {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
+}
+
+/// Unpacks `sdist` into a temporary directory under `ctx.work_dir/tmp`; returns that
+/// directory (removed when dropped) and the source tree in it.
+async fn unpack_source(
+    sdist: &Path,
+    filename: &SdistFilename,
+    ctx: &BuildContext,
+) -> Result<(tempfile::TempDir, PathBuf), SdistError> {
+    let io_err = |source: io::Error| SdistError::Io { sdist: sdist.to_path_buf(), source };
     let format = match filename.extension {
         ".tar.gz" | ".tgz" => ArchiveFormat::TarGz,
         ".zip" => ArchiveFormat::Zip,
@@ -364,15 +491,7 @@ pub async fn sdist_metadata(
         .await
         .map_err(|err| io_err(io::Error::other(err)))??
     };
-
-    if let Some(pkg_info) = static_pkg_info(&source_dir, filename).map_err(io_err)? {
-        debug!("{sdist:?}: using static PKG-INFO (PEP 643)");
-        return Ok(pkg_info);
-    }
-
-    let build =
-        Build { sdist, name: &filename.name, version: &filename.version, source_dir: &source_dir, ctx };
-    build.metadata().await
+    Ok((unpack_dir, source_dir))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -787,26 +906,9 @@ impl Build<'_> {
     }
 
     async fn metadata(&self) -> Result<Vec<u8>, SdistError> {
-        let backend = self.read_build_system()?;
         let constraints = read_constraints(&self.ctx.build_constraints)?;
         let interpreter = probe_interpreter(&self.ctx.python).await?;
-        let scratch = tempfile::Builder::new()
-            .prefix("build-")
-            .tempdir_in(self.ctx.work_dir.join("tmp"))
-            .map_err(|e| self.io(e))?;
-
-        let mut env = self.build_env(&interpreter, &constraints, &backend.requires).await?;
-        let requires = self.run_hook(&env, &backend, "get_requires_for_build_wheel", scratch.path()).await?;
-        let unsatisfied = unsatisfied(
-            requires.requires.as_deref().unwrap_or_default(),
-            &requires.installed.unwrap_or_default(),
-        );
-        if !unsatisfied.is_empty() {
-            debug!("{} {}: installing dynamic build requirements {unsatisfied:?}", self.name, self.version);
-            let mut all = backend.requires.clone();
-            all.extend(requires.requires.unwrap_or_default());
-            env = self.build_env(&interpreter, &constraints, &all).await?;
-        }
+        let (backend, scratch, env) = self.prepare(&interpreter, &constraints).await?;
 
         let result =
             self.run_hook(&env, &backend, "prepare_metadata_for_build_wheel", scratch.path()).await?;
@@ -830,6 +932,66 @@ impl Build<'_> {
             return read_wheel_metadata(&path, self.name).map_err(misbehaved);
         }
         Err(misbehaved("the hook driver reported no result".to_string()))
+    }
+
+    /// Runs `build_wheel`; returns the scratch directory (the wheel is removed with it) and
+    /// the built wheel's path in it.
+    async fn wheel(
+        &self,
+        interpreter: &Interpreter,
+        constraints: &[Constraint],
+    ) -> Result<(tempfile::TempDir, PathBuf), SdistError> {
+        let (backend, scratch, env) = self.prepare(interpreter, constraints).await?;
+        let result = self.run_hook(&env, &backend, "build_wheel", scratch.path()).await?;
+        let misbehaved = |problem: String| SdistError::HookResult {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            backend: backend.backend.clone(),
+            hook: "build_wheel",
+            problem,
+        };
+        let wheel =
+            result.wheel.ok_or_else(|| misbehaved("the hook driver reported no wheel".to_string()))?;
+        let rel = plain_name(&wheel)
+            .ok_or_else(|| misbehaved(format!("it returned `{wheel}`, not a file name")))?;
+        let parsed = pep_types::WheelFilename::from_str(&wheel)
+            .map_err(|e| misbehaved(format!("it returned `{wheel}`, not a wheel file name: {e}")))?;
+        if parsed.name != *self.name {
+            return Err(misbehaved(format!("it built `{wheel}`, a wheel of another project")));
+        }
+        let path = scratch.path().join("wheel").join(rel);
+        if !path.is_file() {
+            return Err(misbehaved(format!("it returned `{wheel}` but wrote no such file")));
+        }
+        Ok((scratch, path))
+    }
+
+    /// The backend, a fresh scratch directory and a build venv with the static and dynamic
+    /// (`get_requires_for_build_wheel`) build requirements installed.
+    async fn prepare(
+        &self,
+        interpreter: &Interpreter,
+        constraints: &[Constraint],
+    ) -> Result<(Backend, tempfile::TempDir, PathBuf), SdistError> {
+        let backend = self.read_build_system()?;
+        let scratch = tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(self.ctx.work_dir.join("tmp"))
+            .map_err(|e| self.io(e))?;
+
+        let mut env = self.build_env(interpreter, constraints, &backend.requires).await?;
+        let requires = self.run_hook(&env, &backend, "get_requires_for_build_wheel", scratch.path()).await?;
+        let unsatisfied = unsatisfied(
+            requires.requires.as_deref().unwrap_or_default(),
+            &requires.installed.unwrap_or_default(),
+        );
+        if !unsatisfied.is_empty() {
+            debug!("{} {}: installing dynamic build requirements {unsatisfied:?}", self.name, self.version);
+            let mut all = backend.requires.clone();
+            all.extend(requires.requires.unwrap_or_default());
+            env = self.build_env(interpreter, constraints, &all).await?;
+        }
+        Ok((backend, scratch, env))
     }
 
     /// Reads `[build-system]`, applying PEP 517/518 defaults.
@@ -1208,6 +1370,33 @@ fn env_key(
     hex::encode(&hasher.finalize()[..16])
 }
 
+/// The cache key of a wheel built from an sdist.
+fn wheel_key(
+    sdist_sha256: &[u8],
+    interpreter: &Interpreter,
+    constraints: &[Constraint],
+    pip_args: &[String],
+) -> String {
+    let mut hasher = Sha256::new();
+    let mut field = |tag: &str, value: &[u8]| {
+        hasher.update(tag.as_bytes());
+        hasher.update((value.len() as u64).to_le_bytes());
+        hasher.update(value);
+    };
+    field("sdist", sdist_sha256);
+    field("python", interpreter.executable.as_bytes());
+    field("version", interpreter.version.as_bytes());
+    let mut contents: Vec<&[u8]> = constraints.iter().map(|c| c.contents.as_slice()).collect();
+    contents.sort();
+    for content in contents {
+        field("constraint", content);
+    }
+    for arg in pip_args {
+        field("pip-arg", arg.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
 /// Rewrites the venv's own path in `bin/` scripts (shebangs of console scripts that pip
 /// installed) from where it was built to where it will live: venvs are not relocatable.
 fn relocate_scripts(bin: &Path, from: &Path, to: &Path) -> io::Result<()> {
@@ -1525,6 +1714,39 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
 
     fn in_tree_backend(module: &str) -> String {
         format!("[build-system]\nrequires = []\nbuild-backend = \"{module}\"\nbackend-path = [\".\"]\n")
+    }
+
+    /// `build_wheel` builds once per sdist and host Python; a second call copies the cached
+    /// wheel, and a wheel of another project is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn built_wheels_are_cached() {
+        let dir = temp();
+        let work = dir.path().join("work");
+        let ctx = ctx(&work);
+        let count = dir.path().join("builds");
+        let counting = WHEEL_ONLY_BACKEND
+            .replace("    name = ", &format!("    open({:?}, 'a').write('x')\n    name = ", count.display()));
+        let source = sdist(
+            dir.path(),
+            "wheelonly-2.0",
+            &[("pyproject.toml", &in_tree_backend("wheelbackend")), ("wheelbackend.py", &counting)],
+        );
+        let names = filename("wheelonly-2.0.tar.gz", "wheelonly");
+        let first = check(build_wheel(&source, &names, &ctx, &dir.path().join("out1")).await);
+        let second = check(build_wheel(&source, &names, &ctx, &dir.path().join("out2")).await);
+        assert_eq!(first, dir.path().join("out1/wheelonly-2.0-py3-none-any.whl"));
+        assert_eq!(second, dir.path().join("out2/wheelonly-2.0-py3-none-any.whl"));
+        assert_eq!(check(fs_err::read(&first)), check(fs_err::read(&second)));
+        assert_eq!(check(fs_err::read_to_string(&count)), "x");
+
+        let other = sdist(
+            dir.path(),
+            "other-1.0",
+            &[("pyproject.toml", &in_tree_backend("wheelbackend")), ("wheelbackend.py", &counting)],
+        );
+        let err = build_wheel(&other, &filename("other-1.0.tar.gz", "other"), &ctx, dir.path()).await;
+        let err = err.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("a wheel of another project"), "{err}");
     }
 
     /// Three in-tree backends with no build requirements share one venv, built concurrently.

@@ -4,7 +4,9 @@
 //! Reads only the lock (never resolves; a stale lock is an error). For each platform: the
 //! locked `.deb`s are fetched (hash-checked, cached) and unpacked into a temporary root that
 //! becomes one reproducible layer; the locked wheels are fetched (hash-checked, cached),
-//! grouped by [`image::plan_layers`] and installed, one layer per group, as pip would. Then
+//! grouped by [`image::plan_layers`] and installed, one layer per group, as pip would. A
+//! locked sdist is fetched the same way and built into a wheel with the host's Python (PEP
+//! 517, cached), which must suit every platform that locks it, then installed likewise. Then
 //! the image configuration, one manifest per platform and one index, named by `--tag`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,12 +21,14 @@ use lockfile::{Freshness, Lock, LockedDebian, LockedPython, Manifest, Platform};
 use oci::media_type::{OCI_IMAGE_CONFIG, OCI_IMAGE_INDEX, OCI_IMAGE_MANIFEST, OCI_LAYER_TAR_GZIP};
 use oci::spec::{History, ImageConfig, ImageIndex, ImageManifest, RootFs, RuntimeConfig};
 use oci::{Descriptor, Digest, OciLayout};
-use pep_types::PackageName;
+use pep_types::{PackageName, SdistFilename, Target, WheelFilename};
 use py_resolver::RequirementSet;
+use pypi_client::sdist::{build_wheel, BuildContext};
 use pypi_client::{IndexArgs, IndexConfig, PipEnvironment, RegistryClient};
 
 use crate::cli::BuildArgs;
 use crate::commands::debian::{Session, SourceArgs};
+use crate::commands::lock::DEFAULT_GLIBC;
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
 
@@ -115,13 +119,6 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let mut wheels: Vec<&LockedPython> = Vec::new();
     for platform in &platforms {
         for entry in lock.python_for(*platform) {
-            if !entry.file.name.ends_with(".whl") {
-                return Err(CliError::user(format!(
-                    "building wheels from sdists is not supported yet: {} ({})",
-                    entry.name, entry.file.name
-                ))
-                .with_hint("pin a version that has a wheel for this platform"));
-            }
             if !wheels.iter().any(|w| w.file.sha256 == entry.file.sha256) {
                 wheels.push(entry);
             }
@@ -147,7 +144,7 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
         requirements.requirements.iter().map(|e| e.req.name.to_string()).collect();
 
     let deb_paths = fetch_debian(&manifest, &lock, &platforms, args.offline, printer)?;
-    let wheel_paths = fetch_wheels(&requirements, &wheels, args.offline, printer)?;
+    let mut wheel_paths = fetch_wheels(&requirements, &wheels, args.offline, printer)?;
 
     // Everything is written into a hidden directory beside `--oci` and renamed into place at
     // the end, so a failed build leaves no partial layout; scratch files live there too, so
@@ -167,6 +164,15 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let layout = OciLayout::create(&staged).map_err(|e| oci_error(&out, e))?;
     let scratch = staging.path().join("scratch");
     fs_err::create_dir(&scratch).map_err(|e| CliError::from_error("cannot create a scratch directory", e))?;
+    build_sdists(
+        &manifest,
+        &requirements,
+        &lock,
+        &platforms,
+        &mut wheel_paths,
+        &scratch.join("built"),
+        printer,
+    )?;
 
     // Each platform is built in its own thread (unpacking and compressing are most of the
     // time); the summary is printed in the manifest's order.
@@ -392,9 +398,10 @@ fn locked_deb(deb: &LockedDebian) -> debian::LockedDeb {
     }
 }
 
-/// Fetches the locked wheels into the cache (hash-checked); returns their paths by sha256.
+/// Fetches the locked wheels and sdists into the cache (hash-checked); returns their paths by
+/// sha256.
 ///
-/// The lock names files, not URLs: a wheel missing from the cache is found again by its file
+/// The lock names files, not URLs: a file missing from the cache is found again by its file
 /// name on its project's index page (the indexes of the requirement files and pip's
 /// configuration, as `lock` used them).
 fn fetch_wheels(
@@ -422,19 +429,7 @@ fn fetch_wheels(
     if missing.is_empty() {
         return Ok(found);
     }
-    let index_args = IndexArgs {
-        index_url: set.index_url.clone(),
-        extra_index_urls: set.extra_index_urls.clone(),
-        find_links: set.find_links.clone(),
-        no_index: set.no_index,
-        cert: None,
-    };
-    let pip_env = PipEnvironment {
-        default_index_memo: Some(cache.root().join("host-pip-default-index")),
-        ..PipEnvironment::from_process()
-    };
-    let config = IndexConfig::from_pip_with(&index_args, &pip_env)
-        .map_err(|e| CliError::from_error("cannot read the package index configuration", e))?;
+    let config = index_config(set, &cache)?;
     let http = fetch::Client::new(fetch::ClientOptions {
         ca_bundle: config.cert.clone(),
         offline,
@@ -489,6 +484,124 @@ fn fetch_wheels(
         t.elapsed().as_secs_f64()
     ));
     Ok(found)
+}
+
+/// The package index configuration `lock` used: the indexes of the requirement files, then
+/// pip's environment and configuration files.
+fn index_config(set: &RequirementSet, cache: &fetch::Cache) -> Result<IndexConfig, CliError> {
+    let index_args = IndexArgs {
+        index_url: set.index_url.clone(),
+        extra_index_urls: set.extra_index_urls.clone(),
+        find_links: set.find_links.clone(),
+        no_index: set.no_index,
+        cert: None,
+    };
+    let pip_env = PipEnvironment {
+        default_index_memo: Some(cache.root().join("host-pip-default-index")),
+        ..PipEnvironment::from_process()
+    };
+    IndexConfig::from_pip_with(&index_args, &pip_env)
+        .map_err(|e| CliError::from_error("cannot read the package index configuration", e))
+}
+
+/// Builds a wheel from each locked sdist of `platforms` with the host's `python3` (PEP 517,
+/// isolated, with the manifest's build constraints and the indexes `lock` used; cached by
+/// the sdist's hash and the host's Python) into `out_dir`, and checks that every platform
+/// that locks the sdist can install the wheel. Replaces each sdist's path in `paths` (by its
+/// sha256) with its wheel's.
+fn build_sdists(
+    manifest: &Manifest,
+    set: &RequirementSet,
+    lock: &Lock,
+    platforms: &[Platform],
+    paths: &mut HashMap<String, PathBuf>,
+    out_dir: &Path,
+    printer: &Printer,
+) -> Result<(), CliError> {
+    let is_sdist = |entry: &&LockedPython| !entry.file.name.ends_with(".whl");
+    let mut sdists: Vec<&LockedPython> = Vec::new();
+    for platform in platforms {
+        for entry in lock.python_for(*platform).filter(is_sdist) {
+            if !sdists.iter().any(|s| s.file.sha256 == entry.file.sha256) {
+                sdists.push(entry);
+            }
+        }
+    }
+    let (Some(python), false) = (&manifest.python, sdists.is_empty()) else {
+        return Ok(());
+    };
+    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
+    let config = index_config(set, &cache)?;
+    let ctx = BuildContext {
+        python: PathBuf::from("python3"),
+        pip_args: config.pip_args(),
+        build_constraints: python.build_constraints.clone(),
+        work_dir: cache.root().join("builds"),
+    };
+    fs_err::create_dir_all(out_dir)
+        .map_err(|e| CliError::from_error(format!("cannot create {}", out_dir.display()), e))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::from_error("cannot start the async runtime", e))?;
+    let t = Instant::now();
+    let spinner = printer.spinner(&format!("Building wheels from {} sdists", sdists.len()));
+    let jobs = sdists.iter().map(|sdist| {
+        let ctx = &ctx;
+        let paths = &*paths;
+        async move {
+            let name = PackageName::from_str(&sdist.name)
+                .map_err(|e| CliError::user(format!("bad package name `{}` in the lock: {e}", sdist.name)))?;
+            let filename = SdistFilename::parse(&sdist.file.name, &name).map_err(|e| {
+                CliError::from_error(
+                    format!("`{}` in the lock is not an sdist file name", sdist.file.name),
+                    e,
+                )
+            })?;
+            let path = paths
+                .get(&sdist.file.sha256)
+                .ok_or_else(|| CliError::user(format!("{} was not fetched", sdist.file.name)))?;
+            let wheel = build_wheel(path, &filename, ctx, out_dir).await.map_err(|e| {
+                CliError::from_error(format!("cannot build a wheel from {}", sdist.file.name), e)
+            })?;
+            Ok::<_, CliError>((sdist.file.sha256.clone(), wheel))
+        }
+    });
+    let built = runtime.block_on(futures::future::try_join_all(jobs));
+    spinner.finish_and_clear();
+    let built: HashMap<String, PathBuf> = built?.into_iter().collect();
+
+    let glibc = manifest.glibc().unwrap_or(DEFAULT_GLIBC);
+    for platform in platforms {
+        let target = Target::new(platform.arch(), &python.version, glibc)
+            .map_err(|e| CliError::user(format!("{}: {e}", manifest.path().display())))?;
+        for entry in lock.python_for(*platform).filter(is_sdist) {
+            let wheel = &built[&entry.file.sha256];
+            let file_name = wheel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let parsed = WheelFilename::from_str(&file_name).map_err(|e| {
+                CliError::from_error(format!("`{}` built `{file_name}`, not a wheel", entry.name), e)
+            })?;
+            if target.wheel_rank(&parsed).is_none() {
+                let tag = wheel_tag(&file_name);
+                return Err(CliError::user(format!(
+                    "`{}` builds a {tag} wheel on this host, which {platform} cannot use; \
+                     publish a wheel or build on that platform",
+                    entry.name
+                ))
+                .with_hint(format!("pin a version of {} that has a wheel for {platform}", entry.name)));
+            }
+        }
+    }
+    printer.status(format!("Built {} wheels from sdists in {:.2}s", built.len(), t.elapsed().as_secs_f64()));
+    paths.extend(built);
+    Ok(())
+}
+
+/// `py3-none-any` of `name-1.0-py3-none-any.whl`: the last three dash-separated parts.
+fn wheel_tag(file_name: &str) -> String {
+    let stem = file_name.strip_suffix(".whl").unwrap_or(file_name);
+    let parts: Vec<&str> = stem.split('-').collect();
+    parts[parts.len().saturating_sub(3)..].join("-")
 }
 
 /// A built platform: its manifest's descriptor, its layers (bottom first), and the seconds

@@ -19,7 +19,7 @@ use crate::diagnostics::CliError;
 use crate::printer::Printer;
 
 /// The glibc of a target when neither `[python] glibc` nor a known Debian suite says.
-const DEFAULT_GLIBC: &str = "2.28";
+pub(crate) const DEFAULT_GLIBC: &str = "2.28";
 
 pub fn exec(args: LockArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let manifest_path = args.manifest.clone();
