@@ -366,23 +366,7 @@ fn fetch_debian(
         keyring: debian.keyring.as_deref(),
         offline,
     })?;
-    let t = Instant::now();
-    let bytes: u64 = unique.iter().map(|d| d.size).sum();
-    let spinner = printer.spinner(&format!("Fetching {} .debs ({})", unique.len(), megabytes(bytes)));
-    let paths = session.runtime.block_on(debian::fetch_debs(
-        &session.client,
-        &session.cache,
-        &session.source,
-        &unique,
-    ));
-    spinner.finish_and_clear();
-    let paths = paths.map_err(|e| CliError::from_error(e.to_string(), e))?;
-    printer.status(format!(
-        "Fetched {} .debs ({}) in {:.2}s",
-        unique.len(),
-        megabytes(bytes),
-        t.elapsed().as_secs_f64()
-    ));
+    let (paths, _) = session.fetch_debs(&unique, printer)?;
     Ok(unique.into_iter().map(|d| d.sha256).zip(paths).collect())
 }
 

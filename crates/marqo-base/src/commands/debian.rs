@@ -78,33 +78,8 @@ fn exec_rootfs(args: DebianRootfsArgs, printer: &Printer) -> Result<ExitCode, Cl
             unique.push(deb.clone());
         }
     }
-    let missing: Vec<&LockedDeb> =
-        unique.iter().filter(|d| !session.cache.blob_path(&d.sha256).is_ok_and(|p| p.is_file())).collect();
-    let download: u64 = missing.iter().map(|d| d.size).sum();
-    let fetch_started = Instant::now();
-    let spinner = printer.spinner(&format!(
-        "Fetching {} of {} .debs ({})",
-        missing.len(),
-        unique.len(),
-        megabytes(download)
-    ));
-    let paths = session.runtime.block_on(debian::fetch_debs(
-        &session.client,
-        &session.cache,
-        &session.source,
-        &unique,
-    ));
-    spinner.finish_and_clear();
-    let paths = paths.map_err(debian_error)?;
-    let fetch_time = fetch_started.elapsed();
+    let (paths, fetch_time) = session.fetch_debs(&unique, printer)?;
     let by_hash: HashMap<&str, &PathBuf> = unique.iter().map(|d| d.sha256.as_str()).zip(&paths).collect();
-    printer.status(format!(
-        "Fetched {} .debs in {:.2}s ({} downloaded, {} .debs from the cache)",
-        unique.len(),
-        fetch_time.as_secs_f64(),
-        megabytes(download),
-        unique.len() - missing.len()
-    ));
 
     // Each architecture goes to its own directory: unpack them in parallel (decompressing
     // data.tar.xz is most of the time).
@@ -223,6 +198,37 @@ impl Session {
             .build()
             .map_err(|e| CliError::from_error("cannot start the async runtime", e))?;
         Ok(Session { source, client, cache, runtime })
+    }
+
+    /// Fetches `debs` (each file once, hash-checked, into the cache) with a spinner and a
+    /// summary line; returns their cache paths in order and the time it took.
+    pub fn fetch_debs(
+        &self,
+        debs: &[LockedDeb],
+        printer: &Printer,
+    ) -> Result<(Vec<PathBuf>, Duration), CliError> {
+        let missing: Vec<&LockedDeb> =
+            debs.iter().filter(|d| !self.cache.blob_path(&d.sha256).is_ok_and(|p| p.is_file())).collect();
+        let download: u64 = missing.iter().map(|d| d.size).sum();
+        let started = Instant::now();
+        let spinner = printer.spinner(&format!(
+            "Fetching {} of {} .debs ({})",
+            missing.len(),
+            debs.len(),
+            megabytes(download)
+        ));
+        let paths = self.runtime.block_on(debian::fetch_debs(&self.client, &self.cache, &self.source, debs));
+        spinner.finish_and_clear();
+        let paths = paths.map_err(debian_error)?;
+        let took = started.elapsed();
+        printer.status(format!(
+            "Fetched {} .debs in {:.2}s ({} downloaded, {} .debs from the cache)",
+            debs.len(),
+            took.as_secs_f64(),
+            megabytes(download),
+            debs.len() - missing.len()
+        ));
+        Ok((paths, took))
     }
 
     /// Reads the signed index once and each architecture's `Packages` (concurrently), then
