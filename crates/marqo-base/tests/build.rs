@@ -353,10 +353,11 @@ fn sdist_built_for_another_platform_is_an_error() {
     assert!(!ctx.exists("out"));
 }
 
-/// `examples/quickstart` for linux/amd64 from the live index and mirror; the image's own
-/// Python imports the installed wheels.
+/// `examples/quickstart` for both platforms from the live index and mirror; each image's own
+/// Python imports the installed wheels: amd64 in a chroot, arm64 under qemu-aarch64-static
+/// (the build itself runs nothing of either image).
 #[test]
-fn live_quickstart_amd64() {
+fn live_quickstart_both_platforms() {
     if std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1") {
         eprintln!("MARQO_BASE_SKIP_LIVE=1: skipping a test that needs the live index and mirror");
         return;
@@ -378,10 +379,14 @@ fn live_quickstart_amd64() {
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     run(&["lock"]);
-    run(&["build", "--oci", "out", "--platform", "linux/amd64"]);
+    run(&["build", "--oci", "out"]);
     eprintln!("lock + build took {:.2}s", started.elapsed().as_secs_f64());
     let work = ctx.work();
-    tool(&work, "umoci", &["unpack", "--rootless", "--image", "out:latest", "bundle"]);
+    for arch in ["amd64", "arm64"] {
+        let image = format!("oci:{arch}:x");
+        tool(&work, "skopeo", &["copy", "--override-arch", arch, "oci:out:latest", &image]);
+    }
+    tool(&work, "umoci", &["unpack", "--rootless", "--image", "amd64:x", "bundle"]);
     let printed = tool(
         &work,
         "chroot",
@@ -391,4 +396,18 @@ fn live_quickstart_amd64() {
     // A console script, with the image's interpreter in its shebang.
     let printed = tool(&work, "chroot", &["bundle/rootfs", "/usr/local/bin/tqdm", "--version"]);
     assert_eq!(printed.trim(), "4.66.5");
+
+    tool(&work, "umoci", &["unpack", "--rootless", "--image", "arm64:x", "bundle-arm64"]);
+    let printed = tool(
+        &work,
+        "qemu-aarch64-static",
+        &[
+            "-L",
+            "bundle-arm64/rootfs",
+            "bundle-arm64/rootfs/usr/bin/python3.9",
+            "-c",
+            "import platform, requests, numpy; print(platform.machine(), numpy.__version__)",
+        ],
+    );
+    assert_eq!(printed.trim(), "aarch64 1.23.4");
 }
