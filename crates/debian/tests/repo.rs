@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{client_and_cache, run, tar_gz, write_evil_deb, Deb, Repo, Server};
+use common::{client_and_cache, run, tar_gz, write_evil_deb, write_raw_deb, Deb, Repo, Server};
 use debian::{fetch_debs, fetch_index, resolve, Error, Index, LockedDeb, ResolveOptions, Source};
 
 fn build_packages(repo: &Repo) {
@@ -135,23 +135,6 @@ fn build_packages(repo: &Repo) {
 /// Where the evil-link package's symlink points: a directory outside every test root.
 fn escape_target() -> PathBuf {
     std::env::temp_dir().join("marqo-base-debian-escape-test")
-}
-
-fn write_raw_deb(path: &Path, control: &str, data: Vec<u8>) {
-    let control_tar = tar_gz(&[("./control", control.as_bytes(), tar::EntryType::Regular, "")]);
-    let mut ar = b"!<arch>\n".to_vec();
-    for (member, bytes) in
-        [("debian-binary", b"2.0\n".to_vec()), ("control.tar.gz", control_tar), ("data.tar.gz", data)]
-    {
-        ar.extend(
-            format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", member, 0, 0, 0, 100644, bytes.len()).as_bytes(),
-        );
-        ar.extend(&bytes);
-        if bytes.len() % 2 == 1 {
-            ar.push(b'\n');
-        }
-    }
-    std::fs::write(path, ar).unwrap();
 }
 
 fn names(set: &[LockedDeb]) -> Vec<String> {

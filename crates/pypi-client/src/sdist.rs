@@ -1348,26 +1348,7 @@ fn env_key(
     requirements: &BTreeSet<&str>,
     pip_args: &[String],
 ) -> String {
-    let mut hasher = Sha256::new();
-    let mut field = |tag: &str, value: &[u8]| {
-        hasher.update(tag.as_bytes());
-        hasher.update((value.len() as u64).to_le_bytes());
-        hasher.update(value);
-    };
-    field("python", interpreter.executable.as_bytes());
-    field("version", interpreter.version.as_bytes());
-    for requirement in requirements {
-        field("requirement", requirement.as_bytes());
-    }
-    let mut contents: Vec<&[u8]> = constraints.iter().map(|c| c.contents.as_slice()).collect();
-    contents.sort();
-    for content in contents {
-        field("constraint", content);
-    }
-    for arg in pip_args {
-        field("pip-arg", arg.as_bytes());
-    }
-    hex::encode(&hasher.finalize()[..16])
+    build_key(None, interpreter, requirements, constraints, pip_args)
 }
 
 /// The cache key of a wheel built from an sdist.
@@ -1377,15 +1358,33 @@ fn wheel_key(
     constraints: &[Constraint],
     pip_args: &[String],
 ) -> String {
+    build_key(Some(sdist_sha256), interpreter, &BTreeSet::new(), constraints, pip_args)
+}
+
+/// Hashes what a build's result depends on, each field tagged and length-prefixed: the sdist
+/// (for built wheels), the interpreter, the requirements (for venvs), the constraint files'
+/// contents in a fixed order, and the pip arguments.
+fn build_key(
+    sdist_sha256: Option<&[u8]>,
+    interpreter: &Interpreter,
+    requirements: &BTreeSet<&str>,
+    constraints: &[Constraint],
+    pip_args: &[String],
+) -> String {
     let mut hasher = Sha256::new();
     let mut field = |tag: &str, value: &[u8]| {
         hasher.update(tag.as_bytes());
         hasher.update((value.len() as u64).to_le_bytes());
         hasher.update(value);
     };
-    field("sdist", sdist_sha256);
+    if let Some(sha) = sdist_sha256 {
+        field("sdist", sha);
+    }
     field("python", interpreter.executable.as_bytes());
     field("version", interpreter.version.as_bytes());
+    for requirement in requirements {
+        field("requirement", requirement.as_bytes());
+    }
     let mut contents: Vec<&[u8]> = constraints.iter().map(|c| c.contents.as_slice()).collect();
     contents.sort();
     for content in contents {

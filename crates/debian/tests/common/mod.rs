@@ -123,14 +123,20 @@ pub fn write_evil_deb(path: &Path, name: &str, evil_path: &str) {
     let control = format!(
         "Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: T <t@example.invalid>\nDescription: evil\n"
     );
-    let control_tar = tar_gz(&[("./control", control.as_bytes(), tar::EntryType::Regular, "")]);
     let data_tar = tar_gz(&[
         ("./", b"", tar::EntryType::Directory, ""),
         (evil_path, b"pwned\n", tar::EntryType::Regular, ""),
     ]);
+    write_raw_deb(path, &control, data_tar);
+}
+
+/// Writes a `.deb` (an `ar` archive) by hand from a control file and a ready data.tar.gz,
+/// for contents dpkg-deb refuses to build.
+pub fn write_raw_deb(path: &Path, control: &str, data: Vec<u8>) {
+    let control_tar = tar_gz(&[("./control", control.as_bytes(), tar::EntryType::Regular, "")]);
     let mut ar = b"!<arch>\n".to_vec();
     for (member, bytes) in
-        [("debian-binary", b"2.0\n".to_vec()), ("control.tar.gz", control_tar), ("data.tar.gz", data_tar)]
+        [("debian-binary", b"2.0\n".to_vec()), ("control.tar.gz", control_tar), ("data.tar.gz", data)]
     {
         ar.extend(
             format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", member, 0, 0, 0, 100644, bytes.len()).as_bytes(),
