@@ -1,0 +1,400 @@
+//! Pulling an image: the tag's index (or manifest), the chosen platforms' manifests, and
+//! their blobs into the cache (hash-checked; an interrupted download is kept and continued
+//! with a `Range` request), then an OCI image layout or a docker-archive written from there.
+//! Nothing is written to the destination until everything has arrived and verified.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use oci::media_type::OCI_IMAGE_INDEX;
+use oci::{media_type, Descriptor, Digest, ImageIndex, ImageManifest, OciLayout, Platform};
+use reqwest::StatusCode;
+use sha2::Digest as _;
+
+use crate::api::{pull_scope, RemoteManifest};
+use crate::upload::ProgressFn;
+use crate::{Error, Reference, RegistryClient};
+
+/// An image fetched into the cache, ready to be written out.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// What was pulled.
+    pub reference: Reference,
+    /// The tag's index or manifest, as the registry has it.
+    pub root: RemoteManifest,
+    /// Each chosen platform's manifest.
+    pub images: Vec<PulledImage>,
+    /// Whether `images` is every image of the root (then the root is written as it is).
+    pub complete: bool,
+    /// Every blob, with its file in the cache.
+    pub blobs: Vec<(Descriptor, PathBuf)>,
+}
+
+/// One platform's image of a [`Pulled`].
+#[derive(Debug, Clone)]
+pub struct PulledImage {
+    /// Its descriptor (with the platform when the root is an index).
+    pub descriptor: Descriptor,
+    /// Its platform.
+    pub platform: Platform,
+    /// The manifest's bytes.
+    pub bytes: bytes::Bytes,
+}
+
+/// Reads the manifests of `reference` and chooses the images of `platforms` (all when
+/// empty), without downloading blobs yet.
+pub async fn resolve_pull(
+    client: &RegistryClient,
+    reference: &Reference,
+    platforms: &[Platform],
+) -> Result<Pulled, Error> {
+    let repo = &reference.repository;
+    let scope = pull_scope(repo);
+    let root = client.get_manifest(repo, &reference.target(), &scope).await?.ok_or_else(|| {
+        Error::NotFound { what: format!("the image {reference}"), registry: reference.registry.clone() }
+    })?;
+    let unparsable = |what: &str, e: serde_json::Error| Error::Protocol {
+        url: format!("{reference}"),
+        reason: format!("the {what} does not parse: {e}"),
+    };
+    let mut chosen: Vec<Descriptor> = Vec::new();
+    let mut complete = true;
+    if media_type::is_index(&root.media_type) {
+        let index: ImageIndex =
+            serde_json::from_slice(&root.bytes).map_err(|e| unparsable("image index", e))?;
+        let images: Vec<&Descriptor> =
+            index.manifests.iter().filter(|d| media_type::is_manifest(&d.media_type)).collect();
+        if platforms.is_empty() {
+            chosen = images.into_iter().cloned().collect();
+        } else {
+            for platform in platforms {
+                let found = images.iter().find(|d| d.platform.as_ref().is_some_and(|p| platform.matches(p)));
+                let Some(found) = found else {
+                    let have: Vec<String> =
+                        images.iter().filter_map(|d| d.platform.as_ref()).map(Platform::to_string).collect();
+                    return Err(Error::Unsupported(format!(
+                        "{reference} has no image for {platform}; it has {}",
+                        if have.is_empty() { "no platforms listed".to_string() } else { have.join(", ") }
+                    )));
+                };
+                if !chosen.iter().any(|c| c.digest == found.digest) {
+                    chosen.push((*found).clone());
+                }
+            }
+            complete = chosen.len() == images.len() && images.len() == index.manifests.len();
+        }
+    } else {
+        chosen.push(Descriptor::new(root.media_type.clone(), root.digest.clone(), root.bytes.len() as u64));
+    }
+    let mut images = Vec::new();
+    for descriptor in chosen {
+        let manifest = if descriptor.digest == root.digest {
+            root.clone()
+        } else {
+            client.get_manifest(repo, descriptor.digest.as_str(), &scope).await?.ok_or_else(|| {
+                Error::NotFound {
+                    what: format!("manifest {} of {reference}", descriptor.digest),
+                    registry: reference.registry.clone(),
+                }
+            })?
+        };
+        if manifest.bytes.len() as u64 != descriptor.size {
+            return Err(Error::Protocol {
+                url: format!("{reference}"),
+                reason: format!(
+                    "manifest {} has {} bytes; the index says {}",
+                    descriptor.digest,
+                    manifest.bytes.len(),
+                    descriptor.size
+                ),
+            });
+        }
+        let platform = descriptor.platform.clone().unwrap_or_else(|| Platform::new("unknown", "unknown"));
+        images.push(PulledImage { descriptor, platform, bytes: manifest.bytes });
+    }
+    Ok(Pulled { reference: reference.clone(), root, images, complete, blobs: Vec::new() })
+}
+
+impl Pulled {
+    /// The configuration and layer descriptors of every chosen image, each once.
+    pub fn blob_descriptors(&self) -> Result<Vec<Descriptor>, Error> {
+        let mut blobs: Vec<Descriptor> = Vec::new();
+        for image in &self.images {
+            let manifest: ImageManifest =
+                serde_json::from_slice(&image.bytes).map_err(|e| Error::Protocol {
+                    url: self.reference.to_string(),
+                    reason: format!("manifest {} does not parse: {e}", image.descriptor.digest),
+                })?;
+            for blob in std::iter::once(manifest.config).chain(manifest.layers) {
+                if !blobs.iter().any(|b| b.digest == blob.digest) {
+                    blobs.push(blob);
+                }
+            }
+        }
+        Ok(blobs)
+    }
+}
+
+/// Downloads every blob of `pulled` into `cache` (`parallel` at once), hash-checked;
+/// partial downloads are kept in `cache/registry/partial` and continued on the next try.
+/// A single-manifest image then learns its platform from its configuration, which must
+/// match `platforms` when given.
+pub async fn fetch_blobs(
+    client: &RegistryClient,
+    pulled: &mut Pulled,
+    platforms: &[Platform],
+    cache: &fetch::Cache,
+    parallel: usize,
+    progress: ProgressFn,
+) -> Result<(), Error> {
+    let blobs = pulled.blob_descriptors()?;
+    let repo = pulled.reference.repository.clone();
+    let scope = pull_scope(&repo);
+    let jobs = blobs.into_iter().map(|blob| {
+        let (repo, scope, progress) = (&repo, &scope, &progress);
+        async move {
+            let path = download_blob(client, repo, scope, &blob, cache, progress).await?;
+            Ok::<_, Error>((blob, path))
+        }
+    });
+    pulled.blobs = stream::iter(jobs).buffered(parallel.max(1)).try_collect().await?;
+    if !media_type::is_index(&pulled.root.media_type) {
+        let manifest: ImageManifest =
+            serde_json::from_slice(&pulled.images[0].bytes).map_err(|e| Error::Protocol {
+                url: pulled.reference.to_string(),
+                reason: format!("the manifest does not parse: {e}"),
+            })?;
+        let path = &pulled
+            .blobs
+            .iter()
+            .find(|(d, _)| d.digest == manifest.config.digest)
+            .expect("the config was fetched")
+            .1;
+        let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
+        let config: oci::ImageConfig = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+            url: pulled.reference.to_string(),
+            reason: format!("the image configuration does not parse: {e}"),
+        })?;
+        let platform = config.platform();
+        if let Some(wanted) = platforms.iter().find(|p| !p.matches(&platform)) {
+            return Err(Error::Unsupported(format!(
+                "{} is a single {platform} image, not {wanted}",
+                pulled.reference
+            )));
+        }
+        pulled.images[0].platform = platform;
+    }
+    Ok(())
+}
+
+/// One blob into the cache, continuing a partial download, verified before it is stored.
+async fn download_blob(
+    client: &RegistryClient,
+    repo: &str,
+    scope: &str,
+    blob: &Descriptor,
+    cache: &fetch::Cache,
+    progress: &ProgressFn,
+) -> Result<PathBuf, Error> {
+    let dest = cache.blob_path(blob.digest.hex()).map_err(Error::Cache)?;
+    if std::fs::metadata(&dest).is_ok_and(|m| m.len() == blob.size) {
+        progress(blob.size);
+        return Ok(dest);
+    }
+    let partial_dir = cache.root().join("registry").join("partial");
+    std::fs::create_dir_all(&partial_dir).map_err(Error::io("create", &partial_dir))?;
+    let partial = partial_dir.join(blob.digest.hex());
+    progress(std::fs::metadata(&partial).map_or(0, |m| m.len()).min(blob.size));
+    let mut failures = 0;
+    loop {
+        match download_attempt(client, repo, scope, blob, &partial, progress).await {
+            Ok(()) => break,
+            Err(e @ Error::Request { .. }) if failures < client.retries() => {
+                failures += 1;
+                let wait = client.backoff(failures);
+                tracing::debug!("downloading {} stopped ({e}); continuing in {wait:?}", blob.digest);
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let actual = hash_file(&partial)?;
+    if actual != blob.digest {
+        let _ = std::fs::remove_file(&partial);
+        return Err(Error::DigestMismatch {
+            what: "blob",
+            url: format!("{}/{repo}", client.registry()),
+            expected: blob.digest.clone(),
+            actual,
+        });
+    }
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    }
+    std::fs::rename(&partial, &dest).map_err(Error::io("store", &dest))?;
+    Ok(dest)
+}
+
+/// Appends to `partial` what the registry sends from its current length on, until it has
+/// the blob's size.
+async fn download_attempt(
+    client: &RegistryClient,
+    repo: &str,
+    scope: &str,
+    blob: &Descriptor,
+    partial: &Path,
+    progress: &ProgressFn,
+) -> Result<(), Error> {
+    let mut have = std::fs::metadata(partial).map_or(0, |m| m.len());
+    if have > blob.size {
+        have = 0;
+    }
+    if have == blob.size {
+        return Ok(());
+    }
+    if have > 0 {
+        tracing::info!("continuing the download of {} at byte {have} of {}", blob.digest, blob.size);
+    }
+    let mut reply = client.get_blob(repo, &blob.digest, have, scope).await?;
+    let start = if reply.status() == StatusCode::PARTIAL_CONTENT {
+        let range_start = reply
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().strip_prefix("bytes "))
+            .and_then(|v| v.split('-').next())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if range_start != Some(have) {
+            return Err(Error::Protocol {
+                url: format!("{}/{repo}", client.registry()),
+                reason: format!(
+                    "asked for blob {} from byte {have}, got a range starting at {range_start:?}",
+                    blob.digest
+                ),
+            });
+        }
+        have
+    } else {
+        0
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(start > 0)
+        .truncate(start == 0)
+        .open(partial)
+        .map_err(Error::io("write", partial))?;
+    let mut written = start;
+    loop {
+        let chunk = reply.chunk().await.map_err(|e| Error::Request {
+            method: "GET".into(),
+            url: format!("{}/{repo} blob {}", client.registry(), blob.digest),
+            attempts: 1,
+            reason: crate::client::describe(&e),
+        });
+        let chunk = match chunk {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                file.flush().map_err(Error::io("write", partial))?;
+                return Err(e);
+            }
+        };
+        written += chunk.len() as u64;
+        if written > blob.size {
+            drop(file);
+            let _ = std::fs::remove_file(partial);
+            return Err(Error::Protocol {
+                url: format!("{}/{repo}", client.registry()),
+                reason: format!("blob {} is larger than its descriptor's {} bytes", blob.digest, blob.size),
+            });
+        }
+        file.write_all(&chunk).map_err(Error::io("write", partial))?;
+        progress(chunk.len() as u64);
+    }
+    file.sync_all().map_err(Error::io("sync", partial))?;
+    if written != blob.size {
+        return Err(Error::Request {
+            method: "GET".into(),
+            url: format!("{}/{repo} blob {}", client.registry(), blob.digest),
+            attempts: 1,
+            reason: format!("the reply ended after {written} of {} bytes", blob.size),
+        });
+    }
+    Ok(())
+}
+
+fn hash_file(path: &Path) -> Result<Digest, Error> {
+    let mut file = std::fs::File::open(path).map_err(Error::io("read", path))?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(Error::io("read", path))?;
+    Ok(Digest::from_sha256(hasher.finalize().into()))
+}
+
+/// Writes `pulled` as a new OCI image layout at `out` (absent or an empty directory), its
+/// `index.json` naming it `ref_name`: the registry's index byte for byte when every image
+/// was pulled, else the one chosen manifest or a new index of the chosen ones. The layout
+/// is assembled beside `out` and renamed into place.
+pub fn write_oci(pulled: &Pulled, out: &Path, ref_name: &str) -> Result<Descriptor, Error> {
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-"))
+        .tempdir_in(parent)
+        .map_err(Error::io("create a temporary directory in", parent))?;
+    let layout_err = |source| Error::Layout { path: out.to_path_buf(), source };
+    let layout = OciLayout::create(tmp.path()).map_err(layout_err)?;
+    for (_, path) in &pulled.blobs {
+        layout.put_blob_from_file(path).map_err(layout_err)?;
+    }
+    for image in &pulled.images {
+        layout.put_blob(&image.bytes).map_err(layout_err)?;
+    }
+    let root = if pulled.complete {
+        let blob = layout.put_blob(&pulled.root.bytes).map_err(layout_err)?;
+        blob.descriptor(pulled.root.media_type.clone())
+    } else if let [only] = pulled.images.as_slice() {
+        Descriptor { platform: Some(only.platform.clone()), annotations: None, ..only.descriptor.clone() }
+    } else {
+        let manifests =
+            pulled.images.iter().map(|i| Descriptor { annotations: None, ..i.descriptor.clone() }).collect();
+        layout.put_json(&ImageIndex::new(manifests), OCI_IMAGE_INDEX).map_err(layout_err)?
+    };
+    layout.set_ref(ref_name, &root).map_err(layout_err)?;
+    if out.is_dir() {
+        // Checked empty by the caller; an empty directory is replaced.
+        std::fs::remove_dir(out).map_err(Error::io("replace", out))?;
+    }
+    let kept = tmp.keep();
+    std::fs::rename(&kept, out).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&kept);
+        Error::io("rename the new layout to", out)(e)
+    })?;
+    Ok(root)
+}
+
+/// Writes the one image of `pulled` as a docker-archive at `out`, tagged `repo_tag`.
+pub fn write_archive(pulled: &Pulled, out: &Path, repo_tag: &str) -> Result<(), Error> {
+    let [image] = pulled.images.as_slice() else {
+        return Err(Error::Unsupported(format!(
+            "a docker-archive holds one platform, and {} images were chosen; pass one --platform",
+            pulled.images.len()
+        )));
+    };
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".pull.tmp-")
+        .tempdir_in(parent)
+        .map_err(Error::io("create a temporary directory in", parent))?;
+    let layout_err = |source| Error::Layout { path: tmp.path().to_path_buf(), source };
+    let layout = OciLayout::create(tmp.path()).map_err(layout_err)?;
+    for (_, path) in &pulled.blobs {
+        layout.put_blob_from_file(path).map_err(layout_err)?;
+    }
+    let blob = layout.put_blob(&image.bytes).map_err(layout_err)?;
+    let descriptor = blob.descriptor(image.descriptor.media_type.clone());
+    oci::write_docker_archive(&layout, &descriptor, &[repo_tag.to_string()], out)
+        .map_err(|source| Error::Layout { path: out.to_path_buf(), source })
+}

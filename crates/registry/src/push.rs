@@ -1,0 +1,421 @@
+//! Pushing an image from an OCI image layout: read what the layout holds, plan (which
+//! blobs the registry has, which to mount, which to send, what `--tag next` means), then
+//! push in the order that never leaves a tag pointing at something missing: blobs, then
+//! each platform's manifest by digest, then the index by tag, last.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use oci::{media_type, Descriptor, Digest, OciLayout, Platform};
+
+use crate::api::push_scope;
+use crate::tags::next_tag;
+use crate::upload::{LocalBlob, ProgressFn, Sent, Sessions, Upload};
+use crate::{Error, Reference, RegistryClient};
+
+/// A tag to push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagSpec {
+    /// The highest integer tag in the repository plus one (`--tag next`).
+    Next,
+    /// This tag.
+    Named(String),
+}
+
+/// An image read from a layout, ready to push.
+#[derive(Debug)]
+pub struct Source {
+    layout: OciLayout,
+    /// The index (or single manifest) the layout's ref points at.
+    pub root: Descriptor,
+    root_bytes: Bytes,
+    /// Each platform's image, in the index's order.
+    pub images: Vec<SourceImage>,
+    /// Every config and layer blob, each once, in first-use order.
+    pub blobs: Vec<Descriptor>,
+}
+
+/// One platform's image in a [`Source`].
+#[derive(Debug, Clone)]
+pub struct SourceImage {
+    /// Its platform, from the index (else from its configuration).
+    pub platform: Platform,
+    /// The manifest's descriptor.
+    pub descriptor: Descriptor,
+    /// The configuration's labels (the lock fingerprint among them).
+    pub labels: BTreeMap<String, String>,
+    manifest_bytes: Bytes,
+    blobs: Vec<Digest>,
+}
+
+impl SourceImage {
+    /// The digests of its configuration and layers.
+    pub fn blob_digests(&self) -> &[Digest] {
+        &self.blobs
+    }
+}
+
+impl Source {
+    /// Reads the image that `name` (or, with `None`, the only entry) of the layout at `dir`
+    /// points at: its index or manifest, every manifest, and the list of blobs, checking that
+    /// each blob is in the layout with its size.
+    pub fn read(dir: &std::path::Path, name: Option<&str>) -> Result<Source, Error> {
+        let layout_err = |source| Error::Layout { path: dir.to_path_buf(), source };
+        let layout = OciLayout::open(dir).map_err(layout_err)?;
+        let root = match name {
+            Some(name) => layout.resolve(name).map_err(layout_err)?,
+            None => {
+                let index = layout.index().map_err(layout_err)?;
+                match index.manifests.as_slice() {
+                    [only] => only.clone(),
+                    [] => {
+                        return Err(Error::Unsupported(format!(
+                            "the OCI image layout `{}` holds no image",
+                            dir.display()
+                        )))
+                    }
+                    many => {
+                        let names: Vec<&str> =
+                            many.iter().map(|d| d.ref_name().unwrap_or("(unnamed)")).collect();
+                        return Err(Error::Unsupported(format!(
+                            "the OCI image layout `{}` holds {} images ({}); name one with --ref",
+                            dir.display(),
+                            many.len(),
+                            names.join(", ")
+                        )));
+                    }
+                }
+            }
+        };
+        let root_bytes = Bytes::from(layout.read_blob(&root.digest).map_err(layout_err)?);
+        let mut children = Vec::new();
+        if media_type::is_index(&root.media_type) {
+            let index = layout.read_image_index(&root).map_err(layout_err)?;
+            for child in index.manifests {
+                if !media_type::is_manifest(&child.media_type) {
+                    return Err(Error::Unsupported(format!(
+                        "the index {} of `{}` lists {} of media type `{}`; only image manifests are supported there",
+                        root.digest,
+                        dir.display(),
+                        child.digest,
+                        child.media_type
+                    )));
+                }
+                children.push(child);
+            }
+        } else if media_type::is_manifest(&root.media_type) {
+            children.push(Descriptor::new(root.media_type.clone(), root.digest.clone(), root.size));
+        } else {
+            return Err(Error::Unsupported(format!(
+                "`{}` points at {} of media type `{}`, which is neither an image index nor a manifest",
+                dir.display(),
+                root.digest,
+                root.media_type
+            )));
+        }
+        let mut images = Vec::new();
+        let mut blobs: Vec<Descriptor> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for child in children {
+            let manifest = layout.read_manifest(&child).map_err(layout_err)?;
+            let config = layout.read_config(&manifest.config).map_err(layout_err)?;
+            let mut image_blobs = Vec::new();
+            for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                let path = layout.blob_path(&blob.digest);
+                let size = std::fs::metadata(&path).map(|m| m.len()).map_err(|_| {
+                    layout_err(oci::Error::MissingBlob {
+                        layout: dir.to_path_buf(),
+                        digest: blob.digest.clone(),
+                        path: path.clone(),
+                    })
+                })?;
+                if size != blob.size {
+                    return Err(layout_err(oci::Error::SizeMismatch {
+                        path,
+                        expected: blob.size,
+                        actual: size,
+                    }));
+                }
+                image_blobs.push(blob.digest.clone());
+                if seen.insert(blob.digest.clone()) {
+                    blobs.push(blob.clone());
+                }
+            }
+            let manifest_bytes = Bytes::from(layout.read_blob(&child.digest).map_err(layout_err)?);
+            images.push(SourceImage {
+                platform: child.platform.clone().unwrap_or_else(|| config.platform()),
+                labels: config.config.labels.clone(),
+                descriptor: child,
+                manifest_bytes,
+                blobs: image_blobs,
+            });
+        }
+        Ok(Source { layout, root, root_bytes, images, blobs })
+    }
+
+    fn local(&self, blob: &Descriptor) -> LocalBlob {
+        LocalBlob { digest: blob.digest.clone(), size: blob.size, path: self.layout.blob_path(&blob.digest) }
+    }
+}
+
+/// What to do with a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobAction {
+    /// The repository has it.
+    Present,
+    /// Mount it from this repository of the same registry.
+    Mount(String),
+    /// Send it.
+    Upload,
+}
+
+/// A blob and what the push will do with it.
+#[derive(Debug, Clone)]
+pub struct PlannedBlob {
+    /// The blob.
+    pub descriptor: Descriptor,
+    /// What will be done.
+    pub action: BlobAction,
+}
+
+/// What a push will do, for the user to confirm.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The repository pushed to (its tag and digest unset).
+    pub repository: Reference,
+    /// The tags, with `next` resolved.
+    pub tags: Vec<String>,
+    /// The tag that `--tag next` became, if it was asked for.
+    pub next: Option<String>,
+    /// The index (or manifest) the tags will point at.
+    pub root: Descriptor,
+    /// Each platform's manifest.
+    pub images: Vec<SourceImage>,
+    /// Every blob.
+    pub blobs: Vec<PlannedBlob>,
+    scope: String,
+}
+
+impl Plan {
+    /// Count and total size of the blobs with `action` matching.
+    pub fn count(&self, matches: impl Fn(&BlobAction) -> bool) -> (usize, u64) {
+        self.blobs
+            .iter()
+            .filter(|b| matches(&b.action))
+            .fold((0, 0), |(n, size), b| (n + 1, size + b.descriptor.size))
+    }
+}
+
+/// How to push.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// The tags (at least one).
+    pub tags: Vec<TagSpec>,
+    /// Repositories of the same registry to mount missing blobs from.
+    pub mount_from: Vec<String>,
+    /// Blobs larger than this go in chunks of this size.
+    pub chunk_size: u64,
+    /// At most this many blobs at once.
+    pub parallel: usize,
+    /// The page size asked for when listing tags (`n=`); `None` lets the registry choose.
+    pub tag_page_size: Option<u32>,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            tags: Vec::new(),
+            mount_from: Vec::new(),
+            chunk_size: 16 * 1024 * 1024,
+            parallel: 4,
+            tag_page_size: None,
+        }
+    }
+}
+
+/// Another pusher's image holds a tag that this push set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Race {
+    /// The tag.
+    pub tag: String,
+    /// What we pushed.
+    pub ours: Digest,
+    /// What the tag points at now (`None`: nothing).
+    pub theirs: Option<Digest>,
+}
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// The tags set, in order (`next` may have moved on if its number was taken meanwhile).
+    pub tags: Vec<String>,
+    /// Blobs mounted from another repository.
+    pub mounted: usize,
+    /// Blobs uploaded, with the offset each resumed at (0 for a fresh upload).
+    pub uploaded: Vec<(Digest, u64)>,
+    /// A tag that, checked after the push, points at another image.
+    pub race: Option<Race>,
+}
+
+/// Decides what pushing `source` to `target` (a repository; its tag is one of the tags)
+/// will do: asks the registry which blobs it has (and which the `mount_from` repositories
+/// have) and, for `--tag next`, lists the tags.
+pub async fn plan_push(
+    client: &RegistryClient,
+    target: &Reference,
+    source: &Source,
+    options: &PushOptions,
+) -> Result<Plan, Error> {
+    let repository = Reference { tag: None, digest: None, ..target.clone() };
+    let scope = push_scope(&repository.repository, &options.mount_from);
+    let mut tags = Vec::new();
+    let mut next = None;
+    for spec in &options.tags {
+        match spec {
+            TagSpec::Named(tag) => tags.push(tag.clone()),
+            TagSpec::Next => {
+                let existing =
+                    client.list_tags(&repository.repository, options.tag_page_size, &scope).await?;
+                let tag = next_tag(existing.iter().map(String::as_str));
+                tags.push(tag.clone());
+                next = Some(tag);
+            }
+        }
+    }
+    let mut deduped = Vec::new();
+    for tag in tags {
+        if !deduped.contains(&tag) {
+            deduped.push(tag);
+        }
+    }
+    let lookups = source.blobs.iter().map(|blob| {
+        let (scope, repo) = (&scope, &repository.repository);
+        async move {
+            if client.has_blob(repo, &blob.digest, scope).await? {
+                return Ok::<_, Error>(PlannedBlob { descriptor: blob.clone(), action: BlobAction::Present });
+            }
+            for from in &options.mount_from {
+                if client.has_blob(from, &blob.digest, scope).await? {
+                    return Ok(PlannedBlob {
+                        descriptor: blob.clone(),
+                        action: BlobAction::Mount(from.clone()),
+                    });
+                }
+            }
+            Ok(PlannedBlob { descriptor: blob.clone(), action: BlobAction::Upload })
+        }
+    });
+    let blobs = stream::iter(lookups).buffered(8).try_collect().await?;
+    Ok(Plan {
+        repository,
+        tags: deduped,
+        next,
+        root: source.root.clone(),
+        images: source.images.clone(),
+        blobs,
+        scope,
+    })
+}
+
+/// Carries out `plan`: blobs (`parallel` at once, resuming unfinished uploads saved in
+/// `sessions_dir`), then manifests by digest, then the root by each tag. A `next` tag taken
+/// meanwhile by another push moves on to the next free number; after tagging, each tag is
+/// read back, and one that points elsewhere is reported as a [`Race`].
+pub async fn execute_push(
+    client: &RegistryClient,
+    plan: &Plan,
+    source: &Source,
+    options: &PushOptions,
+    sessions_dir: Option<std::path::PathBuf>,
+    progress: ProgressFn,
+) -> Result<Pushed, Error> {
+    let repo = plan.repository.repository.as_str();
+    let scope = plan.scope.as_str();
+    let sessions = Sessions::new(sessions_dir);
+    let upload = Upload {
+        client,
+        repository: repo,
+        scope,
+        sessions: &sessions,
+        chunk_size: options.chunk_size.max(1),
+        progress: &progress,
+    };
+    let jobs = plan.blobs.iter().filter(|b| b.action != BlobAction::Present).map(|planned| {
+        let (upload, blob) = (&upload, source.local(&planned.descriptor));
+        async move {
+            let from = match &planned.action {
+                BlobAction::Mount(from) => Some(from.as_str()),
+                _ => None,
+            };
+            let sent = upload.send(&blob, from).await?;
+            Ok::<_, Error>((blob.digest, sent))
+        }
+    });
+    let results: Vec<(Digest, Sent)> =
+        stream::iter(jobs).buffer_unordered(options.parallel.max(1)).try_collect().await?;
+    let mounted = results.iter().filter(|(_, s)| *s == Sent::Mounted).count();
+    let uploaded = results
+        .into_iter()
+        .filter_map(|(d, s)| match s {
+            Sent::Uploaded { resumed_at } => Some((d, resumed_at)),
+            Sent::Mounted => None,
+        })
+        .collect();
+
+    if media_type::is_index(&source.root.media_type) {
+        for image in &source.images {
+            let d = &image.descriptor;
+            client
+                .put_manifest(repo, d.digest.as_str(), &d.media_type, image.manifest_bytes.clone(), scope)
+                .await?;
+        }
+    }
+    let root_type = &source.root.media_type;
+    let mut tags = Vec::new();
+    for tag in &plan.tags {
+        let mut tag = tag.clone();
+        if plan.next.as_ref() == Some(&tag) {
+            tag = free_next_tag(client, repo, &tag, &plan.root.digest, options, scope).await?;
+        }
+        client.put_manifest(repo, &tag, root_type, source.root_bytes.clone(), scope).await?;
+        tags.push(tag);
+    }
+    let mut race = None;
+    for tag in &tags {
+        let now = client.manifest_digest(repo, tag, scope).await?;
+        if now.as_ref() != Some(&plan.root.digest) {
+            race = Some(Race { tag: tag.clone(), ours: plan.root.digest.clone(), theirs: now });
+            break;
+        }
+    }
+    Ok(Pushed { tags, mounted, uploaded, race })
+}
+
+/// `planned` if it is still free (or already ours), else the next integer tag now free.
+async fn free_next_tag(
+    client: &RegistryClient,
+    repo: &str,
+    planned: &str,
+    ours: &Digest,
+    options: &PushOptions,
+    scope: &str,
+) -> Result<String, Error> {
+    let mut tag = planned.to_string();
+    for _ in 0..10 {
+        match client.manifest_digest(repo, &tag, scope).await? {
+            None => return Ok(tag),
+            Some(d) if &d == ours => return Ok(tag),
+            Some(_) => {
+                let existing = client.list_tags(repo, options.tag_page_size, scope).await?;
+                let next = next_tag(existing.iter().map(String::as_str));
+                tracing::warn!("tag {tag} was taken by another push meanwhile; using {next}");
+                tag = next;
+            }
+        }
+    }
+    Err(Error::Unsupported(format!(
+        "{}/{repo}: other pushes keep taking the next integer tag; retry, or pass a tag",
+        client.registry()
+    )))
+}
