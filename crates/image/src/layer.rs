@@ -1,19 +1,18 @@
 //! One reproducible layer: entries collected in any order, written sorted as a tar stream,
-//! gzip-compressed into a file while the digests of both streams are computed.
+//! compressed (gzip or zstd, on several threads: see [`crate::compress`]) into a file while
+//! the digests of both streams are computed.
 //!
 //! File contents are spooled into an unnamed scratch file as they are added, so a layer
 //! never sits in memory, whatever its size; only the entry table does.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
-use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 
-/// The gzip level of every layer. Part of the layer's identity: changing it changes every
-/// layer digest, so it is fixed rather than configurable.
-pub const GZIP_LEVEL: u32 = 6;
+use crate::compress::{default_threads, Compression, Encoder};
 
 /// The largest size a ustar header stores in octal; larger files get a PAX `size` record.
 const USTAR_MAX_SIZE: u64 = 0o77777777777;
@@ -96,21 +95,35 @@ pub struct LayerOptions {
 pub struct LayerInfo {
     /// `sha256:<hex>` of the uncompressed tar stream (the config's `rootfs.diff_ids`).
     pub diff_id: String,
-    /// `sha256:<hex>` of the gzip file (the manifest's layer digest).
+    /// `sha256:<hex>` of the compressed file (the manifest's layer digest).
     pub digest: String,
-    /// Size of the gzip file in bytes.
+    /// Size of the compressed file in bytes.
     pub size: u64,
     /// Size of the uncompressed tar stream in bytes.
     pub uncompressed_size: u64,
+    /// How the file is compressed.
+    pub compression: Compression,
+}
+
+impl LayerInfo {
+    /// The OCI media type of the layer (`application/vnd.oci.image.layer.v1.tar+gzip` or `+zstd`).
+    pub fn media_type(&self) -> &'static str {
+        self.compression.media_type()
+    }
 }
 
 /// A layer being built: add entries in any order, then [`LayerWriter::finish_to_file`].
+///
+/// The layer is gzip-compressed unless [`LayerWriter::with_compression`] says otherwise, on
+/// as many threads as [`LayerWriter::with_threads`] allows; the bytes do not depend on it.
 ///
 /// Parents are created implicitly with mode 0755. Every entry is owned by 0:0 with empty
 /// owner names and has the same mtime; files are 0755 when any execute bit is set, else
 /// 0644 (unless [`LayerOptions::keep_special_bits`] keeps modes). On an error the writer may hold part of an entry: drop it.
 pub struct LayerWriter {
     options: LayerOptions,
+    compression: Compression,
+    threads: NonZeroUsize,
     entries: BTreeMap<Vec<String>, Node>,
     scratch_dir: PathBuf,
     spool: BufWriter<fs_err::File>,
@@ -133,11 +146,27 @@ impl LayerWriter {
         let spool = fs_err::File::from_parts(file, scratch_dir.join("<layer scratch file>"));
         Ok(LayerWriter {
             options,
+            compression: Compression::default(),
+            threads: default_threads(),
             entries: BTreeMap::new(),
             scratch_dir: scratch_dir.to_path_buf(),
             spool: BufWriter::with_capacity(1 << 20, spool),
             spool_len: 0,
         })
+    }
+
+    /// Compresses the layer with `compression` (gzip by default). Part of the layer's
+    /// identity: [`LayerInfo::media_type`] follows it.
+    pub fn with_compression(mut self, compression: Compression) -> LayerWriter {
+        self.compression = compression;
+        self
+    }
+
+    /// Compresses on at most `threads` threads (by default the available parallelism, at
+    /// most 16). The output is the same whatever the number.
+    pub fn with_threads(mut self, threads: NonZeroUsize) -> LayerWriter {
+        self.threads = threads;
+        self
     }
 
     /// The number of entries so far, implicit parent directories included.
@@ -214,8 +243,10 @@ impl LayerWriter {
         Ok(())
     }
 
-    /// Writes the layer, gzip-compressed, to `out` (through a temporary file in the same
+    /// Writes the layer, compressed, to `out` (through a temporary file in the same
     /// directory, renamed into place) and returns its digests and sizes.
+    ///
+    /// Compression runs on worker threads that live only for this call.
     pub fn finish_to_file(mut self, out: &Path) -> Result<LayerInfo, LayerError> {
         let write_err = |source| LayerError::Write { path: out.to_path_buf(), source };
         self.spool.flush().map_err(|source| LayerError::Scratch { dir: self.scratch_dir.clone(), source })?;
@@ -226,48 +257,21 @@ impl LayerWriter {
         };
         let temp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
         let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, temp.as_file()));
-        let gzip =
-            GzBuilder::new().mtime(0).operating_system(255).write(compressed, Compression::new(GZIP_LEVEL));
-        let mut tar = tar::Builder::new(HashingWriter::new(gzip));
-        let spool = self.spool.get_mut().file_mut();
-        // The path that carries the content of each hard-linked file, once it is written.
-        let mut written: BTreeMap<&[String], String> = BTreeMap::new();
-        for (key, node) in &self.entries {
-            let path = key.join("/");
-            match node {
-                Node::Dir { mode } => {
-                    let header = header(tar::EntryType::Directory, *mode, 0, self.options.mtime);
-                    append(&mut tar, header, &format!("{path}/"), None, 0, &mut io::empty())
-                        .map_err(write_err)?;
-                }
-                Node::Symlink { target } => {
-                    let header = header(tar::EntryType::Symlink, 0o777, 0, self.options.mtime);
-                    append(&mut tar, header, &path, Some(target), 0, &mut io::empty()).map_err(write_err)?;
-                }
-                Node::File { .. } | Node::Hardlink { .. } => {
-                    let Origin { key: origin, mode, offset, len } = origins[key.as_slice()];
-                    if let Some(first) = written.get(origin) {
-                        let header = header(tar::EntryType::Link, mode, 0, self.options.mtime);
-                        append(&mut tar, header, &path, Some(first), 0, &mut io::empty())
-                            .map_err(write_err)?;
-                    } else {
-                        spool.seek(SeekFrom::Start(offset)).map_err(write_err)?;
-                        let header = header(tar::EntryType::Regular, mode, len, self.options.mtime);
-                        let mut content = io::BufReader::with_capacity(1 << 16, (&mut *spool).take(len));
-                        append(&mut tar, header, &path, None, len, &mut content).map_err(write_err)?;
-                        written.insert(origin, path);
-                    }
-                }
-            }
-        }
-        let tar_stream = tar.into_inner().map_err(write_err)?;
-        let (diff_id, uncompressed_size, gzip) = tar_stream.finish();
-        let (digest, size, mut file) = gzip.finish().map_err(write_err)?.finish();
+        let (diff_id, uncompressed_size, (digest, size, mut file)) = std::thread::scope(|scope| {
+            let mut encoder =
+                Encoder::new(scope, self.compression, self.threads, compressed).map_err(write_err)?;
+            let spool = self.spool.get_mut();
+            let (diff_id, uncompressed_size) =
+                write_tar(&self.entries, &origins, self.options.mtime, spool, &mut encoder)
+                    .map_err(write_err)?;
+            let compressed = encoder.finish().map_err(write_err)?;
+            Ok::<_, LayerError>((diff_id, uncompressed_size, compressed.finish()))
+        })?;
         file.flush().map_err(write_err)?;
         drop(file);
         temp.as_file().sync_all().map_err(write_err)?;
         temp.persist(out).map_err(|err| write_err(err.error))?;
-        Ok(LayerInfo { diff_id, digest, size, uncompressed_size })
+        Ok(LayerInfo { diff_id, digest, size, uncompressed_size, compression: self.compression })
     }
 
     /// Normalises `path` for a new file, symlink or hard link, creating its parents.
@@ -314,6 +318,48 @@ impl LayerWriter {
             0o755
         }
     }
+}
+
+/// Writes the entries, sorted, as a tar stream into `out` (file contents read from `spool`);
+/// returns the stream's `sha256:<hex>` and length.
+fn write_tar(
+    entries: &BTreeMap<Vec<String>, Node>,
+    origins: &BTreeMap<&[String], Origin<'_>>,
+    mtime: u64,
+    spool: &mut fs_err::File,
+    out: impl Write,
+) -> io::Result<(String, u64)> {
+    let mut tar = tar::Builder::new(HashingWriter::new(out));
+    // The path that carries the content of each hard-linked file, once it is written.
+    let mut written: BTreeMap<&[String], String> = BTreeMap::new();
+    for (key, node) in entries {
+        let path = key.join("/");
+        match node {
+            Node::Dir { mode } => {
+                let header = header(tar::EntryType::Directory, *mode, 0, mtime);
+                append(&mut tar, header, &format!("{path}/"), None, 0, &mut io::empty())?;
+            }
+            Node::Symlink { target } => {
+                let header = header(tar::EntryType::Symlink, 0o777, 0, mtime);
+                append(&mut tar, header, &path, Some(target), 0, &mut io::empty())?;
+            }
+            Node::File { .. } | Node::Hardlink { .. } => {
+                let Origin { key: origin, mode, offset, len } = origins[key.as_slice()];
+                if let Some(first) = written.get(origin) {
+                    let header = header(tar::EntryType::Link, mode, 0, mtime);
+                    append(&mut tar, header, &path, Some(first), 0, &mut io::empty())?;
+                } else {
+                    spool.seek(SeekFrom::Start(offset))?;
+                    let header = header(tar::EntryType::Regular, mode, len, mtime);
+                    let mut content = io::BufReader::with_capacity(1 << 16, (&mut *spool).take(len));
+                    append(&mut tar, header, &path, None, len, &mut content)?;
+                    written.insert(origin, path);
+                }
+            }
+        }
+    }
+    let (diff_id, len, _) = tar.into_inner()?.finish();
+    Ok((diff_id, len))
 }
 
 /// The regular file whose content a file or hard link shares.

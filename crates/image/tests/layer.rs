@@ -1,9 +1,13 @@
-//! Layers are byte-for-byte reproducible and read as expected by GNU tar, gzip and sha256sum.
+//! Layers are byte-for-byte reproducible and read as expected by GNU tar, gzip, zstd and
+//! sha256sum, whatever the number of compression threads.
 
+use std::io::Read;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::process::Command;
 
-use image::{LayerError, LayerInfo, LayerOptions, LayerWriter};
+use image::{Compression, LayerError, LayerInfo, LayerOptions, LayerWriter, BLOCK_SIZE};
+use sha2::{Digest, Sha256};
 
 /// One entry to add, so that the same set can be added in different orders.
 #[derive(Clone)]
@@ -30,7 +34,19 @@ fn entries() -> Vec<Entry> {
 }
 
 fn build(dir: &Path, name: &str, entries: &[Entry], options: LayerOptions) -> LayerInfo {
-    let mut layer = LayerWriter::new(dir, options).unwrap();
+    build_with(dir, name, entries, options, Compression::Gzip, image::default_threads())
+}
+
+fn build_with(
+    dir: &Path,
+    name: &str,
+    entries: &[Entry],
+    options: LayerOptions,
+    compression: Compression,
+    threads: NonZeroUsize,
+) -> LayerInfo {
+    let mut layer =
+        LayerWriter::new(dir, options).unwrap().with_compression(compression).with_threads(threads);
     for entry in entries {
         match entry {
             Entry::Dir(path, mode) => layer.add_dir(path, *mode).unwrap(),
@@ -199,6 +215,180 @@ impl std::io::Read for Pattern {
         self.remaining -= n as u64;
         Ok(n)
     }
+}
+
+/// Entries whose tar stream spans several compression blocks: `blocks` files of 1.5 blocks
+/// of pseudo-random letters each, and the small entries of [`entries`].
+fn big_entries(blocks: usize) -> Vec<Entry> {
+    let mut entries = entries();
+    for i in 0..blocks {
+        let mut content = Vec::new();
+        let mut pattern = Pattern { remaining: (BLOCK_SIZE + BLOCK_SIZE / 2) as u64, state: i as u64 };
+        pattern.read_to_end(&mut content).unwrap();
+        entries.push(Entry::File(format!("data/{i}"), 0o644, content));
+    }
+    entries
+}
+
+fn threads(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Checks the digests and sizes of `info` against the file and its decompressed bytes.
+fn check_info(info: &LayerInfo, file: &[u8], tar: &[u8]) {
+    assert_eq!(info.digest, sha256(file));
+    assert_eq!(info.size, file.len() as u64);
+    assert_eq!(info.diff_id, sha256(tar));
+    assert_eq!(info.uncompressed_size, tar.len() as u64);
+}
+
+#[test]
+fn gzip_is_the_same_on_one_thread_or_many_and_decodes_to_the_tar() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = big_entries(4);
+    let one =
+        build_with(dir.path(), "1.tar.gz", &entries, LayerOptions::default(), Compression::Gzip, threads(1));
+    assert!(one.uncompressed_size > 5 * BLOCK_SIZE as u64, "{one:?}");
+    assert_eq!(one.media_type(), "application/vnd.oci.image.layer.v1.tar+gzip");
+    let bytes = std::fs::read(dir.path().join("1.tar.gz")).unwrap();
+    for n in [2, 3, 8] {
+        let name = format!("{n}.tar.gz");
+        let info =
+            build_with(dir.path(), &name, &entries, LayerOptions::default(), Compression::Gzip, threads(n));
+        assert_eq!(info, one, "{n} threads");
+        assert!(std::fs::read(dir.path().join(&name)).unwrap() == bytes, "{n} threads: other bytes");
+    }
+
+    // One gzip member that gzip, GzDecoder and MultiGzDecoder all read back to the tar.
+    let path = dir.path().join("1.tar.gz");
+    sh(&format!("gzip -t {}", path.display()));
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(bytes.as_slice()).read_to_end(&mut tar).unwrap();
+    let mut multi = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_end(&mut multi).unwrap();
+    assert!(multi == tar);
+    let gunzip = Command::new("gunzip").arg("-c").arg(&path).output().unwrap();
+    assert!(gunzip.status.success() && gunzip.stdout == tar);
+    check_info(&one, &bytes, &tar);
+    let listing = run(Command::new("tar").arg("-tzf").arg(&path));
+    assert!(listing.lines().any(|line| line == "data/3"), "{listing}");
+    assert!(listing.lines().any(|line| line == "usr/bin/tool"), "{listing}");
+}
+
+#[test]
+fn a_stream_of_exactly_two_blocks_ends_in_its_second_block() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 512-byte header, the content, 1024 bytes of end of archive: two blocks exactly.
+    let entries = [Entry::File("f".into(), 0o644, vec![b'x'; 2 * BLOCK_SIZE - 1536])];
+    for compression in [Compression::Gzip, Compression::Zstd] {
+        let name = format!("layer.{}", compression.extension());
+        let info = build_with(dir.path(), &name, &entries, LayerOptions::default(), compression, threads(2));
+        assert_eq!(info.uncompressed_size, 2 * BLOCK_SIZE as u64);
+        let file = std::fs::read(dir.path().join(&name)).unwrap();
+        let tar = decompress(compression, &file);
+        check_info(&info, &file, &tar);
+    }
+}
+
+#[test]
+fn an_empty_layer_is_an_empty_tar() {
+    let dir = tempfile::tempdir().unwrap();
+    for compression in [Compression::Gzip, Compression::Zstd] {
+        let name = format!("empty.{}", compression.extension());
+        let info = build_with(dir.path(), &name, &[], LayerOptions::default(), compression, threads(4));
+        let file = std::fs::read(dir.path().join(&name)).unwrap();
+        let tar = decompress(compression, &file);
+        assert_eq!(tar, vec![0; 1024], "an empty tar archive is its end-of-archive blocks");
+        check_info(&info, &file, &tar);
+        let tool = match compression {
+            Compression::Gzip => "tar -tzf",
+            Compression::Zstd => "tar --zstd -tf",
+        };
+        assert_eq!(sh(&format!("{tool} {}", dir.path().join(&name).display())), "");
+    }
+}
+
+/// Decompresses a whole layer in this process (gzip with one member, zstd with any frames).
+fn decompress(compression: Compression, file: &[u8]) -> Vec<u8> {
+    match compression {
+        Compression::Gzip => {
+            let mut tar = Vec::new();
+            flate2::read::GzDecoder::new(file).read_to_end(&mut tar).unwrap();
+            tar
+        }
+        Compression::Zstd => zstd::decode_all(file).unwrap(),
+    }
+}
+
+#[test]
+fn zstd_is_the_same_on_one_thread_or_many_and_decodes_with_the_zstd_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = big_entries(3);
+    let one =
+        build_with(dir.path(), "1.tar.zst", &entries, LayerOptions::default(), Compression::Zstd, threads(1));
+    assert_eq!(one.media_type(), "application/vnd.oci.image.layer.v1.tar+zstd");
+    let bytes = std::fs::read(dir.path().join("1.tar.zst")).unwrap();
+    let many =
+        build_with(dir.path(), "4.tar.zst", &entries, LayerOptions::default(), Compression::Zstd, threads(4));
+    assert_eq!(many, one);
+    assert!(std::fs::read(dir.path().join("4.tar.zst")).unwrap() == bytes);
+
+    let tar = decompress(Compression::Zstd, &bytes);
+    check_info(&one, &bytes, &tar);
+    // The same tar as the gzip layer of the same entries.
+    let gzip = build(dir.path(), "layer.tar.gz", &entries, LayerOptions::default());
+    assert_eq!(gzip.diff_id, one.diff_id);
+
+    let path = dir.path().join("1.tar.zst");
+    let cli = Command::new("zstd").arg("-dc").arg(&path).output();
+    match cli {
+        Ok(output) => {
+            assert!(output.status.success() && output.stdout == tar, "zstd -d: {:?}", output.status);
+            let listing = run(Command::new("tar").arg("--zstd").arg("-tf").arg(&path));
+            assert!(listing.lines().any(|line| line == "data/2"), "{listing}");
+            assert!(listing.lines().any(|line| line == "usr/bin/a-link"), "{listing}");
+        }
+        Err(err) => eprintln!("zstd CLI not run ({err}): decoded in process only"),
+    }
+}
+
+#[test]
+fn media_types_are_the_oci_ones() {
+    assert_eq!(Compression::Gzip.media_type(), oci::media_type::OCI_LAYER_TAR_GZIP);
+    assert_eq!(Compression::Zstd.media_type(), oci::media_type::OCI_LAYER_TAR_ZSTD);
+    assert_eq!(Compression::default(), Compression::Gzip);
+}
+
+/// The bytes of a layer depend on the compressor's code, level and block size. These pinned
+/// digests catch a change of any of them (a flate2 backend switched by feature unification,
+/// a zlib-rs or libzstd update that compresses differently): every layer digest would change
+/// with it, so such an update must be deliberate.
+#[test]
+fn golden_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = big_entries(2);
+    let gzip = build(dir.path(), "layer.tar.gz", &entries, LayerOptions::default());
+    let zstd = build_with(
+        dir.path(),
+        "layer.tar.zst",
+        &entries,
+        LayerOptions::default(),
+        Compression::Zstd,
+        threads(2),
+    );
+    assert_eq!(gzip.diff_id, zstd.diff_id);
+    assert_eq!(
+        [gzip.diff_id.as_str(), gzip.digest.as_str(), zstd.digest.as_str()],
+        [
+            "sha256:b2a24609d64dcd3576c1d18ff759bb992ac5fbf26da347249f90e19cfe54520e",
+            "sha256:18b1af9b6ab6f49c7f23ef6b4ecbdc9a9aa820b415e28f6280e4d8816b8b694b",
+            "sha256:bf155066aafd7ff3ccea323b0efedeecf9d8a271dcea9607c0542b84db1812eb",
+        ]
+    );
 }
 
 /// Peak resident memory of this process, from `/proc/self/status`.
