@@ -196,6 +196,11 @@ impl Client {
         })
     }
 
+    /// The reqwest client inside (trusted roots, timeouts, user agent), for the registry API.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
     /// Whether network requests are refused.
     pub fn is_offline(&self) -> bool {
         self.inner.offline

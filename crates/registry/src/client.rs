@@ -48,6 +48,8 @@ struct Inner {
     credentials: Option<Credentials>,
     base: OnceCell<Url>,
     auth: Mutex<AuthState>,
+    /// Held while fetching a token, so that parallel requests share one.
+    token_fetch: tokio::sync::Mutex<()>,
     retries: u32,
     backoff: Duration,
 }
@@ -58,6 +60,12 @@ struct AuthState {
     challenge: Option<Challenge>,
     /// Bearer tokens by the scope they were issued for.
     tokens: HashMap<String, Token>,
+}
+
+/// What the auth state says about a request's `Authorization`.
+enum Known {
+    Header(Option<String>),
+    NeedToken { realm: String, service: Option<String> },
 }
 
 #[derive(Clone)]
@@ -119,6 +127,7 @@ impl RegistryClient {
                 credentials,
                 base: OnceCell::new(),
                 auth: Mutex::new(AuthState::default()),
+                token_fetch: tokio::sync::Mutex::new(()),
                 retries: options.retries,
                 backoff: options.backoff,
             }),
@@ -226,14 +235,14 @@ impl RegistryClient {
                 .http
                 .request(request.method.clone(), request.url.clone())
                 .headers(request.headers.clone());
-            let sent_auth = if authenticate && self.is_registry_url(&request.url) {
+            let sent = if authenticate && self.is_registry_url(&request.url) {
                 let value = self.authorization(&request.scope).await?;
                 if let Some(value) = &value {
                     builder = builder.header(header::AUTHORIZATION, value);
                 }
-                value.is_some()
+                value
             } else {
-                false
+                None
             };
             if let Some(body) = &request.body {
                 builder = builder.body(body.clone());
@@ -244,7 +253,7 @@ impl RegistryClient {
                     if reply.status() == StatusCode::UNAUTHORIZED && authenticate && !reauthenticated =>
                 {
                     reauthenticated = true;
-                    self.answer_challenge(&reply, &request.scope, sent_auth).await?;
+                    self.answer_challenge(&reply, &request.scope, sent.as_deref()).await?;
                     attempts -= 1;
                     continue;
                 }
@@ -321,22 +330,34 @@ impl RegistryClient {
     /// The `Authorization` value for a request needing `scope`, fetching a token first when
     /// the registry is known to want one.
     async fn authorization(&self, scope: &str) -> Result<Option<String>, Error> {
-        let (challenge, token) = {
-            let auth = self.lock_auth();
-            let token =
-                auth.tokens.get(scope).filter(|t| t.expires.is_none_or(|e| e > Instant::now())).cloned();
-            (auth.challenge.clone(), token)
-        };
-        match challenge {
-            None => Ok(None),
-            Some(Challenge::Basic) => Ok(self.inner.credentials.as_ref().map(Credentials::basic_header)),
-            Some(Challenge::Bearer { .. }) if token.is_some() => {
-                Ok(token.map(|t| format!("Bearer {}", t.value)))
-            }
-            Some(Challenge::Bearer { realm, service, .. }) => {
+        match self.known_authorization(scope) {
+            Known::Header(value) => Ok(value),
+            Known::NeedToken { realm, service } => {
+                let _fetching = self.inner.token_fetch.lock().await;
+                // Another request may have fetched it while this one waited.
+                if let Known::Header(value) = self.known_authorization(scope) {
+                    return Ok(value);
+                }
                 let token = self.fetch_token(&realm, service.as_deref(), scope).await?;
                 self.lock_auth().tokens.insert(scope.to_string(), token.clone());
                 Ok(Some(format!("Bearer {}", token.value)))
+            }
+        }
+    }
+
+    fn known_authorization(&self, scope: &str) -> Known {
+        let auth = self.lock_auth();
+        match &auth.challenge {
+            None => Known::Header(None),
+            Some(Challenge::Basic) => {
+                Known::Header(self.inner.credentials.as_ref().map(Credentials::basic_header))
+            }
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let token = auth.tokens.get(scope).filter(|t| t.expires.is_none_or(|e| e > Instant::now()));
+                match token {
+                    Some(token) => Known::Header(Some(format!("Bearer {}", token.value))),
+                    None => Known::NeedToken { realm: realm.clone(), service: service.clone() },
+                }
             }
         }
     }
@@ -347,7 +368,7 @@ impl RegistryClient {
         &self,
         reply: &reqwest::Response,
         scope: &str,
-        sent_auth: bool,
+        sent: Option<&str>,
     ) -> Result<(), Error> {
         self.note_challenge(reply);
         let challenge = self.lock_auth().challenge.clone();
@@ -357,7 +378,7 @@ impl RegistryClient {
                 scope: scope_repositories(scope),
                 detail: "it wants a user name and password, and none are stored for it".into(),
             }),
-            Some(Challenge::Basic) if sent_auth => Err(Error::Unauthorized {
+            Some(Challenge::Basic) if sent.is_some() => Err(Error::Unauthorized {
                 registry: self.inner.registry.clone(),
                 scope: scope_repositories(scope),
                 detail: "the user name or password is wrong".into(),
@@ -369,6 +390,12 @@ impl RegistryClient {
                     if !scopes.contains(&extra) {
                         scopes.push(extra);
                     }
+                }
+                let _fetching = self.inner.token_fetch.lock().await;
+                let current = self.lock_auth().tokens.get(scope).map(|t| format!("Bearer {}", t.value));
+                if current.is_some() && current.as_deref() != sent {
+                    // A parallel request renewed the token while this one was refused.
+                    return Ok(());
                 }
                 tracing::debug!("{} asked for a new token ({})", self.inner.registry, scopes.join(" "));
                 let token = self.fetch_token(&realm, service.as_deref(), &scopes.join(" ")).await?;

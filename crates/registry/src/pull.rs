@@ -205,23 +205,32 @@ async fn download_blob(
     let partial_dir = cache.root().join("registry").join("partial");
     std::fs::create_dir_all(&partial_dir).map_err(Error::io("create", &partial_dir))?;
     let partial = partial_dir.join(blob.digest.hex());
-    progress(std::fs::metadata(&partial).map_or(0, |m| m.len()).min(blob.size));
+    let resumed_from = std::fs::metadata(&partial).map_or(0, |m| m.len()).min(blob.size);
+    progress(resumed_from);
     let mut failures = 0;
+    let mut restarted = false;
     loop {
         match download_attempt(client, repo, scope, blob, &partial, progress).await {
-            Ok(()) => break,
+            Ok(()) => {}
             Err(e @ Error::Request { .. }) if failures < client.retries() => {
                 failures += 1;
                 let wait = client.backoff(failures);
                 tracing::debug!("downloading {} stopped ({e}); continuing in {wait:?}", blob.digest);
                 tokio::time::sleep(wait).await;
+                continue;
             }
             Err(e) => return Err(e),
         }
-    }
-    let actual = hash_file(&partial)?;
-    if actual != blob.digest {
+        let actual = hash_file(&partial)?;
+        if actual == blob.digest {
+            break;
+        }
         let _ = std::fs::remove_file(&partial);
+        // A partial download left by an earlier run may be what is wrong: start over once.
+        if !restarted && resumed_from > 0 {
+            restarted = true;
+            continue;
+        }
         return Err(Error::DigestMismatch {
             what: "blob",
             url: format!("{}/{repo}", client.registry()),

@@ -12,9 +12,16 @@
 //! let server = index.serve();
 //! assert!(server.url().starts_with("http://127.0.0.1:"));
 //! ```
+//!
+//! For registry tests: [`DockerRegistry`] runs Debian's `docker-registry` on a free port,
+//! [`Proxy`] sits in front of it (faults, hooks, a Bearer-token gate), and [`TestImage`]
+//! writes multi-platform OCI layouts of generated layers.
 
 mod index;
 mod metadata;
+mod oci_image;
+mod proxy;
+mod registry;
 pub mod scripted;
 mod sdist;
 mod server;
@@ -22,6 +29,9 @@ mod util;
 mod wheel;
 
 pub use index::Index;
+pub use oci_image::{pseudo_random, TestImage, WrittenBlob, WrittenImage};
+pub use proxy::{Logged, Proxy};
+pub use registry::{registry_tools_missing, DockerRegistry, RegistryConfig};
 pub use sdist::{Sdist, BACKEND_SRC};
 pub use server::Server;
 pub use util::normalize;
