@@ -294,3 +294,58 @@ fn deflate_block(data: &[u8], last: bool) -> io::Result<Vec<u8>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// Compresses `data` written in pieces of the given sizes (cycled) on `threads` threads.
+    fn encode(compression: Compression, data: &[u8], pieces: &[usize], threads: usize) -> Vec<u8> {
+        std::thread::scope(|scope| {
+            let threads = NonZeroUsize::new(threads).unwrap();
+            let mut encoder = Encoder::new(scope, compression, threads, Vec::new()).unwrap();
+            let mut rest = data;
+            for &piece in pieces.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (head, tail) = rest.split_at(piece.min(rest.len()));
+                encoder.write_all(head).unwrap();
+                rest = tail;
+            }
+            encoder.finish().unwrap()
+        })
+    }
+
+    #[test]
+    fn bytes_depend_on_the_data_only_not_on_write_sizes_or_threads() {
+        let data: Vec<u8> =
+            (0..3 * BLOCK_SIZE + 12_345).map(|i| (i * 7 % 251) as u8 ^ (i >> 12) as u8).collect();
+        for compression in [Compression::Gzip, Compression::Zstd] {
+            let whole = encode(compression, &data, &[data.len()], 1);
+            assert_eq!(encode(compression, &data, &[1, 7, 4096, BLOCK_SIZE + 3], 3), whole);
+            assert_eq!(encode(compression, &data, &[65_536], 2), whole);
+            let decoded = match compression {
+                Compression::Gzip => {
+                    let mut out = Vec::new();
+                    flate2::read::GzDecoder::new(whole.as_slice()).read_to_end(&mut out).unwrap();
+                    out
+                }
+                Compression::Zstd => zstd::decode_all(whole.as_slice()).unwrap(),
+            };
+            assert!(decoded == data, "{compression:?} does not decode back");
+        }
+    }
+
+    #[test]
+    fn the_gzip_trailer_has_the_crc_and_length_of_the_stream() {
+        let data = b"hello, layer\n".repeat(1000);
+        let gz = encode(Compression::Gzip, &data, &[100], 2);
+        assert_eq!(gz[..10], GZIP_HEADER);
+        let trailer = &gz[gz.len() - 8..];
+        assert_eq!(trailer[..4], crc32fast::hash(&data).to_le_bytes());
+        assert_eq!(trailer[4..], (data.len() as u32).to_le_bytes());
+    }
+}
