@@ -96,6 +96,13 @@ pub struct BuildArgs {
     /// Use only the cache.
     #[arg(long)]
     pub offline: bool,
+    /// Build every layer afresh instead of reusing layers built before (they are still stored).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// How layers are compressed: gzip (every runtime) or zstd (smaller and faster to unpack;
+    /// containerd 1.5+, Docker 23+, podman).
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd"], value_name = "ALGORITHM")]
+    pub compression: String,
 }
 
 #[derive(Debug, Args)]

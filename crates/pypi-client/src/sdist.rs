@@ -125,6 +125,9 @@ pub struct BuildContext {
     pub build_constraints: Vec<PathBuf>,
     /// Cache directory for build venvs and scratch space.
     pub work_dir: PathBuf,
+    /// Extra environment of the build backend (`CC`, `LDSHARED`, `_PYTHON_HOST_PLATFORM` for
+    /// a cross build); part of a built wheel's cache key.
+    pub backend_env: Vec<(String, String)>,
 }
 
 /// Why the metadata of an sdist could not be had.
@@ -385,7 +388,7 @@ pub async fn build_wheel(
         .map_err(|err| io_err(io::Error::other(err)))?
         .map_err(io_err)?
     };
-    let key = wheel_key(&sdist_sha256, &interpreter, &constraints, &ctx.pip_args);
+    let key = wheel_key(&sdist_sha256, &interpreter, &constraints, &ctx.pip_args, &ctx.backend_env);
     let wheels = ctx.work_dir.join("wheels");
     let final_dir = wheels.join(&key);
 
@@ -1202,6 +1205,7 @@ impl Build<'_> {
         let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(&path)))
             .map_err(|e| self.io(io::Error::other(e)))?;
         command.env("PATH", path);
+        command.envs(self.ctx.backend_env.iter().map(|(k, v)| (k, v)));
         let (status, output) = run_logged(command, &log).await?;
         if !status.success() {
             return Err(SdistError::Backend {
@@ -1357,8 +1361,12 @@ fn wheel_key(
     interpreter: &Interpreter,
     constraints: &[Constraint],
     pip_args: &[String],
+    backend_env: &[(String, String)],
 ) -> String {
-    build_key(Some(sdist_sha256), interpreter, &BTreeSet::new(), constraints, pip_args)
+    let mut args = pip_args.to_vec();
+    // Only a cross build has an environment; other keys stay as they were.
+    args.extend(backend_env.iter().map(|(k, v)| format!("env {k}={v}")));
+    build_key(Some(sdist_sha256), interpreter, &BTreeSet::new(), constraints, &args)
 }
 
 /// Hashes what a build's result depends on, each field tagged and length-prefixed: the sdist
@@ -1542,6 +1550,7 @@ mod tests {
             pip_args: Vec::new(),
             build_constraints: Vec::new(),
             work_dir: work_dir.to_path_buf(),
+            backend_env: Vec::new(),
         }
     }
 

@@ -10,15 +10,17 @@
 //! the image configuration, one manifest per platform and one index, named by `--tag`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Instant;
 
-use image::{install_wheel, plan_layers, InstallOptions, LayerInfo, LayerOptions, LayerWriter, Scheme};
-use lockfile::{Freshness, Lock, LockedDebian, LockedPython, Manifest, Platform};
-use oci::media_type::{OCI_IMAGE_CONFIG, OCI_IMAGE_INDEX, OCI_IMAGE_MANIFEST, OCI_LAYER_TAR_GZIP};
+use image::{
+    install_wheel, plan_layers, Compression, InstallOptions, LayerInfo, LayerOptions, LayerWriter, Scheme,
+};
+use lockfile::{FileEntry, FileSource, Freshness, Lock, LockedDebian, LockedPython, Manifest, Platform};
+use oci::media_type::{OCI_IMAGE_CONFIG, OCI_IMAGE_INDEX, OCI_IMAGE_MANIFEST};
 use oci::spec::{History, ImageConfig, ImageIndex, ImageManifest, RootFs, RuntimeConfig};
 use oci::{Descriptor, Digest, OciLayout};
 use pep_types::{PackageName, SdistFilename, Target, WheelFilename};
@@ -28,7 +30,9 @@ use pypi_client::{IndexArgs, IndexConfig, PipEnvironment, RegistryClient};
 
 use crate::cli::BuildArgs;
 use crate::commands::debian::{Session, SourceArgs};
+use crate::commands::layer_cache::LayerCache;
 use crate::commands::lock::DEFAULT_GLIBC;
+use crate::commands::{cross, files};
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
 
@@ -87,13 +91,6 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
         return Err(CliError::user(format!("{} is stale: {}", lock_path.display(), reasons.join("; ")))
             .with_hint("run `marqo-base lock` to update it"));
     }
-    if !manifest.files.is_empty() {
-        return Err(CliError::user(format!(
-            "{}: [[file]] entries are not supported yet by build",
-            manifest_path.display()
-        ))
-        .with_hint("remove them for now"));
-    }
     if manifest.image.base.is_some() || lock.base.is_some() {
         return Err(CliError::user(format!(
             "{}: `base` images are not supported yet by build",
@@ -143,8 +140,69 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let requested: HashSet<String> =
         requirements.requirements.iter().map(|e| e.req.name.to_string()).collect();
 
-    let deb_paths = fetch_debian(&manifest, &lock, &platforms, args.offline, printer)?;
-    let mut wheel_paths = fetch_wheels(&requirements, &wheels, args.offline, printer)?;
+    // Each platform's layers, each with the key of its inputs: a layer built before (by this
+    // build of the tool) is taken from the cache, and only what the others need is fetched.
+    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
+    let layer_cache = LayerCache::new(cache.clone(), !args.no_cache);
+    let build_constraints = match &manifest.python {
+        Some(python) => describe_files(&python.build_constraints)?,
+        None => String::new(),
+    };
+    let compression = match args.compression.as_str() {
+        "zstd" => Compression::Zstd,
+        _ => Compression::Gzip,
+    };
+    let plans: Vec<Vec<PlannedLayer<'_>>> = platforms
+        .iter()
+        .map(|platform| {
+            plan_platform(
+                *platform,
+                &manifest,
+                &lock,
+                python_version.as_deref(),
+                &requested,
+                mtime,
+                &build_constraints,
+                compression,
+                &layer_cache,
+            )
+        })
+        .collect();
+    let mut needed_debs: Vec<&LockedDebian> = Vec::new();
+    let mut needed_wheels: Vec<&LockedPython> = Vec::new();
+    let mut needed_files: Vec<&FileEntry> = Vec::new();
+    for layer in plans.iter().flatten().filter(|l| l.cached.is_none()) {
+        match &layer.source {
+            LayerSource::Debian(debs) => {
+                for deb in debs {
+                    if !needed_debs.iter().any(|d| d.file.sha256 == deb.file.sha256) {
+                        needed_debs.push(deb);
+                    }
+                }
+            }
+            LayerSource::Wheels(wheels) => {
+                for wheel in wheels {
+                    if !needed_wheels.iter().any(|w| w.file.sha256 == wheel.file.sha256) {
+                        needed_wheels.push(wheel);
+                    }
+                }
+            }
+            LayerSource::File(entry) => {
+                if !needed_files.iter().any(|f| f.to == entry.to) {
+                    needed_files.push(entry);
+                }
+            }
+        }
+    }
+    let total = plans.iter().map(Vec::len).sum::<usize>();
+    let reused = plans.iter().flatten().filter(|l| l.cached.is_some()).count();
+    if reused > 0 {
+        printer.status(format!("Reusing {reused} of {total} layers from the cache"));
+    }
+
+    let deb_paths = fetch_debian(&manifest, &needed_debs, args.offline, printer)?;
+    let mut wheel_paths = fetch_wheels(&requirements, &needed_wheels, &cache, args.offline, printer)?;
+    let file_paths = files::fetch_urls(&needed_files, args.offline, printer)?;
 
     // Everything is written into a hidden directory beside `--oci` and renamed into place at
     // the end, so a failed build leaves no partial layout; scratch files live there too, so
@@ -168,9 +226,11 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
         &manifest,
         &requirements,
         &lock,
+        &needed_wheels,
         &platforms,
         &mut wheel_paths,
         &scratch.join("built"),
+        args.offline,
         printer,
     )?;
 
@@ -178,17 +238,22 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     // time); the summary is printed in the manifest's order.
     let builds: Vec<PlatformBuild<'_>> = platforms
         .iter()
-        .map(|platform| PlatformBuild {
+        .zip(&plans)
+        .map(|(platform, layers)| PlatformBuild {
             platform: *platform,
             manifest: &manifest,
             lock: &lock,
+            layers,
             python_version: python_version.as_deref(),
             deb_paths: &deb_paths,
             wheel_paths: &wheel_paths,
+            file_paths: &file_paths,
             requested: &requested,
             layout: &layout,
+            layer_cache: &layer_cache,
             scratch: &scratch,
             mtime,
+            compression,
         })
         .collect();
     let spinner = printer.spinner(&format!(
@@ -332,24 +397,15 @@ fn source_date_epoch() -> Result<u64, CliError> {
     }
 }
 
-/// Fetches the `.deb`s of the selected platforms (each file once, hash-checked, cached);
-/// returns their cache paths by sha256.
+/// Fetches the `.deb`s (each once, hash-checked, cached); returns their cache paths by
+/// sha256.
 fn fetch_debian(
     manifest: &Manifest,
-    lock: &Lock,
-    platforms: &[Platform],
+    debs: &[&LockedDebian],
     offline: bool,
     printer: &Printer,
 ) -> Result<HashMap<String, PathBuf>, CliError> {
-    let mut unique: Vec<debian::LockedDeb> = Vec::new();
-    let mut seen = HashSet::new();
-    for platform in platforms {
-        for deb in lock.debian_for(*platform) {
-            if seen.insert(deb.file.sha256.clone()) {
-                unique.push(locked_deb(deb));
-            }
-        }
-    }
+    let unique: Vec<debian::LockedDeb> = debs.iter().map(|d| locked_deb(d)).collect();
     if unique.is_empty() {
         return Ok(HashMap::new());
     }
@@ -391,10 +447,10 @@ fn locked_deb(deb: &LockedDebian) -> debian::LockedDeb {
 fn fetch_wheels(
     set: &RequirementSet,
     wheels: &[&LockedPython],
+    cache: &fetch::Cache,
     offline: bool,
     printer: &Printer,
 ) -> Result<HashMap<String, PathBuf>, CliError> {
-    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
     let mut found = HashMap::new();
     let mut missing = Vec::new();
     for wheel in wheels {
@@ -413,7 +469,7 @@ fn fetch_wheels(
     if missing.is_empty() {
         return Ok(found);
     }
-    let config = index_config(set, &cache)?;
+    let config = index_config(set, cache)?;
     let http = fetch::Client::new(fetch::ClientOptions {
         ca_bundle: config.cert.clone(),
         offline,
@@ -488,29 +544,29 @@ fn index_config(set: &RequirementSet, cache: &fetch::Cache) -> Result<IndexConfi
         .map_err(|e| CliError::from_error("cannot read the package index configuration", e))
 }
 
-/// Builds a wheel from each locked sdist of `platforms` with the host's `python3` (PEP 517,
-/// isolated, with the manifest's build constraints and the indexes `lock` used; cached by
-/// the sdist's hash and the host's Python) into `out_dir`, and checks that every platform
-/// that locks the sdist can install the wheel. Replaces each sdist's path in `paths` (by its
-/// sha256) with its wheel's.
+/// Builds a wheel from each sdist of `entries` for every selected platform that locks it,
+/// and records it in `paths` under `{sdist sha256}/{arch}`.
+///
+/// The host's `python3` builds it (PEP 517, isolated, with the manifest's build constraints
+/// and the indexes `lock` used; cached by the sdist's hash, the host's Python and the
+/// compiler environment). A wheel the platform cannot install as it is (a C extension built
+/// for the host) is built again with the platform's cross compiler when the platform has
+/// another architecture, and accepted only as a stable-ABI wheel the target's Python can
+/// load (see [`cross`]).
+#[allow(clippy::too_many_arguments)]
 fn build_sdists(
     manifest: &Manifest,
     set: &RequirementSet,
     lock: &Lock,
+    entries: &[&LockedPython],
     platforms: &[Platform],
     paths: &mut HashMap<String, PathBuf>,
     out_dir: &Path,
+    offline: bool,
     printer: &Printer,
 ) -> Result<(), CliError> {
-    let is_sdist = |entry: &&LockedPython| !entry.file.name.ends_with(".whl");
-    let mut sdists: Vec<&LockedPython> = Vec::new();
-    for platform in platforms {
-        for entry in lock.python_for(*platform).filter(is_sdist) {
-            if !sdists.iter().any(|s| s.file.sha256 == entry.file.sha256) {
-                sdists.push(entry);
-            }
-        }
-    }
+    let sdists: Vec<&LockedPython> =
+        entries.iter().copied().filter(|entry| !entry.file.name.ends_with(".whl")).collect();
     let (Some(python), false) = (&manifest.python, sdists.is_empty()) else {
         return Ok(());
     };
@@ -521,6 +577,7 @@ fn build_sdists(
         pip_args: config.pip_args(),
         build_constraints: python.build_constraints.clone(),
         work_dir: cache.root().join("builds"),
+        backend_env: Vec::new(),
     };
     fs_err::create_dir_all(out_dir)
         .map_err(|e| CliError::from_error(format!("cannot create {}", out_dir.display()), e))?;
@@ -531,54 +588,149 @@ fn build_sdists(
     let t = Instant::now();
     let spinner = printer.spinner(&format!("Building wheels from {} sdists", sdists.len()));
     let jobs = sdists.iter().map(|sdist| {
-        let ctx = &ctx;
-        let paths = &*paths;
-        async move {
-            let name = PackageName::from_str(&sdist.name)
-                .map_err(|e| CliError::user(format!("bad package name `{}` in the lock: {e}", sdist.name)))?;
-            let filename = SdistFilename::parse(&sdist.file.name, &name).map_err(|e| {
-                CliError::from_error(
-                    format!("`{}` in the lock is not an sdist file name", sdist.file.name),
-                    e,
-                )
-            })?;
-            let path = paths
-                .get(&sdist.file.sha256)
-                .ok_or_else(|| CliError::user(format!("{} was not fetched", sdist.file.name)))?;
-            let wheel = build_wheel(path, &filename, ctx, out_dir).await.map_err(|e| {
-                CliError::from_error(format!("cannot build a wheel from {}", sdist.file.name), e)
-            })?;
-            Ok::<_, CliError>((sdist.file.sha256.clone(), wheel))
-        }
+        let job = build_one(sdist, paths.get(&sdist.file.sha256).cloned(), ctx.clone(), out_dir.join("host"));
+        async move { Ok::<_, CliError>((sdist.file.sha256.clone(), job.await?)) }
     });
-    let built = runtime.block_on(futures::future::try_join_all(jobs));
+    let native = runtime.block_on(futures::future::try_join_all(jobs));
     spinner.finish_and_clear();
-    let built: HashMap<String, PathBuf> = built?.into_iter().collect();
+    let native: HashMap<String, PathBuf> = native?.into_iter().collect();
 
     let glibc = manifest.glibc().unwrap_or(DEFAULT_GLIBC);
-    for platform in platforms {
-        let target = Target::new(platform.arch(), &python.version, glibc)
-            .map_err(|e| CliError::user(format!("{}: {e}", manifest.path().display())))?;
-        for entry in lock.python_for(*platform).filter(is_sdist) {
-            let wheel = &built[&entry.file.sha256];
-            let file_name = wheel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let parsed = WheelFilename::from_str(&file_name).map_err(|e| {
-                CliError::from_error(format!("`{}` built `{file_name}`, not a wheel", entry.name), e)
-            })?;
-            if target.wheel_rank(&parsed).is_none() {
-                let tag = wheel_tag(&file_name);
-                return Err(CliError::user(format!(
-                    "`{}` builds a {tag} wheel on this host, which {platform} cannot use; \
-                     publish a wheel or build on that platform",
-                    entry.name
-                ))
-                .with_hint(format!("pin a version of {} that has a wheel for {platform}", entry.name)));
+    let mut interpreters: HashMap<Platform, HashSet<String>> = HashMap::new();
+    let mut built = 0;
+    for entry in &sdists {
+        for platform in entry.platforms.iter().filter(|p| platforms.contains(p)) {
+            let arch = platform.arch();
+            let target = Target::new(arch, &python.version, glibc)
+                .map_err(|e| CliError::user(format!("{}: {e}", manifest.path().display())))?;
+            let fits = |wheel: &Path| -> Result<bool, CliError> {
+                let file_name =
+                    wheel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let parsed = WheelFilename::from_str(&file_name).map_err(|e| {
+                    CliError::from_error(format!("`{}` built `{file_name}`, not a wheel", entry.name), e)
+                })?;
+                Ok(target.wheel_rank(&parsed).is_some())
+            };
+            let mut wheel = native[&entry.file.sha256].clone();
+            if !fits(&wheel)? && cross::host_arch() != Some(arch) {
+                let Some(env) = cross::cross_env(arch) else {
+                    return Err(CliError::user(format!(
+                        "`{}` builds a {} wheel on this host, which {platform} cannot use, and \
+                         there is no {}-gcc to build it for {platform}",
+                        entry.name,
+                        wheel_tag(&wheel.to_string_lossy()),
+                        cross::triple(arch)
+                    ))
+                    .with_hint(format!(
+                        "install a cross compiler (apt-get install gcc-{}), or pin a version of {} \
+                         that has a wheel for {platform}",
+                        cross::triple(arch),
+                        entry.name
+                    )));
+                };
+                let cross_ctx = BuildContext { backend_env: env, ..ctx.clone() };
+                let spinner = printer.spinner(&format!("Cross-building {} for {platform}", entry.file.name));
+                let source = paths.get(&entry.file.sha256).cloned();
+                let result = runtime.block_on(build_one(entry, source, cross_ctx, out_dir.join(arch.name())));
+                spinner.finish_and_clear();
+                wheel = result?;
+                built += 1;
             }
+            if !fits(&wheel)? {
+                let refused = |why: String| {
+                    CliError::user(format!(
+                        "`{}` builds a {} wheel on this host, which Python {} on {platform} cannot use: {why}",
+                        entry.name,
+                        wheel_tag(&wheel.to_string_lossy()),
+                        python.version
+                    ))
+                    .with_hint(format!("pin a version of {} that has a wheel for {platform}", entry.name))
+                };
+                let needs = cross::abi3_wheel_needs(&wheel, arch).map_err(refused)?;
+                if !interpreters.contains_key(platform) {
+                    let symbols =
+                        interpreter_symbols(manifest, lock, *platform, &python.version, offline, printer)?;
+                    interpreters.insert(*platform, symbols);
+                }
+                cross::check_symbols(&needs, &interpreters[platform]).map_err(refused)?;
+                tracing::info!(
+                    "{}: the stable-ABI wheel {} loads in Python {} on {platform}",
+                    entry.name,
+                    wheel.display(),
+                    python.version
+                );
+            }
+            paths.insert(format!("{}/{}", entry.file.sha256, arch.name()), wheel);
         }
     }
-    printer.status(format!("Built {} wheels from sdists in {:.2}s", built.len(), t.elapsed().as_secs_f64()));
-    paths.extend(built);
+    printer.status(format!(
+        "Built {} wheels from {} sdists in {:.2}s",
+        native.len() + built,
+        native.len(),
+        t.elapsed().as_secs_f64()
+    ));
     Ok(())
+}
+
+/// Builds the wheel of the sdist `sdist` (fetched to `path`) with `ctx` into `out`.
+async fn build_one(
+    sdist: &LockedPython,
+    path: Option<PathBuf>,
+    ctx: BuildContext,
+    out: PathBuf,
+) -> Result<PathBuf, CliError> {
+    let name = PackageName::from_str(&sdist.name)
+        .map_err(|e| CliError::user(format!("bad package name `{}` in the lock: {e}", sdist.name)))?;
+    let filename = SdistFilename::parse(&sdist.file.name, &name).map_err(|e| {
+        CliError::from_error(format!("`{}` in the lock is not an sdist file name", sdist.file.name), e)
+    })?;
+    let path = path.ok_or_else(|| CliError::user(format!("{} was not fetched", sdist.file.name)))?;
+    fs_err::create_dir_all(&out)
+        .map_err(|e| CliError::from_error(format!("cannot create {}", out.display()), e))?;
+    build_wheel(&path, &filename, &ctx, &out)
+        .await
+        .map_err(|e| CliError::from_error(format!("cannot build a wheel from {}", sdist.file.name), e))
+}
+
+/// The dynamic symbols of the target's interpreter, `/usr/bin/pythonX.Y` of the locked
+/// `pythonX.Y-minimal` package of `platform`.
+fn interpreter_symbols(
+    manifest: &Manifest,
+    lock: &Lock,
+    platform: Platform,
+    version: &str,
+    offline: bool,
+    printer: &Printer,
+) -> Result<HashSet<String>, CliError> {
+    let version = major_minor(version)?;
+    let package = format!("python{version}-minimal");
+    let Some(deb) = lock.debian_for(platform).find(|d| d.name == package) else {
+        return Err(CliError::user(format!(
+            "a wheel built on this host for {platform} can only be checked against the image's \
+             Python, and the lock has no {package} for {platform}"
+        ))
+        .with_hint(format!("add python{version} to [debian] packages and run `marqo-base lock`")));
+    };
+    let paths = fetch_debian(manifest, &[deb], offline, printer)?;
+    let path = &paths[&deb.file.sha256];
+    let wanted = format!("usr/bin/python{version}");
+    let mut binary = None;
+    debian::deb::Deb::new(path, &deb.name)
+        .visit_data(|entry, reader| {
+            if entry.path == wanted && entry.kind == debian::deb::EntryKind::File {
+                let mut bytes = Vec::with_capacity(entry.size as usize);
+                reader.read_to_end(&mut bytes).map_err(|source| debian::Error::Io {
+                    action: "read",
+                    path: path.clone(),
+                    source,
+                })?;
+                binary = Some(bytes);
+            }
+            Ok(())
+        })
+        .map_err(|e| CliError::from_error(format!("cannot read {}", deb.path), e))?;
+    let binary = binary.ok_or_else(|| CliError::user(format!("{} has no /{wanted}", deb.path)))?;
+    cross::defined_symbols(&binary).map_err(|e| CliError::user(format!("/{wanted} of {}: {e}", deb.path)))
 }
 
 /// `py3-none-any` of `name-1.0-py3-none-any.whl`: the last three dash-separated parts.
@@ -592,76 +744,166 @@ fn wheel_tag(file_name: &str) -> String {
 /// it took.
 type Built = (Descriptor, Vec<LayerInfo>, f64);
 
+/// What a layer is made of.
+enum LayerSource<'a> {
+    /// The platform's `.deb`s, unpacked together (with users, alternatives, the dpkg status).
+    Debian(Vec<&'a LockedDebian>),
+    /// Wheels (or sdists, built into wheels) installed as pip would.
+    Wheels(Vec<&'a LockedPython>),
+    /// A `[[file]]` of the manifest.
+    File(&'a FileEntry),
+}
+
+/// A layer of one platform's image, before it is built.
+struct PlannedLayer<'a> {
+    source: LayerSource<'a>,
+    /// The key of its inputs in the layer cache; `None` for what is not cached (local
+    /// `[[file]]` sources, whose modes the lock does not pin).
+    key: Option<String>,
+    /// Its history entry.
+    created_by: String,
+    /// The layer built before from the same inputs, if the cache has it.
+    cached: Option<LayerInfo>,
+}
+
+/// The layers of one platform, bottom first: the Debian packages, then the wheels in the
+/// groups of [`plan_layers`], each with its cache key and what the cache has.
+#[allow(clippy::too_many_arguments)]
+fn plan_platform<'a>(
+    platform: Platform,
+    manifest: &'a Manifest,
+    lock: &'a Lock,
+    python_version: Option<&str>,
+    requested: &HashSet<String>,
+    mtime: u64,
+    build_constraints: &str,
+    compression: Compression,
+    cache: &LayerCache,
+) -> Vec<PlannedLayer<'a>> {
+    let mut layers = Vec::new();
+    let debs: Vec<&LockedDebian> = lock.debian_for(platform).collect();
+    if !debs.is_empty() {
+        let mut description = format!("debian\n{:?}\n", layer_options(mtime, true));
+        for deb in &debs {
+            description
+                .push_str(&format!("deb {} {} {} {}\n", deb.name, deb.version, deb.arch, deb.file.sha256));
+        }
+        let created_by = format!("marqo-base: {} Debian packages", debs.len());
+        layers.push((LayerSource::Debian(debs), Some(description), created_by));
+    }
+    let wheels: BTreeMap<&str, &LockedPython> =
+        lock.python_for(platform).map(|w| (w.name.as_str(), w)).collect();
+    if let (Some(version), false) = (python_version, wheels.is_empty()) {
+        let items: Vec<(&str, u64)> = wheels.values().map(|w| (w.name.as_str(), w.file.size)).collect();
+        for group in plan_layers(&items, WHEEL_BUCKETS, BIG_WHEEL) {
+            let mut description = format!("wheels\n{:?}\npython {version}\n", layer_options(mtime, false));
+            let entries: Vec<&LockedPython> = group.iter().map(|name| wheels[name.as_str()]).collect();
+            for wheel in &entries {
+                let requested = requested.contains(&wheel.name);
+                description.push_str(&format!(
+                    "wheel {} {} {} requested={requested}\n",
+                    wheel.name, wheel.file.name, wheel.file.sha256
+                ));
+                if !wheel.file.name.ends_with(".whl") {
+                    description.push_str(&format!("built with {build_constraints}\n"));
+                }
+            }
+            let created_by = format!("marqo-base: pip install {}", group.join(" "));
+            layers.push((LayerSource::Wheels(entries), Some(description), created_by));
+        }
+    }
+    for entry in &manifest.files {
+        let description = match &entry.source {
+            FileSource::Url { sha256, .. } => Some(format!(
+                "file\n{:?}\nto {} mode {:?} extract {}\nsha256 {sha256}\n",
+                layer_options(mtime, false),
+                entry.to,
+                entry.mode,
+                entry.extract
+            )),
+            FileSource::Local(_) => None,
+        };
+        let created_by = format!("marqo-base: file {}", entry.to);
+        layers.push((LayerSource::File(entry), description, created_by));
+    }
+    layers
+        .into_iter()
+        .map(|(source, description, created_by)| {
+            let key = description.map(|d| cache.key(&format!("{compression:?}\n{d}")));
+            let cached = key.as_deref().and_then(|k| cache.get(k));
+            PlannedLayer { source, key, created_by, cached }
+        })
+        .collect()
+}
+
+/// The options of every layer of a build: Debian layers keep modes exactly.
+fn layer_options(mtime: u64, debian: bool) -> LayerOptions {
+    LayerOptions { mtime, keep_special_bits: debian }
+}
+
+/// `name sha256` of each file, one per line: what a built sdist depends on besides itself.
+fn describe_files(paths: &[PathBuf]) -> Result<String, CliError> {
+    let mut out = String::new();
+    for path in paths {
+        let digest = lockfile::read_path_digest(path)
+            .map_err(|e| CliError::from_error(format!("cannot read {}", path.display()), e))?;
+        out.push_str(&format!("{} {} ", path.display(), digest.sha256));
+    }
+    Ok(out)
+}
+
 /// What one platform's image is made of, and where it goes.
 struct PlatformBuild<'a> {
     platform: Platform,
     manifest: &'a Manifest,
     lock: &'a Lock,
+    layers: &'a [PlannedLayer<'a>],
     python_version: Option<&'a str>,
     deb_paths: &'a HashMap<String, PathBuf>,
     wheel_paths: &'a HashMap<String, PathBuf>,
+    /// The `[[file]]` downloads by sha256.
+    file_paths: &'a HashMap<String, PathBuf>,
     /// The normalised names of the direct requirements.
     requested: &'a HashSet<String>,
     layout: &'a OciLayout,
+    layer_cache: &'a LayerCache,
     scratch: &'a Path,
     mtime: u64,
+    compression: Compression,
 }
 
 impl PlatformBuild<'_> {
-    /// Writes the platform's layers, configuration and manifest; returns the manifest's
-    /// descriptor (with its platform) and the layers, bottom first.
+    /// Writes the platform's layers (or links them from the cache), configuration and
+    /// manifest; returns the manifest's descriptor (with its platform) and the layers, bottom
+    /// first.
     fn build(&self) -> Result<(Descriptor, Vec<LayerInfo>), CliError> {
         let arch = self.platform.arch().name();
         let mut layers: Vec<(LayerInfo, String)> = Vec::new();
-
-        let debs: Vec<(debian::LockedDeb, PathBuf)> = self
-            .lock
-            .debian_for(self.platform)
-            .map(|d| {
-                let path = self.deb_paths.get(&d.file.sha256).cloned().unwrap_or_default();
-                (locked_deb(d), path)
-            })
-            .collect();
-        if !debs.is_empty() {
-            let root = self.scratch.join(format!("rootfs-{arch}"));
-            fs_err::create_dir(&root)
-                .map_err(|e| CliError::from_error("cannot create the Debian root", e))?;
-            fs_err::set_permissions(&root, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| CliError::from_error("cannot set the mode of the Debian root", e))?;
-            debian::unpack(&debs, &root).map_err(|e| CliError::from_error(e.to_string(), e))?;
-            let mut layer = self.layer(true)?;
-            add_tree(&mut layer, &root)?;
-            let info = self.finish(layer)?;
-            fs_err::remove_dir_all(&root)
-                .map_err(|e| CliError::from_error("cannot remove the Debian root", e))?;
-            layers.push((info, format!("marqo-base: {} Debian packages", debs.len())));
-        }
-
-        let wheels: BTreeMap<&str, &LockedPython> =
-            self.lock.python_for(self.platform).map(|w| (w.name.as_str(), w)).collect();
-        if let (Some(version), false) = (self.python_version, wheels.is_empty()) {
-            let scheme = Scheme::debian(version);
-            let python = format!("/usr/bin/python{version}");
-            let items: Vec<(&str, u64)> = wheels.values().map(|w| (w.name.as_str(), w.file.size)).collect();
-            for group in plan_layers(&items, WHEEL_BUCKETS, BIG_WHEEL) {
-                let mut layer = self.layer(false)?;
-                for name in &group {
-                    let wheel = wheels[name.as_str()];
-                    let path = self
-                        .wheel_paths
-                        .get(&wheel.file.sha256)
-                        .ok_or_else(|| CliError::user(format!("{} was not fetched", wheel.file.name)))?;
-                    let options = InstallOptions {
-                        python: python.clone(),
-                        requested: self.requested.contains(&wheel.name),
-                    };
-                    install_wheel(path, &scheme, &mut layer, &options).map_err(|e| {
-                        CliError::from_error(format!("cannot install {}", wheel.file.name), e)
-                    })?;
+        for planned in self.layers {
+            if let Some(info) = &planned.cached {
+                let linked = self.layer_cache.link_into(info, self.layout).map_err(|e| {
+                    CliError::from_error(format!("cannot reuse a layer of {}", self.platform), e)
+                })?;
+                if linked {
+                    layers.push((info.clone(), planned.created_by.clone()));
+                    continue;
                 }
-                let info = self.finish(layer)?;
-                layers.push((info, format!("marqo-base: pip install {}", group.join(" "))));
+                return Err(CliError::user(format!(
+                    "a cached layer of {} was damaged and has been removed",
+                    self.platform
+                ))
+                .with_hint("run the build again: the layer is then built afresh"));
             }
+            let info = match &planned.source {
+                LayerSource::Debian(debs) => self.debian_layer(debs)?,
+                LayerSource::Wheels(wheels) => self.wheel_layer(wheels)?,
+                LayerSource::File(entry) => self.file_layer(entry)?,
+            };
+            if let Some(key) = &planned.key {
+                let blob = self.layout.blob_path(&digest(&info.digest)?);
+                self.layer_cache.put(key, &info, &blob);
+            }
+            layers.push((info, planned.created_by.clone()));
         }
 
         let config = self.config(&layers)?;
@@ -669,7 +911,7 @@ impl PlatformBuild<'_> {
             self.layout.put_json(&config, OCI_IMAGE_CONFIG).map_err(|e| oci_error(self.layout.path(), e))?;
         let layer_descriptors = layers
             .iter()
-            .map(|(info, _)| Ok(Descriptor::new(OCI_LAYER_TAR_GZIP, digest(&info.digest)?, info.size)))
+            .map(|(info, _)| Ok(Descriptor::new(info.media_type(), digest(&info.digest)?, info.size)))
             .collect::<Result<Vec<_>, CliError>>()?;
         let manifest = self
             .layout
@@ -679,14 +921,73 @@ impl PlatformBuild<'_> {
         Ok((descriptor, layers.into_iter().map(|(info, _)| info).collect()))
     }
 
+    /// The `.deb`s unpacked into a temporary root, which becomes one layer.
+    fn debian_layer(&self, debs: &[&LockedDebian]) -> Result<LayerInfo, CliError> {
+        let debs: Vec<(debian::LockedDeb, PathBuf)> = debs
+            .iter()
+            .map(|d| {
+                let path = self.deb_paths.get(&d.file.sha256).cloned().unwrap_or_default();
+                (locked_deb(d), path)
+            })
+            .collect();
+        let root = self.scratch.join(format!("rootfs-{}", self.platform.arch().name()));
+        fs_err::create_dir(&root).map_err(|e| CliError::from_error("cannot create the Debian root", e))?;
+        fs_err::set_permissions(&root, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| CliError::from_error("cannot set the mode of the Debian root", e))?;
+        debian::unpack(&debs, &root).map_err(|e| CliError::from_error(e.to_string(), e))?;
+        let mut layer = self.layer(true)?;
+        files::add_tree(&mut layer, &root, "")?;
+        let info = self.finish(layer)?;
+        fs_err::remove_dir_all(&root)
+            .map_err(|e| CliError::from_error("cannot remove the Debian root", e))?;
+        Ok(info)
+    }
+
+    /// The wheels installed into one layer, as pip would into the Debian Python.
+    fn wheel_layer(&self, wheels: &[&LockedPython]) -> Result<LayerInfo, CliError> {
+        let version = self.python_version.ok_or_else(|| CliError::user("no [python] version"))?;
+        let scheme = Scheme::debian(version);
+        let python = format!("/usr/bin/python{version}");
+        let mut layer = self.layer(false)?;
+        for wheel in wheels {
+            // An sdist's wheel was built for this platform; a wheel is used as it is.
+            let built = format!("{}/{}", wheel.file.sha256, self.platform.arch().name());
+            let path = self
+                .wheel_paths
+                .get(&built)
+                .or_else(|| self.wheel_paths.get(&wheel.file.sha256))
+                .ok_or_else(|| CliError::user(format!("{} was not fetched", wheel.file.name)))?;
+            let options =
+                InstallOptions { python: python.clone(), requested: self.requested.contains(&wheel.name) };
+            install_wheel(path, &scheme, &mut layer, &options)
+                .map_err(|e| CliError::from_error(format!("cannot install {}", wheel.file.name), e))?;
+        }
+        self.finish(layer)
+    }
+
+    /// A `[[file]]`: its local source, or its download from the cache.
+    fn file_layer(&self, entry: &FileEntry) -> Result<LayerInfo, CliError> {
+        let path =
+            match &entry.source {
+                FileSource::Local(path) => path.clone(),
+                FileSource::Url { sha256, .. } => self.file_paths.get(sha256).cloned().ok_or_else(|| {
+                    CliError::user(format!("the [[file]] for {} was not fetched", entry.to))
+                })?,
+            };
+        let mut layer = self.layer(false)?;
+        files::add_entry(&mut layer, entry, &path)?;
+        self.finish(layer)
+    }
+
     fn layer(&self, debian: bool) -> Result<LayerWriter, CliError> {
-        LayerWriter::new(self.scratch, LayerOptions { mtime: self.mtime, keep_special_bits: debian })
+        LayerWriter::new(self.scratch, layer_options(self.mtime, debian))
+            .map(|layer| layer.with_compression(self.compression))
             .map_err(|e| CliError::from_error("cannot start a layer", e))
     }
 
     /// Compresses the layer into the scratch directory and moves it into the layout's blobs.
     fn finish(&self, layer: LayerWriter) -> Result<LayerInfo, CliError> {
-        let out = self.scratch.join(format!("layer-{}.tar.gz", self.platform.arch().name()));
+        let out = self.scratch.join(format!("layer-{}.tar", self.platform.arch().name()));
         let info = layer.finish_to_file(&out).map_err(|e| CliError::from_error("cannot write a layer", e))?;
         let dest = self.layout.blob_path(&digest(&info.digest)?);
         if dest.is_file() {
@@ -744,69 +1045,6 @@ impl PlatformBuild<'_> {
             history,
         })
     }
-}
-
-/// Adds everything under `root` to `layer`, walking it sorted: directories, regular files,
-/// symlinks (kept as links) and hard links (the second and later paths of a file become
-/// links to the first), with their modes.
-fn add_tree(layer: &mut LayerWriter, root: &Path) -> Result<(), CliError> {
-    let mut links: HashMap<(u64, u64), String> = HashMap::new();
-    walk(layer, root, "", &mut links)
-}
-
-fn walk(
-    layer: &mut LayerWriter,
-    dir: &Path,
-    rel: &str,
-    links: &mut HashMap<(u64, u64), String>,
-) -> Result<(), CliError> {
-    let io = |what: &str, path: &Path| {
-        let message = format!("cannot {what} {}", path.display());
-        move |e: std::io::Error| CliError::from_error(message, e)
-    };
-    let mut names = Vec::new();
-    for entry in fs_err::read_dir(dir).map_err(io("read", dir))? {
-        names.push(entry.map_err(io("read", dir))?.file_name());
-    }
-    names.sort();
-    for name in names {
-        let path = dir.join(&name);
-        let name =
-            name.to_str().ok_or_else(|| CliError::user(format!("{} is not a UTF-8 path", path.display())))?;
-        let child = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
-        let meta = fs_err::symlink_metadata(&path).map_err(io("read", &path))?;
-        let mode = meta.mode() & 0o7777;
-        let layer_error =
-            |e: image::LayerError| CliError::from_error(format!("cannot add {child} to the layer"), e);
-        let kind = meta.file_type();
-        if kind.is_dir() {
-            layer.add_dir(&child, mode).map_err(layer_error)?;
-            walk(layer, &path, &child, links)?;
-        } else if kind.is_symlink() {
-            let target = fs_err::read_link(&path).map_err(io("read the link", &path))?;
-            let target = target
-                .to_str()
-                .ok_or_else(|| CliError::user(format!("the target of {} is not UTF-8", path.display())))?;
-            layer.add_symlink(&child, target).map_err(layer_error)?;
-        } else if kind.is_file() {
-            if meta.nlink() > 1 {
-                let key = (meta.dev(), meta.ino());
-                if let Some(first) = links.get(&key) {
-                    layer.add_hardlink(&child, first).map_err(layer_error)?;
-                    continue;
-                }
-                links.insert(key, child.clone());
-            }
-            let mut file = fs_err::File::open(&path).map_err(io("open", &path))?;
-            layer.add_file(&child, mode, &mut file).map_err(layer_error)?;
-        } else {
-            return Err(CliError::user(format!(
-                "{} is neither a file, a directory nor a symlink; layers cannot hold it yet",
-                path.display()
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn digest(text: &str) -> Result<Digest, CliError> {

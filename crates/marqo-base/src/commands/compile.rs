@@ -122,6 +122,7 @@ pub(crate) fn open_source(
         pip_args: config.pip_args(),
         build_constraints: setup.build_constraints.clone(),
         work_dir: cache.root().join("builds"),
+        backend_env: Vec::new(),
     });
     // Wheels that no target can install (other systems, other Pythons) are dropped while
     // pages are parsed: on large pages they are most of the files.

@@ -15,6 +15,7 @@ use pypi_client::IndexArgs;
 use crate::cli::LockArgs;
 use crate::commands::compile::{open_source, parse_date, resolve_with_progress, SourceSetup};
 use crate::commands::debian::{Session, SourceArgs};
+use crate::commands::files;
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
 
@@ -49,20 +50,17 @@ pub fn exec(args: LockArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     if let Some(debian) = &manifest.debian {
         lock_debian(&manifest, debian, previous.as_ref(), &upgrade, &args, &mut lock, printer)?;
     }
-    if !manifest.files.is_empty() {
-        return Err(CliError::user(format!(
-            "{}: [[file]] entries cannot be locked yet",
-            manifest_path.display()
-        ))
-        .with_hint("remove them for now; locking files comes with the image build"));
+    for file in files::lock_files(&manifest, args.offline, printer)? {
+        lock.add_file(file);
     }
     lock.write_atomic(&lock_path)
         .map_err(|e| CliError::from_error(format!("cannot write `{}`", lock_path.display()), e))?;
     printer.status(format!(
-        "Wrote {}: {} Python files, {} Debian packages",
+        "Wrote {}: {} Python files, {} Debian packages, {} other files",
         lock_path.display(),
         lock.python.len(),
-        lock.debian.len()
+        lock.debian.len(),
+        lock.files.len()
     ));
     Ok(ExitCode::SUCCESS)
 }

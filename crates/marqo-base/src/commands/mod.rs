@@ -3,5 +3,8 @@
 
 pub mod build;
 pub mod compile;
+pub mod cross;
 pub mod debian;
+pub mod files;
+pub mod layer_cache;
 pub mod lock;

@@ -1,0 +1,321 @@
+//! `[[file]]` entries: locked by content (`lock`), put into a layer of their own (`build`).
+//!
+//! A local `src` (file or directory) is pinned by its content digest; a `url` by the sha256
+//! the manifest gives, checked when it is downloaded into the cache. In the image a file goes
+//! to `to`, a directory's tree goes under `to`, and with `extract = true` an archive (`.tar`,
+//! `.tar.gz`/`.tgz`, `.tar.xz`, `.tar.zst`, `.zip`) is unpacked under `to`. Archive entries
+//! that would leave `to` (`..`, absolute paths) are refused, never written.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use debian::compress::Compression;
+use image::{LayerError, LayerWriter};
+use lockfile::{FileEntry, FileSource, LockedFile, LockedSource, Manifest};
+use url::Url;
+
+use crate::diagnostics::CliError;
+use crate::printer::Printer;
+
+/// The `[[file]]` entries of the manifest pinned by content: local sources hashed, URLs
+/// downloaded into the cache and checked against their sha256.
+pub fn lock_files(
+    manifest: &Manifest,
+    offline: bool,
+    printer: &Printer,
+) -> Result<Vec<LockedFile>, CliError> {
+    let mut locked = Vec::new();
+    for entry in &manifest.files {
+        let (source, size, sha256) = match &entry.source {
+            FileSource::Local(path) => {
+                let digest = lockfile::read_path_digest(path).map_err(|e| {
+                    CliError::from_error(
+                        format!("[[file]] to {}: cannot read {}", entry.to, path.display()),
+                        e,
+                    )
+                })?;
+                (LockedSource::Src(manifest.input_name(path)), digest.size, digest.sha256)
+            }
+            FileSource::Url { url, sha256 } => {
+                let path = download(url, sha256, offline, printer)?;
+                let size = fs_err::metadata(&path)
+                    .map_err(|e| CliError::from_error(format!("cannot read {}", path.display()), e))?
+                    .len();
+                (LockedSource::Url(url.clone()), size, sha256.clone())
+            }
+        };
+        locked.push(LockedFile { to: entry.to.clone(), source, size, sha256 });
+    }
+    Ok(locked)
+}
+
+/// The downloads of `entries` (their URL sources), in the cache by sha256; fetched when
+/// missing. Returns their cache paths by sha256.
+pub fn fetch_urls(
+    entries: &[&FileEntry],
+    offline: bool,
+    printer: &Printer,
+) -> Result<HashMap<String, PathBuf>, CliError> {
+    let mut paths = HashMap::new();
+    for entry in entries {
+        if let FileSource::Url { url, sha256 } = &entry.source {
+            paths.insert(sha256.clone(), download(url, sha256, offline, printer)?);
+        }
+    }
+    Ok(paths)
+}
+
+/// Downloads `url` into the cache unless a blob with `sha256` is there; the download is
+/// checked against `sha256` as it streams.
+fn download(url: &str, sha256: &str, offline: bool, printer: &Printer) -> Result<PathBuf, CliError> {
+    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
+    let parsed = Url::parse(url).map_err(|e| CliError::from_error(format!("[[file]] url `{url}`"), e))?;
+    let shown = fetch::redact(&parsed);
+    let client = fetch::Client::new(fetch::ClientOptions { offline, ..fetch::ClientOptions::default() })
+        .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::from_error("cannot start the async runtime", e))?;
+    let started = Instant::now();
+    let spinner = printer.spinner(&format!("Fetching {shown}"));
+    let result = runtime.block_on(client.download_verified(&parsed, sha256, &cache));
+    spinner.finish_and_clear();
+    let path = result.map_err(|e| {
+        CliError::from_error(format!("cannot fetch the [[file]] {shown}"), e)
+            .with_hint("check the url, and that `sha256` is that of the file it serves")
+    })?;
+    tracing::debug!("{shown} in {:.2}s", started.elapsed().as_secs_f64());
+    Ok(path)
+}
+
+/// Adds one `[[file]]` to `layer`, its bytes at `path` (the local source, or the download).
+pub fn add_entry(layer: &mut LayerWriter, entry: &FileEntry, path: &Path) -> Result<(), CliError> {
+    let to = entry.to.trim_start_matches('/').trim_end_matches('/');
+    if entry.extract {
+        let name = match &entry.source {
+            FileSource::Local(src) => src.to_string_lossy().into_owned(),
+            FileSource::Url { url, .. } => {
+                Url::parse(url).map(|u| u.path().to_string()).unwrap_or_else(|_| url.clone())
+            }
+        };
+        return extract(layer, &name, path, to, &entry.to);
+    }
+    let meta = fs_err::metadata(path).map_err(|e| CliError::from_error("cannot read a [[file]]", e))?;
+    if meta.is_dir() {
+        if to.is_empty() {
+            return add_tree(layer, path, "");
+        }
+        layer.add_dir(to, entry.mode.unwrap_or(0o755)).map_err(layer_error(&entry.to))?;
+        return add_tree(layer, path, to);
+    }
+    let mode = entry.mode.unwrap_or(meta.permissions().mode() & 0o7777);
+    let mut file = fs_err::File::open(path).map_err(|e| CliError::from_error("cannot open a [[file]]", e))?;
+    layer.add_file(to, mode, &mut file).map_err(layer_error(&entry.to))?;
+    Ok(())
+}
+
+/// Unpacks the archive at `path` (its kind from `name`) under `to`.
+fn extract(layer: &mut LayerWriter, name: &str, path: &Path, to: &str, shown: &str) -> Result<(), CliError> {
+    let open = || fs_err::File::open(path).map_err(|e| CliError::from_error("cannot open a [[file]]", e));
+    if name.ends_with(".zip") {
+        return extract_zip(layer, open()?, to, name);
+    }
+    let compression = if name.ends_with(".tgz") {
+        Some(Compression::Gzip)
+    } else if name.ends_with(".tar") {
+        Some(Compression::None)
+    } else if name.ends_with(".tar.gz") || name.ends_with(".tar.xz") || name.ends_with(".tar.zst") {
+        Compression::from_name(name)
+    } else {
+        None
+    };
+    let Some(compression) = compression else {
+        return Err(CliError::user(format!(
+            "[[file]] to {shown}: cannot extract `{name}`: not a .tar, .tar.gz, .tgz, .tar.xz, .tar.zst or .zip"
+        ))
+        .with_hint("set extract = false to copy the file as it is"));
+    };
+    let reader = compression
+        .decoder(open()?)
+        .map_err(|e| CliError::from_error(format!("cannot read the archive {name}"), e))?;
+    extract_tar(layer, reader, to, name)
+}
+
+fn extract_tar(layer: &mut LayerWriter, reader: impl Read, to: &str, name: &str) -> Result<(), CliError> {
+    let bad = |e: std::io::Error| CliError::from_error(format!("cannot read the archive {name}"), e);
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let raw = entry.path_bytes().into_owned();
+        let rel =
+            String::from_utf8(raw).map_err(|_| CliError::user(format!("{name}: a path is not UTF-8")))?;
+        let Some(dest) = inside(to, &rel, name)? else { continue };
+        let mode = entry.header().mode().map_err(bad)? & 0o7777;
+        let kind = entry.header().entry_type();
+        let add = layer_error(&dest);
+        if kind.is_dir() {
+            layer.add_dir(&dest, mode).map_err(add)?;
+        } else if kind.is_symlink() {
+            let target = link_name(&entry, name)?;
+            layer.add_symlink(&dest, &target).map_err(add)?;
+        } else if kind.is_hard_link() {
+            let target = link_name(&entry, name)?;
+            let Some(target) = inside(to, &target, name)? else {
+                return Err(CliError::user(format!("{name}: hard link `{rel}` has an empty target")));
+            };
+            layer.add_hardlink(&dest, &target).map_err(add)?;
+        } else if kind.is_file() || kind == tar::EntryType::Continuous {
+            layer.add_file(&dest, mode, &mut entry).map_err(add)?;
+        } else if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() || kind.is_gnu_longname()
+        {
+            continue;
+        } else {
+            return Err(CliError::user(format!(
+                "{name}: `{rel}` is a {kind:?} entry; only files, directories and links can be extracted"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn link_name<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<String, CliError> {
+    let target =
+        entry.link_name_bytes().ok_or_else(|| CliError::user(format!("{name}: a link has no target")))?;
+    String::from_utf8(target.into_owned())
+        .map_err(|_| CliError::user(format!("{name}: a link target is not UTF-8")))
+}
+
+fn extract_zip(layer: &mut LayerWriter, file: fs_err::File, to: &str, name: &str) -> Result<(), CliError> {
+    let bad = |e: zip::result::ZipError| CliError::from_error(format!("cannot read the archive {name}"), e);
+    let mut archive = zip::ZipArchive::new(file).map_err(bad)?;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(bad)?;
+        let rel = entry.name().to_string();
+        let Some(dest) = inside(to, &rel, name)? else { continue };
+        let mode = entry.unix_mode().unwrap_or(if entry.is_dir() { 0o755 } else { 0o644 });
+        let add = layer_error(&dest);
+        if entry.is_dir() {
+            layer.add_dir(&dest, mode & 0o7777).map_err(add)?;
+        } else if mode & 0o170000 == 0o120000 {
+            let mut target = String::new();
+            entry
+                .read_to_string(&mut target)
+                .map_err(|e| CliError::from_error(format!("cannot read the archive {name}"), e))?;
+            layer.add_symlink(&dest, &target).map_err(add)?;
+        } else {
+            layer.add_file(&dest, mode & 0o7777, &mut entry).map_err(add)?;
+        }
+    }
+    Ok(())
+}
+
+/// `to/rel` when `rel` stays inside `to`; `None` for the archive's root itself. A `..`
+/// component or an absolute path is an error (the archive would write outside `to`).
+fn inside(to: &str, rel: &str, name: &str) -> Result<Option<String>, CliError> {
+    if rel.starts_with('/') {
+        return Err(CliError::user(format!("{name}: `{rel}` is an absolute path; refusing to extract it"))
+            .with_hint("archives for [[file]] must hold relative paths"));
+    }
+    let mut parts = Vec::new();
+    for part in rel.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(CliError::user(format!(
+                    "{name}: `{rel}` leaves the directory it is extracted to"
+                ))
+                .with_hint("the archive is unsafe; use another one"))
+            }
+            part => parts.push(part),
+        }
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let rel = parts.join("/");
+    Ok(Some(if to.is_empty() { rel } else { format!("{to}/{rel}") }))
+}
+
+/// Adds everything under `root` to `layer` under `prefix`, walking it sorted: directories,
+/// regular files, symlinks (kept as links) and hard links (the second and later paths of a
+/// file become links to the first), with their modes.
+pub fn add_tree(layer: &mut LayerWriter, root: &Path, prefix: &str) -> Result<(), CliError> {
+    let mut links: HashMap<(u64, u64), String> = HashMap::new();
+    walk(layer, root, prefix, &mut links)
+}
+
+fn walk(
+    layer: &mut LayerWriter,
+    dir: &Path,
+    rel: &str,
+    links: &mut HashMap<(u64, u64), String>,
+) -> Result<(), CliError> {
+    let io = |what: &str, path: &Path| {
+        let message = format!("cannot {what} {}", path.display());
+        move |e: std::io::Error| CliError::from_error(message, e)
+    };
+    let mut names = Vec::new();
+    for entry in fs_err::read_dir(dir).map_err(io("read", dir))? {
+        names.push(entry.map_err(io("read", dir))?.file_name());
+    }
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let name =
+            name.to_str().ok_or_else(|| CliError::user(format!("{} is not a UTF-8 path", path.display())))?;
+        let child = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+        let meta = fs_err::symlink_metadata(&path).map_err(io("read", &path))?;
+        let mode = meta.mode() & 0o7777;
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            layer.add_dir(&child, mode).map_err(layer_error(&child))?;
+            walk(layer, &path, &child, links)?;
+        } else if kind.is_symlink() {
+            let target = fs_err::read_link(&path).map_err(io("read the link", &path))?;
+            let target = target
+                .to_str()
+                .ok_or_else(|| CliError::user(format!("the target of {} is not UTF-8", path.display())))?;
+            layer.add_symlink(&child, target).map_err(layer_error(&child))?;
+        } else if kind.is_file() {
+            if meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                if let Some(first) = links.get(&key) {
+                    layer.add_hardlink(&child, first).map_err(layer_error(&child))?;
+                    continue;
+                }
+                links.insert(key, child.clone());
+            }
+            let mut file = fs_err::File::open(&path).map_err(io("open", &path))?;
+            layer.add_file(&child, mode, &mut file).map_err(layer_error(&child))?;
+        } else {
+            return Err(CliError::user(format!(
+                "{} is neither a file, a directory nor a symlink; layers cannot hold it yet",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn layer_error(path: &str) -> impl FnOnce(LayerError) -> CliError + '_ {
+    move |e| CliError::from_error(format!("cannot add {path} to the layer"), e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_paths_stay_inside() {
+        assert_eq!(inside("opt/v", "a/./b", "x.tar").unwrap(), Some("opt/v/a/b".into()));
+        assert_eq!(inside("opt/v", "./", "x.tar").unwrap(), None);
+        assert_eq!(inside("", "a", "x.tar").unwrap(), Some("a".into()));
+        assert!(inside("opt/v", "../etc/passwd", "x.tar").is_err());
+        assert!(inside("opt/v", "a/../../b", "x.tar").is_err());
+        assert!(inside("opt/v", "/etc/passwd", "x.tar").is_err());
+    }
+}

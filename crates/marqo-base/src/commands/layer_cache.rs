@@ -1,0 +1,228 @@
+//! Built layers, remembered by the digest of what went into them: a rebuild after one
+//! package bump compresses only the layer that package is in.
+//!
+//! A key is the sha256 of a description of the layer's inputs (the hashes of the locked
+//! files, the layer options, the target's Python) and of the running executable's identity,
+//! since another build of the tool may lay out the same inputs differently. An entry maps
+//! the key to the layer's [`LayerInfo`]; the compressed layer itself is a blob of the cache
+//! store, named by its sha256 like every other blob there, and is hard-linked into the image
+//! layout when the file system allows (else copied and hashed on the way).
+
+use std::io;
+use std::path::Path;
+
+use image::{Compression, LayerInfo};
+use oci::{Digest, OciLayout};
+use sha2::{Digest as _, Sha256};
+
+/// The namespace of the entries in the cache. Bump the version when the entry format changes.
+const NAMESPACE: &str = "layers-v1";
+
+/// The layer cache of one build.
+pub struct LayerCache {
+    cache: fetch::Cache,
+    /// What identifies the running executable (see the module docs).
+    tool: String,
+    /// `false` with `--no-cache`: nothing is read, everything built is still stored.
+    read: bool,
+}
+
+impl LayerCache {
+    /// The layer cache inside `cache`.
+    pub fn new(cache: fetch::Cache, read: bool) -> LayerCache {
+        LayerCache { cache, tool: tool_identity(), read }
+    }
+
+    /// The key of a layer whose inputs `description` lists completely (one line per input).
+    pub fn key(&self, description: &str) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(format!("marqo-base layer\n{}\n", self.tool).as_bytes());
+        hasher.update(description.as_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    /// The layer stored under `key`, if its entry and its blob are both there (a blob of the
+    /// wrong size is a miss).
+    pub fn get(&self, key: &str) -> Option<LayerInfo> {
+        if !self.read {
+            return None;
+        }
+        let bytes = self.cache.read_entry(NAMESPACE, key)?;
+        let info = parse_entry(std::str::from_utf8(&bytes).ok()?)?;
+        let blob = self.cache.blob_path(info.digest.strip_prefix("sha256:")?).ok()?;
+        match std::fs::metadata(&blob) {
+            Ok(meta) if meta.len() == info.size => Some(info),
+            _ => None,
+        }
+    }
+
+    /// Puts the cached layer `info` into `layout`: a hard link to the cache's blob, else a
+    /// copy that is hashed on the way. `Ok(false)` when the cached blob turned out damaged
+    /// (it is removed; build the layer instead).
+    pub fn link_into(&self, info: &LayerInfo, layout: &OciLayout) -> Result<bool, LinkError> {
+        let digest = Digest::parse(&info.digest).map_err(|e| LinkError::other(&info.digest, e))?;
+        let source = self.cache.blob_path(digest.hex()).map_err(|e| LinkError::other(&info.digest, e))?;
+        if self.cache.verifies_blobs() && !self.cache.verify_blob(digest.hex()).unwrap_or(false) {
+            return Ok(false);
+        }
+        let dest = layout.blob_path(&digest);
+        if dest.is_file() {
+            return Ok(true);
+        }
+        match std::fs::hard_link(&source, &dest) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),
+            Err(_) => {
+                let file = fs_err::File::open(&source).map_err(|e| LinkError::io(&source, e))?;
+                let blob = layout
+                    .put_blob_from_reader(file, &source)
+                    .map_err(|e| LinkError::other(&info.digest, e))?;
+                if blob.digest != digest {
+                    tracing::warn!("removing a damaged cached layer {}", source.display());
+                    let _ = std::fs::remove_file(layout.blob_path(&blob.digest));
+                    let _ = std::fs::remove_file(&source);
+                    return Ok(false);
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Remembers the layer `info` whose blob is at `blob` (in the layout) under `key`. A
+    /// failure only costs a later rebuild, so it is logged, not returned.
+    pub fn put(&self, key: &str, info: &LayerInfo, blob: &Path) {
+        if let Err(e) = self.try_put(key, info, blob) {
+            tracing::warn!("cannot store layer {} in the cache: {e}", info.digest);
+        }
+    }
+
+    fn try_put(&self, key: &str, info: &LayerInfo, blob: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        let hex = info.digest.strip_prefix("sha256:").ok_or("not a sha256 digest")?;
+        let dest = self.cache.blob_path(hex)?;
+        if !dest.is_file() {
+            let dir = dest.parent().ok_or("no blob directory")?;
+            fs_err::create_dir_all(dir)?;
+            // Linked (or copied) under a temporary name, then renamed: the store only ever
+            // holds complete blobs.
+            let temp = dir.join(format!(".{hex}.{}.tmp", std::process::id()));
+            let _ = std::fs::remove_file(&temp);
+            if std::fs::hard_link(blob, &temp).is_err() {
+                fs_err::copy(blob, &temp)?;
+            }
+            fs_err::rename(&temp, &dest)?;
+        }
+        self.cache.write_entry(NAMESPACE, key, format_entry(info).as_bytes())?;
+        Ok(())
+    }
+}
+
+/// An error putting a cached layer into the layout.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot copy the cached layer {what} into the image layout")]
+pub struct LinkError {
+    what: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl LinkError {
+    fn io(path: &Path, source: io::Error) -> LinkError {
+        LinkError { what: path.display().to_string(), source: Box::new(source) }
+    }
+
+    fn other(what: &str, source: impl std::error::Error + Send + Sync + 'static) -> LinkError {
+        LinkError { what: what.to_string(), source: Box::new(source) }
+    }
+}
+
+/// The executable's path, size and modification time: another build of the tool is another
+/// identity (hashing the executable would cost more than a warm rebuild).
+fn tool_identity() -> String {
+    let exe = std::env::current_exe().ok();
+    let meta = exe.as_ref().and_then(|p| std::fs::metadata(p).ok());
+    match (exe, meta) {
+        (Some(path), Some(meta)) => {
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!("{} {} {} {mtime}", env!("CARGO_PKG_VERSION"), path.display(), meta.len())
+        }
+        // Unknown: a fresh identity, so nothing stale is ever served.
+        _ => format!("unknown {}", std::process::id()),
+    }
+}
+
+fn format_entry(info: &LayerInfo) -> String {
+    let compression = match info.compression {
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+    };
+    format!("{}\n{}\n{}\n{}\n{compression}\n", info.diff_id, info.digest, info.size, info.uncompressed_size)
+}
+
+fn parse_entry(text: &str) -> Option<LayerInfo> {
+    let mut lines = text.lines();
+    let diff_id = Digest::parse(lines.next()?).ok()?.to_string();
+    let digest = Digest::parse(lines.next()?).ok()?.to_string();
+    let size = lines.next()?.parse().ok()?;
+    let uncompressed_size = lines.next()?.parse().ok()?;
+    let compression = match lines.next()? {
+        "gzip" => Compression::Gzip,
+        "zstd" => Compression::Zstd,
+        _ => return None,
+    };
+    Some(LayerInfo { diff_id, digest, size, uncompressed_size, compression })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_damage_is_a_miss() {
+        let info = LayerInfo {
+            diff_id: format!("sha256:{}", "a".repeat(64)),
+            digest: format!("sha256:{}", "b".repeat(64)),
+            size: 12,
+            uncompressed_size: 34,
+            compression: Compression::Zstd,
+        };
+        assert_eq!(parse_entry(&format_entry(&info)), Some(info));
+        assert_eq!(parse_entry("sha256:zz\n"), None);
+        assert_eq!(parse_entry(""), None);
+    }
+
+    #[test]
+    fn a_cached_layer_is_linked_and_a_damaged_one_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LayerCache::new(fetch::Cache::at(dir.path().join("cache")), true);
+        let layout = OciLayout::create(dir.path().join("a")).unwrap();
+        let blob = layout.put_blob(b"layer bytes").unwrap();
+        let info = LayerInfo {
+            diff_id: format!("sha256:{}", "c".repeat(64)),
+            digest: blob.digest.to_string(),
+            size: blob.size,
+            uncompressed_size: 99,
+            compression: Compression::Gzip,
+        };
+        let key = cache.key("wheel x\n");
+        assert_ne!(key, cache.key("wheel y\n"));
+        assert!(cache.get(&key).is_none());
+        cache.put(&key, &info, &layout.blob_path(&blob.digest));
+        assert_eq!(cache.get(&key), Some(info.clone()));
+
+        let other = OciLayout::create(dir.path().join("b")).unwrap();
+        assert!(cache.link_into(&info, &other).unwrap());
+        assert_eq!(other.read_blob(&blob.digest).unwrap(), b"layer bytes");
+
+        // A truncated blob in the store is a miss, not a broken image.
+        let stored = dir.path().join("cache/blobs/sha256").join(blob.digest.hex());
+        std::fs::write(&stored, b"layer").unwrap();
+        assert!(cache.get(&key).is_none());
+        // Reading can be switched off (--no-cache).
+        let no_read = LayerCache::new(fetch::Cache::at(dir.path().join("cache")), false);
+        assert!(no_read.get(&key).is_none());
+    }
+}
