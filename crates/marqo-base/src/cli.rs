@@ -37,6 +37,14 @@ pub enum Command {
     Debian(DebianArgs),
     /// Resolve marqo-base.toml (Python and Debian, every platform) into marqo-base.lock.
     Lock(LockArgs),
+    /// Log in to a registry: check the credentials with it, then store them as Docker does.
+    Login(LoginArgs),
+    /// Remove the stored credentials of a registry.
+    Logout(LogoutArgs),
+    /// Pull an image from a registry into an OCI image layout or a docker-archive.
+    Pull(PullArgs),
+    /// Push an image from an OCI image layout to a registry (shows the plan, then asks).
+    Push(PushArgs),
 }
 
 #[derive(Debug, Args)]
@@ -252,4 +260,91 @@ pub struct DebianRootfsArgs {
     /// Replace the directory if it is not empty.
     #[arg(long)]
     pub force: bool,
+}
+
+/// How the registry commands reach a registry.
+#[derive(Debug, Args)]
+pub struct RegistryNetArgs {
+    /// Allow plain HTTP when HTTPS fails (always allowed for 127.0.0.1, ::1 and localhost).
+    #[arg(long, env = "MARQO_BASE_INSECURE")]
+    pub insecure: bool,
+    /// How many times a request that failed transiently (connection, 5xx) is tried again.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retries: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry: HOST or HOST:PORT (docker.io for Docker Hub).
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+    /// The user name.
+    #[arg(short, long, value_name = "NAME")]
+    pub username: String,
+    /// Read the password (or access token) from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub net: RegistryNetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry: HOST or HOST:PORT.
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Where to push: HOST[:PORT]/REPOSITORY[:TAG].
+    #[arg(value_name = "REFERENCE")]
+    pub reference: String,
+    /// The OCI image layout to push (as `build --oci DIR` writes it).
+    #[arg(long, value_name = "DIR")]
+    pub oci: Option<PathBuf>,
+    /// The image of the layout to push, by its name in index.json [default: its only one].
+    #[arg(long = "ref", value_name = "NAME")]
+    pub r#ref: Option<String>,
+    /// A tag to set (repeatable); `next` is the highest integer tag of the repository plus one.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Push without asking for confirmation (needed when there is no terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Write what was pushed (tags, digests, sizes, lock fingerprint) to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Mount blobs that this repository of the same registry has instead of sending them
+    /// (repeatable).
+    #[arg(long, value_name = "REPOSITORY")]
+    pub mount_from: Vec<String>,
+    /// Blobs larger than this are sent in chunks of this size, resumable after a failure.
+    #[arg(long, default_value = "16M", value_name = "SIZE")]
+    pub chunk_size: String,
+    /// Tags per page when listing the repository's tags for `--tag next` [default: the
+    /// registry's].
+    #[arg(long, value_name = "N")]
+    pub tags_page_size: Option<u32>,
+    #[command(flatten)]
+    pub net: RegistryNetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// What to pull: HOST[:PORT]/REPOSITORY[:TAG][@DIGEST].
+    #[arg(value_name = "REFERENCE")]
+    pub reference: String,
+    /// Write an OCI image layout into this new (or empty) directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "docker_archive")]
+    pub oci: Option<PathBuf>,
+    /// Write a docker-archive tar (for `docker load`) of one platform.
+    #[arg(long, value_name = "FILE")]
+    pub docker_archive: Option<PathBuf>,
+    /// The platforms to pull (repeatable) [default: all for --oci, this machine's for
+    /// --docker-archive].
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
+    #[command(flatten)]
+    pub net: RegistryNetArgs,
 }

@@ -19,6 +19,10 @@ fn main() -> ExitCode {
         cli::Command::Compile(args) => commands::compile::exec(args, &printer),
         cli::Command::Debian(args) => commands::debian::exec(args, &printer),
         cli::Command::Lock(args) => commands::lock::exec(args, &printer),
+        cli::Command::Login(args) => commands::registry::exec_login(args, &printer),
+        cli::Command::Logout(args) => commands::registry::exec_logout(args, &printer),
+        cli::Command::Pull(args) => commands::registry::exec_pull(args, &printer),
+        cli::Command::Push(args) => commands::registry::exec_push(args, &printer),
     };
     match result {
         Ok(code) => code,

@@ -52,6 +52,8 @@ struct Faults {
     tamper_blobs: bool,
     /// Answer requests whose method and path contain these with a status, this many times.
     fail: Vec<(String, String, u16, usize)>,
+    /// Page tag lists (`n=`, `last=`, `Link`), which distribution 2.8 does not do.
+    paginate_tags: bool,
     /// Run once, after forwarding the first request whose method and path contain these.
     hooks: Vec<(String, String, Option<Hook>)>,
 }
@@ -172,6 +174,12 @@ impl Proxy {
         self.state.faults.lock().unwrap().fail.push((method.into(), path.into(), status, times));
     }
 
+    /// Pages `GET .../tags/list` replies by their `n=` (default 100) and `last=`, with a
+    /// `Link: <...>; rel="next"` header while tags remain, as later registries do.
+    pub fn paginate_tags(&self, on: bool) {
+        self.state.faults.lock().unwrap().paginate_tags = on;
+    }
+
     /// Removes every fault.
     pub fn clear_faults(&self) {
         let mut faults = self.state.faults.lock().unwrap();
@@ -274,12 +282,16 @@ fn handle(stream: TcpStream, state: &State) {
     }
     drop(faults);
 
-    let Some((status, headers, mut body)) = forward(state, &request) else {
+    let Some((status, mut headers, mut body)) = forward(state, &request) else {
         state.log.lock().unwrap().push(entry);
         let _ = client.shutdown(Shutdown::Both);
         return;
     };
     entry.status = status;
+    let paginate = state.faults.lock().unwrap().paginate_tags;
+    if paginate && status == 200 && request.method == "GET" && request.path.contains("/tags/list") {
+        (headers, body) = page_of_tags(&request.path, headers, &body);
+    }
 
     let mut cut = None;
     let is_blob_get = request.method == "GET"
@@ -314,6 +326,34 @@ fn handle(stream: TcpStream, state: &State) {
     state.log.lock().unwrap().push(entry);
     let head_only = request.method == "HEAD";
     let _ = write_reply(&mut client, status, &headers, if head_only { b"" } else { &body }, cut);
+}
+
+/// One page of a tag list reply, for `n=` and `last=` in `path`, with a `Link` to the next.
+fn page_of_tags(
+    path: &str,
+    mut headers: Vec<(String, String)>,
+    body: &[u8],
+) -> (Vec<(String, String)>, Vec<u8>) {
+    let Ok(serde_json::Value::Object(mut reply)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (headers, body.to_vec());
+    };
+    let mut tags: Vec<String> = reply
+        .get("tags")
+        .and_then(|t| t.as_array())
+        .map(|t| t.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    tags.sort();
+    let n: usize = query_values(path, "n").first().and_then(|n| n.parse().ok()).unwrap_or(100);
+    let last = query_values(path, "last").into_iter().next();
+    let rest: Vec<String> = tags.into_iter().filter(|t| last.as_ref().is_none_or(|l| t > l)).collect();
+    let page: Vec<String> = rest.iter().take(n).cloned().collect();
+    if rest.len() > n {
+        let base = path.split('?').next().unwrap_or_default();
+        let next = format!("<{base}?n={n}&last={}>; rel=\"next\"", page.last().cloned().unwrap_or_default());
+        headers.push(("Link".into(), next));
+    }
+    reply.insert("tags".into(), serde_json::json!(page));
+    (headers, serde_json::to_vec(&reply).unwrap_or_default())
 }
 
 /// Answers token requests and refuses `/v2/` requests without a token for their scope.

@@ -8,3 +8,4 @@ pub mod debian;
 pub mod files;
 pub mod layer_cache;
 pub mod lock;
+pub mod registry;

@@ -1,0 +1,482 @@
+//! `marqo-base login`, `logout`, `push` and `pull`: the registry commands. Arguments are
+//! checked here; the protocol work is in the `registry` crate.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use oci::Platform;
+use registry::{
+    BlobAction, ClientOptions, Credentials, DockerConfig, Plan, PushOptions, PushRecord, Reference,
+    RegistryClient, Source, TagSpec,
+};
+
+use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs, RegistryNetArgs};
+use crate::diagnostics::CliError;
+use crate::printer::Printer;
+
+/// The label `build` gives each image configuration: the lock's input fingerprint.
+const FINGERPRINT_LABEL: &str = "dev.marqo-base.lock-fingerprint";
+/// How many blobs are sent or fetched at once.
+const PARALLEL_BLOBS: usize = 4;
+
+pub fn exec_login(args: LoginArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let host = registry::parse_registry(&args.registry).map_err(|e| CliError::user(e.to_string()))?;
+    if !args.password_stdin {
+        return Err(CliError::user("no password given").with_hint(format!(
+            "pipe it in: echo \"$TOKEN\" | marqo-base login {host} --username NAME --password-stdin"
+        )));
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .map_err(|e| CliError::from_error("cannot read the password from stdin", e))?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(CliError::user("the password read from stdin is empty")
+            .with_hint("pipe the password or token into --password-stdin"));
+    }
+    if args.username.is_empty() {
+        return Err(CliError::user("the user name is empty").with_hint("pass --username NAME"));
+    }
+    let credentials = Credentials::basic(&args.username, password);
+    let config_path = docker_config_path()?;
+    let mut config =
+        DockerConfig::read(&config_path).map_err(|e| registry_error("cannot read the credentials", e))?;
+    let client = client_for(&host, Some(credentials.clone()), &args.net)?;
+    let runtime = runtime()?;
+    runtime
+        .block_on(client.check_login())
+        .map_err(|e| registry_error(&format!("cannot log in to {host}"), e))?;
+    let helper = config.helper_for(&host);
+    config
+        .store(&host, &credentials)
+        .map_err(|e| registry_error(&format!("cannot store the credentials of {host}"), e))?;
+    match helper {
+        Some(helper) => printer.status(format!(
+            "Login succeeded: credentials for {host} stored with docker-credential-{helper}"
+        )),
+        None => printer
+            .status(format!("Login succeeded: credentials for {host} stored in {}", config_path.display())),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn exec_logout(args: LogoutArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let host = registry::parse_registry(&args.registry).map_err(|e| CliError::user(e.to_string()))?;
+    let config_path = docker_config_path()?;
+    let mut config =
+        DockerConfig::read(&config_path).map_err(|e| registry_error("cannot read the credentials", e))?;
+    if config
+        .erase(&host)
+        .map_err(|e| registry_error(&format!("cannot remove the credentials of {host}"), e))?
+    {
+        printer.status(format!("Removed the credentials of {host}"));
+    } else {
+        printer.status(format!("Not logged in to {host}: no credentials stored"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn exec_push(args: PushArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let started = Instant::now();
+    let target = parse_reference(&args.reference)?;
+    if target.digest.is_some() {
+        return Err(CliError::user(format!("`{}` names a digest; push sets tags", args.reference))
+            .with_hint("write HOST/REPOSITORY and pass --tag"));
+    }
+    let mut tags = Vec::new();
+    for tag in target.tag.iter().chain(&args.tags) {
+        if tag == "next" {
+            tags.push(TagSpec::Next);
+        } else {
+            registry::check_tag(tag).map_err(|e| {
+                CliError::user(format!("`{tag}` is not a valid tag: {e}"))
+                    .with_hint("tags are letters, digits, `_`, `.` and `-`, such as --tag 42 or --tag next")
+            })?;
+            tags.push(TagSpec::Named(tag.clone()));
+        }
+    }
+    if tags.is_empty() {
+        return Err(CliError::user(format!("no tag to push {} as", target.name()))
+            .with_hint("pass --tag next (the next free integer), --tag NAME, or write HOST/REPO:TAG"));
+    }
+    let Some(oci_dir) = &args.oci else {
+        return Err(CliError::user("nothing to push: --oci DIR is required")
+            .with_hint("build the layout first: marqo-base build --oci out/, then push --oci out/"));
+    };
+    for from in &args.mount_from {
+        Reference::parse(&format!("{}/{from}", target.registry)).map_err(|e| {
+            CliError::user(format!("--mount-from `{from}` is not a repository: {e}"))
+                .with_hint("name a repository of the same registry, such as marqo-base-dev")
+        })?;
+    }
+    let chunk_size = parse_size(&args.chunk_size)?;
+    let source = Source::read(oci_dir, args.r#ref.as_deref())
+        .map_err(|e| registry_error(&format!("cannot push from {}", oci_dir.display()), e))?;
+    let options = PushOptions {
+        tags,
+        mount_from: args.mount_from.clone(),
+        chunk_size,
+        parallel: PARALLEL_BLOBS,
+        tag_page_size: args.tags_page_size,
+    };
+    let client = client_for(&target.registry, stored_credentials(&target.registry)?, &args.net)?;
+    let runtime = runtime()?;
+    let spinner = printer.spinner(&format!("Asking {} what it has", target.registry));
+    let plan = runtime.block_on(registry::plan_push(&client, &target, &source, &options));
+    spinner.finish_and_clear();
+    let plan = plan.map_err(|e| registry_error(&format!("cannot plan the push to {}", target.name()), e))?;
+    print_plan(printer, &plan);
+    confirm(&args, &plan)?;
+
+    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
+    let sessions = cache.root().join("registry").join("uploads");
+    let (to_send, bytes) = plan.count(|a| *a != BlobAction::Present);
+    let bar = byte_bar(printer, bytes, &format!("Pushing {to_send} blobs"));
+    let progress = {
+        let bar = bar.clone();
+        Arc::new(move |n: u64| bar.inc(n)) as registry::ProgressFn
+    };
+    let pushed =
+        runtime.block_on(registry::execute_push(&client, &plan, &source, &options, Some(sessions), progress));
+    bar.finish_and_clear();
+    let pushed = pushed.map_err(|e| {
+        let context = format!(
+            "cannot push to {}; no tag was set (run the same command again to continue: blobs \
+             already sent are skipped and unfinished uploads resume)",
+            target.name()
+        );
+        registry_error(&context, e)
+    })?;
+    for (digest, offset) in pushed.uploaded.iter().filter(|(_, offset)| *offset > 0) {
+        printer.status(format!("Resumed the upload of {digest} at {}", human(*offset)));
+    }
+    if let Some(race) = &pushed.race {
+        eprintln!(
+            "error: another push changed {}:{} while this one ran: it points at {}, not at {} (what this push sent)",
+            target.name(),
+            race.tag,
+            race.theirs.as_ref().map_or("nothing".to_string(), ToString::to_string),
+            race.ours
+        );
+        eprintln!(
+            "hint: everything was pushed and {}@{} is complete; push again with --tag next for a new number",
+            target.name(),
+            race.ours
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if let Some(record_path) = &args.record {
+        let now = jiff::Timestamp::now();
+        let pushed_at = jiff::Timestamp::from_second(now.as_second())
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| now.to_string());
+        let record = PushRecord::new(&plan, &pushed, FINGERPRINT_LABEL, pushed_at);
+        record.write(record_path).map_err(|e| registry_error("cannot write the record", e))?;
+    }
+    for tag in &pushed.tags {
+        println!("{}:{tag}@{}", target.name(), plan.root.digest);
+    }
+    printer.status(format!(
+        "Pushed {} as {} in {:.2}s: {} blobs sent ({}), {} mounted, {} already there",
+        target.name(),
+        pushed.tags.join(", "),
+        started.elapsed().as_secs_f64(),
+        pushed.uploaded.len(),
+        human(plan.count(|a| *a == BlobAction::Upload).1),
+        pushed.mounted,
+        plan.count(|a| *a == BlobAction::Present).0
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn exec_pull(args: PullArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let started = Instant::now();
+    let reference = parse_reference(&args.reference)?;
+    let mut platforms = Vec::new();
+    for p in &args.platforms {
+        platforms
+            .push(Platform::from_str(p).map_err(|e| {
+                CliError::user(e.to_string()).with_hint("for example --platform linux/arm64")
+            })?);
+    }
+    match (&args.oci, &args.docker_archive) {
+        (Some(dir), None) => {
+            let non_empty = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+            if dir.exists() && (!dir.is_dir() || non_empty) {
+                return Err(CliError::user(format!(
+                    "`{}` exists and is not an empty directory",
+                    dir.display()
+                ))
+                .with_hint("name a new directory for --oci"));
+            }
+        }
+        (None, Some(file)) => {
+            if file.is_dir() {
+                return Err(CliError::user(format!("`{}` is a directory", file.display()))
+                    .with_hint("--docker-archive takes the path of a tar file to write"));
+            }
+            if platforms.is_empty() {
+                platforms.push(host_platform()?);
+            }
+            if platforms.len() > 1 {
+                return Err(CliError::user("a docker-archive holds one platform")
+                    .with_hint("pass one --platform, such as --platform linux/arm64"));
+            }
+        }
+        _ => {
+            return Err(CliError::user("pass one of --oci DIR or --docker-archive FILE").with_hint(
+                "--oci out writes an OCI image layout; --docker-archive img.tar is for `docker load`",
+            ))
+        }
+    }
+    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
+    let client = client_for(&reference.registry, stored_credentials(&reference.registry)?, &args.net)?;
+    let runtime = runtime()?;
+    let mut pulled = runtime
+        .block_on(registry::resolve_pull(&client, &reference, &platforms))
+        .map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
+    let blobs =
+        pulled.blob_descriptors().map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
+    let bytes: u64 = blobs.iter().map(|b| b.size).sum();
+    let bar = byte_bar(printer, bytes, &format!("Pulling {} blobs", blobs.len()));
+    let progress = {
+        let bar = bar.clone();
+        Arc::new(move |n: u64| bar.inc(n)) as registry::ProgressFn
+    };
+    let fetched = runtime.block_on(registry::fetch_blobs(
+        &client,
+        &mut pulled,
+        &platforms,
+        &cache,
+        PARALLEL_BLOBS,
+        progress,
+    ));
+    bar.finish_and_clear();
+    fetched.map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
+    let tag = reference.tag.clone().unwrap_or_else(|| "latest".to_string());
+    let (out, written) = if let Some(dir) = &args.oci {
+        registry::write_oci(&pulled, dir, &tag)
+            .map_err(|e| registry_error("cannot write the pulled image", e))?;
+        (dir.clone(), "an OCI image layout")
+    } else {
+        let file = args.docker_archive.clone().unwrap_or_default();
+        let repo_tag = format!("{}:{tag}", reference.name());
+        registry::write_archive(&pulled, &file, &repo_tag)
+            .map_err(|e| registry_error("cannot write the pulled image", e))?;
+        (file, "a docker-archive")
+    };
+    let platforms: Vec<String> = pulled.images.iter().map(|i| i.platform.to_string()).collect();
+    printer.status(format!(
+        "Pulled {reference} ({}; {}; {} blobs, {}) into {written} at {} in {:.2}s",
+        pulled.root.digest,
+        platforms.join(", "),
+        blobs.len(),
+        human(bytes),
+        out.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_reference(input: &str) -> Result<Reference, CliError> {
+    Reference::parse(input).map_err(|e| {
+        CliError::user(e.to_string())
+            .with_hint("write HOST[:PORT]/REPOSITORY[:TAG], such as 127.0.0.1:5000/marqo-base:1")
+    })
+}
+
+/// A registry error as the user sees it: network and registry failures exit 3, the rest 2.
+fn registry_error(context: &str, error: registry::Error) -> CliError {
+    let hint = error.hint();
+    if error.is_network() {
+        return CliError::Network { message: context.to_string(), source: Some(Box::new(error)) };
+    }
+    let err = CliError::User { message: context.to_string(), hint: None, source: Some(Box::new(error)) };
+    match hint {
+        Some(hint) => err.with_hint(hint),
+        None => err,
+    }
+}
+
+fn docker_config_path() -> Result<PathBuf, CliError> {
+    DockerConfig::default_path().ok_or_else(|| {
+        CliError::user("cannot find Docker's config.json: neither DOCKER_CONFIG nor HOME is set")
+            .with_hint("set DOCKER_CONFIG to a directory")
+    })
+}
+
+fn stored_credentials(host: &str) -> Result<Option<Credentials>, CliError> {
+    let path = docker_config_path()?;
+    let config = DockerConfig::read(&path).map_err(|e| registry_error("cannot read the credentials", e))?;
+    config.get(host).map_err(|e| registry_error(&format!("cannot read the credentials of {host}"), e))
+}
+
+fn client_for(
+    host: &str,
+    credentials: Option<Credentials>,
+    net: &RegistryNetArgs,
+) -> Result<RegistryClient, CliError> {
+    let http = fetch::Client::new(fetch::ClientOptions::default())
+        .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
+    let options = ClientOptions { insecure: net.insecure, retries: net.retries, ..ClientOptions::default() };
+    Ok(RegistryClient::new(http.http().clone(), host, credentials, &options))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::from_error("cannot start the async runtime", e))
+}
+
+/// The plan, on stderr: where, which tags, which platforms, which blobs go and which are there.
+fn print_plan(printer: &Printer, plan: &Plan) {
+    let tags: Vec<String> = plan
+        .tags
+        .iter()
+        .map(|t| if plan.next.as_ref() == Some(t) { format!("{t} (next)") } else { t.clone() })
+        .collect();
+    let mut text = format!("Push to {}\n  tags:      {}\n", plan.repository.name(), tags.join(", "));
+    text.push_str(&format!("  image:     {} ({})\n", plan.root.digest, plan.root.media_type));
+    for image in &plan.images {
+        let size: u64 = image
+            .blob_digests()
+            .iter()
+            .filter_map(|d| plan.blobs.iter().find(|b| &b.descriptor.digest == d))
+            .map(|b| b.descriptor.size)
+            .sum();
+        text.push_str(&format!(
+            "  platform:  {} {} ({})\n",
+            image.platform,
+            image.descriptor.digest,
+            human(size)
+        ));
+    }
+    let (send, send_bytes) = plan.count(|a| *a == BlobAction::Upload);
+    let (mount, mount_bytes) = plan.count(|a| matches!(a, BlobAction::Mount(_)));
+    let (there, there_bytes) = plan.count(|a| *a == BlobAction::Present);
+    text.push_str(&format!("  to send:   {send} blobs ({})\n", human(send_bytes)));
+    for blob in &plan.blobs {
+        match &blob.action {
+            BlobAction::Upload => {
+                text.push_str(&format!("    {} {}\n", blob.descriptor.digest, human(blob.descriptor.size)))
+            }
+            BlobAction::Mount(from) => text.push_str(&format!(
+                "    {} {} (mount from {from})\n",
+                blob.descriptor.digest,
+                human(blob.descriptor.size)
+            )),
+            BlobAction::Present => {}
+        }
+    }
+    if mount > 0 {
+        text.push_str(&format!("  to mount:  {mount} blobs ({})\n", human(mount_bytes)));
+    }
+    text.push_str(&format!("  already there: {there} blobs ({})", human(there_bytes)));
+    printer.status(text);
+}
+
+/// `--yes`, or a "y" typed on the terminal; without a terminal and `--yes`, a refusal.
+fn confirm(args: &PushArgs, plan: &Plan) -> Result<(), CliError> {
+    if args.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::user("not pushing: there is no terminal to confirm the plan on")
+            .with_hint("pass --yes to push without asking (in CI, keep the approval in the CI system)"));
+    }
+    eprint!("Push {} as {}? [y/N] ", plan.repository.name(), plan.tags.join(", "));
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::from_error("cannot read the answer", e))?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::user("not pushing: the plan was not confirmed"))
+    }
+}
+
+fn byte_bar(printer: &Printer, total: u64, message: &str) -> ProgressBar {
+    if printer.quiet || !std::io::stderr().is_terminal() || total == 0 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// The platform of this machine, for a docker-archive pulled without `--platform`.
+fn host_platform() -> Result<Platform, CliError> {
+    match std::env::consts::ARCH {
+        "x86_64" => Ok(Platform::new("linux", "amd64")),
+        "aarch64" => Ok(Platform::new("linux", "arm64")),
+        other => {
+            Err(CliError::user(format!("no default platform for this machine's architecture `{other}`"))
+                .with_hint("pass --platform, such as --platform linux/amd64"))
+        }
+    }
+}
+
+/// `16M`, `512K`, `1G` or a number of bytes.
+fn parse_size(input: &str) -> Result<u64, CliError> {
+    let text = input.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let factor = match unit.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 1,
+        "K" => 1024,
+        "M" => 1024 * 1024,
+        "G" => 1024 * 1024 * 1024,
+        _ => 0,
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if factor > 0 && n > 0 => Ok(n.saturating_mul(factor)),
+        _ => Err(CliError::user(format!("`{input}` is not a size"))
+            .with_hint("write a number of bytes with K, M or G, such as --chunk-size 16M")),
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16M").unwrap(), 16 << 20);
+        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("0").is_err() && parse_size("12X").is_err() && parse_size("").is_err());
+        assert_eq!(human(512), "512 B");
+        assert_eq!(human(3 << 20), "3.0 MiB");
+    }
+}
