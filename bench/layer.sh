@@ -9,7 +9,8 @@
 # The source defaults to the host's multiarch library directory (shared libraries, as in a
 # Debian layer), else /usr/lib; about BENCH_MB megabytes of its files go into the layer.
 # "ours" includes reading the files into the layer's spool; the peers read the tar from the
-# page cache. The same tar is fed to each peer: it is the layer decompressed.
+# page cache. The same tar is fed to each peer: it is the layer decompressed. CPU seconds
+# (user + sys) are printed too: on a shared machine they move less than wall time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${BENCH_DIR:-$(mktemp -d /tmp/bench-layer.XXXXXX)}
@@ -33,21 +34,27 @@ results="$work/results.txt"
 echo "== $src, about $mb MB of files, $cores cores; reading them once to warm the page cache"
 tar -cf /dev/null -C "$src" . 2>/dev/null || true
 
-measure ours-gzip "$bin" "$src" "$work/layer.tar.gz" --max-mb "$mb"
-measure ours-gzip-1-thread "$bin" "$src" "$work/layer-1.tar.gz" --max-mb "$mb" --threads 1
-measure ours-zstd "$bin" "$src" "$work/layer.tar.zst" --max-mb "$mb" --zstd
+# `timed NAME CMD...`: `measure`, also keeping CPU seconds in $work/cpu.NAME.
+timed() { local name=$1; shift; measure "$name" /usr/bin/time -f "%U %S" -o "$work/cpu.$name" "$@"; }
+cpu() { awk '{ print $1 + $2 }' "$work/cpu.$1" 2>/dev/null; }
+
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# Each peer runs right after ours, so that both see about the same load.
+timed ours-gzip "$bin" "$src" "$work/layer.tar.gz" --max-mb "$mb"
 cat "$work/ours-gzip.log"
+gunzip -c "$work/layer.tar.gz" > "$work/layer.tar"
+timed pigz-6 sh -c "pigz -6 -p $cores -c '$work/layer.tar' > '$work/pigz.tar.gz'"
+timed ours-zstd "$bin" "$src" "$work/layer.tar.zst" --max-mb "$mb" --zstd
+timed zstd-3 sh -c "zstd -q -3 -T$cores -c '$work/layer.tar' > '$work/zstd.tar.zst'"
+timed ours-gzip-1-thread "$bin" "$src" "$work/layer-1.tar.gz" --max-mb "$mb" --threads 1
 cmp -s "$work/layer.tar.gz" "$work/layer-1.tar.gz" && echo "1 thread and $cores: same bytes" ||
     { echo "1 thread and $cores threads gave different bytes"; exit 1; }
 
-gunzip -c "$work/layer.tar.gz" > "$work/layer.tar"
-measure pigz-6 sh -c "pigz -6 -p $cores -c '$work/layer.tar' > '$work/pigz.tar.gz'"
-measure zstd-3 sh -c "zstd -q -3 -T$cores -c '$work/layer.tar' > '$work/zstd.tar.zst'"
-
 tar_mb=$(( $(stat -c %s "$work/layer.tar") / 1000000 ))
-echo "== throughput (MB of tar per second of wall time) and sizes"
+echo "== throughput: MB of tar per second of wall time, and CPU seconds (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
 for name in ours-gzip ours-gzip-1-thread pigz-6 ours-zstd zstd-3; do
-    awk -v n="$name" -v s="$(secs "$name")" -v t="$tar_mb" 'BEGIN { if (s) printf "%-20s %7.1f MB/s\n", n, t / s }'
+    awk -v n="$name" -v s="$(secs "$name")" -v c="$(cpu "$name")" -v t="$tar_mb" \
+        'BEGIN { if (s) printf "%-20s %7.1f MB/s %7.2f s CPU\n", n, t / s, c }'
 done
 ls -l "$work"/layer.tar.gz "$work"/pigz.tar.gz "$work"/layer.tar.zst "$work"/zstd.tar.zst | awk '{ printf "%-40s %6.1f MB\n", $9, $5 / 1e6 }'
 
