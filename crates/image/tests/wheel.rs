@@ -83,7 +83,7 @@ impl Wheel {
 }
 
 fn options(requested: bool) -> InstallOptions {
-    InstallOptions { python: "/usr/bin/python3.9".to_string(), requested }
+    InstallOptions { python: "/usr/bin/python3.9".to_string(), requested, strict_record: true }
 }
 
 /// A pure package with a `.data/scripts` script, `.data/data` and `.data/headers` files, a
@@ -272,4 +272,35 @@ fn files_that_do_not_match_record_are_refused() {
 
     let err = install_error(Wheel::new("hello_pkg", "1.0").file("unlisted/x.py", ""));
     assert!(matches!(err, WheelError::Unverified { ref entry, .. } if entry == "unlisted/x.py"), "{err}");
+}
+
+/// Without `strict_record`, as pip: a stale RECORD row is reported, the file is installed,
+/// and the installed RECORD has the file's real hash.
+#[test]
+fn record_problems_are_reported_when_not_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wheel = Wheel::new("hello_pkg", "1.0").file("hello_pkg/__init__.py", "x = 1\n");
+    wheel.corrupt.push("hello_pkg/__init__.py".into());
+    let path = wheel.write(dir.path());
+    let mut layer = LayerWriter::new(dir.path(), LayerOptions::default()).unwrap();
+    let lenient = InstallOptions { strict_record: false, ..options(false) };
+    let installed = install_wheel(&path, &Scheme::debian("3.9"), &mut layer, &lenient).unwrap();
+    assert_eq!(installed.record_problems.len(), 1, "{:?}", installed.record_problems);
+    assert!(
+        installed.record_problems[0].contains("hello_pkg/__init__.py"),
+        "{:?}",
+        installed.record_problems
+    );
+    let out = dir.path().join("layer.tar");
+    layer.finish_to_file(&out).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&out).unwrap()));
+    let mut record = String::new();
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().ends_with("hello_pkg-1.0.dist-info/RECORD") {
+            std::io::Read::read_to_string(&mut entry, &mut record).unwrap();
+        }
+    }
+    let real = image::record_hash(b"x = 1\n");
+    assert!(record.contains(&format!("hello_pkg/__init__.py,{real},6")), "{record}");
 }

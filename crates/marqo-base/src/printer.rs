@@ -63,4 +63,26 @@ impl Printer {
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     }
+
+    /// A progress bar to `total` on a terminal (bytes when `bytes`, else items); hidden in CI
+    /// logs, pipes and quiet mode.
+    pub fn bar(&self, total: u64, message: &str, bytes: bool) -> ProgressBar {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let template = if bytes {
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ({elapsed}, eta {eta})"
+        } else {
+            "{msg} [{bar:30}] {pos}/{len} ({elapsed})"
+        };
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
 }

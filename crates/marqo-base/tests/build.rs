@@ -540,3 +540,71 @@ fn live_quickstart_both_platforms() {
     );
     assert_eq!(printed.trim(), "aarch64 1.23.4");
 }
+
+/// The flagship (`examples/marqo-base`: Marqo's requirements on Debian bullseye) built for
+/// both platforms from its committed lock, then Marqo's stack imported in each: amd64 in a
+/// chroot, arm64 under `qemu-aarch64-static -L`. Multi-GB: runs only with
+/// `MARQO_BASE_FLAGSHIP=1` (and never with `MARQO_BASE_SKIP_LIVE=1`); uses the user's cache.
+#[test]
+fn live_flagship_both_platforms() {
+    if std::env::var_os("MARQO_BASE_FLAGSHIP").is_none_or(|v| v != "1")
+        || std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1")
+    {
+        eprintln!("set MARQO_BASE_FLAGSHIP=1 to build the flagship image (several GB, minutes)");
+        return;
+    }
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/marqo-base");
+    let work = tempfile::tempdir_in(std::env::var_os("TMPDIR").unwrap_or("/tmp".into())).unwrap();
+    let work = work.path();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_marqo-base"))
+        .args(["build", "--manifest"])
+        .arg(example.join("marqo-base.toml"))
+        .arg("--oci")
+        .arg(work.join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    eprintln!("{stderr}\nflagship build took {:.1}s", started.elapsed().as_secs_f64());
+
+    let imports = "import torch, transformers, open_clip, onnxruntime, cv2, PIL, numpy, psutil; \
+                   print(torch.__version__, numpy.__version__, psutil.cpu_count() > 0)";
+    for arch in ["amd64", "arm64"] {
+        let image = format!("oci:{arch}:x");
+        tool(work, "skopeo", &["copy", "--override-arch", arch, "oci:out:latest", &image]);
+        let bundle = format!("bundle-{arch}");
+        tool(work, "umoci", &["unpack", "--rootless", "--image", &format!("{arch}:x"), &bundle]);
+        let rootfs = format!("{bundle}/rootfs");
+        let run = |argv: &[&str]| -> String {
+            let mut full: Vec<&str> = Vec::new();
+            let program = if arch == "amd64" {
+                full.push(&rootfs);
+                "chroot"
+            } else {
+                full.extend(["-L", &rootfs]);
+                "qemu-aarch64-static"
+            };
+            let first = format!("{rootfs}{}", argv[0]);
+            if arch == "amd64" {
+                full.push(argv[0]);
+            } else {
+                full.push(&first);
+            }
+            full.extend(&argv[1..]);
+            let out = Command::new(program).args(&full).current_dir(work).output().unwrap();
+            let text =
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(out.status.success(), "{arch} {argv:?}: {text}");
+            text
+        };
+        let printed = run(&["/usr/bin/python3.9", "-c", imports]);
+        eprintln!("{arch}: {printed}");
+        assert!(printed.starts_with("1.13.1") && printed.contains("1.23.4 True"), "{arch}: {printed}");
+        let java = if arch == "amd64" { "amd64" } else { "arm64" };
+        let printed = run(&[&format!("/usr/lib/jvm/java-17-openjdk-{java}/bin/java"), "-version"]);
+        assert!(printed.contains("openjdk version \"17"), "{arch}: {printed}");
+        assert!(run(&["/usr/bin/redis-server", "--version"]).contains("Redis server v=6"), "{arch}");
+        assert!(run(&["/usr/bin/ffmpeg", "-version"]).contains("ffmpeg version 4"), "{arch}");
+    }
+}

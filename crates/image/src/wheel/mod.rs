@@ -141,6 +141,11 @@ pub struct InstallOptions {
     pub python: String,
     /// Write `REQUESTED`: the distribution was asked for, not pulled in as a dependency.
     pub requested: bool,
+    /// Refuse a file that its `RECORD` row does not match, or does not list. Off, such files
+    /// are installed (as pip and uv install them: published wheels with a stale `RECORD`
+    /// exist, and the wheel itself is checked by its sha256 before) and reported in
+    /// [`InstalledWheel::record_problems`]; the installed `RECORD` has their real hashes.
+    pub strict_record: bool,
 }
 
 /// What [`install_wheel`] installed.
@@ -154,6 +159,9 @@ pub struct InstalledWheel {
     pub dist_info: String,
     /// Every installed file, absolute, sorted (the generated `RECORD` included).
     pub files: Vec<String>,
+    /// Files the wheel's `RECORD` does not match or list (only without
+    /// [`InstallOptions::strict_record`]).
+    pub record_problems: Vec<String>,
 }
 
 /// One installed file: its path in the image, its sha256 (as RECORD writes it) and size.
@@ -211,6 +219,7 @@ pub fn install_wheel(
     // Files of the wheel that the installer writes itself.
     let replaced = ["RECORD", "INSTALLER", "REQUESTED"].map(|file| format!("{dist_info}/{file}"));
     let mut installed = Vec::new();
+    let mut record_problems = Vec::new();
     for index in 0..archive.len() {
         let mut entry =
             archive.by_index(index).map_err(|source| WheelError::Zip { wheel: wheel.into(), source })?;
@@ -259,11 +268,15 @@ pub fn install_wheel(
             found => {
                 let reason =
                     if found.is_some() { "its RECORD row has no hash" } else { "it is not in RECORD" };
-                return Err(WheelError::Unverified {
-                    wheel: wheel.into(),
-                    entry: entry_name,
-                    reason: reason.into(),
-                });
+                if options.strict_record {
+                    return Err(WheelError::Unverified {
+                        wheel: wheel.into(),
+                        entry: entry_name,
+                        reason: reason.into(),
+                    });
+                }
+                record_problems.push(format!("`{entry_name}`: {reason}"));
+                None
             }
         };
         let verify = match &expected {
@@ -303,12 +316,17 @@ pub fn install_wheel(
                     Some(size) => format!("{algorithm}={digest} ({size} bytes)"),
                     None => format!("{algorithm}={digest}"),
                 };
-                return Err(WheelError::RecordMismatch {
-                    wheel: wheel.into(),
-                    expected: describe(&digest, expected_size),
-                    found: describe(found_digest.as_deref().unwrap_or(""), Some(found_size)),
-                    entry: entry_name,
-                });
+                let expected = describe(&digest, expected_size);
+                let found = describe(found_digest.as_deref().unwrap_or(""), Some(found_size));
+                if options.strict_record {
+                    return Err(WheelError::RecordMismatch {
+                        wheel: wheel.into(),
+                        expected,
+                        found,
+                        entry: entry_name,
+                    });
+                }
+                record_problems.push(format!("`{entry_name}`: RECORD says {expected}, found {found}"));
             }
         }
         installed.push(Installed { path: destination, hash: Some(hash), size: Some(size) });
@@ -352,6 +370,7 @@ pub fn install_wheel(
         version: version.to_string(),
         dist_info: dist_info_path,
         files,
+        record_problems,
     })
 }
 

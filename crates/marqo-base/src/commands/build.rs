@@ -236,6 +236,11 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
 
     // Each platform is built in its own thread (unpacking and compressing are most of the
     // time); the summary is printed in the manifest's order.
+    let spinner = printer.bar(
+        total as u64,
+        &format!("Building {} (layers)", platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")),
+        false,
+    );
     let builds: Vec<PlatformBuild<'_>> = platforms
         .iter()
         .zip(&plans)
@@ -254,12 +259,9 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
             scratch: &scratch,
             mtime,
             compression,
+            progress: &spinner,
         })
         .collect();
-    let spinner = printer.spinner(&format!(
-        "Building {}",
-        platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
-    ));
     let results: Vec<Result<Built, CliError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = builds
             .iter()
@@ -489,9 +491,9 @@ fn fetch_wheels(
         .map_err(|e| CliError::from_error("cannot start the async runtime", e))?;
     let t = Instant::now();
     let bytes: u64 = missing.iter().map(|w| w.file.size).sum();
-    let spinner = printer.spinner(&format!("Fetching {} wheels ({})", missing.len(), megabytes(bytes)));
+    let spinner = printer.bar(bytes, &format!("Fetching {} wheels", missing.len()), true);
     let jobs = missing.iter().map(|wheel| {
-        let (client, http, cache) = (&client, &http, &cache);
+        let (client, http, cache, spinner) = (&client, &http, &cache, &spinner);
         async move {
             let name = PackageName::from_str(&wheel.name)
                 .map_err(|e| CliError::user(format!("bad package name `{}` in the lock: {e}", wheel.name)))?;
@@ -511,6 +513,7 @@ fn fetch_wheels(
                 .download_verified(&file.url, &wheel.file.sha256, cache)
                 .await
                 .map_err(|e| CliError::from_error(format!("cannot download {}", wheel.file.name), e))?;
+            spinner.inc(wheel.file.size);
             Ok::<_, CliError>((wheel.file.sha256.clone(), path))
         }
     });
@@ -870,6 +873,8 @@ struct PlatformBuild<'a> {
     scratch: &'a Path,
     mtime: u64,
     compression: Compression,
+    /// Advanced by one for every layer done.
+    progress: &'a indicatif::ProgressBar,
 }
 
 impl PlatformBuild<'_> {
@@ -886,6 +891,7 @@ impl PlatformBuild<'_> {
                 })?;
                 if linked {
                     layers.push((info.clone(), planned.created_by.clone()));
+                    self.progress.inc(1);
                     continue;
                 }
                 return Err(CliError::user(format!(
@@ -904,6 +910,7 @@ impl PlatformBuild<'_> {
                 self.layer_cache.put(key, &info, &blob);
             }
             layers.push((info, planned.created_by.clone()));
+            self.progress.inc(1);
         }
 
         let config = self.config(&layers)?;
@@ -957,10 +964,17 @@ impl PlatformBuild<'_> {
                 .get(&built)
                 .or_else(|| self.wheel_paths.get(&wheel.file.sha256))
                 .ok_or_else(|| CliError::user(format!("{} was not fetched", wheel.file.name)))?;
-            let options =
-                InstallOptions { python: python.clone(), requested: self.requested.contains(&wheel.name) };
-            install_wheel(path, &scheme, &mut layer, &options)
+            let options = InstallOptions {
+                python: python.clone(),
+                requested: self.requested.contains(&wheel.name),
+                strict_record: false,
+            };
+            let installed = install_wheel(path, &scheme, &mut layer, &options)
                 .map_err(|e| CliError::from_error(format!("cannot install {}", wheel.file.name), e))?;
+            for problem in &installed.record_problems {
+                // As pip: installed anyway (the wheel's sha256 was checked against the lock).
+                tracing::warn!("{}: {problem}; installed as pip would", wheel.file.name);
+            }
         }
         self.finish(layer)
     }
