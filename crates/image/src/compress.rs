@@ -67,6 +67,16 @@ impl Compression {
         }
     }
 
+    /// What decides the compressed bytes of a given tar stream: format, compressor, level and
+    /// block size. It changes whenever they would (the golden digests of `tests/layer.rs`
+    /// fail until it is bumped with them), so a cache of compressed layers should key on it.
+    pub fn identity(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip zlib-rs-0.6 level-6 blocks-1MiB",
+            Compression::Zstd => "zstd libzstd-1.5.7 level-3 blocks-1MiB checksum",
+        }
+    }
+
     /// The usual file name extension of a layer compressed this way (`tar.gz`, `tar.zst`).
     pub fn extension(self) -> &'static str {
         match self {

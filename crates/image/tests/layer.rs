@@ -366,9 +366,11 @@ fn media_types_are_the_oci_ones() {
 /// The bytes of a layer depend on the compressor's code, level and block size. These pinned
 /// digests catch a change of any of them (a flate2 backend switched by feature unification,
 /// a zlib-rs or libzstd update that compresses differently): every layer digest would change
-/// with it, so such an update must be deliberate.
+/// with it, so such an update must be deliberate, and bump [`Compression::identity`] too.
 #[test]
 fn golden_digests() {
+    assert_eq!(Compression::Gzip.identity(), "gzip zlib-rs-0.6 level-6 blocks-1MiB");
+    assert_eq!(Compression::Zstd.identity(), "zstd libzstd-1.5.7 level-3 blocks-1MiB checksum");
     let dir = tempfile::tempdir().unwrap();
     let entries = big_entries(2);
     let gzip = build(dir.path(), "layer.tar.gz", &entries, LayerOptions::default());
