@@ -608,3 +608,85 @@ fn live_flagship_both_platforms() {
         assert!(run(&["/usr/bin/ffmpeg", "-version"]).contains("ffmpeg version 4"), "{arch}");
     }
 }
+
+/// `base = "REF"`: an image built on another, from an OCI layout on disk and from a
+/// registry. The lock pins the base by digest; the image has the base's layers under its
+/// own, the base's settings under the manifest's.
+#[test]
+fn images_build_on_a_base_image() {
+    let w = world();
+    let ctx = &w.ctx;
+    let work = ctx.work();
+    ctx.run(&["lock"]).success();
+    ctx.run(&["build", "--oci", "base"]).success();
+    let base_digest = index_digest(&work.join("base"), "latest");
+    let base_layers = layer_digests(&work, "base", "arm64");
+
+    // The app: no Debian packages, one more wheel-less file, on top of the base.
+    std::fs::create_dir_all(work.join("app")).unwrap();
+    ctx.write("app/hello.txt", "hello\n");
+    let app = |base: &str| {
+        format!(
+            "[image]\nbase = \"{base}\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\
+             env = {{ APP = \"1\" }}\ncmd = [\"-c\", \"print(1)\"]\n\n\
+             [[file]]\nsrc = \"hello.txt\"\nto = \"/app/hello.txt\"\n"
+        )
+    };
+    ctx.write("app/marqo-base.toml", &app("oci:../base:latest"));
+    let run = ctx.run(&["lock", "--manifest", "app/marqo-base.toml"]);
+    run.success();
+    let lock = ctx.read("app/marqo-base.lock");
+    assert!(lock.contains(&format!("digest = \"{base_digest}\"")), "{lock}");
+    ctx.run(&["build", "--manifest", "app/marqo-base.toml", "--oci", "app-out"]).success();
+    let layers = layer_digests(&work, "app-out", "arm64");
+    assert_eq!(layers.len(), base_layers.len() + 1, "{layers:?}");
+    assert_eq!(layers[..base_layers.len()], base_layers[..]);
+
+    let config: serde_json::Value = serde_json::from_str(&tool(
+        &work,
+        "skopeo",
+        &["inspect", "--config", "--override-arch", "arm64", "oci:app-out:latest"],
+    ))
+    .unwrap();
+    let env: Vec<&str> =
+        config["config"]["Env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(env.contains(&"LANG=C.UTF-8") && env.contains(&"APP=1"), "{config}");
+    assert_eq!(config["config"]["Entrypoint"][0], "/usr/bin/python3.9", "the base's entry point: {config}");
+    assert_eq!(config["config"]["Cmd"][0], "-c", "{config}");
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), layers.len(), "{config}");
+    tool(&work, "skopeo", &["copy", "--override-arch", "arm64", "oci:app-out:latest", "oci:app-one:x"]);
+    tool(&work, "umoci", &["unpack", "--rootless", "--image", "app-one:x", "app-bundle"]);
+    let rootfs = work.join("app-bundle/rootfs");
+    assert_eq!(std::fs::read_to_string(rootfs.join("app/hello.txt")).unwrap(), "hello\n");
+    assert_eq!(std::fs::read_to_string(rootfs.join("usr/lib/libc-test-arm64.txt")).unwrap(), "arm64");
+
+    // The base moves on: the lock keeps its digest, and build refuses the moved base.
+    ctx.write("constraints.txt", "six<1.18\n");
+    ctx.run(&["lock", "-P", "six"]).success();
+    std::fs::remove_dir_all(work.join("base")).unwrap();
+    ctx.run(&["build", "--oci", "base"]).success();
+    ctx.run(&["lock", "--manifest", "app/marqo-base.toml"]).success();
+    assert_eq!(ctx.read("app/marqo-base.lock"), lock, "the base stays pinned");
+    let run = ctx.run(&["build", "--manifest", "app/marqo-base.toml", "--oci", "moved"]);
+    run.code(2);
+    assert!(run.stderr.contains("lock -P base"), "{}", run.stderr);
+    ctx.run(&["lock", "--manifest", "app/marqo-base.toml", "-P", "base"]).success();
+    assert_ne!(ctx.read("app/marqo-base.lock"), lock);
+    ctx.run(&["build", "--manifest", "app/marqo-base.toml", "--oci", "moved"]).success();
+
+    // From a registry: the base pushed, then pulled by digest for the build.
+    if let Some(missing) = test_support::registry_tools_missing() {
+        eprintln!("skipping the registry part: {missing}");
+        return;
+    }
+    let registry = test_support::DockerRegistry::start();
+    let reference = format!("{}/base:1", registry.host());
+    ctx.run(&["push", &reference, "--oci", "base", "--yes"]).success();
+    ctx.write("app/marqo-base.toml", &app(&reference));
+    ctx.run(&["lock", "--manifest", "app/marqo-base.toml"]).success();
+    let pushed = index_digest(&work.join("base"), "latest");
+    assert!(ctx.read("app/marqo-base.lock").contains(&format!("digest = \"{pushed}\"")));
+    ctx.run(&["build", "--manifest", "app/marqo-base.toml", "--oci", "from-registry"]).success();
+    let layers = layer_digests(&work, "from-registry", "amd64");
+    assert_eq!(layers[..3], layer_digests(&work, "base", "amd64")[..]);
+}

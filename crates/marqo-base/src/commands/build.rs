@@ -29,6 +29,7 @@ use pypi_client::sdist::{build_wheel, BuildContext};
 use pypi_client::{IndexArgs, IndexConfig, PipEnvironment, RegistryClient};
 
 use crate::cli::BuildArgs;
+use crate::commands::base::{self, BaseImage};
 use crate::commands::debian::{Session, SourceArgs};
 use crate::commands::layer_cache::LayerCache;
 use crate::commands::lock::DEFAULT_GLIBC;
@@ -91,13 +92,19 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
         return Err(CliError::user(format!("{} is stale: {}", lock_path.display(), reasons.join("; ")))
             .with_hint("run `marqo-base lock` to update it"));
     }
-    if manifest.image.base.is_some() || lock.base.is_some() {
-        return Err(CliError::user(format!(
-            "{}: `base` images are not supported yet by build",
-            manifest_path.display()
-        ))
-        .with_hint("build from scratch (Debian packages) for now"));
-    }
+    let base_source = match (&manifest.image.base, &lock.base) {
+        (None, _) => None,
+        (Some(reference), Some(locked)) if &locked.reference == reference => {
+            Some((base::BaseSource::parse(reference, manifest.dir())?, locked.digest.clone()))
+        }
+        (Some(reference), _) => {
+            return Err(CliError::user(format!(
+                "{} does not pin the base image {reference}",
+                lock_path.display()
+            ))
+            .with_hint("run `marqo-base lock` to update it"))
+        }
+    };
     let platforms = select_platforms(&manifest, &args.platforms)?;
     let mtime = source_date_epoch()?;
     if archive && platforms.len() != 1 {
@@ -203,6 +210,10 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let deb_paths = fetch_debian(&manifest, &needed_debs, args.offline, printer)?;
     let mut wheel_paths = fetch_wheels(&requirements, &needed_wheels, &cache, args.offline, printer)?;
     let file_paths = files::fetch_urls(&needed_files, args.offline, printer)?;
+    let bases = match &base_source {
+        Some((source, digest)) => base::fetch(source, digest, &platforms, printer)?,
+        None => HashMap::new(),
+    };
 
     // Everything is written into a hidden directory beside `--oci` and renamed into place at
     // the end, so a failed build leaves no partial layout; scratch files live there too, so
@@ -260,6 +271,7 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
             mtime,
             compression,
             progress: &spinner,
+            base: bases.get(platform),
         })
         .collect();
     let results: Vec<Result<Built, CliError>> = std::thread::scope(|scope| {
@@ -832,7 +844,7 @@ fn plan_platform<'a>(
     layers
         .into_iter()
         .map(|(source, description, created_by)| {
-            let key = description.map(|d| cache.key(&format!("{compression:?}\n{d}")));
+            let key = description.map(|d| cache.key(&format!("{}\n{d}", compression.identity())));
             let cached = key.as_deref().and_then(|k| cache.get(k));
             PlannedLayer { source, key, created_by, cached }
         })
@@ -875,6 +887,8 @@ struct PlatformBuild<'a> {
     compression: Compression,
     /// Advanced by one for every layer done.
     progress: &'a indicatif::ProgressBar,
+    /// The image this one is built on.
+    base: Option<&'a BaseImage>,
 }
 
 impl PlatformBuild<'_> {
@@ -916,10 +930,34 @@ impl PlatformBuild<'_> {
         let config = self.config(&layers)?;
         let config =
             self.layout.put_json(&config, OCI_IMAGE_CONFIG).map_err(|e| oci_error(self.layout.path(), e))?;
-        let layer_descriptors = layers
-            .iter()
-            .map(|(info, _)| Ok(Descriptor::new(info.media_type(), digest(&info.digest)?, info.size)))
-            .collect::<Result<Vec<_>, CliError>>()?;
+        // The base's layers first, as the base has them (blobs linked or copied in).
+        let mut layer_descriptors = Vec::new();
+        for (descriptor, path) in self.base.map(|b| b.layers.as_slice()).unwrap_or_default() {
+            let dest = self.layout.blob_path(&descriptor.digest);
+            if !dest.is_file() && std::fs::hard_link(path, &dest).is_err() {
+                let file = fs_err::File::open(path)
+                    .map_err(|e| CliError::from_error("cannot read a layer of the base image", e))?;
+                let blob = self
+                    .layout
+                    .put_blob_from_reader(file, path)
+                    .map_err(|e| oci_error(self.layout.path(), e))?;
+                if blob.digest != descriptor.digest {
+                    return Err(CliError::user(format!(
+                        "a layer of the base image changed on disk: {} is not {}",
+                        path.display(),
+                        descriptor.digest
+                    )));
+                }
+            }
+            layer_descriptors.push(Descriptor::new(
+                descriptor.media_type.clone(),
+                descriptor.digest.clone(),
+                descriptor.size,
+            ));
+        }
+        for (info, _) in &layers {
+            layer_descriptors.push(Descriptor::new(info.media_type(), digest(&info.digest)?, info.size));
+        }
         let manifest = self
             .layout
             .put_json(&ImageManifest::new(config, layer_descriptors), OCI_IMAGE_MANIFEST)
@@ -1020,10 +1058,27 @@ impl PlatformBuild<'_> {
     /// the layers' diff_ids and one history entry per layer.
     fn config(&self, layers: &[(LayerInfo, String)]) -> Result<ImageConfig, CliError> {
         let image = &self.manifest.image;
-        let mut env: BTreeMap<String, String> = image.env.clone();
+        let base = self.base.map(|b| &b.config);
+        // The base's settings, then the manifest's over them (as a Dockerfile's FROM would).
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        for entry in base.map(|b| b.config.env.as_slice()).unwrap_or_default() {
+            if let Some((key, value)) = entry.split_once('=') {
+                env.insert(key.to_string(), value.to_string());
+            }
+        }
+        env.extend(image.env.clone());
         env.entry("PATH".to_string()).or_insert_with(|| DEFAULT_PATH.to_string());
-        let mut labels = image.labels.clone();
+        let mut labels = base.map(|b| b.config.labels.clone()).unwrap_or_default();
+        labels.extend(image.labels.clone());
         labels.insert(FINGERPRINT_LABEL.to_string(), self.lock.inputs.fingerprint.clone());
+        let (entrypoint, cmd) = match base {
+            // The base's entry point, unless the manifest sets one (which drops the base's
+            // arguments too).
+            Some(base) if image.entrypoint.is_none() => {
+                (base.config.entrypoint.clone(), image.cmd.clone().or_else(|| base.config.cmd.clone()))
+            }
+            _ => (image.entrypoint.clone(), image.cmd.clone()),
+        };
         let created = match self.mtime {
             0 => None,
             secs => Some(
@@ -1032,15 +1087,16 @@ impl PlatformBuild<'_> {
                     .to_string(),
             ),
         };
-        let diff_ids = layers.iter().map(|(info, _)| digest(&info.diff_id)).collect::<Result<Vec<_>, _>>()?;
-        let history = layers
-            .iter()
-            .map(|(_, by)| History {
-                created: created.clone(),
-                created_by: Some(by.clone()),
-                ..History::default()
-            })
-            .collect();
+        let mut diff_ids: Vec<Digest> = base.map(|b| b.rootfs.diff_ids.clone()).unwrap_or_default();
+        for (info, _) in layers {
+            diff_ids.push(digest(&info.diff_id)?);
+        }
+        let mut history: Vec<History> = base.map(|b| b.history.clone()).unwrap_or_default();
+        history.extend(layers.iter().map(|(_, by)| History {
+            created: created.clone(),
+            created_by: Some(by.clone()),
+            ..History::default()
+        }));
         Ok(ImageConfig {
             created,
             author: None,
@@ -1048,11 +1104,14 @@ impl PlatformBuild<'_> {
             os: "linux".to_string(),
             variant: None,
             config: RuntimeConfig {
-                user: image.user.clone(),
+                user: image.user.clone().or_else(|| base.and_then(|b| b.config.user.clone())),
                 env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
-                entrypoint: image.entrypoint.clone(),
-                cmd: image.cmd.clone(),
-                working_dir: image.workdir.clone(),
+                entrypoint,
+                cmd,
+                working_dir: image
+                    .workdir
+                    .clone()
+                    .or_else(|| base.and_then(|b| b.config.working_dir.clone())),
                 labels,
             },
             rootfs: RootFs::layers(diff_ids),

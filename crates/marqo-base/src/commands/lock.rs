@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use lockfile::{FileRef, Freshness, Inputs, Lock, LockedDebian, LockedPython, Manifest, Platform};
+use lockfile::{
+    FileRef, Freshness, Inputs, Lock, LockedBase, LockedDebian, LockedPython, Manifest, Platform,
+};
 use pep_types::{PackageName, Target, Version};
 use py_resolver::{RequirementSet, ResolveOptions};
 use pypi_client::IndexArgs;
@@ -15,7 +17,7 @@ use pypi_client::IndexArgs;
 use crate::cli::LockArgs;
 use crate::commands::compile::{open_source, parse_date, resolve_with_progress, SourceSetup};
 use crate::commands::debian::{Session, SourceArgs};
-use crate::commands::files;
+use crate::commands::{base, files};
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
 
@@ -52,6 +54,28 @@ pub fn exec(args: LockArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     }
     for file in files::lock_files(&manifest, args.offline, printer)? {
         lock.add_file(file);
+    }
+    if let Some(reference) = &manifest.image.base {
+        // Kept at its digest unless the reference changed, or -U / -P base.
+        let kept = previous
+            .as_ref()
+            .and_then(|p| p.base.as_ref())
+            .filter(|b| &b.reference == reference && !upgrade.contains("base"));
+        let digest = match kept {
+            Some(base) => base.digest.clone(),
+            None => {
+                if args.offline {
+                    return Err(CliError::user(format!(
+                        "--offline: the base image {reference} is not locked yet"
+                    ))
+                    .with_hint("run `marqo-base lock` online once"));
+                }
+                let source = base::BaseSource::parse(reference, manifest.dir())?;
+                base::resolve_digest(&source)?.to_string()
+            }
+        };
+        printer.status(format!("Base image {reference} at {digest}"));
+        lock.base = Some(LockedBase { reference: reference.clone(), digest });
     }
     lock.write_atomic(&lock_path)
         .map_err(|e| CliError::from_error(format!("cannot write `{}`", lock_path.display()), e))?;

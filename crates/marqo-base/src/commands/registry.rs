@@ -292,7 +292,7 @@ fn parse_reference(input: &str) -> Result<Reference, CliError> {
 }
 
 /// A registry error as the user sees it: network and registry failures exit 3, the rest 2.
-fn registry_error(context: &str, error: registry::Error) -> CliError {
+pub(crate) fn registry_error(context: &str, error: registry::Error) -> CliError {
     let hint = error.hint();
     if error.is_network() {
         return CliError::Network { message: context.to_string(), source: Some(Box::new(error)) };
@@ -311,13 +311,13 @@ fn docker_config_path() -> Result<PathBuf, CliError> {
     })
 }
 
-fn stored_credentials(host: &str) -> Result<Option<Credentials>, CliError> {
+pub(crate) fn stored_credentials(host: &str) -> Result<Option<Credentials>, CliError> {
     let path = docker_config_path()?;
     let config = DockerConfig::read(&path).map_err(|e| registry_error("cannot read the credentials", e))?;
     config.get(host).map_err(|e| registry_error(&format!("cannot read the credentials of {host}"), e))
 }
 
-fn client_for(
+pub(crate) fn client_for(
     host: &str,
     credentials: Option<Credentials>,
     net: &RegistryNetArgs,
@@ -328,7 +328,7 @@ fn client_for(
     Ok(RegistryClient::new(http.http().clone(), host, credentials, &options))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
