@@ -690,3 +690,40 @@ fn images_build_on_a_base_image() {
     let layers = layer_digests(&work, "from-registry", "amd64");
     assert_eq!(layers[..3], layer_digests(&work, "base", "amd64")[..]);
 }
+
+/// `[[python.index]]`: `fast` from its own index on amd64 only (as torch from a CUDA index),
+/// from the requirements' index on arm64; `lock` and `build` both follow the pin.
+#[test]
+fn a_package_pinned_to_an_index_on_one_platform() {
+    let w = world();
+    let ctx = &w.ctx;
+    let work = ctx.work();
+    let cuda = Index::new();
+    Wheel::new("fast", "1.0+cu")
+        .tag("cp39-cp39-manylinux2014_x86_64")
+        .requires("six")
+        .file("fast/__init__.py", "CUDA = True\n")
+        .publish(&cuda);
+    let cuda = cuda.serve();
+    let manifest = ctx.read("marqo-base.toml");
+    ctx.write(
+        "marqo-base.toml",
+        &format!(
+            "{manifest}\n[[python.index]]\nurl = \"{}\"\npackages = [\"fast\"]\nplatforms = [\"linux/amd64\"]\n",
+            cuda.url()
+        ),
+    );
+    ctx.run(&["lock"]).success();
+    let lock = ctx.read("marqo-base.lock");
+    assert!(lock.contains("name = \"fast\"\nversion = \"1.0+cu\"\nplatforms = [\"linux/amd64\"]"), "{lock}");
+    assert!(lock.contains("name = \"fast\"\nversion = \"1.0\"\nplatforms = [\"linux/arm64\"]"), "{lock}");
+    // six is not on the pinned index: it still comes from the requirements' index.
+    assert!(lock.contains("name = \"six\"\nversion = \"1.16.0\""), "{lock}");
+
+    let run = ctx.run(&["build", "--oci", "out", "--no-cache"]);
+    run.success();
+    tool(&work, "skopeo", &["copy", "--override-arch", "amd64", "oci:out:latest", "oci:one:x"]);
+    tool(&work, "umoci", &["unpack", "--rootless", "--image", "one:x", "bundle"]);
+    let site = work.join("bundle/rootfs/usr/local/lib/python3.9/dist-packages");
+    assert_eq!(std::fs::read_to_string(site.join("fast/__init__.py")).unwrap(), "CUDA = True\n");
+}

@@ -43,6 +43,9 @@ pub struct ClientOptions {
     /// Keep only the wheels this returns true for (e.g. those some target can install);
     /// the rest of a page is dropped while parsing.
     pub keep_wheel: Option<WheelFilter>,
+    /// Projects served by one index only (the manifest's `[[python.index]]`): their files
+    /// come from that simple-API root and nowhere else.
+    pub pinned: Vec<(PackageName, Url)>,
 }
 
 impl Default for ClientOptions {
@@ -54,6 +57,7 @@ impl Default for ClientOptions {
             offline: false,
             page_ttl: Duration::from_secs(600),
             keep_wheel: None,
+            pinned: Vec::new(),
         }
     }
 }
@@ -139,11 +143,13 @@ impl RegistryClient {
             Some(redact(&config.index_url))
         } else if index < indexes {
             config.extra_index_urls.get(index - 1).map(redact)
-        } else {
+        } else if index < self.pinned_base() {
             config.find_links.get(index - indexes).map(|entry| match Url::parse(entry) {
                 Ok(url) => redact(&url),
                 Err(_) => entry.clone(),
             })
+        } else {
+            self.inner.options.pinned.get(index - self.pinned_base()).map(|(_, url)| redact(url))
         }
     }
 
@@ -161,7 +167,7 @@ impl RegistryClient {
     }
 
     async fn find_project(&self, name: &PackageName) -> Result<Option<Arc<ProjectPage>>, Error> {
-        for (index, location) in self.locations() {
+        for (index, location) in self.locations_of(name) {
             let ctx = PageContext {
                 index,
                 exclude_newer: self.inner.options.exclude_newer,
@@ -216,6 +222,21 @@ impl RegistryClient {
             return Ok(Some(Arc::new(page)));
         }
         Ok(None)
+    }
+
+    /// Where `name`'s files are looked for: its pinned index alone, else every location.
+    fn locations_of(&self, name: &PackageName) -> Vec<(usize, Location)> {
+        let pinned = &self.inner.options.pinned;
+        match pinned.iter().position(|(pinned, _)| pinned == name) {
+            Some(i) => vec![(self.pinned_base() + i, Location::Index(pinned[i].1.clone()))],
+            None => self.locations(),
+        }
+    }
+
+    /// The location number of the first pinned index: after the indexes and find-links.
+    fn pinned_base(&self) -> usize {
+        let config = &self.inner.config;
+        1 + config.extra_index_urls.len() + config.find_links.len()
     }
 
     fn locations(&self) -> Vec<(usize, Location)> {

@@ -32,7 +32,7 @@ use crate::cli::BuildArgs;
 use crate::commands::base::{self, BaseImage};
 use crate::commands::debian::{Session, SourceArgs};
 use crate::commands::layer_cache::LayerCache;
-use crate::commands::lock::DEFAULT_GLIBC;
+use crate::commands::lock::{pins_for, DEFAULT_GLIBC};
 use crate::commands::{cross, files};
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
@@ -208,7 +208,8 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     }
 
     let deb_paths = fetch_debian(&manifest, &needed_debs, args.offline, printer)?;
-    let mut wheel_paths = fetch_wheels(&requirements, &needed_wheels, &cache, args.offline, printer)?;
+    let mut wheel_paths =
+        fetch_wheels(&requirements, manifest.python.as_ref(), &needed_wheels, &cache, args.offline, printer)?;
     let file_paths = files::fetch_urls(&needed_files, args.offline, printer)?;
     let bases = match &base_source {
         Some((source, digest)) => base::fetch(source, digest, &platforms, printer)?,
@@ -460,6 +461,7 @@ fn locked_deb(deb: &LockedDebian) -> debian::LockedDeb {
 /// configuration, as `lock` used them).
 fn fetch_wheels(
     set: &RequirementSet,
+    python: Option<&lockfile::Python>,
     wheels: &[&LockedPython],
     cache: &fetch::Cache,
     offline: bool,
@@ -491,12 +493,30 @@ fn fetch_wheels(
         ..fetch::ClientOptions::default()
     })
     .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
-    let client = RegistryClient::new(
-        config,
-        http.clone(),
-        cache.clone(),
-        pypi_client::ClientOptions { offline, ..pypi_client::ClientOptions::default() },
-    );
+    // One client per set of [[python.index]] pins, as `lock` resolved each platform; a file
+    // is looked for with the pins of the first platform that locks it.
+    let mut clients: Vec<(Vec<(PackageName, url::Url)>, RegistryClient)> = Vec::new();
+    let mut client_of: Vec<usize> = Vec::new();
+    for wheel in &missing {
+        let pins = match (python, wheel.platforms.first()) {
+            (Some(python), Some(platform)) => pins_for(python, *platform)?,
+            _ => Vec::new(),
+        };
+        let i = match clients.iter().position(|(p, _)| *p == pins) {
+            Some(i) => i,
+            None => {
+                let options = pypi_client::ClientOptions {
+                    offline,
+                    pinned: pins.clone(),
+                    ..pypi_client::ClientOptions::default()
+                };
+                clients
+                    .push((pins, RegistryClient::new(config.clone(), http.clone(), cache.clone(), options)));
+                clients.len() - 1
+            }
+        };
+        client_of.push(i);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -504,8 +524,8 @@ fn fetch_wheels(
     let t = Instant::now();
     let bytes: u64 = missing.iter().map(|w| w.file.size).sum();
     let spinner = printer.bar(bytes, &format!("Fetching {} wheels", missing.len()), true);
-    let jobs = missing.iter().map(|wheel| {
-        let (client, http, cache, spinner) = (&client, &http, &cache, &spinner);
+    let jobs = missing.iter().zip(&client_of).map(|(wheel, &i)| {
+        let (client, http, cache, spinner) = (&clients[i].1, &http, &cache, &spinner);
         async move {
             let name = PackageName::from_str(&wheel.name)
                 .map_err(|e| CliError::user(format!("bad package name `{}` in the lock: {e}", wheel.name)))?;

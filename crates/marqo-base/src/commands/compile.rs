@@ -56,6 +56,7 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
         no_build: args.no_build,
         offline: args.offline,
         refresh: args.refresh,
+        pinned: Vec::new(),
     };
     let (runtime, source) = open_source(setup, &plan.targets)?;
     let resolutions = resolve_with_progress(&source, &plan.targets, &set, &preferences, &options, printer)?;
@@ -91,6 +92,8 @@ pub(crate) struct SourceSetup {
     pub no_build: bool,
     pub offline: bool,
     pub refresh: bool,
+    /// Projects served by one index only (`[[python.index]]` of a manifest).
+    pub pinned: Vec<(PackageName, url::Url)>,
 }
 
 /// The runtime and the memoised index access for resolving `targets`: pip's index
@@ -137,6 +140,7 @@ pub(crate) fn open_source(
             refresh: setup.refresh,
             offline: setup.offline,
             keep_wheel: Some(keep_wheel),
+            pinned: setup.pinned,
             ..IndexClientOptions::default()
         },
     );

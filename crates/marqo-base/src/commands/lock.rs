@@ -89,6 +89,24 @@ pub fn exec(args: LockArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The `[[python.index]]` pins that apply to `platform`, in manifest order.
+pub(crate) fn pins_for(
+    python: &lockfile::Python,
+    platform: Platform,
+) -> Result<Vec<(PackageName, url::Url)>, CliError> {
+    let mut pins = Vec::new();
+    for index in &python.index {
+        let url = url::Url::parse(&index.url)
+            .map_err(|e| CliError::user(format!("[[python.index]] url `{}`: {e}", index.url)))?;
+        for name in index.packages.iter().filter(|n| index.serves(n, platform)) {
+            if !pins.iter().any(|(pinned, _): &(PackageName, url::Url)| pinned == name) {
+                pins.push((name.clone(), url.clone()));
+            }
+        }
+    }
+    Ok(pins)
+}
+
 /// `lock --check`: compares the inputs' digests with those the lock was made from. Reads
 /// files only: no network, no resolution.
 fn check(manifest_path: &Path, lock_path: &Path, printer: &Printer) -> Result<ExitCode, CliError> {
@@ -122,13 +140,6 @@ fn lock_python(
     lock: &mut Lock,
     printer: &Printer,
 ) -> Result<(), CliError> {
-    if !python.index.is_empty() {
-        return Err(CliError::user(format!(
-            "{}: per-package indexes ([[python.index]]) are not supported yet",
-            manifest.path().display()
-        ))
-        .with_hint("put the index in the requirements file (--extra-index-url) for now"));
-    }
     let platforms = &manifest.image.platforms;
     let glibc = manifest.glibc().unwrap_or(DEFAULT_GLIBC);
     let targets = platforms
@@ -153,24 +164,46 @@ fn lock_python(
                 .unwrap_or_default()
         })
         .collect();
-    let setup = SourceSetup {
-        index_args: IndexArgs {
-            index_url: set.index_url.clone(),
-            extra_index_urls: set.extra_index_urls.clone(),
-            find_links: set.find_links.clone(),
-            no_index: set.no_index,
-            cert: None,
-        },
-        exclude_newer: args.exclude_newer.as_deref().map(parse_date).transpose()?,
-        build_constraints: python.build_constraints.clone(),
-        no_build: false,
-        offline: args.offline,
-        refresh: args.refresh,
-    };
-    let (runtime, source) = open_source(setup, &targets)?;
-    let options = ResolveOptions { prereleases: set.pre, ..ResolveOptions::default() };
-    let resolutions = resolve_with_progress(&source, &targets, &set, &preferences, &options, printer)?;
-    drop(runtime);
+    // Platforms with the same [[python.index]] pins are resolved together (sharing every
+    // page and metadata file); a pin that applies to some platforms only splits them.
+    let mut groups: Vec<(Vec<(PackageName, url::Url)>, Vec<usize>)> = Vec::new();
+    for (i, platform) in platforms.iter().enumerate() {
+        let pins = pins_for(python, *platform)?;
+        match groups.iter_mut().find(|(p, _)| *p == pins) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((pins, vec![i])),
+        }
+    }
+    let mut resolutions = vec![None; platforms.len()];
+    for (pins, members) in groups {
+        let setup = SourceSetup {
+            index_args: IndexArgs {
+                index_url: set.index_url.clone(),
+                extra_index_urls: set.extra_index_urls.clone(),
+                find_links: set.find_links.clone(),
+                no_index: set.no_index,
+                cert: None,
+            },
+            exclude_newer: args.exclude_newer.as_deref().map(parse_date).transpose()?,
+            build_constraints: python.build_constraints.clone(),
+            no_build: false,
+            offline: args.offline,
+            refresh: args.refresh,
+            pinned: pins,
+        };
+        let group_targets: Vec<Arc<Target>> = members.iter().map(|&i| targets[i].clone()).collect();
+        let group_preferences: Vec<HashMap<PackageName, Version>> =
+            members.iter().map(|&i| preferences[i].clone()).collect();
+        let (runtime, source) = open_source(setup, &group_targets)?;
+        let options = ResolveOptions { prereleases: set.pre, ..ResolveOptions::default() };
+        let resolved =
+            resolve_with_progress(&source, &group_targets, &set, &group_preferences, &options, printer)?;
+        drop(runtime);
+        for (i, resolution) in members.into_iter().zip(resolved) {
+            resolutions[i] = Some(resolution);
+        }
+    }
+    let resolutions: Vec<_> = resolutions.into_iter().flatten().collect();
     for (platform, resolution) in platforms.iter().zip(&resolutions) {
         for pkg in resolution.packages.values() {
             let file = &pkg.file;
