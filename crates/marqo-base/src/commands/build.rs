@@ -32,7 +32,7 @@ use crate::cli::BuildArgs;
 use crate::commands::base::{self, BaseImage};
 use crate::commands::debian::{Session, SourceArgs};
 use crate::commands::layer_cache::LayerCache;
-use crate::commands::lock::{pins_for, DEFAULT_GLIBC};
+use crate::commands::lock::{pins_for, Pins, DEFAULT_GLIBC};
 use crate::commands::{cross, files};
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
@@ -495,7 +495,7 @@ fn fetch_wheels(
     .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
     // One client per set of [[python.index]] pins, as `lock` resolved each platform; a file
     // is looked for with the pins of the first platform that locks it.
-    let mut clients: Vec<(Vec<(PackageName, url::Url)>, RegistryClient)> = Vec::new();
+    let mut clients: Vec<(Pins, RegistryClient)> = Vec::new();
     let mut client_of: Vec<usize> = Vec::new();
     for wheel in &missing {
         let pins = match (python, wheel.platforms.first()) {

@@ -89,6 +89,9 @@ pub fn exec(args: LockArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Package names and the one index each comes from.
+pub(crate) type Pins = Vec<(PackageName, url::Url)>;
+
 /// The `[[python.index]]` pins that apply to `platform`, in manifest order.
 pub(crate) fn pins_for(
     python: &lockfile::Python,
@@ -166,7 +169,7 @@ fn lock_python(
         .collect();
     // Platforms with the same [[python.index]] pins are resolved together (sharing every
     // page and metadata file); a pin that applies to some platforms only splits them.
-    let mut groups: Vec<(Vec<(PackageName, url::Url)>, Vec<usize>)> = Vec::new();
+    let mut groups: Vec<(Pins, Vec<usize>)> = Vec::new();
     for (i, platform) in platforms.iter().enumerate() {
         let pins = pins_for(python, *platform)?;
         match groups.iter_mut().find(|(p, _)| *p == pins) {
