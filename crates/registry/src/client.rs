@@ -199,6 +199,16 @@ impl RegistryClient {
                         tracing::debug!("{} speaks the registry API at {base}", self.inner.registry);
                         return Ok(base);
                     }
+                    if let Some(first) = failures.first() {
+                        // HTTPS failed and this is not a registry over HTTP either (a TLS port
+                        // answering plain HTTP with 400): the HTTPS failure is what to fix.
+                        return Err(Error::Request {
+                            method: "GET".into(),
+                            url: format!("https://{}/v2/", self.inner.api_host),
+                            attempts: 1,
+                            reason: format!("{first}; {scheme}: HTTP {}", status.as_u16()),
+                        });
+                    }
                     return Err(status_error(&Method::GET, &ping, reply, 1).await);
                 }
                 Err(Error::Request { reason, attempts, .. }) => {

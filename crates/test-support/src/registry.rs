@@ -1,6 +1,6 @@
 //! Debian's `docker-registry` (distribution 2.8) as a throw-away process on 127.0.0.1: a
 //! fresh storage directory, a kernel-chosen port (read back from its log), optional htpasswd
-//! auth and self-signed TLS; killed when dropped.
+//! auth and TLS (a throw-away CA); killed when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,7 +29,7 @@ pub struct DockerRegistry {
 pub struct RegistryConfig {
     /// htpasswd (bcrypt) auth with this user and password.
     pub htpasswd: Option<(String, String)>,
-    /// Serve HTTPS with a self-signed certificate for 127.0.0.1 and localhost.
+    /// Serve HTTPS with a certificate for 127.0.0.1 and localhost from a throw-away CA.
     pub tls: bool,
 }
 
@@ -72,26 +72,7 @@ impl DockerRegistry {
         }
         let mut tls = String::new();
         if config.tls {
-            let status = Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                ])
-                .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
-                .arg(root.join("key.pem"))
-                .arg("-out")
-                .arg(root.join("cert.pem"))
-                .stderr(Stdio::null())
-                .status()
-                .expect("run openssl");
-            assert!(status.success(), "openssl failed");
+            make_certificates(root);
             tls = format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 root.join("cert.pem").display(),
@@ -150,9 +131,9 @@ impl DockerRegistry {
         format!("{}://{}", if self.tls { "https" } else { "http" }, self.host())
     }
 
-    /// The self-signed certificate of a TLS registry.
+    /// The CA certificate that signed a TLS registry's certificate (what to trust).
     pub fn cert(&self) -> Option<PathBuf> {
-        self.tls.then(|| self.dir.path().join("cert.pem"))
+        self.tls.then(|| self.dir.path().join("ca.pem"))
     }
 
     /// The registry's storage directory.
@@ -169,6 +150,51 @@ impl DockerRegistry {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A throw-away CA (`ca.pem`) and a server certificate it signed for 127.0.0.1 and localhost
+/// (`cert.pem`, `key.pem`) in `dir`. rustls wants a real chain: it refuses a self-signed
+/// server certificate as its own trust anchor.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "2", "-subj", "/CN=marqo-base test CA", "-keyout", "ca.key", "-out", "ca.pem"],
+            &["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[&["req"][..], &ec, &["-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "cert.csr"]].concat(),
+    );
+    std::fs::write(
+        dir.join("cert.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write cert.ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "cert.ext",
+        "-out",
+        "cert.pem",
+    ]);
 }
 
 impl Drop for DockerRegistry {
