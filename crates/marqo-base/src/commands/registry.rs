@@ -292,7 +292,7 @@ fn parse_reference(input: &str) -> Result<Reference, CliError> {
 }
 
 /// A registry error as the user sees it: network and registry failures exit 3, the rest 2.
-fn registry_error(context: &str, error: registry::Error) -> CliError {
+pub(crate) fn registry_error(context: &str, error: registry::Error) -> CliError {
     let hint = error.hint();
     if error.is_network() {
         // Exit-3 errors carry no hint of their own: it goes after the cause it explains.
