@@ -67,7 +67,7 @@ impl Printer {
     /// A progress bar to `total` on a terminal (bytes when `bytes`, else items); hidden in CI
     /// logs, pipes and quiet mode.
     pub fn bar(&self, total: u64, message: &str, bytes: bool) -> ProgressBar {
-        if self.quiet || !std::io::stderr().is_terminal() {
+        if self.quiet || !std::io::stderr().is_terminal() || total == 0 {
             return ProgressBar::hidden();
         }
         let template = if bytes {

@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use oci::Platform;
 use registry::{
     BlobAction, ClientOptions, Credentials, DockerConfig, Plan, PushOptions, PushRecord, Reference,
@@ -137,7 +136,7 @@ pub fn exec_push(args: PushArgs, printer: &Printer) -> Result<ExitCode, CliError
     let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
     let sessions = cache.root().join("registry").join("uploads");
     let (to_send, bytes) = plan.count(|a| *a != BlobAction::Present);
-    let bar = byte_bar(printer, bytes, &format!("Pushing {to_send} blobs"));
+    let bar = printer.bar(bytes, &format!("Pushing {to_send} blobs"), true);
     let progress = {
         let bar = bar.clone();
         Arc::new(move |n: u64| bar.inc(n)) as registry::ProgressFn
@@ -244,7 +243,7 @@ pub fn exec_pull(args: PullArgs, printer: &Printer) -> Result<ExitCode, CliError
     let blobs =
         pulled.blob_descriptors().map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
     let bytes: u64 = blobs.iter().map(|b| b.size).sum();
-    let bar = byte_bar(printer, bytes, &format!("Pulling {} blobs", blobs.len()));
+    let bar = printer.bar(bytes, &format!("Pulling {} blobs", blobs.len()), true);
     let progress = {
         let bar = bar.clone();
         Arc::new(move |n: u64| bar.inc(n)) as registry::ProgressFn
@@ -427,20 +426,6 @@ fn confirm(args: &PushArgs, plan: &Plan) -> Result<(), CliError> {
     } else {
         Err(CliError::user("not pushing: the plan was not confirmed"))
     }
-}
-
-fn byte_bar(printer: &Printer, total: u64, message: &str) -> ProgressBar {
-    if printer.quiet || !std::io::stderr().is_terminal() || total == 0 {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(message.to_string());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
 }
 
 /// The platform of this machine, for a docker-archive pulled without `--platform`.
