@@ -576,23 +576,40 @@ fn live_flagship_both_platforms() {
         let bundle = format!("bundle-{arch}");
         tool(work, "umoci", &["unpack", "--rootless", "--image", &format!("{arch}:x"), &bundle]);
         let rootfs = format!("{bundle}/rootfs");
+        if arch == "amd64" {
+            // The device nodes a container runtime gives every container (torch reads
+            // /dev/urandom when it is imported).
+            for (name, minor) in [("null", "3"), ("zero", "5"), ("random", "8"), ("urandom", "9")] {
+                let node = work.join(&rootfs).join("dev").join(name);
+                let _ = std::fs::remove_file(&node);
+                tool(work, "mknod", &["-m", "666", node.to_str().unwrap(), "c", "1", minor]);
+            }
+        }
         let run = |argv: &[&str]| -> String {
+            // amd64: chroot with its own /proc, as in any container (the JVM finds libjli.so
+            // through $ORIGIN, which needs /proc/self/exe); arm64: qemu with the rootfs as -L.
+            let mount_proc = format!("--mount-proc={rootfs}/proc");
+            let first = format!("{rootfs}{}", argv[0]);
             let mut full: Vec<&str> = Vec::new();
             let program = if arch == "amd64" {
-                full.push(&rootfs);
-                "chroot"
+                full.extend(["--fork", "--pid", "--mount", &mount_proc, "chroot", &rootfs, argv[0]]);
+                "unshare"
             } else {
-                full.extend(["-L", &rootfs]);
+                full.extend(["-L", &rootfs, &first]);
                 "qemu-aarch64-static"
             };
-            let first = format!("{rootfs}{}", argv[0]);
-            if arch == "amd64" {
-                full.push(argv[0]);
-            } else {
-                full.push(&first);
-            }
             full.extend(&argv[1..]);
-            let out = Command::new(program).args(&full).current_dir(work).output().unwrap();
+            let mut command = Command::new(program);
+            if arch == "arm64" {
+                // qemu's -L prefixes the paths a program opens, but the kernel resolves an
+                // absolute symlink against the host's root: libblas.so.3 reaches its file
+                // through /etc/alternatives (checked below), so name its directories.
+                command.env(
+                    "LD_LIBRARY_PATH",
+                    "/usr/lib/aarch64-linux-gnu/blas:/usr/lib/aarch64-linux-gnu/lapack",
+                );
+            }
+            let out = command.args(&full).current_dir(work).output().unwrap();
             let text =
                 format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
             assert!(out.status.success(), "{arch} {argv:?}: {text}");
@@ -606,6 +623,12 @@ fn live_flagship_both_platforms() {
         assert!(printed.contains("openjdk version \"17"), "{arch}: {printed}");
         assert!(run(&["/usr/bin/redis-server", "--version"]).contains("Redis server v=6"), "{arch}");
         assert!(run(&["/usr/bin/ffmpeg", "-version"]).contains("ffmpeg version 4"), "{arch}");
+        // The alternatives chain of libblas.so.3 ends at a file of the image.
+        let triple = if arch == "amd64" { "x86_64-linux-gnu" } else { "aarch64-linux-gnu" };
+        let link =
+            std::fs::read_link(work.join(&rootfs).join(format!("usr/lib/{triple}/libblas.so.3"))).unwrap();
+        let target = std::fs::read_link(work.join(&rootfs).join(link.strip_prefix("/").unwrap())).unwrap();
+        assert!(work.join(&rootfs).join(target.strip_prefix("/").unwrap()).is_file(), "{arch}: {target:?}");
     }
 }
 
