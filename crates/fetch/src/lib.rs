@@ -16,3 +16,4 @@ pub use cache::Cache;
 pub use client::{ByteRange, Client, ClientOptions, RangeReply, Response, Validators};
 pub use error::Error;
 pub use redact::redact;
+pub use retry::backoff;

@@ -13,9 +13,10 @@ pub(crate) fn is_transient(status: u16) -> bool {
     status == 429 || (500..=599).contains(&status)
 }
 
-/// Exponential backoff with "equal jitter": half the delay is fixed, half random, so that
-/// many clients failing at once (32 concurrent requests to one index) do not retry in step.
-pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
+/// The wait before retry `attempt` (0 for the first retry): `base` doubled per attempt, at
+/// most a minute, with "equal jitter" (half the delay fixed, half random) so that many
+/// clients failing at once (32 concurrent requests to one index) do not retry in step.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
     let full = base.saturating_mul(1u32 << attempt.min(16)).min(MAX_WAIT);
     let half = full / 2;
     // A fresh RandomState is randomly keyed per instance: enough randomness for jitter

@@ -146,7 +146,7 @@ impl RegistryClient {
 
     /// The wait before retry number `attempt` (1-based): exponential with jitter.
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        backoff(self.inner.backoff, attempt)
+        fetch::backoff(self.inner.backoff, attempt.saturating_sub(1))
     }
 
     /// `https://HOST/` (or `http://` for a registry that only speaks plain HTTP), found by
@@ -520,16 +520,6 @@ fn is_transient(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
-/// Exponential backoff with equal jitter: half the delay fixed, half random, at most a minute.
-pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
-    use std::hash::BuildHasher;
-    let full = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(Duration::from_secs(60));
-    let half = full / 2;
-    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
-    let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-    half + Duration::from_nanos(if nanos == 0 { 0 } else { random % nanos })
-}
-
 /// The repositories a scope string names, for messages: `repository:a:pull,push` -> `a`.
 fn scope_repositories(scope: &str) -> Option<String> {
     let names: Vec<&str> = scope
@@ -606,17 +596,6 @@ pub(crate) async fn status_error(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_bounded() {
-        let base = Duration::from_millis(100);
-        for attempt in 1..6 {
-            let d = backoff(base, attempt);
-            let full = base * (1 << (attempt - 1));
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
-        }
-        assert!(backoff(base, 50) <= Duration::from_secs(60));
-    }
 
     #[test]
     fn scopes_for_messages() {
