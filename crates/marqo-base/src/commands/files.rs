@@ -28,6 +28,7 @@ pub fn lock_files(
     printer: &Printer,
 ) -> Result<Vec<LockedFile>, CliError> {
     let mut locked = Vec::new();
+    let mut downloader = None;
     for entry in &manifest.files {
         let (source, size, sha256) = match &entry.source {
             FileSource::Local(path) => {
@@ -40,7 +41,7 @@ pub fn lock_files(
                 (LockedSource::Src(manifest.input_name(path)), digest.size, digest.sha256)
             }
             FileSource::Url { url, sha256 } => {
-                let path = download(url, sha256, offline, printer)?;
+                let path = Downloader::get(&mut downloader, offline)?.download(url, sha256, printer)?;
                 let size = fs_err::metadata(&path)
                     .map_err(|e| CliError::from_error(format!("cannot read {}", path.display()), e))?
                     .len();
@@ -60,36 +61,57 @@ pub fn fetch_urls(
     printer: &Printer,
 ) -> Result<HashMap<String, PathBuf>, CliError> {
     let mut paths = HashMap::new();
+    let mut downloader = None;
     for entry in entries {
         if let FileSource::Url { url, sha256 } = &entry.source {
-            paths.insert(sha256.clone(), download(url, sha256, offline, printer)?);
+            let path = Downloader::get(&mut downloader, offline)?.download(url, sha256, printer)?;
+            paths.insert(sha256.clone(), path);
         }
     }
     Ok(paths)
 }
 
-/// Downloads `url` into the cache unless a blob with `sha256` is there; the download is
-/// checked against `sha256` as it streams.
-fn download(url: &str, sha256: &str, offline: bool, printer: &Printer) -> Result<PathBuf, CliError> {
-    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
-    let parsed = Url::parse(url).map_err(|e| CliError::from_error(format!("[[file]] url `{url}`"), e))?;
-    let shown = fetch::redact(&parsed);
-    let client = fetch::Client::new(fetch::ClientOptions { offline, ..fetch::ClientOptions::default() })
-        .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::from_error("cannot start the async runtime", e))?;
-    let started = Instant::now();
-    let spinner = printer.spinner(&format!("Fetching {shown}"));
-    let result = runtime.block_on(client.download_verified(&parsed, sha256, &cache));
-    spinner.finish_and_clear();
-    let path = result.map_err(|e| {
-        CliError::from_error(format!("cannot fetch the [[file]] {shown}"), e)
-            .with_hint("check the url, and that `sha256` is that of the file it serves")
-    })?;
-    tracing::debug!("{shown} in {:.2}s", started.elapsed().as_secs_f64());
-    Ok(path)
+/// The cache, HTTP client and runtime that `[[file]]` downloads share: made once, at the
+/// first URL.
+struct Downloader {
+    cache: fetch::Cache,
+    client: fetch::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Downloader {
+    /// The downloader in `slot`, made there first if it is empty.
+    fn get(slot: &mut Option<Downloader>, offline: bool) -> Result<&Downloader, CliError> {
+        if let Some(downloader) = slot {
+            return Ok(downloader);
+        }
+        let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
+        let client = fetch::Client::new(fetch::ClientOptions { offline, ..fetch::ClientOptions::default() })
+            .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::from_error("cannot start the async runtime", e))?;
+        Ok(slot.insert(Downloader { cache, client, runtime }))
+    }
+
+    /// Downloads `url` into the cache unless a blob with `sha256` is there; the download is
+    /// checked against `sha256` as it streams.
+    fn download(&self, url: &str, sha256: &str, printer: &Printer) -> Result<PathBuf, CliError> {
+        let Downloader { cache, client, runtime } = self;
+        let parsed = Url::parse(url).map_err(|e| CliError::from_error(format!("[[file]] url `{url}`"), e))?;
+        let shown = fetch::redact(&parsed);
+        let started = Instant::now();
+        let spinner = printer.spinner(&format!("Fetching {shown}"));
+        let result = runtime.block_on(client.download_verified(&parsed, sha256, cache));
+        spinner.finish_and_clear();
+        let path = result.map_err(|e| {
+            CliError::from_error(format!("cannot fetch the [[file]] {shown}"), e)
+                .with_hint("check the url, and that `sha256` is that of the file it serves")
+        })?;
+        tracing::debug!("{shown} in {:.2}s", started.elapsed().as_secs_f64());
+        Ok(path)
+    }
 }
 
 /// Adds one `[[file]]` to `layer`, its bytes at `path` (the local source, or the download).
