@@ -21,6 +21,7 @@
 //! url = "https://download.example.invalid/whl/cpu"
 //! packages = ["torch"]
 //! platforms = ["linux/amd64"]
+//! exclude_newer = false         # its pages publish no upload times
 //!
 //! [[file]]
 //! url = "https://example.invalid/vespa-8.513.17.tar.gz"
@@ -137,7 +138,14 @@ pub struct Python {
     /// `[[python.index]]`: packages pinned to an index.
     #[serde(default)]
     pub index: Vec<Index>,
+    /// How a name on several indexes of the requirement files is served: `first-index` (the
+    /// default), `unsafe-first-match` or `unsafe-best-match` (as `compile --index-strategy`).
+    #[serde(default)]
+    pub index_strategy: Option<String>,
 }
+
+/// The values `[python] index_strategy` takes.
+pub const INDEX_STRATEGIES: [&str; 3] = ["first-index", "unsafe-first-match", "unsafe-best-match"];
 
 /// `[[python.index]]`: these packages come from this index (on these platforms), and from no
 /// other.
@@ -153,6 +161,11 @@ pub struct Index {
     /// The platforms the pin applies to; `None` for all of them.
     #[serde(default, deserialize_with = "de::opt_leaves")]
     pub platforms: Option<Vec<Platform>>,
+    /// `false`: `--exclude-newer` does not filter this index's files. For indexes that
+    /// publish no upload times (static PEP 503 pages such as PyTorch's), whose files a cutoff
+    /// would otherwise drop.
+    #[serde(default = "yes")]
+    pub exclude_newer: bool,
 }
 
 impl Index {
@@ -448,6 +461,15 @@ fn check_python(python: &Python, platforms: &[Platform], src: &Source<'_>) -> Ch
     ] {
         if let Some(i) = list.iter().position(|p| p.as_os_str().is_empty()) {
             return Err(src.error_at(&key_path!["python", key, i], "empty path", None));
+        }
+    }
+    if let Some(strategy) = &python.index_strategy {
+        if !INDEX_STRATEGIES.contains(&strategy.as_str()) {
+            return Err(src.error_at(
+                &key_path!["python", "index_strategy"],
+                format!("unknown index strategy `{strategy}`"),
+                Some(format!("use one of {}", INDEX_STRATEGIES.join(", "))),
+            ));
         }
     }
     // (package, platform) -> index that claims it.

@@ -32,7 +32,7 @@ pub enum Command {
     /// Build the image of marqo-base.toml from its lock into an OCI image layout (no daemon).
     Build(BuildArgs),
     /// Resolve requirements.in files into pinned requirements.txt files (a pip-compile drop-in).
-    Compile(CompileArgs),
+    Compile(Box<CompileArgs>),
     /// Debian system packages: resolve a suite per architecture, or unpack a root filesystem.
     Debian(DebianArgs),
     /// Resolve marqo-base.toml (Python and Debian, every platform) into marqo-base.lock.
@@ -178,9 +178,15 @@ pub struct CompileArgs {
     /// Base URL of the package index (as pip's --index-url; default: pip's configuration).
     #[arg(short = 'i', long, value_name = "URL")]
     pub index_url: Option<String>,
-    /// More indexes (a name is served by the first index that has it). Repeatable.
+    /// More indexes, asked after --index-url (see --index-strategy). Repeatable.
     #[arg(long, value_name = "URL")]
     pub extra_index_url: Vec<String>,
+    /// How a name on several indexes is served: first-index (the first index that has the
+    /// name serves all its files), unsafe-first-match (versions of earlier indexes first),
+    /// unsafe-best-match (all indexes merged, the best version wins: what pip does).
+    #[arg(long, default_value = "first-index", value_name = "STRATEGY",
+          value_parser = ["first-index", "unsafe-first-match", "unsafe-best-match"])]
+    pub index_strategy: String,
     /// Directories or pages of distribution files (pip's --find-links). Repeatable.
     #[arg(short = 'f', long, value_name = "DIR")]
     pub find_links: Vec<String>,
@@ -190,6 +196,26 @@ pub struct CompileArgs {
     /// CA bundle for TLS (as pip's --cert).
     #[arg(long, value_name = "PATH")]
     pub cert: Option<PathBuf>,
+    /// Do not write the --index-url / --extra-index-url lines into the output.
+    #[arg(long)]
+    pub no_emit_index_url: bool,
+    /// Do not write the --find-links lines into the output.
+    #[arg(long)]
+    pub no_emit_find_links: bool,
+
+    /// Only wheels for these packages (comma-separated names, :all: or :none:). Repeatable.
+    #[arg(long, value_name = "NAMES")]
+    pub only_binary: Vec<String>,
+    /// Only sdists for these packages (comma-separated names, :all: or :none:). Repeatable.
+    #[arg(long, value_name = "NAMES")]
+    pub no_binary: Vec<String>,
+    /// Prefer an older version with a wheel over a newer one with only an sdist.
+    #[arg(long)]
+    pub prefer_binary: bool,
+    /// A cutoff for one package instead of --exclude-newer: NAME=DATE, or NAME=false to use
+    /// all of its files (for an index that publishes no upload times). Repeatable.
+    #[arg(long, value_name = "NAME=DATE|false")]
+    pub exclude_newer_package: Vec<String>,
 
     /// Use only the cache; fail if something is missing.
     #[arg(long)]

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     printer.init_logging();
     let result = match cli.command {
         cli::Command::Build(args) => commands::build::exec(args, &printer),
-        cli::Command::Compile(args) => commands::compile::exec(args, &printer),
+        cli::Command::Compile(args) => commands::compile::exec(*args, &printer),
         cli::Command::Debian(args) => commands::debian::exec(args, &printer),
         cli::Command::Lock(args) => commands::lock::exec(args, &printer),
         cli::Command::Login(args) => commands::registry::exec_login(args, &printer),

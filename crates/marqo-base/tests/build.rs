@@ -750,3 +750,53 @@ fn a_package_pinned_to_an_index_on_one_platform() {
     let site = work.join("bundle/rootfs/usr/local/lib/python3.9/dist-packages");
     assert_eq!(std::fs::read_to_string(site.join("fast/__init__.py")).unwrap(), "CUDA = True\n");
 }
+
+/// The manifest path of Marqo's case: `fast` from an index shaped like PyTorch's CUDA index
+/// (static HTML, `%2B` in hrefs, `linux_x86_64` wheels, no sizes or upload times) on amd64
+/// only, locked under `--exclude-newer` with that index exempt; the amd64 image holds the
+/// `+cu116` build, the arm64 one the plain version.
+#[test]
+fn a_pytorch_like_index_locks_and_builds_on_one_platform() {
+    let w = world();
+    let ctx = &w.ctx;
+    let work = ctx.work();
+    let cuda = Index::pytorch_like();
+    let filename = "fast-1.0+cu116-cp39-cp39-linux_x86_64.whl";
+    Wheel::new("fast", "1.0+cu116")
+        .tag("cp39-cp39-linux_x86_64")
+        .requires("six")
+        .file("fast/__init__.py", "CUDA = True\n")
+        .publish(&cuda);
+    let size = std::fs::metadata(cuda.file_path(filename)).unwrap().len();
+    let server = cuda.serve();
+    let manifest = ctx.read("marqo-base.toml");
+    let pinned = format!(
+        "{manifest}\n[[python.index]]\nurl = \"{}\"\npackages = [\"fast\"]\nplatforms = [\"linux/amd64\"]\n",
+        server.url()
+    );
+    ctx.write("marqo-base.toml", &pinned);
+    // The index publishes no upload times: a cutoff drops its files, and says how to fix it.
+    let run = ctx.run(&["lock", "--exclude-newer", "2030-01-01"]);
+    run.code(2);
+    assert!(run.stderr.contains("publishes no upload times"), "{}", run.stderr);
+    assert!(run.stderr.contains("exclude_newer = false"), "{}", run.stderr);
+    ctx.write("marqo-base.toml", &format!("{pinned}exclude_newer = false\n"));
+    ctx.run(&["lock", "--exclude-newer", "2030-01-01"]).success();
+    let lock = ctx.read("marqo-base.lock");
+    // The page gives no size: the lock has the one the server told (a one-byte range reply).
+    let entry = format!(
+        "name = \"fast\"\nversion = \"1.0+cu116\"\nplatforms = [\"linux/amd64\"]\nfile = {{ name = \"{filename}\", size = {size}, "
+    );
+    assert!(lock.contains(&entry), "{lock}");
+    assert!(lock.contains("name = \"fast\"\nversion = \"1.0\"\nplatforms = [\"linux/arm64\"]"), "{lock}");
+
+    ctx.run(&["build", "--oci", "out", "--no-cache"]).success();
+    for (arch, dist_info) in [("amd64", "fast-1.0+cu116.dist-info"), ("arm64", "fast-1.0.dist-info")] {
+        let image = format!("{arch}:x");
+        tool(&work, "skopeo", &["copy", "--override-arch", arch, "oci:out:latest", &format!("oci:{image}")]);
+        let bundle = format!("bundle-{arch}");
+        tool(&work, "umoci", &["unpack", "--rootless", "--image", &image, &bundle]);
+        let site = work.join(&bundle).join("rootfs/usr/local/lib/python3.9/dist-packages");
+        assert!(site.join(dist_info).join("RECORD").is_file(), "{arch}: no {dist_info}");
+    }
+}

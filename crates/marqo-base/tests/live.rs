@@ -28,11 +28,66 @@ fn pin_set(text: &str) -> BTreeSet<String> {
     pins(text).iter().filter_map(|p| p.split_whitespace().next()).map(str::to_string).collect()
 }
 
-/// Marqo's requirements compiled for both platforms in one run reproduce what Marqo
-/// committed: exactly for arm64; for amd64 apart from what the fixture's README lists (the
-/// CUDA local versions, and what the default index's x86_64 torch wheel adds).
+/// Marqo's own requirements.in, `--extra-index-url` line and `+cu116` pins as Marqo wrote
+/// them, with that line pointed at a local stand-in of PyTorch's CUDA index (the torch family
+/// with the real wheels' metadata): compiled for both platforms in one run with pip's index
+/// merging, the pins are exactly those of both files Marqo committed.
 #[test]
-fn marqo_fixture() {
+fn marqo_requirements_with_the_cuda_index() {
+    if skip() {
+        return;
+    }
+    let cuda = test_support::torch_cu116_index();
+    let cuda = cuda.serve();
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(example("requirements.in")).unwrap();
+    // Marqo's one `--extra-index-url` line (PyTorch's cu116 index) now names the stand-in.
+    let extra: Vec<&str> = original.lines().filter(|l| l.starts_with("--extra-index-url ")).collect();
+    assert!(matches!(extra.as_slice(), [line] if line.ends_with("/whl/cu116")), "{extra:?}");
+    let input = original.replace(extra[0], &format!("--extra-index-url {}", cuda.url()));
+    std::fs::write(dir.path().join("requirements.in"), input).unwrap();
+    let exclude_newer = std::fs::read_to_string(example("exclude-newer")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_marqo-base"))
+        .current_dir(dir.path())
+        .env("MARQO_BASE_CACHE_DIR", dir.path().join("cache"))
+        .args(["compile", "--python", "3.9", "--platform", "linux/amd64", "--platform", "linux/arm64"])
+        .args(["-o", "{arch}-requirements.txt", "--exclude-newer", exclude_newer.trim()])
+        .args(["--index-strategy", "unsafe-best-match"])
+        // The CUDA index publishes no upload times (static HTML): its packages are exempt.
+        .args(["--exclude-newer-package", "torch=false", "--exclude-newer-package", "torchvision=false"])
+        .args(["--exclude-newer-package", "torchaudio=false"])
+        .arg("-b")
+        .arg(example("build-constraints.txt"))
+        .arg("requirements.in")
+        .output()
+        .unwrap();
+    Run::from(out).success();
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    let reference =
+        |name: &str| pin_set(&std::fs::read_to_string(example(&format!("reference/{name}"))).unwrap());
+    for (ours, theirs) in [
+        ("amd64-requirements.txt", "amd64-gpu-requirements.txt"),
+        ("arm64-requirements.txt", "arm64-requirements.txt"),
+    ] {
+        let text = read(ours);
+        let got = pin_set(&text);
+        let want = reference(theirs);
+        assert_eq!(
+            got.symmetric_difference(&want).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "{ours} differs from Marqo's {theirs}"
+        );
+        assert!(text.contains(&format!("--extra-index-url {}\n", cuda.url())), "{text}");
+    }
+    assert!(reference("amd64-gpu-requirements.txt").contains("torchaudio==0.13.1+cu116"));
+}
+
+/// The flagship's requirements (torch from the default index) for both platforms in one run:
+/// exactly Marqo's arm64 pins; for amd64 Marqo's pins with the plain torch family, plus what
+/// the default index's x86_64 torch wheel adds (its `nvidia-*-cu11` packages, setuptools,
+/// wheel).
+#[test]
+fn marqo_requirements_from_the_default_index() {
     if skip() {
         return;
     }
@@ -45,7 +100,7 @@ fn marqo_fixture() {
         .args(["-o", "{arch}-requirements.txt", "--exclude-newer", exclude_newer.trim()])
         .arg("-b")
         .arg(example("build-constraints.txt"))
-        .arg(example("requirements.in"))
+        .arg(example("requirements-default-index.in"))
         .output()
         .unwrap();
     Run::from(out).success();

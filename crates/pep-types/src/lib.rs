@@ -6,9 +6,13 @@
 
 mod filename;
 pub mod requirements_txt;
+mod specifiers;
 mod target;
 
 pub use filename::{DistFilename, FilenameError, SdistFilename, WheelFilename};
+pub use specifiers::{
+    after_locals, names_prerelease, pinned_version, specifier_range, specifiers_range, POST_DEV_HOLES,
+};
 pub use target::{Arch, Target, TargetError};
 
 pub use pep440_rs::{Operator, Version, VersionSpecifier, VersionSpecifiers};

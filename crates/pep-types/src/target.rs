@@ -79,8 +79,6 @@ pub struct Target {
     pub python: Version,
     /// `(major, minor)` of the target's glibc: the highest `manylinux_X_Y` accepted.
     pub glibc: (u32, u32),
-    /// Also accept plain `linux_<arch>` wheels (built on one machine, not portable).
-    pub allow_linux_tag: bool,
     markers: MarkerEnvironment,
     /// python tag -> abi tag -> platform tag -> rank: looked up with borrowed strings, so
     /// ranking a wheel allocates nothing.
@@ -124,20 +122,11 @@ impl Target {
             arch,
             python: Version::from_str(&full).map_err(|_| TargetError::Python(python.into()))?,
             glibc: (gmaj, gmin),
-            allow_linux_tag: false,
             markers,
             tag_ranks: HashMap::new(),
         };
         target.tag_ranks = target.compute_tag_ranks(minor);
         Ok(target)
-    }
-
-    /// Same target, also accepting `linux_<arch>` wheels.
-    pub fn with_linux_tag(mut self) -> Target {
-        self.allow_linux_tag = true;
-        let minor = self.python.release().get(1).copied().unwrap_or(0) as u32;
-        self.tag_ranks = self.compute_tag_ranks(minor);
-        self
     }
 
     /// `linux/amd64`.
@@ -170,7 +159,10 @@ impl Target {
         best
     }
 
-    /// Platform tags this target accepts, most specific first.
+    /// Platform tags this target accepts, most specific first: `manylinux_2_X` from the
+    /// target's glibc down (with the legacy aliases), then plain `linux_<arch>` last, as pip's
+    /// `packaging.tags` orders them on any Linux machine. `linux_*` wheels are what PyTorch's
+    /// CUDA indexes publish; a manylinux wheel of the same version still wins.
     fn platform_tags(&self) -> Vec<String> {
         let m = self.arch.machine();
         let (_, max_minor) = self.glibc;
@@ -180,9 +172,6 @@ impl Target {
             Arch::Arm64 => 17,
         };
         let mut tags = Vec::new();
-        if self.allow_linux_tag {
-            tags.push(format!("linux_{m}"));
-        }
         for minor in (min_minor..=max_minor).rev() {
             tags.push(format!("manylinux_2_{minor}_{m}"));
             let legacy = match minor {
@@ -195,6 +184,7 @@ impl Target {
                 tags.push(format!("{legacy}_{m}"));
             }
         }
+        tags.push(format!("linux_{m}"));
         tags
     }
 
@@ -270,9 +260,15 @@ mod tests {
         assert!(rank(&amd, "x-1-cp310-cp310-manylinux1_x86_64.whl").is_none());
         assert!(rank(&amd, "x-1-cp39-cp39-manylinux_2_31_x86_64.whl").is_none());
         assert!(rank(&amd, "x-1-cp39-cp39-manylinux_2_28_x86_64.whl").is_some());
-        assert!(rank(&amd, "x-1-cp39-cp39-linux_x86_64.whl").is_none());
         assert!(rank(&amd, "x-1-cp39-cp39-musllinux_1_1_x86_64.whl").is_none());
-        assert!(rank(&amd.clone().with_linux_tag(), "x-1-cp39-cp39-linux_x86_64.whl").is_some());
+        // linux_<arch> (PyTorch's CUDA wheels) is accepted for its own architecture only,
+        // after every manylinux tag of the same interpreter and ABI.
+        let linux = rank(&amd, "torch-1.13.1+cu116-cp39-cp39-linux_x86_64.whl").unwrap();
+        assert!(rank(&arm, "torch-1.13.1+cu116-cp39-cp39-linux_x86_64.whl").is_none());
+        assert!(rank(&arm, "x-1-cp39-cp39-linux_aarch64.whl").is_some());
+        assert!(rank(&amd, "x-1-cp39-cp39-manylinux1_x86_64.whl").unwrap() < linux);
+        assert!(rank(&amd, "x-1-cp39-cp39-manylinux_2_28_x86_64.whl").unwrap() < linux);
+        assert!(linux < rank(&amd, "x-1-cp39-abi3-manylinux1_x86_64.whl").unwrap());
         // Specific beats abi3 beats pure.
         let specific = rank(&amd, "x-1-cp39-cp39-manylinux2014_x86_64.whl").unwrap();
         let abi3 = rank(&amd, "x-1-cp37-abi3-manylinux2014_x86_64.whl").unwrap();

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use pep_types::{DistFilename, Target, Version, VersionSpecifiers};
-use pypi_client::{DistFile, ProjectPage};
+use pypi_client::{DistFile, IndexStrategy, ProjectPage};
+
+use crate::ResolveOptions;
 
 /// One installable version for one target.
 #[derive(Debug, Clone)]
@@ -18,10 +20,14 @@ pub struct Candidate {
     pub yanked: bool,
 }
 
-/// The versions of `page` that `target` can install, newest first.
-pub fn candidates(page: &ProjectPage, target: &Target) -> Vec<Candidate> {
+/// The versions of `page` that `target` can install, in the order they are tried: newest
+/// first; with `--prefer-binary`, versions with a wheel for the target before sdist-only
+/// ones; with [`IndexStrategy::UnsafeFirstMatch`], every version of an earlier index before
+/// any of a later one (a version on several indexes takes the files of the first).
+pub fn candidates(page: &ProjectPage, target: &Target, options: &ResolveOptions) -> Vec<Candidate> {
+    let formats = options.format.formats(&page.name);
     // (rank, yanked) ordering: a non-yanked file beats a yanked one, then wheels by tag rank,
-    // then the sdist; build tags break ties (higher wins).
+    // then the sdist; build tags break ties (higher wins), then the earlier index.
     let mut by_version: BTreeMap<&Version, Vec<(u32, &DistFile)>> = BTreeMap::new();
     // Files share their Requires-Python values; check each distinct one once.
     let mut python_ok: HashMap<*const VersionSpecifiers, bool> = HashMap::new();
@@ -32,6 +38,8 @@ pub fn candidates(page: &ProjectPage, target: &Target) -> Vec<Candidate> {
             }
         }
         let rank = match &file.parsed {
+            DistFilename::Wheel(_) if !formats.wheel => continue,
+            DistFilename::Sdist(_) if !formats.sdist => continue,
             DistFilename::Wheel(wheel) => match target.wheel_rank(wheel) {
                 Some(rank) => rank,
                 None => continue,
@@ -40,12 +48,18 @@ pub fn candidates(page: &ProjectPage, target: &Target) -> Vec<Candidate> {
         };
         by_version.entry(file.parsed.version()).or_default().push((rank, file));
     }
+    let first_match = options.index_strategy == IndexStrategy::UnsafeFirstMatch;
     let mut out = Vec::with_capacity(by_version.len());
     for (version, mut files) in by_version.into_iter().rev() {
+        if first_match {
+            let first = files.iter().map(|(_, f)| f.index).min().unwrap_or(0);
+            files.retain(|(_, f)| f.index == first);
+        }
         files.sort_by(|(ra, fa), (rb, fb)| {
             (fa.yanked.is_some(), *ra)
                 .cmp(&(fb.yanked.is_some(), *rb))
                 .then_with(|| build_tag(fb).cmp(&build_tag(fa)))
+                .then_with(|| fa.index.cmp(&fb.index))
                 .then_with(|| fa.filename.cmp(&fb.filename))
         });
         let best = files[0].1.clone();
@@ -56,6 +70,13 @@ pub fn candidates(page: &ProjectPage, target: &Target) -> Vec<Candidate> {
             files: files.iter().map(|(_, f)| (*f).clone()).collect(),
             yanked,
         });
+    }
+    // Stable sorts: newest first stays the order within each group.
+    if options.prefer_binary {
+        out.sort_by_key(|c| matches!(c.file.parsed, DistFilename::Sdist(_)));
+    }
+    if first_match {
+        out.sort_by_key(|c| c.file.index);
     }
     out
 }

@@ -9,6 +9,7 @@
 //! - [`output`]: per-platform and universal requirements.txt writers.
 
 pub mod candidates;
+pub mod format;
 pub mod output;
 mod provider;
 mod report;
@@ -16,6 +17,7 @@ pub mod requirements;
 pub mod resolve;
 pub mod source;
 
+pub use format::FormatControl;
 pub use output::{render_target, render_universal, OutputOptions};
 pub use provider::{Pkg, ProviderError};
 pub use requirements::{Entry, Origin, RequirementSet, RequirementsError};

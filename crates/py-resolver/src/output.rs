@@ -20,6 +20,9 @@ pub struct OutputOptions {
     pub hashes: bool,
     /// Drop extras from pins (`--strip-extras`, our default as in pip-tools 8).
     pub strip_extras: bool,
+    /// Option lines written after the header (`--extra-index-url URL`, `--find-links DIR`,
+    /// `--only-binary NAME`, ...), as pip-compile writes them so `pip install -r` works.
+    pub pip_options: Vec<String>,
 }
 
 /// The pip-compile header.
@@ -30,6 +33,12 @@ fn header(out: &mut String, what: &str, opts: &OutputOptions) {
         env!("CARGO_PKG_VERSION"),
         opts.command
     );
+    if !opts.pip_options.is_empty() {
+        for line in &opts.pip_options {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push('\n');
+    }
 }
 
 /// One target's requirements.txt.

@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use pep_types::{ExtraName, PackageName, Req, Target, Version, VersionOrUrl};
+use pep_types::{
+    names_prerelease, pinned_version, specifiers_range, ExtraName, PackageName, Req, Target, Version,
+    VersionOrUrl,
+};
 use pubgrub::{Dependencies, DependencyProvider, PackageResolutionStatistics};
 use pypi_client::metadata::Metadata;
 use version_ranges::Ranges;
@@ -63,10 +66,22 @@ pub(crate) struct Provider<'a> {
     /// Pins to keep when still allowed (from an existing output file).
     pub preferences: HashMap<PackageName, Version>,
     pub candidates: RefCell<HashMap<PackageName, Option<Arc<Vec<Candidate>>>>>,
-    pub discovered: RefCell<HashMap<Pkg, u32>>,
+    pub discovered: RefCell<Discovered>,
     pub unknown: RefCell<BTreeSet<PackageName>>,
     /// Names a prefetch was started for: one guess per name is enough to warm the caches.
     pub prefetched: RefCell<BTreeSet<PackageName>>,
+}
+
+/// What the provider learns about packages as the solver walks the graph.
+#[derive(Debug, Default)]
+pub(crate) struct Discovered {
+    /// The order packages were first seen in: the last tie-breaker of `prioritize`.
+    order: HashMap<Pkg, u32>,
+    /// Names a requirement or constraint bounds with a pre-release (`>=1.0rc1`): pip then
+    /// considers their pre-releases like final releases.
+    names_prerelease: BTreeSet<PackageName>,
+    /// Whether the `-P` constraints have been looked at (on the first call, from the root).
+    seeded: bool,
 }
 
 impl Provider<'_> {
@@ -76,7 +91,7 @@ impl Provider<'_> {
             return Ok(c.clone());
         }
         let page = self.source.blocking_page(name)?;
-        let c = page.map(|p| Arc::new(candidates(&p, &self.target)));
+        let c = page.map(|p| Arc::new(candidates(&p, &self.target, self.options)));
         if c.is_none() {
             self.unknown.borrow_mut().insert(name.clone());
         }
@@ -127,9 +142,37 @@ impl Provider<'_> {
         })
     }
 
+    /// Notes that `req` names a pre-release of its package, if it does; constraints go through
+    /// here too, since pip folds them into the requirement's specifiers.
+    pub(crate) fn note_requirement(&self, req: &Req) {
+        if let Some(VersionOrUrl::VersionSpecifier(spec)) = &req.version_or_url {
+            if names_prerelease(spec) {
+                self.discovered.borrow_mut().names_prerelease.insert(req.name.clone());
+            }
+        }
+    }
+
+    /// Whether pre-releases of `name` are as good as final releases: `--pre`, or a
+    /// specifier on `name` names one.
+    fn allows_prereleases(&self, name: &PackageName) -> bool {
+        self.options.prereleases || self.discovered.borrow().names_prerelease.contains(name)
+    }
+
+    /// Notes the `-P` constraints (whose markers hold) once, before any requirement is added.
+    fn seed_constraints(&self) {
+        if std::mem::replace(&mut self.discovered.borrow_mut().seeded, true) {
+            return;
+        }
+        let env = self.target.markers();
+        for req in self.options.extra_constraints.iter().filter(|r| r.marker.evaluate(env, &[])) {
+            self.note_requirement(req);
+        }
+    }
+
     fn add_requirement(&self, deps: &mut BTreeMap<Pkg, VS>, req: &Req) {
+        self.note_requirement(req);
         let mut range = match &req.version_or_url {
-            Some(VersionOrUrl::VersionSpecifier(spec)) => VS::from(spec.clone()),
+            Some(VersionOrUrl::VersionSpecifier(spec)) => specifiers_range(spec),
             _ => VS::full(),
         };
         if let Some(c) = self.constraints.get(&req.name) {
@@ -155,11 +198,12 @@ impl Provider<'_> {
         let source = Arc::clone(self.source);
         let target = Arc::clone(&self.target);
         let preferred = self.preference(name);
-        let allow_pre = self.options.prereleases;
+        let allow_pre = self.allows_prereleases(name);
         let name = name.clone();
+        let options = self.options.clone();
         self.source.spawn(async move {
             let Ok(Some(page)) = source.page(&name).await else { return };
-            let cands = candidates(&page, &target);
+            let cands = candidates(&page, &target, &options);
             if let Some(c) = pick(&cands, &range, preferred.as_ref(), allow_pre) {
                 let _ = source.metadata(&c.file).await;
             }
@@ -179,16 +223,22 @@ fn same_release(a: &Version, b: &Version) -> bool {
     a == b
 }
 
-/// The version to try for `range`: the preferred pin if allowed, else the newest final
-/// release, else (none final) the newest pre-release. Yanked versions only when pinned.
+/// The version to try for `range`, among `cands` in the order they are tried (newest first):
+/// the preferred pin if allowed, else the first final release, else the first pre-release.
+/// With `allow_pre` (`--pre`, or a specifier on the package names a pre-release), the first
+/// version of either kind.
+///
+/// Yanked versions as pip reads PEP 592: only for a `==`/`===` pin (`==1.0` also allows
+/// `1.0+cu116`), and only when everything the pin allows is yanked.
 pub(crate) fn pick<'c>(
     cands: &'c [Candidate],
     range: &VS,
     preferred: Option<&Version>,
     allow_pre: bool,
 ) -> Option<&'c Candidate> {
-    let pinned = range.as_singleton();
-    let usable = |c: &&Candidate| range.contains(&c.version) && (!c.yanked || pinned == Some(&c.version));
+    let in_range = |c: &&Candidate| range.contains(&c.version);
+    let yanked_ok = pinned_version(range).is_some() && cands.iter().filter(in_range).all(|c| c.yanked);
+    let usable = |c: &&Candidate| in_range(c) && (yanked_ok || !c.yanked);
     if let Some(pref) = preferred {
         if let Some(c) = cands.iter().filter(usable).find(|c| &c.version == pref) {
             return Some(c);
@@ -218,13 +268,13 @@ impl DependencyProvider for Provider<'_> {
 
     fn prioritize(&self, package: &Pkg, range: &VS, stats: &PackageResolutionStatistics) -> Self::Priority {
         let mut discovered = self.discovered.borrow_mut();
-        let next = discovered.len() as u32;
-        let order = *discovered.entry(package.clone()).or_insert(next);
+        let next = discovered.order.len() as u32;
+        let order = *discovered.order.entry(package.clone()).or_insert(next);
         // Exact pins first (they cannot branch), then whatever has caused conflicts, then
         // in the order packages were discovered, which keeps runs deterministic.
         let class = match package {
             Pkg::Root => 3,
-            _ if range.as_singleton().is_some() => 2,
+            _ if pinned_version(range).is_some() => 2,
             _ => 1,
         };
         (class, stats.conflict_count(), Reverse(order))
@@ -239,7 +289,7 @@ impl DependencyProvider for Provider<'_> {
             return Ok(None);
         };
         let preferred = self.preference(name);
-        let chosen = pick(&cands, range, preferred.as_ref(), self.options.prereleases);
+        let chosen = pick(&cands, range, preferred.as_ref(), self.allows_prereleases(name));
         if let Some(c) = chosen {
             // Start the metadata download now; get_dependencies will wait for it.
             // The request is spawned by `metadata`; the handle is not needed here.
@@ -257,6 +307,7 @@ impl DependencyProvider for Provider<'_> {
         let mut deps = BTreeMap::new();
         let (name, extra) = match package {
             Pkg::Root => {
+                self.seed_constraints();
                 for req in &self.roots {
                     self.add_requirement(&mut deps, req);
                 }
@@ -290,5 +341,102 @@ impl DependencyProvider for Provider<'_> {
             self.add_requirement(&mut deps, req);
         }
         Ok(Dependencies::Available(deps.into_iter().collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use pep_types::VersionSpecifiers;
+    use pypi_client::simple::parse_html;
+    use pypi_client::PageContext;
+
+    use super::*;
+
+    /// Candidates from a one-file-per-version page, in the order given (newest first);
+    /// a trailing `!` marks a yanked version.
+    fn cands(versions: &[&str]) -> Vec<Candidate> {
+        let anchors: String = versions
+            .iter()
+            .map(|v| match v.strip_suffix('!') {
+                Some(v) => format!("<a href=\"demo-{v}.tar.gz\" data-yanked=\"\">x</a>\n"),
+                None => format!("<a href=\"demo-{v}.tar.gz\">x</a>\n"),
+            })
+            .collect();
+        let url = url::Url::parse("http://127.0.0.1/simple/demo/").unwrap();
+        let name = PackageName::from_str("demo").unwrap();
+        let page = parse_html(&anchors, &url, &name, &PageContext::index(0));
+        assert_eq!(page.files.len(), versions.len());
+        page.files
+            .into_iter()
+            .map(|file| Candidate {
+                version: file.parsed.version().clone(),
+                yanked: file.yanked.is_some(),
+                files: vec![file.clone()],
+                file,
+            })
+            .collect()
+    }
+
+    fn range(specs: &str) -> VS {
+        specifiers_range(&VersionSpecifiers::from_str(specs).unwrap())
+    }
+
+    fn picked(cands: &[Candidate], specs: &str, allow_pre: bool) -> Option<String> {
+        pick(cands, &range(specs), None, allow_pre).map(|c| c.version.to_string())
+    }
+
+    #[test]
+    fn yanked_versions_only_for_pins_that_allow_nothing_else() {
+        let all = cands(&["2.0!", "1.5", "1.0+cu116", "1.0!"]);
+        assert_eq!(picked(&all, ">=1.0", false).as_deref(), Some("1.5"));
+        assert_eq!(picked(&all, "==2.0", false).as_deref(), Some("2.0"));
+        assert_eq!(picked(&all, "===2.0", false).as_deref(), Some("2.0"));
+        assert_eq!(picked(&all, ">=2.0", false), None, "a yanked release needs a pin");
+        assert_eq!(picked(&all, "==2.*", false), None, "a prefix is no pin");
+        // `==1.0` allows an unyanked local build, so the yanked 1.0 stays out.
+        assert_eq!(picked(&all, "==1.0", false).as_deref(), Some("1.0+cu116"));
+        let both = cands(&["1.0+cu116!", "1.0!"]);
+        assert_eq!(picked(&both, "==1.0", false).as_deref(), Some("1.0+cu116"));
+        assert_eq!(picked(&both, "==1.0+cu116", false).as_deref(), Some("1.0+cu116"));
+        // A yanked preference is no exception.
+        let pref = Version::from_str("2.0").unwrap();
+        assert_eq!(
+            pick(&all, &range(">=1.0"), Some(&pref), false).map(|c| c.version.to_string()),
+            Some("1.5".into())
+        );
+    }
+
+    #[test]
+    fn prereleases_when_allowed_named_or_alone() {
+        let all = cands(&["2.0rc1", "1.0", "0.9rc1"]);
+        assert_eq!(picked(&all, ">=0.5", false).as_deref(), Some("1.0"));
+        assert_eq!(picked(&all, ">=0.5", true).as_deref(), Some("2.0rc1"));
+        // Nothing final in range: the newest pre-release, as pip does.
+        assert_eq!(picked(&all, ">1.0", false).as_deref(), Some("2.0rc1"));
+        assert_eq!(picked(&all, "<1.0", false).as_deref(), Some("0.9rc1"));
+        // A specifier naming a pre-release turns them on for its package (the provider
+        // passes `allow_pre`); `>1.0rc1` does not name one in pip's sense.
+        let names = |req: &str| {
+            let req = Req::from_str(req).unwrap();
+            matches!(&req.version_or_url, Some(VersionOrUrl::VersionSpecifier(s)) if names_prerelease(s))
+        };
+        assert!(names("demo>=1.0rc1") && names("demo==2.0rc1") && names("demo~=2.0b1,<3"));
+        assert!(!names("demo>=1.0") && !names("demo>1.0rc1") && !names("demo!=2.0rc1") && !names("demo"));
+    }
+
+    #[test]
+    fn local_builds_are_chosen_newest_first_under_a_pin() {
+        let all = cands(&["0.13.1+cu117", "0.13.1+cu116", "0.13.1", "0.13.0"]);
+        assert_eq!(picked(&all, "==0.13.1", false).as_deref(), Some("0.13.1+cu117"));
+        assert_eq!(picked(&all, "==0.13.1+cu116", false).as_deref(), Some("0.13.1+cu116"));
+        assert_eq!(picked(&all, "<=0.13.1,!=0.13.1+cu117", false).as_deref(), Some("0.13.1+cu116"));
+        assert_eq!(picked(&all, "!=0.13.1", false).as_deref(), Some("0.13.0"));
+        let pref = Version::from_str("0.13.1").unwrap();
+        assert_eq!(
+            pick(&all, &range("==0.13.1"), Some(&pref), false).map(|c| c.version.to_string()),
+            Some("0.13.1".into())
+        );
     }
 }

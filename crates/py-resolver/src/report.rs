@@ -3,8 +3,9 @@
 //! usable version (not on any index, or none for this platform and Python).
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
-use pep_types::PackageName;
+use pep_types::{PackageName, Version};
 use pubgrub::{Derived, External, Map, ReportFormatter, Term};
 
 use crate::provider::{Pkg, VS};
@@ -19,15 +20,61 @@ pub(crate) struct Formatter<'a> {
 type Ext = External<Pkg, VS, String>;
 type Der = Derived<Pkg, VS, String>;
 
+/// A range as the specifiers it came from: `==1.0` (which also takes `1.0+local`), `<=1.0`,
+/// `>1.0`, `<2.0`, rather than the bounds that express pip's local and pre-release rules
+/// (`<1.0.post0.dev0`, `>1.0.max0`, `<2.0.min0`).
 fn range(r: &VS) -> String {
     if r == &VS::full() {
-        String::new()
-    } else if let Some(v) = r.as_singleton() {
-        format!("=={v}")
-    } else {
-        // Ranges print as `>=1.0, <2.0`; PEP 440 writes `>=1.0,<2.0`.
-        r.to_string().replace(", ", ",").replace(' ', "")
+        return String::new();
     }
+    if let Some(v) = pep_types::pinned_version(r) {
+        return format!("=={v}");
+    }
+    let segments: Vec<String> = r.iter().map(|(lo, hi)| segment(lo, hi)).collect();
+    segments.join(" | ")
+}
+
+fn segment(lo: &Bound<Version>, hi: &Bound<Version>) -> String {
+    if let (Bound::Included(a), Bound::Included(b)) = (lo, hi) {
+        if a == b {
+            return format!("=={a}");
+        }
+    }
+    let lower = match lo {
+        Bound::Unbounded => None,
+        Bound::Included(a) => Some(format!(">={a}")),
+        Bound::Excluded(a) if a.max().is_some() => Some(format!(">{}", a.clone().with_max(None))),
+        Bound::Excluded(a) => Some(format!(">{a}")),
+    };
+    let upper = match hi {
+        Bound::Unbounded => None,
+        Bound::Included(b) => Some(format!("<={b}")),
+        Bound::Excluded(b) if b.min().is_some() => Some(format!("<{}", b.clone().with_min(None))),
+        Bound::Excluded(b) => match before_locals(b) {
+            Some(v) => Some(format!("<={v}")),
+            None => Some(format!("<{b}")),
+        },
+    };
+    match (lower, upper) {
+        (None, None) => "*".to_string(),
+        (Some(l), None) => l,
+        (None, Some(u)) => u,
+        (Some(l), Some(u)) => format!("{l},{u}"),
+    }
+}
+
+/// The version `v` is [`pep_types::after_locals`] of, if any (`1.0.post0.dev0` is after
+/// `1.0` and its local builds): so `<1.0.post0.dev0` reads as `<=1.0`.
+fn before_locals(v: &Version) -> Option<Version> {
+    if !v.local().is_empty() || v.dev() != Some(0) {
+        return None;
+    }
+    let base = match v.post() {
+        Some(0) => v.clone().with_post(None).with_dev(None),
+        Some(n) => v.clone().with_post(Some(n - 1)).with_dev(None),
+        None => return None,
+    };
+    (pep_types::after_locals(&base) == *v).then_some(base)
 }
 
 fn pkg(p: &Pkg, r: &VS) -> String {

@@ -3,6 +3,7 @@
 //!
 //! Supported: PEP 508 lines with extras and markers, `-r`/`--requirement`, `-c`/`--constraint`,
 //! `-i`/`--index-url`, `--extra-index-url`, `-f`/`--find-links`, `--no-index`, `--pre`,
+//! `--only-binary`, `--no-binary`, `--prefer-binary`,
 //! per-requirement `--hash`, comments, `\` line continuations and `${VAR}` expansion (as pip).
 
 use std::collections::BTreeSet;
@@ -46,6 +47,10 @@ pub struct RequirementSet {
     pub find_links: Vec<String>,
     pub no_index: bool,
     pub pre: bool,
+    /// `--only-binary` / `--no-binary` lines, in file order.
+    pub format: crate::FormatControl,
+    /// A `--prefer-binary` line.
+    pub prefer_binary: bool,
     /// Every file read, in order (for the input fingerprint of `--check`).
     pub files: Vec<PathBuf>,
 }
@@ -142,7 +147,14 @@ impl RequirementSet {
                     "-f" | "--find-links" => self.find_links.push(need("a URL or directory")?),
                     "--no-index" => self.no_index = true,
                     "--pre" => self.pre = true,
-                    "--trusted-host" | "--prefer-binary" | "--only-binary" | "--no-binary" => {
+                    "--prefer-binary" => self.prefer_binary = true,
+                    "--only-binary" => {
+                        self.format.only_binary(&need("package names, :all: or :none:")?).map_err(syntax)?
+                    }
+                    "--no-binary" => {
+                        self.format.no_binary(&need("package names, :all: or :none:")?).map_err(syntax)?
+                    }
+                    "--trusted-host" => {
                         tracing::warn!("{origin}: `{opt}` is ignored");
                     }
                     "-e" | "--editable" => {

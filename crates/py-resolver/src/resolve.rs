@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use pep_types::{ExtraName, PackageName, Req, Target, Version, VersionOrUrl};
 use pubgrub::{DefaultStringReporter, PubGrubError, Reporter};
-use pypi_client::DistFile;
+use pypi_client::{DistFile, IndexStrategy};
+
+use crate::candidates::candidates;
+use crate::format::FormatControl;
 
 use crate::provider::{root_version, Pkg, Provider, ProviderError, VS};
 use crate::report::Formatter;
@@ -25,6 +28,12 @@ pub struct ResolveOptions {
     pub upgrade: BTreeSet<PackageName>,
     /// Extra constraints, e.g. from `-P name==1.2`.
     pub extra_constraints: Vec<Req>,
+    /// How a name on several indexes is served; the order candidates are tried in.
+    pub index_strategy: IndexStrategy,
+    /// `--only-binary` / `--no-binary`.
+    pub format: FormatControl,
+    /// `--prefer-binary`: a version with a wheel beats a newer sdist-only one.
+    pub prefer_binary: bool,
 }
 
 /// One package in a resolution.
@@ -117,7 +126,7 @@ fn constraint_ranges(
             continue;
         }
         if let Some(VersionOrUrl::VersionSpecifier(spec)) = &req.version_or_url {
-            let range = VS::from(spec.clone());
+            let range = pep_types::specifiers_range(spec);
             let entry = out.entry(req.name.clone()).or_insert_with(VS::full);
             *entry = entry.intersection(&range);
         }
@@ -147,6 +156,10 @@ fn resolve_one(
         unknown: RefCell::default(),
         prefetched: RefCell::default(),
     };
+    // A pre-release named in a constraint file allows pre-releases of that package (pip).
+    for entry in set.constraints.iter().filter(|e| e.req.marker.evaluate(env, &[])) {
+        provider.note_requirement(&entry.req);
+    }
     let t = target.to_string();
     let solution = match pubgrub::resolve(&provider, Pkg::Root, root_version()) {
         Ok(solution) => solution,
@@ -161,6 +174,16 @@ fn resolve_one(
                     "\nhint: `{name}` was not found on any configured index; check its spelling or pass --index-url / --extra-index-url"
                 ));
             }
+            let names: BTreeSet<PackageName> = tree
+                .packages()
+                .into_iter()
+                .filter_map(|p| match p {
+                    Pkg::Name(n) | Pkg::Extra(n, _) => Some(n.clone()),
+                    Pkg::Root => None,
+                })
+                .collect();
+            drop(unknown);
+            hints.push_str(&index_hints(&provider, &names));
             return Err(ResolveError::NoSolution { target: t, report, hints });
         }
         Err(PubGrubError::ErrorRetrievingDependencies { package, version, source }) => {
@@ -182,6 +205,59 @@ fn resolve_one(
     };
     build_resolution(&provider, set, solution.into_iter().collect())
         .map_err(|source| ResolveError::Other { target: target.to_string(), message: format!("{source}") })
+}
+
+/// Hints about files the indexes have but the resolution could not see: files dropped by
+/// `--exclude-newer` because their index publishes no upload times, and versions on a later
+/// index that the first-index strategy never looks at.
+fn index_hints(provider: &Provider<'_>, names: &BTreeSet<PackageName>) -> String {
+    let source = provider.source;
+    let client = source.client();
+    let location = |i: usize| client.location_name(i).unwrap_or_else(|| format!("index #{i}"));
+    let mut hints = String::new();
+    for name in names {
+        let Ok(Some(page)) = source.blocking_page(name) else { continue };
+        for (index, count) in &page.undated {
+            hints.push_str(&format!(
+                "\nhint: {} publishes no upload times, so --exclude-newer left out its {count} file(s) of `{name}`; \
+                 to use them, exempt the package with --exclude-newer-package {name}=false \
+                 (in a manifest: `exclude_newer = false` on that [[python.index]])",
+                location(*index)
+            ));
+        }
+        if client.index_strategy() != IndexStrategy::FirstIndex || !client.has_several_locations(name) {
+            continue;
+        }
+        let pages = source.blocking_pages_by_location(name);
+        let Some(((served_index, served), later)) = pages.split_first() else { continue };
+        let seen: BTreeSet<Version> =
+            candidates(served, &provider.target, provider.options).into_iter().map(|c| c.version).collect();
+        let served_by = location(*served_index);
+        for (index, page) in later {
+            let hidden: Vec<String> = candidates(page, &provider.target, provider.options)
+                .into_iter()
+                .filter(|c| !seen.contains(&c.version))
+                .map(|c| c.version.to_string())
+                .collect();
+            if hidden.is_empty() {
+                continue;
+            }
+            let shown = if hidden.len() > 5 {
+                format!("{} and {} more", hidden[..5].join(", "), hidden.len() - 5)
+            } else {
+                hidden.join(", ")
+            };
+            hints.push_str(&format!(
+                "\nhint: `{name}` {shown} for {} is on {}, but with --index-strategy first-index (the default) \
+                 the first index that has `{name}` ({served_by}) serves all of its files; pass \
+                 --index-strategy unsafe-best-match to merge the indexes as pip does, or pin `{name}` \
+                 to that index ([[python.index]] in a manifest)",
+                provider.target,
+                location(*index)
+            ));
+        }
+    }
+    hints
 }
 
 /// Turns the solver's picks into packages with files and `# via` annotations.

@@ -135,6 +135,17 @@ impl Source {
         fut
     }
 
+    /// The registry client underneath (its configuration and location names).
+    pub fn client(&self) -> &RegistryClient {
+        &self.client
+    }
+
+    /// `name`'s page from each location separately (for explaining a failure), waiting from
+    /// a thread outside the runtime. Errors count as "nothing to say".
+    pub fn blocking_pages_by_location(&self, name: &PackageName) -> Vec<(usize, ProjectPage)> {
+        self.handle.block_on(self.client.project_by_location(name)).unwrap_or_default()
+    }
+
     /// Waits for a page from a thread outside the runtime (the solver's).
     pub fn blocking_page(&self, name: &PackageName) -> Result<Option<Arc<ProjectPage>>, Arc<SourceError>> {
         self.handle.block_on(self.page(name))

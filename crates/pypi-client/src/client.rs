@@ -2,7 +2,7 @@
 //! name wins), wheel metadata, and downloads, with a cache tuned for indexes that give no
 //! caching help.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +26,8 @@ use crate::{Error, IndexConfig};
 const PAGES: &str = "http/simple-v2";
 /// Cache namespace of wheel metadata, by the wheel's sha256: immutable, kept forever.
 const METADATA: &str = "metadata-v2/sha256";
+/// Cache namespace of file sizes the index did not give, by the file's sha256.
+const SIZES: &str = "sizes-v1/sha256";
 
 /// How the registry client uses the network and the cache.
 #[derive(Debug, Clone)]
@@ -46,6 +48,61 @@ pub struct ClientOptions {
     /// Projects served by one index only (the manifest's `[[python.index]]`): their files
     /// come from that simple-API root and nowhere else.
     pub pinned: Vec<(PackageName, Url)>,
+    /// How files of a name on several indexes are combined.
+    pub index_strategy: IndexStrategy,
+    /// Per-project cutoffs that replace `exclude_newer` (`--exclude-newer-package NAME=DATE`);
+    /// `None` exempts the project from any cutoff (`NAME=false`).
+    pub exclude_newer_packages: BTreeMap<PackageName, Option<Timestamp>>,
+    /// Indexes whose files are used whatever `exclude_newer` says (the manifest's
+    /// `[[python.index]] exclude_newer = false`): for indexes that publish no upload times.
+    pub exclude_newer_exempt: Vec<Url>,
+}
+
+/// How the files of one name on several indexes are combined; uv's names and meanings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IndexStrategy {
+    /// The first index that has the name serves all of its files: a name registered on a
+    /// later (public) index can never shadow an earlier (private) one.
+    #[default]
+    FirstIndex,
+    /// Every index is asked; the versions of the first index are tried before any of a
+    /// later one (a version on several indexes comes from the first).
+    UnsafeFirstMatch,
+    /// Every index is asked and their files merged; the best version wins wherever it is,
+    /// as pip and pip-compile do with `--extra-index-url`.
+    UnsafeBestMatch,
+}
+
+impl IndexStrategy {
+    /// The command-line and manifest spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexStrategy::FirstIndex => "first-index",
+            IndexStrategy::UnsafeFirstMatch => "unsafe-first-match",
+            IndexStrategy::UnsafeBestMatch => "unsafe-best-match",
+        }
+    }
+}
+
+impl std::str::FromStr for IndexStrategy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "first-index" => Ok(IndexStrategy::FirstIndex),
+            "unsafe-first-match" => Ok(IndexStrategy::UnsafeFirstMatch),
+            "unsafe-best-match" => Ok(IndexStrategy::UnsafeBestMatch),
+            _ => Err(format!(
+                "unknown index strategy `{s}`; expected first-index, unsafe-first-match or unsafe-best-match"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for IndexStrategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Default for ClientOptions {
@@ -58,6 +115,9 @@ impl Default for ClientOptions {
             page_ttl: Duration::from_secs(600),
             keep_wheel: None,
             pinned: Vec::new(),
+            index_strategy: IndexStrategy::FirstIndex,
+            exclude_newer_packages: BTreeMap::new(),
+            exclude_newer_exempt: Vec::new(),
         }
     }
 }
@@ -153,10 +213,11 @@ impl RegistryClient {
         }
     }
 
-    /// The files of a project from the first location that knows it: the index URL, the
-    /// extra index URLs, then find-links. Files of later locations are never mixed in, so a
-    /// name registered on a public index cannot shadow a private one listed first.
-    /// `None` if no location knows the name.
+    /// The files of a project. With [`IndexStrategy::FirstIndex`] (the default), from the
+    /// first location that knows it: the index URL, the extra index URLs, then find-links;
+    /// files of later locations are never mixed in, so a name registered on a public index
+    /// cannot shadow a private one listed first. With the unsafe strategies, the files of
+    /// every location that knows it, in location order. `None` if no location knows the name.
     pub async fn project(&self, name: &PackageName) -> Result<Option<Arc<ProjectPage>>, Error> {
         let cell = {
             let mut projects = self.inner.projects.lock().unwrap_or_else(PoisonError::into_inner);
@@ -166,62 +227,113 @@ impl RegistryClient {
         Ok(page.clone())
     }
 
-    async fn find_project(&self, name: &PackageName) -> Result<Option<Arc<ProjectPage>>, Error> {
+    /// The strategy this client combines indexes with.
+    pub fn index_strategy(&self) -> IndexStrategy {
+        self.inner.options.index_strategy
+    }
+
+    /// Whether more than one location could serve `name` (so a strategy matters for it).
+    pub fn has_several_locations(&self, name: &PackageName) -> bool {
+        self.locations_of(name).len() > 1
+    }
+
+    /// `name`'s page from each location that knows it, with its location number, whatever the strategy:
+    /// for explaining a failure (which index had which versions).
+    pub async fn project_by_location(&self, name: &PackageName) -> Result<Vec<(usize, ProjectPage)>, Error> {
+        let mut out = Vec::new();
         for (index, location) in self.locations_of(name) {
-            let ctx = PageContext {
-                index,
-                exclude_newer: self.inner.options.exclude_newer,
-                keep_wheel: self.inner.options.keep_wheel.clone(),
-            };
-            let page = match location {
-                Location::Index(root) => {
-                    let url = project_url(&root, name);
-                    let page = self.fetch_page(&url, name).await?;
-                    if page.is_missing() {
-                        tracing::debug!("{name} is not on {}", redact(&root));
-                        continue;
-                    }
-                    let mut parsed = simple::parse_page(
-                        &page.body,
-                        page.content_type.as_deref(),
-                        &page.final_url,
-                        name,
-                        &ctx,
-                    )
-                    .map_err(|source| Error::Parse {
-                        package: name.to_string(),
-                        url: redact(&url),
-                        source,
-                    })?;
-                    inherit_credentials(&mut parsed, &root);
-                    parsed
-                }
-                Location::FlatPage(url) => {
-                    let page = self.fetch_page(&url, name).await?;
-                    let mut parsed =
-                        simple::parse_html(&String::from_utf8_lossy(&page.body), &page.final_url, name, &ctx);
-                    if page.is_missing() || parsed.files.is_empty() {
-                        continue;
-                    }
-                    inherit_credentials(&mut parsed, &url);
-                    parsed
-                }
-                Location::Local(path) => {
-                    let (project, dir) = (name.clone(), path.clone());
-                    let listed =
-                        tokio::task::spawn_blocking(move || simple::list_local(&dir, &project, &ctx))
-                            .await
-                            .map_err(Error::Task)?
-                            .map_err(|source| Error::FindLinks { path, source })?;
-                    if listed.files.is_empty() {
-                        continue;
-                    }
-                    listed
-                }
-            };
-            return Ok(Some(Arc::new(page)));
+            if let Some(page) = self.location_page(name, index, location).await? {
+                out.push((index, page));
+            }
         }
-        Ok(None)
+        Ok(out)
+    }
+
+    async fn find_project(&self, name: &PackageName) -> Result<Option<Arc<ProjectPage>>, Error> {
+        let merge = self.inner.options.index_strategy != IndexStrategy::FirstIndex;
+        let mut merged: Option<ProjectPage> = None;
+        for (index, location) in self.locations_of(name) {
+            let Some(page) = self.location_page(name, index, location).await? else { continue };
+            if !merge {
+                return Ok(Some(Arc::new(page)));
+            }
+            match &mut merged {
+                Some(all) => all.merge(&page),
+                None => merged = Some(page),
+            }
+        }
+        Ok(merged.map(Arc::new))
+    }
+
+    /// The cutoff that applies to `name`'s files on location `index` (`root` for indexes).
+    fn cutoff_for(&self, name: &PackageName, root: Option<&Url>) -> Option<Timestamp> {
+        let options = &self.inner.options;
+        if root.is_some_and(|root| options.exclude_newer_exempt.iter().any(|u| same_root(u, root))) {
+            return None;
+        }
+        match options.exclude_newer_packages.get(name) {
+            Some(cutoff) => *cutoff,
+            None => options.exclude_newer,
+        }
+    }
+
+    /// `name`'s files on one location; `None` if the location does not know the name.
+    async fn location_page(
+        &self,
+        name: &PackageName,
+        index: usize,
+        location: Location,
+    ) -> Result<Option<ProjectPage>, Error> {
+        let root = match &location {
+            Location::Index(root) | Location::FlatPage(root) => Some(root),
+            Location::Local(_) => None,
+        };
+        let ctx = PageContext {
+            index,
+            exclude_newer: self.cutoff_for(name, root),
+            keep_wheel: self.inner.options.keep_wheel.clone(),
+        };
+        let page = match location {
+            Location::Index(root) => {
+                let url = project_url(&root, name);
+                let page = self.fetch_page(&url, name).await?;
+                if page.is_missing() {
+                    tracing::debug!("{name} is not on {}", redact(&root));
+                    return Ok(None);
+                }
+                let mut parsed =
+                    simple::parse_page(&page.body, page.content_type.as_deref(), &page.final_url, name, &ctx)
+                        .map_err(|source| Error::Parse {
+                            package: name.to_string(),
+                            url: redact(&url),
+                            source,
+                        })?;
+                inherit_credentials(&mut parsed, &root);
+                parsed
+            }
+            Location::FlatPage(url) => {
+                let page = self.fetch_page(&url, name).await?;
+                let mut parsed =
+                    simple::parse_html(&String::from_utf8_lossy(&page.body), &page.final_url, name, &ctx);
+                if page.is_missing() || (parsed.files.is_empty() && parsed.undated.is_empty()) {
+                    return Ok(None);
+                }
+                inherit_credentials(&mut parsed, &url);
+                parsed
+            }
+            Location::Local(path) => {
+                let (project, dir) = (name.clone(), path.clone());
+                let listed = tokio::task::spawn_blocking(move || simple::list_local(&dir, &project, &ctx))
+                    .await
+                    .map_err(Error::Task)?
+                    .map_err(|source| Error::FindLinks { path, source })?;
+                if listed.files.is_empty() {
+                    return Ok(None);
+                }
+                listed
+            }
+        };
+        Ok(Some(page))
     }
 
     /// Where `name`'s files are looked for: its pinned index alone, else every location.
@@ -490,6 +602,39 @@ impl RegistryClient {
         .map_err(Error::Task)?
     }
 
+    /// The size of a distribution file: the index's, else from the cache (by sha256), else
+    /// asked of the server with a one-byte range request (its `Content-Range` names the
+    /// total), else by downloading it. Static PEP 503 pages (PyTorch's) give no sizes, and a
+    /// lock needs them.
+    pub async fn file_size(&self, file: &DistFile) -> Result<u64, Error> {
+        if let Some(size) = file.size {
+            return Ok(size);
+        }
+        let cached = file.sha256.as_ref().and_then(|sha| self.inner.cache.read_entry(SIZES, sha));
+        if let Some(size) = cached.and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse().ok()) {
+            return Ok(size);
+        }
+        let file_error = |source| Error::File { filename: file.filename.clone(), source };
+        if self.offline() && file.url.scheme() != "file" {
+            return Err(Error::Offline { package: file.filename.clone(), url: redact(&file.url) });
+        }
+        let size = match self.inner.http.get_range(&file.url, fetch::ByteRange::Suffix(1)).await {
+            Ok(fetch::RangeReply::Partial { total, .. }) => total,
+            Ok(fetch::RangeReply::Whole(body)) => body.len() as u64,
+            Ok(fetch::RangeReply::Unsupported) => {
+                let path = self.download(file).await?;
+                fs_err::metadata(&path).map_err(|source| Error::Read { path, source })?.len()
+            }
+            Err(e) => return Err(file_error(e)),
+        };
+        if let Some(sha256) = &file.sha256 {
+            if let Err(e) = self.inner.cache.write_entry(SIZES, sha256, size.to_string().as_bytes()) {
+                tracing::warn!("{e}");
+            }
+        }
+        Ok(size)
+    }
+
     /// Downloads a distribution into the cache, checked against the index's sha256 (a file
     /// the index gives no hash for is stored under the digest of what arrived).
     pub async fn download(&self, file: &DistFile) -> Result<PathBuf, Error> {
@@ -525,6 +670,12 @@ fn project_url(root: &Url, name: &PackageName) -> Url {
         segments.pop_if_empty().push(name.as_ref()).push("");
     }
     url
+}
+
+/// Two index roots name the same index (credentials and a trailing slash aside).
+fn same_root(a: &Url, b: &Url) -> bool {
+    let trim = |u: &Url| without_credentials(u).trim_end_matches('/').to_string();
+    trim(a) == trim(b)
 }
 
 fn without_credentials(url: &Url) -> String {

@@ -39,6 +39,8 @@ pub struct IndexArgs {
 pub struct IndexConfig {
     /// The main index (PEP 503 / 691 simple API root).
     pub index_url: Url,
+    /// `index_url` is the host pip's default: nothing configured names an index.
+    pub index_url_is_default: bool,
     /// Further indexes, asked in order after the main one.
     pub extra_index_urls: Vec<Url>,
     /// Find-links locations that exist (or are remote): directories, files, flat pages.
@@ -61,11 +63,11 @@ impl IndexConfig {
     pub fn from_pip_with(args: &IndexArgs, env: &PipEnvironment) -> Result<IndexConfig, ConfigError> {
         let settings = Settings::read(env)?;
 
-        let index_url = match &args.index_url {
-            Some(value) => parse_index_url(value, &Origin::Cli("--index-url"))?,
+        let (index_url, index_url_is_default) = match &args.index_url {
+            Some(value) => (parse_index_url(value, &Origin::Cli("--index-url"))?, false),
             None => match settings.get("index-url") {
-                Some((value, origin)) => parse_index_url(value, origin)?,
-                None => default_index(env)?,
+                Some((value, origin)) => (parse_index_url(value, origin)?, false),
+                None => (default_index(env)?, true),
             },
         };
 
@@ -102,7 +104,15 @@ impl IndexConfig {
                 None => false,
             };
 
-        Ok(IndexConfig { index_url, extra_index_urls, find_links, cert, timeout, no_index })
+        Ok(IndexConfig {
+            index_url,
+            index_url_is_default,
+            extra_index_urls,
+            find_links,
+            cert,
+            timeout,
+            no_index,
+        })
     }
 
     /// Arguments that make a pip subprocess (a PEP 517 build environment) use the same
@@ -127,6 +137,38 @@ impl IndexConfig {
         args
     }
 
+    /// The option lines pip-compile writes after its header so that `pip install -r` of the
+    /// output finds the same files: `--index-url` (unless it is pip's default), each
+    /// `--extra-index-url`, then each `--find-links`, as configured (`--no-index` too).
+    /// Credentials are never written: pip finds them in netrc, a keyring or its own config.
+    pub fn requirements_options(&self, emit_index_url: bool, emit_find_links: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        if emit_index_url {
+            if self.no_index {
+                out.push("--no-index".to_string());
+            } else {
+                if !self.index_url_is_default {
+                    out.push(format!("--index-url {}", without_credentials(&self.index_url)));
+                }
+                for url in &self.extra_index_urls {
+                    out.push(format!("--extra-index-url {}", without_credentials(url)));
+                }
+            }
+        }
+        if emit_find_links {
+            for entry in &self.find_links {
+                let shown = match Url::parse(entry) {
+                    Ok(url) if url.has_host() => without_credentials(&url),
+                    _ => entry.clone(),
+                };
+                out.push(format!("--find-links {shown}"));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        out.retain(|line| seen.insert(line.clone()));
+        out
+    }
+
     /// The indexes to ask, in order: none with `no_index`, else the main one then the extras.
     pub fn index_urls(&self) -> Vec<&Url> {
         if self.no_index {
@@ -134,6 +176,14 @@ impl IndexConfig {
         }
         std::iter::once(&self.index_url).chain(&self.extra_index_urls).collect()
     }
+}
+
+fn without_credentials(url: &Url) -> String {
+    let mut url = url.clone();
+    // Only URLs that cannot carry credentials refuse this, and they carry none.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
 }
 
 /// The environment pip reads: variables and config file locations, made explicit so that

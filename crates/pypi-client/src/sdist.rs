@@ -869,7 +869,9 @@ fn unsatisfied(requires: &[String], installed: &BTreeMap<String, String>) -> Vec
             };
             match &req.version_or_url {
                 None => false,
-                Some(pep_types::VersionOrUrl::VersionSpecifier(spec)) => !spec.contains(&version),
+                Some(pep_types::VersionOrUrl::VersionSpecifier(spec)) => {
+                    !pep_types::specifiers_range(spec).contains(&version)
+                }
                 Some(pep_types::VersionOrUrl::Url(_)) => true,
             }
         })

@@ -24,10 +24,20 @@ use crate::html;
 pub struct PageContext {
     /// Which location the page came from (see [`DistFile::index`]).
     pub index: usize,
-    /// Drop files uploaded at or after this time (PEP 700).
+    /// Drop files uploaded at or after this time (PEP 700), and files whose upload time the
+    /// location does not publish (they cannot be shown to be older), counted in
+    /// [`ProjectPage::undated`] so that the loss is reported, never silent.
     pub exclude_newer: Option<jiff::Timestamp>,
     /// Keep only the wheels this accepts (sdists are always kept).
     pub keep_wheel: Option<WheelFilter>,
+}
+
+/// What [`PageContext::accept`] decided about one file.
+enum Verdict {
+    Keep(DistFilename),
+    Skip,
+    /// A file of the project that the cutoff drops because it has no upload time.
+    Undated,
 }
 
 /// A predicate on wheel names, e.g. "some target can install it".
@@ -46,35 +56,34 @@ impl PageContext {
         PageContext { index, ..PageContext::default() }
     }
 
-    /// The parsed name of a file worth keeping, or `None` (with a debug line) to skip it.
-    fn accept(
-        &self,
-        filename: &str,
-        project: &PackageName,
-        uploaded: Option<jiff::Timestamp>,
-    ) -> Option<DistFilename> {
+    /// The parsed name of a file worth keeping, or why not (a debug line for odd names).
+    fn accept(&self, filename: &str, project: &PackageName, uploaded: Option<jiff::Timestamp>) -> Verdict {
         if let (Some(cutoff), Some(uploaded)) = (self.exclude_newer, uploaded) {
             if uploaded >= cutoff {
-                return None;
+                return Verdict::Skip;
             }
         }
-        let parsed = match DistFilename::parse(filename, project)? {
-            Ok(parsed) => parsed,
-            Err(e) => {
+        let parsed = match DistFilename::parse(filename, project) {
+            Some(Ok(parsed)) => parsed,
+            Some(Err(e)) => {
                 tracing::debug!("skipping {filename}: {e}");
-                return None;
+                return Verdict::Skip;
             }
+            None => return Verdict::Skip,
         };
         if let DistFilename::Wheel(wheel) = &parsed {
             if wheel.name != *project {
                 tracing::debug!("skipping {filename}: not a file of {project}");
-                return None;
+                return Verdict::Skip;
             }
             if self.keep_wheel.as_ref().is_some_and(|keep| !(keep.0)(wheel)) {
-                return None;
+                return Verdict::Skip;
             }
         }
-        Some(parsed)
+        if self.exclude_newer.is_some() && uploaded.is_none() {
+            return Verdict::Undated;
+        }
+        Verdict::Keep(parsed)
     }
 }
 
@@ -155,8 +164,31 @@ pub const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, text/html;q=0.1";
 pub struct ProjectPage {
     /// The project, normalized.
     pub name: PackageName,
-    /// Wheels and sdists, in page order.
+    /// Wheels and sdists, in page order (locations in configuration order when merged).
     pub files: Vec<DistFile>,
+    /// Location number -> how many files of the project it listed without an upload time,
+    /// dropped under `--exclude-newer` (PEP 503 HTML pages never carry one).
+    pub undated: BTreeMap<usize, usize>,
+}
+
+impl ProjectPage {
+    /// A page of no files.
+    pub fn empty(name: PackageName) -> ProjectPage {
+        ProjectPage { name, files: Vec::new(), undated: BTreeMap::new() }
+    }
+
+    fn with_files(mut self, files: Vec<DistFile>) -> ProjectPage {
+        self.files = files;
+        self
+    }
+
+    /// Appends the files of `other` (a later location) to this page.
+    pub fn merge(&mut self, other: &ProjectPage) {
+        self.files.extend(other.files.iter().cloned());
+        for (index, count) in &other.undated {
+            *self.undated.entry(*index).or_default() += count;
+        }
+    }
 }
 
 /// One downloadable wheel or sdist.
@@ -290,6 +322,7 @@ pub fn parse_json(
     }
     let mut memo = RequiresPythonMemo::default();
     let mut files = Vec::new();
+    let mut undated = BTreeMap::new();
     for raw in page.files {
         let entry: JsonFile = match serde_json::from_str(raw.get()) {
             Ok(entry) => entry,
@@ -311,10 +344,14 @@ pub fn parse_json(
         });
         // Decide on the name and time first: most files of a big page are skipped here,
         // before their URL and hashes cost anything.
-        let Some(parsed) = ctx.accept(&entry.filename, project, upload_time) else { continue };
-        if upload_time.is_none() && ctx.exclude_newer.is_some() {
-            tracing::debug!("{}: no upload time; kept despite --exclude-newer", entry.filename);
-        }
+        let parsed = match ctx.accept(&entry.filename, project, upload_time) {
+            Verdict::Keep(parsed) => parsed,
+            Verdict::Skip => continue,
+            Verdict::Undated => {
+                *undated.entry(ctx.index).or_default() += 1;
+                continue;
+            }
+        };
         let Ok(url) = page_url.join(&entry.url) else {
             tracing::debug!("{page_url}: skipping {}: bad URL `{}`", entry.filename, entry.url);
             continue;
@@ -342,7 +379,7 @@ pub fn parse_json(
             index: ctx.index,
         });
     }
-    Ok(ProjectPage { name: project.clone(), files })
+    Ok(ProjectPage { name: project.clone(), files, undated })
 }
 
 /// Parses a PEP 503 HTML page (also a flat find-links page: files of other projects are
@@ -357,6 +394,7 @@ pub fn parse_html(body: &str, page_url: &Url, project: &PackageName, ctx: &PageC
         .unwrap_or_else(|| page_url.clone());
     let mut memo = RequiresPythonMemo::default();
     let mut files = Vec::new();
+    let mut undated = BTreeMap::new();
     for anchor in tags.iter().filter(|t| t.name == "a") {
         let Some(href) = anchor.attr("href").flatten() else { continue };
         let Ok(mut url) = base.join(href) else {
@@ -377,7 +415,14 @@ pub fn parse_html(body: &str, page_url: &Url, project: &PackageName, ctx: &PageC
             None | Some(Some("false")) => (false, None),
             Some(value) => (true, value.and_then(|v| v.strip_prefix("sha256=")).and_then(digest)),
         };
-        let Some(parsed) = ctx.accept(&filename, project, None) else { continue };
+        let parsed = match ctx.accept(&filename, project, None) {
+            Verdict::Keep(parsed) => parsed,
+            Verdict::Skip => continue,
+            Verdict::Undated => {
+                *undated.entry(ctx.index).or_default() += 1;
+                continue;
+            }
+        };
         files.push(DistFile {
             requires_python: memo.get(&filename, anchor.attr("data-requires-python").flatten()),
             filename,
@@ -392,7 +437,7 @@ pub fn parse_html(body: &str, page_url: &Url, project: &PackageName, ctx: &PageC
             index: ctx.index,
         });
     }
-    ProjectPage { name: project.clone(), files }
+    ProjectPage { name: project.clone(), files, undated }
 }
 
 /// Lists the files of `project` in a find-links directory (or the one file a find-links
@@ -414,7 +459,9 @@ pub fn list_local(location: &Path, project: &PackageName, ctx: &PageContext) -> 
     for path in paths {
         let Some(filename) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
         // Hash only the files of this project: a find-links directory may hold gigabytes.
-        let Some(parsed) = ctx.accept(&filename, project, None) else { continue };
+        // A find-links directory is the user's own files: no upload times to ask for.
+        let local = PageContext { exclude_newer: None, ..ctx.clone() };
+        let Verdict::Keep(parsed) = local.accept(&filename, project, None) else { continue };
         let Ok(url) = Url::from_file_path(&path) else { continue };
         let (sha256, size) = hash_file(&path)?;
         files.push(DistFile {
@@ -431,7 +478,7 @@ pub fn list_local(location: &Path, project: &PackageName, ctx: &PageContext) -> 
             index: ctx.index,
         });
     }
-    Ok(ProjectPage { name: project.clone(), files })
+    Ok(ProjectPage::empty(project.clone()).with_files(files))
 }
 
 fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {

@@ -27,6 +27,7 @@ fn sha256(bytes: &[u8]) -> String {
 fn config(index: Url, extra: Vec<Url>) -> IndexConfig {
     IndexConfig {
         index_url: index,
+        index_url_is_default: false,
         extra_index_urls: extra,
         find_links: Vec::new(),
         cert: None,
@@ -218,15 +219,37 @@ async fn exclude_newer_drops_files_and_reuses_a_later_cached_page() {
         ..Default::default()
     };
     let client = registry(config(server.url("/simple/"), vec![]), &cache, options.clone());
-    let files = client.project(&name("foo")).await.unwrap().unwrap().files.clone();
-    let names: Vec<_> = files.iter().map(|f| f.filename.as_str()).collect();
-    assert_eq!(names, ["foo-1.0.tar.gz", "foo-3.0.tar.gz"], "no upload time: kept");
+    let page = client.project(&name("foo")).await.unwrap().unwrap();
+    let names: Vec<_> = page.files.iter().map(|f| f.filename.as_str()).collect();
+    assert_eq!(names, ["foo-1.0.tar.gz"], "no upload time: cannot be shown older, dropped");
+    assert_eq!(page.undated, [(0, 1)].into_iter().collect(), "and counted for the message");
     assert_eq!(server.hits(), 1);
 
     // A new run (fresh memo), TTL zero: the page was fetched after the cutoff, so it is
     // complete for this resolution and no request is made.
     let again = registry(config(server.url("/simple/"), vec![]), &cache, options.clone());
-    assert_eq!(again.project(&name("foo")).await.unwrap().unwrap().files.len(), 2);
+    assert_eq!(again.project(&name("foo")).await.unwrap().unwrap().files.len(), 1);
+    assert_eq!(server.hits(), 1);
+
+    // The package exempt (`--exclude-newer-package foo=false`), or the index: every file.
+    let exempt = ClientOptions {
+        exclude_newer_packages: [(name("foo"), None)].into_iter().collect(),
+        ..options.clone()
+    };
+    let all = registry(config(server.url("/simple/"), vec![]), &cache, exempt);
+    assert_eq!(all.project(&name("foo")).await.unwrap().unwrap().files.len(), 3);
+    let exempt = ClientOptions { exclude_newer_exempt: vec![server.url("/simple")], ..options.clone() };
+    let all = registry(config(server.url("/simple/"), vec![]), &cache, exempt);
+    assert_eq!(all.project(&name("foo")).await.unwrap().unwrap().files.len(), 3);
+    // Its own cutoff: foo-2.0 (2022) is before 2023.
+    let own = ClientOptions {
+        exclude_newer_packages: [(name("foo"), Some("2023-01-01T00:00:00Z".parse().unwrap()))]
+            .into_iter()
+            .collect(),
+        ..options.clone()
+    };
+    let own = registry(config(server.url("/simple/"), vec![]), &cache, own);
+    assert_eq!(own.project(&name("foo")).await.unwrap().unwrap().files.len(), 2);
     assert_eq!(server.hits(), 1);
 
     // --refresh asks again.

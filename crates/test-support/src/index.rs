@@ -83,6 +83,13 @@ impl Index {
         index
     }
 
+    /// An index shaped like PyTorch's wheel indexes (`whl/cu116`): static PEP 503 HTML only,
+    /// `+` percent-encoded in hrefs, `#sha256=` fragments, and no sizes, upload times or PEP
+    /// 658 metadata (so metadata comes from range requests into the wheel).
+    pub fn pytorch_like() -> Self {
+        Self::new().json(false).pep658(false)
+    }
+
     /// Serve PEP 691 JSON to clients that prefer it (default `true`); `false` serves HTML only.
     pub fn json(self, enabled: bool) -> Self {
         self.shared.lock().json = enabled;

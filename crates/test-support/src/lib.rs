@@ -21,6 +21,7 @@ mod index;
 mod metadata;
 mod oci_image;
 mod proxy;
+mod pytorch;
 mod registry;
 pub mod scripted;
 mod sdist;
@@ -29,8 +30,10 @@ mod util;
 mod wheel;
 
 pub use index::Index;
+pub use metadata::DEFAULT_UPLOAD_TIME;
 pub use oci_image::{pseudo_random, TestImage, WrittenBlob, WrittenImage};
 pub use proxy::{Logged, Proxy};
+pub use pytorch::{publish_default_torch, torch_cu116_index};
 pub use registry::{registry_tools_missing, DockerRegistry, RegistryConfig};
 pub use sdist::{Sdist, BACKEND_SRC};
 pub use server::Server;

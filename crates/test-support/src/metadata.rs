@@ -13,6 +13,9 @@ pub(crate) struct Common {
     pub yanked: Option<String>,
 }
 
+/// The upload time JSON pages show for files published without [`crate::Wheel::upload_time`].
+pub const DEFAULT_UPLOAD_TIME: &str = "2020-01-01T00:00:00Z";
+
 impl Common {
     pub fn new(name: &str, version: &str) -> Self {
         Self {
@@ -21,7 +24,8 @@ impl Common {
             requires: Vec::new(),
             requires_python: None,
             extras: Vec::new(),
-            upload_time: None,
+            // Real JSON indexes give every file an upload time (PEP 700); HTML pages never do.
+            upload_time: Some(DEFAULT_UPLOAD_TIME.to_string()),
             yanked: None,
         }
     }

@@ -69,7 +69,9 @@ pub(crate) fn html_escape(s: &str) -> String {
 pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~+!".contains(&b) {
+        // `+` is encoded as PyTorch's indexes do (`torch-1.13.1%2Bcu116-...whl`): clients must
+        // decode file names taken from hrefs.
+        if b.is_ascii_alphanumeric() || b"-._~!".contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -135,7 +137,7 @@ mod tests {
     #[test]
     fn escapes_and_decodes() {
         assert_eq!(html_escape(">=3.8 \"x\""), "&gt;=3.8 &quot;x&quot;");
-        assert_eq!(url_encode("a b+c.whl"), "a%20b+c.whl");
+        assert_eq!(url_encode("a b+c.whl"), "a%20b%2Bc.whl");
         assert_eq!(url_decode("a%20b%2Bc%zz%"), "a b+c%zz%");
     }
 }

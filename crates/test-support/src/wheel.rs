@@ -100,7 +100,8 @@ impl Wheel {
         self
     }
 
-    /// Sets the upload time shown in JSON pages (ISO 8601, e.g. `2024-01-01T00:00:00Z`).
+    /// Sets the upload time shown in JSON pages (ISO 8601, e.g. `2024-01-01T00:00:00Z`;
+    /// default [`crate::DEFAULT_UPLOAD_TIME`]).
     pub fn upload_time(mut self, time: &str) -> Self {
         self.common.upload_time = Some(time.to_string());
         self

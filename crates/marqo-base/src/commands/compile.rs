@@ -1,6 +1,6 @@
 //! `marqo-base compile`: requirements.in -> pinned requirements.txt, for every target.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -15,7 +15,8 @@ use py_resolver::{
 };
 use pypi_client::sdist::BuildContext;
 use pypi_client::{
-    ClientOptions as IndexClientOptions, IndexArgs, IndexConfig, PipEnvironment, RegistryClient, WheelFilter,
+    ClientOptions as IndexClientOptions, IndexArgs, IndexConfig, IndexStrategy, PipEnvironment,
+    RegistryClient, WheelFilter,
 };
 
 use crate::cli::CompileArgs;
@@ -34,11 +35,22 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
         .map_err(|e| CliError::from_error(e.to_string(), e))?;
     let plan = plan(&args)?;
     let (upgrade, extra_constraints) = upgrade_packages(&args.upgrade_package)?;
+    let index_strategy = IndexStrategy::from_str(&args.index_strategy).map_err(CliError::user)?;
+    let mut format = set.format.clone();
+    for value in &args.only_binary {
+        format.only_binary(value).map_err(|e| CliError::user(format!("--only-binary: {e}")))?;
+    }
+    for value in &args.no_binary {
+        format.no_binary(value).map_err(|e| CliError::user(format!("--no-binary: {e}")))?;
+    }
     let options = ResolveOptions {
         prereleases: args.pre || set.pre,
         upgrade_all: args.upgrade,
         upgrade,
         extra_constraints,
+        index_strategy,
+        format: format.clone(),
+        prefer_binary: args.prefer_binary || set.prefer_binary,
     };
     let preferences = read_preferences(&plan, &args)?;
 
@@ -57,8 +69,17 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
         offline: args.offline,
         refresh: args.refresh,
         pinned: Vec::new(),
+        index_strategy,
+        exclude_newer_packages: parse_exclude_newer_packages(&args.exclude_newer_package)?,
+        exclude_newer_exempt: Vec::new(),
     };
     let (runtime, source) = open_source(setup, &plan.targets)?;
+    let mut pip_options =
+        source.client().config().requirements_options(!args.no_emit_index_url, !args.no_emit_find_links);
+    pip_options.extend(format.pip_lines());
+    if args.prefer_binary || set.prefer_binary {
+        pip_options.push("--prefer-binary".to_string());
+    }
     let resolutions = resolve_with_progress(&source, &plan.targets, &set, &preferences, &options, printer)?;
     drop(runtime);
 
@@ -67,6 +88,7 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
         annotate: !args.no_annotate,
         hashes: args.generate_hashes,
         strip_extras: !args.no_strip_extras,
+        pip_options,
     };
     let rendered: Vec<(PathBuf, String)> = if args.universal {
         vec![(plan.outputs[0].clone(), render_universal(&resolutions, &out_opts))]
@@ -94,6 +116,11 @@ pub(crate) struct SourceSetup {
     pub refresh: bool,
     /// Projects served by one index only (`[[python.index]]` of a manifest).
     pub pinned: Vec<(PackageName, url::Url)>,
+    pub index_strategy: IndexStrategy,
+    /// `--exclude-newer-package`: per-project cutoffs, `None` for none.
+    pub exclude_newer_packages: BTreeMap<PackageName, Option<jiff::Timestamp>>,
+    /// Indexes whose files no cutoff applies to.
+    pub exclude_newer_exempt: Vec<url::Url>,
 }
 
 /// The runtime and the memoised index access for resolving `targets`: pip's index
@@ -141,6 +168,9 @@ pub(crate) fn open_source(
             offline: setup.offline,
             keep_wheel: Some(keep_wheel),
             pinned: setup.pinned,
+            index_strategy: setup.index_strategy,
+            exclude_newer_packages: setup.exclude_newer_packages,
+            exclude_newer_exempt: setup.exclude_newer_exempt,
             ..IndexClientOptions::default()
         },
     );
@@ -316,6 +346,27 @@ fn read_preferences(plan: &Plan, args: &CompileArgs) -> Result<Vec<HashMap<Packa
     Ok(out)
 }
 
+/// `--exclude-newer-package NAME=DATE` / `NAME=false`, as uv spells it.
+pub(crate) fn parse_exclude_newer_packages(
+    values: &[String],
+) -> Result<BTreeMap<PackageName, Option<jiff::Timestamp>>, CliError> {
+    let mut out = BTreeMap::new();
+    for value in values {
+        let bad = || {
+            CliError::user(format!("bad --exclude-newer-package `{value}`"))
+                .with_hint("write NAME=DATE (YYYY-MM-DD or RFC 3339) or NAME=false, e.g. torch=false")
+        };
+        let (name, cutoff) = value.split_once('=').ok_or_else(bad)?;
+        let name = PackageName::from_str(name.trim()).map_err(|_| bad())?;
+        let cutoff = match cutoff.trim() {
+            "false" => None,
+            date => Some(parse_date(date)?),
+        };
+        out.insert(name, cutoff);
+    }
+    Ok(out)
+}
+
 /// `2025-05-30` (midnight UTC) or a full RFC 3339 timestamp.
 pub(crate) fn parse_date(s: &str) -> Result<jiff::Timestamp, CliError> {
     if let Ok(ts) = s.parse::<jiff::Timestamp>() {
@@ -362,6 +413,27 @@ fn header_command(args: &CompileArgs) -> String {
     if let Some(d) = &args.exclude_newer {
         parts.push(format!("--exclude-newer {d}"));
     }
+    for p in &args.exclude_newer_package {
+        parts.push(format!("--exclude-newer-package {}", shell_quote(p)));
+    }
+    if args.index_strategy != IndexStrategy::default().name() {
+        parts.push(format!("--index-strategy {}", args.index_strategy));
+    }
+    for v in &args.only_binary {
+        parts.push(format!("--only-binary {}", shell_quote(v)));
+    }
+    for v in &args.no_binary {
+        parts.push(format!("--no-binary {}", shell_quote(v)));
+    }
+    if args.prefer_binary {
+        parts.push("--prefer-binary".into());
+    }
+    if args.no_emit_index_url {
+        parts.push("--no-emit-index-url".into());
+    }
+    if args.no_emit_find_links {
+        parts.push("--no-emit-find-links".into());
+    }
     if args.pre {
         parts.push("--pre".into());
     }
@@ -378,7 +450,7 @@ fn header_command(args: &CompileArgs) -> String {
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:".contains(c)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))

@@ -12,7 +12,7 @@ use lockfile::{
 };
 use pep_types::{PackageName, Target, Version};
 use py_resolver::{RequirementSet, ResolveOptions};
-use pypi_client::IndexArgs;
+use pypi_client::{IndexArgs, IndexStrategy};
 
 use crate::cli::LockArgs;
 use crate::commands::compile::{open_source, parse_date, resolve_with_progress, SourceSetup};
@@ -177,6 +177,16 @@ fn lock_python(
             None => groups.push((pins, vec![i])),
         }
     }
+    let index_strategy = match &python.index_strategy {
+        Some(name) => IndexStrategy::from_str(name).map_err(CliError::user)?,
+        None => IndexStrategy::default(),
+    };
+    let exempt = python
+        .index
+        .iter()
+        .filter(|index| !index.exclude_newer)
+        .filter_map(|index| url::Url::parse(&index.url).ok())
+        .collect::<Vec<_>>();
     let mut resolutions = vec![None; platforms.len()];
     for (pins, members) in groups {
         let setup = SourceSetup {
@@ -193,14 +203,32 @@ fn lock_python(
             offline: args.offline,
             refresh: args.refresh,
             pinned: pins,
+            index_strategy,
+            exclude_newer_packages: BTreeMap::new(),
+            exclude_newer_exempt: exempt.clone(),
         };
         let group_targets: Vec<Arc<Target>> = members.iter().map(|&i| targets[i].clone()).collect();
         let group_preferences: Vec<HashMap<PackageName, Version>> =
             members.iter().map(|&i| preferences[i].clone()).collect();
         let (runtime, source) = open_source(setup, &group_targets)?;
-        let options = ResolveOptions { prereleases: set.pre, ..ResolveOptions::default() };
-        let resolved =
+        let options = ResolveOptions {
+            prereleases: set.pre,
+            index_strategy,
+            format: set.format.clone(),
+            prefer_binary: set.prefer_binary,
+            ..ResolveOptions::default()
+        };
+        let mut resolved =
             resolve_with_progress(&source, &group_targets, &set, &group_preferences, &options, printer)?;
+        // Static PEP 503 pages (PyTorch's) give no sizes; the lock needs them.
+        for pkg in resolved.iter_mut().flat_map(|r| r.packages.values_mut()) {
+            if pkg.file.size.is_none() {
+                let size = runtime.block_on(source.client().file_size(&pkg.file)).map_err(|e| {
+                    CliError::from_error(format!("cannot tell the size of `{}`", pkg.file.filename), e)
+                })?;
+                pkg.file.size = Some(size);
+            }
+        }
         drop(runtime);
         for (i, resolution) in members.into_iter().zip(resolved) {
             resolutions[i] = Some(resolution);

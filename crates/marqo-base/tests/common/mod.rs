@@ -107,17 +107,25 @@ impl Run {
     }
 }
 
-/// Pins (`name==version` with marker) of a requirements.txt, without comments and hashes.
+/// Pins (`name==version` with marker) of a requirements.txt, without comments, hashes and
+/// option lines (`--extra-index-url ...`).
 pub fn pins(text: &str) -> Vec<String> {
     text.lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with(' ') && !l.trim().is_empty())
+        .filter(|l| !l.starts_with('#') && !l.starts_with(' ') && !l.starts_with('-') && !l.trim().is_empty())
         .map(|l| l.trim_end_matches(" \\").to_string())
         .collect()
 }
 
-/// Replaces the crate version in generated headers so snapshots survive releases.
+/// Replaces the crate version in generated headers and the ports of local test servers, so
+/// snapshots survive releases and runs.
 pub fn redact_version(text: &str) -> String {
-    text.replace(env!("CARGO_PKG_VERSION"), "[VERSION]")
+    let ports = regex::Regex::new(r"127\.0\.0\.1:\d+").expect("regex");
+    ports.replace_all(&text.replace(env!("CARGO_PKG_VERSION"), "[VERSION]"), "127.0.0.1:[PORT]").into_owned()
+}
+
+/// The option lines of a requirements.txt (`--index-url URL`, `--find-links DIR`, ...).
+pub fn option_lines(text: &str) -> Vec<String> {
+    text.lines().filter(|l| l.starts_with("--")).map(str::to_string).collect()
 }
 
 pub fn path_str(p: &Path) -> String {
