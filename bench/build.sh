@@ -62,7 +62,7 @@ rm -f "$work/layers.tar" "$work/layers.tar.gz"
 # 4. A rebuild with every layer in the cache, then after one package bump.
 rm -rf "$work/again"
 measure rebuild-unchanged "$bin" build --manifest "$manifest" --oci "$work/again" "${platform_args[@]}"
-sed -i 's/^semver==3.0.2$/semver==3.0.1/' "$work/flagship/requirements.in"
+sed -i 's/^semver==3.0.2$/semver==3.0.1/' "$work/flagship/requirements-default-index.in"
 "$bin" lock --manifest "$manifest" -P semver --exclude-newer "$(cat "$work/flagship/exclude-newer")" > "$work/bump-lock.log" 2>&1
 grep -q 'name = "semver"' "$work/flagship/marqo-base.lock"
 rm -rf "$work/bumped"

@@ -12,7 +12,7 @@ work=${BENCH_DIR:-$(mktemp -d /tmp/bench-compile.XXXXXX)}
 mkdir -p "$work"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/marqo-base-target}"
 ex="$root/examples/marqo-base"
-req="$ex/requirements.in"
+req="$ex/requirements-default-index.in"
 bc="$ex/build-constraints.txt"
 date_cut=$(cat "$ex/exclude-newer")
 
