@@ -148,6 +148,25 @@ fn bad_platforms_point_at_the_element() {
 }
 
 #[test]
+fn index_strategy_and_exclude_newer_exemption() {
+    let text = format!(
+        "{IMAGE}[python]\nversion = \"3.9\"\nrequirements = [\"r.in\"]\nindex_strategy = \"unsafe-best-match\"\n\
+         [[python.index]]\nurl = \"http://127.0.0.1:1/whl/cu116\"\npackages = [\"torch\"]\nexclude_newer = false\n\
+         [[python.index]]\nurl = \"http://127.0.0.1:2/simple\"\npackages = [\"numpy\"]\n"
+    );
+    let m = Manifest::parse(&text, Path::new("marqo-base.toml")).expect("parses");
+    let python = m.python.as_ref().expect("[python]");
+    assert_eq!(python.index_strategy.as_deref(), Some("unsafe-best-match"));
+    assert!(!python.index[0].exclude_newer, "exempt");
+    assert!(python.index[1].exclude_newer, "by default an index is filtered by the cutoff");
+
+    let e = parse_error(&text.replace("unsafe-best-match", "best"));
+    assert_eq!((e.line, e.key.as_deref()), (6, Some("python.index_strategy")));
+    assert!(e.message.contains("unknown index strategy `best`"), "{}", e.message);
+    assert!(e.hint.as_deref().is_some_and(|h| h.contains("unsafe-first-match")), "{:?}", e.hint);
+}
+
+#[test]
 fn file_entries_are_checked() {
     let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
     let e = parse_error(&format!(

@@ -275,6 +275,18 @@ fn exclude_newer_names_the_index_without_upload_times() {
     let amd = ctx.read("amd64-requirements.txt");
     assert!(pins(&amd).contains(&"torch==1.13.1+cu116".to_string()), "{amd}");
     assert!(amd.contains("--exclude-newer-package torch=false"), "the header names the exemption:\n{amd}");
+    // Succeeding without an index's undated files still says so: torchaudio not exempt
+    // resolves to the default index's plain build, with a warning naming the CUDA index.
+    let partial: Vec<&str> = exempt[..exempt.len() - 2].to_vec();
+    let run = ctx.run(&compile_both(&partial, &default.url()));
+    run.success();
+    assert!(pins(&ctx.read("amd64-requirements.txt")).contains(&"torchaudio==0.13.1".to_string()));
+    assert!(
+        run.stderr.contains(&format!("{} publishes no upload times", cuda.url()))
+            && run.stderr.contains("--exclude-newer-package torchaudio=false"),
+        "{}",
+        run.stderr
+    );
     // A package cut off on its own date: the default index's files are dated 2020-01-01.
     let mut early = exempt.clone();
     early.extend(["--exclude-newer-package", "typing-extensions=2019-01-01"]);
@@ -371,4 +383,37 @@ fn emitted_options_can_be_left_out() {
     ctx.run(&creds).success();
     let out = ctx.read("requirements.txt");
     assert!(!out.contains("s3cret") && !out.contains("user@"), "{out}");
+}
+
+#[test]
+fn lock_takes_the_index_strategy_from_the_manifest() {
+    let default = Index::new();
+    publish_default_torch(&default);
+    let cuda = torch_cu116_index();
+    let (default, cuda) = (default.serve(), cuda.serve());
+    let ctx = TestContext::new();
+    ctx.write(
+        "requirements.in",
+        &format!("--index-url {}\n{}", default.url(), marqo_torch_lines(&cuda.url())),
+    );
+    let manifest = "[image]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\n\
+                    [python]\nversion = \"3.9\"\nrequirements = [\"requirements.in\"]\n";
+    ctx.write("marqo-base.toml", manifest);
+    let run = ctx.run(&["lock"]);
+    run.code(2);
+    assert!(run.stderr.contains("--index-strategy unsafe-best-match"), "{}", run.stderr);
+
+    ctx.write("marqo-base.toml", &format!("{manifest}index_strategy = \"unsafe-best-match\"\n"));
+    ctx.run(&["lock"]).success();
+    let lock = ctx.read("marqo-base.lock");
+    for (name, version, platform) in [
+        ("torch", "1.13.1+cu116", "linux/amd64"),
+        ("torchaudio", "0.13.1+cu116", "linux/amd64"),
+        ("torch", "1.13.1", "linux/arm64"),
+    ] {
+        let entry = format!("name = \"{name}\"\nversion = \"{version}\"\nplatforms = [\"{platform}\"]\n");
+        assert!(lock.contains(&entry), "{entry}\n{lock}");
+    }
+    assert!(!lock.contains("nvidia"), "{lock}");
+    ctx.run(&["lock", "--check"]).success();
 }

@@ -90,6 +90,31 @@ pub fn resolve_all(
     preferences: &[HashMap<PackageName, Version>],
     options: &ResolveOptions,
 ) -> Result<Vec<Resolution>, ResolveError> {
+    let resolutions = resolve_each(source, targets, set, preferences, options)?;
+    warn_undated(source, &resolutions);
+    Ok(resolutions)
+}
+
+/// A resolution that succeeded without the files some index lists but `--exclude-newer`
+/// dropped for lacking an upload time (a CUDA build, say) must not lose them silently.
+fn warn_undated(source: &Source, resolutions: &[Resolution]) {
+    let names: BTreeSet<&PackageName> = resolutions.iter().flat_map(|r| r.packages.keys()).collect();
+    for name in names {
+        let Ok(Some(page)) = source.blocking_page(name) else { continue };
+        for (index, count) in &page.undated {
+            let location = source.client().location_name(*index).unwrap_or_else(|| format!("index #{index}"));
+            tracing::warn!("{}", undated_message(&location, *count, name));
+        }
+    }
+}
+
+fn resolve_each(
+    source: &Arc<Source>,
+    targets: &[Arc<Target>],
+    set: &RequirementSet,
+    preferences: &[HashMap<PackageName, Version>],
+    options: &ResolveOptions,
+) -> Result<Vec<Resolution>, ResolveError> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = targets
             .iter()
@@ -207,6 +232,15 @@ fn resolve_one(
         .map_err(|source| ResolveError::Other { target: target.to_string(), message: format!("{source}") })
 }
 
+/// What to say of `count` files of `name` that `location` lists without an upload time.
+fn undated_message(location: &str, count: usize, name: &PackageName) -> String {
+    format!(
+        "{location} publishes no upload times, so --exclude-newer left out its {count} file(s) of `{name}`; \
+         to use them, exempt the package with --exclude-newer-package {name}=false \
+         (in a manifest: `exclude_newer = false` on that [[python.index]])"
+    )
+}
+
 /// Hints about files the indexes have but the resolution could not see: files dropped by
 /// `--exclude-newer` because their index publishes no upload times, and versions on a later
 /// index that the first-index strategy never looks at.
@@ -218,12 +252,7 @@ fn index_hints(provider: &Provider<'_>, names: &BTreeSet<PackageName>) -> String
     for name in names {
         let Ok(Some(page)) = source.blocking_page(name) else { continue };
         for (index, count) in &page.undated {
-            hints.push_str(&format!(
-                "\nhint: {} publishes no upload times, so --exclude-newer left out its {count} file(s) of `{name}`; \
-                 to use them, exempt the package with --exclude-newer-package {name}=false \
-                 (in a manifest: `exclude_newer = false` on that [[python.index]])",
-                location(*index)
-            ));
+            hints.push_str(&format!("\nhint: {}", undated_message(&location(*index), *count, name)));
         }
         if client.index_strategy() != IndexStrategy::FirstIndex || !client.has_several_locations(name) {
             continue;
@@ -250,8 +279,8 @@ fn index_hints(provider: &Provider<'_>, names: &BTreeSet<PackageName>) -> String
             hints.push_str(&format!(
                 "\nhint: `{name}` {shown} for {} is on {}, but with --index-strategy first-index (the default) \
                  the first index that has `{name}` ({served_by}) serves all of its files; pass \
-                 --index-strategy unsafe-best-match to merge the indexes as pip does, or pin `{name}` \
-                 to that index ([[python.index]] in a manifest)",
+                 --index-strategy unsafe-best-match (in a manifest: `[python] index_strategy`) to merge \
+                 the indexes as pip does, or pin `{name}` to that index ([[python.index]])",
                 provider.target,
                 location(*index)
             ));
