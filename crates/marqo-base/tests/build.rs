@@ -800,3 +800,45 @@ fn a_pytorch_like_index_locks_and_builds_on_one_platform() {
         assert!(site.join(dist_info).join("RECORD").is_file(), "{arch}: no {dist_info}");
     }
 }
+
+/// The build's bytes, pinned: the same generated packages give these exact layers on any
+/// machine and in any run (a golden test, as apko's). The config and index carry the lock's
+/// input fingerprint, which names this run's server ports, so they are pinned by structure
+/// above and by digest across rebuilds; the layers, which hold every installed byte, are
+/// pinned here. A change of these digests is a change of what images contain.
+#[test]
+fn golden_layer_digests() {
+    let w = world();
+    let ctx = &w.ctx;
+    let work = ctx.work();
+    ctx.run(&["lock"]).success();
+    ctx.run(&["build", "--oci", "out"]).success();
+    let got: Vec<(&str, Vec<String>)> =
+        ["amd64", "arm64"].into_iter().map(|arch| (arch, layer_digests(&work, "out", arch))).collect();
+    let want: Vec<(&str, Vec<String>)> = GOLDEN_LAYERS
+        .iter()
+        .map(|(arch, layers)| (*arch, layers.iter().map(|d| format!("sha256:{d}")).collect()))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// Per platform, in image order: the `.deb`s, then the wheel buckets (the bucket holding
+/// only `six`, the same wheel on both platforms, is the same layer on both).
+const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
+    (
+        "amd64",
+        &[
+            "781bea12025430619212a3b240dd6c2fa272924768782e652906ac0be88066d3",
+            "77cac5ffa3503d6e9daeb899fa663b15d2a061bdf7e48f06e4265adfe49f2905",
+            "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
+        ],
+    ),
+    (
+        "arm64",
+        &[
+            "9ab0d85d15aa29059a00483b741552f5fa120f2889dfb049eb2bf3cbb1e225cc",
+            "7645a4487dce907a5f229f9fc0a6816269ce3efb427d1c3e72d81f1dafd024fa",
+            "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
+        ],
+    ),
+];
