@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The test command (README.md, "Tests"): installs the system packages the tests start or
+# check with when they are missing (Debian; needs root or sudo), then runs the workspace's
+# tests. `.ci/run` runs this after its format, lint and lock checks.
+#
+#   ./test.sh                       # all tests; live ones skipped when the index is unreachable
+#   ./test.sh -p marqo-base         # extra arguments go to `cargo test`
+#   MARQO_BASE_FLAGSHIP=1 ./test.sh -p marqo-base --test build live_flagship   # the multi-GB image
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# command -> Debian package, one line each: what the tests run.
+# python3 + venv + pip: sdist builds and pip checking our outputs; apt-ftparchive, gpg, gpgv:
+# the signed apt repository; qemu-aarch64-static: arm64 binaries of unpacked trees; skopeo,
+# umoci: OCI layouts; docker-registry, htpasswd, openssl: the registry tests; zstd: zstd
+# layers; curl: reachability of the live index.
+tools="
+python3 python3
+curl curl
+apt-ftparchive apt-utils
+gpg gnupg
+gpgv gpgv
+qemu-aarch64-static qemu-user-static
+skopeo skopeo
+umoci umoci
+docker-registry docker-registry
+htpasswd apache2-utils
+openssl openssl
+zstd zstd
+cc gcc
+"
+need=()
+while read -r cmd pkg; do
+    [ -n "$cmd" ] || continue
+    command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+done <<< "$tools"
+command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# The flagship build cross-compiles psutil for arm64: the compiler and arm64 libc headers.
+if [ "${MARQO_BASE_FLAGSHIP:-}" = 1 ]; then
+    command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-aarch64-linux-gnu)
+    [ -e /usr/aarch64-linux-gnu/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing what the tests need: ${need[*]}"
+    sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || {
+            echo "not root and no sudo: install these Debian packages, then run again: ${need[*]}" >&2
+            exit 2
+        }
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# The live-index tests run when pip's default index answers; otherwise they are skipped.
+if [ -z "${MARQO_BASE_SKIP_LIVE:-}" ]; then
+    index=$(python3 -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)' 2>/dev/null || true)
+    if [ -z "$index" ] || ! curl -fsS -o /dev/null --max-time 20 "${index%/}/pip/"; then
+        echo "the package index is not reachable: skipping live tests"
+        export MARQO_BASE_SKIP_LIVE=1
+    fi
+fi
+
+cargo test --workspace "$@"
