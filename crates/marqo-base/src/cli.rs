@@ -299,6 +299,12 @@ pub struct RegistryNetArgs {
     pub retries: u32,
 }
 
+impl RegistryNetArgs {
+    pub fn options(&self) -> ops::remote::NetOptions {
+        ops::remote::NetOptions { insecure: self.insecure, retries: self.retries }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// The registry: HOST or HOST:PORT (docker.io for Docker Hub).

@@ -86,3 +86,17 @@ impl Printer {
         bar
     }
 }
+
+impl ops::Reporter for Printer {
+    fn message(&self, text: &str) {
+        self.status(text);
+    }
+
+    fn spinner(&self, message: &str) -> ProgressBar {
+        Printer::spinner(self, message)
+    }
+
+    fn bar(&self, total: u64, message: &str, bytes: bool) -> ProgressBar {
+        Printer::bar(self, total, message, bytes)
+    }
+}

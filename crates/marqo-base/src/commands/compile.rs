@@ -1,27 +1,21 @@
 //! `marqo-base compile`: requirements.in -> pinned requirements.txt, for every target.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use pep_types::{Arch, PackageName, Req, Target, Version, VersionOrUrl};
-use py_resolver::{
-    render_target, render_universal, resolve_all, OutputOptions, RequirementSet, Resolution, ResolveOptions,
-    Source,
-};
-use pypi_client::sdist::BuildContext;
-use pypi_client::{
-    ClientOptions as IndexClientOptions, IndexArgs, IndexConfig, IndexStrategy, PipEnvironment,
-    RegistryClient, WheelFilter,
-};
+use py_resolver::{render_target, render_universal, OutputOptions, RequirementSet, ResolveOptions};
+use pypi_client::{IndexArgs, IndexStrategy};
 
 use crate::cli::CompileArgs;
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
+use ops::python::{
+    open_source, parse_date, parse_exclude_newer_packages, resolve_with_progress, SourceSetup,
+};
 
 /// Where each target's output goes.
 struct Plan {
@@ -104,118 +98,6 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
         printer.status(format!("Wrote {}", path.display()));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// What the Python side of a run needs to know to reach the indexes.
-pub(crate) struct SourceSetup {
-    pub index_args: IndexArgs,
-    pub exclude_newer: Option<jiff::Timestamp>,
-    pub build_constraints: Vec<PathBuf>,
-    pub no_build: bool,
-    pub offline: bool,
-    pub refresh: bool,
-    /// Projects served by one index only (`[[python.index]]` of a manifest).
-    pub pinned: Vec<(PackageName, url::Url)>,
-    pub index_strategy: IndexStrategy,
-    /// `--exclude-newer-package`: per-project cutoffs, `None` for none.
-    pub exclude_newer_packages: BTreeMap<PackageName, Option<jiff::Timestamp>>,
-    /// Indexes whose files no cutoff applies to.
-    pub exclude_newer_exempt: Vec<url::Url>,
-}
-
-/// The runtime and the memoised index access for resolving `targets`: pip's index
-/// configuration, the cache, the HTTP client, and how sdists get built.
-pub(crate) fn open_source(
-    setup: SourceSetup,
-    targets: &[Arc<Target>],
-) -> Result<(tokio::runtime::Runtime, Arc<Source>), CliError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::from_error("cannot start the async runtime", e))?;
-    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
-    let pip_env = PipEnvironment {
-        default_index_memo: Some(cache.root().join("host-pip-default-index")),
-        ..PipEnvironment::from_process()
-    };
-    let config = IndexConfig::from_pip_with(&setup.index_args, &pip_env)
-        .map_err(|e| CliError::from_error("cannot read the package index configuration", e))?;
-    let http = fetch::Client::new(fetch::ClientOptions {
-        ca_bundle: config.cert.clone(),
-        offline: setup.offline,
-        timeout: std::time::Duration::from_secs_f64(config.timeout.unwrap_or(60.0)),
-        ..fetch::ClientOptions::default()
-    })
-    .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
-    let build = (!setup.no_build).then(|| BuildContext {
-        python: PathBuf::from("python3"),
-        pip_args: config.pip_args(),
-        build_constraints: setup.build_constraints.clone(),
-        work_dir: cache.root().join("builds"),
-        backend_env: Vec::new(),
-    });
-    // Wheels that no target can install (other systems, other Pythons) are dropped while
-    // pages are parsed: on large pages they are most of the files.
-    let kept: Vec<Arc<Target>> = targets.to_vec();
-    let keep_wheel = WheelFilter(Arc::new(move |w| kept.iter().any(|t| t.wheel_rank(w).is_some())));
-    let client = RegistryClient::new(
-        config,
-        http,
-        cache.clone(),
-        IndexClientOptions {
-            exclude_newer: setup.exclude_newer,
-            refresh: setup.refresh,
-            offline: setup.offline,
-            keep_wheel: Some(keep_wheel),
-            pinned: setup.pinned,
-            index_strategy: setup.index_strategy,
-            exclude_newer_packages: setup.exclude_newer_packages,
-            exclude_newer_exempt: setup.exclude_newer_exempt,
-            ..IndexClientOptions::default()
-        },
-    );
-    let source = Source::new(client, build, cache, runtime.handle().clone());
-    Ok((runtime, source))
-}
-
-/// Resolves for every target with a spinner counting pages and metadata files (on a
-/// terminal), then one summary line per target.
-pub(crate) fn resolve_with_progress(
-    source: &Arc<Source>,
-    targets: &[Arc<Target>],
-    set: &RequirementSet,
-    preferences: &[HashMap<PackageName, Version>],
-    options: &ResolveOptions,
-    printer: &Printer,
-) -> Result<Vec<Resolution>, CliError> {
-    let started = Instant::now();
-    let spinner = printer.spinner(&format!(
-        "Resolving for {}",
-        targets.iter().map(|t| t.platform()).collect::<Vec<_>>().join(", ")
-    ));
-    let progress = source.progress();
-    let ticker = spinner.clone();
-    let base_message = ticker.message();
-    // The spinner's own thread redraws; this one only refreshes the counts.
-    let counts = std::thread::spawn(move || {
-        while !ticker.is_finished() && !ticker.is_hidden() {
-            ticker.set_message(format!(
-                "{base_message}: {} pages, {} metadata files",
-                progress.pages.load(Ordering::Relaxed),
-                progress.metadata.load(Ordering::Relaxed)
-            ));
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    });
-    let resolutions = resolve_all(source, targets, set, preferences, options);
-    spinner.finish_and_clear();
-    let _ = counts.join();
-    let resolutions = resolutions.map_err(|e| CliError::from_error(e.to_string(), e))?;
-    let elapsed = started.elapsed().as_secs_f64();
-    for r in &resolutions {
-        printer.status(format!("Resolved {} packages for {} in {elapsed:.2}s", r.packages.len(), r.target));
-    }
-    Ok(resolutions)
 }
 
 /// Targets from --platform x --python, and the output path of each.
@@ -344,42 +226,6 @@ fn read_preferences(plan: &Plan, args: &CompileArgs) -> Result<Vec<HashMap<Packa
         out.push(prefs);
     }
     Ok(out)
-}
-
-/// `--exclude-newer-package NAME=DATE` / `NAME=false`, as uv spells it.
-pub(crate) fn parse_exclude_newer_packages(
-    values: &[String],
-) -> Result<BTreeMap<PackageName, Option<jiff::Timestamp>>, CliError> {
-    let mut out = BTreeMap::new();
-    for value in values {
-        let bad = || {
-            CliError::user(format!("bad --exclude-newer-package `{value}`"))
-                .with_hint("write NAME=DATE (YYYY-MM-DD or RFC 3339) or NAME=false, e.g. torch=false")
-        };
-        let (name, cutoff) = value.split_once('=').ok_or_else(bad)?;
-        let name = PackageName::from_str(name.trim()).map_err(|_| bad())?;
-        let cutoff = match cutoff.trim() {
-            "false" => None,
-            date => Some(parse_date(date)?),
-        };
-        out.insert(name, cutoff);
-    }
-    Ok(out)
-}
-
-/// `2025-05-30` (midnight UTC) or a full RFC 3339 timestamp.
-pub(crate) fn parse_date(s: &str) -> Result<jiff::Timestamp, CliError> {
-    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
-        return Ok(ts);
-    }
-    s.parse::<jiff::civil::Date>()
-        .ok()
-        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
-        .map(|z| z.timestamp())
-        .ok_or_else(|| {
-            CliError::user(format!("bad date `{s}` for --exclude-newer"))
-                .with_hint("use YYYY-MM-DD or an RFC 3339 time such as 2025-05-30T00:00:00Z")
-        })
 }
 
 /// The command line in the header: the inputs and everything that shapes the output, and

@@ -1,129 +1,39 @@
 //! `marqo-base lock`: the manifest and the files it names -> `marqo-base.lock`, for every
-//! platform of the image: Python distributions and Debian packages by name, size and hash.
+//! platform of the image. The work is `ops::lock`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
 use std::process::ExitCode;
-use std::str::FromStr;
-use std::sync::Arc;
 
-use lockfile::{
-    FileRef, Freshness, Inputs, Lock, LockedBase, LockedDebian, LockedPython, Manifest, Platform,
-};
-use pep_types::{PackageName, Target, Version};
-use py_resolver::{RequirementSet, ResolveOptions};
-use pypi_client::{IndexArgs, IndexStrategy};
+use ops::lock::{LockOptions, LockState};
 
 use crate::cli::LockArgs;
-use crate::commands::compile::{open_source, parse_date, resolve_with_progress, SourceSetup};
-use crate::commands::debian::{Session, SourceArgs};
-use crate::commands::{base, files};
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
 
-/// The glibc of a target when neither `[python] glibc` nor a known Debian suite says.
-pub(crate) const DEFAULT_GLIBC: &str = "2.28";
-
 pub fn exec(args: LockArgs, printer: &Printer) -> Result<ExitCode, CliError> {
-    let manifest_path = args.manifest.clone();
-    let lock_path = match &args.lock {
-        Some(path) => path.clone(),
-        None => manifest_path.parent().unwrap_or(Path::new("")).join("marqo-base.lock"),
+    let options = LockOptions {
+        manifest: args.manifest,
+        lock: args.lock,
+        upgrade: args.upgrade,
+        upgrade_package: args.upgrade_package,
+        exclude_newer: args.exclude_newer,
+        offline: args.offline,
+        refresh: args.refresh,
     };
-    if args.check {
-        return check(&manifest_path, &lock_path, printer);
+    if !args.check {
+        ops::lock::lock(&options, printer)?;
+        return Ok(ExitCode::SUCCESS);
     }
-    let manifest = Manifest::read(&manifest_path).map_err(|e| CliError::user(e.to_string()))?;
-    let previous = match lock_path.exists() && !args.upgrade {
-        true => Some(Lock::read(&lock_path).map_err(|e| {
-            CliError::user(e.to_string())
-                .with_hint("fix the lock, delete it, or pass --upgrade to lock afresh")
-        })?),
-        false => None,
-    };
-    let inputs = Inputs::read(&manifest_path).map_err(|e| CliError::user(e.to_string()))?;
-    let mut lock = Lock::new(inputs);
-    let upgrade: BTreeSet<String> =
-        args.upgrade_package.iter().map(|n| n.trim().to_ascii_lowercase()).collect();
-
-    if let Some(python) = &manifest.python {
-        lock_python(&manifest, python, previous.as_ref(), &upgrade, &args, &mut lock, printer)?;
-    }
-    if let Some(debian) = &manifest.debian {
-        lock_debian(&manifest, debian, previous.as_ref(), &upgrade, &args, &mut lock, printer)?;
-    }
-    for file in files::lock_files(&manifest, args.offline, printer)? {
-        lock.add_file(file);
-    }
-    if let Some(reference) = &manifest.image.base {
-        // Kept at its digest unless the reference changed, or -U / -P base.
-        let kept = previous
-            .as_ref()
-            .and_then(|p| p.base.as_ref())
-            .filter(|b| &b.reference == reference && !upgrade.contains("base"));
-        let digest = match kept {
-            Some(base) => base.digest.clone(),
-            None => {
-                if args.offline {
-                    return Err(CliError::user(format!(
-                        "--offline: the base image {reference} is not locked yet"
-                    ))
-                    .with_hint("run `marqo-base lock` online once"));
-                }
-                let source = base::BaseSource::parse(reference, manifest.dir())?;
-                base::resolve_digest(&source)?.to_string()
-            }
-        };
-        printer.status(format!("Base image {reference} at {digest}"));
-        lock.base = Some(LockedBase { reference: reference.clone(), digest });
-    }
-    lock.write_atomic(&lock_path)
-        .map_err(|e| CliError::from_error(format!("cannot write `{}`", lock_path.display()), e))?;
-    printer.status(format!(
-        "Wrote {}: {} Python files, {} Debian packages, {} other files",
-        lock_path.display(),
-        lock.python.len(),
-        lock.debian.len(),
-        lock.files.len()
-    ));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Package names and the one index each comes from.
-pub(crate) type Pins = Vec<(PackageName, url::Url)>;
-
-/// The `[[python.index]]` pins that apply to `platform`, in manifest order.
-pub(crate) fn pins_for(
-    python: &lockfile::Python,
-    platform: Platform,
-) -> Result<Vec<(PackageName, url::Url)>, CliError> {
-    let mut pins = Vec::new();
-    for index in &python.index {
-        let url = url::Url::parse(&index.url)
-            .map_err(|e| CliError::user(format!("[[python.index]] url `{}`: {e}", index.url)))?;
-        for name in index.packages.iter().filter(|n| index.serves(n, platform)) {
-            if !pins.iter().any(|(pinned, _): &(PackageName, url::Url)| pinned == name) {
-                pins.push((name.clone(), url.clone()));
-            }
-        }
-    }
-    Ok(pins)
-}
-
-/// `lock --check`: compares the inputs' digests with those the lock was made from. Reads
-/// files only: no network, no resolution.
-fn check(manifest_path: &Path, lock_path: &Path, printer: &Printer) -> Result<ExitCode, CliError> {
-    if !lock_path.exists() {
-        eprintln!("{} does not exist; run `marqo-base lock`", lock_path.display());
-        return Ok(ExitCode::from(1));
-    }
-    let lock = Lock::read(lock_path).map_err(|e| CliError::user(e.to_string()))?;
-    match lock.check(manifest_path).map_err(|e| CliError::user(e.to_string()))? {
-        Freshness::Fresh => {
+    let lock_path = options.lock_path();
+    match ops::lock::check(&options.manifest, &lock_path)? {
+        LockState::Fresh => {
             printer.status(format!("{} is up to date", lock_path.display()));
             Ok(ExitCode::SUCCESS)
         }
-        Freshness::Stale { reasons } => {
+        LockState::Missing => {
+            eprintln!("{} does not exist; run `marqo-base lock`", lock_path.display());
+            Ok(ExitCode::from(1))
+        }
+        LockState::Stale(reasons) => {
             eprintln!("{} is stale:", lock_path.display());
             for reason in reasons {
                 eprintln!("  {reason}");
@@ -132,179 +42,4 @@ fn check(manifest_path: &Path, lock_path: &Path, printer: &Printer) -> Result<Ex
             Ok(ExitCode::from(1))
         }
     }
-}
-
-fn lock_python(
-    manifest: &Manifest,
-    python: &lockfile::Python,
-    previous: Option<&Lock>,
-    upgrade: &BTreeSet<String>,
-    args: &LockArgs,
-    lock: &mut Lock,
-    printer: &Printer,
-) -> Result<(), CliError> {
-    let platforms = &manifest.image.platforms;
-    let glibc = manifest.glibc().unwrap_or(DEFAULT_GLIBC);
-    let targets = platforms
-        .iter()
-        .map(|p| Target::new(p.arch(), &python.version, glibc).map(Arc::new))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CliError::user(format!("{}: {e}", manifest.path().display())))?;
-    let set = RequirementSet::read_files(&python.requirements, &python.constraints)
-        .map_err(|e| CliError::from_error(e.to_string(), e))?;
-    let preferences: Vec<HashMap<PackageName, Version>> = platforms
-        .iter()
-        .map(|p| {
-            previous
-                .map(|l| {
-                    l.python_for(*p)
-                        .filter(|e| !upgrade.contains(&e.name))
-                        .filter_map(|e| {
-                            Some((PackageName::from_str(&e.name).ok()?, Version::from_str(&e.version).ok()?))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-        .collect();
-    // Platforms with the same [[python.index]] pins are resolved together (sharing every
-    // page and metadata file); a pin that applies to some platforms only splits them.
-    let mut groups: Vec<(Pins, Vec<usize>)> = Vec::new();
-    for (i, platform) in platforms.iter().enumerate() {
-        let pins = pins_for(python, *platform)?;
-        match groups.iter_mut().find(|(p, _)| *p == pins) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((pins, vec![i])),
-        }
-    }
-    let index_strategy = match &python.index_strategy {
-        Some(name) => IndexStrategy::from_str(name).map_err(CliError::user)?,
-        None => IndexStrategy::default(),
-    };
-    let exempt = python
-        .index
-        .iter()
-        .filter(|index| !index.exclude_newer)
-        .filter_map(|index| url::Url::parse(&index.url).ok())
-        .collect::<Vec<_>>();
-    let mut resolutions = vec![None; platforms.len()];
-    for (pins, members) in groups {
-        let setup = SourceSetup {
-            index_args: IndexArgs {
-                index_url: set.index_url.clone(),
-                extra_index_urls: set.extra_index_urls.clone(),
-                find_links: set.find_links.clone(),
-                no_index: set.no_index,
-                cert: None,
-            },
-            exclude_newer: args.exclude_newer.as_deref().map(parse_date).transpose()?,
-            build_constraints: python.build_constraints.clone(),
-            no_build: false,
-            offline: args.offline,
-            refresh: args.refresh,
-            pinned: pins,
-            index_strategy,
-            exclude_newer_packages: BTreeMap::new(),
-            exclude_newer_exempt: exempt.clone(),
-        };
-        let group_targets: Vec<Arc<Target>> = members.iter().map(|&i| targets[i].clone()).collect();
-        let group_preferences: Vec<HashMap<PackageName, Version>> =
-            members.iter().map(|&i| preferences[i].clone()).collect();
-        let (runtime, source) = open_source(setup, &group_targets)?;
-        let options = ResolveOptions {
-            prereleases: set.pre,
-            index_strategy,
-            format: set.format.clone(),
-            prefer_binary: set.prefer_binary,
-            ..ResolveOptions::default()
-        };
-        let mut resolved =
-            resolve_with_progress(&source, &group_targets, &set, &group_preferences, &options, printer)?;
-        // Static PEP 503 pages (PyTorch's) give no sizes; the lock needs them.
-        for pkg in resolved.iter_mut().flat_map(|r| r.packages.values_mut()) {
-            if pkg.file.size.is_none() {
-                let size = runtime.block_on(source.client().file_size(&pkg.file)).map_err(|e| {
-                    CliError::from_error(format!("cannot tell the size of `{}`", pkg.file.filename), e)
-                })?;
-                pkg.file.size = Some(size);
-            }
-        }
-        drop(runtime);
-        for (i, resolution) in members.into_iter().zip(resolved) {
-            resolutions[i] = Some(resolution);
-        }
-    }
-    let resolutions: Vec<_> = resolutions.into_iter().flatten().collect();
-    for (platform, resolution) in platforms.iter().zip(&resolutions) {
-        for pkg in resolution.packages.values() {
-            let file = &pkg.file;
-            let missing = |what: &str| {
-                CliError::user(format!(
-                    "the index gives no {what} for `{}`; the lock needs it",
-                    file.filename
-                ))
-                .with_hint("use an index that serves PEP 691 JSON pages with sizes and sha256 hashes")
-            };
-            lock.add_python(LockedPython {
-                name: pkg.name.to_string(),
-                version: pkg.version.to_string(),
-                platforms: vec![*platform],
-                file: FileRef {
-                    name: file.filename.clone(),
-                    size: file.size.ok_or_else(|| missing("size"))?,
-                    sha256: file.sha256.clone().ok_or_else(|| missing("sha256"))?,
-                },
-            });
-        }
-    }
-    Ok(())
-}
-
-fn lock_debian(
-    manifest: &Manifest,
-    debian: &lockfile::Debian,
-    previous: Option<&Lock>,
-    upgrade: &BTreeSet<String>,
-    args: &LockArgs,
-    lock: &mut Lock,
-    printer: &Printer,
-) -> Result<(), CliError> {
-    let source = SourceArgs {
-        suite: &debian.suite,
-        mirror: debian.mirror.as_deref(),
-        keyring: debian.keyring.as_deref(),
-        offline: args.offline,
-    };
-    let session = Session::open(&source)?;
-    // Re-locking keeps each package's version while the suite still has it.
-    let locked: BTreeMap<String, String> = previous
-        .map(|l| {
-            l.debian
-                .iter()
-                .filter(|d| !upgrade.contains(&d.name))
-                .map(|d| (d.name.clone(), d.version.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let opts = debian::ResolveOptions { essential: debian.essential, recommends: debian.recommends, locked };
-    let platforms: Vec<Platform> = manifest.image.platforms.clone();
-    let arches: Vec<&'static str> = platforms.iter().map(|p| p.arch().name()).collect();
-    let resolved = session.resolve(&debian.packages, &opts, &arches, printer)?;
-    for (platform, set) in platforms.iter().zip(&resolved.sets) {
-        for deb in &set.debs {
-            lock.add_debian(LockedDebian {
-                name: deb.name.clone(),
-                version: deb.version.clone(),
-                arch: deb.arch.clone(),
-                platforms: vec![*platform],
-                path: deb.filename.clone(),
-                file: FileRef {
-                    name: deb.file_name().to_string(),
-                    size: deb.size,
-                    sha256: deb.sha256.clone(),
-                },
-            });
-        }
-    }
-    Ok(())
 }

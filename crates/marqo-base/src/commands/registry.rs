@@ -2,7 +2,6 @@
 //! checked here; the protocol work is in the `registry` crate.
 
 use std::io::{BufRead, IsTerminal, Read, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -10,13 +9,13 @@ use std::time::Instant;
 
 use oci::Platform;
 use registry::{
-    BlobAction, ClientOptions, Credentials, DockerConfig, Plan, PushOptions, PushRecord, Reference,
-    RegistryClient, Source, TagSpec,
+    BlobAction, Credentials, DockerConfig, Plan, PushOptions, PushRecord, Reference, Source, TagSpec,
 };
 
-use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs, RegistryNetArgs};
+use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
+use ops::remote::{client_for, docker_config_path, registry_error, runtime, stored_credentials};
 
 /// The label `build` gives each image configuration: the lock's input fingerprint.
 const FINGERPRINT_LABEL: &str = "dev.marqo-base.lock-fingerprint";
@@ -46,7 +45,7 @@ pub fn exec_login(args: LoginArgs, printer: &Printer) -> Result<ExitCode, CliErr
     let config_path = docker_config_path()?;
     let mut config =
         DockerConfig::read(&config_path).map_err(|e| registry_error("cannot read the credentials", e))?;
-    let client = client_for(&host, Some(credentials.clone()), &args.net)?;
+    let client = client_for(&host, Some(credentials.clone()), &args.net.options())?;
     let runtime = runtime()?;
     runtime
         .block_on(client.check_login())
@@ -124,7 +123,7 @@ pub fn exec_push(args: PushArgs, printer: &Printer) -> Result<ExitCode, CliError
         parallel: PARALLEL_BLOBS,
         tag_page_size: args.tags_page_size,
     };
-    let client = client_for(&target.registry, stored_credentials(&target.registry)?, &args.net)?;
+    let client = client_for(&target.registry, stored_credentials(&target.registry)?, &args.net.options())?;
     let runtime = runtime()?;
     let spinner = printer.spinner(&format!("Asking {} what it has", target.registry));
     let plan = runtime.block_on(registry::plan_push(&client, &target, &source, &options));
@@ -235,7 +234,8 @@ pub fn exec_pull(args: PullArgs, printer: &Printer) -> Result<ExitCode, CliError
         }
     }
     let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
-    let client = client_for(&reference.registry, stored_credentials(&reference.registry)?, &args.net)?;
+    let client =
+        client_for(&reference.registry, stored_credentials(&reference.registry)?, &args.net.options())?;
     let runtime = runtime()?;
     let mut pulled = runtime
         .block_on(registry::resolve_pull(&client, &reference, &platforms))
@@ -288,74 +288,6 @@ fn parse_reference(input: &str) -> Result<Reference, CliError> {
         CliError::user(e.to_string())
             .with_hint("write HOST[:PORT]/REPOSITORY[:TAG], such as 127.0.0.1:5000/marqo-base:1")
     })
-}
-
-/// A registry error as the user sees it: network and registry failures exit 3, the rest 2.
-pub(crate) fn registry_error(context: &str, error: registry::Error) -> CliError {
-    let hint = error.hint();
-    if error.is_network() {
-        // Exit-3 errors carry no hint of their own: it goes after the cause it explains.
-        let source: Box<dyn std::error::Error + Send + Sync> = match hint {
-            Some(hint) => Box::new(Hinted { error, hint }),
-            None => Box::new(error),
-        };
-        return CliError::Network { message: context.to_string(), source: Some(source) };
-    }
-    let err = CliError::User { message: context.to_string(), hint: None, source: Some(Box::new(error)) };
-    match hint {
-        Some(hint) => err.with_hint(hint),
-        None => err,
-    }
-}
-
-/// A registry error followed by a hint line.
-#[derive(Debug)]
-struct Hinted {
-    error: registry::Error,
-    hint: String,
-}
-
-impl std::fmt::Display for Hinted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}\nhint: {}", self.error, self.hint)
-    }
-}
-
-impl std::error::Error for Hinted {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&self.error)
-    }
-}
-
-fn docker_config_path() -> Result<PathBuf, CliError> {
-    DockerConfig::default_path().ok_or_else(|| {
-        CliError::user("cannot find Docker's config.json: neither DOCKER_CONFIG nor HOME is set")
-            .with_hint("set DOCKER_CONFIG to a directory")
-    })
-}
-
-pub(crate) fn stored_credentials(host: &str) -> Result<Option<Credentials>, CliError> {
-    let path = docker_config_path()?;
-    let config = DockerConfig::read(&path).map_err(|e| registry_error("cannot read the credentials", e))?;
-    config.get(host).map_err(|e| registry_error(&format!("cannot read the credentials of {host}"), e))
-}
-
-pub(crate) fn client_for(
-    host: &str,
-    credentials: Option<Credentials>,
-    net: &RegistryNetArgs,
-) -> Result<RegistryClient, CliError> {
-    let http = fetch::Client::new(fetch::ClientOptions::default())
-        .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
-    let options = ClientOptions { insecure: net.insecure, retries: net.retries, ..ClientOptions::default() };
-    Ok(RegistryClient::new(http.http().clone(), host, credentials, &options))
-}
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::from_error("cannot start the async runtime", e))
 }
 
 /// The plan, on stderr: where, which tags, which platforms, which blobs go and which are there.

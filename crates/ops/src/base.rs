@@ -16,9 +16,9 @@ use oci::spec::{ImageConfig, ImageIndex, ImageManifest};
 use oci::{Descriptor, Digest, OciLayout};
 use registry::{Reference, RegistryClient};
 
-use crate::commands::registry::{client_for, registry_error, runtime, stored_credentials};
-use crate::diagnostics::CliError;
-use crate::printer::Printer;
+use crate::remote::{client_for, registry_error, runtime, stored_credentials};
+use crate::Error;
+use crate::Reporter;
 
 /// Where a base image comes from.
 #[derive(Debug, Clone)]
@@ -32,20 +32,20 @@ pub enum BaseSource {
 
 impl BaseSource {
     /// Parses the manifest's `base`; `dir` is the manifest's directory.
-    pub fn parse(text: &str, dir: &Path) -> Result<BaseSource, CliError> {
+    pub fn parse(text: &str, dir: &Path) -> Result<BaseSource, Error> {
         if let Some(rest) = text.strip_prefix("oci:") {
             let (path, name) = match rest.rsplit_once(':') {
                 Some((path, name)) if !name.contains('/') => (path, Some(name.to_string())),
                 _ => (rest, None),
             };
             if path.is_empty() {
-                return Err(CliError::user(format!("base `{text}` names no directory"))
+                return Err(Error::user(format!("base `{text}` names no directory"))
                     .with_hint("write base = \"oci:DIR\" or base = \"oci:DIR:NAME\""));
             }
             return Ok(BaseSource::Layout { dir: dir.join(path), name });
         }
         let reference = Reference::parse(text).map_err(|e| {
-            CliError::user(format!("base `{text}`: {e}"))
+            Error::user(format!("base `{text}`: {e}"))
                 .with_hint("write HOST[:PORT]/REPOSITORY[:TAG], or oci:DIR for an OCI image layout")
         })?;
         Ok(BaseSource::Registry(reference))
@@ -53,7 +53,7 @@ impl BaseSource {
 }
 
 /// The digest `source` names now (of its index, or of its single manifest).
-pub fn resolve_digest(source: &BaseSource) -> Result<Digest, CliError> {
+pub fn resolve_digest(source: &BaseSource) -> Result<Digest, Error> {
     match source {
         BaseSource::Layout { dir, name } => Ok(layout_root(dir, name.as_deref())?.1.digest),
         BaseSource::Registry(reference) => {
@@ -80,8 +80,8 @@ pub fn fetch(
     source: &BaseSource,
     digest: &str,
     platforms: &[Platform],
-    printer: &Printer,
-) -> Result<HashMap<Platform, BaseImage>, CliError> {
+    printer: &dyn Reporter,
+) -> Result<HashMap<Platform, BaseImage>, Error> {
     let wanted: Vec<oci::Platform> =
         platforms.iter().map(|p| oci::Platform::new("linux", p.arch().name())).collect();
     let mut out = HashMap::new();
@@ -92,7 +92,7 @@ pub fn fetch(
                 return Err(stale(&format!("oci:{}", dir.display()), digest, root.digest.as_str()));
             }
             let bad = |e: oci::Error| {
-                CliError::from_error(format!("cannot read the base image in {}", dir.display()), e)
+                Error::from_error(format!("cannot read the base image in {}", dir.display()), e)
             };
             for (platform, oci_platform) in platforms.iter().zip(&wanted) {
                 let manifest_descriptor = if media_type::is_index(&root.media_type) {
@@ -112,7 +112,7 @@ pub fn fetch(
                 for layer in &manifest.layers {
                     let mut blob = layout.open_blob(&layer.digest).map_err(bad)?;
                     std::io::copy(&mut blob, &mut std::io::sink()).map_err(|e| {
-                        CliError::from_error(format!("cannot read {}", blob.path().display()), e)
+                        Error::from_error(format!("cannot read {}", blob.path().display()), e)
                     })?;
                     blob.verify().map_err(bad)?;
                 }
@@ -124,14 +124,14 @@ pub fn fetch(
         BaseSource::Registry(reference) => {
             let pinned =
                 Reference::parse(&format!("{}/{}@{digest}", reference.registry, reference.repository))
-                    .map_err(|e| CliError::user(format!("base {reference}@{digest}: {e}")))?;
+                    .map_err(|e| Error::user(format!("base {reference}@{digest}: {e}")))?;
             let client = client(reference)?;
             let runtime = runtime()?;
             let failed = |e| registry_error(&format!("cannot pull the base image {reference}@{digest}"), e);
             let mut pulled =
                 runtime.block_on(registry::resolve_pull(&client, &pinned, &wanted)).map_err(failed)?;
             let cache =
-                fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
+                fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
             let spinner = printer.spinner(&format!("Pulling the base image {reference}"));
             let progress: registry::ProgressFn = Arc::new(|_| {});
             let fetched =
@@ -147,23 +147,23 @@ pub fn fetch(
                     .find(|i| oci_platform.matches(&i.platform))
                     .ok_or_else(|| no_platform(&reference.to_string(), *platform))?;
                 let manifest: ImageManifest = serde_json::from_slice(&image.bytes).map_err(|e| {
-                    CliError::from_error(format!("the base image {reference} has a bad manifest"), e)
+                    Error::from_error(format!("the base image {reference} has a bad manifest"), e)
                 })?;
                 let config_path = blobs.get(&manifest.config.digest).ok_or_else(|| {
-                    CliError::user(format!("the base image {reference}: its configuration was not pulled"))
+                    Error::user(format!("the base image {reference}: its configuration was not pulled"))
                 })?;
                 let config: ImageConfig = serde_json::from_slice(
                     &fs_err::read(config_path)
-                        .map_err(|e| CliError::from_error("cannot read the base configuration", e))?,
+                        .map_err(|e| Error::from_error("cannot read the base configuration", e))?,
                 )
                 .map_err(|e| {
-                    CliError::from_error(format!("the base image {reference} has a bad configuration"), e)
+                    Error::from_error(format!("the base image {reference} has a bad configuration"), e)
                 })?;
                 check_platform(&config, *platform, &reference.to_string())?;
                 let mut layers = Vec::new();
                 for layer in &manifest.layers {
                     let path = blobs.get(&layer.digest).ok_or_else(|| {
-                        CliError::user(format!(
+                        Error::user(format!(
                             "the base image {reference}: layer {} was not pulled",
                             layer.digest
                         ))
@@ -177,28 +177,28 @@ pub fn fetch(
     Ok(out)
 }
 
-fn client(reference: &Reference) -> Result<RegistryClient, CliError> {
-    let net = crate::cli::RegistryNetArgs { insecure: false, retries: 3 };
+fn client(reference: &Reference) -> Result<RegistryClient, Error> {
+    let net = crate::remote::NetOptions { insecure: false, retries: 3 };
     client_for(&reference.registry, stored_credentials(&reference.registry)?, &net)
 }
 
 /// The layout at `dir` and the descriptor of its image `name` (its only one without a name).
-fn layout_root(dir: &Path, name: Option<&str>) -> Result<(OciLayout, Descriptor), CliError> {
+fn layout_root(dir: &Path, name: Option<&str>) -> Result<(OciLayout, Descriptor), Error> {
     let shown = format!("oci:{}", dir.display());
     let layout = OciLayout::open(dir).map_err(|e| {
-        CliError::from_error(format!("base {shown} is not an OCI image layout"), e)
+        Error::from_error(format!("base {shown} is not an OCI image layout"), e)
             .with_hint("build one with `marqo-base build --oci DIR` or `marqo-base pull REF --oci DIR`")
     })?;
-    let index = layout.index().map_err(|e| CliError::from_error(format!("cannot read {shown}"), e))?;
+    let index = layout.index().map_err(|e| Error::from_error(format!("cannot read {shown}"), e))?;
     let root = match name {
         Some(name) => index.find_ref(name).cloned().ok_or_else(|| {
-            CliError::user(format!("base {shown} has no image named `{name}`"))
+            Error::user(format!("base {shown} has no image named `{name}`"))
                 .with_hint("the names are the org.opencontainers.image.ref.name of its index.json")
         })?,
         None => match index.manifests.as_slice() {
             [only] => only.clone(),
             _ => {
-                return Err(CliError::user(format!(
+                return Err(Error::user(format!(
                     "base {shown} holds {} images; say which",
                     index.manifests.len()
                 ))
@@ -209,22 +209,22 @@ fn layout_root(dir: &Path, name: Option<&str>) -> Result<(OciLayout, Descriptor)
     Ok((layout, root))
 }
 
-fn check_platform(config: &ImageConfig, platform: Platform, shown: &str) -> Result<(), CliError> {
+fn check_platform(config: &ImageConfig, platform: Platform, shown: &str) -> Result<(), Error> {
     if config.os == "linux" && config.architecture == platform.arch().name() {
         return Ok(());
     }
-    Err(CliError::user(format!(
+    Err(Error::user(format!(
         "the base image {shown} for {platform} is a {}/{} image",
         config.os, config.architecture
     )))
 }
 
-fn no_platform(shown: &str, platform: Platform) -> CliError {
-    CliError::user(format!("the base image {shown} has no image for {platform}"))
+fn no_platform(shown: &str, platform: Platform) -> Error {
+    Error::user(format!("the base image {shown} has no image for {platform}"))
         .with_hint("use a base image with every platform of the manifest, or remove the platform")
 }
 
-fn stale(shown: &str, locked: &str, now: &str) -> CliError {
-    CliError::user(format!("the base image {shown} is now {now}; the lock has {locked}"))
+fn stale(shown: &str, locked: &str, now: &str) -> Error {
+    Error::user(format!("the base image {shown} is now {now}; the lock has {locked}"))
         .with_hint("run `marqo-base lock -P base` to move the lock to it")
 }

@@ -17,33 +17,30 @@ use image::{LayerError, LayerWriter};
 use lockfile::{FileEntry, FileSource, LockedFile, LockedSource, Manifest};
 use url::Url;
 
-use crate::diagnostics::CliError;
-use crate::printer::Printer;
+use crate::Error;
+use crate::Reporter;
 
 /// The `[[file]]` entries of the manifest pinned by content: local sources hashed, URLs
 /// downloaded into the cache and checked against their sha256.
 pub fn lock_files(
     manifest: &Manifest,
     offline: bool,
-    printer: &Printer,
-) -> Result<Vec<LockedFile>, CliError> {
+    printer: &dyn Reporter,
+) -> Result<Vec<LockedFile>, Error> {
     let mut locked = Vec::new();
     let mut downloader = None;
     for entry in &manifest.files {
         let (source, size, sha256) = match &entry.source {
             FileSource::Local(path) => {
                 let digest = lockfile::read_path_digest(path).map_err(|e| {
-                    CliError::from_error(
-                        format!("[[file]] to {}: cannot read {}", entry.to, path.display()),
-                        e,
-                    )
+                    Error::from_error(format!("[[file]] to {}: cannot read {}", entry.to, path.display()), e)
                 })?;
                 (LockedSource::Src(manifest.input_name(path)), digest.size, digest.sha256)
             }
             FileSource::Url { url, sha256 } => {
                 let path = Downloader::get(&mut downloader, offline)?.download(url, sha256, printer)?;
                 let size = fs_err::metadata(&path)
-                    .map_err(|e| CliError::from_error(format!("cannot read {}", path.display()), e))?
+                    .map_err(|e| Error::from_error(format!("cannot read {}", path.display()), e))?
                     .len();
                 (LockedSource::Url(url.clone()), size, sha256.clone())
             }
@@ -58,8 +55,8 @@ pub fn lock_files(
 pub fn fetch_urls(
     entries: &[&FileEntry],
     offline: bool,
-    printer: &Printer,
-) -> Result<HashMap<String, PathBuf>, CliError> {
+    printer: &dyn Reporter,
+) -> Result<HashMap<String, PathBuf>, Error> {
     let mut paths = HashMap::new();
     let mut downloader = None;
     for entry in entries {
@@ -81,32 +78,32 @@ struct Downloader {
 
 impl Downloader {
     /// The downloader in `slot`, made there first if it is empty.
-    fn get(slot: &mut Option<Downloader>, offline: bool) -> Result<&Downloader, CliError> {
+    fn get(slot: &mut Option<Downloader>, offline: bool) -> Result<&Downloader, Error> {
         if let Some(downloader) = slot {
             return Ok(downloader);
         }
-        let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
+        let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
         let client = fetch::Client::new(fetch::ClientOptions { offline, ..fetch::ClientOptions::default() })
-            .map_err(|e| CliError::from_error("cannot set up the HTTP client", e))?;
+            .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| CliError::from_error("cannot start the async runtime", e))?;
+            .map_err(|e| Error::from_error("cannot start the async runtime", e))?;
         Ok(slot.insert(Downloader { cache, client, runtime }))
     }
 
     /// Downloads `url` into the cache unless a blob with `sha256` is there; the download is
     /// checked against `sha256` as it streams.
-    fn download(&self, url: &str, sha256: &str, printer: &Printer) -> Result<PathBuf, CliError> {
+    fn download(&self, url: &str, sha256: &str, printer: &dyn Reporter) -> Result<PathBuf, Error> {
         let Downloader { cache, client, runtime } = self;
-        let parsed = Url::parse(url).map_err(|e| CliError::from_error(format!("[[file]] url `{url}`"), e))?;
+        let parsed = Url::parse(url).map_err(|e| Error::from_error(format!("[[file]] url `{url}`"), e))?;
         let shown = fetch::redact(&parsed);
         let started = Instant::now();
         let spinner = printer.spinner(&format!("Fetching {shown}"));
         let result = runtime.block_on(client.download_verified(&parsed, sha256, cache));
         spinner.finish_and_clear();
         let path = result.map_err(|e| {
-            CliError::from_error(format!("cannot fetch the [[file]] {shown}"), e)
+            Error::from_error(format!("cannot fetch the [[file]] {shown}"), e)
                 .with_hint("check the url, and that `sha256` is that of the file it serves")
         })?;
         tracing::debug!("{shown} in {:.2}s", started.elapsed().as_secs_f64());
@@ -115,7 +112,7 @@ impl Downloader {
 }
 
 /// Adds one `[[file]]` to `layer`, its bytes at `path` (the local source, or the download).
-pub fn add_entry(layer: &mut LayerWriter, entry: &FileEntry, path: &Path) -> Result<(), CliError> {
+pub fn add_entry(layer: &mut LayerWriter, entry: &FileEntry, path: &Path) -> Result<(), Error> {
     let to = entry.to.trim_start_matches('/').trim_end_matches('/');
     if entry.extract {
         let name = match &entry.source {
@@ -126,7 +123,7 @@ pub fn add_entry(layer: &mut LayerWriter, entry: &FileEntry, path: &Path) -> Res
         };
         return extract(layer, &name, path, to, &entry.to);
     }
-    let meta = fs_err::metadata(path).map_err(|e| CliError::from_error("cannot read a [[file]]", e))?;
+    let meta = fs_err::metadata(path).map_err(|e| Error::from_error("cannot read a [[file]]", e))?;
     if meta.is_dir() {
         if to.is_empty() {
             return add_tree(layer, path, "");
@@ -135,14 +132,14 @@ pub fn add_entry(layer: &mut LayerWriter, entry: &FileEntry, path: &Path) -> Res
         return add_tree(layer, path, to);
     }
     let mode = entry.mode.unwrap_or(meta.permissions().mode() & 0o7777);
-    let mut file = fs_err::File::open(path).map_err(|e| CliError::from_error("cannot open a [[file]]", e))?;
+    let mut file = fs_err::File::open(path).map_err(|e| Error::from_error("cannot open a [[file]]", e))?;
     layer.add_file(to, mode, &mut file).map_err(layer_error(&entry.to))?;
     Ok(())
 }
 
 /// Unpacks the archive at `path` (its kind from `name`) under `to`.
-fn extract(layer: &mut LayerWriter, name: &str, path: &Path, to: &str, shown: &str) -> Result<(), CliError> {
-    let open = || fs_err::File::open(path).map_err(|e| CliError::from_error("cannot open a [[file]]", e));
+fn extract(layer: &mut LayerWriter, name: &str, path: &Path, to: &str, shown: &str) -> Result<(), Error> {
+    let open = || fs_err::File::open(path).map_err(|e| Error::from_error("cannot open a [[file]]", e));
     if name.ends_with(".zip") {
         return extract_zip(layer, open()?, to, name);
     }
@@ -156,25 +153,24 @@ fn extract(layer: &mut LayerWriter, name: &str, path: &Path, to: &str, shown: &s
         None
     };
     let Some(compression) = compression else {
-        return Err(CliError::user(format!(
+        return Err(Error::user(format!(
             "[[file]] to {shown}: cannot extract `{name}`: not a .tar, .tar.gz, .tgz, .tar.xz, .tar.zst or .zip"
         ))
         .with_hint("set extract = false to copy the file as it is"));
     };
     let reader = compression
         .decoder(open()?)
-        .map_err(|e| CliError::from_error(format!("cannot read the archive {name}"), e))?;
+        .map_err(|e| Error::from_error(format!("cannot read the archive {name}"), e))?;
     extract_tar(layer, reader, to, name)
 }
 
-fn extract_tar(layer: &mut LayerWriter, reader: impl Read, to: &str, name: &str) -> Result<(), CliError> {
-    let bad = |e: std::io::Error| CliError::from_error(format!("cannot read the archive {name}"), e);
+fn extract_tar(layer: &mut LayerWriter, reader: impl Read, to: &str, name: &str) -> Result<(), Error> {
+    let bad = |e: std::io::Error| Error::from_error(format!("cannot read the archive {name}"), e);
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let raw = entry.path_bytes().into_owned();
-        let rel =
-            String::from_utf8(raw).map_err(|_| CliError::user(format!("{name}: a path is not UTF-8")))?;
+        let rel = String::from_utf8(raw).map_err(|_| Error::user(format!("{name}: a path is not UTF-8")))?;
         let Some(dest) = inside(to, &rel, name)? else { continue };
         let mode = entry.header().mode().map_err(bad)? & 0o7777;
         let kind = entry.header().entry_type();
@@ -187,7 +183,7 @@ fn extract_tar(layer: &mut LayerWriter, reader: impl Read, to: &str, name: &str)
         } else if kind.is_hard_link() {
             let target = link_name(&entry, name)?;
             let Some(target) = inside(to, &target, name)? else {
-                return Err(CliError::user(format!("{name}: hard link `{rel}` has an empty target")));
+                return Err(Error::user(format!("{name}: hard link `{rel}` has an empty target")));
             };
             layer.add_hardlink(&dest, &target).map_err(add)?;
         } else if kind.is_file() || kind == tar::EntryType::Continuous {
@@ -196,7 +192,7 @@ fn extract_tar(layer: &mut LayerWriter, reader: impl Read, to: &str, name: &str)
         {
             continue;
         } else {
-            return Err(CliError::user(format!(
+            return Err(Error::user(format!(
                 "{name}: `{rel}` is a {kind:?} entry; only files, directories and links can be extracted"
             )));
         }
@@ -204,15 +200,15 @@ fn extract_tar(layer: &mut LayerWriter, reader: impl Read, to: &str, name: &str)
     Ok(())
 }
 
-fn link_name<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<String, CliError> {
+fn link_name<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<String, Error> {
     let target =
-        entry.link_name_bytes().ok_or_else(|| CliError::user(format!("{name}: a link has no target")))?;
+        entry.link_name_bytes().ok_or_else(|| Error::user(format!("{name}: a link has no target")))?;
     String::from_utf8(target.into_owned())
-        .map_err(|_| CliError::user(format!("{name}: a link target is not UTF-8")))
+        .map_err(|_| Error::user(format!("{name}: a link target is not UTF-8")))
 }
 
-fn extract_zip(layer: &mut LayerWriter, file: fs_err::File, to: &str, name: &str) -> Result<(), CliError> {
-    let bad = |e: zip::result::ZipError| CliError::from_error(format!("cannot read the archive {name}"), e);
+fn extract_zip(layer: &mut LayerWriter, file: fs_err::File, to: &str, name: &str) -> Result<(), Error> {
+    let bad = |e: zip::result::ZipError| Error::from_error(format!("cannot read the archive {name}"), e);
     let mut archive = zip::ZipArchive::new(file).map_err(bad)?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(bad)?;
@@ -226,7 +222,7 @@ fn extract_zip(layer: &mut LayerWriter, file: fs_err::File, to: &str, name: &str
             let mut target = String::new();
             entry
                 .read_to_string(&mut target)
-                .map_err(|e| CliError::from_error(format!("cannot read the archive {name}"), e))?;
+                .map_err(|e| Error::from_error(format!("cannot read the archive {name}"), e))?;
             layer.add_symlink(&dest, &target).map_err(add)?;
         } else {
             layer.add_file(&dest, mode & 0o7777, &mut entry).map_err(add)?;
@@ -237,9 +233,9 @@ fn extract_zip(layer: &mut LayerWriter, file: fs_err::File, to: &str, name: &str
 
 /// `to/rel` when `rel` stays inside `to`; `None` for the archive's root itself. A `..`
 /// component or an absolute path is an error (the archive would write outside `to`).
-fn inside(to: &str, rel: &str, name: &str) -> Result<Option<String>, CliError> {
+fn inside(to: &str, rel: &str, name: &str) -> Result<Option<String>, Error> {
     if rel.starts_with('/') {
-        return Err(CliError::user(format!("{name}: `{rel}` is an absolute path; refusing to extract it"))
+        return Err(Error::user(format!("{name}: `{rel}` is an absolute path; refusing to extract it"))
             .with_hint("archives for [[file]] must hold relative paths"));
     }
     let mut parts = Vec::new();
@@ -247,10 +243,8 @@ fn inside(to: &str, rel: &str, name: &str) -> Result<Option<String>, CliError> {
         match part {
             "" | "." => {}
             ".." => {
-                return Err(CliError::user(format!(
-                    "{name}: `{rel}` leaves the directory it is extracted to"
-                ))
-                .with_hint("the archive is unsafe; use another one"))
+                return Err(Error::user(format!("{name}: `{rel}` leaves the directory it is extracted to"))
+                    .with_hint("the archive is unsafe; use another one"))
             }
             part => parts.push(part),
         }
@@ -265,7 +259,7 @@ fn inside(to: &str, rel: &str, name: &str) -> Result<Option<String>, CliError> {
 /// Adds everything under `root` to `layer` under `prefix`, walking it sorted: directories,
 /// regular files, symlinks (kept as links) and hard links (the second and later paths of a
 /// file become links to the first), with their modes.
-pub fn add_tree(layer: &mut LayerWriter, root: &Path, prefix: &str) -> Result<(), CliError> {
+pub fn add_tree(layer: &mut LayerWriter, root: &Path, prefix: &str) -> Result<(), Error> {
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
     walk(layer, root, prefix, &mut links)
 }
@@ -275,10 +269,10 @@ fn walk(
     dir: &Path,
     rel: &str,
     links: &mut HashMap<(u64, u64), String>,
-) -> Result<(), CliError> {
+) -> Result<(), Error> {
     let io = |what: &str, path: &Path| {
         let message = format!("cannot {what} {}", path.display());
-        move |e: std::io::Error| CliError::from_error(message, e)
+        move |e: std::io::Error| Error::from_error(message, e)
     };
     let mut names = Vec::new();
     for entry in fs_err::read_dir(dir).map_err(io("read", dir))? {
@@ -288,7 +282,7 @@ fn walk(
     for name in names {
         let path = dir.join(&name);
         let name =
-            name.to_str().ok_or_else(|| CliError::user(format!("{} is not a UTF-8 path", path.display())))?;
+            name.to_str().ok_or_else(|| Error::user(format!("{} is not a UTF-8 path", path.display())))?;
         let child = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
         let meta = fs_err::symlink_metadata(&path).map_err(io("read", &path))?;
         let mode = meta.mode() & 0o7777;
@@ -300,7 +294,7 @@ fn walk(
             let target = fs_err::read_link(&path).map_err(io("read the link", &path))?;
             let target = target
                 .to_str()
-                .ok_or_else(|| CliError::user(format!("the target of {} is not UTF-8", path.display())))?;
+                .ok_or_else(|| Error::user(format!("the target of {} is not UTF-8", path.display())))?;
             layer.add_symlink(&child, target).map_err(layer_error(&child))?;
         } else if kind.is_file() {
             if meta.nlink() > 1 {
@@ -314,7 +308,7 @@ fn walk(
             let mut file = fs_err::File::open(&path).map_err(io("open", &path))?;
             layer.add_file(&child, mode, &mut file).map_err(layer_error(&child))?;
         } else {
-            return Err(CliError::user(format!(
+            return Err(Error::user(format!(
                 "{} is neither a file, a directory nor a symlink; layers cannot hold it yet",
                 path.display()
             )));
@@ -323,8 +317,8 @@ fn walk(
     Ok(())
 }
 
-fn layer_error(path: &str) -> impl FnOnce(LayerError) -> CliError + '_ {
-    move |e| CliError::from_error(format!("cannot add {path} to the layer"), e)
+fn layer_error(path: &str) -> impl FnOnce(LayerError) -> Error + '_ {
+    move |e| Error::from_error(format!("cannot add {path} to the layer"), e)
 }
 
 #[cfg(test)]

@@ -1,0 +1,1167 @@
+//! Building: the lock of a manifest turned into a multi-platform OCI image layout (or a
+//! docker-archive), with no daemon, no emulation and nothing run from the image.
+//!
+//! Reads only the lock (never resolves; a stale lock is an error). For each platform: the
+//! locked `.deb`s are fetched (hash-checked, cached) and unpacked into a temporary root that
+//! becomes one reproducible layer; the locked wheels are fetched (hash-checked, cached),
+//! grouped by [`image::plan_layers`] and installed, one layer per group, as pip would. A
+//! locked sdist is fetched the same way and built into a wheel with the host's Python (PEP
+//! 517, cached), which must suit every platform that locks it, then installed likewise. Then
+//! the image configuration, one manifest per platform and one index, named by `--tag`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+use image::{
+    install_wheel, plan_layers, Compression, InstallOptions, LayerInfo, LayerOptions, LayerWriter, Scheme,
+};
+use lockfile::{FileEntry, FileSource, Freshness, Lock, LockedDebian, LockedPython, Manifest, Platform};
+use oci::media_type::{OCI_IMAGE_CONFIG, OCI_IMAGE_INDEX, OCI_IMAGE_MANIFEST};
+use oci::spec::{History, ImageConfig, ImageIndex, ImageManifest, RootFs, RuntimeConfig};
+use oci::{Descriptor, Digest, OciLayout};
+use pep_types::{PackageName, SdistFilename, Target, WheelFilename};
+use py_resolver::RequirementSet;
+use pypi_client::sdist::{build_wheel, BuildContext};
+use pypi_client::{IndexArgs, IndexConfig, PipEnvironment, RegistryClient};
+
+use crate::base::{self, BaseImage};
+use crate::debian::{Session, SourceArgs};
+use crate::layer_cache::LayerCache;
+use crate::lock::{pins_for, Pins, DEFAULT_GLIBC};
+use crate::{cross, files, Error, Reporter};
+
+/// What `build` is asked to do (the options of `marqo-base build`).
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The manifest.
+    pub manifest: PathBuf,
+    /// The lock; `None` for `marqo-base.lock` beside the manifest.
+    pub lock: Option<PathBuf>,
+    /// The OCI image layout directory to write (absent or empty).
+    pub oci: Option<PathBuf>,
+    /// A docker-archive tar of one platform to write instead.
+    pub docker_archive: Option<PathBuf>,
+    /// Only these platforms of the manifest; empty for all.
+    pub platforms: Vec<String>,
+    /// The name of the image index in the layout (the tag of a docker-archive).
+    pub tag: String,
+    /// Use only the cache.
+    pub offline: bool,
+    /// Build every layer afresh instead of reusing built ones.
+    pub no_cache: bool,
+    /// `gzip` or `zstd`.
+    pub compression: String,
+}
+
+/// How many buckets the small wheels of a platform are spread over.
+const WHEEL_BUCKETS: usize = 16;
+/// A wheel larger than this (bytes) gets a layer of its own.
+const BIG_WHEEL: u64 = 32 * 1024 * 1024;
+/// The `PATH` of the image when the manifest's `env` does not set one (Docker's default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The label that carries the lock's input fingerprint.
+const FINGERPRINT_LABEL: &str = "dev.marqo-base.lock-fingerprint";
+
+/// Builds the image of `args.manifest` from its lock into the layout or archive asked for.
+pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
+    let started = Instant::now();
+    if args.tag.is_empty() {
+        return Err(Error::user("--tag is empty").with_hint("pass a name such as --tag latest"));
+    }
+    let (out, archive) = match (&args.oci, &args.docker_archive) {
+        (Some(dir), None) => (dir.clone(), false),
+        (None, Some(file)) => (file.clone(), true),
+        _ => {
+            return Err(Error::user("pass one of --oci DIR or --docker-archive FILE").with_hint(
+                "--oci out writes an OCI image layout; --docker-archive img.tar is for `docker load`",
+            ))
+        }
+    };
+    if out.file_name().is_none() {
+        return Err(Error::user(format!("`{}` does not name a file or directory to create", out.display()))
+            .with_hint("name a new path, such as --oci out or --docker-archive image.tar"));
+    }
+    if archive {
+        if out.is_dir() {
+            return Err(Error::user(format!("{} is a directory", out.display()))
+                .with_hint("--docker-archive takes the path of a tar file to write"));
+        }
+    } else {
+        check_output(&out)?;
+    }
+    let manifest_path = args.manifest.clone();
+    let lock_path = match &args.lock {
+        Some(path) => path.clone(),
+        None => manifest_path.parent().unwrap_or(Path::new("")).join("marqo-base.lock"),
+    };
+    let manifest = Manifest::read(&manifest_path).map_err(|e| Error::user(e.to_string()))?;
+    if !lock_path.exists() {
+        return Err(Error::user(format!("{} does not exist", lock_path.display()))
+            .with_hint("run `marqo-base lock` first: build reads only the lock"));
+    }
+    let lock = Lock::read(&lock_path).map_err(|e| Error::user(e.to_string()))?;
+    if let Freshness::Stale { reasons } =
+        lock.check(&manifest_path).map_err(|e| Error::user(e.to_string()))?
+    {
+        return Err(Error::user(format!("{} is stale: {}", lock_path.display(), reasons.join("; ")))
+            .with_hint("run `marqo-base lock` to update it"));
+    }
+    let base_source = match (&manifest.image.base, &lock.base) {
+        (None, _) => None,
+        (Some(reference), Some(locked)) if &locked.reference == reference => {
+            Some((base::BaseSource::parse(reference, manifest.dir())?, locked.digest.clone()))
+        }
+        (Some(reference), _) => {
+            return Err(Error::user(format!(
+                "{} does not pin the base image {reference}",
+                lock_path.display()
+            ))
+            .with_hint("run `marqo-base lock` to update it"))
+        }
+    };
+    let platforms = select_platforms(&manifest, &args.platforms)?;
+    let mtime = source_date_epoch()?;
+    if archive && platforms.len() != 1 {
+        return Err(Error::user(format!(
+            "a docker-archive holds one platform, not {}",
+            platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+        .with_hint("pass one --platform, such as --platform linux/arm64"));
+    }
+
+    // Everything the selected platforms need, checked before any download.
+    let python_version = match &manifest.python {
+        Some(python) => Some(major_minor(&python.version)?),
+        None => None,
+    };
+    let mut wheels: Vec<&LockedPython> = Vec::new();
+    for platform in &platforms {
+        for entry in lock.python_for(*platform) {
+            if !wheels.iter().any(|w| w.file.sha256 == entry.file.sha256) {
+                wheels.push(entry);
+            }
+        }
+    }
+    if !wheels.is_empty() && python_version.is_none() {
+        return Err(Error::user(format!(
+            "{} has Python packages but {} has no [python] section",
+            lock_path.display(),
+            manifest_path.display()
+        ))
+        .with_hint("run `marqo-base lock` to update the lock"));
+    }
+
+    // The requirement files name the indexes the wheels came from and which distributions
+    // were asked for (they get `REQUESTED`, as with pip).
+    let requirements = match &manifest.python {
+        Some(python) => RequirementSet::read_files(&python.requirements, &python.constraints)
+            .map_err(|e| Error::from_error(e.to_string(), e))?,
+        None => RequirementSet::default(),
+    };
+    let requested: HashSet<String> =
+        requirements.requirements.iter().map(|e| e.req.name.to_string()).collect();
+
+    // Each platform's layers, each with the key of its inputs: a layer built before (by this
+    // build of the tool) is taken from the cache, and only what the others need is fetched.
+    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+    let layer_cache = LayerCache::new(cache.clone(), !args.no_cache);
+    let build_constraints = match &manifest.python {
+        Some(python) => describe_files(&python.build_constraints)?,
+        None => String::new(),
+    };
+    let compression = match args.compression.as_str() {
+        "zstd" => Compression::Zstd,
+        _ => Compression::Gzip,
+    };
+    let plans: Vec<Vec<PlannedLayer<'_>>> = platforms
+        .iter()
+        .map(|platform| {
+            plan_platform(
+                *platform,
+                &manifest,
+                &lock,
+                python_version.as_deref(),
+                &requested,
+                mtime,
+                &build_constraints,
+                compression,
+                &layer_cache,
+            )
+        })
+        .collect();
+    let mut needed_debs: Vec<&LockedDebian> = Vec::new();
+    let mut needed_wheels: Vec<&LockedPython> = Vec::new();
+    let mut needed_files: Vec<&FileEntry> = Vec::new();
+    for layer in plans.iter().flatten().filter(|l| l.cached.is_none()) {
+        match &layer.source {
+            LayerSource::Debian(debs) => {
+                for deb in debs {
+                    if !needed_debs.iter().any(|d| d.file.sha256 == deb.file.sha256) {
+                        needed_debs.push(deb);
+                    }
+                }
+            }
+            LayerSource::Wheels(wheels) => {
+                for wheel in wheels {
+                    if !needed_wheels.iter().any(|w| w.file.sha256 == wheel.file.sha256) {
+                        needed_wheels.push(wheel);
+                    }
+                }
+            }
+            LayerSource::File(entry) => {
+                if !needed_files.iter().any(|f| f.to == entry.to) {
+                    needed_files.push(entry);
+                }
+            }
+        }
+    }
+    let total = plans.iter().map(Vec::len).sum::<usize>();
+    let reused = plans.iter().flatten().filter(|l| l.cached.is_some()).count();
+    if reused > 0 {
+        printer.status(format!("Reusing {reused} of {total} layers from the cache"));
+    }
+
+    let deb_paths = fetch_debian(&manifest, &needed_debs, args.offline, printer)?;
+    let mut wheel_paths =
+        fetch_wheels(&requirements, manifest.python.as_ref(), &needed_wheels, &cache, args.offline, printer)?;
+    let file_paths = files::fetch_urls(&needed_files, args.offline, printer)?;
+    let bases = match &base_source {
+        Some((source, digest)) => base::fetch(source, digest, &platforms, printer)?,
+        None => HashMap::new(),
+    };
+
+    // Everything is written into a hidden directory beside `--oci` and renamed into place at
+    // the end, so a failed build leaves no partial layout; scratch files live there too, so
+    // finished layers are renamed into the layout rather than copied.
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    fs_err::create_dir_all(&parent)
+        .map_err(|e| Error::from_error(format!("cannot create {}", parent.display()), e))?;
+    let staging =
+        tempfile::Builder::new().prefix(&format!(".{name}.tmp-")).tempdir_in(&parent).map_err(|e| {
+            Error::from_error(format!("cannot create a temporary directory in {}", parent.display()), e)
+        })?;
+    let staged = staging.path().join("layout");
+    let layout = OciLayout::create(&staged).map_err(|e| oci_error(&out, e))?;
+    let scratch = staging.path().join("scratch");
+    fs_err::create_dir(&scratch).map_err(|e| Error::from_error("cannot create a scratch directory", e))?;
+    build_sdists(
+        &manifest,
+        &requirements,
+        &lock,
+        &needed_wheels,
+        &platforms,
+        &mut wheel_paths,
+        &scratch.join("built"),
+        args.offline,
+        printer,
+    )?;
+
+    // Each platform is built in its own thread (unpacking and compressing are most of the
+    // time); the summary is printed in the manifest's order.
+    let spinner = printer.bar(
+        total as u64,
+        &format!("Building {} (layers)", platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")),
+        false,
+    );
+    let builds: Vec<PlatformBuild<'_>> = platforms
+        .iter()
+        .zip(&plans)
+        .map(|(platform, layers)| PlatformBuild {
+            platform: *platform,
+            manifest: &manifest,
+            lock: &lock,
+            layers,
+            python_version: python_version.as_deref(),
+            deb_paths: &deb_paths,
+            wheel_paths: &wheel_paths,
+            file_paths: &file_paths,
+            requested: &requested,
+            layout: &layout,
+            layer_cache: &layer_cache,
+            scratch: &scratch,
+            mtime,
+            compression,
+            progress: &spinner,
+            base: bases.get(platform),
+        })
+        .collect();
+    let results: Vec<Result<Built, Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = builds
+            .iter()
+            .map(|build| {
+                scope.spawn(move || {
+                    let t = Instant::now();
+                    build.build().map(|(descriptor, layers)| (descriptor, layers, t.elapsed().as_secs_f64()))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::user("a build thread panicked"))))
+            .collect()
+    });
+    spinner.finish_and_clear();
+    let mut manifests = Vec::new();
+    for (platform, result) in platforms.iter().zip(results) {
+        let (descriptor, layers, seconds) = result?;
+        let compressed: u64 = layers.iter().map(|l| l.size).sum();
+        let uncompressed: u64 = layers.iter().map(|l| l.uncompressed_size).sum();
+        printer.status(format!(
+            "Built {platform}: {} layers, {} compressed ({} uncompressed), manifest {}, in {seconds:.2}s",
+            layers.len(),
+            megabytes(compressed),
+            megabytes(uncompressed),
+            descriptor.digest.as_str(),
+        ));
+        manifests.push(descriptor);
+    }
+    let first = manifests[0].clone();
+    let index =
+        layout.put_json(&ImageIndex::new(manifests), OCI_IMAGE_INDEX).map_err(|e| oci_error(&out, e))?;
+    layout.set_ref(&args.tag, &index).map_err(|e| oci_error(&out, e))?;
+    fs_err::remove_dir_all(&scratch)
+        .map_err(|e| Error::from_error("cannot remove the scratch directory", e))?;
+    if archive {
+        // Tagged `repository:tag` for `docker load` when the manifest names a repository.
+        let tags: Vec<String> =
+            manifest.image.repository.iter().map(|repo| format!("{repo}:{}", args.tag)).collect();
+        oci::write_docker_archive(&layout, &first, &tags, &out).map_err(|e| {
+            Error::from_error(format!("cannot write the docker-archive {}", out.display()), e)
+        })?;
+    } else {
+        check_output(&out)?;
+        if out.exists() {
+            fs_err::remove_dir(&out)
+                .map_err(|e| Error::from_error(format!("cannot replace {}", out.display()), e))?;
+        }
+        fs_err::rename(&staged, &out)
+            .map_err(|e| Error::from_error(format!("cannot move the layout to {}", out.display()), e))?;
+    }
+    drop(staging);
+    // A docker-archive holds the platform's manifest, not the index.
+    let (what, digest) = match archive {
+        true => ("manifest", first.digest.as_str()),
+        false => ("index", index.digest.as_str()),
+    };
+    printer.status(format!(
+        "Wrote {} ({}): {what} {digest}, {} in {:.2}s",
+        out.display(),
+        args.tag,
+        platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// The platforms to build: `--platform` values (each must be one of the manifest's), in the
+/// manifest's order; all of the manifest's by default.
+fn select_platforms(manifest: &Manifest, given: &[String]) -> Result<Vec<Platform>, Error> {
+    let all = &manifest.image.platforms;
+    if given.is_empty() {
+        return Ok(all.clone());
+    }
+    let mut wanted = HashSet::new();
+    for text in given {
+        let platform = Platform::from_str(text).map_err(|e| Error::user(e.to_string()))?;
+        if !all.contains(&platform) {
+            return Err(Error::user(format!(
+                "--platform {platform} is not a platform of {}",
+                manifest.path().display()
+            ))
+            .with_hint(format!(
+                "the manifest has {}; add it to [image] platforms and run `marqo-base lock`",
+                all.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        wanted.insert(platform);
+    }
+    Ok(all.iter().copied().filter(|p| wanted.contains(p)).collect())
+}
+
+/// `3.9` of `3.9` or `3.9.2`.
+fn major_minor(version: &str) -> Result<String, Error> {
+    let mut parts = version.split('.');
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) if !major.is_empty() && !minor.is_empty() => {
+            Ok(format!("{major}.{minor}"))
+        }
+        _ => Err(Error::user(format!("[python] version `{version}` is not X.Y or X.Y.Z"))
+            .with_hint("write version = \"3.9\"")),
+    }
+}
+
+/// The output directory must be absent or an empty directory.
+fn check_output(out: &Path) -> Result<(), Error> {
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::from_error(format!("cannot read {}", out.display()), e)),
+        Ok(m) if !m.is_dir() => Err(Error::user(format!("{} exists and is not a directory", out.display()))
+            .with_hint("choose another --oci directory")),
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(out)
+                .map_err(|e| Error::from_error(format!("cannot read {}", out.display()), e))?;
+            match entries.next() {
+                None => Ok(()),
+                Some(_) => Err(Error::user(format!("{} is not empty", out.display()))
+                    .with_hint("choose a new or empty --oci directory")),
+            }
+        }
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` (seconds), else 0: the mtime of every layer entry.
+fn source_date_epoch() -> Result<u64, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) if !text.trim().is_empty() => text.trim().parse().map_err(|_| {
+            Error::user(format!("SOURCE_DATE_EPOCH `{text}` is not a number of seconds"))
+                .with_hint("set it to a Unix time such as 1700000000, or unset it")
+        }),
+        _ => Ok(0),
+    }
+}
+
+/// Fetches the `.deb`s (each once, hash-checked, cached); returns their cache paths by
+/// sha256.
+fn fetch_debian(
+    manifest: &Manifest,
+    debs: &[&LockedDebian],
+    offline: bool,
+    printer: &dyn Reporter,
+) -> Result<HashMap<String, PathBuf>, Error> {
+    let unique: Vec<debian::LockedDeb> = debs.iter().map(|d| locked_deb(d)).collect();
+    if unique.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let Some(debian) = &manifest.debian else {
+        return Err(Error::user(format!(
+            "the lock has Debian packages but {} has no [debian] section",
+            manifest.path().display()
+        ))
+        .with_hint("run `marqo-base lock` to update the lock"));
+    };
+    let session = Session::open(&SourceArgs {
+        suite: &debian.suite,
+        mirror: debian.mirror.as_deref(),
+        keyring: debian.keyring.as_deref(),
+        offline,
+    })?;
+    let (paths, _) = session.fetch_debs(&unique, printer)?;
+    Ok(unique.into_iter().map(|d| d.sha256).zip(paths).collect())
+}
+
+/// A lock entry as the `debian` crate's fetcher and unpacker take it.
+fn locked_deb(deb: &LockedDebian) -> debian::LockedDeb {
+    debian::LockedDeb {
+        name: deb.name.clone(),
+        version: deb.version.clone(),
+        arch: deb.arch.clone(),
+        filename: deb.path.clone(),
+        size: deb.file.size,
+        sha256: deb.file.sha256.clone(),
+    }
+}
+
+/// Fetches the locked wheels and sdists into the cache (hash-checked); returns their paths by
+/// sha256.
+///
+/// The lock names files, not URLs: a file missing from the cache is found again by its file
+/// name on its project's index page (the indexes of the requirement files and pip's
+/// configuration, as `lock` used them).
+fn fetch_wheels(
+    set: &RequirementSet,
+    python: Option<&lockfile::Python>,
+    wheels: &[&LockedPython],
+    cache: &fetch::Cache,
+    offline: bool,
+    printer: &dyn Reporter,
+) -> Result<HashMap<String, PathBuf>, Error> {
+    let mut found = HashMap::new();
+    let mut missing = Vec::new();
+    for wheel in wheels {
+        let path = cache
+            .blob_path(&wheel.file.sha256)
+            .map_err(|e| Error::from_error(format!("bad sha256 for {} in the lock", wheel.file.name), e))?;
+        // Reused as `download_verified` reuses a blob: re-hashed first if the cache says so.
+        if path.is_file()
+            && (!cache.verifies_blobs() || cache.verify_blob(&wheel.file.sha256).unwrap_or(false))
+        {
+            found.insert(wheel.file.sha256.clone(), path);
+        } else {
+            missing.push(*wheel);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(found);
+    }
+    let config = index_config(set, cache)?;
+    let http = fetch::Client::new(fetch::ClientOptions {
+        ca_bundle: config.cert.clone(),
+        offline,
+        timeout: std::time::Duration::from_secs_f64(config.timeout.unwrap_or(60.0)),
+        ..fetch::ClientOptions::default()
+    })
+    .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
+    // One client per set of [[python.index]] pins, as `lock` resolved each platform; a file
+    // is looked for with the pins of the first platform that locks it.
+    let mut clients: Vec<(Pins, RegistryClient)> = Vec::new();
+    let mut client_of: Vec<usize> = Vec::new();
+    for wheel in &missing {
+        let pins = match (python, wheel.platforms.first()) {
+            (Some(python), Some(platform)) => pins_for(python, *platform)?,
+            _ => Vec::new(),
+        };
+        let i = match clients.iter().position(|(p, _)| *p == pins) {
+            Some(i) => i,
+            None => {
+                let options = pypi_client::ClientOptions {
+                    offline,
+                    pinned: pins.clone(),
+                    ..pypi_client::ClientOptions::default()
+                };
+                clients
+                    .push((pins, RegistryClient::new(config.clone(), http.clone(), cache.clone(), options)));
+                clients.len() - 1
+            }
+        };
+        client_of.push(i);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::from_error("cannot start the async runtime", e))?;
+    let t = Instant::now();
+    let bytes: u64 = missing.iter().map(|w| w.file.size).sum();
+    let spinner = printer.bar(bytes, &format!("Fetching {} wheels", missing.len()), true);
+    let jobs = missing.iter().zip(&client_of).map(|(wheel, &i)| {
+        let (client, http, cache, spinner) = (&clients[i].1, &http, &cache, &spinner);
+        async move {
+            let name = PackageName::from_str(&wheel.name)
+                .map_err(|e| Error::user(format!("bad package name `{}` in the lock: {e}", wheel.name)))?;
+            let page = client
+                .project(&name)
+                .await
+                .map_err(|e| Error::from_error(format!("cannot read the index page of {}", wheel.name), e))?;
+            let file =
+                page.as_ref().and_then(|page| page.files.iter().find(|f| f.filename == wheel.file.name));
+            let Some(file) = file else {
+                return Err(Error::user(format!(
+                    "no index offers {} any more (locked for {} {})",
+                    wheel.file.name, wheel.name, wheel.version
+                ))
+                .with_hint("check the index configuration, or run `marqo-base lock -P NAME`"));
+            };
+            let path = http
+                .download_verified(&file.url, &wheel.file.sha256, cache)
+                .await
+                .map_err(|e| Error::from_error(format!("cannot download {}", wheel.file.name), e))?;
+            spinner.inc(wheel.file.size);
+            Ok::<_, Error>((wheel.file.sha256.clone(), path))
+        }
+    });
+    let fetched = runtime.block_on(futures::future::try_join_all(jobs));
+    spinner.finish_and_clear();
+    found.extend(fetched?);
+    printer.status(format!(
+        "Fetched {} wheels ({}) in {:.2}s",
+        missing.len(),
+        megabytes(bytes),
+        t.elapsed().as_secs_f64()
+    ));
+    Ok(found)
+}
+
+/// The package index configuration `lock` used: the indexes of the requirement files, then
+/// pip's environment and configuration files.
+fn index_config(set: &RequirementSet, cache: &fetch::Cache) -> Result<IndexConfig, Error> {
+    let index_args = IndexArgs {
+        index_url: set.index_url.clone(),
+        extra_index_urls: set.extra_index_urls.clone(),
+        find_links: set.find_links.clone(),
+        no_index: set.no_index,
+        cert: None,
+    };
+    let pip_env = PipEnvironment {
+        default_index_memo: Some(cache.root().join("host-pip-default-index")),
+        ..PipEnvironment::from_process()
+    };
+    IndexConfig::from_pip_with(&index_args, &pip_env)
+        .map_err(|e| Error::from_error("cannot read the package index configuration", e))
+}
+
+/// Builds a wheel from each sdist of `entries` for every selected platform that locks it,
+/// and records it in `paths` under `{sdist sha256}/{arch}`.
+///
+/// The host's `python3` builds it (PEP 517, isolated, with the manifest's build constraints
+/// and the indexes `lock` used; cached by the sdist's hash, the host's Python and the
+/// compiler environment). A wheel the platform cannot install as it is (a C extension built
+/// for the host) is built again with the platform's cross compiler when the platform has
+/// another architecture, and accepted only as a stable-ABI wheel the target's Python can
+/// load (see [`cross`]).
+#[allow(clippy::too_many_arguments)]
+fn build_sdists(
+    manifest: &Manifest,
+    set: &RequirementSet,
+    lock: &Lock,
+    entries: &[&LockedPython],
+    platforms: &[Platform],
+    paths: &mut HashMap<String, PathBuf>,
+    out_dir: &Path,
+    offline: bool,
+    printer: &dyn Reporter,
+) -> Result<(), Error> {
+    let sdists: Vec<&LockedPython> =
+        entries.iter().copied().filter(|entry| !entry.file.name.ends_with(".whl")).collect();
+    let (Some(python), false) = (&manifest.python, sdists.is_empty()) else {
+        return Ok(());
+    };
+    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+    let config = index_config(set, &cache)?;
+    let ctx = BuildContext {
+        python: PathBuf::from("python3"),
+        pip_args: config.pip_args(),
+        build_constraints: python.build_constraints.clone(),
+        work_dir: cache.root().join("builds"),
+        backend_env: Vec::new(),
+    };
+    fs_err::create_dir_all(out_dir)
+        .map_err(|e| Error::from_error(format!("cannot create {}", out_dir.display()), e))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::from_error("cannot start the async runtime", e))?;
+    let t = Instant::now();
+    let spinner = printer.spinner(&format!("Building wheels from {} sdists", sdists.len()));
+    let jobs = sdists.iter().map(|sdist| {
+        let job = build_one(sdist, paths.get(&sdist.file.sha256).cloned(), ctx.clone(), out_dir.join("host"));
+        async move { Ok::<_, Error>((sdist.file.sha256.clone(), job.await?)) }
+    });
+    let native = runtime.block_on(futures::future::try_join_all(jobs));
+    spinner.finish_and_clear();
+    let native: HashMap<String, PathBuf> = native?.into_iter().collect();
+
+    let glibc = manifest.glibc().unwrap_or(DEFAULT_GLIBC);
+    let mut interpreters: HashMap<Platform, HashSet<String>> = HashMap::new();
+    let mut built = 0;
+    for entry in &sdists {
+        for platform in entry.platforms.iter().filter(|p| platforms.contains(p)) {
+            let arch = platform.arch();
+            let target = Target::new(arch, &python.version, glibc)
+                .map_err(|e| Error::user(format!("{}: {e}", manifest.path().display())))?;
+            let fits = |wheel: &Path| -> Result<bool, Error> {
+                let file_name =
+                    wheel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let parsed = WheelFilename::from_str(&file_name).map_err(|e| {
+                    Error::from_error(format!("`{}` built `{file_name}`, not a wheel", entry.name), e)
+                })?;
+                Ok(target.wheel_rank(&parsed).is_some())
+            };
+            let mut wheel = native[&entry.file.sha256].clone();
+            if !fits(&wheel)? && cross::host_arch() != Some(arch) {
+                let Some(env) = cross::cross_env(arch) else {
+                    return Err(Error::user(format!(
+                        "`{}` builds a {} wheel on this host, which {platform} cannot use, and \
+                         there is no {}-gcc to build it for {platform}",
+                        entry.name,
+                        wheel_tag(&wheel.to_string_lossy()),
+                        cross::triple(arch)
+                    ))
+                    .with_hint(format!(
+                        "install a cross compiler (apt-get install gcc-{}), or pin a version of {} \
+                         that has a wheel for {platform}",
+                        cross::triple(arch),
+                        entry.name
+                    )));
+                };
+                let cross_ctx = BuildContext { backend_env: env, ..ctx.clone() };
+                let spinner = printer.spinner(&format!("Cross-building {} for {platform}", entry.file.name));
+                let source = paths.get(&entry.file.sha256).cloned();
+                let result = runtime.block_on(build_one(entry, source, cross_ctx, out_dir.join(arch.name())));
+                spinner.finish_and_clear();
+                wheel = result?;
+                built += 1;
+            }
+            if !fits(&wheel)? {
+                let refused = |why: String| {
+                    Error::user(format!(
+                        "`{}` builds a {} wheel on this host, which Python {} on {platform} cannot use: {why}",
+                        entry.name,
+                        wheel_tag(&wheel.to_string_lossy()),
+                        python.version
+                    ))
+                    .with_hint(format!("pin a version of {} that has a wheel for {platform}", entry.name))
+                };
+                let needs = cross::abi3_wheel_needs(&wheel, arch).map_err(refused)?;
+                if !interpreters.contains_key(platform) {
+                    let symbols =
+                        interpreter_symbols(manifest, lock, *platform, &python.version, offline, printer)?;
+                    interpreters.insert(*platform, symbols);
+                }
+                cross::check_symbols(&needs, &interpreters[platform]).map_err(refused)?;
+                tracing::info!(
+                    "{}: the stable-ABI wheel {} loads in Python {} on {platform}",
+                    entry.name,
+                    wheel.display(),
+                    python.version
+                );
+            }
+            paths.insert(format!("{}/{}", entry.file.sha256, arch.name()), wheel);
+        }
+    }
+    printer.status(format!(
+        "Built {} wheels from {} sdists in {:.2}s",
+        native.len() + built,
+        native.len(),
+        t.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Builds the wheel of the sdist `sdist` (fetched to `path`) with `ctx` into `out`.
+async fn build_one(
+    sdist: &LockedPython,
+    path: Option<PathBuf>,
+    ctx: BuildContext,
+    out: PathBuf,
+) -> Result<PathBuf, Error> {
+    let name = PackageName::from_str(&sdist.name)
+        .map_err(|e| Error::user(format!("bad package name `{}` in the lock: {e}", sdist.name)))?;
+    let filename = SdistFilename::parse(&sdist.file.name, &name).map_err(|e| {
+        Error::from_error(format!("`{}` in the lock is not an sdist file name", sdist.file.name), e)
+    })?;
+    let path = path.ok_or_else(|| Error::user(format!("{} was not fetched", sdist.file.name)))?;
+    fs_err::create_dir_all(&out)
+        .map_err(|e| Error::from_error(format!("cannot create {}", out.display()), e))?;
+    build_wheel(&path, &filename, &ctx, &out)
+        .await
+        .map_err(|e| Error::from_error(format!("cannot build a wheel from {}", sdist.file.name), e))
+}
+
+/// The dynamic symbols of the target's interpreter, `/usr/bin/pythonX.Y` of the locked
+/// `pythonX.Y-minimal` package of `platform`.
+fn interpreter_symbols(
+    manifest: &Manifest,
+    lock: &Lock,
+    platform: Platform,
+    version: &str,
+    offline: bool,
+    printer: &dyn Reporter,
+) -> Result<HashSet<String>, Error> {
+    let version = major_minor(version)?;
+    let package = format!("python{version}-minimal");
+    let Some(deb) = lock.debian_for(platform).find(|d| d.name == package) else {
+        return Err(Error::user(format!(
+            "a wheel built on this host for {platform} can only be checked against the image's \
+             Python, and the lock has no {package} for {platform}"
+        ))
+        .with_hint(format!("add python{version} to [debian] packages and run `marqo-base lock`")));
+    };
+    let paths = fetch_debian(manifest, &[deb], offline, printer)?;
+    let path = &paths[&deb.file.sha256];
+    let wanted = format!("usr/bin/python{version}");
+    let mut binary = None;
+    debian::deb::Deb::new(path, &deb.name)
+        .visit_data(|entry, reader| {
+            if entry.path == wanted && entry.kind == debian::deb::EntryKind::File {
+                let mut bytes = Vec::with_capacity(entry.size as usize);
+                reader.read_to_end(&mut bytes).map_err(|source| debian::Error::Io {
+                    action: "read",
+                    path: path.clone(),
+                    source,
+                })?;
+                binary = Some(bytes);
+            }
+            Ok(())
+        })
+        .map_err(|e| Error::from_error(format!("cannot read {}", deb.path), e))?;
+    let binary = binary.ok_or_else(|| Error::user(format!("{} has no /{wanted}", deb.path)))?;
+    cross::defined_symbols(&binary).map_err(|e| Error::user(format!("/{wanted} of {}: {e}", deb.path)))
+}
+
+/// `py3-none-any` of `name-1.0-py3-none-any.whl`: the last three dash-separated parts.
+fn wheel_tag(file_name: &str) -> String {
+    let stem = file_name.strip_suffix(".whl").unwrap_or(file_name);
+    let parts: Vec<&str> = stem.split('-').collect();
+    parts[parts.len().saturating_sub(3)..].join("-")
+}
+
+/// A built platform: its manifest's descriptor, its layers (bottom first), and the seconds
+/// it took.
+type Built = (Descriptor, Vec<LayerInfo>, f64);
+
+/// What a layer is made of.
+enum LayerSource<'a> {
+    /// The platform's `.deb`s, unpacked together (with users, alternatives, the dpkg status).
+    Debian(Vec<&'a LockedDebian>),
+    /// Wheels (or sdists, built into wheels) installed as pip would.
+    Wheels(Vec<&'a LockedPython>),
+    /// A `[[file]]` of the manifest.
+    File(&'a FileEntry),
+}
+
+/// A layer of one platform's image, before it is built.
+struct PlannedLayer<'a> {
+    source: LayerSource<'a>,
+    /// The key of its inputs in the layer cache; `None` for what is not cached (local
+    /// `[[file]]` sources, whose modes the lock does not pin).
+    key: Option<String>,
+    /// Its history entry.
+    created_by: String,
+    /// The layer built before from the same inputs, if the cache has it.
+    cached: Option<LayerInfo>,
+}
+
+/// The layers of one platform, bottom first: the Debian packages, then the wheels in the
+/// groups of [`plan_layers`], each with its cache key and what the cache has.
+#[allow(clippy::too_many_arguments)]
+fn plan_platform<'a>(
+    platform: Platform,
+    manifest: &'a Manifest,
+    lock: &'a Lock,
+    python_version: Option<&str>,
+    requested: &HashSet<String>,
+    mtime: u64,
+    build_constraints: &str,
+    compression: Compression,
+    cache: &LayerCache,
+) -> Vec<PlannedLayer<'a>> {
+    let mut layers = Vec::new();
+    let debs: Vec<&LockedDebian> = lock.debian_for(platform).collect();
+    if !debs.is_empty() {
+        let mut description = format!("debian\n{:?}\n", layer_options(mtime, true));
+        for deb in &debs {
+            description
+                .push_str(&format!("deb {} {} {} {}\n", deb.name, deb.version, deb.arch, deb.file.sha256));
+        }
+        let created_by = format!("marqo-base: {} Debian packages", debs.len());
+        layers.push((LayerSource::Debian(debs), Some(description), created_by));
+    }
+    let wheels: BTreeMap<&str, &LockedPython> =
+        lock.python_for(platform).map(|w| (w.name.as_str(), w)).collect();
+    if let (Some(version), false) = (python_version, wheels.is_empty()) {
+        let items: Vec<(&str, u64)> = wheels.values().map(|w| (w.name.as_str(), w.file.size)).collect();
+        for group in plan_layers(&items, WHEEL_BUCKETS, BIG_WHEEL) {
+            let mut description = format!("wheels\n{:?}\npython {version}\n", layer_options(mtime, false));
+            let entries: Vec<&LockedPython> = group.iter().map(|name| wheels[name.as_str()]).collect();
+            for wheel in &entries {
+                let requested = requested.contains(&wheel.name);
+                description.push_str(&format!(
+                    "wheel {} {} {} requested={requested}\n",
+                    wheel.name, wheel.file.name, wheel.file.sha256
+                ));
+                if !wheel.file.name.ends_with(".whl") {
+                    description.push_str(&format!("built with {build_constraints}\n"));
+                }
+            }
+            let created_by = format!("marqo-base: pip install {}", group.join(" "));
+            layers.push((LayerSource::Wheels(entries), Some(description), created_by));
+        }
+    }
+    for entry in &manifest.files {
+        let description = match &entry.source {
+            FileSource::Url { sha256, .. } => Some(format!(
+                "file\n{:?}\nto {} mode {:?} extract {}\nsha256 {sha256}\n",
+                layer_options(mtime, false),
+                entry.to,
+                entry.mode,
+                entry.extract
+            )),
+            FileSource::Local(_) => None,
+        };
+        let created_by = format!("marqo-base: file {}", entry.to);
+        layers.push((LayerSource::File(entry), description, created_by));
+    }
+    layers
+        .into_iter()
+        .map(|(source, description, created_by)| {
+            let key = description.map(|d| cache.key(&format!("{}\n{d}", compression.identity())));
+            let cached = key.as_deref().and_then(|k| cache.get(k));
+            PlannedLayer { source, key, created_by, cached }
+        })
+        .collect()
+}
+
+/// The options of every layer of a build: Debian layers keep modes exactly.
+fn layer_options(mtime: u64, debian: bool) -> LayerOptions {
+    LayerOptions { mtime, keep_special_bits: debian }
+}
+
+/// `name sha256` of each file, one per line: what a built sdist depends on besides itself.
+fn describe_files(paths: &[PathBuf]) -> Result<String, Error> {
+    let mut out = String::new();
+    for path in paths {
+        let digest = lockfile::read_path_digest(path)
+            .map_err(|e| Error::from_error(format!("cannot read {}", path.display()), e))?;
+        out.push_str(&format!("{} {} ", path.display(), digest.sha256));
+    }
+    Ok(out)
+}
+
+/// What one platform's image is made of, and where it goes.
+struct PlatformBuild<'a> {
+    platform: Platform,
+    manifest: &'a Manifest,
+    lock: &'a Lock,
+    layers: &'a [PlannedLayer<'a>],
+    python_version: Option<&'a str>,
+    deb_paths: &'a HashMap<String, PathBuf>,
+    wheel_paths: &'a HashMap<String, PathBuf>,
+    /// The `[[file]]` downloads by sha256.
+    file_paths: &'a HashMap<String, PathBuf>,
+    /// The normalised names of the direct requirements.
+    requested: &'a HashSet<String>,
+    layout: &'a OciLayout,
+    layer_cache: &'a LayerCache,
+    scratch: &'a Path,
+    mtime: u64,
+    compression: Compression,
+    /// Advanced by one for every layer done.
+    progress: &'a indicatif::ProgressBar,
+    /// The image this one is built on.
+    base: Option<&'a BaseImage>,
+}
+
+impl PlatformBuild<'_> {
+    /// Writes the platform's layers (or links them from the cache), configuration and
+    /// manifest; returns the manifest's descriptor (with its platform) and the layers, bottom
+    /// first.
+    fn build(&self) -> Result<(Descriptor, Vec<LayerInfo>), Error> {
+        let arch = self.platform.arch().name();
+        let mut layers: Vec<(LayerInfo, String)> = Vec::new();
+        for planned in self.layers {
+            if let Some(info) = &planned.cached {
+                let linked = self.layer_cache.link_into(info, self.layout).map_err(|e| {
+                    Error::from_error(format!("cannot reuse a layer of {}", self.platform), e)
+                })?;
+                if linked {
+                    layers.push((info.clone(), planned.created_by.clone()));
+                    self.progress.inc(1);
+                    continue;
+                }
+                return Err(Error::user(format!(
+                    "a cached layer of {} was damaged and has been removed",
+                    self.platform
+                ))
+                .with_hint("run the build again: the layer is then built afresh"));
+            }
+            let info = match &planned.source {
+                LayerSource::Debian(debs) => self.debian_layer(debs)?,
+                LayerSource::Wheels(wheels) => self.wheel_layer(wheels)?,
+                LayerSource::File(entry) => self.file_layer(entry)?,
+            };
+            if let Some(key) = &planned.key {
+                let blob = self.layout.blob_path(&digest(&info.digest)?);
+                self.layer_cache.put(key, &info, &blob);
+            }
+            layers.push((info, planned.created_by.clone()));
+            self.progress.inc(1);
+        }
+
+        let config = self.config(&layers)?;
+        let config =
+            self.layout.put_json(&config, OCI_IMAGE_CONFIG).map_err(|e| oci_error(self.layout.path(), e))?;
+        // The base's layers first, as the base has them (blobs linked or copied in).
+        let mut layer_descriptors = Vec::new();
+        for (descriptor, path) in self.base.map(|b| b.layers.as_slice()).unwrap_or_default() {
+            let dest = self.layout.blob_path(&descriptor.digest);
+            if !dest.is_file() && std::fs::hard_link(path, &dest).is_err() {
+                let file = fs_err::File::open(path)
+                    .map_err(|e| Error::from_error("cannot read a layer of the base image", e))?;
+                let blob = self
+                    .layout
+                    .put_blob_from_reader(file, path)
+                    .map_err(|e| oci_error(self.layout.path(), e))?;
+                if blob.digest != descriptor.digest {
+                    return Err(Error::user(format!(
+                        "a layer of the base image changed on disk: {} is not {}",
+                        path.display(),
+                        descriptor.digest
+                    )));
+                }
+            }
+            layer_descriptors.push(Descriptor::new(
+                descriptor.media_type.clone(),
+                descriptor.digest.clone(),
+                descriptor.size,
+            ));
+        }
+        for (info, _) in &layers {
+            layer_descriptors.push(Descriptor::new(info.media_type(), digest(&info.digest)?, info.size));
+        }
+        let manifest = self
+            .layout
+            .put_json(&ImageManifest::new(config, layer_descriptors), OCI_IMAGE_MANIFEST)
+            .map_err(|e| oci_error(self.layout.path(), e))?;
+        let descriptor = manifest.with_platform(oci::Platform::new("linux", arch));
+        Ok((descriptor, layers.into_iter().map(|(info, _)| info).collect()))
+    }
+
+    /// The `.deb`s unpacked into a temporary root, which becomes one layer.
+    fn debian_layer(&self, debs: &[&LockedDebian]) -> Result<LayerInfo, Error> {
+        let debs: Vec<(debian::LockedDeb, PathBuf)> = debs
+            .iter()
+            .map(|d| {
+                let path = self.deb_paths.get(&d.file.sha256).cloned().unwrap_or_default();
+                (locked_deb(d), path)
+            })
+            .collect();
+        let root = self.scratch.join(format!("rootfs-{}", self.platform.arch().name()));
+        fs_err::create_dir(&root).map_err(|e| Error::from_error("cannot create the Debian root", e))?;
+        fs_err::set_permissions(&root, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Error::from_error("cannot set the mode of the Debian root", e))?;
+        debian::unpack(&debs, &root).map_err(|e| Error::from_error(e.to_string(), e))?;
+        let mut layer = self.layer(true)?;
+        files::add_tree(&mut layer, &root, "")?;
+        let info = self.finish(layer)?;
+        fs_err::remove_dir_all(&root).map_err(|e| Error::from_error("cannot remove the Debian root", e))?;
+        Ok(info)
+    }
+
+    /// The wheels installed into one layer, as pip would into the Debian Python.
+    fn wheel_layer(&self, wheels: &[&LockedPython]) -> Result<LayerInfo, Error> {
+        let version = self.python_version.ok_or_else(|| Error::user("no [python] version"))?;
+        let scheme = Scheme::debian(version);
+        let python = format!("/usr/bin/python{version}");
+        let mut layer = self.layer(false)?;
+        for wheel in wheels {
+            // An sdist's wheel was built for this platform; a wheel is used as it is.
+            let built = format!("{}/{}", wheel.file.sha256, self.platform.arch().name());
+            let path = self
+                .wheel_paths
+                .get(&built)
+                .or_else(|| self.wheel_paths.get(&wheel.file.sha256))
+                .ok_or_else(|| Error::user(format!("{} was not fetched", wheel.file.name)))?;
+            let options = InstallOptions {
+                python: python.clone(),
+                requested: self.requested.contains(&wheel.name),
+                strict_record: false,
+            };
+            let installed = install_wheel(path, &scheme, &mut layer, &options)
+                .map_err(|e| Error::from_error(format!("cannot install {}", wheel.file.name), e))?;
+            for problem in &installed.record_problems {
+                // As pip: installed anyway (the wheel's sha256 was checked against the lock).
+                tracing::warn!("{}: {problem}; installed as pip would", wheel.file.name);
+            }
+        }
+        self.finish(layer)
+    }
+
+    /// A `[[file]]`: its local source, or its download from the cache.
+    fn file_layer(&self, entry: &FileEntry) -> Result<LayerInfo, Error> {
+        let path = match &entry.source {
+            FileSource::Local(path) => path.clone(),
+            FileSource::Url { sha256, .. } => self
+                .file_paths
+                .get(sha256)
+                .cloned()
+                .ok_or_else(|| Error::user(format!("the [[file]] for {} was not fetched", entry.to)))?,
+        };
+        let mut layer = self.layer(false)?;
+        files::add_entry(&mut layer, entry, &path)?;
+        self.finish(layer)
+    }
+
+    fn layer(&self, debian: bool) -> Result<LayerWriter, Error> {
+        LayerWriter::new(self.scratch, layer_options(self.mtime, debian))
+            .map(|layer| layer.with_compression(self.compression))
+            .map_err(|e| Error::from_error("cannot start a layer", e))
+    }
+
+    /// Compresses the layer into the scratch directory and moves it into the layout's blobs.
+    fn finish(&self, layer: LayerWriter) -> Result<LayerInfo, Error> {
+        let out = self.scratch.join(format!("layer-{}.tar", self.platform.arch().name()));
+        let info = layer.finish_to_file(&out).map_err(|e| Error::from_error("cannot write a layer", e))?;
+        let dest = self.layout.blob_path(&digest(&info.digest)?);
+        if dest.is_file() {
+            fs_err::remove_file(&out).map_err(|e| Error::from_error("cannot remove a scratch layer", e))?;
+        } else if fs_err::rename(&out, &dest).is_err() {
+            // Another file system: copy it in (hashed again as it is stored).
+            self.layout.put_blob_from_file(&out).map_err(|e| oci_error(self.layout.path(), e))?;
+            fs_err::remove_file(&out).map_err(|e| Error::from_error("cannot remove a scratch layer", e))?;
+        }
+        Ok(info)
+    }
+
+    /// The image configuration: the manifest's runtime settings, the lock fingerprint label,
+    /// the layers' diff_ids and one history entry per layer.
+    fn config(&self, layers: &[(LayerInfo, String)]) -> Result<ImageConfig, Error> {
+        let image = &self.manifest.image;
+        let base = self.base.map(|b| &b.config);
+        // The base's settings, then the manifest's over them (as a Dockerfile's FROM would).
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        for entry in base.map(|b| b.config.env.as_slice()).unwrap_or_default() {
+            if let Some((key, value)) = entry.split_once('=') {
+                env.insert(key.to_string(), value.to_string());
+            }
+        }
+        env.extend(image.env.clone());
+        env.entry("PATH".to_string()).or_insert_with(|| DEFAULT_PATH.to_string());
+        let mut labels = base.map(|b| b.config.labels.clone()).unwrap_or_default();
+        labels.extend(image.labels.clone());
+        labels.insert(FINGERPRINT_LABEL.to_string(), self.lock.inputs.fingerprint.clone());
+        let (entrypoint, cmd) = match base {
+            // The base's entry point, unless the manifest sets one (which drops the base's
+            // arguments too).
+            Some(base) if image.entrypoint.is_none() => {
+                (base.config.entrypoint.clone(), image.cmd.clone().or_else(|| base.config.cmd.clone()))
+            }
+            _ => (image.entrypoint.clone(), image.cmd.clone()),
+        };
+        let created = match self.mtime {
+            0 => None,
+            secs => Some(
+                jiff::Timestamp::from_second(secs as i64)
+                    .map_err(|e| Error::user(format!("SOURCE_DATE_EPOCH {secs} is out of range: {e}")))?
+                    .to_string(),
+            ),
+        };
+        let mut diff_ids: Vec<Digest> = base.map(|b| b.rootfs.diff_ids.clone()).unwrap_or_default();
+        for (info, _) in layers {
+            diff_ids.push(digest(&info.diff_id)?);
+        }
+        let mut history: Vec<History> = base.map(|b| b.history.clone()).unwrap_or_default();
+        history.extend(layers.iter().map(|(_, by)| History {
+            created: created.clone(),
+            created_by: Some(by.clone()),
+            ..History::default()
+        }));
+        Ok(ImageConfig {
+            created,
+            author: None,
+            architecture: self.platform.arch().name().to_string(),
+            os: "linux".to_string(),
+            variant: None,
+            config: RuntimeConfig {
+                user: image.user.clone().or_else(|| base.and_then(|b| b.config.user.clone())),
+                env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                entrypoint,
+                cmd,
+                working_dir: image
+                    .workdir
+                    .clone()
+                    .or_else(|| base.and_then(|b| b.config.working_dir.clone())),
+                labels,
+            },
+            rootfs: RootFs::layers(diff_ids),
+            history,
+        })
+    }
+}
+
+fn digest(text: &str) -> Result<Digest, Error> {
+    Digest::parse(text).map_err(|e| Error::from_error(format!("bad digest `{text}`"), e))
+}
+
+fn oci_error(dir: &Path, err: oci::Error) -> Error {
+    Error::from_error(format!("cannot write the image layout {}", dir.display()), err)
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}

@@ -1,0 +1,30 @@
+//! The lock -> image pipeline of marqo-base, as library functions the commands call (as
+//! cargo's `ops`): each stage takes typed options and a [`Reporter`] and returns data or an
+//! [`Error`] with its context and hint; nothing here parses arguments or prints.
+//!
+//! - [`python`]: pip's index configuration, the shared index [`py_resolver::Source`],
+//!   resolution with progress.
+//! - [`debian`]: a Debian suite's session: read, resolve, fetch and unpack.
+//! - [`build`]: the lock -> an OCI image layout or docker-archive, per platform.
+//! - [`base`]: base images from a registry or an OCI layout, pinned by digest.
+//! - [`files`]: `[[file]]` entries: locked by content, downloaded hash-checked, put in layers.
+//! - [`cross`]: cross-built sdists: cross compilers, an ELF reader, the abi3 checks.
+//! - [`layer_cache`]: built layers by the digest of their inputs.
+//! - [`lock`]: the manifest -> `marqo-base.lock`, and `lock --check`.
+//! - [`remote`]: registries: stored credentials, clients, registry errors.
+//! - [`report`]: the progress trait the binary implements.
+
+pub mod base;
+pub mod build;
+pub mod cross;
+pub mod debian;
+mod error;
+pub mod files;
+pub mod layer_cache;
+pub mod lock;
+pub mod python;
+pub mod remote;
+pub mod report;
+
+pub use error::Error;
+pub use report::{Reporter, Silent};
