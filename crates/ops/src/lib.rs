@@ -5,6 +5,7 @@
 //! - [`python`]: pip's index configuration, the shared index [`py_resolver::Source`],
 //!   resolution with progress.
 //! - [`debian`]: a Debian suite's session: read, resolve, fetch and unpack.
+//! - [`compile`]: requirements.in -> pinned requirements.txt files for every target.
 //! - [`build`]: the lock -> an OCI image layout or docker-archive, per platform.
 //! - [`base`]: base images from a registry or an OCI layout, pinned by digest.
 //! - [`files`]: `[[file]]` entries: locked by content, downloaded hash-checked, put in layers.
@@ -16,6 +17,7 @@
 
 pub mod base;
 pub mod build;
+pub mod compile;
 pub mod cross;
 pub mod debian;
 mod error;
