@@ -3,9 +3,13 @@
 
 use std::path::PathBuf;
 
-use registry::{ClientOptions, Credentials, DockerConfig, RegistryClient};
+use std::sync::Arc;
+use std::time::Instant;
 
-use crate::Error;
+use oci::Platform;
+use registry::{ClientOptions, Credentials, DockerConfig, Reference, RegistryClient};
+
+use crate::{Error, Reporter};
 
 /// How registries are reached (`--insecure`, `--retries`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,4 +86,123 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::from_error("cannot start the async runtime", e))
+}
+
+/// Where a pulled image goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullTarget {
+    /// An OCI image layout directory (new or empty).
+    Oci(PathBuf),
+    /// A docker-archive tar of one platform.
+    DockerArchive(PathBuf),
+}
+
+/// How many blobs are fetched at once.
+const PARALLEL_BLOBS: usize = 4;
+
+/// Pulls `reference` (the given `platforms`, or every one) into `target`: every blob
+/// hash-checked into the cache (interrupted downloads continue), then assembled beside the
+/// target and moved into place.
+pub fn pull(
+    reference: &Reference,
+    platforms: &[Platform],
+    target: &PullTarget,
+    net: &NetOptions,
+    printer: &dyn Reporter,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+    let client = client_for(&reference.registry, stored_credentials(&reference.registry)?, net)?;
+    let runtime = runtime()?;
+    let mut pulled = runtime
+        .block_on(registry::resolve_pull(&client, reference, platforms))
+        .map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
+    let blobs =
+        pulled.blob_descriptors().map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
+    let bytes: u64 = blobs.iter().map(|b| b.size).sum();
+    let bar = printer.bar(bytes, &format!("Pulling {} blobs", blobs.len()), true);
+    let progress = {
+        let bar = bar.clone();
+        Arc::new(move |n: u64| bar.inc(n)) as registry::ProgressFn
+    };
+    let fetched = runtime.block_on(registry::fetch_blobs(
+        &client,
+        &mut pulled,
+        platforms,
+        &cache,
+        PARALLEL_BLOBS,
+        progress,
+    ));
+    bar.finish_and_clear();
+    fetched.map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
+    let tag = reference.tag.clone().unwrap_or_else(|| "latest".to_string());
+    let (out, written) = match target {
+        PullTarget::Oci(dir) => {
+            registry::write_oci(&pulled, dir, &tag)
+                .map_err(|e| registry_error("cannot write the pulled image", e))?;
+            (dir, "an OCI image layout")
+        }
+        PullTarget::DockerArchive(file) => {
+            let repo_tag = format!("{}:{tag}", reference.name());
+            registry::write_archive(&pulled, file, &repo_tag)
+                .map_err(|e| registry_error("cannot write the pulled image", e))?;
+            (file, "a docker-archive")
+        }
+    };
+    let platforms: Vec<String> = pulled.images.iter().map(|i| i.platform.to_string()).collect();
+    printer.status(format!(
+        "Pulled {reference} ({}; {}; {} blobs, {}) into {written} at {} in {:.2}s",
+        pulled.root.digest,
+        platforms.join(", "),
+        blobs.len(),
+        human(bytes),
+        out.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// A size for people: `512 B`, `1.5 MiB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Where `login` stored the credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// With `docker-credential-NAME`.
+    Helper(String),
+    /// In Docker's config.json.
+    File(PathBuf),
+}
+
+/// Checks `username`/`password` with the registry `host` (Basic, or the token flow), then
+/// stores them as Docker does; nothing is written if the registry refuses them.
+pub fn login(host: &str, username: &str, password: &str, net: &NetOptions) -> Result<Stored, Error> {
+    let credentials = Credentials::basic(username, password);
+    let config_path = docker_config_path()?;
+    let mut config =
+        DockerConfig::read(&config_path).map_err(|e| registry_error("cannot read the credentials", e))?;
+    let client = client_for(host, Some(credentials.clone()), net)?;
+    runtime()?
+        .block_on(client.check_login())
+        .map_err(|e| registry_error(&format!("cannot log in to {host}"), e))?;
+    let helper = config.helper_for(host);
+    config
+        .store(host, &credentials)
+        .map_err(|e| registry_error(&format!("cannot store the credentials of {host}"), e))?;
+    Ok(match helper {
+        Some(helper) => Stored::Helper(helper.to_string()),
+        None => Stored::File(config_path),
+    })
 }

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use oci::Platform;
-use registry::{
-    BlobAction, Credentials, DockerConfig, Plan, PushOptions, PushRecord, Reference, Source, TagSpec,
-};
+use registry::{BlobAction, DockerConfig, Plan, PushOptions, PushRecord, Reference, Source, TagSpec};
 
 use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
-use ops::remote::{client_for, docker_config_path, registry_error, runtime, stored_credentials};
+use ops::remote::{
+    client_for, docker_config_path, human, registry_error, runtime, stored_credentials, PullTarget, Stored,
+};
 
 /// The label `build` gives each image configuration: the lock's input fingerprint.
 const FINGERPRINT_LABEL: &str = "dev.marqo-base.lock-fingerprint";
@@ -41,25 +41,13 @@ pub fn exec_login(args: LoginArgs, printer: &Printer) -> Result<ExitCode, CliErr
     if args.username.is_empty() {
         return Err(CliError::user("the user name is empty").with_hint("pass --username NAME"));
     }
-    let credentials = Credentials::basic(&args.username, password);
-    let config_path = docker_config_path()?;
-    let mut config =
-        DockerConfig::read(&config_path).map_err(|e| registry_error("cannot read the credentials", e))?;
-    let client = client_for(&host, Some(credentials.clone()), &args.net.options())?;
-    let runtime = runtime()?;
-    runtime
-        .block_on(client.check_login())
-        .map_err(|e| registry_error(&format!("cannot log in to {host}"), e))?;
-    let helper = config.helper_for(&host);
-    config
-        .store(&host, &credentials)
-        .map_err(|e| registry_error(&format!("cannot store the credentials of {host}"), e))?;
-    match helper {
-        Some(helper) => printer.status(format!(
+    match ops::remote::login(&host, &args.username, password, &args.net.options())? {
+        Stored::Helper(helper) => printer.status(format!(
             "Login succeeded: credentials for {host} stored with docker-credential-{helper}"
         )),
-        None => printer
-            .status(format!("Login succeeded: credentials for {host} stored in {}", config_path.display())),
+        Stored::File(path) => {
+            printer.status(format!("Login succeeded: credentials for {host} stored in {}", path.display()))
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -194,7 +182,6 @@ pub fn exec_push(args: PushArgs, printer: &Printer) -> Result<ExitCode, CliError
 }
 
 pub fn exec_pull(args: PullArgs, printer: &Printer) -> Result<ExitCode, CliError> {
-    let started = Instant::now();
     let reference = parse_reference(&args.reference)?;
     let mut platforms = Vec::new();
     for p in &args.platforms {
@@ -233,53 +220,11 @@ pub fn exec_pull(args: PullArgs, printer: &Printer) -> Result<ExitCode, CliError
             ))
         }
     }
-    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
-    let client =
-        client_for(&reference.registry, stored_credentials(&reference.registry)?, &args.net.options())?;
-    let runtime = runtime()?;
-    let mut pulled = runtime
-        .block_on(registry::resolve_pull(&client, &reference, &platforms))
-        .map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
-    let blobs =
-        pulled.blob_descriptors().map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
-    let bytes: u64 = blobs.iter().map(|b| b.size).sum();
-    let bar = printer.bar(bytes, &format!("Pulling {} blobs", blobs.len()), true);
-    let progress = {
-        let bar = bar.clone();
-        Arc::new(move |n: u64| bar.inc(n)) as registry::ProgressFn
+    let target = match (&args.oci, &args.docker_archive) {
+        (Some(dir), _) => PullTarget::Oci(dir.clone()),
+        (None, file) => PullTarget::DockerArchive(file.clone().unwrap_or_default()),
     };
-    let fetched = runtime.block_on(registry::fetch_blobs(
-        &client,
-        &mut pulled,
-        &platforms,
-        &cache,
-        PARALLEL_BLOBS,
-        progress,
-    ));
-    bar.finish_and_clear();
-    fetched.map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
-    let tag = reference.tag.clone().unwrap_or_else(|| "latest".to_string());
-    let (out, written) = if let Some(dir) = &args.oci {
-        registry::write_oci(&pulled, dir, &tag)
-            .map_err(|e| registry_error("cannot write the pulled image", e))?;
-        (dir.clone(), "an OCI image layout")
-    } else {
-        let file = args.docker_archive.clone().unwrap_or_default();
-        let repo_tag = format!("{}:{tag}", reference.name());
-        registry::write_archive(&pulled, &file, &repo_tag)
-            .map_err(|e| registry_error("cannot write the pulled image", e))?;
-        (file, "a docker-archive")
-    };
-    let platforms: Vec<String> = pulled.images.iter().map(|i| i.platform.to_string()).collect();
-    printer.status(format!(
-        "Pulled {reference} ({}; {}; {} blobs, {}) into {written} at {} in {:.2}s",
-        pulled.root.digest,
-        platforms.join(", "),
-        blobs.len(),
-        human(bytes),
-        out.display(),
-        started.elapsed().as_secs_f64()
-    ));
+    ops::remote::pull(&reference, &platforms, &target, &args.net.options(), printer)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -391,20 +336,6 @@ fn parse_size(input: &str) -> Result<u64, CliError> {
         _ => Err(CliError::user(format!("`{input}` is not a size"))
             .with_hint("write a number of bytes with K, M or G, such as --chunk-size 16M")),
     }
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]
