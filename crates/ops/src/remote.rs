@@ -206,3 +206,39 @@ pub fn login(host: &str, username: &str, password: &str, net: &NetOptions) -> Re
         None => Stored::File(config_path),
     })
 }
+
+/// `16M`, `512K`, `1G` or a number of bytes.
+pub fn parse_size(input: &str) -> Result<u64, Error> {
+    let text = input.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let factor = match unit.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 1,
+        "K" => 1024,
+        "M" => 1024 * 1024,
+        "G" => 1024 * 1024 * 1024,
+        _ => 0,
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if factor > 0 && n > 0 => Ok(n.saturating_mul(factor)),
+        _ => Err(Error::user(format!("`{input}` is not a size"))
+            .with_hint("write a number of bytes with K, M or G, such as --chunk-size 16M")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16M").unwrap(), 16 << 20);
+        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("0").is_err() && parse_size("12X").is_err() && parse_size("").is_err());
+        assert_eq!(human(512), "512 B");
+        assert_eq!(human(3 << 20), "3.0 MiB");
+    }
+}

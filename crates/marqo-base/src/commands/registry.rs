@@ -14,7 +14,8 @@ use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
 use ops::remote::{
-    client_for, docker_config_path, human, registry_error, runtime, stored_credentials, PullTarget, Stored,
+    client_for, docker_config_path, human, parse_size, registry_error, runtime, stored_credentials,
+    PullTarget, Stored,
 };
 
 /// The label `build` gives each image configuration: the lock's input fingerprint.
@@ -314,41 +315,5 @@ fn host_platform() -> Result<Platform, CliError> {
             Err(CliError::user(format!("no default platform for this machine's architecture `{other}`"))
                 .with_hint("pass --platform, such as --platform linux/amd64"))
         }
-    }
-}
-
-/// `16M`, `512K`, `1G` or a number of bytes.
-fn parse_size(input: &str) -> Result<u64, CliError> {
-    let text = input.trim();
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => text.split_at(i),
-        None => (text, ""),
-    };
-    let factor = match unit.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
-        "" => 1,
-        "K" => 1024,
-        "M" => 1024 * 1024,
-        "G" => 1024 * 1024 * 1024,
-        _ => 0,
-    };
-    match digits.parse::<u64>() {
-        Ok(n) if factor > 0 && n > 0 => Ok(n.saturating_mul(factor)),
-        _ => Err(CliError::user(format!("`{input}` is not a size"))
-            .with_hint("write a number of bytes with K, M or G, such as --chunk-size 16M")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("16M").unwrap(), 16 << 20);
-        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
-        assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("0").is_err() && parse_size("12X").is_err() && parse_size("").is_err());
-        assert_eq!(human(512), "512 B");
-        assert_eq!(human(3 << 20), "3.0 MiB");
     }
 }
