@@ -170,7 +170,7 @@ pub fn compile(args: &CompileOptions, printer: &dyn Reporter) -> Result<CompileO
         exclude_newer_packages: parse_exclude_newer_packages(&args.exclude_newer_package)?,
         exclude_newer_exempt: Vec::new(),
     };
-    let (runtime, source) = open_source(setup, &plan.targets)?;
+    let (_, source) = open_source(setup, &plan.targets)?;
     let mut pip_options =
         source.client().config().requirements_options(!args.no_emit_index_url, !args.no_emit_find_links);
     pip_options.extend(format.pip_lines());
@@ -178,7 +178,6 @@ pub fn compile(args: &CompileOptions, printer: &dyn Reporter) -> Result<CompileO
         pip_options.push("--prefer-binary".to_string());
     }
     let resolutions = resolve_with_progress(&source, &plan.targets, &set, &preferences, &options, printer)?;
-    drop(runtime);
 
     let out_opts = OutputOptions {
         command: header_command(args),

@@ -22,7 +22,7 @@ pub struct Session {
     pub source: Source,
     pub client: fetch::Client,
     pub cache: fetch::Cache,
-    pub runtime: tokio::runtime::Runtime,
+    pub runtime: &'static tokio::runtime::Runtime,
 }
 
 /// A package of a set and its verified `.deb` in the cache.
@@ -47,10 +47,7 @@ impl Session {
         let client = fetch::Client::new(fetch::ClientOptions { offline: args.offline, ..Default::default() })
             .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
         let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::from_error("cannot start the async runtime", e))?;
+        let runtime = crate::env::runtime()?;
         Ok(Session { source, client, cache, runtime })
     }
 

@@ -12,6 +12,7 @@
 //! - [`cross`]: cross-built sdists: cross compilers, an ELF reader, the abi3 checks.
 //! - [`layer_cache`]: built layers by the digest of their inputs.
 //! - [`lock`]: the manifest -> `marqo-base.lock`, and `lock --check`.
+//! - [`env`]: the process's one tokio runtime.
 //! - [`remote`]: registries: stored credentials, clients, registry errors.
 //! - [`report`]: the progress trait the binary implements.
 
@@ -20,6 +21,7 @@ pub mod build;
 pub mod compile;
 pub mod cross;
 pub mod debian;
+pub mod env;
 mod error;
 pub mod files;
 pub mod layer_cache;

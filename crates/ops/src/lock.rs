@@ -250,7 +250,6 @@ fn lock_python(
                 pkg.file.size = Some(size);
             }
         }
-        drop(runtime);
         for (i, resolution) in members.into_iter().zip(resolved) {
             resolutions[i] = Some(resolution);
         }

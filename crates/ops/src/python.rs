@@ -40,11 +40,8 @@ pub struct SourceSetup {
 pub fn open_source(
     setup: SourceSetup,
     targets: &[Arc<Target>],
-) -> Result<(tokio::runtime::Runtime, Arc<Source>), Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::from_error("cannot start the async runtime", e))?;
+) -> Result<(&'static tokio::runtime::Runtime, Arc<Source>), Error> {
+    let runtime = crate::env::runtime()?;
     let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
     let pip_env = PipEnvironment {
         default_index_memo: Some(cache.root().join("host-pip-default-index")),

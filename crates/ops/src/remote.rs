@@ -81,12 +81,7 @@ pub fn client_for(
     Ok(RegistryClient::new(http.http().clone(), host, credentials, &options))
 }
 
-pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::from_error("cannot start the async runtime", e))
-}
+pub use crate::env::runtime;
 
 /// Where a pulled image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
