@@ -8,6 +8,7 @@
 //! renamed over the destination, so a reader (in this process or another) sees the old
 //! content or the new, never half of it; two writers of one blob write the same bytes.
 
+use env_vars::EnvVars;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -32,9 +33,9 @@ impl Cache {
 
     fn from_lookup(env: impl Fn(&str) -> Option<OsString>) -> Result<Cache, Error> {
         let set = |key: &str| env(key).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let root = set("MARQO_BASE_CACHE_DIR")
-            .or_else(|| set("XDG_CACHE_HOME").map(|p| p.join("marqo-base")))
-            .or_else(|| set("HOME").map(|p| p.join(".cache").join("marqo-base")))
+        let root = set(EnvVars::MARQO_BASE_CACHE_DIR)
+            .or_else(|| set(EnvVars::XDG_CACHE_HOME).map(|p| p.join("marqo-base")))
+            .or_else(|| set(EnvVars::HOME).map(|p| p.join(".cache").join("marqo-base")))
             .ok_or(Error::NoCacheDir)?;
         Ok(Cache::at(root))
     }

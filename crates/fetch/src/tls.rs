@@ -36,7 +36,7 @@ pub(crate) fn choose_bundle(
     if let Some(path) = ca_bundle {
         return BundleChoice::Explicit(path.to_path_buf());
     }
-    if let Some(path) = env("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
+    if let Some(path) = env(env_vars::EnvVars::SSL_CERT_FILE).filter(|p| !p.is_empty()) {
         return BundleChoice::Explicit(PathBuf::from(path));
     }
     SYSTEM_BUNDLES

@@ -292,7 +292,7 @@ pub struct DebianRootfsArgs {
 #[derive(Debug, Args)]
 pub struct RegistryNetArgs {
     /// Allow plain HTTP when HTTPS fails (always allowed for 127.0.0.1, ::1 and localhost).
-    #[arg(long, env = "MARQO_BASE_INSECURE")]
+    #[arg(long, env = env_vars::EnvVars::MARQO_BASE_INSECURE)]
     pub insecure: bool,
     /// How many times a request that failed transiently (connection, 5xx) is tried again.
     #[arg(long, default_value_t = 3, value_name = "N")]

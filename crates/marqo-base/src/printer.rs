@@ -28,7 +28,7 @@ impl Printer {
         };
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-        let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let ansi = std::io::stderr().is_terminal() && std::env::var_os(env_vars::EnvVars::NO_COLOR).is_none();
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)

@@ -53,7 +53,7 @@ pub fn cross_env(arch: Arch) -> Option<Vec<(String, String)>> {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
+    std::env::var_os(env_vars::EnvVars::PATH)
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 

@@ -14,6 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use env_vars::EnvVars;
 use url::Url;
 
 /// Prints the default index URL of the host's pip.
@@ -218,7 +219,7 @@ impl PipEnvironment {
     /// interpreter to ask for the default index.
     pub fn from_vars(vars: BTreeMap<String, String>) -> PipEnvironment {
         let var = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
-        let config_dirs = var("XDG_CONFIG_DIRS").unwrap_or_else(|| "/etc/xdg".to_string());
+        let config_dirs = var(EnvVars::XDG_CONFIG_DIRS).unwrap_or_else(|| "/etc/xdg".to_string());
         let mut global_files: Vec<PathBuf> = config_dirs
             .split(':')
             .filter(|d| !d.is_empty())
@@ -226,13 +227,13 @@ impl PipEnvironment {
             .collect();
         global_files.push(PathBuf::from("/etc/pip.conf"));
 
-        let home = var("HOME").map(PathBuf::from);
+        let home = var(EnvVars::HOME).map(PathBuf::from);
         let mut user_files = Vec::new();
         if let Some(home) = &home {
             user_files.push(home.join(".pip").join("pip.conf"));
         }
         let config_home =
-            var("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| home.map(|h| h.join(".config")));
+            var(EnvVars::XDG_CONFIG_HOME).map(PathBuf::from).or_else(|| home.map(|h| h.join(".config")));
         if let Some(dir) = config_home {
             user_files.push(dir.join("pip").join("pip.conf"));
         }
@@ -333,7 +334,7 @@ impl Settings {
             .vars
             .iter()
             .filter_map(|(var, value)| {
-                let name = var.strip_prefix("PIP_")?;
+                let name = var.strip_prefix(EnvVars::PIP_PREFIX)?;
                 Some((normalize_key(name), (value.clone(), Origin::Env(var.clone()))))
             })
             .collect();
@@ -354,7 +355,7 @@ impl Settings {
 
 /// pip's list and order of config files, lowest priority first.
 fn config_files(env: &PipEnvironment) -> Vec<PathBuf> {
-    let named = env.vars.get("PIP_CONFIG_FILE").filter(|v| !v.is_empty()).map(PathBuf::from);
+    let named = env.vars.get(EnvVars::PIP_CONFIG_FILE).filter(|v| !v.is_empty()).map(PathBuf::from);
     if named.as_deref() == Some(Path::new("/dev/null")) {
         tracing::debug!("PIP_CONFIG_FILE is /dev/null: not reading any pip config file");
         return Vec::new();

@@ -73,9 +73,9 @@ impl DockerConfig {
     /// Where Docker keeps it: `$DOCKER_CONFIG/config.json`, else `$HOME/.docker/config.json`.
     pub fn default_path() -> Option<PathBuf> {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        var("DOCKER_CONFIG")
+        var(env_vars::EnvVars::DOCKER_CONFIG)
             .map(|dir| dir.join("config.json"))
-            .or_else(|| var("HOME").map(|home| home.join(".docker").join("config.json")))
+            .or_else(|| var(env_vars::EnvVars::HOME).map(|home| home.join(".docker").join("config.json")))
     }
 
     /// Reads the file at `path`; a missing file is an empty configuration.
