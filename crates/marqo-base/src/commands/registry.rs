@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use image::FINGERPRINT_LABEL;
 use oci::Platform;
 use registry::{
     BlobAction, Credentials, DockerConfig, Plan, PushOptions, PushRecord, Reference, Source, TagSpec,
@@ -17,8 +18,6 @@ use crate::diagnostics::CliError;
 use crate::printer::Printer;
 use ops::remote::{client_for, docker_config_path, registry_error, runtime, stored_credentials};
 
-/// The label `build` gives each image configuration: the lock's input fingerprint.
-const FINGERPRINT_LABEL: &str = "dev.marqo-base.lock-fingerprint";
 /// How many blobs are sent or fetched at once.
 const PARALLEL_BLOBS: usize = 4;
 
