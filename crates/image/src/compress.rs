@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Scope;
 
 use flate2::{Compress, FlushCompress, Status};
+use oci::media_type;
 
 /// The deflate level of gzip layers, with the zlib-rs backend of flate2.
 ///
@@ -62,8 +63,8 @@ impl Compression {
     /// The OCI media type of a layer compressed this way.
     pub fn media_type(self) -> &'static str {
         match self {
-            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compression::Gzip => media_type::OCI_LAYER_TAR_GZIP,
+            Compression::Zstd => media_type::OCI_LAYER_TAR_ZSTD,
         }
     }
 

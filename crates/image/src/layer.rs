@@ -106,7 +106,7 @@ pub struct LayerInfo {
 }
 
 impl LayerInfo {
-    /// The OCI media type of the layer (`application/vnd.oci.image.layer.v1.tar+gzip` or `+zstd`).
+    /// The OCI media type of the layer ([`oci::media_type::OCI_LAYER_TAR_GZIP`] or `_ZSTD`).
     pub fn media_type(&self) -> &'static str {
         self.compression.media_type()
     }

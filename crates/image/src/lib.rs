@@ -1,4 +1,4 @@
-//! Reproducible image layers.
+//! Reproducible images: layers, and layers + settings assembled into OCI documents.
 //!
 //! - [`LayerWriter`]: one layer as a deterministic tar stream (sorted entries, fixed owners,
 //!   modes and mtime), compressed while both digests are computed, streamed through files.
@@ -8,12 +8,19 @@
 //!   directories, script shebangs, console scripts, `RECORD`, `INSTALLER`, `REQUESTED`),
 //!   verifying every file against the wheel's `RECORD`.
 //! - [`plan_layers`]: which artifacts share a layer, stable across runs and machines.
+//! - [`assemble`]: built layers, an [`ImageSpec`] and an optional [`Base`] into an [`Image`]
+//!   (configuration and manifest, [`Image::write_to`] an `oci` layout); [`write_index`] for
+//!   the platforms' manifests.
 
+mod assemble;
 mod compress;
 mod layer;
 mod plan;
 mod wheel;
 
+pub use assemble::{
+    assemble, write_index, AssembleError, Base, Image, ImageLayer, ImageSpec, DEFAULT_PATH, FINGERPRINT_LABEL,
+};
 pub use compress::{default_threads, Compression, BLOCK_SIZE, GZIP_LEVEL, ZSTD_LEVEL};
 pub use layer::{LayerError, LayerInfo, LayerOptions, LayerWriter};
 pub use plan::plan_layers;

@@ -66,12 +66,14 @@ pub fn resolve_digest(source: &BaseSource) -> Result<Digest, Error> {
     }
 }
 
-/// One platform's image of the base: its layers (bottom first) with their blob files, and
-/// its configuration.
+/// One platform's image of the base: its configuration and layers, and the blob file of each
+/// layer.
 #[derive(Debug, Clone)]
 pub struct BaseImage {
-    pub layers: Vec<(Descriptor, PathBuf)>,
-    pub config: ImageConfig,
+    /// What the image is assembled over.
+    pub image: image::Base,
+    /// The file of each of `image.layers`, in the same order.
+    pub blobs: Vec<PathBuf>,
 }
 
 /// The base images of `platforms`, from exactly `digest`: blobs are hash-checked (pulled
@@ -116,9 +118,9 @@ pub fn fetch(
                     })?;
                     blob.verify().map_err(bad)?;
                 }
-                let layers =
-                    manifest.layers.iter().map(|l| (l.clone(), layout.blob_path(&l.digest))).collect();
-                out.insert(*platform, BaseImage { layers, config });
+                let blobs = manifest.layers.iter().map(|l| layout.blob_path(&l.digest)).collect();
+                let image = image::Base { config, layers: manifest.layers };
+                out.insert(*platform, BaseImage { image, blobs });
             }
         }
         BaseSource::Registry(reference) => {
@@ -160,7 +162,7 @@ pub fn fetch(
                     Error::from_error(format!("the base image {reference} has a bad configuration"), e)
                 })?;
                 check_platform(&config, *platform, &reference.to_string())?;
-                let mut layers = Vec::new();
+                let mut files = Vec::new();
                 for layer in &manifest.layers {
                     let path = blobs.get(&layer.digest).ok_or_else(|| {
                         Error::user(format!(
@@ -168,9 +170,10 @@ pub fn fetch(
                             layer.digest
                         ))
                     })?;
-                    layers.push((layer.clone(), (*path).clone()));
+                    files.push((*path).clone());
                 }
-                out.insert(*platform, BaseImage { layers, config });
+                let image = image::Base { config, layers: manifest.layers };
+                out.insert(*platform, BaseImage { image, blobs: files });
             }
         }
     }

@@ -7,7 +7,8 @@
 //! grouped by [`image::plan_layers`] and installed, one layer per group, as pip would. A
 //! locked sdist is fetched the same way and built into a wheel with the host's Python (PEP
 //! 517, cached), which must suit every platform that locks it, then installed likewise. Then
-//! the image configuration, one manifest per platform and one index, named by `--tag`.
+//! [`image::assemble`] makes each platform's configuration (over the base's, if any) and
+//! manifest, and [`image::write_index`] the index of them, named by `--tag`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
@@ -16,11 +17,10 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use image::{
-    install_wheel, plan_layers, Compression, InstallOptions, LayerInfo, LayerOptions, LayerWriter, Scheme,
+    install_wheel, plan_layers, Compression, ImageLayer, ImageSpec, InstallOptions, LayerInfo, LayerOptions,
+    LayerWriter, Scheme,
 };
 use lockfile::{FileEntry, FileSource, Freshness, Lock, LockedDebian, LockedPython, Manifest, Platform};
-use oci::media_type::{OCI_IMAGE_CONFIG, OCI_IMAGE_INDEX, OCI_IMAGE_MANIFEST};
-use oci::spec::{History, ImageConfig, ImageIndex, ImageManifest, RootFs, RuntimeConfig};
 use oci::{Descriptor, Digest, OciLayout};
 use pep_types::{PackageName, SdistFilename, Target, WheelFilename};
 use py_resolver::RequirementSet;
@@ -60,10 +60,6 @@ pub struct BuildOptions {
 const WHEEL_BUCKETS: usize = 16;
 /// A wheel larger than this (bytes) gets a layer of its own.
 const BIG_WHEEL: u64 = 32 * 1024 * 1024;
-/// The `PATH` of the image when the manifest's `env` does not set one (Docker's default).
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// The label that carries the lock's input fingerprint.
-const FINGERPRINT_LABEL: &str = "dev.marqo-base.lock-fingerprint";
 
 /// Builds the image of `args.manifest` from its lock into the layout or archive asked for.
 pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
@@ -323,8 +319,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         manifests.push(descriptor);
     }
     let first = manifests[0].clone();
-    let index =
-        layout.put_json(&ImageIndex::new(manifests), OCI_IMAGE_INDEX).map_err(|e| oci_error(&out, e))?;
+    let index = image::write_index(&layout, manifests).map_err(|e| oci_error(&out, e))?;
     layout.set_ref(&args.tag, &index).map_err(|e| oci_error(&out, e))?;
     fs_err::remove_dir_all(&scratch)
         .map_err(|e| Error::from_error("cannot remove the scratch directory", e))?;
@@ -932,15 +927,14 @@ impl PlatformBuild<'_> {
     /// manifest; returns the manifest's descriptor (with its platform) and the layers, bottom
     /// first.
     fn build(&self) -> Result<(Descriptor, Vec<LayerInfo>), Error> {
-        let arch = self.platform.arch().name();
-        let mut layers: Vec<(LayerInfo, String)> = Vec::new();
+        let mut layers: Vec<ImageLayer> = Vec::new();
         for planned in self.layers {
             if let Some(info) = &planned.cached {
                 let linked = self.layer_cache.link_into(info, self.layout).map_err(|e| {
                     Error::from_error(format!("cannot reuse a layer of {}", self.platform), e)
                 })?;
                 if linked {
-                    layers.push((info.clone(), planned.created_by.clone()));
+                    layers.push(ImageLayer { info: info.clone(), created_by: planned.created_by.clone() });
                     self.progress.inc(1);
                     continue;
                 }
@@ -959,47 +953,41 @@ impl PlatformBuild<'_> {
                 let blob = self.layout.blob_path(&digest(&info.digest)?);
                 self.layer_cache.put(key, &info, &blob);
             }
-            layers.push((info, planned.created_by.clone()));
+            layers.push(ImageLayer { info, created_by: planned.created_by.clone() });
             self.progress.inc(1);
         }
 
-        let config = self.config(&layers)?;
-        let config =
-            self.layout.put_json(&config, OCI_IMAGE_CONFIG).map_err(|e| oci_error(self.layout.path(), e))?;
-        // The base's layers first, as the base has them (blobs linked or copied in).
-        let mut layer_descriptors = Vec::new();
-        for (descriptor, path) in self.base.map(|b| b.layers.as_slice()).unwrap_or_default() {
-            let dest = self.layout.blob_path(&descriptor.digest);
-            if !dest.is_file() && std::fs::hard_link(path, &dest).is_err() {
-                let file = fs_err::File::open(path)
-                    .map_err(|e| Error::from_error("cannot read a layer of the base image", e))?;
-                let blob = self
-                    .layout
-                    .put_blob_from_reader(file, path)
-                    .map_err(|e| oci_error(self.layout.path(), e))?;
-                if blob.digest != descriptor.digest {
-                    return Err(Error::user(format!(
-                        "a layer of the base image changed on disk: {} is not {}",
-                        path.display(),
-                        descriptor.digest
-                    )));
-                }
+        // The base's layers are the base's blobs, linked or copied in.
+        if let Some(base) = self.base {
+            for (descriptor, path) in base.image.layers.iter().zip(&base.blobs) {
+                self.link_base_layer(descriptor, path)?;
             }
-            layer_descriptors.push(Descriptor::new(
-                descriptor.media_type.clone(),
-                descriptor.digest.clone(),
-                descriptor.size,
-            ));
         }
-        for (info, _) in &layers {
-            layer_descriptors.push(Descriptor::new(info.media_type(), digest(&info.digest)?, info.size));
+        let image = image::assemble(&self.spec()?, self.base.map(|b| &b.image), &layers)
+            .map_err(|e| Error::from_error(format!("cannot assemble the image of {}", self.platform), e))?;
+        let descriptor = image.write_to(self.layout).map_err(|e| oci_error(self.layout.path(), e))?;
+        Ok((descriptor, layers.into_iter().map(|layer| layer.info).collect()))
+    }
+
+    /// Puts the base's layer `descriptor` (the file `path`) into the layout: a hard link, else
+    /// a copy checked against the digest.
+    fn link_base_layer(&self, descriptor: &Descriptor, path: &Path) -> Result<(), Error> {
+        let dest = self.layout.blob_path(&descriptor.digest);
+        if dest.is_file() || std::fs::hard_link(path, &dest).is_ok() {
+            return Ok(());
         }
-        let manifest = self
-            .layout
-            .put_json(&ImageManifest::new(config, layer_descriptors), OCI_IMAGE_MANIFEST)
-            .map_err(|e| oci_error(self.layout.path(), e))?;
-        let descriptor = manifest.with_platform(oci::Platform::new("linux", arch));
-        Ok((descriptor, layers.into_iter().map(|(info, _)| info).collect()))
+        let file = fs_err::File::open(path)
+            .map_err(|e| Error::from_error("cannot read a layer of the base image", e))?;
+        let blob =
+            self.layout.put_blob_from_reader(file, path).map_err(|e| oci_error(self.layout.path(), e))?;
+        if blob.digest != descriptor.digest {
+            return Err(Error::user(format!(
+                "a layer of the base image changed on disk: {} is not {}",
+                path.display(),
+                descriptor.digest
+            )));
+        }
+        Ok(())
     }
 
     /// The `.deb`s unpacked into a temporary root, which becomes one layer.
@@ -1088,31 +1076,10 @@ impl PlatformBuild<'_> {
         Ok(info)
     }
 
-    /// The image configuration: the manifest's runtime settings, the lock fingerprint label,
-    /// the layers' diff_ids and one history entry per layer.
-    fn config(&self, layers: &[(LayerInfo, String)]) -> Result<ImageConfig, Error> {
+    /// The image's settings: the manifest's `[image]`, the lock's fingerprint, and the
+    /// `SOURCE_DATE_EPOCH` (if any) as the time it was made.
+    fn spec(&self) -> Result<ImageSpec, Error> {
         let image = &self.manifest.image;
-        let base = self.base.map(|b| &b.config);
-        // The base's settings, then the manifest's over them (as a Dockerfile's FROM would).
-        let mut env: BTreeMap<String, String> = BTreeMap::new();
-        for entry in base.map(|b| b.config.env.as_slice()).unwrap_or_default() {
-            if let Some((key, value)) = entry.split_once('=') {
-                env.insert(key.to_string(), value.to_string());
-            }
-        }
-        env.extend(image.env.clone());
-        env.entry("PATH".to_string()).or_insert_with(|| DEFAULT_PATH.to_string());
-        let mut labels = base.map(|b| b.config.labels.clone()).unwrap_or_default();
-        labels.extend(image.labels.clone());
-        labels.insert(FINGERPRINT_LABEL.to_string(), self.lock.inputs.fingerprint.clone());
-        let (entrypoint, cmd) = match base {
-            // The base's entry point, unless the manifest sets one (which drops the base's
-            // arguments too).
-            Some(base) if image.entrypoint.is_none() => {
-                (base.config.entrypoint.clone(), image.cmd.clone().or_else(|| base.config.cmd.clone()))
-            }
-            _ => (image.entrypoint.clone(), image.cmd.clone()),
-        };
         let created = match self.mtime {
             0 => None,
             secs => Some(
@@ -1121,35 +1088,16 @@ impl PlatformBuild<'_> {
                     .to_string(),
             ),
         };
-        let mut diff_ids: Vec<Digest> = base.map(|b| b.rootfs.diff_ids.clone()).unwrap_or_default();
-        for (info, _) in layers {
-            diff_ids.push(digest(&info.diff_id)?);
-        }
-        let mut history: Vec<History> = base.map(|b| b.history.clone()).unwrap_or_default();
-        history.extend(layers.iter().map(|(_, by)| History {
-            created: created.clone(),
-            created_by: Some(by.clone()),
-            ..History::default()
-        }));
-        Ok(ImageConfig {
+        Ok(ImageSpec {
+            env: image.env.clone(),
+            entrypoint: image.entrypoint.clone(),
+            cmd: image.cmd.clone(),
+            workdir: image.workdir.clone(),
+            user: image.user.clone(),
+            labels: image.labels.clone(),
+            fingerprint: Some(self.lock.inputs.fingerprint.clone()),
             created,
-            author: None,
-            architecture: self.platform.arch().name().to_string(),
-            os: "linux".to_string(),
-            variant: None,
-            config: RuntimeConfig {
-                user: image.user.clone().or_else(|| base.and_then(|b| b.config.user.clone())),
-                env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
-                entrypoint,
-                cmd,
-                working_dir: image
-                    .workdir
-                    .clone()
-                    .or_else(|| base.and_then(|b| b.config.working_dir.clone())),
-                labels,
-            },
-            rootfs: RootFs::layers(diff_ids),
-            history,
+            ..ImageSpec::new(oci::Platform::new("linux", self.platform.arch().name()))
         })
     }
 }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use image::FINGERPRINT_LABEL;
 use oci::Platform;
 use registry::{BlobAction, DockerConfig, Plan, PushOptions, PushRecord, Reference, Source, TagSpec};
 
@@ -18,8 +19,6 @@ use ops::remote::{
     PullTarget, Stored,
 };
 
-/// The label `build` gives each image configuration: the lock's input fingerprint.
-const FINGERPRINT_LABEL: &str = "dev.marqo-base.lock-fingerprint";
 /// How many blobs are sent or fetched at once.
 const PARALLEL_BLOBS: usize = 4;
 
