@@ -25,7 +25,7 @@ use oci::{Descriptor, Digest, OciLayout};
 use pep_types::{PackageName, SdistFilename, Target, WheelFilename};
 use py_resolver::RequirementSet;
 use pypi_client::sdist::{build_wheel, BuildContext};
-use pypi_client::{IndexArgs, IndexConfig, PipEnvironment, RegistryClient};
+use pypi_client::{IndexArgs, IndexConfig, PipEnvironment, PypiClient};
 
 use crate::base::{self, BaseImage};
 use crate::debian::{Session, SourceArgs};
@@ -413,7 +413,7 @@ fn check_output(out: &Path) -> Result<(), Error> {
 
 /// `SOURCE_DATE_EPOCH` (seconds), else 0: the mtime of every layer entry.
 fn source_date_epoch() -> Result<u64, Error> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
+    match std::env::var(env_vars::EnvVars::SOURCE_DATE_EPOCH) {
         Ok(text) if !text.trim().is_empty() => text.trim().parse().map_err(|_| {
             Error::user(format!("SOURCE_DATE_EPOCH `{text}` is not a number of seconds"))
                 .with_hint("set it to a Unix time such as 1700000000, or unset it")
@@ -505,7 +505,7 @@ fn fetch_wheels(
     .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
     // One client per set of [[python.index]] pins, as `lock` resolved each platform; a file
     // is looked for with the pins of the first platform that locks it.
-    let mut clients: Vec<(Pins, RegistryClient)> = Vec::new();
+    let mut clients: Vec<(Pins, PypiClient)> = Vec::new();
     let mut client_of: Vec<usize> = Vec::new();
     for wheel in &missing {
         let pins = match (python, wheel.platforms.first()) {
@@ -515,22 +515,18 @@ fn fetch_wheels(
         let i = match clients.iter().position(|(p, _)| *p == pins) {
             Some(i) => i,
             None => {
-                let options = pypi_client::ClientOptions {
+                let options = pypi_client::PypiClientOptions {
                     offline,
                     pinned: pins.clone(),
-                    ..pypi_client::ClientOptions::default()
+                    ..pypi_client::PypiClientOptions::default()
                 };
-                clients
-                    .push((pins, RegistryClient::new(config.clone(), http.clone(), cache.clone(), options)));
+                clients.push((pins, PypiClient::new(config.clone(), http.clone(), cache.clone(), options)));
                 clients.len() - 1
             }
         };
         client_of.push(i);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::from_error("cannot start the async runtime", e))?;
+    let runtime = crate::env::runtime()?;
     let t = Instant::now();
     let bytes: u64 = missing.iter().map(|w| w.file.size).sum();
     let spinner = printer.bar(bytes, &format!("Fetching {} wheels", missing.len()), true);
@@ -627,10 +623,7 @@ fn build_sdists(
     };
     fs_err::create_dir_all(out_dir)
         .map_err(|e| Error::from_error(format!("cannot create {}", out_dir.display()), e))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::from_error("cannot start the async runtime", e))?;
+    let runtime = crate::env::runtime()?;
     let t = Instant::now();
     let spinner = printer.spinner(&format!("Building wheels from {} sdists", sdists.len()));
     let jobs = sdists.iter().map(|sdist| {

@@ -12,8 +12,7 @@ use pep_types::{PackageName, Target, Version};
 use py_resolver::{resolve_all, RequirementSet, Resolution, ResolveOptions, Source};
 use pypi_client::sdist::BuildContext;
 use pypi_client::{
-    ClientOptions as IndexClientOptions, IndexArgs, IndexConfig, IndexStrategy, PipEnvironment,
-    RegistryClient, WheelFilter,
+    IndexArgs, IndexConfig, IndexStrategy, PipEnvironment, PypiClient, PypiClientOptions, WheelFilter,
 };
 
 use crate::{Error, Reporter};
@@ -67,11 +66,11 @@ pub fn open_source(
     // pages are parsed: on large pages they are most of the files.
     let kept: Vec<Arc<Target>> = targets.to_vec();
     let keep_wheel = WheelFilter(Arc::new(move |w| kept.iter().any(|t| t.wheel_rank(w).is_some())));
-    let client = RegistryClient::new(
+    let client = PypiClient::new(
         config,
         http,
         cache.clone(),
-        IndexClientOptions {
+        PypiClientOptions {
             exclude_newer: setup.exclude_newer,
             refresh: setup.refresh,
             offline: setup.offline,
@@ -80,7 +79,7 @@ pub fn open_source(
             index_strategy: setup.index_strategy,
             exclude_newer_packages: setup.exclude_newer_packages,
             exclude_newer_exempt: setup.exclude_newer_exempt,
-            ..IndexClientOptions::default()
+            ..PypiClientOptions::default()
         },
     );
     let source = Source::new(client, build, cache, runtime.handle().clone());

@@ -12,7 +12,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use pep_types::{DistFilename, PackageName};
 use pypi_client::metadata::Metadata;
 use pypi_client::sdist::{sdist_metadata, BuildContext};
-use pypi_client::{DistFile, ProjectPage, RegistryClient};
+use pypi_client::{DistFile, ProjectPage, PypiClient};
 use tokio::runtime::Handle;
 
 /// A failure to get a page or metadata; shared between every waiter.
@@ -36,7 +36,7 @@ type Fut<T> = Shared<BoxFuture<'static, Result<T, Arc<SourceError>>>>;
 
 /// Memoised, prefetching access to the indexes.
 pub struct Source {
-    client: RegistryClient,
+    client: PypiClient,
     build: Option<Arc<BuildContext>>,
     cache: fetch::Cache,
     handle: Handle,
@@ -55,7 +55,7 @@ pub struct Progress {
 impl Source {
     /// `build` is how sdists get their metadata built; `None` refuses sdists that need a build.
     pub fn new(
-        client: RegistryClient,
+        client: PypiClient,
         build: Option<BuildContext>,
         cache: fetch::Cache,
         handle: Handle,
@@ -136,7 +136,7 @@ impl Source {
     }
 
     /// The registry client underneath (its configuration and location names).
-    pub fn client(&self) -> &RegistryClient {
+    pub fn client(&self) -> &PypiClient {
         &self.client
     }
 
@@ -174,7 +174,7 @@ impl Drop for CountOnDrop<'_> {
 /// Sdist metadata is as immutable as the sdist: cache it by the sdist's hash, so a build runs
 /// once per file per machine.
 async fn fetch_sdist_metadata(
-    client: &RegistryClient,
+    client: &PypiClient,
     build: Option<&BuildContext>,
     cache: &fetch::Cache,
     file: &DistFile,

@@ -1,4 +1,4 @@
-//! The registry client: project pages from the configured indexes (first index that knows a
+//! The package index client (`PypiClient`): project pages from the configured indexes (first index that knows a
 //! name wins), wheel metadata, and downloads, with a cache tuned for indexes that give no
 //! caching help.
 
@@ -29,9 +29,9 @@ const METADATA: &str = "metadata-v2/sha256";
 /// Cache namespace of file sizes the index did not give, by the file's sha256.
 const SIZES: &str = "sizes-v1/sha256";
 
-/// How the registry client uses the network and the cache.
+/// How the package index client uses the network and the cache.
 #[derive(Debug, Clone)]
-pub struct ClientOptions {
+pub struct PypiClientOptions {
     /// Drop files uploaded at or after this time (PEP 700 `upload-time`).
     pub exclude_newer: Option<Timestamp>,
     /// Fetch every page again, whatever the cache holds.
@@ -105,9 +105,9 @@ impl std::fmt::Display for IndexStrategy {
     }
 }
 
-impl Default for ClientOptions {
+impl Default for PypiClientOptions {
     fn default() -> Self {
-        ClientOptions {
+        PypiClientOptions {
             exclude_newer: None,
             refresh: false,
             refresh_packages: BTreeSet::new(),
@@ -125,7 +125,7 @@ impl Default for ClientOptions {
 /// Talks to the configured indexes. Cheap to clone; clones share an in-memory memo of the
 /// pages asked for, so each project is looked up once per run.
 #[derive(Debug, Clone)]
-pub struct RegistryClient {
+pub struct PypiClient {
     inner: Arc<Inner>,
 }
 
@@ -134,7 +134,7 @@ struct Inner {
     config: IndexConfig,
     http: fetch::Client,
     cache: fetch::Cache,
-    options: ClientOptions,
+    options: PypiClientOptions,
     projects: Mutex<HashMap<PackageName, Arc<PageCell>>>,
 }
 
@@ -177,15 +177,15 @@ impl Page {
     }
 }
 
-impl RegistryClient {
+impl PypiClient {
     /// A client for these indexes, using `http` for the network and `cache` on disk.
     pub fn new(
         config: IndexConfig,
         http: fetch::Client,
         cache: fetch::Cache,
-        options: ClientOptions,
-    ) -> RegistryClient {
-        RegistryClient {
+        options: PypiClientOptions,
+    ) -> PypiClient {
+        PypiClient {
             inner: Arc::new(Inner { config, http, cache, options, projects: Mutex::new(HashMap::new()) }),
         }
     }

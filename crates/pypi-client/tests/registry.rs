@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{serve_range, Reply, Request, Server};
 use pep_types::PackageName;
-use pypi_client::{ClientOptions, DistFile, Error, IndexConfig, RegistryClient};
+use pypi_client::{DistFile, Error, IndexConfig, PypiClient, PypiClientOptions};
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -46,8 +46,8 @@ fn http(offline: bool) -> fetch::Client {
     .unwrap()
 }
 
-fn registry(config: IndexConfig, cache: &tempfile::TempDir, options: ClientOptions) -> RegistryClient {
-    RegistryClient::new(config, http(options.offline), fetch::Cache::at(cache.path()), options)
+fn registry(config: IndexConfig, cache: &tempfile::TempDir, options: PypiClientOptions) -> PypiClient {
+    PypiClient::new(config, http(options.offline), fetch::Cache::at(cache.path()), options)
 }
 
 /// Pseudo-random bytes that deflate cannot shrink.
@@ -134,7 +134,7 @@ impl Index {
     }
 }
 
-async fn only_file(client: &RegistryClient) -> DistFile {
+async fn only_file(client: &PypiClient) -> DistFile {
     let page = client.project(&name("foo")).await.unwrap().expect("foo is on the index");
     assert_eq!(page.files.len(), 1);
     page.files[0].clone()
@@ -163,7 +163,7 @@ async fn first_index_that_knows_a_name_serves_it() {
     let client = registry(
         config(first.url("/simple"), vec![second.url("/simple/")]),
         &cache,
-        ClientOptions::default(),
+        PypiClientOptions::default(),
     );
 
     let shared = client.project(&name("Shared")).await.unwrap().unwrap();
@@ -198,7 +198,7 @@ async fn credentials_reach_files_on_the_index_host() {
     index.set_username("alice").unwrap();
     index.set_password(Some("s3cret")).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let client = registry(config(index, vec![]), &cache, ClientOptions::default());
+    let client = registry(config(index, vec![]), &cache, PypiClientOptions::default());
     let page = client.project(&name("foo")).await.unwrap().unwrap();
     assert_eq!(page.files[0].url.username(), "alice");
     assert!(server.requests()[0].header("authorization").is_some());
@@ -213,7 +213,7 @@ async fn exclude_newer_drops_files_and_reuses_a_later_cached_page() {
     let server =
         Server::start(move |_| Reply::ok(page).header("Content-Type", "application/vnd.pypi.simple.v1+json"));
     let cache = tempfile::tempdir().unwrap();
-    let options = ClientOptions {
+    let options = PypiClientOptions {
         exclude_newer: Some("2021-01-01T00:00:00Z".parse().unwrap()),
         page_ttl: Duration::ZERO,
         ..Default::default()
@@ -232,17 +232,17 @@ async fn exclude_newer_drops_files_and_reuses_a_later_cached_page() {
     assert_eq!(server.hits(), 1);
 
     // The package exempt (`--exclude-newer-package foo=false`), or the index: every file.
-    let exempt = ClientOptions {
+    let exempt = PypiClientOptions {
         exclude_newer_packages: [(name("foo"), None)].into_iter().collect(),
         ..options.clone()
     };
     let all = registry(config(server.url("/simple/"), vec![]), &cache, exempt);
     assert_eq!(all.project(&name("foo")).await.unwrap().unwrap().files.len(), 3);
-    let exempt = ClientOptions { exclude_newer_exempt: vec![server.url("/simple")], ..options.clone() };
+    let exempt = PypiClientOptions { exclude_newer_exempt: vec![server.url("/simple")], ..options.clone() };
     let all = registry(config(server.url("/simple/"), vec![]), &cache, exempt);
     assert_eq!(all.project(&name("foo")).await.unwrap().unwrap().files.len(), 3);
     // Its own cutoff: foo-2.0 (2022) is before 2023.
-    let own = ClientOptions {
+    let own = PypiClientOptions {
         exclude_newer_packages: [(name("foo"), Some("2023-01-01T00:00:00Z".parse().unwrap()))]
             .into_iter()
             .collect(),
@@ -253,7 +253,7 @@ async fn exclude_newer_drops_files_and_reuses_a_later_cached_page() {
     assert_eq!(server.hits(), 1);
 
     // --refresh asks again.
-    let refresh = ClientOptions { refresh: true, ..options };
+    let refresh = PypiClientOptions { refresh: true, ..options };
     let refreshed = registry(config(server.url("/simple/"), vec![]), &cache, refresh);
     refreshed.project(&name("foo")).await.unwrap();
     assert_eq!(server.hits(), 2);
@@ -270,11 +270,11 @@ async fn pages_live_for_a_ttl_then_revalidate() {
     });
     let cache = tempfile::tempdir().unwrap();
     let cfg = config(server.url("/simple/"), vec![]);
-    registry(cfg.clone(), &cache, ClientOptions::default()).project(&name("foo")).await.unwrap();
-    registry(cfg.clone(), &cache, ClientOptions::default()).project(&name("foo")).await.unwrap();
+    registry(cfg.clone(), &cache, PypiClientOptions::default()).project(&name("foo")).await.unwrap();
+    registry(cfg.clone(), &cache, PypiClientOptions::default()).project(&name("foo")).await.unwrap();
     assert_eq!(server.hits(), 1, "within the TTL: no request");
 
-    let stale = ClientOptions { page_ttl: Duration::ZERO, ..Default::default() };
+    let stale = PypiClientOptions { page_ttl: Duration::ZERO, ..Default::default() };
     let page = registry(cfg, &cache, stale).project(&name("foo")).await.unwrap().unwrap();
     assert_eq!(page.files.len(), 1, "a 304 serves the cached body");
     assert_eq!(server.hits(), 2);
@@ -286,12 +286,12 @@ async fn offline_uses_the_cache_or_names_the_package() {
     let index = Index::start(vec![("foo-1.0-py3-none-any.whl", wheel(&[], &[]))], Ranges::Honoured);
     let cache = tempfile::tempdir().unwrap();
     let cfg = config(index.url(), vec![]);
-    let online = registry(cfg.clone(), &cache, ClientOptions::default());
+    let online = registry(cfg.clone(), &cache, PypiClientOptions::default());
     let file = only_file(&online).await;
     online.wheel_metadata(&file).await.unwrap();
     let hits = index.server.hits();
 
-    let offline_options = ClientOptions { offline: true, page_ttl: Duration::ZERO, ..Default::default() };
+    let offline_options = PypiClientOptions { offline: true, page_ttl: Duration::ZERO, ..Default::default() };
     let offline = registry(cfg, &cache, offline_options);
     let file = only_file(&offline).await;
     assert_eq!(offline.wheel_metadata(&file).await.unwrap(), METADATA.as_bytes());
@@ -306,13 +306,13 @@ async fn metadata_of_a_small_wheel_takes_one_range_request() {
     let data = wheel(&[], &[]);
     let index = Index::start(vec![("foo-1.0-py3-none-any.whl", data)], Ranges::Honoured);
     let cache = tempfile::tempdir().unwrap();
-    let client = registry(config(index.url(), vec![]), &cache, ClientOptions::default());
+    let client = registry(config(index.url(), vec![]), &cache, PypiClientOptions::default());
     let file = only_file(&client).await;
     assert_eq!(client.wheel_metadata(&file).await.unwrap(), METADATA.as_bytes());
     assert_eq!(index.server.hits(), 2, "the page, then one suffix range holding everything");
 
     // Cached by the wheel's sha256, across clients.
-    let other = registry(config(index.url(), vec![]), &cache, ClientOptions::default());
+    let other = registry(config(index.url(), vec![]), &cache, PypiClientOptions::default());
     assert_eq!(other.wheel_metadata(&file).await.unwrap(), METADATA.as_bytes());
     assert_eq!(index.server.hits(), 2);
 }
@@ -324,7 +324,7 @@ async fn metadata_far_from_the_end_takes_a_second_range() {
     let data = wheel(&[], &[("foo/blob.bin".to_string(), noise(300 * 1024, 1))]);
     let index = Index::start(vec![("foo-1.0-py3-none-any.whl", data)], Ranges::Honoured);
     let cache = tempfile::tempdir().unwrap();
-    let client = registry(config(index.url(), vec![]), &cache, ClientOptions::default());
+    let client = registry(config(index.url(), vec![]), &cache, PypiClientOptions::default());
     let file = only_file(&client).await;
     assert_eq!(client.wheel_metadata(&file).await.unwrap(), METADATA.as_bytes());
     let ranges: Vec<_> =
@@ -340,7 +340,7 @@ async fn large_central_directory_takes_a_third_range() {
     let data = wheel(&big, &many);
     let index = Index::start(vec![("foo-1.0-py3-none-any.whl", data)], Ranges::Honoured);
     let cache = tempfile::tempdir().unwrap();
-    let client = registry(config(index.url(), vec![]), &cache, ClientOptions::default());
+    let client = registry(config(index.url(), vec![]), &cache, PypiClientOptions::default());
     let file = only_file(&client).await;
     assert_eq!(client.wheel_metadata(&file).await.unwrap(), METADATA.as_bytes());
     let ranges = index.server.requests().iter().filter(|r| r.header("range").is_some()).count();
@@ -355,7 +355,7 @@ async fn zip64_wheel() {
     assert!(data.windows(4).any(|w| w == [0x50, 0x4b, 0x06, 0x06]), "a zip64 end record");
     let index = Index::start(vec![("foo-1.0-py3-none-any.whl", data)], Ranges::Honoured);
     let cache = tempfile::tempdir().unwrap();
-    let client = registry(config(index.url(), vec![]), &cache, ClientOptions::default());
+    let client = registry(config(index.url(), vec![]), &cache, PypiClientOptions::default());
     let file = only_file(&client).await;
     assert_eq!(client.wheel_metadata(&file).await.unwrap(), METADATA.as_bytes());
 }
@@ -367,7 +367,7 @@ async fn servers_without_ranges() {
         let digest = sha256(&data);
         let index = Index::start(vec![("foo-1.0-py3-none-any.whl", data)], ranges);
         let cache = tempfile::tempdir().unwrap();
-        let client = registry(config(index.url(), vec![]), &cache, ClientOptions::default());
+        let client = registry(config(index.url(), vec![]), &cache, PypiClientOptions::default());
         let file = only_file(&client).await;
         assert_eq!(client.wheel_metadata(&file).await.unwrap(), METADATA.as_bytes());
         let file_requests = index.server.requests().iter().filter(|r| r.path.starts_with("/files/")).count();
@@ -398,7 +398,7 @@ async fn pep_658_metadata_file_is_preferred_and_checked() {
         _ => Reply::status(404),
     });
     let cache = tempfile::tempdir().unwrap();
-    let client = registry(config(server.url("/simple/"), vec![]), &cache, ClientOptions::default());
+    let client = registry(config(server.url("/simple/"), vec![]), &cache, PypiClientOptions::default());
     let files = client.project(&name("foo")).await.unwrap().unwrap().files.clone();
     assert_eq!(client.wheel_metadata(&files[0]).await.unwrap(), METADATA.as_bytes());
     assert_eq!(server.requests()[1].path, "/files/foo-1.0-py3-none-any.whl.metadata");
@@ -416,7 +416,7 @@ async fn find_links_directory_with_no_index() {
         ..config(Url::parse("http://127.0.0.1:9/unused/").unwrap(), vec![])
     };
     let cache = tempfile::tempdir().unwrap();
-    let offline = ClientOptions { offline: true, ..Default::default() };
+    let offline = PypiClientOptions { offline: true, ..Default::default() };
     let client = registry(cfg, &cache, offline);
     let file = only_file(&client).await;
     assert_eq!(file.index, 1, "find-links come after the (unused) index");
