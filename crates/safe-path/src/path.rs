@@ -91,7 +91,7 @@ mod sealed {
 ///
 /// An empty result is the root itself (`""`, `./`, or `/` under [`Absolute::FromRoot`]):
 /// whether that is an entry to skip, the root directory or an error is the caller's call.
-pub fn normalize<'a, T: PathText + ?Sized>(path: &'a T, rules: Rules) -> Result<Vec<&'a T>, Refusal> {
+pub fn normalize<T: PathText + ?Sized>(path: &T, rules: Rules) -> Result<Vec<&T>, Refusal> {
     let (_, parts) = split(path, rules)?;
     if parts.iter().any(|part| part.as_path_bytes() == b"..") {
         return Err(Refusal::ParentDir);
