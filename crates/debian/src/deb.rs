@@ -7,6 +7,8 @@
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use safe_path::{Absolute, Refusal, Rules, Windows};
+
 use crate::compress::Compression;
 use crate::error::io_error;
 use crate::Error;
@@ -229,10 +231,10 @@ impl Deb {
                 let mut entry = entry.map_err(decompress)?;
                 let raw = entry.path_bytes().into_owned();
                 let raw = String::from_utf8_lossy(&raw).into_owned();
-                let path = normalize(&raw).ok_or_else(|| Error::UnsafePath {
+                let path = checked(&raw).map_err(|reason| Error::UnsafePath {
                     package: self.package.clone(),
                     path: raw.clone(),
-                    reason: "it contains `..`",
+                    reason,
                 })?;
                 let header = entry.header();
                 let link = || -> Result<String, Error> {
@@ -294,17 +296,20 @@ fn skip_padding(r: &mut impl Read, size: u64) -> io::Result<()> {
 }
 
 /// Normalizes a path from a data archive: drops `./`, leading `/`, empty and `.` parts and
-/// a trailing slash. `None` if any part is `..` (dpkg refuses those too).
+/// a trailing slash. `None` if any part is `..` (dpkg refuses those too) or it holds a NUL.
 pub fn normalize(raw: &str) -> Option<String> {
-    let mut parts = Vec::new();
-    for part in raw.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return None,
-            p => parts.push(p),
-        }
+    checked(raw).ok()
+}
+
+/// [`normalize`], with why a path is refused (in [`Error::UnsafePath`]'s wording).
+fn checked(raw: &str) -> Result<String, &'static str> {
+    const RULES: Rules = Rules { absolute: Absolute::FromRoot, windows: Windows::Literal };
+    match safe_path::normalize(raw, RULES) {
+        Ok(parts) => Ok(parts.join("/")),
+        Err(Refusal::Nul) => Err("it contains a NUL byte"),
+        Err(Refusal::ParentDir | Refusal::Escapes) => Err("it contains `..`"),
+        Err(Refusal::Absolute | Refusal::Backslash | Refusal::DriveLetter) => Err("it leaves the root"),
     }
-    Some(parts.join("/"))
 }
 
 #[cfg(test)]
@@ -318,5 +323,7 @@ mod tests {
         assert_eq!(normalize("./").as_deref(), Some(""));
         assert_eq!(normalize("./usr/../../etc"), None);
         assert_eq!(normalize("a/b/.."), None);
+        assert_eq!(normalize("usr/\0bin"), None);
+        assert_eq!(checked("usr/\0bin"), Err("it contains a NUL byte"));
     }
 }

@@ -132,6 +132,8 @@ impl RootWriter {
 
     /// Resolves `rel` inside the root: symlinks are followed (the last component only when
     /// `follow_last`), absolute targets restart from the root, and `..` stops at the root.
+    /// Entry paths reach here already checked by `safe_path` (see [`Deb::visit_data`]); this
+    /// walk is the on-disk half, which a lexical check cannot do: it follows the root's links.
     pub fn resolve(&self, rel: &str, follow_last: bool) -> Result<PathBuf, Error> {
         let mut todo: VecDeque<String> =
             rel.split('/').filter(|c| !c.is_empty()).map(str::to_string).collect();

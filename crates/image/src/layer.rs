@@ -10,6 +10,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
+use safe_path::{Absolute, Refusal, Rules, Windows};
 use sha2::{Digest, Sha256};
 
 use crate::compress::{default_threads, Compression, Encoder};
@@ -409,22 +410,19 @@ fn hardlink_origins(
 /// Splits a path into components relative to the root: a leading `/` and `.` components
 /// are dropped; `..`, NUL and an empty result are refused.
 fn normalize(path: &str) -> Result<Vec<String>, LayerError> {
+    const RULES: Rules = Rules { absolute: Absolute::FromRoot, windows: Windows::Literal };
     let invalid = |reason| LayerError::InvalidPath { path: path.to_string(), reason };
-    if path.contains('\0') {
-        return Err(invalid("contains a NUL byte"));
-    }
-    let mut key = Vec::new();
-    for component in path.split('/') {
-        match component {
-            "" | "." => {}
-            ".." => return Err(invalid("contains `..`")),
-            name => key.push(name.to_string()),
-        }
-    }
+    let key = safe_path::normalize(path, RULES).map_err(|refusal| {
+        invalid(match refusal {
+            Refusal::Nul => "contains a NUL byte",
+            Refusal::ParentDir | Refusal::Escapes => "contains `..`",
+            Refusal::Absolute | Refusal::Backslash | Refusal::DriveLetter => "leaves the root",
+        })
+    })?;
     if key.is_empty() {
         return Err(invalid("names the root"));
     }
-    Ok(key)
+    Ok(key.into_iter().map(str::to_string).collect())
 }
 
 /// A ustar header with everything but the name fixed: owners 0:0, no owner names.

@@ -15,6 +15,7 @@ use std::time::Instant;
 use debian::compress::Compression;
 use image::{LayerError, LayerWriter};
 use lockfile::{FileEntry, FileSource, LockedFile, LockedSource, Manifest};
+use safe_path::{Absolute, Refusal, Rules, Windows};
 use url::Url;
 
 use crate::Error;
@@ -232,23 +233,21 @@ fn extract_zip(layer: &mut LayerWriter, file: fs_err::File, to: &str, name: &str
 }
 
 /// `to/rel` when `rel` stays inside `to`; `None` for the archive's root itself. A `..`
-/// component or an absolute path is an error (the archive would write outside `to`).
+/// component, an absolute path or a NUL is an error (the archive would write outside `to`).
 fn inside(to: &str, rel: &str, name: &str) -> Result<Option<String>, Error> {
-    if rel.starts_with('/') {
-        return Err(Error::user(format!("{name}: `{rel}` is an absolute path; refusing to extract it"))
-            .with_hint("archives for [[file]] must hold relative paths"));
-    }
-    let mut parts = Vec::new();
-    for part in rel.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                return Err(Error::user(format!("{name}: `{rel}` leaves the directory it is extracted to"))
-                    .with_hint("the archive is unsafe; use another one"))
-            }
-            part => parts.push(part),
+    const RULES: Rules = Rules { absolute: Absolute::Refuse, windows: Windows::Literal };
+    let parts = safe_path::normalize(rel, RULES).map_err(|refusal| match refusal {
+        Refusal::Absolute => {
+            Error::user(format!("{name}: `{rel}` is an absolute path; refusing to extract it"))
+                .with_hint("archives for [[file]] must hold relative paths")
         }
-    }
+        Refusal::Nul => Error::user(format!("{name}: {rel:?} holds a NUL byte; refusing to extract it"))
+            .with_hint("the archive is unsafe; use another one"),
+        Refusal::ParentDir | Refusal::Escapes | Refusal::Backslash | Refusal::DriveLetter => {
+            Error::user(format!("{name}: `{rel}` leaves the directory it is extracted to"))
+                .with_hint("the archive is unsafe; use another one")
+        }
+    })?;
     if parts.is_empty() {
         return Ok(None);
     }
@@ -333,5 +332,7 @@ mod tests {
         assert!(inside("opt/v", "../etc/passwd", "x.tar").is_err());
         assert!(inside("opt/v", "a/../../b", "x.tar").is_err());
         assert!(inside("opt/v", "/etc/passwd", "x.tar").is_err());
+        assert!(inside("opt/v", "a\0b", "x.tar").is_err());
+        assert_eq!(inside("opt/v", "a\\..\\b", "x.tar").unwrap(), Some("opt/v/a\\..\\b".into()));
     }
 }

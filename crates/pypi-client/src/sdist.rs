@@ -18,7 +18,6 @@
 //! as copies of their (in-tree) targets, so no later write can be redirected out of the tree.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ffi::OsString;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -26,6 +25,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pep_types::{PackageName, Req, SdistFilename, Version};
+use safe_path::{Absolute, Refusal, Rules, Windows};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::process::Command;
@@ -591,20 +591,37 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    /// The entry's path relative to the root, refusing `..`, absolute paths and prefixes.
-    fn relative(&self, entry: &str, path: &Path) -> Result<Option<PathBuf>, SdistError> {
-        let mut out = PathBuf::new();
-        for component in path.components() {
-            match component {
-                Component::Normal(part) => out.push(part),
-                Component::CurDir => {}
-                Component::ParentDir => return Err(self.unsafe_entry(entry, "it contains `..`")),
-                Component::RootDir | Component::Prefix(_) => {
-                    return Err(self.unsafe_entry(entry, "it is an absolute path"))
-                }
+    /// The components of the entry's `path` below the root (`None` for the root itself),
+    /// refusing `..`, absolute paths and NUL.
+    fn relative<'p>(
+        &self,
+        entry: &str,
+        path: &'p [u8],
+        rules: Rules,
+    ) -> Result<Option<Vec<&'p [u8]>>, SdistError> {
+        let parts = safe_path::normalize(path, rules).map_err(|refusal| {
+            self.unsafe_entry(
+                entry,
+                match refusal {
+                    Refusal::Absolute => "it is an absolute path",
+                    Refusal::ParentDir | Refusal::Escapes => "it contains `..`",
+                    Refusal::Nul => "it contains a NUL byte",
+                    Refusal::Backslash | Refusal::DriveLetter => "it is a Windows path",
+                },
+            )
+        })?;
+        Ok((!parts.is_empty()).then_some(parts))
+    }
+
+    /// Where a link entry's `target` lands, read from `base` (components below the root).
+    fn link_target(&self, entry: &str, base: &[&[u8]], target: &[u8]) -> Result<PathBuf, SdistError> {
+        match safe_path::resolve(base, target, POSIX) {
+            Ok(parts) => Ok(path_of(&parts)),
+            Err(Refusal::Nul) => {
+                Err(self.unsafe_entry(entry, "it is a link whose target contains a NUL byte"))
             }
+            Err(_) => Err(self.unsafe_entry(entry, "it is a link pointing outside the archive")),
         }
-        Ok((!out.as_os_str().is_empty()).then_some(out))
     }
 
     fn dir(&mut self, rel: &Path) -> Result<(), SdistError> {
@@ -630,19 +647,17 @@ impl Unpacker<'_> {
         set_executable(path, executable).map_err(|e| self.io(e))
     }
 
-    /// Records a symlink at `rel` pointing to `target` (relative to the link's directory).
-    fn symlink(&mut self, entry: &str, rel: PathBuf, target: &Path) -> Result<(), SdistError> {
-        let base = rel.parent().unwrap_or(Path::new(""));
-        let target = resolve_inside(base, target)
-            .ok_or_else(|| self.unsafe_entry(entry, "it is a link pointing outside the archive"))?;
-        self.links.push(PendingLink { at: rel, target, entry: entry.to_string() });
+    /// Records a symlink at `parts` pointing to `target` (relative to the link's directory).
+    fn symlink(&mut self, entry: &str, parts: &[&[u8]], target: &[u8]) -> Result<(), SdistError> {
+        let base = parts.split_last().map_or(&[][..], |(_, base)| base);
+        let target = self.link_target(entry, base, target)?;
+        self.links.push(PendingLink { at: path_of(parts), target, entry: entry.to_string() });
         Ok(())
     }
 
     /// Records a hard link at `rel` to `target` (an archive path, relative to the root).
-    fn hardlink(&mut self, entry: &str, rel: PathBuf, target: &Path) -> Result<(), SdistError> {
-        let target = resolve_inside(Path::new(""), target)
-            .ok_or_else(|| self.unsafe_entry(entry, "it is a link pointing outside the archive"))?;
+    fn hardlink(&mut self, entry: &str, rel: PathBuf, target: &[u8]) -> Result<(), SdistError> {
+        let target = self.link_target(entry, &[], target)?;
         self.links.push(PendingLink { at: rel, target, entry: entry.to_string() });
         Ok(())
     }
@@ -697,24 +712,23 @@ impl Unpacker<'_> {
     }
 }
 
-/// Joins `target` onto `base` (both relative to the unpack root) lexically, or `None` if the
-/// result leaves the root or `target` is absolute. Exact because the tree holds no links.
-fn resolve_inside(base: &Path, target: &Path) -> Option<PathBuf> {
-    let mut parts: Vec<OsString> = Vec::new();
-    for component in base.components().chain(target.components()) {
-        match component {
-            Component::Normal(part) => parts.push(part.to_os_string()),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                parts.pop()?;
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    if target.is_absolute() {
-        return None;
-    }
-    Some(parts.iter().collect())
+/// Tar member names, link targets (of either format) and `backend-path` entries: `/` is
+/// refused and `\` is an ordinary character, as POSIX has it. Links resolve lexically, which
+/// is exact because the tree holds no links (they become copies).
+const POSIX: Rules = Rules { absolute: Absolute::Refuse, windows: Windows::Literal };
+/// Zip member names: a `\` is a Windows separator that could hide a `..`.
+const ZIP: Rules = Rules { absolute: Absolute::Refuse, windows: Windows::Separator };
+
+/// The relative path made of `parts`, bytes as the archive holds them.
+#[cfg(unix)]
+fn path_of(parts: &[&[u8]]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    parts.iter().map(|part| std::ffi::OsStr::from_bytes(part)).collect()
+}
+
+#[cfg(not(unix))]
+fn path_of(parts: &[&[u8]]) -> PathBuf {
+    parts.iter().map(|part| String::from_utf8_lossy(part).into_owned()).collect()
 }
 
 #[cfg(unix)]
@@ -765,9 +779,10 @@ fn unpack_tar(unpacker: &mut Unpacker<'_>, file: fs_err::File) -> Result<(), Sdi
     for entry in entries {
         let mut entry = entry.map_err(archive_err)?;
         unpacker.count_entry()?;
-        let path = entry.path().map_err(archive_err)?.into_owned();
-        let name = path.to_string_lossy().into_owned();
-        let Some(rel) = unpacker.relative(&name, &path)? else { continue };
+        let path = entry.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&path).into_owned();
+        let Some(parts) = unpacker.relative(&name, &path, POSIX)? else { continue };
+        let rel = path_of(&parts);
         let kind = entry.header().entry_type();
         match kind {
             tar::EntryType::Directory => unpacker.dir(&rel)?,
@@ -777,12 +792,11 @@ fn unpack_tar(unpacker: &mut Unpacker<'_>, file: fs_err::File) -> Result<(), Sdi
             }
             tar::EntryType::Symlink | tar::EntryType::Link => {
                 let target = entry
-                    .link_name()
-                    .map_err(archive_err)?
+                    .link_name_bytes()
                     .ok_or_else(|| unpacker.unsafe_entry(&name, "it is a link without a target"))?
                     .into_owned();
                 if kind == tar::EntryType::Symlink {
-                    unpacker.symlink(&name, rel, &target)?;
+                    unpacker.symlink(&name, &parts, &target)?;
                 } else {
                     unpacker.hardlink(&name, rel, &target)?;
                 }
@@ -804,18 +818,16 @@ fn unpack_zip(unpacker: &mut Unpacker<'_>, file: fs_err::File) -> Result<(), Sdi
         let mut entry = archive.by_index(index).map_err(archive_err)?;
         unpacker.count_entry()?;
         let name = entry.name().to_string();
-        // Zip names use `/`; a `\` is a Windows separator that could hide a `..`.
-        let path = PathBuf::from(name.replace('\\', "/"));
-        let Some(rel) = unpacker.relative(&name, &path)? else { continue };
+        let Some(parts) = unpacker.relative(&name, name.as_bytes(), ZIP)? else { continue };
         if entry.is_dir() {
-            unpacker.dir(&rel)?;
+            unpacker.dir(&path_of(&parts))?;
         } else if entry.is_symlink() {
             let mut target = String::new();
             entry.by_ref().take(4096).read_to_string(&mut target).map_err(|e| unpacker.io(e))?;
-            unpacker.symlink(&name, rel, Path::new(&target))?;
+            unpacker.symlink(&name, &parts, target.as_bytes())?;
         } else {
             let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
-            unpacker.file(&rel, &mut entry, executable)?;
+            unpacker.file(&path_of(&parts), &mut entry, executable)?;
         }
     }
     Ok(())
@@ -1033,10 +1045,10 @@ impl Build<'_> {
         self.validate_requirements(&requires)?;
         let mut backend_path = Vec::new();
         for entry in build_system.backend_path.unwrap_or_default() {
-            let inside = resolve_inside(Path::new(""), Path::new(&entry)).ok_or_else(|| {
+            let inside = safe_path::resolve(&[], entry.as_str(), POSIX).map_err(|_| {
                 self.build_system_error(format!("`backend-path` entry `{entry}` leaves the project"))
             })?;
-            backend_path.push(self.source_dir.join(inside));
+            backend_path.push(self.source_dir.join(inside.iter().collect::<PathBuf>()));
         }
         Ok(Backend {
             requires,
@@ -1655,6 +1667,14 @@ Requires-Dist: numpy>=1.20\nDynamic: Description\n\nLong description.\n";
         check(zip.finish());
         let err = unpack_err(&zip_path, ArchiveFormat::Zip, MAX_UNPACKED_BYTES);
         assert!(err.contains("`../evil.txt`"), "{err}");
+
+        let backslash_zip = dir.path().join("backslash.zip");
+        let mut zip = zip::ZipWriter::new(check(std::fs::File::create(&backslash_zip)));
+        check(zip.start_file("pkg-1.0\\..\\..\\evil.txt", zip::write::SimpleFileOptions::default()));
+        check(zip.write_all(b"evil"));
+        check(zip.finish());
+        let err = unpack_err(&backslash_zip, ArchiveFormat::Zip, MAX_UNPACKED_BYTES);
+        assert!(err.contains("it contains `..`"), "{err}");
 
         assert!(!dir.path().join("evil.txt").exists());
         assert!(!Path::new("/tmp/evil.txt").exists());

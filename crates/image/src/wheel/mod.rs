@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use safe_path::{Absolute, Refusal, Rules, Windows};
 use sha2::{Digest, Sha256};
 
 use crate::layer::{LayerError, LayerWriter};
@@ -432,24 +433,18 @@ fn parse_wheel_file(text: &str) -> Result<bool, String> {
 
 /// Splits a zip member name into path components, refusing what could leave the destination.
 fn member_components(name: &str) -> Result<Vec<&str>, &'static str> {
-    if name.starts_with('/') {
-        return Err("absolute path");
+    const RULES: Rules = Rules { absolute: Absolute::Refuse, windows: Windows::Refuse };
+    let components = safe_path::normalize(name, RULES).map_err(|refusal| match refusal {
+        Refusal::Absolute => "absolute path",
+        Refusal::Backslash => "backslash in path",
+        Refusal::Nul => "NUL in path",
+        Refusal::ParentDir | Refusal::Escapes => "`..` in path",
+        Refusal::DriveLetter => "drive letter in path",
+    })?;
+    if components.is_empty() {
+        return Err("empty path");
     }
-    if name.contains('\\') {
-        return Err("backslash in path");
-    }
-    if name.contains('\0') {
-        return Err("NUL in path");
-    }
-    let components: Vec<&str> = name.split('/').filter(|part| !part.is_empty() && *part != ".").collect();
-    if components.contains(&"..") {
-        return Err("`..` in path");
-    }
-    match components.first() {
-        None => Err("empty path"),
-        Some(first) if first.contains(':') => Err("drive letter in path"),
-        Some(_) => Ok(components),
-    }
+    Ok(components)
 }
 
 /// `#!python ARGS` (or `#!pythonw`) becomes `#!<python> ARGS`; other first lines are kept.
