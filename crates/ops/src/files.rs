@@ -74,7 +74,7 @@ pub fn fetch_urls(
 struct Downloader {
     cache: fetch::Cache,
     client: fetch::Client,
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
 }
 
 impl Downloader {
@@ -86,10 +86,7 @@ impl Downloader {
         let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
         let client = fetch::Client::new(fetch::ClientOptions { offline, ..fetch::ClientOptions::default() })
             .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::from_error("cannot start the async runtime", e))?;
+        let runtime = crate::env::runtime()?;
         Ok(slot.insert(Downloader { cache, client, runtime }))
     }
 
