@@ -8,6 +8,17 @@ use crate::{Index, Wheel};
 /// (plus Windows wheels, which no Linux target takes).
 const CUDA_TAGS: [&str; 2] = ["cp39-cp39-linux_x86_64", "cp39-cp39-win_amd64"];
 
+/// What torchaudio 0.13.1 and torchvision 0.14.1 require of torch, as their wheels say.
+const TORCH_PIN: &str = "torch (==1.13.1)";
+
+/// A torchvision 0.14.1 wheel (`version` with or without its local label) with the real
+/// wheels' `Requires-Dist`.
+fn torchvision(version: &str, tag: &str) -> Wheel {
+    ["typing-extensions", "numpy", "requests", TORCH_PIN, "pillow (!=8.3.*,>=5.3.0)"]
+        .into_iter()
+        .fold(Wheel::new("torchvision", version).tag(tag), Wheel::requires)
+}
+
 /// An index shaped like PyTorch's `whl/cu116` ([`Index::pytorch_like`]: static HTML, `%2B`
 /// in hrefs, no sizes, upload times or PEP 658) holding `torch 1.13.1+cu116`,
 /// `torchvision 0.14.1+cu116` and `torchaudio 0.13.1+cu116` with the `Requires-Dist` of the
@@ -17,15 +28,8 @@ pub fn torch_cu116_index() -> Index {
     let index = Index::pytorch_like();
     for tag in CUDA_TAGS {
         Wheel::new("torch", "1.13.1+cu116").tag(tag).requires("typing-extensions").publish(&index);
-        Wheel::new("torchvision", "0.14.1+cu116")
-            .tag(tag)
-            .requires("typing-extensions")
-            .requires("numpy")
-            .requires("requests")
-            .requires("torch (==1.13.1)")
-            .requires("pillow (!=8.3.*,>=5.3.0)")
-            .publish(&index);
-        Wheel::new("torchaudio", "0.13.1+cu116").tag(tag).requires("torch (==1.13.1)").publish(&index);
+        torchvision("0.14.1+cu116", tag).publish(&index);
+        Wheel::new("torchaudio", "0.13.1+cu116").tag(tag).requires(TORCH_PIN).publish(&index);
     }
     index
 }
@@ -57,15 +61,8 @@ pub fn publish_default_torch(index: &Index) {
             .publish(index);
     }
     for tag in [AMD, ARM] {
-        Wheel::new("torchvision", "0.14.1")
-            .tag(tag)
-            .requires("typing-extensions")
-            .requires("numpy")
-            .requires("requests")
-            .requires("torch (==1.13.1)")
-            .requires("pillow (!=8.3.*,>=5.3.0)")
-            .publish(index);
-        Wheel::new("torchaudio", "0.13.1").tag(tag).requires("torch (==1.13.1)").publish(index);
+        torchvision("0.14.1", tag).publish(index);
+        Wheel::new("torchaudio", "0.13.1").tag(tag).requires(TORCH_PIN).publish(index);
         Wheel::new("numpy", "1.23.4").tag(tag).publish(index);
         Wheel::new("pillow", "10.4.0").tag(tag).publish(index);
     }
