@@ -591,3 +591,31 @@ fn pip_installs_from_our_hashed_output() {
     got.sort();
     assert_eq!(got, ["fast-1.0-cp39-cp39-manylinux2014_x86_64.whl", "six-1.16.0-py3-none-any.whl"]);
 }
+
+#[test]
+fn an_output_that_is_an_input_is_refused() {
+    let index = Index::new();
+    Wheel::new("six", "1.16.0").publish(&index);
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "-c constraints.txt\nsix\n");
+    ctx.write("constraints.txt", "six<2\n");
+    for output in ["requirements.in", "constraints.txt", "./requirements.in"] {
+        let run = ctx.run(&[
+            "compile",
+            "requirements.in",
+            "--python",
+            "3.9",
+            "--platform",
+            "linux/amd64",
+            "-i",
+            &server.url(),
+            "-o",
+            output,
+        ]);
+        run.code(2);
+        assert!(run.stderr.contains("is an input"), "{}", run.stderr);
+    }
+    assert_eq!(ctx.read("requirements.in"), "-c constraints.txt\nsix\n");
+    assert_eq!(ctx.read("constraints.txt"), "six<2\n");
+}

@@ -131,6 +131,7 @@ pub fn compile(args: &CompileOptions, printer: &dyn Reporter) -> Result<CompileO
     let set = RequirementSet::read_files(&args.src_files, &args.constraints)
         .map_err(|e| Error::from_error(e.to_string(), e))?;
     let plan = plan(args)?;
+    refuse_overwriting_inputs(&plan.outputs, &set.files)?;
     let (upgrade, extra_constraints) = upgrade_packages(&args.upgrade_package)?;
     let index_strategy = IndexStrategy::from_str(&args.index_strategy).map_err(Error::user)?;
     let mut format = set.format.clone();
@@ -255,6 +256,26 @@ fn plan(args: &CompileOptions) -> Result<Plan, Error> {
             .collect()
     };
     Ok(Plan { targets, outputs })
+}
+
+/// An output that is one of the files read (`-o requirements.in`, a `-r` or `-c` file) would
+/// be replaced by pins: refused, as pip-compile does.
+fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &[PathBuf]) -> Result<(), Error> {
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    for out in outputs {
+        if let Some(input) = inputs.iter().find(|input| same(out, input)) {
+            return Err(Error::user(format!(
+                "the output file `{}` is an input (`{}`); compiling would replace it with pins",
+                out.display(),
+                input.display()
+            ))
+            .with_hint("name another output file with -o, such as requirements.txt"));
+        }
+    }
+    Ok(())
 }
 
 /// pip-compile's default: `requirements.in` -> `requirements.txt` beside it.
