@@ -131,6 +131,23 @@ fn push_next_twice_then_skopeo_copies_it_back() {
         second.stderr
     );
     assert_eq!(blob_uploads(&proxy), Vec::<String>::new());
+
+    // A record that cannot be written is refused before anything moves: no number burnt.
+    proxy.clear_log();
+    let run = mb(
+        &ctx,
+        &["push", &repo, "--oci", "img", "--tag", "next", "--yes", "--record", "missing/dir/r.json"],
+    );
+    run.code(2);
+    assert!(
+        run.stderr.contains("cannot write the record") && run.stderr.contains("nothing was pushed"),
+        "{}",
+        run.stderr
+    );
+    assert!(proxy.log().iter().all(|l| l.method != "PUT"), "nothing was put: {:?}", proxy.log().len());
+    let third = mb(&ctx, &["push", &repo, "--oci", "img", "--tag", "next", "--yes"]);
+    third.success();
+    assert_eq!(third.stdout.trim(), format!("{repo}:3@{}", img.index.digest));
 }
 
 #[test]

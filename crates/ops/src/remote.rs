@@ -83,6 +83,20 @@ pub fn client_for(
 
 pub use crate::env::runtime;
 
+/// Refuses a `--record` path that cannot be written before anything is pushed, so that a
+/// push never moves a tag (or burns a `--tag next` number) and then fails at the record.
+pub fn check_writable(path: &std::path::Path) -> Result<(), Error> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let probe = tempfile::Builder::new().prefix(".record.probe-").tempfile_in(dir);
+    match probe {
+        Ok(_) if path.is_dir() => Err(Error::user(format!("--record {} is a directory", path.display()))
+            .with_hint("name a file to write, such as --record pushed.json")),
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::from_error(format!("cannot write the record {}", path.display()), e)
+            .with_hint("create its directory first, or name another --record path; nothing was pushed")),
+    }
+}
+
 /// Where a pulled image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullTarget {

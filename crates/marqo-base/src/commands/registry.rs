@@ -101,6 +101,9 @@ pub fn exec_push(args: PushArgs, printer: &Printer) -> Result<ExitCode, CliError
                 .with_hint("name a repository of the same registry, such as marqo-base-dev")
         })?;
     }
+    if let Some(record) = &args.record {
+        ops::remote::check_writable(record)?;
+    }
     let chunk_size = parse_size(&args.chunk_size)?;
     let source = Source::read(oci_dir, args.r#ref.as_deref())
         .map_err(|e| registry_error(&format!("cannot push from {}", oci_dir.display()), e))?;
