@@ -619,3 +619,39 @@ fn an_output_that_is_an_input_is_refused() {
     assert_eq!(ctx.read("requirements.in"), "-c constraints.txt\nsix\n");
     assert_eq!(ctx.read("constraints.txt"), "six<2\n");
 }
+
+#[test]
+fn deeply_nested_markers_are_refused_not_a_crash() {
+    let deep = format!("{}python_version > '3'{}", "(".repeat(20_000), ")".repeat(20_000));
+    let index = Index::new();
+    Wheel::new("hostile", "1.0").requires(&format!("six; {deep}")).publish(&index);
+    Wheel::new("six", "1.16.0").publish(&index);
+    let server = index.serve();
+    let ctx = TestContext::new();
+    let compile = |ctx: &TestContext| {
+        ctx.run(&[
+            "compile",
+            "requirements.in",
+            "--python",
+            "3.9",
+            "--platform",
+            "linux/amd64",
+            "-i",
+            &server.url(),
+        ])
+    };
+    // In a requirements file: exit 2 naming the file and line.
+    ctx.write("requirements.in", &format!("six\nfoo; {deep}\n"));
+    let run = compile(&ctx);
+    run.code(2);
+    assert!(
+        run.stderr.contains("requirements.in:2") && run.stderr.contains("nest 20000 levels"),
+        "{}",
+        run.stderr
+    );
+    // In a wheel's Requires-Dist on an index: an error naming the package, not an abort.
+    ctx.write("requirements.in", "hostile\n");
+    let run = compile(&ctx);
+    run.code(2);
+    assert!(run.stderr.contains("hostile"), "{}", run.stderr);
+}

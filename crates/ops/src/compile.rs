@@ -304,7 +304,7 @@ fn upgrade_packages(specs: &[String]) -> Result<(BTreeSet<PackageName>, Vec<Req>
     let mut names = BTreeSet::new();
     let mut constraints = Vec::new();
     for spec in specs {
-        let req = Req::from_str(spec).map_err(|e| {
+        let req = pep_types::parse_requirement(spec).map_err(|e| {
             Error::user(format!("bad -P value `{spec}`: {}", e.to_string().lines().next().unwrap_or("")))
         })?;
         names.insert(req.name.clone());

@@ -5,11 +5,13 @@
 //! do not cover and re-exports the rest so the other crates name one place.
 
 mod filename;
+mod requirement;
 pub mod requirements_txt;
 mod specifiers;
 mod target;
 
 pub use filename::{DistFilename, FilenameError, SdistFilename, WheelFilename};
+pub use requirement::{parse_requirement, RequirementError, MAX_NESTING};
 pub use specifiers::{
     after_locals, names_prerelease, pinned_version, specifier_range, specifiers_range, POST_DEV_HOLES,
 };

@@ -9,7 +9,6 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use pep_types::requirements_txt::logical_lines;
 use pep_types::{PackageName, Req};
@@ -167,7 +166,7 @@ impl RequirementSet {
                 continue;
             }
             let (spec, hashes) = split_hashes(line).map_err(syntax)?;
-            let req = Req::from_str(spec).map_err(|e| {
+            let req = pep_types::parse_requirement(spec).map_err(|e| {
                 syntax(format!("invalid requirement `{spec}`: {}", first_line(&e.to_string())))
             })?;
             if matches!(req.version_or_url, Some(pep_types::VersionOrUrl::Url(_))) {

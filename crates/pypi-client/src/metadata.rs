@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 type NameParseError = <PackageName as FromStr>::Err;
 type VersionParseError = <Version as FromStr>::Err;
-type ReqParseError = <Req as FromStr>::Err;
+type ReqParseError = pep_types::RequirementError;
 
 /// The core metadata of one distribution file, reduced to what resolution needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,12 +247,12 @@ impl Metadata {
 /// Parses one `Requires-Dist` value: strict first, then once more after
 /// [`repair_requirement`]. The error returned is the strict parser's on the original text.
 fn parse_requires_dist(value: &str) -> Result<Req, ReqParseError> {
-    let strict = match Req::from_str(value) {
+    let strict = match pep_types::parse_requirement(value) {
         Ok(req) => return Ok(req),
         Err(err) => err,
     };
     if let Some(repaired) = repair_requirement(value) {
-        if let Ok(req) = Req::from_str(&repaired) {
+        if let Ok(req) = pep_types::parse_requirement(&repaired) {
             debug!("repaired `Requires-Dist: {value}` to `{repaired}`");
             return Ok(req);
         }

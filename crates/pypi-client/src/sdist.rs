@@ -24,7 +24,7 @@ use std::process::{ExitStatus, Stdio};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use pep_types::{PackageName, Req, SdistFilename, Version};
+use pep_types::{PackageName, SdistFilename, Version};
 use safe_path::{Absolute, Refusal, Rules, Windows};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use crate::metadata::Metadata;
 
-type ReqParseError = <Req as FromStr>::Err;
+type ReqParseError = pep_types::RequirementError;
 
 /// The most bytes an sdist may unpack to (files plus materialised links).
 pub const MAX_UNPACKED_BYTES: u64 = 4 << 30;
@@ -872,7 +872,7 @@ fn unsatisfied(requires: &[String], installed: &BTreeMap<String, String>) -> Vec
     requires
         .iter()
         .filter(|text| {
-            let Ok(req) = Req::from_str(text) else { return true };
+            let Ok(req) = pep_types::parse_requirement(text) else { return true };
             if !req.marker.is_true() || !req.extras.is_empty() {
                 return true;
             }
@@ -1059,7 +1059,7 @@ impl Build<'_> {
 
     fn validate_requirements(&self, requirements: &[String]) -> Result<(), SdistError> {
         for requirement in requirements {
-            Req::from_str(requirement).map_err(|source| SdistError::BuildRequirement {
+            pep_types::parse_requirement(requirement).map_err(|source| SdistError::BuildRequirement {
                 name: self.name.clone(),
                 version: self.version.clone(),
                 requirement: requirement.clone(),
