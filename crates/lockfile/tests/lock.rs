@@ -276,3 +276,27 @@ fn bad_locks_are_located() {
     let e = lock_error("# not a lock\n[package]\nname = \"x\"\n");
     assert_eq!(e.message, "missing key `version`");
 }
+
+#[test]
+fn a_malformed_sha256_is_located() {
+    let good = golden();
+    let e = lock_error(&good.replacen(&format!("sha256 = \"{}\"", hex('c')), "sha256 = \"not-a-digest\"", 1));
+    assert_eq!((e.line, e.key.as_deref()), (17, Some("python[0].file.sha256")));
+    assert!(e.message.starts_with("bad sha256 `not-a-digest`"), "{}", e.message);
+
+    let e = lock_error(&good.replace(&format!("digest = \"sha256:{}\"", hex('3')), "digest = \"md5:0\""));
+    assert_eq!((e.line, e.key.as_deref()), (11, Some("base.digest")));
+    assert!(e.message.starts_with("bad digest `md5:0`"), "{}", e.message);
+}
+
+/// The committed example locks read into typed digests and write back to the same bytes.
+#[test]
+fn example_locks_round_trip_byte_exact() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for name in ["quickstart", "marqo-base"] {
+        let path = examples.join(name).join("marqo-base.lock");
+        let bytes = std::fs::read_to_string(&path).expect("example lock");
+        let lock = Lock::parse(&bytes, &path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(lock.to_toml_string(), bytes, "{}", path.display());
+    }
+}
