@@ -161,6 +161,8 @@ fn format_entry(info: &LayerInfo) -> String {
     format!("{}\n{}\n{}\n{}\n{compression}\n", info.diff_id, info.digest, info.size, info.uncompressed_size)
 }
 
+/// An entry as [`format_entry`] wrote it, its digests parsed once; anything else (a damaged
+/// or older entry) is `None`, a miss.
 fn parse_entry(text: &str) -> Option<LayerInfo> {
     let mut lines = text.lines();
     let diff_id = Digest::parse(lines.next()?).ok()?;
