@@ -10,8 +10,9 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
+use oci::Digest;
 use safe_path::{Absolute, Refusal, Rules, Windows};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::compress::{default_threads, Compression, Encoder};
 
@@ -94,10 +95,10 @@ pub struct LayerOptions {
 /// The identity of a written layer, as an image config and manifest need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerInfo {
-    /// `sha256:<hex>` of the uncompressed tar stream (the config's `rootfs.diff_ids`).
-    pub diff_id: String,
-    /// `sha256:<hex>` of the compressed file (the manifest's layer digest).
-    pub digest: String,
+    /// The digest of the uncompressed tar stream (the config's `rootfs.diff_ids`).
+    pub diff_id: Digest,
+    /// The digest of the compressed file (the manifest's layer digest).
+    pub digest: Digest,
     /// Size of the compressed file in bytes.
     pub size: u64,
     /// Size of the uncompressed tar stream in bytes.
@@ -329,7 +330,7 @@ fn write_tar(
     mtime: u64,
     spool: &mut fs_err::File,
     out: impl Write,
-) -> io::Result<(String, u64)> {
+) -> io::Result<(Digest, u64)> {
     let mut tar = tar::Builder::new(HashingWriter::new(out));
     // The path that carries the content of each hard-linked file, once it is written.
     let mut written: BTreeMap<&[String], String> = BTreeMap::new();
@@ -491,8 +492,8 @@ impl<W: Write> HashingWriter<W> {
     }
 
     /// Returns `sha256:<hex>`, the length and the inner writer.
-    fn finish(self) -> (String, u64, W) {
-        (format!("sha256:{}", hex::encode(self.hasher.finalize())), self.len, self.inner)
+    fn finish(self) -> (Digest, u64, W) {
+        (Digest::from_sha256(self.hasher.finalize().into()), self.len, self.inner)
     }
 }
 

@@ -19,7 +19,7 @@ mod plan;
 mod wheel;
 
 pub use assemble::{
-    assemble, write_index, AssembleError, Base, Image, ImageLayer, ImageSpec, DEFAULT_PATH, FINGERPRINT_LABEL,
+    assemble, write_index, Base, Image, ImageLayer, ImageSpec, DEFAULT_PATH, FINGERPRINT_LABEL,
 };
 pub use compress::{default_threads, Compression, BLOCK_SIZE, GZIP_LEVEL, ZSTD_LEVEL};
 pub use layer::{LayerError, LayerInfo, LayerOptions, LayerWriter};

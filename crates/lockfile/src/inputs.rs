@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
+use content_digest::Digest;
 use pep_types::requirements_txt::logical_lines;
 use sha2::{Digest as _, Sha256};
 
@@ -62,14 +63,11 @@ impl Inputs {
             }
         }
         if let Some(keyring) = manifest.debian.as_ref().and_then(|d| d.keyring.as_ref()) {
-            files.insert(
-                manifest.input_name(keyring),
-                format!("sha256:{}", read_path_digest(keyring)?.sha256),
-            );
+            files.insert(manifest.input_name(keyring), read_path_digest(keyring)?.sha256.to_string());
         }
         for file in &manifest.files {
             if let FileSource::Local(src) = &file.source {
-                files.insert(manifest.input_name(src), format!("sha256:{}", read_path_digest(src)?.sha256));
+                files.insert(manifest.input_name(src), read_path_digest(src)?.sha256.to_string());
             }
         }
         Ok(Inputs::from_files(files))
@@ -116,8 +114,8 @@ pub fn inputs_fingerprint(manifest_path: &Path) -> Result<String, Error> {
 /// The content digest of a local file or directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathDigest {
-    /// sha256 (64 lowercase hex digits) of the file, or of the directory's listing.
-    pub sha256: String,
+    /// sha256 of the file, or of the directory's listing.
+    pub sha256: Digest,
     /// Bytes of the file, or of all regular files under the directory.
     pub size: u64,
 }
@@ -129,8 +127,8 @@ pub struct PathDigest {
 pub fn read_path_digest(path: &Path) -> Result<PathDigest, Error> {
     let meta = std::fs::metadata(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
     if meta.is_file() {
-        let (hex, size) = hash_file(path)?;
-        return Ok(PathDigest { sha256: hex, size });
+        let (sum, size) = hash_file(path)?;
+        return Ok(PathDigest { sha256: Digest::from_sha256(sum), size });
     }
     if !meta.is_dir() {
         return Err(Error::NotAFile { path: path.to_path_buf() });
@@ -138,7 +136,7 @@ pub fn read_path_digest(path: &Path) -> Result<PathDigest, Error> {
     let mut hasher = Sha256::new();
     let mut size = 0;
     hash_tree(path, "", &mut hasher, &mut size)?;
-    Ok(PathDigest { sha256: hex::encode(hasher.finalize()), size })
+    Ok(PathDigest { sha256: Digest::from_sha256(hasher.finalize().into()), size })
 }
 
 fn hash_tree(dir: &Path, prefix: &str, hasher: &mut Sha256, size: &mut u64) -> Result<(), Error> {
@@ -163,8 +161,8 @@ fn hash_tree(dir: &Path, prefix: &str, hasher: &mut Sha256, size: &mut u64) -> R
             hasher.update(format!("d\0{rel}\0"));
             hash_tree(&path, &format!("{rel}/"), hasher, size)?;
         } else if kind.is_file() {
-            let (hex, len) = hash_file(&path)?;
-            hasher.update(format!("f\0{hex}\0{rel}\0"));
+            let (sum, len) = hash_file(&path)?;
+            hasher.update(format!("f\0{}\0{rel}\0", hex::encode(sum)));
             *size += len;
         } else {
             return Err(Error::NotAFile { path });
@@ -173,7 +171,7 @@ fn hash_tree(dir: &Path, prefix: &str, hasher: &mut Sha256, size: &mut u64) -> R
     Ok(())
 }
 
-fn hash_file(path: &Path) -> Result<(String, u64), Error> {
+fn hash_file(path: &Path) -> Result<([u8; 32], u64), Error> {
     let read_err = |source| Error::Read { path: path.to_path_buf(), source };
     let mut file = std::fs::File::open(path).map_err(read_err)?;
     let mut hasher = Sha256::new();
@@ -187,7 +185,7 @@ fn hash_file(path: &Path) -> Result<(String, u64), Error> {
         hasher.update(&buf[..n]);
         size += n as u64;
     }
-    Ok((hex::encode(hasher.finalize()), size))
+    Ok((hasher.finalize().into(), size))
 }
 
 fn digest_string(bytes: &[u8]) -> String {

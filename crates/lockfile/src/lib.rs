@@ -7,6 +7,7 @@
 //! - [`lock`]: the lock's types, its canonical TOML, atomic writes.
 //! - [`inputs`]: the inputs fingerprint and the freshness check behind `lock --check`.
 //! - [`Platform`]: `linux/amd64`, `linux/arm64`.
+//! - [`Digest`]: the sha256 type of the lock, shared with the image side (`content-digest`).
 
 mod de;
 mod diag;
@@ -17,6 +18,7 @@ pub mod manifest;
 mod platform;
 mod toml_out;
 
+pub use content_digest::Digest;
 pub use error::{Error, ManifestError, ParseError};
 pub use inputs::{inputs_fingerprint, read_path_digest, Freshness, Inputs, PathDigest};
 pub use lock::{

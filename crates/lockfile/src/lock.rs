@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::str::FromStr;
 
+use content_digest::Digest;
 use serde::Deserialize;
 
 use crate::de;
@@ -47,9 +48,9 @@ pub struct FileRef {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
-    /// sha256, 64 lowercase hex digits.
+    /// sha256, written as 64 lowercase hex digits.
     #[serde(deserialize_with = "sha256")]
-    pub sha256: String,
+    pub sha256: Digest,
 }
 
 /// `[[python]]`: a distribution file and the platforms that install it.
@@ -96,8 +97,9 @@ pub struct LockedFile {
     pub source: LockedSource,
     /// Size in bytes (for a directory, the sum of its files).
     pub size: u64,
-    /// sha256 of the file, or of a directory's listing (see [`read_path_digest`](crate::read_path_digest)).
-    pub sha256: String,
+    /// sha256 of the file, or of a directory's listing (see [`read_path_digest`](crate::read_path_digest)),
+    /// written as 64 lowercase hex digits.
+    pub sha256: Digest,
 }
 
 /// Where a locked `[[file]]` comes from.
@@ -117,9 +119,9 @@ pub struct LockedBase {
     /// The reference as the manifest writes it.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// The digest it resolved to (`sha256:<hex>`): of the index, or of the manifest.
+    /// The digest it resolved to (written `sha256:<hex>`): of the index, or of the manifest.
     #[serde(deserialize_with = "digest")]
-    pub digest: String,
+    pub digest: Digest,
 }
 
 #[derive(Deserialize)]
@@ -133,9 +135,9 @@ struct RawLock {
     #[serde(rename = "version")]
     _version: u32,
     #[serde(deserialize_with = "digest")]
-    inputs: String,
+    inputs: Digest,
     #[serde(default, deserialize_with = "de::leaf_map")]
-    input_files: BTreeMap<String, Digest>,
+    input_files: BTreeMap<String, LockDigest>,
     #[serde(default)]
     base: Option<LockedBase>,
     #[serde(default)]
@@ -156,7 +158,7 @@ struct RawLockedFile {
     src: Option<String>,
     size: u64,
     #[serde(deserialize_with = "sha256")]
-    sha256: String,
+    sha256: Digest,
 }
 
 impl Lock {
@@ -215,7 +217,7 @@ impl Lock {
         if let Some(base) = &lock.base {
             out.push_str("\n[base]\n");
             out.push_str(&format!("ref = {}\n", string(&base.reference)));
-            out.push_str(&format!("digest = {}\n", string(&base.digest)));
+            out.push_str(&format!("digest = {}\n", string(base.digest.as_str())));
         }
         for p in &lock.python {
             out.push_str("\n[[python]]\n");
@@ -241,7 +243,7 @@ impl Lock {
                 LockedSource::Src(src) => out.push_str(&format!("src = {}\n", string(src))),
             }
             out.push_str(&format!("size = {}\n", f.size));
-            out.push_str(&format!("sha256 = {}\n", string(&f.sha256)));
+            out.push_str(&format!("sha256 = {}\n", string(f.sha256.hex())));
         }
         out
     }
@@ -332,7 +334,7 @@ impl Lock {
 }
 
 fn file_ref(f: &FileRef) -> String {
-    format!("{{ name = {}, size = {}, sha256 = {} }}", string(&f.name), f.size, string(&f.sha256))
+    format!("{{ name = {}, size = {}, sha256 = {} }}", string(&f.name), f.size, string(f.sha256.hex()))
 }
 
 /// Temp file in the same directory, fsync, rename, fsync the directory.
@@ -450,8 +452,8 @@ fn check(raw: RawLock, src: &Source<'_>) -> Checked<Lock> {
         files.push(LockedFile { to: f.to, source, size: f.size, sha256: f.sha256 });
     }
     let inputs = Inputs {
-        fingerprint: raw.inputs,
-        files: raw.input_files.into_iter().map(|(name, d)| (name, d.0)).collect(),
+        fingerprint: raw.inputs.to_string(),
+        files: raw.input_files.into_iter().map(|(name, d)| (name, d.0.to_string())).collect(),
     };
     let mut lock = Lock { inputs, base: raw.base, python: raw.python, debian: raw.debian, files };
     lock.sort();
@@ -484,31 +486,37 @@ fn check_entry(
     }
 }
 
-/// `sha256:<64 hex>`.
-struct Digest(String);
+/// `sha256:<64 hex>`, strictly: only we write these.
+struct LockDigest(Digest);
 
-impl FromStr for Digest {
+impl FromStr for LockDigest {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<Digest, String> {
-        match s.strip_prefix("sha256:") {
-            Some(hex)
-                if hex.len() == 64
-                    && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-            {
-                Ok(Digest(s.to_string()))
-            }
-            _ => Err(format!("bad digest `{s}`\nhint: expected `sha256:` and 64 lowercase hex digits")),
-        }
+    fn from_str(s: &str) -> Result<LockDigest, String> {
+        Digest::parse(s)
+            .map(LockDigest)
+            .map_err(|_| format!("bad digest `{s}`\nhint: expected `sha256:` and 64 lowercase hex digits"))
     }
 }
 
-fn digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    de::leaf::<D, Digest>(d).map(|d| d.0)
+/// A bare sha256, read as the manifest reads one (any case, optional `sha256:`).
+struct LockSha256(Digest);
+
+impl FromStr for LockSha256 {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LockSha256, String> {
+        let hex = Sha256Hex::from_str(s)?;
+        Digest::from_hex(&hex.0).map(LockSha256).map_err(|e| e.to_string())
+    }
 }
 
-fn sha256<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    de::leaf::<D, Sha256Hex>(d).map(|h| h.0)
+fn digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
+    de::leaf::<D, LockDigest>(d).map(|d| d.0)
+}
+
+fn sha256<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
+    de::leaf::<D, LockSha256>(d).map(|h| h.0)
 }
 
 /// A bare file name.

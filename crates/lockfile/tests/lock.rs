@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use lockfile::{
-    Error, FileRef, Inputs, Lock, LockedBase, LockedDebian, LockedFile, LockedPython, LockedSource,
+    Digest, Error, FileRef, Inputs, Lock, LockedBase, LockedDebian, LockedFile, LockedPython, LockedSource,
     ParseError, Platform,
 };
 
@@ -12,8 +12,12 @@ fn hex(c: char) -> String {
     std::iter::repeat_n(c, 64).collect()
 }
 
+fn sha256(c: char) -> Digest {
+    Digest::from_hex(&hex(c)).expect("64 hex digits")
+}
+
 fn file(name: &str, size: u64, c: char) -> FileRef {
-    FileRef { name: name.to_string(), size, sha256: hex(c) }
+    FileRef { name: name.to_string(), size, sha256: sha256(c) }
 }
 
 fn python(name: &str, version: &str, platform: Platform, f: FileRef) -> LockedPython {
@@ -39,10 +43,8 @@ fn sample() -> Lock {
         ("requirements/requirements.in".to_string(), format!("sha256:{}", hex('2'))),
     ]);
     let mut lock = Lock::new(Inputs::from_files(files));
-    lock.base = Some(LockedBase {
-        reference: "127.0.0.1:5000/debian:bullseye-slim".into(),
-        digest: format!("sha256:{}", hex('3')),
-    });
+    lock.base =
+        Some(LockedBase { reference: "127.0.0.1:5000/debian:bullseye-slim".into(), digest: sha256('3') });
     for platform in [Platform::ARM64, Platform::AMD64] {
         let (torch, c) = match platform {
             Platform::AMD64 => ("torch-1.13.1-cp39-cp39-manylinux1_x86_64.whl", 'a'),
@@ -77,13 +79,13 @@ fn sample() -> Lock {
         to: "/usr/local/bin/start-marqo".into(),
         source: LockedSource::Src("files/start-marqo.sh".into()),
         size: 44,
-        sha256: hex('7'),
+        sha256: sha256('7'),
     });
     lock.add_file(LockedFile {
         to: "/opt/vespa".into(),
         source: LockedSource::Url("https://example.invalid/vespa/vespa-8.513.17.tar.gz".into()),
         size: 123_456,
-        sha256: hex('8'),
+        sha256: sha256('8'),
     });
     lock
 }
@@ -273,4 +275,28 @@ fn bad_locks_are_located() {
 
     let e = lock_error("# not a lock\n[package]\nname = \"x\"\n");
     assert_eq!(e.message, "missing key `version`");
+}
+
+#[test]
+fn a_malformed_sha256_is_located() {
+    let good = golden();
+    let e = lock_error(&good.replacen(&format!("sha256 = \"{}\"", hex('c')), "sha256 = \"not-a-digest\"", 1));
+    assert_eq!((e.line, e.key.as_deref()), (17, Some("python[0].file.sha256")));
+    assert!(e.message.starts_with("bad sha256 `not-a-digest`"), "{}", e.message);
+
+    let e = lock_error(&good.replace(&format!("digest = \"sha256:{}\"", hex('3')), "digest = \"md5:0\""));
+    assert_eq!((e.line, e.key.as_deref()), (11, Some("base.digest")));
+    assert!(e.message.starts_with("bad digest `md5:0`"), "{}", e.message);
+}
+
+/// The committed example locks read into typed digests and write back to the same bytes.
+#[test]
+fn example_locks_round_trip_byte_exact() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for name in ["quickstart", "marqo-base"] {
+        let path = examples.join(name).join("marqo-base.lock");
+        let bytes = std::fs::read_to_string(&path).expect("example lock");
+        let lock = Lock::parse(&bytes, &path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(lock.to_toml_string(), bytes, "{}", path.display());
+    }
 }

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 
-use crate::digest::Hashing;
+use crate::hashing::Hashing;
 use crate::media_type::{self, ANNOTATION_REF_NAME};
 use crate::{atomic, Descriptor, Digest, Error, ImageConfig, ImageIndex, ImageManifest, SCHEMA_VERSION};
 

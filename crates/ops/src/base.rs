@@ -80,7 +80,7 @@ pub struct BaseImage {
 /// into the cache, or read from the layout).
 pub fn fetch(
     source: &BaseSource,
-    digest: &str,
+    digest: &Digest,
     platforms: &[Platform],
     printer: &dyn Reporter,
 ) -> Result<HashMap<Platform, BaseImage>, Error> {
@@ -90,8 +90,8 @@ pub fn fetch(
     match source {
         BaseSource::Layout { dir, name } => {
             let (layout, root) = layout_root(dir, name.as_deref())?;
-            if root.digest.as_str() != digest {
-                return Err(stale(&format!("oci:{}", dir.display()), digest, root.digest.as_str()));
+            if &root.digest != digest {
+                return Err(stale(&format!("oci:{}", dir.display()), digest, &root.digest));
             }
             let bad = |e: oci::Error| {
                 Error::from_error(format!("cannot read the base image in {}", dir.display()), e)
@@ -124,9 +124,7 @@ pub fn fetch(
             }
         }
         BaseSource::Registry(reference) => {
-            let pinned =
-                Reference::parse(&format!("{}/{}@{digest}", reference.registry, reference.repository))
-                    .map_err(|e| Error::user(format!("base {reference}@{digest}: {e}")))?;
+            let pinned = Reference { tag: None, digest: Some(digest.clone()), ..reference.clone() };
             let client = client(reference)?;
             let runtime = runtime()?;
             let failed = |e| registry_error(&format!("cannot pull the base image {reference}@{digest}"), e);
@@ -227,7 +225,7 @@ fn no_platform(shown: &str, platform: Platform) -> Error {
         .with_hint("use a base image with every platform of the manifest, or remove the platform")
 }
 
-fn stale(shown: &str, locked: &str, now: &str) -> Error {
+fn stale(shown: &str, locked: &Digest, now: &Digest) -> Error {
     Error::user(format!("the base image {shown} is now {now}; the lock has {locked}"))
         .with_hint("run `marqo-base lock -P base` to move the lock to it")
 }

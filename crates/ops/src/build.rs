@@ -22,7 +22,7 @@ use image::{
 };
 use lockfile::{FileEntry, FileSource, Freshness, Lock, LockedDebian, LockedPython, Manifest, Platform};
 use oci::{Descriptor, Digest, OciLayout};
-use pep_types::{PackageName, SdistFilename, Target, WheelFilename};
+use pep_types::{Arch, PackageName, SdistFilename, Target, WheelFilename};
 use py_resolver::RequirementSet;
 use pypi_client::sdist::{build_wheel, BuildContext};
 use pypi_client::{IndexArgs, IndexConfig, PipEnvironment, PypiClient};
@@ -221,7 +221,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     }
 
     let deb_paths = fetch_debian(&manifest, &needed_debs, args.offline, printer)?;
-    let mut wheel_paths =
+    let wheel_paths =
         fetch_wheels(&requirements, manifest.python.as_ref(), &needed_wheels, &cache, args.offline, printer)?;
     let file_paths = files::fetch_urls(&needed_files, args.offline, printer)?;
     let bases = match &base_source {
@@ -247,13 +247,13 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     let layout = OciLayout::create(&staged).map_err(|e| oci_error(&out, e))?;
     let scratch = staging.path().join("scratch");
     fs_err::create_dir(&scratch).map_err(|e| Error::from_error("cannot create a scratch directory", e))?;
-    build_sdists(
+    let built_wheels = build_sdists(
         &manifest,
         &requirements,
         &lock,
         &needed_wheels,
         &platforms,
-        &mut wheel_paths,
+        &wheel_paths,
         &scratch.join("built"),
         args.offline,
         printer,
@@ -277,6 +277,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             python_version: python_version.as_deref(),
             deb_paths: &deb_paths,
             wheel_paths: &wheel_paths,
+            built_wheels: &built_wheels,
             file_paths: &file_paths,
             requested: &requested,
             layout: &layout,
@@ -429,7 +430,7 @@ fn fetch_debian(
     debs: &[&LockedDebian],
     offline: bool,
     printer: &dyn Reporter,
-) -> Result<HashMap<String, PathBuf>, Error> {
+) -> Result<HashMap<Digest, PathBuf>, Error> {
     let unique: Vec<debian::LockedDeb> = debs.iter().map(|d| locked_deb(d)).collect();
     if unique.is_empty() {
         return Ok(HashMap::new());
@@ -448,7 +449,7 @@ fn fetch_debian(
         offline,
     })?;
     let (paths, _) = session.fetch_debs(&unique, printer)?;
-    Ok(unique.into_iter().map(|d| d.sha256).zip(paths).collect())
+    Ok(debs.iter().map(|d| d.file.sha256.clone()).zip(paths).collect())
 }
 
 /// A lock entry as the `debian` crate's fetcher and unpacker take it.
@@ -459,7 +460,7 @@ fn locked_deb(deb: &LockedDebian) -> debian::LockedDeb {
         arch: deb.arch.clone(),
         filename: deb.path.clone(),
         size: deb.file.size,
-        sha256: deb.file.sha256.clone(),
+        sha256: deb.file.sha256.hex().to_string(),
     }
 }
 
@@ -476,16 +477,16 @@ fn fetch_wheels(
     cache: &fetch::Cache,
     offline: bool,
     printer: &dyn Reporter,
-) -> Result<HashMap<String, PathBuf>, Error> {
+) -> Result<HashMap<Digest, PathBuf>, Error> {
     let mut found = HashMap::new();
     let mut missing = Vec::new();
     for wheel in wheels {
         let path = cache
-            .blob_path(&wheel.file.sha256)
+            .blob_path(wheel.file.sha256.hex())
             .map_err(|e| Error::from_error(format!("bad sha256 for {} in the lock", wheel.file.name), e))?;
         // Reused as `download_verified` reuses a blob: re-hashed first if the cache says so.
         if path.is_file()
-            && (!cache.verifies_blobs() || cache.verify_blob(&wheel.file.sha256).unwrap_or(false))
+            && (!cache.verifies_blobs() || cache.verify_blob(wheel.file.sha256.hex()).unwrap_or(false))
         {
             found.insert(wheel.file.sha256.clone(), path);
         } else {
@@ -549,7 +550,7 @@ fn fetch_wheels(
                 .with_hint("check the index configuration, or run `marqo-base lock -P NAME`"));
             };
             let path = http
-                .download_verified(&file.url, &wheel.file.sha256, cache)
+                .download_verified(&file.url, wheel.file.sha256.hex(), cache)
                 .await
                 .map_err(|e| Error::from_error(format!("cannot download {}", wheel.file.name), e))?;
             spinner.inc(wheel.file.size);
@@ -586,8 +587,8 @@ fn index_config(set: &RequirementSet, cache: &fetch::Cache) -> Result<IndexConfi
         .map_err(|e| Error::from_error("cannot read the package index configuration", e))
 }
 
-/// Builds a wheel from each sdist of `entries` for every selected platform that locks it,
-/// and records it in `paths` under `{sdist sha256}/{arch}`.
+/// Builds a wheel from each sdist of `entries` (fetched to `fetched`) for every selected
+/// platform that locks it; returns them by the sdist's sha256 and the architecture.
 ///
 /// The host's `python3` builds it (PEP 517, isolated, with the manifest's build constraints
 /// and the indexes `lock` used; cached by the sdist's hash, the host's Python and the
@@ -602,15 +603,16 @@ fn build_sdists(
     lock: &Lock,
     entries: &[&LockedPython],
     platforms: &[Platform],
-    paths: &mut HashMap<String, PathBuf>,
+    fetched: &HashMap<Digest, PathBuf>,
     out_dir: &Path,
     offline: bool,
     printer: &dyn Reporter,
-) -> Result<(), Error> {
+) -> Result<HashMap<(Digest, Arch), PathBuf>, Error> {
     let sdists: Vec<&LockedPython> =
         entries.iter().copied().filter(|entry| !entry.file.name.ends_with(".whl")).collect();
+    let mut paths = HashMap::new();
     let (Some(python), false) = (&manifest.python, sdists.is_empty()) else {
-        return Ok(());
+        return Ok(paths);
     };
     let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
     let config = index_config(set, &cache)?;
@@ -627,12 +629,13 @@ fn build_sdists(
     let t = Instant::now();
     let spinner = printer.spinner(&format!("Building wheels from {} sdists", sdists.len()));
     let jobs = sdists.iter().map(|sdist| {
-        let job = build_one(sdist, paths.get(&sdist.file.sha256).cloned(), ctx.clone(), out_dir.join("host"));
+        let job =
+            build_one(sdist, fetched.get(&sdist.file.sha256).cloned(), ctx.clone(), out_dir.join("host"));
         async move { Ok::<_, Error>((sdist.file.sha256.clone(), job.await?)) }
     });
     let native = runtime.block_on(futures::future::try_join_all(jobs));
     spinner.finish_and_clear();
-    let native: HashMap<String, PathBuf> = native?.into_iter().collect();
+    let native: HashMap<Digest, PathBuf> = native?.into_iter().collect();
 
     let glibc = manifest.glibc().unwrap_or(DEFAULT_GLIBC);
     let mut interpreters: HashMap<Platform, HashSet<String>> = HashMap::new();
@@ -669,7 +672,7 @@ fn build_sdists(
                 };
                 let cross_ctx = BuildContext { backend_env: env, ..ctx.clone() };
                 let spinner = printer.spinner(&format!("Cross-building {} for {platform}", entry.file.name));
-                let source = paths.get(&entry.file.sha256).cloned();
+                let source = fetched.get(&entry.file.sha256).cloned();
                 let result = runtime.block_on(build_one(entry, source, cross_ctx, out_dir.join(arch.name())));
                 spinner.finish_and_clear();
                 wheel = result?;
@@ -699,7 +702,7 @@ fn build_sdists(
                     python.version
                 );
             }
-            paths.insert(format!("{}/{}", entry.file.sha256, arch.name()), wheel);
+            paths.insert((entry.file.sha256.clone(), arch), wheel);
         }
     }
     printer.status(format!(
@@ -708,7 +711,7 @@ fn build_sdists(
         native.len(),
         t.elapsed().as_secs_f64()
     ));
-    Ok(())
+    Ok(paths)
 }
 
 /// Builds the wheel of the sdist `sdist` (fetched to `path`) with `ctx` into `out`.
@@ -824,8 +827,13 @@ fn plan_platform<'a>(
     if !debs.is_empty() {
         let mut description = format!("debian\n{:?}\n", layer_options(mtime, true));
         for deb in &debs {
-            description
-                .push_str(&format!("deb {} {} {} {}\n", deb.name, deb.version, deb.arch, deb.file.sha256));
+            description.push_str(&format!(
+                "deb {} {} {} {}\n",
+                deb.name,
+                deb.version,
+                deb.arch,
+                deb.file.sha256.hex()
+            ));
         }
         let created_by = format!("marqo-base: {} Debian packages", debs.len());
         layers.push((LayerSource::Debian(debs), Some(description), created_by));
@@ -841,7 +849,9 @@ fn plan_platform<'a>(
                 let requested = requested.contains(&wheel.name);
                 description.push_str(&format!(
                     "wheel {} {} {} requested={requested}\n",
-                    wheel.name, wheel.file.name, wheel.file.sha256
+                    wheel.name,
+                    wheel.file.name,
+                    wheel.file.sha256.hex()
                 ));
                 if !wheel.file.name.ends_with(".whl") {
                     description.push_str(&format!("built with {build_constraints}\n"));
@@ -886,7 +896,7 @@ fn describe_files(paths: &[PathBuf]) -> Result<String, Error> {
     for path in paths {
         let digest = lockfile::read_path_digest(path)
             .map_err(|e| Error::from_error(format!("cannot read {}", path.display()), e))?;
-        out.push_str(&format!("{} {} ", path.display(), digest.sha256));
+        out.push_str(&format!("{} {} ", path.display(), digest.sha256.hex()));
     }
     Ok(out)
 }
@@ -898,9 +908,12 @@ struct PlatformBuild<'a> {
     lock: &'a Lock,
     layers: &'a [PlannedLayer<'a>],
     python_version: Option<&'a str>,
-    deb_paths: &'a HashMap<String, PathBuf>,
-    wheel_paths: &'a HashMap<String, PathBuf>,
-    /// The `[[file]]` downloads by sha256.
+    /// The fetched `.deb`s, wheels and sdists by their locked sha256.
+    deb_paths: &'a HashMap<Digest, PathBuf>,
+    wheel_paths: &'a HashMap<Digest, PathBuf>,
+    /// The wheels built from sdists, by the sdist's sha256 and the architecture.
+    built_wheels: &'a HashMap<(Digest, Arch), PathBuf>,
+    /// The `[[file]]` downloads by destination.
     file_paths: &'a HashMap<String, PathBuf>,
     /// The normalised names of the direct requirements.
     requested: &'a HashSet<String>,
@@ -943,7 +956,7 @@ impl PlatformBuild<'_> {
                 LayerSource::File(entry) => self.file_layer(entry)?,
             };
             if let Some(key) = &planned.key {
-                let blob = self.layout.blob_path(&digest(&info.digest)?);
+                let blob = self.layout.blob_path(&info.digest);
                 self.layer_cache.put(key, &info, &blob);
             }
             layers.push(ImageLayer { info, created_by: planned.created_by.clone() });
@@ -956,8 +969,7 @@ impl PlatformBuild<'_> {
                 self.link_base_layer(descriptor, path)?;
             }
         }
-        let image = image::assemble(&self.spec()?, self.base.map(|b| &b.image), &layers)
-            .map_err(|e| Error::from_error(format!("cannot assemble the image of {}", self.platform), e))?;
+        let image = image::assemble(&self.spec()?, self.base.map(|b| &b.image), &layers);
         let descriptor = image.write_to(self.layout).map_err(|e| oci_error(self.layout.path(), e))?;
         Ok((descriptor, layers.into_iter().map(|layer| layer.info).collect()))
     }
@@ -1012,9 +1024,9 @@ impl PlatformBuild<'_> {
         let mut layer = self.layer(false)?;
         for wheel in wheels {
             // An sdist's wheel was built for this platform; a wheel is used as it is.
-            let built = format!("{}/{}", wheel.file.sha256, self.platform.arch().name());
+            let built = (wheel.file.sha256.clone(), self.platform.arch());
             let path = self
-                .wheel_paths
+                .built_wheels
                 .get(&built)
                 .or_else(|| self.wheel_paths.get(&wheel.file.sha256))
                 .ok_or_else(|| Error::user(format!("{} was not fetched", wheel.file.name)))?;
@@ -1037,9 +1049,9 @@ impl PlatformBuild<'_> {
     fn file_layer(&self, entry: &FileEntry) -> Result<LayerInfo, Error> {
         let path = match &entry.source {
             FileSource::Local(path) => path.clone(),
-            FileSource::Url { sha256, .. } => self
+            FileSource::Url { .. } => self
                 .file_paths
-                .get(sha256)
+                .get(&entry.to)
                 .cloned()
                 .ok_or_else(|| Error::user(format!("the [[file]] for {} was not fetched", entry.to)))?,
         };
@@ -1058,7 +1070,7 @@ impl PlatformBuild<'_> {
     fn finish(&self, layer: LayerWriter) -> Result<LayerInfo, Error> {
         let out = self.scratch.join(format!("layer-{}.tar", self.platform.arch().name()));
         let info = layer.finish_to_file(&out).map_err(|e| Error::from_error("cannot write a layer", e))?;
-        let dest = self.layout.blob_path(&digest(&info.digest)?);
+        let dest = self.layout.blob_path(&info.digest);
         if dest.is_file() {
             fs_err::remove_file(&out).map_err(|e| Error::from_error("cannot remove a scratch layer", e))?;
         } else if fs_err::rename(&out, &dest).is_err() {
@@ -1093,10 +1105,6 @@ impl PlatformBuild<'_> {
             ..ImageSpec::new(oci::Platform::new("linux", self.platform.arch().name()))
         })
     }
-}
-
-fn digest(text: &str) -> Result<Digest, Error> {
-    Digest::parse(text).map_err(|e| Error::from_error(format!("bad digest `{text}`"), e))
 }
 
 fn oci_error(dir: &Path, err: oci::Error) -> Error {

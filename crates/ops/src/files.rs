@@ -43,7 +43,10 @@ pub fn lock_files(
                 let size = fs_err::metadata(&path)
                     .map_err(|e| Error::from_error(format!("cannot read {}", path.display()), e))?
                     .len();
-                (LockedSource::Url(url.clone()), size, sha256.clone())
+                // The manifest keeps the hex it was given (checked, lowercased); the lock the type.
+                let sha256 = oci::Digest::from_hex(sha256)
+                    .map_err(|e| Error::from_error(format!("[[file]] to {}", entry.to), e))?;
+                (LockedSource::Url(url.clone()), size, sha256)
             }
         };
         locked.push(LockedFile { to: entry.to.clone(), source, size, sha256 });
@@ -52,7 +55,7 @@ pub fn lock_files(
 }
 
 /// The downloads of `entries` (their URL sources), in the cache by sha256; fetched when
-/// missing. Returns their cache paths by sha256.
+/// missing. Returns their cache paths by destination (`to`, unique in a manifest).
 pub fn fetch_urls(
     entries: &[&FileEntry],
     offline: bool,
@@ -63,7 +66,7 @@ pub fn fetch_urls(
     for entry in entries {
         if let FileSource::Url { url, sha256 } = &entry.source {
             let path = Downloader::get(&mut downloader, offline)?.download(url, sha256, printer)?;
-            paths.insert(sha256.clone(), path);
+            paths.insert(entry.to.clone(), path);
         }
     }
     Ok(paths)

@@ -49,7 +49,7 @@ impl LayerCache {
         }
         let bytes = self.cache.read_entry(NAMESPACE, key)?;
         let info = parse_entry(std::str::from_utf8(&bytes).ok()?)?;
-        let blob = self.cache.blob_path(info.digest.strip_prefix("sha256:")?).ok()?;
+        let blob = self.cache.blob_path(info.digest.hex()).ok()?;
         match std::fs::metadata(&blob) {
             Ok(meta) if meta.len() == info.size => Some(info),
             _ => None,
@@ -60,12 +60,12 @@ impl LayerCache {
     /// copy that is hashed on the way. `Ok(false)` when the cached blob turned out damaged
     /// (it is removed; build the layer instead).
     pub fn link_into(&self, info: &LayerInfo, layout: &OciLayout) -> Result<bool, LinkError> {
-        let digest = Digest::parse(&info.digest).map_err(|e| LinkError::other(&info.digest, e))?;
-        let source = self.cache.blob_path(digest.hex()).map_err(|e| LinkError::other(&info.digest, e))?;
+        let digest = &info.digest;
+        let source = self.cache.blob_path(digest.hex()).map_err(|e| LinkError::other(digest, e))?;
         if self.cache.verifies_blobs() && !self.cache.verify_blob(digest.hex()).unwrap_or(false) {
             return Ok(false);
         }
-        let dest = layout.blob_path(&digest);
+        let dest = layout.blob_path(digest);
         if dest.is_file() {
             return Ok(true);
         }
@@ -74,10 +74,9 @@ impl LayerCache {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),
             Err(_) => {
                 let file = fs_err::File::open(&source).map_err(|e| LinkError::io(&source, e))?;
-                let blob = layout
-                    .put_blob_from_reader(file, &source)
-                    .map_err(|e| LinkError::other(&info.digest, e))?;
-                if blob.digest != digest {
+                let blob =
+                    layout.put_blob_from_reader(file, &source).map_err(|e| LinkError::other(digest, e))?;
+                if &blob.digest != digest {
                     tracing::warn!("removing a damaged cached layer {}", source.display());
                     let _ = std::fs::remove_file(layout.blob_path(&blob.digest));
                     let _ = std::fs::remove_file(&source);
@@ -97,7 +96,7 @@ impl LayerCache {
     }
 
     fn try_put(&self, key: &str, info: &LayerInfo, blob: &Path) -> Result<(), Box<dyn std::error::Error>> {
-        let hex = info.digest.strip_prefix("sha256:").ok_or("not a sha256 digest")?;
+        let hex = info.digest.hex();
         let dest = self.cache.blob_path(hex)?;
         if !dest.is_file() {
             let dir = dest.parent().ok_or("no blob directory")?;
@@ -130,7 +129,7 @@ impl LinkError {
         LinkError { what: path.display().to_string(), source: Box::new(source) }
     }
 
-    fn other(what: &str, source: impl std::error::Error + Send + Sync + 'static) -> LinkError {
+    fn other(what: &Digest, source: impl std::error::Error + Send + Sync + 'static) -> LinkError {
         LinkError { what: what.to_string(), source: Box::new(source) }
     }
 }
@@ -162,10 +161,12 @@ fn format_entry(info: &LayerInfo) -> String {
     format!("{}\n{}\n{}\n{}\n{compression}\n", info.diff_id, info.digest, info.size, info.uncompressed_size)
 }
 
+/// An entry as [`format_entry`] wrote it, its digests parsed once; anything else (a damaged
+/// or older entry) is `None`, a miss.
 fn parse_entry(text: &str) -> Option<LayerInfo> {
     let mut lines = text.lines();
-    let diff_id = Digest::parse(lines.next()?).ok()?.to_string();
-    let digest = Digest::parse(lines.next()?).ok()?.to_string();
+    let diff_id = Digest::parse(lines.next()?).ok()?;
+    let digest = Digest::parse(lines.next()?).ok()?;
     let size = lines.next()?.parse().ok()?;
     let uncompressed_size = lines.next()?.parse().ok()?;
     let compression = match lines.next()? {
@@ -183,8 +184,8 @@ mod tests {
     #[test]
     fn entries_round_trip_and_damage_is_a_miss() {
         let info = LayerInfo {
-            diff_id: format!("sha256:{}", "a".repeat(64)),
-            digest: format!("sha256:{}", "b".repeat(64)),
+            diff_id: Digest::from_hex(&"a".repeat(64)).unwrap(),
+            digest: Digest::from_hex(&"b".repeat(64)).unwrap(),
             size: 12,
             uncompressed_size: 34,
             compression: Compression::Zstd,
@@ -201,8 +202,8 @@ mod tests {
         let layout = OciLayout::create(dir.path().join("a")).unwrap();
         let blob = layout.put_blob(b"layer bytes").unwrap();
         let info = LayerInfo {
-            diff_id: format!("sha256:{}", "c".repeat(64)),
-            digest: blob.digest.to_string(),
+            diff_id: Digest::from_hex(&"c".repeat(64)).unwrap(),
+            digest: blob.digest.clone(),
             size: blob.size,
             uncompressed_size: 99,
             compression: Compression::Gzip,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use lockfile::{
     FileRef, Freshness, Inputs, Lock, LockedBase, LockedDebian, LockedPython, Manifest, Platform,
 };
+use oci::Digest;
 use pep_types::{PackageName, Target, Version};
 use py_resolver::{RequirementSet, ResolveOptions};
 use pypi_client::{IndexArgs, IndexStrategy};
@@ -103,7 +104,7 @@ pub fn lock(args: &LockOptions, printer: &dyn Reporter) -> Result<(), Error> {
                     .with_hint("run `marqo-base lock` online once"));
                 }
                 let source = base::BaseSource::parse(reference, manifest.dir())?;
-                base::resolve_digest(&source)?.to_string()
+                base::resolve_digest(&source)?
             }
         };
         printer.status(format!("Base image {reference} at {digest}"));
@@ -269,7 +270,11 @@ fn lock_python(
                 file: FileRef {
                     name: file.filename.clone(),
                     size: file.size.ok_or_else(|| missing("size"))?,
-                    sha256: file.sha256.clone().ok_or_else(|| missing("sha256"))?,
+                    sha256: sha256_of(
+                        file.sha256.as_deref().ok_or_else(|| missing("sha256"))?,
+                        &file.filename,
+                        "the index",
+                    )?,
                 },
             });
         }
@@ -318,10 +323,17 @@ fn lock_debian(
                 file: FileRef {
                     name: deb.file_name().to_string(),
                     size: deb.size,
-                    sha256: deb.sha256.clone(),
+                    sha256: sha256_of(&deb.sha256, deb.file_name(), "the Debian suite")?,
                 },
             });
         }
     }
     Ok(())
+}
+
+/// The sha256 `from` gives for `file` (hex, as indexes and `Packages` files write it), typed
+/// once here for the lock.
+fn sha256_of(hex: &str, file: &str, from: &str) -> Result<Digest, Error> {
+    Digest::from_hex(&hex.to_ascii_lowercase())
+        .map_err(|e| Error::from_error(format!("{from} gives a malformed sha256 for `{file}`"), e))
 }

@@ -1,7 +1,6 @@
 //! Content digests: `sha256:<64 lowercase hex>`, the only algorithm we write and accept.
 
 use std::fmt;
-use std::io::{self, Read, Write};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -12,8 +11,11 @@ const SHA256_PREFIX: &str = "sha256:";
 
 /// A validated content digest, `sha256:` followed by 64 lowercase hex digits.
 ///
-/// Parsing refuses other algorithms (the spec also allows `sha512`, which no image we read
-/// or write uses) and upper-case hex (the spec's grammar is lower-case only).
+/// Parsing refuses other algorithms (the OCI spec also allows `sha512`, which no image we
+/// read or write uses) and upper-case hex (the spec's grammar is lower-case only). Its text
+/// (and serde) form is the whole `sha256:<hex>`; files that store the bare hex (the lock's
+/// `sha256 = "<hex>"`, the cache's blob names) go through [`Digest::from_hex`] and
+/// [`Digest::hex`].
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Digest(String);
 
@@ -34,10 +36,18 @@ impl Digest {
         let Some(hex) = s.strip_prefix(SHA256_PREFIX) else {
             return Err(DigestError::Algorithm(s.to_string()));
         };
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !is_lower_hex64(hex) {
             return Err(DigestError::Hex(s.to_string()));
         }
         Ok(Self(s.to_string()))
+    }
+
+    /// Validates a bare sha256, 64 lowercase hex digits, as the lock and the cache store it.
+    pub fn from_hex(hex: &str) -> Result<Self, DigestError> {
+        if !is_lower_hex64(hex) {
+            return Err(DigestError::Hex(hex.to_string()));
+        }
+        Ok(Self(format!("{SHA256_PREFIX}{hex}")))
     }
 
     /// The digest of `bytes`.
@@ -55,7 +65,8 @@ impl Digest {
         "sha256"
     }
 
-    /// The 64 hex digits after `sha256:`: the blob's file name in a layout.
+    /// The 64 hex digits after `sha256:`: the blob's file name in a layout or the cache, and
+    /// the lock's `sha256`.
     pub fn hex(&self) -> &str {
         &self.0[SHA256_PREFIX.len()..]
     }
@@ -64,6 +75,10 @@ impl Digest {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+fn is_lower_hex64(hex: &str) -> bool {
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl fmt::Display for Digest {
@@ -86,6 +101,26 @@ impl FromStr for Digest {
     }
 }
 
+/// Compares the whole text, `sha256:<hex>`: what a test computes with `sha256sum` or reads
+/// from a document is checked without parsing it first.
+impl PartialEq<str> for Digest {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Digest {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Digest {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
 impl Serialize for Digest {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
@@ -96,50 +131,6 @@ impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
         Self::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Hashes everything written through it (or read through it) with sha256 and counts the bytes.
-pub(crate) struct Hashing<T> {
-    inner: T,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<T> Hashing<T> {
-    pub(crate) fn new(inner: T) -> Self {
-        Self { inner, hasher: Sha256::new(), size: 0 }
-    }
-
-    /// The digest and size of the bytes seen so far, and the wrapped value.
-    pub(crate) fn finish(self) -> (Digest, u64, T) {
-        (Digest::from_sha256(self.hasher.finalize().into()), self.size, self.inner)
-    }
-
-    pub(crate) fn get_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
     }
 }
 
@@ -160,5 +151,16 @@ mod tests {
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
         assert!(serde_json::from_str::<Digest>("\"sha256:zz\"").is_err());
+    }
+
+    #[test]
+    fn bare_hex_round_trips() {
+        let d = Digest::of_bytes(b"x");
+        assert_eq!(Digest::from_hex(d.hex()).unwrap(), d);
+        assert!(Digest::from_hex(d.as_str()).is_err());
+        assert!(Digest::from_hex(&d.hex().to_uppercase()).is_err());
+        assert!(Digest::from_hex("abc").is_err());
+        assert_eq!(d, d.as_str());
+        assert_eq!(d, d.to_string());
     }
 }
