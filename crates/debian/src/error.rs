@@ -47,7 +47,7 @@ pub enum Error {
     },
 
     /// No usable apt source was found on this host.
-    #[error("no Debian source for suite `{suite}` in {searched}\nhint: {hint}")]
+    #[error("no Debian source for suite `{suite}` in {searched}")]
     NoHostSource {
         /// The suite asked for (or `any`).
         suite: String,
@@ -58,7 +58,7 @@ pub enum Error {
     },
 
     /// The keyring cannot be read or used.
-    #[error("cannot use the keyring {path}: {reason}\nhint: install debian-archive-keyring, or name the keyring (--keyring PATH, or in the manifest)")]
+    #[error("cannot use the keyring {path}: {reason}")]
     Keyring {
         /// The keyring file.
         path: PathBuf,
@@ -67,7 +67,7 @@ pub enum Error {
     },
 
     /// The OpenPGP signature of a Release file does not verify with the keyring.
-    #[error("the signature of {url} does not verify with {keyring}: {detail}\nhint: {hint}")]
+    #[error("the signature of {url} does not verify with {keyring}: {detail}")]
     Signature {
         /// The redacted URL of the signed file.
         url: String,
@@ -80,7 +80,7 @@ pub enum Error {
     },
 
     /// gpgv (which verifies signatures, as apt does) could not be run.
-    #[error("cannot run gpgv to verify {url}\nhint: install the gpgv package")]
+    #[error("cannot run gpgv to verify {url}")]
     Gpgv {
         /// The file being verified.
         url: String,
@@ -90,7 +90,7 @@ pub enum Error {
     },
 
     /// A verified Release file does not describe what we asked for.
-    #[error("{url}: {reason}\nhint: {hint}")]
+    #[error("{url}: {reason}")]
     Release {
         /// The redacted URL of the Release file.
         url: String,
@@ -121,13 +121,13 @@ pub enum Error {
     },
 
     /// A requested package is not in the index for this architecture.
-    #[error("no package `{package}` for {arch}{hint}")]
+    #[error("no package `{package}` for {arch}")]
     NotFound {
         /// The name asked for.
         package: String,
         /// The architecture.
         arch: String,
-        /// Extra advice, starting with a newline, or empty.
+        /// What to do: the providers to choose from, or why nothing of that name fits.
         hint: String,
     },
 
@@ -136,7 +136,7 @@ pub enum Error {
     Unsatisfiable(Box<Unsatisfiable>),
 
     /// Two selected packages conflict and no other choice avoids it.
-    #[error("packages conflict on {arch}: {package} {kind} `{relation}`, which {other} matches\nhint: request one of them explicitly, or drop the one you do not need")]
+    #[error("packages conflict on {arch}: {package} {kind} `{relation}`, which {other} matches")]
     Conflict {
         /// The architecture resolved.
         arch: String,
@@ -161,7 +161,7 @@ pub enum Error {
 
     /// A `.deb` holds a path that would land outside the root (`..`, an absolute escape, a
     /// write through a symlink that leaves the root).
-    #[error("package `{package}` ships the unsafe path `{path}`: {reason}\nhint: the package is broken or malicious; it was not unpacked")]
+    #[error("package `{package}` ships the unsafe path `{path}`: {reason}")]
     UnsafePath {
         /// The package.
         package: String,
@@ -182,6 +182,25 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// What to do about it, shown after the error and its causes.
+    pub fn hint(&self) -> Option<String> {
+        let hint = match self {
+            Error::NoHostSource { hint, .. } | Error::Signature { hint, .. } => hint,
+            Error::Release { hint, .. } | Error::NotFound { hint, .. } => hint.as_str(),
+            Error::Unsatisfiable(details) => details.hint.as_str(),
+            Error::Keyring { .. } => {
+                "install debian-archive-keyring, or name the keyring (--keyring PATH, or in the manifest)"
+            }
+            Error::Gpgv { .. } => "install the gpgv package",
+            Error::Conflict { .. } => "request one of them explicitly, or drop the one you do not need",
+            Error::UnsafePath { .. } => "the package is broken or malicious; it was not unpacked",
+            _ => return None,
+        };
+        Some(hint.to_string())
+    }
 }
 
 /// Shorthand for an [`Error::Io`] mapper.
@@ -216,8 +235,8 @@ impl std::fmt::Display for Unsatisfiable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "no solution for {}: {} {} `{}`, but {}\n  needed by: {}\nhint: {}",
-            self.arch, self.package, self.relation_kind, self.relation, self.reason, self.chain, self.hint
+            "no solution for {}: {} {} `{}`, but {}\n  needed by: {}",
+            self.arch, self.package, self.relation_kind, self.relation, self.reason, self.chain
         )
     }
 }

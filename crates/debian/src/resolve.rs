@@ -480,7 +480,7 @@ impl<'a> Solver<'a, '_> {
                         package: text.to_string(),
                         arch: self.index.arch().to_string(),
                         hint: format!(
-                            "\nhint: `{}` is a virtual package provided by {}; request one of them",
+                            "`{}` is a virtual package provided by {}; request one of them",
                             rel.name,
                             names.join(", ")
                         ),
@@ -499,7 +499,7 @@ impl<'a> Solver<'a, '_> {
         Err(Error::NotFound {
             package: text.to_string(),
             arch: self.index.arch().to_string(),
-            hint: format!("\nhint: {}; check the name and the suite", reasons.join("; ")),
+            hint: format!("{}; check the name and the suite", reasons.join("; ")),
         })
     }
 

@@ -285,7 +285,7 @@ mod tests {
     fn no_source_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let err = Source::from_apt_dir(dir.path(), Some("bullseye")).unwrap_err();
-        assert!(err.to_string().contains("hint:"), "{err}");
+        assert!(err.hint().is_some(), "{err}");
     }
 
     #[test]

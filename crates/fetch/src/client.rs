@@ -376,7 +376,7 @@ impl Client {
             if tries > self.inner.retries {
                 return Err(match why {
                     Transient::Status(status) => {
-                        Error::Status { url: redact(url), status, attempts: tries, hint: String::new() }
+                        Error::Status { url: redact(url), status, attempts: tries, hint: None }
                     }
                     Transient::Network(source) => Error::Network {
                         url: redact(url),
@@ -397,13 +397,12 @@ impl Client {
         }
     }
 
-    fn network_hint(&self, url: &Url) -> String {
-        if self.inner.no_roots && url.scheme() == "https" {
-            "\nhint: no CA bundle was found; set SSL_CERT_FILE or pass --cert".to_string()
+    fn network_hint(&self, url: &Url) -> Option<&'static str> {
+        Some(if self.inner.no_roots && url.scheme() == "https" {
+            "no CA bundle was found; set SSL_CERT_FILE or pass --cert"
         } else {
-            "\nhint: check the network and proxy settings, or use --offline to work from the cache"
-                .to_string()
-        }
+            "check the network and proxy settings, or use --offline to work from the cache"
+        })
     }
 }
 
@@ -441,15 +440,15 @@ fn status_failure<T>(url: &Url, reply: &reqwest::Response) -> Attempt<T> {
         return Attempt::Retry { why: Transient::Status(status), after };
     }
     let hint = match status {
-        401 | 403 => {
-            "\nhint: the server wants credentials: put them in the index URL \
-                      (https://user:token@host/...) or check that they are still valid"
-        }
-        407 => "\nhint: the proxy wants credentials: check HTTPS_PROXY",
-        404 | 410 => "\nhint: the file is gone from the server; retry with --refresh",
-        _ => "",
+        401 | 403 => Some(
+            "the server wants credentials: put them in the index URL \
+             (https://user:token@host/...) or check that they are still valid",
+        ),
+        407 => Some("the proxy wants credentials: check HTTPS_PROXY"),
+        404 | 410 => Some("the file is gone from the server; retry with --refresh"),
+        _ => None,
     };
-    Attempt::Fail(Error::Status { url: redact(url), status, attempts: 1, hint: hint.to_string() })
+    Attempt::Fail(Error::Status { url: redact(url), status, attempts: 1, hint })
 }
 
 /// Reads a body of at most `limit` bytes; `Ok(None)` when it is longer.

@@ -13,21 +13,21 @@ pub enum Error {
     },
 
     /// The request could not be sent or its reply not read, even after retries.
-    #[error("request to {url} failed after {attempts} attempt(s){hint}")]
+    #[error("request to {url} failed after {attempts} attempt(s)")]
     Network {
         /// The redacted URL.
         url: String,
         /// How many times the request was tried.
         attempts: u32,
-        /// Extra advice, starting with a newline, or empty.
-        hint: String,
+        /// What to do, when the cause suggests something.
+        hint: Option<&'static str>,
         /// The last transport error (its own copy of the URL removed).
         #[source]
         source: reqwest::Error,
     },
 
     /// The server answered with a status we do not accept.
-    #[error("{url} answered HTTP {status} after {attempts} attempt(s){hint}")]
+    #[error("{url} answered HTTP {status} after {attempts} attempt(s)")]
     Status {
         /// The redacted URL.
         url: String,
@@ -35,8 +35,8 @@ pub enum Error {
         status: u16,
         /// How many times the request was tried.
         attempts: u32,
-        /// Extra advice, starting with a newline, or empty.
-        hint: String,
+        /// What to do, when the cause suggests something.
+        hint: Option<&'static str>,
     },
 
     /// The body of a reply was larger than we are willing to hold in memory.
@@ -49,11 +49,7 @@ pub enum Error {
     },
 
     /// A downloaded file does not have the digest that the index promised.
-    #[error(
-        "the file at {url} has sha256 {actual}, but {expected} was expected\n\
-         hint: the file changed on the server or the transfer was corrupted; \
-         if the index is right, retry with --refresh"
-    )]
+    #[error("the file at {url} has sha256 {actual}, but {expected} was expected")]
     HashMismatch {
         /// The redacted URL.
         url: String,
@@ -102,9 +98,7 @@ pub enum Error {
     },
 
     /// A CA bundle given by the user cannot be used.
-    #[error(
-        "cannot use the CA bundle {path}: {reason}\nhint: pass a PEM file with --cert, or set SSL_CERT_FILE"
-    )]
+    #[error("cannot use the CA bundle {path}: {reason}")]
     CaBundle {
         /// The bundle file.
         path: PathBuf,
@@ -120,7 +114,7 @@ pub enum Error {
     },
 
     /// The cache directory cannot be determined from the environment.
-    #[error("cannot find a cache directory: none of MARQO_BASE_CACHE_DIR, XDG_CACHE_HOME, HOME is set\nhint: set MARQO_BASE_CACHE_DIR")]
+    #[error("cannot find a cache directory: none of MARQO_BASE_CACHE_DIR, XDG_CACHE_HOME, HOME is set")]
     NoCacheDir,
 
     /// The HTTP client could not be built.
@@ -141,5 +135,20 @@ impl Error {
                 | Error::TooLarge { .. }
                 | Error::HashMismatch { .. }
         )
+    }
+
+    /// What to do about it, shown after the error and its causes.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Network { hint, .. } | Error::Status { hint, .. } => hint.map(str::to_string),
+            Error::HashMismatch { .. } => Some(
+                "the file changed on the server or the transfer was corrupted; if the index is \
+                 right, retry with --refresh"
+                    .into(),
+            ),
+            Error::CaBundle { .. } => Some("pass a PEM file with --cert, or set SSL_CERT_FILE".into()),
+            Error::NoCacheDir => Some("set MARQO_BASE_CACHE_DIR".into()),
+            _ => None,
+        }
     }
 }

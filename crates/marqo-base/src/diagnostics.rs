@@ -1,5 +1,6 @@
 //! Turning errors into what the user reads: the message, its causes, a hint, and the exit
-//! code (0 ok, 1 a check found a difference, 2 user error or no solution, 3 network).
+//! code (0 ok, 1 a check found a difference, 2 user error or no solution, 3 network, 101 a
+//! bug, as a Rust panic exits).
 
 use std::process::ExitCode;
 
@@ -8,7 +9,8 @@ use crate::printer::Printer;
 /// A failure of a command: the pipeline's error, which knows its exit code.
 pub use ops::Error as CliError;
 
-/// Prints `error: ...`, each cause as `Caused by: ...`, and the hint; returns the exit code.
+/// Prints `error: ...`, each cause as `Caused by: ...`, then the hint (or, for a bug, a
+/// request to report it); returns the exit code.
 pub fn report(err: &CliError, _printer: &Printer) -> ExitCode {
     eprintln!("error: {err}");
     let mut cur = std::error::Error::source(err);
@@ -22,13 +24,19 @@ pub fn report(err: &CliError, _printer: &Printer) -> ExitCode {
         last = msg;
         cur = e.source();
     }
+    if err.is_internal() {
+        eprintln!("note: this is a bug in marqo-base; please report it with the command and this output");
+    } else if let Some(hint) = err.hint() {
+        eprintln!("hint: {hint}");
+    }
+    ExitCode::from(exit_code(err))
+}
+
+/// The one place error kinds become exit codes.
+fn exit_code(err: &CliError) -> u8 {
     match err {
-        CliError::User { hint, .. } => {
-            if let Some(hint) = hint {
-                eprintln!("hint: {hint}");
-            }
-            ExitCode::from(2)
-        }
-        CliError::Network { .. } => ExitCode::from(3),
+        CliError::User { .. } => 2,
+        CliError::Network { .. } => 3,
+        CliError::Internal { .. } => 101,
     }
 }

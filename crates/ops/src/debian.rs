@@ -106,26 +106,19 @@ impl Session {
         let index_time = started.elapsed();
 
         let started = Instant::now();
-        let results: Vec<Result<Vec<LockedDeb>, debian::Error>> = std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                indexes.iter().map(|index| scope.spawn(|| debian::resolve(index, packages, opts))).collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(debian::Error::Io {
-                            action: "resolve (the worker thread panicked) for",
-                            path: PathBuf::from(&self.source.suite),
-                            source: std::io::Error::other("panic"),
-                        })
-                    })
-                })
-                .collect()
+        let results: Vec<Result<Vec<LockedDeb>, Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = indexes
+                .iter()
+                .map(|index| scope.spawn(|| debian::resolve(index, packages, opts).map_err(debian_error)))
+                .collect();
+            let panicked =
+                || Error::internal(format!("a resolver thread for {} panicked", self.source.suite));
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(panicked()))).collect()
         });
         let resolve_time = started.elapsed();
         let mut sets = Vec::with_capacity(arches.len());
         for (arch, result) in arches.iter().zip(results) {
-            let debs = result.map_err(debian_error)?;
+            let debs = result?;
             printer.status(format!(
                 "Resolved {} packages for {arch} from {} ({} of .debs)",
                 debs.len(),
@@ -202,7 +195,7 @@ pub fn unpack_sets(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::user("an unpacking thread panicked"))))
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::internal("an unpacking thread panicked"))))
             .collect()
     });
     spinner.finish_and_clear();

@@ -20,41 +20,10 @@ pub struct NetOptions {
     pub retries: u32,
 }
 
-/// A registry error as the user sees it: network and registry failures exit 3, the rest 2.
+/// A registry error as the user sees it: network and registry failures exit 3, the rest 2;
+/// either way its hint goes last, after the causes it explains.
 pub fn registry_error(context: &str, error: registry::Error) -> Error {
-    let hint = error.hint();
-    if error.is_network() {
-        // Exit-3 errors carry no hint of their own: it goes after the cause it explains.
-        let source: Box<dyn std::error::Error + Send + Sync> = match hint {
-            Some(hint) => Box::new(Hinted { error, hint }),
-            None => Box::new(error),
-        };
-        return Error::Network { message: context.to_string(), source: Some(source) };
-    }
-    let err = Error::User { message: context.to_string(), hint: None, source: Some(Box::new(error)) };
-    match hint {
-        Some(hint) => err.with_hint(hint),
-        None => err,
-    }
-}
-
-/// A registry error followed by a hint line.
-#[derive(Debug)]
-struct Hinted {
-    error: registry::Error,
-    hint: String,
-}
-
-impl std::fmt::Display for Hinted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}\nhint: {}", self.error, self.hint)
-    }
-}
-
-impl std::error::Error for Hinted {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&self.error)
-    }
+    Error::from_error(context, error)
 }
 
 pub fn docker_config_path() -> Result<PathBuf, Error> {

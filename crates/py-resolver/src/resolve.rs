@@ -61,8 +61,10 @@ pub struct Resolution {
 /// Why resolution failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
-    #[error("no solution for {target}:\n{report}{hints}")]
-    NoSolution { target: String, report: String, hints: String },
+    /// The solver's report, then one `hint:` line per hint: the report and its hints read as
+    /// one text (pip-compile users know it), so the hints stay in it.
+    #[error("no solution for {target}:\n{report}{}", hint_lines(.hints))]
+    NoSolution { target: String, report: String, hints: Vec<String> },
     #[error("while resolving for {target}: {package} {version}")]
     Dependencies {
         target: String,
@@ -80,6 +82,31 @@ pub enum ResolveError {
     },
     #[error("resolution for {target} stopped: {message}")]
     Other { target: String, message: String },
+    /// A solver thread panicked: a bug of ours, not a property of the requirements.
+    #[error("resolution for {target} stopped: the solver thread panicked")]
+    Panicked { target: String },
+}
+
+impl ResolveError {
+    /// What to do, one item per hint; empty unless there is no solution. [`NoSolution`]
+    /// prints them itself.
+    ///
+    /// [`NoSolution`]: ResolveError::NoSolution
+    pub fn hints(&self) -> &[String] {
+        match self {
+            ResolveError::NoSolution { hints, .. } => hints,
+            _ => &[],
+        }
+    }
+
+    /// Whether the failure is a bug of ours (a panicked solver) rather than the input's.
+    pub fn is_bug(&self) -> bool {
+        matches!(self, ResolveError::Panicked { .. })
+    }
+}
+
+fn hint_lines(hints: &[String]) -> String {
+    hints.iter().map(|h| format!("\nhint: {h}")).collect()
 }
 
 /// Resolves `set` for every target; `preferences[i]` are the pins to keep for `targets[i]`.
@@ -127,14 +154,7 @@ fn resolve_each(
         handles
             .into_iter()
             .zip(targets)
-            .map(|(h, t)| {
-                h.join().unwrap_or_else(|_| {
-                    Err(ResolveError::Other {
-                        target: t.to_string(),
-                        message: "the solver thread panicked".into(),
-                    })
-                })
-            })
+            .map(|(h, t)| h.join().unwrap_or_else(|_| Err(ResolveError::Panicked { target: t.to_string() })))
             .collect()
     })
 }
@@ -193,12 +213,12 @@ fn resolve_one(
             let unknown = provider.unknown.borrow();
             let formatter = Formatter { target: t.clone(), unknown: &unknown };
             let report = DefaultStringReporter::report_with_formatter(&tree, &formatter);
-            let mut hints = String::new();
-            for name in unknown.iter() {
-                hints.push_str(&format!(
-                    "\nhint: `{name}` was not found on any configured index; check its spelling or pass --index-url / --extra-index-url"
-                ));
-            }
+            let mut hints: Vec<String> = unknown
+                .iter()
+                .map(|name| format!(
+                    "`{name}` was not found on any configured index; check its spelling or pass --index-url / --extra-index-url"
+                ))
+                .collect();
             let names: BTreeSet<PackageName> = tree
                 .packages()
                 .into_iter()
@@ -208,7 +228,7 @@ fn resolve_one(
                 })
                 .collect();
             drop(unknown);
-            hints.push_str(&index_hints(&provider, &names));
+            hints.extend(index_hints(&provider, &names));
             return Err(ResolveError::NoSolution { target: t, report, hints });
         }
         Err(PubGrubError::ErrorRetrievingDependencies { package, version, source }) => {
@@ -244,15 +264,15 @@ fn undated_message(location: &str, count: usize, name: &PackageName) -> String {
 /// Hints about files the indexes have but the resolution could not see: files dropped by
 /// `--exclude-newer` because their index publishes no upload times, and versions on a later
 /// index that the first-index strategy never looks at.
-fn index_hints(provider: &Provider<'_>, names: &BTreeSet<PackageName>) -> String {
+fn index_hints(provider: &Provider<'_>, names: &BTreeSet<PackageName>) -> Vec<String> {
     let source = provider.source;
     let client = source.client();
     let location = |i: usize| client.location_name(i).unwrap_or_else(|| format!("index #{i}"));
-    let mut hints = String::new();
+    let mut hints = Vec::new();
     for name in names {
         let Ok(Some(page)) = source.blocking_page(name) else { continue };
         for (index, count) in &page.undated {
-            hints.push_str(&format!("\nhint: {}", undated_message(&location(*index), *count, name)));
+            hints.push(undated_message(&location(*index), *count, name));
         }
         if client.index_strategy() != IndexStrategy::FirstIndex || !client.has_several_locations(name) {
             continue;
@@ -276,8 +296,8 @@ fn index_hints(provider: &Provider<'_>, names: &BTreeSet<PackageName>) -> String
             } else {
                 hidden.join(", ")
             };
-            hints.push_str(&format!(
-                "\nhint: `{name}` {shown} for {} is on {}, but with --index-strategy first-index (the default) \
+            hints.push(format!(
+                "`{name}` {shown} for {} is on {}, but with --index-strategy first-index (the default) \
                  the first index that has `{name}` ({served_by}) serves all of its files; pass \
                  --index-strategy unsafe-best-match (in a manifest: `[python] index_strategy`) to merge \
                  the indexes as pip does, or pin `{name}` to that index ([[python.index]])",

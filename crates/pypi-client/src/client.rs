@@ -650,7 +650,7 @@ impl PypiClient {
                 url: redact(&file.url),
                 status: reply.status,
                 attempts: 1,
-                hint: "\nhint: the file is gone from the index; retry with --refresh".to_string(),
+                hint: Some("the file is gone from the index; retry with --refresh"),
             }));
         }
         let (_, path) = self.inner.cache.insert_blob(&reply.body).map_err(file_error)?;

@@ -280,14 +280,21 @@ pub enum ConfigError {
     },
 
     /// Nothing names an index and the host's pip could not tell its default.
-    #[error(
-        "no index URL is configured and the host's pip could not name its default ({reason})\n\
-         hint: pass --index-url, or set PIP_INDEX_URL"
-    )]
+    #[error("no index URL is configured and the host's pip could not name its default ({reason})")]
     NoDefaultIndex {
         /// Why asking pip failed.
         reason: String,
     },
+}
+
+impl ConfigError {
+    /// What to do about it, shown after the error and its causes.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::NoDefaultIndex { .. } => Some("pass --index-url, or set PIP_INDEX_URL".into()),
+            _ => None,
+        }
+    }
 }
 
 /// Where a setting comes from, for messages.

@@ -37,10 +37,7 @@ pub enum Error {
     },
 
     /// Offline, and the cache does not hold the page.
-    #[error(
-        "`{package}` is not in the cache, and --offline forbids fetching {url}\n\
-         hint: run once without --offline to fill the cache"
-    )]
+    #[error("`{package}` is not in the cache, and --offline forbids fetching {url}")]
     Offline {
         /// The project asked for.
         package: String,
@@ -76,7 +73,7 @@ pub enum Error {
     },
 
     /// A PEP 658 metadata file does not match the hash the index gave for it.
-    #[error("the metadata file of {filename} ({url}) has sha256 {actual}, but the index says {expected}\nhint: retry with --refresh")]
+    #[error("the metadata file of {filename} ({url}) has sha256 {actual}, but the index says {expected}")]
     MetadataHash {
         /// The distribution's file name.
         filename: String,
@@ -120,4 +117,16 @@ pub enum Error {
     /// A background task (hashing, unzipping) panicked or was cancelled.
     #[error("a background task failed")]
     Task(#[source] tokio::task::JoinError),
+}
+
+impl Error {
+    /// What to do about it, shown after the error and its causes.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Config(e) => e.hint(),
+            Error::Offline { .. } => Some("run once without --offline to fill the cache".into()),
+            Error::MetadataHash { .. } => Some("retry with --refresh".into()),
+            _ => None,
+        }
+    }
 }

@@ -145,8 +145,7 @@ pub enum SdistError {
     /// The archive format needs a decompressor we do not ship.
     #[error(
         "`{sdist}` is a `{extension}` archive, which is not supported \
-         (only .tar.gz, .tgz and .zip)\nhint: pin a version of {name} that has a wheel \
-         or a .tar.gz sdist"
+         (only .tar.gz, .tgz and .zip)"
     )]
     UnsupportedArchive {
         /// The sdist file.
@@ -252,11 +251,7 @@ pub enum SdistError {
         output: String,
     },
     /// `python -m venv` failed.
-    #[error(
-        "failed to create a build venv with `{python} -m venv` ({status}):\n{output}\n\
-         hint: the interpreter needs the venv and ensurepip modules \
-         (on Debian: apt-get install python3-venv)"
-    )]
+    #[error("failed to create a build venv with `{python} -m venv` ({status}):\n{output}")]
     Venv {
         /// The interpreter.
         python: PathBuf,
@@ -268,8 +263,7 @@ pub enum SdistError {
     /// pip failed to install build requirements.
     #[error(
         "{name} {version}: failed to install build requirements `{requirements}` ({status}):\n\
-         {output}{}",
-        hint_suffix(.hint)
+         {output}"
     )]
     PipInstall {
         /// The package being built.
@@ -288,8 +282,7 @@ pub enum SdistError {
     /// A PEP 517 hook failed.
     #[error(
         "{name} {version}: the build backend `{backend}` failed in `{hook}` ({status}):\n\
-         {output}{}",
-        hint_suffix(.hint)
+         {output}"
     )]
     Backend {
         /// The package being built.
@@ -323,8 +316,22 @@ pub enum SdistError {
     },
 }
 
-fn hint_suffix(hint: &Option<String>) -> String {
-    hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default()
+impl SdistError {
+    /// What to do about it, shown after the error and its causes.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SdistError::UnsupportedArchive { name, .. } => {
+                Some(format!("pin a version of {name} that has a wheel or a .tar.gz sdist"))
+            }
+            SdistError::Venv { .. } => Some(
+                "the interpreter needs the venv and ensurepip modules (on Debian: apt-get install \
+                 python3-venv)"
+                    .into(),
+            ),
+            SdistError::PipInstall { hint, .. } | SdistError::Backend { hint, .. } => hint.clone(),
+            _ => None,
+        }
+    }
 }
 
 /// The advice for a failed build whose output is `output`.
@@ -1825,7 +1832,7 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
         );
         let err = sdist_metadata(&failing, &failing_names, &ctx).await;
         let Err(err @ SdistError::Backend { .. }) = err else { panic!("{err:?}") };
-        let err = err.to_string();
+        let err = format!("{err}\nhint: {}", err.hint().unwrap_or_default());
         for expected in [
             "broken 0.1: the build backend `failing` failed in `prepare_metadata_for_build_wheel`",
             "running egg_info for broken",
@@ -1947,7 +1954,7 @@ build-backend = \"helperbackend\"\nbackend-path = [\".\"]\n";
         let path = sdist(dir.path(), "old_pkg-1.0", &[("pyproject.toml", pyproject), ("setup.py", "")]);
         let err = sdist_metadata(&path, &filename("old_pkg-1.0.tar.gz", "old-pkg"), &ctx).await;
         let Err(err @ SdistError::PipInstall { .. }) = err else { panic!("{err:?}") };
-        let err = err.to_string();
+        let err = format!("{err}\nhint: {}", err.hint().unwrap_or_default());
         assert!(err.contains("failed to install build requirements `setuptools<70`"), "{err}");
         assert!(err.contains("No matching distribution found"), "{err}");
         assert!(err.contains("hint: old-pkg 1.0 may need an older setuptools"), "{err}");

@@ -207,7 +207,7 @@ fn default_index_comes_from_the_hosts_pip() {
     let mut env = sb.env(&[]);
     let err = IndexConfig::from_pip_with(&IndexArgs::default(), &env).unwrap_err();
     assert!(matches!(err, ConfigError::NoDefaultIndex { .. }), "{err}");
-    assert!(err.to_string().contains("hint: pass --index-url"), "{err}");
+    assert!(err.hint().is_some_and(|h| h.starts_with("pass --index-url")), "{err}");
 
     // A stand-in interpreter that answers like pip would.
     let fake = sb.write("bin/python3", "#!/bin/sh\necho 'http://127.0.0.1:1/simple'\n");
