@@ -301,7 +301,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::user("a build thread panicked"))))
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::internal("a build thread panicked"))))
             .collect()
     });
     spinner.finish_and_clear();
