@@ -5,7 +5,7 @@ use std::io::{self, Read};
 
 /// The compression of a file, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
+pub enum FileCompression {
     /// No suffix we know: the bytes as they are.
     None,
     /// `.gz`.
@@ -16,29 +16,29 @@ pub enum Compression {
     Zstd,
 }
 
-impl Compression {
+impl FileCompression {
     /// From a file name's suffix; `None` for an unknown suffix such as `.bz2`.
-    pub fn from_name(name: &str) -> Option<Compression> {
+    pub fn from_name(name: &str) -> Option<FileCompression> {
         if name.ends_with(".gz") {
-            Some(Compression::Gzip)
+            Some(FileCompression::Gzip)
         } else if name.ends_with(".xz") {
-            Some(Compression::Xz)
+            Some(FileCompression::Xz)
         } else if name.ends_with(".zst") {
-            Some(Compression::Zstd)
+            Some(FileCompression::Zstd)
         } else if name.ends_with(".bz2") || name.ends_with(".lzma") || name.ends_with(".lz4") {
             None
         } else {
-            Some(Compression::None)
+            Some(FileCompression::None)
         }
     }
 
     /// Wraps `reader` in the decoder.
     pub fn decoder<'r, R: Read + 'r>(self, reader: R) -> io::Result<Box<dyn Read + 'r>> {
         Ok(match self {
-            Compression::None => Box::new(reader),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-            Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
-            Compression::Zstd => Box::new(
+            FileCompression::None => Box::new(reader),
+            FileCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+            FileCompression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
+            FileCompression::Zstd => Box::new(
                 ruzstd::StreamingDecoder::new(reader)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?,
             ),
@@ -57,11 +57,11 @@ mod tests {
         enc.write_all(b"hello").unwrap();
         let gz = enc.finish().unwrap();
         let mut out = String::new();
-        Compression::Gzip.decoder(&gz[..]).unwrap().read_to_string(&mut out).unwrap();
+        FileCompression::Gzip.decoder(&gz[..]).unwrap().read_to_string(&mut out).unwrap();
         assert_eq!(out, "hello");
-        assert_eq!(Compression::from_name("data.tar.xz"), Some(Compression::Xz));
-        assert_eq!(Compression::from_name("data.tar.zst"), Some(Compression::Zstd));
-        assert_eq!(Compression::from_name("data.tar"), Some(Compression::None));
-        assert_eq!(Compression::from_name("data.tar.bz2"), None);
+        assert_eq!(FileCompression::from_name("data.tar.xz"), Some(FileCompression::Xz));
+        assert_eq!(FileCompression::from_name("data.tar.zst"), Some(FileCompression::Zstd));
+        assert_eq!(FileCompression::from_name("data.tar"), Some(FileCompression::None));
+        assert_eq!(FileCompression::from_name("data.tar.bz2"), None);
     }
 }

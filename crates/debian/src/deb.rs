@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use safe_path::{Absolute, Refusal, Rules, Windows};
 
-use crate::compress::Compression;
+use crate::compress::FileCompression;
 use crate::error::io_error;
 use crate::Error;
 
@@ -135,7 +135,7 @@ impl Deb {
                 continue;
             }
             if member.name.starts_with(prefix) {
-                let compression = Compression::from_name(&member.name)
+                let compression = FileCompression::from_name(&member.name)
                     .ok_or_else(|| self.malformed(format!("unsupported compression of {}", member.name)))?;
                 let limited = (&mut r).take(member.size);
                 let mut decoder = compression

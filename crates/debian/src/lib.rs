@@ -17,10 +17,10 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), debian::Error> {
-//! use debian::{fetch_debs, fetch_index, resolve, unpack, ResolveOptions, Source};
+//! use debian::{fetch_debs, fetch_index, resolve, unpack, ResolveOptions, DebSource};
 //! let client = fetch::Client::new(fetch::ClientOptions::default()).expect("client");
 //! let cache = fetch::Cache::from_env().expect("cache");
-//! let source = Source::from_host_apt(Some("bullseye"))?;
+//! let source = DebSource::from_host_apt(Some("bullseye"))?;
 //! let index = fetch_index(&client, &cache, &source, "arm64").await?;
 //! let opts = ResolveOptions { essential: true, ..Default::default() };
 //! let locked = resolve(&index, &["python3.9".to_string()], &opts)?;
@@ -51,6 +51,6 @@ pub use index::{Index, MultiArch, Package, PackageId, Priority, RelationField};
 pub use relation::{ArchQualifier, Dependency, Op, Relation};
 pub use remote::{fetch_debs, fetch_index, fetch_index_with, fetch_release};
 pub use resolve::{resolve, resolve_explained, LockedDeb, ResolveOptions, Why};
-pub use source::Source;
+pub use source::DebSource;
 pub use unpack::{merged_usr_links, merged_usr_path, unpack, wants_merged_usr};
 pub use version::{compare_versions, Version};

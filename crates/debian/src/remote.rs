@@ -6,10 +6,10 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::compress::Compression;
+use crate::compress::FileCompression;
 use crate::release::{parse_release_date, verify_signature, Release};
 use crate::resolve::LockedDeb;
-use crate::{Error, Index, Source};
+use crate::{DebSource, Error, Index};
 
 /// Cache namespace of the last good `InRelease` per URL, for `--offline` runs.
 // v2: entries carry the cache's length-and-checksum line.
@@ -20,7 +20,7 @@ const RELEASE_NAMESPACE: &str = "debian/release-v2";
 pub async fn fetch_release(
     client: &fetch::Client,
     cache: &fetch::Cache,
-    source: &Source,
+    source: &DebSource,
 ) -> Result<Release, Error> {
     let inrelease = source.dists_url("InRelease")?;
     let shown = fetch::redact(&inrelease);
@@ -117,7 +117,7 @@ async fn get_signed(
 pub async fn fetch_index(
     client: &fetch::Client,
     cache: &fetch::Cache,
-    source: &Source,
+    source: &DebSource,
     arch: &str,
 ) -> Result<Index, Error> {
     let release = fetch_release(client, cache, source).await?;
@@ -129,7 +129,7 @@ pub async fn fetch_index(
 pub async fn fetch_index_with(
     client: &fetch::Client,
     cache: &fetch::Cache,
-    source: &Source,
+    source: &DebSource,
     release: &Release,
     arch: &str,
 ) -> Result<Index, Error> {
@@ -144,7 +144,7 @@ pub async fn fetch_index_with(
             hint: "pick one of the architectures listed".to_string(),
         });
     }
-    let mut blobs: Vec<(PathBuf, Compression, String)> = Vec::new();
+    let mut blobs: Vec<(PathBuf, FileCompression, String)> = Vec::new();
     for component in &source.components {
         let mut dirs = vec![(format!("{component}/binary-{arch}"), true)];
         if !release.all_in_arch_indexes {
@@ -154,7 +154,7 @@ pub async fn fetch_index_with(
             let Some((file, compression)) =
                 ["Packages.xz", "Packages.gz", "Packages"].iter().find_map(|name| {
                     let f = release.file(&format!("{dir}/{name}"))?;
-                    Some((f, Compression::from_name(name)?))
+                    Some((f, FileCompression::from_name(name)?))
                 })
             else {
                 if required {
@@ -212,7 +212,7 @@ pub async fn fetch_index_with(
 pub async fn fetch_debs(
     client: &fetch::Client,
     cache: &fetch::Cache,
-    source: &Source,
+    source: &DebSource,
     debs: &[LockedDeb],
 ) -> Result<Vec<PathBuf>, Error> {
     let jobs = debs.iter().map(|deb| async move {

@@ -14,7 +14,7 @@ pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gp
 
 /// A Debian suite on a mirror.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
+pub struct DebSource {
     /// The archive root (the directory holding `dists/` and `pool/`).
     pub mirror: Url,
     /// The suite or codename (`bullseye`, `bookworm-updates`, ...).
@@ -44,10 +44,10 @@ pub struct AptSource {
     pub file: PathBuf,
 }
 
-impl Source {
+impl DebSource {
     /// A source with the `main` component, checking `Valid-Until`.
-    pub fn new(mirror: Url, suite: &str, keyring: impl Into<PathBuf>) -> Source {
-        Source {
+    pub fn new(mirror: Url, suite: &str, keyring: impl Into<PathBuf>) -> DebSource {
+        DebSource {
             mirror,
             suite: suite.to_string(),
             components: vec!["main".to_string()],
@@ -59,17 +59,17 @@ impl Source {
     /// The mirror and keyring of this host's apt sources (`/etc/apt/sources.list`,
     /// `sources.list.d/*.list` and deb822 `*.sources`) for `suite` (default: the host's own
     /// main suite). The keyring is the source's `Signed-By`, else [`DEFAULT_KEYRING`].
-    pub fn from_host_apt(suite: Option<&str>) -> Result<Source, Error> {
-        Source::from_apt_dir(Path::new("/etc/apt"), suite)
+    pub fn from_host_apt(suite: Option<&str>) -> Result<DebSource, Error> {
+        DebSource::from_apt_dir(Path::new("/etc/apt"), suite)
     }
 
-    /// As [`Source::from_host_apt`], with the apt configuration directory given.
+    /// As [`DebSource::from_host_apt`], with the apt configuration directory given.
     ///
     /// The entry used is the first `deb` entry that lists `suite`; else, for a suite with a
     /// `-security`/`-updates` style suffix, the first entry with a suite of that suffix;
     /// else the first entry with a plain suite (the main archive, whose mirror serves every
     /// release). Its components are used, or `main` when the suite is not its own.
-    pub fn from_apt_dir(etc_apt: &Path, suite: Option<&str>) -> Result<Source, Error> {
+    pub fn from_apt_dir(etc_apt: &Path, suite: Option<&str>) -> Result<DebSource, Error> {
         let (entries, searched) = read_apt_sources(etc_apt)?;
         let suffix = |s: &str| s.split_once('-').map(|(_, x)| x.to_string());
         let wanted_suffix = suite.and_then(suffix);
@@ -101,7 +101,7 @@ impl Source {
             field: "URIs",
             reason: format!("`{uri}` is not a URL: {e}"),
         })?;
-        Ok(Source {
+        Ok(DebSource {
             mirror,
             suite: suite_name,
             components,
@@ -267,16 +267,16 @@ mod tests {
     #[test]
     fn picks_the_main_archive_for_another_release() {
         let dir = apt_dir();
-        let s = Source::from_apt_dir(dir.path(), Some("bullseye")).unwrap();
+        let s = DebSource::from_apt_dir(dir.path(), Some("bullseye")).unwrap();
         assert_eq!(s.mirror.as_str(), "http://mirror.invalid/debian/");
         assert_eq!(s.suite, "bullseye");
         assert_eq!(s.components, ["main"]);
         assert_eq!(s.keyring, Path::new("/k/debian.gpg"));
-        let s = Source::from_apt_dir(dir.path(), Some("bullseye-security")).unwrap();
+        let s = DebSource::from_apt_dir(dir.path(), Some("bullseye-security")).unwrap();
         assert_eq!(s.mirror.as_str(), "http://mirror.invalid/debian-security/");
-        let s = Source::from_apt_dir(dir.path(), None).unwrap();
+        let s = DebSource::from_apt_dir(dir.path(), None).unwrap();
         assert_eq!((s.suite.as_str(), s.components.len()), ("bookworm", 2));
-        let s = Source::from_apt_dir(dir.path(), Some("stable")).unwrap();
+        let s = DebSource::from_apt_dir(dir.path(), Some("stable")).unwrap();
         assert_eq!(s.mirror.as_str(), "http://other.invalid/apt/");
         assert_eq!(s.keyring, Path::new("/k/other.gpg"));
     }
@@ -284,13 +284,13 @@ mod tests {
     #[test]
     fn no_source_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Source::from_apt_dir(dir.path(), Some("bullseye")).unwrap_err();
+        let err = DebSource::from_apt_dir(dir.path(), Some("bullseye")).unwrap_err();
         assert!(err.hint().is_some(), "{err}");
     }
 
     #[test]
     fn urls_stay_under_the_mirror() {
-        let s = Source::new(Url::parse("http://m.invalid/debian").unwrap(), "bullseye", DEFAULT_KEYRING);
+        let s = DebSource::new(Url::parse("http://m.invalid/debian").unwrap(), "bullseye", DEFAULT_KEYRING);
         assert_eq!(
             s.dists_url("InRelease").unwrap().as_str(),
             "http://m.invalid/debian/dists/bullseye/InRelease"

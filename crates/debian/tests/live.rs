@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use debian::{
-    fetch_debs, fetch_index_with, fetch_release, resolve, Index, LockedDeb, ResolveOptions, Source,
+    fetch_debs, fetch_index_with, fetch_release, resolve, DebSource, Index, LockedDeb, ResolveOptions,
 };
 
 const SUITE: &str = "bullseye";
@@ -48,7 +48,7 @@ fn sh(cmd: &mut Command) -> (bool, String) {
 async fn fetch_and_unpack(
     client: &fetch::Client,
     cache: &fetch::Cache,
-    source: &Source,
+    source: &DebSource,
     set: &[LockedDeb],
     root: &Path,
 ) -> Vec<(LockedDeb, PathBuf)> {
@@ -74,7 +74,7 @@ async fn bullseye_marqo_set_on_amd64_and_arm64() {
         return;
     }
     let started = Instant::now();
-    let source = Source::from_host_apt(Some(SUITE)).expect("a Debian mirror in this host's apt sources");
+    let source = DebSource::from_host_apt(Some(SUITE)).expect("a Debian mirror in this host's apt sources");
     let client = fetch::Client::new(fetch::ClientOptions::default()).unwrap();
     let cache = fetch::Cache::from_env().unwrap();
 
@@ -121,7 +121,7 @@ async fn bullseye_marqo_set_on_amd64_and_arm64() {
 
     // bookworm: merged /usr comes from usr-is-merged in the essential closure.
     let t = Instant::now();
-    let bookworm = Source::from_host_apt(Some("bookworm")).unwrap();
+    let bookworm = DebSource::from_host_apt(Some("bookworm")).unwrap();
     let index = debian::fetch_index(&client, &cache, &bookworm, "arm64").await.unwrap();
     let set = resolve(&index, &["python3".to_string()], &opts).unwrap();
     assert!(set.iter().any(|d| d.name == "usr-is-merged"), "bookworm's essential set has usr-is-merged");
@@ -201,7 +201,7 @@ fn check_arm64(root: &Path) {
 
 /// Runs `apt-get install --simulate` for python3.9 plus the essential/required set in a
 /// private apt root (no host state touched) and compares the packages and versions.
-fn compare_with_apt(index: &Index, source: &Source) {
+fn compare_with_apt(index: &Index, source: &DebSource) {
     let t = Instant::now();
     let base: Vec<String> = index
         .packages()

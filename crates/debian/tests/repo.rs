@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{client_and_cache, run, tar_gz, write_evil_deb, write_raw_deb, Deb, Repo, Server};
-use debian::{fetch_debs, fetch_index, resolve, Error, Index, LockedDeb, ResolveOptions, Source};
+use debian::{fetch_debs, fetch_index, resolve, DebSource, Error, Index, LockedDeb, ResolveOptions};
 
 fn build_packages(repo: &Repo) {
     let work = repo.dir.path().join("build");
@@ -156,7 +156,7 @@ async fn signed_repository_end_to_end() {
     let server = Server::start(repo.root());
     let (client, cache, _cache_dir) = client_and_cache();
     let mirror = url::Url::parse(&server.url()).unwrap();
-    let source = Source::new(mirror.clone(), "stable", &repo.keyring);
+    let source = DebSource::new(mirror.clone(), "stable", &repo.keyring);
     eprintln!("repository ready in {:?}", started.elapsed());
 
     let amd64 = fetch_index(&client, &cache, &source, "amd64").await.unwrap();
@@ -263,7 +263,7 @@ fn conflicts_and_failures(amd64: &Index) {
 async fn fetch_and_pair(
     client: &fetch::Client,
     cache: &fetch::Cache,
-    source: &Source,
+    source: &DebSource,
     set: &[LockedDeb],
 ) -> Vec<(LockedDeb, PathBuf)> {
     let paths = fetch_debs(client, cache, source, set).await.unwrap();
@@ -273,7 +273,7 @@ async fn fetch_and_pair(
 async fn unpacks_and_configures(
     client: &fetch::Client,
     cache: &fetch::Cache,
-    source: &Source,
+    source: &DebSource,
     amd64: &Index,
 ) {
     let opts = ResolveOptions { essential: true, ..Default::default() };
@@ -356,7 +356,7 @@ async fn unpacks_and_configures(
     assert!(files.contains("/usr/bin/hello"), "{files}");
 }
 
-async fn merged_usr(client: &fetch::Client, cache: &fetch::Cache, source: &Source, amd64: &Index) {
+async fn merged_usr(client: &fetch::Client, cache: &fetch::Cache, source: &DebSource, amd64: &Index) {
     let set =
         resolve(amd64, &req(&["usr-is-merged", "tool-in-bin", "dash"]), &ResolveOptions::default()).unwrap();
     let debs = fetch_and_pair(client, cache, source, &set).await;
@@ -374,7 +374,7 @@ async fn merged_usr(client: &fetch::Client, cache: &fetch::Cache, source: &Sourc
 async fn refuses_unsafe_packages(
     client: &fetch::Client,
     cache: &fetch::Cache,
-    source: &Source,
+    source: &DebSource,
     amd64: &Index,
 ) {
     let outer = tempfile::tempdir().unwrap();
@@ -412,7 +412,7 @@ async fn refuses_tampering_and_wrong_keys(client: &fetch::Client, repo: &Repo, m
     let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
     std::io::Write::write_all(&mut xz, text.as_bytes()).unwrap();
     std::fs::write(&packages, xz.finish().unwrap()).unwrap();
-    let tampered = Source::new(mirror.clone(), "tampered", &repo.keyring);
+    let tampered = DebSource::new(mirror.clone(), "tampered", &repo.keyring);
     let err = fetch_index(client, cache, &tampered, "amd64").await.unwrap_err();
     let chain =
         format!("{err}: {}", std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default());
@@ -427,23 +427,23 @@ async fn refuses_tampering_and_wrong_keys(client: &fetch::Client, repo: &Repo, m
     assert!(shown(&err).contains("changed after signing"), "{err}");
 
     // The right file, the wrong key.
-    let wrong = Source::new(mirror.clone(), "stable", &repo.wrong_keyring);
+    let wrong = DebSource::new(mirror.clone(), "stable", &repo.wrong_keyring);
     let err = fetch_index(client, cache, &wrong, "amd64").await.unwrap_err();
     assert!(matches!(err, Error::Signature { .. }), "{err}");
     assert!(shown(&err).contains("not in the keyring"), "{err}");
 
     // A missing keyring.
-    let missing = Source::new(mirror.clone(), "stable", "/nonexistent/keyring.gpg");
+    let missing = DebSource::new(mirror.clone(), "stable", "/nonexistent/keyring.gpg");
     let err = fetch_index(client, cache, &missing, "amd64").await.unwrap_err();
     assert!(matches!(err, Error::Keyring { .. }), "{err}");
 
     // A suite that does not exist.
-    let nosuite = Source::new(mirror.clone(), "nosuch", &repo.keyring);
+    let nosuite = DebSource::new(mirror.clone(), "nosuch", &repo.keyring);
     let err = fetch_index(client, cache, &nosuite, "amd64").await.unwrap_err();
     assert!(err.to_string().contains("nosuch"), "{err}");
 }
 
-async fn works_offline_from_the_cache(cache: &fetch::Cache, source: &Source) {
+async fn works_offline_from_the_cache(cache: &fetch::Cache, source: &DebSource) {
     let offline = fetch::Client::new(fetch::ClientOptions { offline: true, ..Default::default() }).unwrap();
     let index = fetch_index(&offline, cache, source, "arm64").await.unwrap();
     assert!(index.by_name("armonly").next().is_some());

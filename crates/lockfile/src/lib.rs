@@ -6,7 +6,7 @@
 //!   values with file, line, column, key and a hint.
 //! - [`lock`]: the lock's types, its canonical TOML, atomic writes.
 //! - [`inputs`]: the inputs fingerprint and the freshness check behind `lock --check`.
-//! - [`Platform`]: `linux/amd64`, `linux/arm64`.
+//! - [`TargetPlatform`]: `linux/amd64`, `linux/arm64`.
 //! - [`Digest`]: the sha256 type of the lock, shared with the image side (`content-digest`).
 
 mod de;
@@ -26,4 +26,4 @@ pub use lock::{
     LOCK_VERSION,
 };
 pub use manifest::{Debian, FileEntry, FileSource, Image, Index, Manifest, Python};
-pub use platform::{Platform, PlatformError};
+pub use platform::{PlatformError, TargetPlatform};

@@ -15,7 +15,7 @@ use crate::diag::{key_path, Source};
 use crate::error::{Error, ParseError};
 use crate::inputs::{Freshness, Inputs};
 use crate::manifest::Sha256Hex;
-use crate::platform::Platform;
+use crate::platform::TargetPlatform;
 use crate::toml_out::{key, string, string_array};
 
 /// The version of the lock format this crate reads and writes.
@@ -63,7 +63,7 @@ pub struct LockedPython {
     pub version: String,
     /// The platforms that install this file; sorted, not empty.
     #[serde(deserialize_with = "de::leaves")]
-    pub platforms: Vec<Platform>,
+    pub platforms: Vec<TargetPlatform>,
     /// The wheel (or sdist).
     pub file: FileRef,
 }
@@ -80,7 +80,7 @@ pub struct LockedDebian {
     pub arch: String,
     /// The platforms that install it: the one of `arch`, or any for `all`. Sorted, not empty.
     #[serde(deserialize_with = "de::leaves")]
-    pub platforms: Vec<Platform>,
+    pub platforms: Vec<TargetPlatform>,
     /// `Filename`: the path under the mirror root (`pool/main/j/jq/jq_1.6-2.1_arm64.deb`),
     /// so the same lock works with any mirror.
     pub path: String,
@@ -323,12 +323,12 @@ impl Lock {
     }
 
     /// The Python files one platform installs.
-    pub fn python_for(&self, platform: Platform) -> impl Iterator<Item = &LockedPython> {
+    pub fn python_for(&self, platform: TargetPlatform) -> impl Iterator<Item = &LockedPython> {
         self.python.iter().filter(move |p| p.platforms.contains(&platform))
     }
 
     /// The `.deb`s one platform installs.
-    pub fn debian_for(&self, platform: Platform) -> impl Iterator<Item = &LockedDebian> {
+    pub fn debian_for(&self, platform: TargetPlatform) -> impl Iterator<Item = &LockedDebian> {
         self.debian.iter().filter(move |d| d.platforms.contains(&platform))
     }
 }
@@ -366,7 +366,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 type Checked<T> = Result<T, Box<ParseError>>;
 
 fn check(raw: RawLock, src: &Source<'_>) -> Checked<Lock> {
-    let mut seen: BTreeSet<(&str, Platform)> = BTreeSet::new();
+    let mut seen: BTreeSet<(&str, TargetPlatform)> = BTreeSet::new();
     for (i, p) in raw.python.iter().enumerate() {
         check_entry(&p.name, &p.version, &p.platforms, &key_path!["python", i], src)?;
         for &platform in &p.platforms {
@@ -379,13 +379,13 @@ fn check(raw: RawLock, src: &Source<'_>) -> Checked<Lock> {
             }
         }
     }
-    let mut seen: BTreeSet<(&str, Platform)> = BTreeSet::new();
+    let mut seen: BTreeSet<(&str, TargetPlatform)> = BTreeSet::new();
     for (i, d) in raw.debian.iter().enumerate() {
         check_entry(&d.name, &d.version, &d.platforms, &key_path!["debian", i], src)?;
         let at = |key: &str| key_path!["debian", i, key];
         match d.arch.as_str() {
             "all" => {}
-            arch => match Platform::ALL.iter().find(|p| p.arch().name() == arch) {
+            arch => match TargetPlatform::ALL.iter().find(|p| p.arch().name() == arch) {
                 Some(p) if d.platforms == [*p] => {}
                 Some(p) => {
                     return Err(src.error_at(
@@ -463,7 +463,7 @@ fn check(raw: RawLock, src: &Source<'_>) -> Checked<Lock> {
 fn check_entry(
     name: &str,
     version: &str,
-    platforms: &[Platform],
+    platforms: &[TargetPlatform],
     at: &[crate::diag::Seg],
     src: &Source<'_>,
 ) -> Checked<()> {

@@ -40,7 +40,7 @@ use serde::Deserialize;
 use crate::de;
 use crate::diag::{key_path, Seg, Source};
 use crate::error::{Error, ParseError};
-use crate::platform::Platform;
+use crate::platform::TargetPlatform;
 
 /// A parsed and checked `marqo-base.toml`. Relative paths in it are already resolved against
 /// the manifest's directory; [`Manifest::input_name`] gives them back as written.
@@ -66,7 +66,7 @@ pub struct Image {
     #[serde(default)]
     pub repository: Option<String>,
     /// The platforms to build, in the order of the image index. Not empty, no repeats.
-    pub platforms: Vec<Platform>,
+    pub platforms: Vec<TargetPlatform>,
     /// `Env` of the image config.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -160,7 +160,7 @@ pub struct Index {
     pub packages: Vec<PackageName>,
     /// The platforms the pin applies to; `None` for all of them.
     #[serde(default, deserialize_with = "de::opt_leaves")]
-    pub platforms: Option<Vec<Platform>>,
+    pub platforms: Option<Vec<TargetPlatform>>,
     /// `false`: `--exclude-newer` does not filter this index's files. For indexes that
     /// publish no upload times (static PEP 503 pages such as PyTorch's), whose files a cutoff
     /// would otherwise drop.
@@ -170,7 +170,7 @@ pub struct Index {
 
 impl Index {
     /// Whether this index serves `name` for `platform`.
-    pub fn serves(&self, name: &PackageName, platform: Platform) -> bool {
+    pub fn serves(&self, name: &PackageName, platform: TargetPlatform) -> bool {
         self.packages.contains(name) && self.platforms.as_ref().is_none_or(|p| p.contains(&platform))
     }
 }
@@ -356,7 +356,7 @@ fn check(raw: RawManifest, src: &Source<'_>) -> Checked<Manifest> {
 
 fn check_image(image: &Image, src: &Source<'_>) -> Checked<()> {
     if image.platforms.is_empty() {
-        let all: Vec<&str> = Platform::ALL.iter().map(|p| p.as_str()).collect();
+        let all: Vec<&str> = TargetPlatform::ALL.iter().map(|p| p.as_str()).collect();
         return Err(src.error_at(
             &key_path!["image", "platforms"],
             "no platforms",
@@ -439,7 +439,7 @@ fn check_debian(debian: &Debian, src: &Source<'_>) -> Checked<()> {
     Ok(())
 }
 
-fn check_python(python: &Python, platforms: &[Platform], src: &Source<'_>) -> Checked<()> {
+fn check_python(python: &Python, platforms: &[TargetPlatform], src: &Source<'_>) -> Checked<()> {
     if let Err(e) = Target::new(Arch::Amd64, &python.version, python.glibc.as_deref().unwrap_or("2.31")) {
         let key = match e {
             TargetError::Glibc(_) => "glibc",
@@ -473,7 +473,7 @@ fn check_python(python: &Python, platforms: &[Platform], src: &Source<'_>) -> Ch
         }
     }
     // (package, platform) -> index that claims it.
-    let mut claimed: BTreeMap<(&PackageName, Platform), usize> = BTreeMap::new();
+    let mut claimed: BTreeMap<(&PackageName, TargetPlatform), usize> = BTreeMap::new();
     for (i, index) in python.index.iter().enumerate() {
         if index.packages.is_empty() {
             return Err(src.error_at(
@@ -482,7 +482,7 @@ fn check_python(python: &Python, platforms: &[Platform], src: &Source<'_>) -> Ch
                 Some("name the packages this index serves; other packages use the default index".into()),
             ));
         }
-        let applies: Vec<Platform> = match &index.platforms {
+        let applies: Vec<TargetPlatform> = match &index.platforms {
             None => platforms.to_vec(),
             Some(list) => {
                 if list.is_empty() {

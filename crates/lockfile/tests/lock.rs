@@ -5,7 +5,7 @@ use std::path::Path;
 
 use lockfile::{
     Digest, Error, FileRef, Inputs, Lock, LockedBase, LockedDebian, LockedFile, LockedPython, LockedSource,
-    ParseError, Platform,
+    ParseError, TargetPlatform,
 };
 
 fn hex(c: char) -> String {
@@ -20,11 +20,11 @@ fn file(name: &str, size: u64, c: char) -> FileRef {
     FileRef { name: name.to_string(), size, sha256: sha256(c) }
 }
 
-fn python(name: &str, version: &str, platform: Platform, f: FileRef) -> LockedPython {
+fn python(name: &str, version: &str, platform: TargetPlatform, f: FileRef) -> LockedPython {
     LockedPython { name: name.into(), version: version.into(), platforms: vec![platform], file: f }
 }
 
-fn deb(name: &str, version: &str, arch: &str, platform: Platform, path: &str, c: char) -> LockedDebian {
+fn deb(name: &str, version: &str, arch: &str, platform: TargetPlatform, path: &str, c: char) -> LockedDebian {
     let file_name = path.rsplit('/').next().unwrap_or(path);
     LockedDebian {
         name: name.into(),
@@ -45,9 +45,9 @@ fn sample() -> Lock {
     let mut lock = Lock::new(Inputs::from_files(files));
     lock.base =
         Some(LockedBase { reference: "127.0.0.1:5000/debian:bullseye-slim".into(), digest: sha256('3') });
-    for platform in [Platform::ARM64, Platform::AMD64] {
+    for platform in [TargetPlatform::ARM64, TargetPlatform::AMD64] {
         let (torch, c) = match platform {
-            Platform::AMD64 => ("torch-1.13.1-cp39-cp39-manylinux1_x86_64.whl", 'a'),
+            TargetPlatform::AMD64 => ("torch-1.13.1-cp39-cp39-manylinux1_x86_64.whl", 'a'),
             _ => ("torch-1.13.1-cp39-cp39-manylinux2014_aarch64.whl", 'b'),
         };
         lock.add_python(python("torch", "1.13.1", platform, file(torch, 900_000_000, c)));
@@ -223,9 +223,9 @@ fn round_trips_byte_exact() {
 #[test]
 fn per_platform_views() {
     let lock = sample();
-    let amd: Vec<&str> = lock.python_for(Platform::AMD64).map(|p| p.file.name.as_str()).collect();
+    let amd: Vec<&str> = lock.python_for(TargetPlatform::AMD64).map(|p| p.file.name.as_str()).collect();
     assert_eq!(amd, ["requests-2.28.1-py3-none-any.whl", "torch-1.13.1-cp39-cp39-manylinux1_x86_64.whl"]);
-    let arm: Vec<&str> = lock.debian_for(Platform::ARM64).map(|d| d.file.name.as_str()).collect();
+    let arm: Vec<&str> = lock.debian_for(TargetPlatform::ARM64).map(|d| d.file.name.as_str()).collect();
     assert_eq!(arm, ["ca-certificates_20210119_all.deb", "libgomp1_10.2.1-6_arm64.deb"]);
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lockfile::{Error, FileSource, Manifest, ParseError, Platform};
+use lockfile::{Error, FileSource, Manifest, ParseError, TargetPlatform};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/marqo-base/marqo-base.toml")
@@ -25,7 +25,7 @@ fn fixture_parses_with_paths_resolved() {
     let path = fixture();
     let m = Manifest::read(&path).expect("fixture parses");
     let dir = path.parent().expect("fixture dir");
-    assert_eq!(m.image.platforms, [Platform::AMD64, Platform::ARM64]);
+    assert_eq!(m.image.platforms, [TargetPlatform::AMD64, TargetPlatform::ARM64]);
     assert_eq!(m.image.repository.as_deref(), Some("marqoai/marqo-base"));
     assert_eq!(m.image.env.get("NLTK_DATA").map(String::as_str), Some("/root/nltk_data"));
     assert_eq!(m.image.entrypoint, Some(vec!["/bin/bash".to_string()]));
@@ -38,8 +38,8 @@ fn fixture_parses_with_paths_resolved() {
     assert_eq!(m.input_name(&python.build_constraints[0]), "requirements/build-constraints.txt");
     assert_eq!(m.glibc(), Some("2.31"));
     let torch = "torch".parse().expect("name");
-    assert!(python.index[0].serves(&torch, Platform::AMD64));
-    assert!(!python.index[0].serves(&torch, Platform::ARM64));
+    assert!(python.index[0].serves(&torch, TargetPlatform::AMD64));
+    assert!(!python.index[0].serves(&torch, TargetPlatform::ARM64));
     assert_eq!(m.files.len(), 3);
     assert!(matches!(&m.files[0].source, FileSource::Url { sha256, .. } if sha256.starts_with("9f86d08")));
     assert!(m.files[0].extract);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lockfile::Platform;
+use lockfile::TargetPlatform;
 use oci::media_type;
 use oci::spec::{ImageConfig, ImageIndex, ImageManifest};
 use oci::{Descriptor, Digest, OciLayout};
@@ -81,9 +81,9 @@ pub struct BaseImage {
 pub fn fetch(
     source: &BaseSource,
     digest: &Digest,
-    platforms: &[Platform],
+    platforms: &[TargetPlatform],
     printer: &dyn Reporter,
-) -> Result<HashMap<Platform, BaseImage>, Error> {
+) -> Result<HashMap<TargetPlatform, BaseImage>, Error> {
     let wanted: Vec<oci::Platform> =
         platforms.iter().map(|p| oci::Platform::new("linux", p.arch().name())).collect();
     let mut out = HashMap::new();
@@ -210,7 +210,7 @@ fn layout_root(dir: &Path, name: Option<&str>) -> Result<(OciLayout, Descriptor)
     Ok((layout, root))
 }
 
-fn check_platform(config: &ImageConfig, platform: Platform, shown: &str) -> Result<(), Error> {
+fn check_platform(config: &ImageConfig, platform: TargetPlatform, shown: &str) -> Result<(), Error> {
     if config.os == "linux" && config.architecture == platform.arch().name() {
         return Ok(());
     }
@@ -220,7 +220,7 @@ fn check_platform(config: &ImageConfig, platform: Platform, shown: &str) -> Resu
     )))
 }
 
-fn no_platform(shown: &str, platform: Platform) -> Error {
+fn no_platform(shown: &str, platform: TargetPlatform) -> Error {
     Error::user(format!("the base image {shown} has no image for {platform}"))
         .with_hint("use a base image with every platform of the manifest, or remove the platform")
 }

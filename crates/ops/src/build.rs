@@ -20,7 +20,9 @@ use image::{
     install_wheel, plan_layers, Compression, ImageLayer, ImageSpec, InstallOptions, LayerInfo, LayerOptions,
     LayerWriter, Scheme,
 };
-use lockfile::{FileEntry, FileSource, Freshness, Lock, LockedDebian, LockedPython, Manifest, Platform};
+use lockfile::{
+    FileEntry, FileSource, Freshness, Lock, LockedDebian, LockedPython, Manifest, TargetPlatform,
+};
 use oci::{Descriptor, Digest, OciLayout};
 use pep_types::{Arch, PackageName, SdistFilename, Target, WheelFilename};
 use py_resolver::RequirementSet;
@@ -358,14 +360,14 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
 
 /// The platforms to build: `--platform` values (each must be one of the manifest's), in the
 /// manifest's order; all of the manifest's by default.
-fn select_platforms(manifest: &Manifest, given: &[String]) -> Result<Vec<Platform>, Error> {
+fn select_platforms(manifest: &Manifest, given: &[String]) -> Result<Vec<TargetPlatform>, Error> {
     let all = &manifest.image.platforms;
     if given.is_empty() {
         return Ok(all.clone());
     }
     let mut wanted = HashSet::new();
     for text in given {
-        let platform = Platform::from_str(text).map_err(|e| Error::user(e.to_string()))?;
+        let platform = TargetPlatform::from_str(text).map_err(|e| Error::user(e.to_string()))?;
         if !all.contains(&platform) {
             return Err(Error::user(format!(
                 "--platform {platform} is not a platform of {}",
@@ -602,7 +604,7 @@ fn build_sdists(
     set: &RequirementSet,
     lock: &Lock,
     entries: &[&LockedPython],
-    platforms: &[Platform],
+    platforms: &[TargetPlatform],
     fetched: &HashMap<Digest, PathBuf>,
     out_dir: &Path,
     offline: bool,
@@ -638,7 +640,7 @@ fn build_sdists(
     let native: HashMap<Digest, PathBuf> = native?.into_iter().collect();
 
     let glibc = manifest.glibc().unwrap_or(DEFAULT_GLIBC);
-    let mut interpreters: HashMap<Platform, HashSet<String>> = HashMap::new();
+    let mut interpreters: HashMap<TargetPlatform, HashSet<String>> = HashMap::new();
     let mut built = 0;
     for entry in &sdists {
         for platform in entry.platforms.iter().filter(|p| platforms.contains(p)) {
@@ -739,7 +741,7 @@ async fn build_one(
 fn interpreter_symbols(
     manifest: &Manifest,
     lock: &Lock,
-    platform: Platform,
+    platform: TargetPlatform,
     version: &str,
     offline: bool,
     printer: &dyn Reporter,
@@ -812,7 +814,7 @@ struct PlannedLayer<'a> {
 /// groups of [`plan_layers`], each with its cache key and what the cache has.
 #[allow(clippy::too_many_arguments)]
 fn plan_platform<'a>(
-    platform: Platform,
+    platform: TargetPlatform,
     manifest: &'a Manifest,
     lock: &'a Lock,
     python_version: Option<&str>,
@@ -903,7 +905,7 @@ fn describe_files(paths: &[PathBuf]) -> Result<String, Error> {
 
 /// What one platform's image is made of, and where it goes.
 struct PlatformBuild<'a> {
-    platform: Platform,
+    platform: TargetPlatform,
     manifest: &'a Manifest,
     lock: &'a Lock,
     layers: &'a [PlannedLayer<'a>],

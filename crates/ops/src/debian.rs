@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use debian::{LockedDeb, ResolveOptions, Source};
+use debian::{DebSource, LockedDeb, ResolveOptions};
 
 use crate::{Error, Reporter};
 
@@ -19,7 +19,7 @@ pub struct SourceArgs<'a> {
 
 /// The suite, the client and cache that read it, and the runtime they run on.
 pub struct Session {
-    pub source: Source,
+    pub source: DebSource,
     pub client: fetch::Client,
     pub cache: fetch::Cache,
     pub runtime: &'static tokio::runtime::Runtime,
@@ -133,16 +133,16 @@ impl Session {
 
 /// The suite's source: `--mirror` (with `--keyring`, else Debian's archive keyring), else the
 /// entry of this host's apt sources for the suite (its `Signed-By` unless `--keyring`).
-fn source(args: &SourceArgs<'_>) -> Result<Source, Error> {
+fn source(args: &SourceArgs<'_>) -> Result<DebSource, Error> {
     let mut source = match args.mirror {
         Some(mirror) => {
             let url = url::Url::parse(mirror).map_err(|e| {
                 Error::user(format!("--mirror `{mirror}` is not a URL: {e}"))
                     .with_hint("give the archive root, the URL of the directory holding dists/ and pool/")
             })?;
-            Source::new(url, args.suite, debian::source::DEFAULT_KEYRING)
+            DebSource::new(url, args.suite, debian::source::DEFAULT_KEYRING)
         }
-        None => Source::from_host_apt(Some(args.suite)).map_err(debian_error)?,
+        None => DebSource::from_host_apt(Some(args.suite)).map_err(debian_error)?,
     };
     if let Some(keyring) = args.keyring {
         // gpgv looks a relative keyring name up in its home directory, not here.

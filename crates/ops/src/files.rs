@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use debian::compress::Compression;
+use debian::compress::FileCompression;
 use image::{LayerError, LayerWriter};
 use lockfile::{FileEntry, FileSource, LockedFile, LockedSource, Manifest};
 use safe_path::{Absolute, Refusal, Rules, Windows};
@@ -145,11 +145,11 @@ fn extract(layer: &mut LayerWriter, name: &str, path: &Path, to: &str, shown: &s
         return extract_zip(layer, open()?, to, name);
     }
     let compression = if name.ends_with(".tgz") {
-        Some(Compression::Gzip)
+        Some(FileCompression::Gzip)
     } else if name.ends_with(".tar") {
-        Some(Compression::None)
+        Some(FileCompression::None)
     } else if name.ends_with(".tar.gz") || name.ends_with(".tar.xz") || name.ends_with(".tar.zst") {
-        Compression::from_name(name)
+        FileCompression::from_name(name)
     } else {
         None
     };

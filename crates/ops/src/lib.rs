@@ -2,7 +2,7 @@
 //! cargo's `ops`): each stage takes typed options and a [`Reporter`] and returns data or an
 //! [`Error`] with its context and hint; nothing here parses arguments or prints.
 //!
-//! - [`python`]: pip's index configuration, the shared index [`py_resolver::Source`],
+//! - [`python`]: pip's index configuration, the shared index [`py_resolver::IndexSource`],
 //!   resolution with progress.
 //! - [`debian`]: a Debian suite's session: read, resolve, fetch and unpack.
 //! - [`compile`]: requirements.in -> pinned requirements.txt files for every target.

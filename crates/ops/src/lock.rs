@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use lockfile::{
-    FileRef, Freshness, Inputs, Lock, LockedBase, LockedDebian, LockedPython, Manifest, Platform,
+    FileRef, Freshness, Inputs, Lock, LockedBase, LockedDebian, LockedPython, Manifest, TargetPlatform,
 };
 use oci::Digest;
 use pep_types::{PackageName, Target, Version};
@@ -128,7 +128,7 @@ pub type Pins = Vec<(PackageName, url::Url)>;
 /// The `[[python.index]]` pins that apply to `platform`, in manifest order.
 pub fn pins_for(
     python: &lockfile::Python,
-    platform: Platform,
+    platform: TargetPlatform,
 ) -> Result<Vec<(PackageName, url::Url)>, Error> {
     let mut pins = Vec::new();
     for index in &python.index {
@@ -309,7 +309,7 @@ fn lock_debian(
         })
         .unwrap_or_default();
     let opts = debian::ResolveOptions { essential: debian.essential, recommends: debian.recommends, locked };
-    let platforms: Vec<Platform> = manifest.image.platforms.clone();
+    let platforms: Vec<TargetPlatform> = manifest.image.platforms.clone();
     let arches: Vec<&'static str> = platforms.iter().map(|p| p.arch().name()).collect();
     let resolved = session.resolve(&debian.packages, &opts, &arches, printer)?;
     for (platform, set) in platforms.iter().zip(&resolved.sets) {

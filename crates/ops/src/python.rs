@@ -1,5 +1,5 @@
 //! The Python side of a run: pip's index configuration, the registry client, the cache and
-//! the runtime (one [`Source`] shared by every target), resolution with progress, and dates.
+//! the runtime (one [`IndexSource`] shared by every target), resolution with progress, and dates.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pep_types::{PackageName, Target, Version};
-use py_resolver::{resolve_all, RequirementSet, Resolution, ResolveOptions, Source};
+use py_resolver::{resolve_all, IndexSource, RequirementSet, Resolution, ResolveOptions};
 use pypi_client::sdist::BuildContext;
 use pypi_client::{
     IndexArgs, IndexConfig, IndexStrategy, PipEnvironment, PypiClient, PypiClientOptions, WheelFilter,
@@ -39,7 +39,7 @@ pub struct SourceSetup {
 pub fn open_source(
     setup: SourceSetup,
     targets: &[Arc<Target>],
-) -> Result<(&'static tokio::runtime::Runtime, Arc<Source>), Error> {
+) -> Result<(&'static tokio::runtime::Runtime, Arc<IndexSource>), Error> {
     let runtime = crate::env::runtime()?;
     let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
     let pip_env = PipEnvironment {
@@ -82,14 +82,14 @@ pub fn open_source(
             ..PypiClientOptions::default()
         },
     );
-    let source = Source::new(client, build, cache, runtime.handle().clone());
+    let source = IndexSource::new(client, build, cache, runtime.handle().clone());
     Ok((runtime, source))
 }
 
 /// Resolves for every target with a spinner counting pages and metadata files (on a
 /// terminal), then one summary line per target.
 pub fn resolve_with_progress(
-    source: &Arc<Source>,
+    source: &Arc<IndexSource>,
     targets: &[Arc<Target>],
     set: &RequirementSet,
     preferences: &[HashMap<PackageName, Version>],

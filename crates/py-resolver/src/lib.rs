@@ -22,4 +22,4 @@ pub use output::{render_target, render_universal, OutputOptions};
 pub use provider::{Pkg, ProviderError};
 pub use requirements::{Entry, Origin, RequirementSet, RequirementsError};
 pub use resolve::{resolve_all, Resolution, ResolveError, ResolveOptions, Resolved};
-pub use source::{Progress, Source, SourceError};
+pub use source::{IndexSource, Progress, SourceError};

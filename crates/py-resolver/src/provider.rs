@@ -19,7 +19,7 @@ use pypi_client::metadata::Metadata;
 use version_ranges::Ranges;
 
 use crate::candidates::{candidates, Candidate};
-use crate::source::{Source, SourceError};
+use crate::source::{IndexSource, SourceError};
 use crate::ResolveOptions;
 
 /// A node of the dependency graph.
@@ -44,7 +44,7 @@ impl fmt::Display for Pkg {
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     #[error(transparent)]
-    Source(#[from] Arc<SourceError>),
+    IndexSource(#[from] Arc<SourceError>),
     #[error("`{file}` says it is {found}, but the index lists it as {name} {version}")]
     Mismatch { file: String, found: String, name: PackageName, version: Version },
 }
@@ -57,7 +57,7 @@ pub(crate) fn root_version() -> Version {
 
 pub(crate) struct Provider<'a> {
     pub target: Arc<Target>,
-    pub source: &'a Arc<Source>,
+    pub source: &'a Arc<IndexSource>,
     pub options: &'a ResolveOptions,
     /// Direct requirements whose markers hold for this target.
     pub roots: Vec<Req>,

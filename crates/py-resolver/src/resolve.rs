@@ -1,5 +1,5 @@
 //! Resolving a requirement set for several targets at once: one PubGrub run per target, on
-//! its own thread, all sharing one [`Source`] so each page and file is fetched once.
+//! its own thread, all sharing one [`IndexSource`] so each page and file is fetched once.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,7 +15,7 @@ use crate::format::FormatControl;
 use crate::provider::{root_version, Pkg, Provider, ProviderError, VS};
 use crate::report::Formatter;
 use crate::requirements::RequirementSet;
-use crate::source::Source;
+use crate::source::IndexSource;
 
 /// Knobs of one resolution.
 #[derive(Debug, Clone, Default)]
@@ -111,7 +111,7 @@ fn hint_lines(hints: &[String]) -> String {
 
 /// Resolves `set` for every target; `preferences[i]` are the pins to keep for `targets[i]`.
 pub fn resolve_all(
-    source: &Arc<Source>,
+    source: &Arc<IndexSource>,
     targets: &[Arc<Target>],
     set: &RequirementSet,
     preferences: &[HashMap<PackageName, Version>],
@@ -124,7 +124,7 @@ pub fn resolve_all(
 
 /// A resolution that succeeded without the files some index lists but `--exclude-newer`
 /// dropped for lacking an upload time (a CUDA build, say) must not lose them silently.
-fn warn_undated(source: &Source, resolutions: &[Resolution]) {
+fn warn_undated(source: &IndexSource, resolutions: &[Resolution]) {
     let names: BTreeSet<&PackageName> = resolutions.iter().flat_map(|r| r.packages.keys()).collect();
     for name in names {
         let Ok(Some(page)) = source.blocking_page(name) else { continue };
@@ -136,7 +136,7 @@ fn warn_undated(source: &Source, resolutions: &[Resolution]) {
 }
 
 fn resolve_each(
-    source: &Arc<Source>,
+    source: &Arc<IndexSource>,
     targets: &[Arc<Target>],
     set: &RequirementSet,
     preferences: &[HashMap<PackageName, Version>],
@@ -180,7 +180,7 @@ fn constraint_ranges(
 }
 
 fn resolve_one(
-    source: &Arc<Source>,
+    source: &Arc<IndexSource>,
     target: Arc<Target>,
     set: &RequirementSet,
     preferences: HashMap<PackageName, Version>,

@@ -35,7 +35,7 @@ pub enum SourceError {
 type Fut<T> = Shared<BoxFuture<'static, Result<T, Arc<SourceError>>>>;
 
 /// Memoised, prefetching access to the indexes.
-pub struct Source {
+pub struct IndexSource {
     client: PypiClient,
     build: Option<Arc<BuildContext>>,
     cache: fetch::Cache,
@@ -52,15 +52,15 @@ pub struct Progress {
     pub metadata: AtomicUsize,
 }
 
-impl Source {
+impl IndexSource {
     /// `build` is how sdists get their metadata built; `None` refuses sdists that need a build.
     pub fn new(
         client: PypiClient,
         build: Option<BuildContext>,
         cache: fetch::Cache,
         handle: Handle,
-    ) -> Arc<Source> {
-        Arc::new(Source {
+    ) -> Arc<IndexSource> {
+        Arc::new(IndexSource {
             client,
             build: build.map(Arc::new),
             cache,

@@ -29,7 +29,7 @@ pub use client::{ClientOptions, RegistryClient};
 pub use credentials::{Credentials, DockerConfig};
 pub use error::Error;
 pub use pull::{fetch_blobs, resolve_pull, write_archive, write_oci, Pulled};
-pub use push::{execute_push, plan_push, BlobAction, Plan, PushOptions, Pushed, Race, Source, TagSpec};
+pub use push::{execute_push, plan_push, BlobAction, LayoutSource, Plan, PushOptions, Pushed, Race, TagSpec};
 pub use record::{PlatformRecord, PushRecord};
 pub use reference::{
     api_host, check_tag, credentials_key, is_loopback, parse_registry, Reference, ReferenceError, DOCKER_HUB,

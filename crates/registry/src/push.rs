@@ -25,7 +25,7 @@ pub enum TagSpec {
 
 /// An image read from a layout, ready to push.
 #[derive(Debug)]
-pub struct Source {
+pub struct LayoutSource {
     layout: OciLayout,
     /// The index (or single manifest) the layout's ref points at.
     pub root: Descriptor,
@@ -36,7 +36,7 @@ pub struct Source {
     pub blobs: Vec<Descriptor>,
 }
 
-/// One platform's image in a [`Source`].
+/// One platform's image in a [`LayoutSource`].
 #[derive(Debug, Clone)]
 pub struct SourceImage {
     /// Its platform, from the index (else from its configuration).
@@ -56,11 +56,11 @@ impl SourceImage {
     }
 }
 
-impl Source {
+impl LayoutSource {
     /// Reads the image that `name` (or, with `None`, the only entry) of the layout at `dir`
     /// points at: its index or manifest, every manifest, and the list of blobs, checking that
     /// each blob is in the layout with its size.
-    pub fn read(dir: &std::path::Path, name: Option<&str>) -> Result<Source, Error> {
+    pub fn read(dir: &std::path::Path, name: Option<&str>) -> Result<LayoutSource, Error> {
         let layout_err = |source| Error::Layout { path: dir.to_path_buf(), source };
         let layout = OciLayout::open(dir).map_err(layout_err)?;
         let root = match name {
@@ -151,7 +151,7 @@ impl Source {
                 blobs: image_blobs,
             });
         }
-        Ok(Source { layout, root, root_bytes, images, blobs })
+        Ok(LayoutSource { layout, root, root_bytes, images, blobs })
     }
 
     fn local(&self, blob: &Descriptor) -> LocalBlob {
@@ -264,7 +264,7 @@ pub struct Pushed {
 pub async fn plan_push(
     client: &RegistryClient,
     target: &Reference,
-    source: &Source,
+    source: &LayoutSource,
     options: &PushOptions,
 ) -> Result<Plan, Error> {
     let repository = Reference { tag: None, digest: None, ..target.clone() };
@@ -325,7 +325,7 @@ pub async fn plan_push(
 pub async fn execute_push(
     client: &RegistryClient,
     plan: &Plan,
-    source: &Source,
+    source: &LayoutSource,
     options: &PushOptions,
     sessions_dir: Option<std::path::PathBuf>,
     progress: ProgressFn,

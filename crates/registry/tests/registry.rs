@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use registry::{
-    execute_push, fetch_blobs, plan_push, resolve_pull, BlobAction, ClientOptions, Credentials, PushOptions,
-    Reference, RegistryClient, Source, TagSpec,
+    execute_push, fetch_blobs, plan_push, resolve_pull, BlobAction, ClientOptions, Credentials, LayoutSource,
+    PushOptions, Reference, RegistryClient, TagSpec,
 };
 use test_support::{DockerRegistry, Proxy, TestImage};
 
@@ -40,7 +40,7 @@ fn push(
     options: &PushOptions,
 ) -> Vec<String> {
     let target = Reference::parse(target).unwrap();
-    let source = Source::read(dir, None).unwrap();
+    let source = LayoutSource::read(dir, None).unwrap();
     rt.block_on(async {
         let plan = plan_push(client, &target, &source, options).await?;
         execute_push(client, &plan, &source, options, None, no_progress()).await
@@ -71,7 +71,7 @@ fn bearer_tokens_are_fetched_per_scope_and_renewed_after_expiry() {
     // No credentials: the token server refuses, and the error names the registry and repository.
     let anonymous = client(&proxy.host(), None);
     let target = Reference::parse(&format!("{}/team/app", proxy.host())).unwrap();
-    let source = Source::read(&work.path().join("a"), None).unwrap();
+    let source = LayoutSource::read(&work.path().join("a"), None).unwrap();
     let err = rt.block_on(plan_push(&anonymous, &target, &source, &options)).unwrap_err();
     assert!(matches!(err, registry::Error::Unauthorized { .. }), "{err}");
     assert!(err.to_string().contains(&proxy.host()) && err.to_string().contains("team/app"), "{err}");
@@ -175,7 +175,7 @@ fn mounts_from_a_sibling_and_skips_what_is_there() {
     let options = PushOptions { tags: vec![TagSpec::Named("1".into())], ..PushOptions::default() };
     push(&rt, &c, &work.path().join("a"), &format!("{}/base-dev", proxy.host()), &options);
 
-    let source = Source::read(&work.path().join("a"), None).unwrap();
+    let source = LayoutSource::read(&work.path().join("a"), None).unwrap();
     let options = PushOptions { mount_from: vec!["base-dev".into()], ..options };
     let target = Reference::parse(&format!("{}/base", proxy.host())).unwrap();
     let plan = rt.block_on(plan_push(&c, &target, &source, &options)).unwrap();

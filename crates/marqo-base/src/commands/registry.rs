@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use image::FINGERPRINT_LABEL;
 use oci::Platform;
-use registry::{BlobAction, DockerConfig, Plan, PushOptions, PushRecord, Reference, Source, TagSpec};
+use registry::{BlobAction, DockerConfig, LayoutSource, Plan, PushOptions, PushRecord, Reference, TagSpec};
 
 use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
 use crate::diagnostics::CliError;
@@ -105,7 +105,7 @@ pub fn exec_push(args: PushArgs, printer: &Printer) -> Result<ExitCode, CliError
         ops::remote::check_writable(record)?;
     }
     let chunk_size = parse_size(&args.chunk_size)?;
-    let source = Source::read(oci_dir, args.r#ref.as_deref())
+    let source = LayoutSource::read(oci_dir, args.r#ref.as_deref())
         .map_err(|e| registry_error(&format!("cannot push from {}", oci_dir.display()), e))?;
     let options = PushOptions {
         tags,
