@@ -16,6 +16,7 @@ mod hashing;
 mod layout;
 pub mod media_type;
 pub mod spec;
+mod staged;
 
 pub use content_digest::{Digest, DigestError};
 pub use docker_archive::write_docker_archive;
@@ -25,3 +26,4 @@ pub use spec::{
     Descriptor, History, ImageConfig, ImageIndex, ImageManifest, Platform, PlatformError, RootFs,
     RuntimeConfig, SCHEMA_VERSION,
 };
+pub use staged::StagedLayout;

@@ -234,21 +234,9 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     // Everything is written into a hidden directory beside `--oci` and renamed into place at
     // the end, so a failed build leaves no partial layout; scratch files live there too, so
     // finished layers are renamed into the layout rather than copied.
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    fs_err::create_dir_all(&parent)
-        .map_err(|e| Error::from_error(format!("cannot create {}", parent.display()), e))?;
-    let staging =
-        tempfile::Builder::new().prefix(&format!(".{name}.tmp-")).tempdir_in(&parent).map_err(|e| {
-            Error::from_error(format!("cannot create a temporary directory in {}", parent.display()), e)
-        })?;
-    let staged = staging.path().join("layout");
-    let layout = OciLayout::create(&staged).map_err(|e| oci_error(&out, e))?;
-    let scratch = staging.path().join("scratch");
-    fs_err::create_dir(&scratch).map_err(|e| Error::from_error("cannot create a scratch directory", e))?;
+    let staging = oci::StagedLayout::beside(&out).map_err(|e| oci_error(&out, e))?;
+    let layout = staging.layout().clone();
+    let scratch = staging.scratch().map_err(|e| oci_error(&out, e))?;
     let built_wheels = build_sdists(
         &manifest,
         &requirements,
@@ -333,16 +321,11 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         oci::write_docker_archive(&layout, &first, &tags, &out).map_err(|e| {
             Error::from_error(format!("cannot write the docker-archive {}", out.display()), e)
         })?;
+        drop(staging);
     } else {
         check_output(&out)?;
-        if out.exists() {
-            fs_err::remove_dir(&out)
-                .map_err(|e| Error::from_error(format!("cannot replace {}", out.display()), e))?;
-        }
-        fs_err::rename(&staged, &out)
-            .map_err(|e| Error::from_error(format!("cannot move the layout to {}", out.display()), e))?;
+        staging.commit().map_err(|e| oci_error(&out, e))?;
     }
-    drop(staging);
     // A docker-archive holds the platform's manifest, not the index.
     let (what, digest) = match archive {
         true => ("manifest", first.digest.as_str()),

@@ -346,15 +346,9 @@ fn hash_file(path: &Path) -> Result<Digest, Error> {
 /// was pulled, else the one chosen manifest or a new index of the chosen ones. The layout
 /// is assembled beside `out` and renamed into place.
 pub fn write_oci(pulled: &Pulled, out: &Path, ref_name: &str) -> Result<Descriptor, Error> {
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tmp-"))
-        .tempdir_in(parent)
-        .map_err(Error::io("create a temporary directory in", parent))?;
     let layout_err = |source| Error::Layout { path: out.to_path_buf(), source };
-    let layout = OciLayout::create(tmp.path()).map_err(layout_err)?;
+    let staging = oci::StagedLayout::beside(out).map_err(layout_err)?;
+    let layout = staging.layout();
     for (_, path) in &pulled.blobs {
         layout.put_blob_from_file(path).map_err(layout_err)?;
     }
@@ -372,15 +366,8 @@ pub fn write_oci(pulled: &Pulled, out: &Path, ref_name: &str) -> Result<Descript
         layout.put_json(&ImageIndex::new(manifests), OCI_IMAGE_INDEX).map_err(layout_err)?
     };
     layout.set_ref(ref_name, &root).map_err(layout_err)?;
-    if out.is_dir() {
-        // Checked empty by the caller; an empty directory is replaced.
-        std::fs::remove_dir(out).map_err(Error::io("replace", out))?;
-    }
-    let kept = tmp.keep();
-    std::fs::rename(&kept, out).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&kept);
-        Error::io("rename the new layout to", out)(e)
-    })?;
+    // The caller checked `out` is absent or empty; an empty directory is replaced.
+    staging.commit().map_err(layout_err)?;
     Ok(root)
 }
 
