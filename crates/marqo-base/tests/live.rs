@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{pins, Run};
@@ -28,6 +28,24 @@ fn pin_set(text: &str) -> BTreeSet<String> {
     pins(text).iter().filter_map(|p| p.split_whitespace().next()).map(str::to_string).collect()
 }
 
+/// `marqo-base compile INPUT` in `dir` (its own cache) for both platforms with Marqo's cutoff
+/// and build constraints, writing `{arch}-requirements.txt`; `extra` flags go before INPUT.
+fn compile_both(dir: &Path, input: &Path, extra: &[&str]) -> Run {
+    let exclude_newer = std::fs::read_to_string(example("exclude-newer")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_marqo-base"))
+        .current_dir(dir)
+        .env("MARQO_BASE_CACHE_DIR", dir.join("cache"))
+        .args(["compile", "--python", "3.9", "--platform", "linux/amd64", "--platform", "linux/arm64"])
+        .args(["-o", "{arch}-requirements.txt", "--exclude-newer", exclude_newer.trim()])
+        .args(extra)
+        .arg("-b")
+        .arg(example("build-constraints.txt"))
+        .arg(input)
+        .output()
+        .unwrap();
+    Run::from(out)
+}
+
 /// Marqo's own requirements.in, `--extra-index-url` line and `+cu116` pins as Marqo wrote
 /// them, with that line pointed at a local stand-in of PyTorch's CUDA index (the torch family
 /// with the real wheels' metadata): compiled for both platforms in one run with pip's index
@@ -46,22 +64,11 @@ fn marqo_requirements_with_the_cuda_index() {
     assert!(matches!(extra.as_slice(), [line] if line.ends_with("/whl/cu116")), "{extra:?}");
     let input = original.replace(extra[0], &format!("--extra-index-url {}", cuda.url()));
     std::fs::write(dir.path().join("requirements.in"), input).unwrap();
-    let exclude_newer = std::fs::read_to_string(example("exclude-newer")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_marqo-base"))
-        .current_dir(dir.path())
-        .env("MARQO_BASE_CACHE_DIR", dir.path().join("cache"))
-        .args(["compile", "--python", "3.9", "--platform", "linux/amd64", "--platform", "linux/arm64"])
-        .args(["-o", "{arch}-requirements.txt", "--exclude-newer", exclude_newer.trim()])
-        .args(["--index-strategy", "unsafe-best-match"])
-        // The CUDA index publishes no upload times (static HTML): its packages are exempt.
-        .args(["--exclude-newer-package", "torch=false", "--exclude-newer-package", "torchvision=false"])
-        .args(["--exclude-newer-package", "torchaudio=false"])
-        .arg("-b")
-        .arg(example("build-constraints.txt"))
-        .arg("requirements.in")
-        .output()
-        .unwrap();
-    Run::from(out).success();
+    // The CUDA index publishes no upload times (static HTML): its packages are exempt.
+    let strategy = ["--index-strategy", "unsafe-best-match", "--exclude-newer-package", "torch=false"];
+    let exempt =
+        ["--exclude-newer-package", "torchvision=false", "--exclude-newer-package", "torchaudio=false"];
+    compile_both(dir.path(), Path::new("requirements.in"), &[&strategy[..], &exempt[..]].concat()).success();
     let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
     let reference =
         |name: &str| pin_set(&std::fs::read_to_string(example(&format!("reference/{name}"))).unwrap());
@@ -92,18 +99,7 @@ fn marqo_requirements_from_the_default_index() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let exclude_newer = std::fs::read_to_string(example("exclude-newer")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_marqo-base"))
-        .current_dir(dir.path())
-        .env("MARQO_BASE_CACHE_DIR", dir.path().join("cache"))
-        .args(["compile", "--python", "3.9", "--platform", "linux/amd64", "--platform", "linux/arm64"])
-        .args(["-o", "{arch}-requirements.txt", "--exclude-newer", exclude_newer.trim()])
-        .arg("-b")
-        .arg(example("build-constraints.txt"))
-        .arg(example("requirements-default-index.in"))
-        .output()
-        .unwrap();
-    Run::from(out).success();
+    compile_both(dir.path(), &example("requirements-default-index.in"), &[]).success();
     let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
 
     let arm = pin_set(&read("arm64-requirements.txt"));

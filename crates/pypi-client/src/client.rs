@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use url::Url;
 
+use crate::config::without_credentials;
 use crate::simple::{self, DistFile, PageContext, ProjectPage, WheelFilter};
 use crate::wheel::{self, RangeRead};
 use crate::{Error, IndexConfig};
@@ -676,14 +677,6 @@ fn project_url(root: &Url, name: &PackageName) -> Url {
 fn same_root(a: &Url, b: &Url) -> bool {
     let trim = |u: &Url| without_credentials(u).trim_end_matches('/').to_string();
     trim(a) == trim(b)
-}
-
-fn without_credentials(url: &Url) -> String {
-    let mut url = url.clone();
-    // Only URLs that cannot carry credentials refuse this, and they carry none.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.to_string()
 }
 
 /// Files on the host of the index they were listed by get its credentials: private indexes

@@ -179,7 +179,8 @@ impl IndexConfig {
     }
 }
 
-fn without_credentials(url: &Url) -> String {
+/// The URL as a string with no user name or password (cache keys, emitted index lines).
+pub(crate) fn without_credentials(url: &Url) -> String {
     let mut url = url.clone();
     // Only URLs that cannot carry credentials refuse this, and they carry none.
     let _ = url.set_username("");
