@@ -15,6 +15,15 @@ use crate::{DebSource, Error, Index};
 // v2: entries carry the cache's length-and-checksum line.
 const RELEASE_NAMESPACE: &str = "debian/release-v2";
 
+/// The largest `InRelease`, `Release` or `Release.gpg` we read. Debian's are a few hundred
+/// KB (one line per index file of every architecture).
+pub const MAX_RELEASE: fetch::BodyLimit = fetch::BodyLimit { what: "Release file", bytes: 32 * 1024 * 1024 };
+
+/// The most text all `Packages` files of one architecture may decompress to, together.
+/// Debian main's `Packages` is about 50-100 MB per architecture; a file that decompresses
+/// past this is a decompression bomb, whatever its signed hash says.
+pub const MAX_PACKAGES_TEXT: u64 = 1024 * 1024 * 1024;
+
 /// Fetches and verifies the suite's `InRelease` (or `Release` + `Release.gpg`) with the
 /// source's keyring, and checks that it is the suite asked for and still valid.
 pub async fn fetch_release(
@@ -95,7 +104,7 @@ async fn get_signed(
     url: &url::Url,
 ) -> Result<Option<Vec<u8>>, Error> {
     let what = fetch::redact(url);
-    match client.get(url, None).await {
+    match client.get_bounded(url, None, MAX_RELEASE).await {
         Ok(reply) if reply.is_missing() => Ok(None),
         Ok(reply) => {
             if let Err(e) = cache.write_entry(RELEASE_NAMESPACE, url.as_str(), &reply.body) {
@@ -144,7 +153,7 @@ pub async fn fetch_index_with(
             hint: "pick one of the architectures listed".to_string(),
         });
     }
-    let mut blobs: Vec<(PathBuf, FileCompression, String)> = Vec::new();
+    let mut blobs: Vec<(PathBuf, FileCompression, String, String)> = Vec::new();
     for component in &source.components {
         let mut dirs = vec![(format!("{component}/binary-{arch}"), true)];
         if !release.all_in_arch_indexes {
@@ -170,32 +179,44 @@ pub async fn fetch_index_with(
             let plain = source.dists_url(&file.path)?;
             let path = if release.acquire_by_hash {
                 let by_hash = source.dists_url(&format!("{dir}/by-hash/SHA256/{}", file.sha256))?;
-                match client.download_verified(&by_hash, &file.sha256, cache).await {
+                match client.download_verified_sized(&by_hash, &file.sha256, Some(file.size), cache).await {
                     Ok(path) => path,
                     Err(fetch::Error::Status { status: 404, .. }) => client
-                        .download_verified(&plain, &file.sha256, cache)
+                        .download_verified_sized(&plain, &file.sha256, Some(file.size), cache)
                         .await
                         .map_err(|source| Error::Fetch { what: what.clone(), source })?,
                     Err(source) => return Err(Error::Fetch { what, source }),
                 }
             } else {
                 client
-                    .download_verified(&plain, &file.sha256, cache)
+                    .download_verified_sized(&plain, &file.sha256, Some(file.size), cache)
                     .await
                     .map_err(|source| Error::Fetch { what: what.clone(), source })?
             };
-            blobs.push((path, compression, file.path.clone()));
+            blobs.push((path, compression, file.path.clone(), fetch::redact(&plain)));
         }
     }
     let arch_owned = arch.to_string();
     let label = format!("Packages of {} for {arch}", source.suite);
     let task = tokio::task::spawn_blocking(move || -> Result<Index, Error> {
         let mut text = String::new();
-        for (path, compression, name) in blobs {
+        for (path, compression, name, url) in blobs {
             let file = std::fs::File::open(&path).map_err(crate::error::io_error("open", &path))?;
             let decompress = |source| Error::Decompress { file: name.clone(), source };
-            let mut reader = compression.decoder(std::io::BufReader::new(file)).map_err(decompress)?;
-            reader.read_to_string(&mut text).map_err(decompress)?;
+            let reader = compression.decoder(std::io::BufReader::new(file)).map_err(decompress)?;
+            // One byte past what is left tells a file that is too large from one that fits.
+            let left = MAX_PACKAGES_TEXT.saturating_sub(text.len() as u64);
+            reader.take(left + 1).read_to_string(&mut text).map_err(decompress)?;
+            if text.len() as u64 > MAX_PACKAGES_TEXT {
+                return Err(Error::Fetch {
+                    what: format!("{name} of {arch_owned}"),
+                    source: fetch::Error::TooLarge {
+                        what: "decompressed Packages file",
+                        url,
+                        limit: MAX_PACKAGES_TEXT,
+                    },
+                });
+            }
             text.push_str("\n\n");
         }
         Index::parse(&arch_owned, text, &label)
@@ -217,7 +238,8 @@ pub async fn fetch_debs(
 ) -> Result<Vec<PathBuf>, Error> {
     let jobs = debs.iter().map(|deb| async move {
         let url = source.url(&deb.filename)?;
-        client.download_verified(&url, &deb.sha256, cache).await.map_err(|source| Error::Fetch {
+        let size = Some(deb.size).filter(|&size| size > 0);
+        client.download_verified_sized(&url, &deb.sha256, size, cache).await.map_err(|source| Error::Fetch {
             what: format!("{} {} ({})", deb.name, deb.version, deb.arch),
             source,
         })

@@ -18,12 +18,27 @@ use crate::retry::{backoff, is_transient, parse_retry_after};
 use crate::tls::{choose_bundle, read_bundle, BundleChoice};
 use crate::{file, redact, Cache, Error};
 
-/// The largest body [`Client::get`] holds in memory: index pages, metadata files.
-const MAX_BODY: u64 = 256 * 1024 * 1024;
+/// The largest body [`Client::get`] holds in memory when the caller names no limit of its
+/// own ([`Client::get_bounded`]).
+pub const MAX_BODY: BodyLimit = BodyLimit { what: "reply", bytes: 64 * 1024 * 1024 };
+
+/// The largest download [`Client::download_verified`] writes to disk when the caller does
+/// not know the file's size: far above any wheel or `.deb`, but a server that sends an
+/// endless body does not fill the disk.
+pub const MAX_DOWNLOAD: u64 = 32 * 1024 * 1024 * 1024;
 
 /// The largest whole file a server that ignores `Range` may send us into memory; past it
 /// [`Client::get_range`] answers `Unsupported` so the caller streams the file to disk.
 const MAX_WHOLE_REPLY: u64 = 64 * 1024 * 1024;
+
+/// How much of a reply may be held in memory, and what the reply is (for the error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit {
+    /// What the reply is, as a noun phrase: `index page`, `Release file`, ...
+    pub what: &'static str,
+    /// The most bytes accepted.
+    pub bytes: u64,
+}
 
 /// How the client behaves; `Default` gives pip-like settings.
 #[derive(Debug, Clone)]
@@ -208,17 +223,30 @@ impl Client {
 
     /// GETs a URL. 2xx, 404 and 410 come back as a [`Response`]; other statuses are retried
     /// when transient (5xx, 429) and end as [`Error::Status`].
+    /// The body is held in memory, at most [`MAX_BODY`].
     pub async fn get(&self, url: &Url, accept: Option<&str>) -> Result<Response, Error> {
-        self.get_conditional(url, accept, &Validators::default()).await
+        self.get_conditional(url, accept, &Validators::default(), MAX_BODY).await
+    }
+
+    /// As [`Client::get`], refusing a body over `limit` ([`Error::TooLarge`]) without
+    /// reading the rest.
+    pub async fn get_bounded(
+        &self,
+        url: &Url,
+        accept: Option<&str>,
+        limit: BodyLimit,
+    ) -> Result<Response, Error> {
+        self.get_conditional(url, accept, &Validators::default(), limit).await
     }
 
     /// GETs a URL, revalidating a cached copy: a `304` comes back as a [`Response`] with an
-    /// empty body, and the caller keeps its copy.
+    /// empty body, and the caller keeps its copy. A body over `limit` is refused.
     pub async fn get_conditional(
         &self,
         url: &Url,
         accept: Option<&str>,
         validators: &Validators,
+        limit: BodyLimit,
     ) -> Result<Response, Error> {
         if url.scheme() == "file" {
             return file::get(url).await;
@@ -241,11 +269,14 @@ impl Client {
             let (etag, last_modified) = (meta(header::ETAG), meta(header::LAST_MODIFIED));
             let content_type = meta(header::CONTENT_TYPE);
             let final_url = reply.url().clone();
-            match read_body(&mut reply, MAX_BODY).await {
+            if reply.content_length().is_some_and(|n| n > limit.bytes) {
+                return Attempt::Fail(too_large(url, limit));
+            }
+            match read_bounded(&mut reply, limit.bytes).await {
                 Ok(Some(body)) => {
                     Attempt::Done(Response { status, final_url, etag, last_modified, content_type, body })
                 }
-                Ok(None) => Attempt::Fail(Error::TooLarge { url: redact(url), limit: MAX_BODY }),
+                Ok(None) => Attempt::Fail(too_large(url, limit)),
                 Err(e) => network_failure(e),
             }
         })
@@ -283,7 +314,7 @@ impl Client {
                         tracing::debug!("{}: unusable Content-Range for {spec}", redact(url));
                         return Attempt::Done(RangeReply::Unsupported);
                     };
-                    match read_body(&mut reply, end - start + 1).await {
+                    match read_bounded(&mut reply, end - start + 1).await {
                         Ok(Some(body)) if body.len() as u64 == end - start + 1 => {
                             Attempt::Done(RangeReply::Partial { start, total, body })
                         }
@@ -298,7 +329,7 @@ impl Client {
                     if reply.content_length().is_some_and(|n| n > MAX_WHOLE_REPLY) {
                         return Attempt::Done(RangeReply::Unsupported);
                     }
-                    match read_body(&mut reply, MAX_WHOLE_REPLY).await {
+                    match read_bounded(&mut reply, MAX_WHOLE_REPLY).await {
                         Ok(Some(body)) => Attempt::Done(RangeReply::Whole(body)),
                         Ok(None) => Attempt::Done(RangeReply::Unsupported),
                         Err(e) => network_failure(e),
@@ -313,8 +344,21 @@ impl Client {
 
     /// Downloads `url` into the cache blob named `sha256`, hashing while streaming, and
     /// returns the blob's path. Nothing lands in the cache unless the hash matches. A blob
-    /// already present is reused (re-hashed first if the cache verifies blobs).
+    /// already present is reused (re-hashed first if the cache verifies blobs). At most
+    /// [`MAX_DOWNLOAD`] bytes are written; see [`Client::download_verified_sized`].
     pub async fn download_verified(&self, url: &Url, sha256: &str, cache: &Cache) -> Result<PathBuf, Error> {
+        self.download_verified_sized(url, sha256, None, cache).await
+    }
+
+    /// As [`Client::download_verified`], for a file whose size the index or lock gives: the
+    /// download stops ([`Error::SizeMismatch`]) as soon as the server sends more.
+    pub async fn download_verified_sized(
+        &self,
+        url: &Url,
+        sha256: &str,
+        size: Option<u64>,
+        cache: &Cache,
+    ) -> Result<PathBuf, Error> {
         let expected = normalize_digest(sha256)?;
         let dest = cache.blob_path(&expected)?;
         if dest.is_file() && (!cache.verifies_blobs() || cache.verify_blob(&expected)?) {
@@ -334,7 +378,12 @@ impl Client {
                 if !reply.status().is_success() {
                     return status_failure(url, &reply);
                 }
-                stream_to_temp(reply, dest_ref).await
+                if let (Some(size), Some(sent)) = (size, reply.content_length()) {
+                    if sent > size {
+                        return Attempt::Fail(Error::SizeMismatch { url: redact(url), expected: size, sent });
+                    }
+                }
+                stream_to_temp(reply, dest_ref, size).await
             })
             .await?;
         if actual != expected {
@@ -342,6 +391,35 @@ impl Client {
         }
         persist(tmp, &dest)?;
         Ok(dest)
+    }
+
+    /// Downloads `url`, whose digest nobody gives us, into the cache under the sha256 of
+    /// what arrived, streaming to disk (never whole into memory) and stopping past `size`
+    /// (else past [`MAX_DOWNLOAD`]). Returns the digest and the blob's path.
+    pub async fn download_unverified(
+        &self,
+        url: &Url,
+        size: Option<u64>,
+        cache: &Cache,
+    ) -> Result<(String, PathBuf), Error> {
+        // Any name in the blob directory: the temporary file only needs to sit beside the blobs.
+        let beside = cache.blob_dir().join("download");
+        let beside = &beside;
+        let (tmp, actual) = self
+            .with_retries(url, move || async move {
+                let reply = match self.send(url, HeaderMap::new()).await {
+                    Ok(reply) => reply,
+                    Err(e) => return network_failure(e),
+                };
+                if !reply.status().is_success() {
+                    return status_failure(url, &reply);
+                }
+                stream_to_temp(reply, beside, size).await
+            })
+            .await?;
+        let dest = cache.blob_path(&actual)?;
+        persist(tmp, &dest)?;
+        Ok((actual, dest))
     }
 
     async fn send(&self, url: &Url, headers: HeaderMap) -> Result<reqwest::Response, reqwest::Error> {
@@ -451,8 +529,16 @@ fn status_failure<T>(url: &Url, reply: &reqwest::Response) -> Attempt<T> {
     Attempt::Fail(Error::Status { url: redact(url), status, attempts: 1, hint })
 }
 
-/// Reads a body of at most `limit` bytes; `Ok(None)` when it is longer.
-async fn read_body(reply: &mut reqwest::Response, limit: u64) -> Result<Option<Bytes>, reqwest::Error> {
+fn too_large(url: &Url, limit: BodyLimit) -> Error {
+    Error::TooLarge { what: limit.what, url: redact(url), limit: limit.bytes }
+}
+
+/// Reads a body of at most `limit` bytes; `Ok(None)` as soon as it is longer (the rest is
+/// never read). For every reply held in memory, here and in the registry client.
+pub async fn read_bounded(
+    reply: &mut reqwest::Response,
+    limit: u64,
+) -> Result<Option<Bytes>, reqwest::Error> {
     let mut body = BytesMut::new();
     while let Some(chunk) = reply.chunk().await? {
         if (body.len() + chunk.len()) as u64 > limit {
@@ -463,11 +549,16 @@ async fn read_body(reply: &mut reqwest::Response, limit: u64) -> Result<Option<B
     Ok(Some(body.freeze()))
 }
 
-/// Streams a reply into a fresh temporary file beside `dest`, hashing it as it arrives.
+/// Streams a reply into a fresh temporary file beside `dest`, hashing it as it arrives, and
+/// stops when it grows past `size` (else past [`MAX_DOWNLOAD`]).
 async fn stream_to_temp(
     mut reply: reqwest::Response,
     dest: &Path,
+    size: Option<u64>,
 ) -> Attempt<(tempfile::NamedTempFile, String)> {
+    let limit = size.unwrap_or(MAX_DOWNLOAD);
+    let url = reply.url().clone();
+    let mut written: u64 = 0;
     let tmp = match temp_file_beside(dest) {
         Ok(tmp) => tmp,
         Err(e) => return Attempt::Fail(e),
@@ -481,6 +572,13 @@ async fn stream_to_temp(
     loop {
         match reply.chunk().await {
             Ok(Some(chunk)) => {
+                written += chunk.len() as u64;
+                if written > limit {
+                    return Attempt::Fail(match size {
+                        Some(expected) => Error::SizeMismatch { url: redact(&url), expected, sent: written },
+                        None => Error::TooLarge { what: "download", url: redact(&url), limit },
+                    });
+                }
                 hasher.update(&chunk);
                 if let Err(e) = out.write_all(&chunk).await {
                     return Attempt::Fail(io_error(e));

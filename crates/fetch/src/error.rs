@@ -39,13 +39,27 @@ pub enum Error {
         hint: Option<&'static str>,
     },
 
-    /// The body of a reply was larger than we are willing to hold in memory.
-    #[error("{url} sent more than {limit} bytes; refusing to hold it in memory")]
+    /// The body of a reply was larger than we are willing to hold in memory (or, for a
+    /// download of unknown size, to write).
+    #[error("the {what} at {url} is larger than {}, the limit for one {what}; stopped reading it", format_size(*limit))]
     TooLarge {
+        /// What the reply is: `index page`, `Release file`, `download`, ...
+        what: &'static str,
         /// The redacted URL.
         url: String,
         /// The limit in bytes.
         limit: u64,
+    },
+
+    /// A download went past the size the index or lock gives for it.
+    #[error("the file at {url} should be {expected} bytes, but the server sent {sent} or more; stopped the download")]
+    SizeMismatch {
+        /// The redacted URL.
+        url: String,
+        /// The size we were told to expect.
+        expected: u64,
+        /// How many bytes had arrived (or the `Content-Length`) when we stopped.
+        sent: u64,
     },
 
     /// A downloaded file does not have the digest that the index promised.
@@ -133,6 +147,7 @@ impl Error {
                 | Error::Network { .. }
                 | Error::Status { .. }
                 | Error::TooLarge { .. }
+                | Error::SizeMismatch { .. }
                 | Error::HashMismatch { .. }
         )
     }
@@ -146,9 +161,49 @@ impl Error {
                  right, retry with --refresh"
                     .into(),
             ),
+            Error::TooLarge { .. } => Some(
+                "no real server sends this much here: check that the URL points at the right \
+                 server (not a proxy's or a captive portal's answer)"
+                    .into(),
+            ),
+            Error::SizeMismatch { .. } => Some(
+                "the file changed on the server, or the server or a proxy is broken; check the URL \
+                 and retry"
+                    .into(),
+            ),
             Error::CaBundle { .. } => Some("pass a PEM file with --cert, or set SSL_CERT_FILE".into()),
             Error::NoCacheDir => Some("set MARQO_BASE_CACHE_DIR".into()),
             _ => None,
         }
+    }
+}
+
+/// A byte count for messages: `512 bytes`, `64 KiB`, `128 MiB`, `32 GiB` (exact multiples
+/// print whole; others with one decimal).
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if bytes >= size {
+            return if bytes % size == 0 {
+                format!("{} {unit}", bytes / size)
+            } else {
+                format!("{:.1} {unit}", bytes as f64 / size as f64)
+            };
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(format_size(512), "512 bytes");
+        assert_eq!(format_size(64 << 10), "64 KiB");
+        assert_eq!(format_size(128 << 20), "128 MiB");
+        assert_eq!(format_size(3 << 29), "1.5 GiB");
+        assert_eq!(format_size(u64::MAX), "17179869184.0 GiB");
     }
 }

@@ -57,8 +57,11 @@ pub(crate) fn get_range(url: &Url, range: ByteRange) -> Result<RangeReply, Error
             (start, end_inclusive.saturating_add(1).min(total))
         }
     };
-    let len = usize::try_from(end_exclusive - start)
-        .map_err(|_| Error::TooLarge { url: redact(url), limit: usize::MAX as u64 })?;
+    let len = usize::try_from(end_exclusive - start).map_err(|_| Error::TooLarge {
+        what: "range",
+        url: redact(url),
+        limit: usize::MAX as u64,
+    })?;
     let mut body = vec![0u8; len];
     file.seek(SeekFrom::Start(start)).map_err(read_error(url, path.clone()))?;
     file.read_exact(&mut body).map_err(read_error(url, path))?;

@@ -13,7 +13,10 @@ mod retry;
 mod tls;
 
 pub use cache::Cache;
-pub use client::{ByteRange, Client, ClientOptions, RangeReply, Response, Validators};
-pub use error::Error;
+pub use client::{
+    read_bounded, BodyLimit, ByteRange, Client, ClientOptions, RangeReply, Response, Validators, MAX_BODY,
+    MAX_DOWNLOAD,
+};
+pub use error::{format_size, Error};
 pub use redact::redact;
 pub use retry::backoff;

@@ -535,7 +535,7 @@ fn fetch_wheels(
                 .with_hint("check the index configuration, or run `marqo-base lock -P NAME`"));
             };
             let path = http
-                .download_verified(&file.url, wheel.file.sha256.hex(), cache)
+                .download_verified_sized(&file.url, wheel.file.sha256.hex(), Some(wheel.file.size), cache)
                 .await
                 .map_err(|e| Error::from_error(format!("cannot download {}", wheel.file.name), e))?;
             spinner.inc(wheel.file.size);

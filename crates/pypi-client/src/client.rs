@@ -30,6 +30,16 @@ const METADATA: &str = "metadata-v2/sha256";
 /// Cache namespace of file sizes the index did not give, by the file's sha256.
 const SIZES: &str = "sizes-v1/sha256";
 
+/// The largest simple-API project page (HTML or JSON) we hold in memory. The biggest real
+/// ones (projects with thousands of nightly wheels) are tens of MB.
+pub const MAX_INDEX_PAGE: fetch::BodyLimit =
+    fetch::BodyLimit { what: "index page", bytes: 256 * 1024 * 1024 };
+
+/// The largest PEP 658 `.metadata` file we read (the same bound as a METADATA member of a
+/// wheel).
+pub const MAX_METADATA_FILE: fetch::BodyLimit =
+    fetch::BodyLimit { what: "metadata file", bytes: wheel::MAX_METADATA };
+
 /// How the package index client uses the network and the cache.
 #[derive(Debug, Clone)]
 pub struct PypiClientOptions {
@@ -383,7 +393,12 @@ impl PypiClient {
         let page_error = |source| Error::Page { package: package.to_string(), url: redact(url), source };
         if url.scheme() == "file" {
             // Local pages are cheaper to read than a cache entry, and never stale.
-            let reply = self.inner.http.get(url, Some(simple::ACCEPT)).await.map_err(page_error)?;
+            let reply = self
+                .inner
+                .http
+                .get_bounded(url, Some(simple::ACCEPT), MAX_INDEX_PAGE)
+                .await
+                .map_err(page_error)?;
             return Ok(Page {
                 status: reply.status,
                 final_url: reply.final_url,
@@ -427,7 +442,7 @@ impl PypiClient {
         let reply = self
             .inner
             .http
-            .get_conditional(url, Some(simple::ACCEPT), &validators)
+            .get_conditional(url, Some(simple::ACCEPT), &validators, MAX_INDEX_PAGE)
             .await
             .map_err(page_error)?;
         let (header, page) = match (reply.status, cached) {
@@ -542,7 +557,8 @@ impl PypiClient {
         if file.core_metadata {
             let mut url = file.url.clone();
             url.set_path(&format!("{}.metadata", file.url.path()));
-            let reply = self.inner.http.get(&url, None).await.map_err(file_error)?;
+            let reply =
+                self.inner.http.get_bounded(&url, None, MAX_METADATA_FILE).await.map_err(file_error)?;
             if !reply.is_missing() {
                 if let Some(expected) = &file.core_metadata_sha256 {
                     let actual = hex::encode(Sha256::digest(&reply.body));
@@ -642,19 +658,14 @@ impl PypiClient {
         let file_error = |source| Error::File { filename: file.filename.clone(), source };
         let http = &self.inner.http;
         if let Some(sha256) = &file.sha256 {
-            return http.download_verified(&file.url, sha256, &self.inner.cache).await.map_err(file_error);
+            return http
+                .download_verified_sized(&file.url, sha256, file.size, &self.inner.cache)
+                .await
+                .map_err(file_error);
         }
         tracing::debug!("{}: the index gives no sha256; the download is not verified", file.filename);
-        let reply = http.get(&file.url, None).await.map_err(file_error)?;
-        if reply.is_missing() {
-            return Err(file_error(fetch::Error::Status {
-                url: redact(&file.url),
-                status: reply.status,
-                attempts: 1,
-                hint: Some("the file is gone from the index; retry with --refresh"),
-            }));
-        }
-        let (_, path) = self.inner.cache.insert_blob(&reply.body).map_err(file_error)?;
+        let (_, path) =
+            http.download_unverified(&file.url, file.size, &self.inner.cache).await.map_err(file_error)?;
         Ok(path)
     }
 }

@@ -11,7 +11,7 @@ pub mod sdist;
 pub mod simple;
 mod wheel;
 
-pub use client::{IndexStrategy, PypiClient, PypiClientOptions};
+pub use client::{IndexStrategy, PypiClient, PypiClientOptions, MAX_INDEX_PAGE, MAX_METADATA_FILE};
 pub use config::{ConfigError, IndexArgs, IndexConfig, PipEnvironment};
 pub use error::Error;
 pub use simple::{DistFile, PageContext, ParseError, ProjectPage, WheelFilter};

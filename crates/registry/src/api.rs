@@ -6,7 +6,7 @@ use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-use crate::client::{status_error, Request};
+use crate::client::{read_limited, status_error, Request};
 use crate::tags::next_link;
 use crate::{Error, RegistryClient};
 
@@ -15,6 +15,16 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.v2+json";
+
+/// The largest manifest or index we read. The distribution spec asks registries to accept
+/// at least 4 MiB, and containerd refuses larger ones.
+pub const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
+
+/// The largest page of a tag list we read; a repository with a million tags fits.
+pub const MAX_TAG_PAGE: u64 = 64 * 1024 * 1024;
+
+/// The most tag-list bytes we read across all pages of one listing.
+pub const MAX_TAG_LIST: u64 = 256 * 1024 * 1024;
 
 /// A manifest or index as the registry stored it.
 #[derive(Debug, Clone)]
@@ -225,12 +235,7 @@ impl RegistryClient {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or_default().trim().to_string());
-        let bytes = reply.bytes().await.map_err(|e| Error::Request {
-            method: "GET".into(),
-            url: fetch::redact(&url),
-            attempts: 1,
-            reason: crate::client::describe(&e),
-        })?;
+        let bytes = read_limited(reply, &url, "manifest", MAX_MANIFEST).await?;
         let digest = Digest::of_bytes(&bytes);
         if let Ok(expected) = Digest::parse(reference) {
             if expected != digest {
@@ -282,6 +287,7 @@ impl RegistryClient {
             url.query_pairs_mut().append_pair("n", &n.to_string());
         }
         let mut tags = Vec::new();
+        let mut read: u64 = 0;
         for _page in 0..10_000 {
             let reply = self.send(Request::new(Method::GET, url.clone(), scope)).await?;
             match reply.status() {
@@ -294,12 +300,14 @@ impl RegistryClient {
             struct TagList {
                 tags: Option<Vec<String>>,
             }
-            let body = reply.bytes().await.map_err(|e| Error::Request {
-                method: "GET".into(),
-                url: fetch::redact(&url),
-                attempts: 1,
-                reason: crate::client::describe(&e),
+            let left = MAX_TAG_LIST.saturating_sub(read).min(MAX_TAG_PAGE);
+            let body = read_limited(reply, &url, "tag list page", left).await.map_err(|e| match e {
+                Error::TooLarge { url, .. } if left < MAX_TAG_PAGE => {
+                    Error::TooLarge { what: "tag list", url, limit: MAX_TAG_LIST }
+                }
+                e => e,
             })?;
+            read += body.len() as u64;
             let page: TagList = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
                 url: fetch::redact(&url),
                 reason: format!("the tag list is not JSON: {e}"),

@@ -16,6 +16,12 @@ use crate::challenge::{parse_challenge, Challenge};
 use crate::reference::{api_host, is_loopback};
 use crate::{Credentials, Error};
 
+/// The largest token server reply we read (a JSON object with a token or two).
+pub const MAX_TOKEN_REPLY: u64 = 1024 * 1024;
+
+/// How much of an error reply we read for its message.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
 /// How a [`RegistryClient`] behaves.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -489,12 +495,7 @@ impl RegistryClient {
         if !status.is_success() {
             return Err(status_error(&Method::GET, &url, reply, 1).await);
         }
-        let body = reply.bytes().await.map_err(|e| Error::Request {
-            method: "GET".into(),
-            url: fetch::redact(&url),
-            attempts: 1,
-            reason: describe(&e),
-        })?;
+        let body = read_limited(reply, &url, "token reply", MAX_TOKEN_REPLY).await?;
         let body: serde_json::Value = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
             url: fetch::redact(&url),
             reason: format!("the token reply is not JSON: {e}"),
@@ -548,8 +549,17 @@ pub(crate) fn describe(error: &reqwest::Error) -> String {
 }
 
 /// The registry's error codes and messages from a reply body (`: CODE message; ...`).
-pub(crate) async fn error_detail(reply: reqwest::Response) -> String {
-    let Ok(body) = reply.bytes().await else { return String::new() };
+pub(crate) async fn error_detail(mut reply: reqwest::Response) -> String {
+    // Only the start: a registry error is a short JSON document, and an endless one must not
+    // hide the status behind it.
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = reply.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 >= MAX_ERROR_BODY {
+            body.truncate(MAX_ERROR_BODY as usize);
+            break;
+        }
+    }
     #[derive(serde::Deserialize)]
     struct Errors {
         errors: Vec<ErrorEntry>,
@@ -578,6 +588,30 @@ pub(crate) async fn error_detail(reply: reqwest::Response) -> String {
                 format!(": {line}")
             }
         }
+    }
+}
+
+/// The body of `reply` (to a GET of `url`), refused past `limit` bytes as
+/// [`Error::TooLarge`] without reading the rest.
+pub(crate) async fn read_limited(
+    mut reply: reqwest::Response,
+    url: &Url,
+    what: &'static str,
+    limit: u64,
+) -> Result<Bytes, Error> {
+    let too_large = || Error::TooLarge { what, url: fetch::redact(url), limit };
+    if reply.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    match fetch::read_bounded(&mut reply, limit).await {
+        Ok(Some(body)) => Ok(body),
+        Ok(None) => Err(too_large()),
+        Err(e) => Err(Error::Request {
+            method: "GET".into(),
+            url: fetch::redact(url),
+            attempts: 1,
+            reason: describe(&e),
+        }),
     }
 }
 

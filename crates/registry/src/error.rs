@@ -115,6 +115,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// A reply held in memory (a manifest, a tag list, a token) is larger than we accept.
+    #[error("the {what} from {url} is larger than {}, the limit for one {what}; stopped reading it", fetch::format_size(*limit))]
+    TooLarge {
+        /// `manifest`, `tag list page`, `token reply`, ...
+        what: &'static str,
+        /// The redacted URL.
+        url: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+
     /// Content from the registry does not hash to the digest it should have.
     #[error(
         "{what} from {url} is corrupt: its content hashes to {actual}, not {expected}; nothing was written"
@@ -149,6 +160,7 @@ impl Error {
             Error::Request { .. }
                 | Error::Status { .. }
                 | Error::Protocol { .. }
+                | Error::TooLarge { .. }
                 | Error::DigestMismatch { .. }
         )
     }
@@ -168,6 +180,11 @@ impl Error {
             ),
             Error::Request { .. } | Error::Status { .. } => Some("check that the registry is up and retry".into()),
             Error::DigestMismatch { .. } => Some("retry; if it persists the registry or a proxy alters content".into()),
+            Error::TooLarge { .. } => Some(
+                "no registry sends this much here: check that the reference names a real registry \
+                 (not a proxy's or a captive portal's answer)"
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -23,9 +23,9 @@ mod reference;
 mod tags;
 mod upload;
 
-pub use api::{pull_scope, push_scope, RemoteManifest};
+pub use api::{pull_scope, push_scope, RemoteManifest, MAX_MANIFEST, MAX_TAG_LIST, MAX_TAG_PAGE};
 pub use challenge::{parse_challenge, Challenge};
-pub use client::{ClientOptions, RegistryClient};
+pub use client::{ClientOptions, RegistryClient, MAX_TOKEN_REPLY};
 pub use credentials::{Credentials, DockerConfig};
 pub use error::Error;
 pub use pull::{fetch_blobs, resolve_pull, write_archive, write_oci, Pulled};

@@ -277,7 +277,13 @@ pub async fn plan_push(
             TagSpec::Next => {
                 let existing =
                     client.list_tags(&repository.repository, options.tag_page_size, &scope).await?;
-                let tag = next_tag(existing.iter().map(String::as_str));
+                let tag = next_tag(existing.iter().map(String::as_str)).map_err(|reason| {
+                    Error::Unsupported(format!(
+                        "cannot choose --tag next for {}/{}: {reason}",
+                        client.registry(),
+                        repository.repository
+                    ))
+                })?;
                 tags.push(tag.clone());
                 next = Some(tag);
             }
@@ -408,7 +414,21 @@ async fn free_next_tag(
             Some(d) if &d == ours => return Ok(tag),
             Some(_) => {
                 let existing = client.list_tags(repo, options.tag_page_size, scope).await?;
-                let next = next_tag(existing.iter().map(String::as_str));
+                let next = next_tag(existing.iter().map(String::as_str)).map_err(|reason| {
+                    Error::Unsupported(format!(
+                        "cannot choose --tag next for {}/{repo}: {reason}",
+                        client.registry()
+                    ))
+                })?;
+                if next == tag {
+                    // The listing does not show the tag that is taken: asking again cannot help.
+                    return Err(Error::Protocol {
+                        url: format!("{}/{repo}", client.registry()),
+                        reason: format!(
+                            "tag {tag} points at another image, but the tag list does not show it"
+                        ),
+                    });
+                }
                 tracing::warn!("tag {tag} was taken by another push meanwhile; using {next}");
                 tag = next;
             }

@@ -28,15 +28,23 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Send `body` again and again, with no `Content-Length`, until the client hangs up: a
+    /// hostile server's endless reply.
+    pub endless: bool,
 }
 
 impl Reply {
     pub fn ok(body: impl Into<Vec<u8>>) -> Reply {
-        Reply { status: 200, headers: Vec::new(), body: body.into() }
+        Reply { status: 200, headers: Vec::new(), body: body.into(), endless: false }
     }
 
     pub fn status(status: u16) -> Reply {
-        Reply { status, headers: Vec::new(), body: Vec::new() }
+        Reply { status, headers: Vec::new(), body: Vec::new(), endless: false }
+    }
+
+    /// A 200 whose body is `chunk` repeated forever (`chunk` must not be empty).
+    pub fn endless(chunk: impl Into<Vec<u8>>) -> Reply {
+        Reply { endless: true, ..Reply::ok(chunk) }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Reply {
@@ -64,6 +72,7 @@ pub fn serve_range(req: &Request, data: &[u8]) -> Reply {
         status: 206,
         headers: vec![("Content-Range".into(), format!("bytes {start}-{end}/{total}"))],
         body: data[start..=end].to_vec(),
+        endless: false,
     }
 }
 
@@ -128,16 +137,21 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) {
     log.lock().unwrap().push(request.clone());
     let reply = handler(&request);
     let mut out = stream;
-    let mut head = format!(
-        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-        reply.status,
-        reply.body.len()
-    );
+    let mut head = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", reply.status);
+    if !reply.endless {
+        head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    }
     for (k, v) in &reply.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
     let _ = out.write_all(head.as_bytes());
+    if reply.endless && !reply.body.is_empty() {
+        // Each write of a big buffer; the loop ends when the client closes the connection.
+        let big = reply.body.repeat((1 << 20) / reply.body.len() + 1);
+        while out.write_all(&big).is_ok() {}
+        return;
+    }
     let _ = out.write_all(&reply.body);
     let _ = out.flush();
 }
