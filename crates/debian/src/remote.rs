@@ -199,26 +199,7 @@ pub async fn fetch_index_with(
     let arch_owned = arch.to_string();
     let label = format!("Packages of {} for {arch}", source.suite);
     let task = tokio::task::spawn_blocking(move || -> Result<Index, Error> {
-        let mut text = String::new();
-        for (path, compression, name, url) in blobs {
-            let file = std::fs::File::open(&path).map_err(crate::error::io_error("open", &path))?;
-            let decompress = |source| Error::Decompress { file: name.clone(), source };
-            let reader = compression.decoder(std::io::BufReader::new(file)).map_err(decompress)?;
-            // One byte past what is left tells a file that is too large from one that fits.
-            let left = MAX_PACKAGES_TEXT.saturating_sub(text.len() as u64);
-            reader.take(left + 1).read_to_string(&mut text).map_err(decompress)?;
-            if text.len() as u64 > MAX_PACKAGES_TEXT {
-                return Err(Error::Fetch {
-                    what: format!("{name} of {arch_owned}"),
-                    source: fetch::Error::TooLarge {
-                        what: "decompressed Packages file",
-                        url,
-                        limit: MAX_PACKAGES_TEXT,
-                    },
-                });
-            }
-            text.push_str("\n\n");
-        }
+        let text = read_packages(&blobs, &arch_owned, MAX_PACKAGES_TEXT)?;
         Index::parse(&arch_owned, text, &label)
     });
     task.await.map_err(|e| Error::Io {
@@ -226,6 +207,36 @@ pub async fn fetch_index_with(
         path: PathBuf::from(arch),
         source: std::io::Error::other(e.to_string()),
     })?
+}
+
+/// The text of the `Packages` files `blobs` (cache path, compression, path in the suite,
+/// URL), one after the other, refused when it passes `limit` bytes in all.
+fn read_packages(
+    blobs: &[(PathBuf, FileCompression, String, String)],
+    arch: &str,
+    limit: u64,
+) -> Result<String, Error> {
+    let mut text = String::new();
+    for (path, compression, name, url) in blobs {
+        let file = std::fs::File::open(path).map_err(crate::error::io_error("open", path))?;
+        let decompress = |source| Error::Decompress { file: name.clone(), source };
+        let reader = compression.decoder(std::io::BufReader::new(file)).map_err(decompress)?;
+        // One byte past what is left tells a file that is too large from one that fits.
+        let left = limit.saturating_sub(text.len() as u64);
+        reader.take(left + 1).read_to_string(&mut text).map_err(decompress)?;
+        if text.len() as u64 > limit {
+            return Err(Error::Fetch {
+                what: format!("{name} for {arch}"),
+                source: fetch::Error::TooLarge {
+                    what: "decompressed Packages file",
+                    url: url.clone(),
+                    limit,
+                },
+            });
+        }
+        text.push_str("\n\n");
+    }
+    Ok(text)
 }
 
 /// Downloads every `.deb` of a lock into the cache (in parallel, each checked against its
@@ -245,4 +256,25 @@ pub async fn fetch_debs(
         })
     });
     futures::future::try_join_all(jobs).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packages_text_is_bounded_after_decompression() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Packages.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &vec![b'a'; 1 << 20]).unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        let blob =
+            (path, FileCompression::Gzip, "main/binary-amd64/Packages.gz".to_string(), "URL".to_string());
+        let blobs = [blob.clone(), blob];
+        assert_eq!(read_packages(&blobs, "amd64", 4 << 20).unwrap().len(), (2 << 20) + 4);
+        let err = read_packages(&blobs, "amd64", (1 << 20) + 1000).unwrap_err();
+        let Error::Fetch { source, .. } = &err else { panic!("{err}") };
+        assert!(matches!(source, fetch::Error::TooLarge { limit: 1049576, .. }), "{source}");
+    }
 }

@@ -83,7 +83,7 @@ async fn conditional_get_sends_validators() {
         }
     });
     let validators = Validators { etag: Some("\"v1\"".into()), last_modified: None };
-    let reply = client().get_conditional(&server.url("/p"), None, &validators).await.unwrap();
+    let reply = client().get_conditional(&server.url("/p"), None, &validators, fetch::MAX_BODY).await.unwrap();
     assert_eq!(reply.status, 304);
     assert!(reply.body.is_empty());
 }
@@ -221,4 +221,32 @@ async fn concurrency_is_bounded() {
     let all = futures::future::join_all(urls.iter().map(|u| c.get(u, None))).await;
     assert!(all.iter().all(|r| r.is_ok()));
     assert!(peak.load(Ordering::SeqCst) <= 2, "peak {}", peak.load(Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn endless_bodies_stop_at_the_limit_or_the_known_size() {
+    let server = Server::start(|_| Reply::endless(&b"0123456789abcdef"[..]));
+    let c = client();
+    let limit = fetch::BodyLimit { what: "test page", bytes: 1 << 20 };
+    let err = c.get_bounded(&server.url("/page"), None, limit).await.unwrap_err();
+    assert!(matches!(err, Error::TooLarge { what: "test page", limit: 1048576, .. }), "{err}");
+    assert!(err.to_string().contains("larger than 1 MiB"), "{err}");
+    assert!(err.hint().is_some() && err.is_network());
+    assert_eq!(server.hits(), 1, "a body over the limit is not retried");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::at(dir.path());
+    let url = server.url("/a.whl");
+    let err = c.download_verified_sized(&url, &"0".repeat(64), Some(4096), &cache).await.unwrap_err();
+    assert!(matches!(err, Error::SizeMismatch { expected: 4096, .. }), "{err}");
+    let err = c.download_unverified(&url, Some(100), &cache).await.unwrap_err();
+    assert!(matches!(err, Error::SizeMismatch { expected: 100, .. }), "{err}");
+    let blobs = dir.path().join("blobs/sha256");
+    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 0, "no blob and no temp file left");
+
+    // A file of unknown digest streams into the cache under the digest of what arrived.
+    let fine = Server::start(|_| Reply::ok("sdist bytes"));
+    let (sha, path) = c.download_unverified(&fine.url("/a.tar.gz"), None, &cache).await.unwrap();
+    assert_eq!(sha, hex::encode(Sha256::digest(b"sdist bytes")));
+    assert_eq!(std::fs::read(path).unwrap(), b"sdist bytes");
 }
