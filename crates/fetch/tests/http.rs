@@ -83,7 +83,8 @@ async fn conditional_get_sends_validators() {
         }
     });
     let validators = Validators { etag: Some("\"v1\"".into()), last_modified: None };
-    let reply = client().get_conditional(&server.url("/p"), None, &validators, fetch::MAX_BODY).await.unwrap();
+    let reply =
+        client().get_conditional(&server.url("/p"), None, &validators, fetch::MAX_BODY).await.unwrap();
     assert_eq!(reply.status, 304);
     assert!(reply.body.is_empty());
 }

@@ -20,6 +20,8 @@ pub enum TargetError {
     Platform(String),
     #[error("bad Python version `{0}`; expected X.Y or X.Y.Z, for example 3.9")]
     Python(String),
+    #[error("Python `{0}` is not supported: only CPython 3 can be targeted (3.X or 3.X.Y, for example 3.9)")]
+    UnsupportedPython(String),
     #[error("bad glibc version `{0}`; expected X.Y, for example 2.28")]
     Glibc(String),
 }
@@ -95,6 +97,7 @@ impl Target {
         let (major, minor, patch) = match parts.as_slice() {
             [3, minor] => (3, *minor, 0),
             [3, minor, patch] => (3, *minor, *patch),
+            [_, _] | [_, _, _] => return Err(TargetError::UnsupportedPython(python.to_string())),
             _ => return Err(TargetError::Python(python.to_string())),
         };
         let (gmaj, gmin) = glibc

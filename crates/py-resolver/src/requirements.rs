@@ -118,6 +118,8 @@ impl RequirementSet {
         kind: Kind,
         stack: &mut BTreeSet<PathBuf>,
     ) -> Result<(), RequirementsError> {
+        // pip decodes a file with a byte-order mark by it, and the mark is not part of the text.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (line_no, line) in logical_lines(text) {
             let origin = Origin { file: name.to_string(), line: line_no };
             let syntax = |message: String| RequirementsError::Syntax { origin: origin.clone(), message };
@@ -143,7 +145,13 @@ impl RequirementSet {
                     }
                     "-i" | "--index-url" => self.index_url = Some(need("a URL")?),
                     "--extra-index-url" => self.extra_index_urls.push(need("a URL")?),
-                    "-f" | "--find-links" => self.find_links.push(need("a URL or directory")?),
+                    "-f" | "--find-links" => {
+                        if let Some(location) =
+                            find_links_location(&need("a URL or directory")?, base, &origin)
+                        {
+                            self.find_links.push(location);
+                        }
+                    }
                     "--no-index" => self.no_index = true,
                     "--pre" => self.pre = true,
                     "--prefer-binary" => self.prefer_binary = true,
@@ -187,6 +195,31 @@ impl RequirementSet {
     pub fn names(&self) -> BTreeSet<PackageName> {
         self.requirements.iter().map(|e| e.req.name.clone()).collect()
     }
+}
+
+/// A `-f` location of a requirements file as pip takes it: a URL as is; a relative path
+/// against the file's directory when it exists there, else as given (against the working
+/// directory). A directory that exists nowhere is left out with a warning naming the line,
+/// as pip warns and goes on.
+fn find_links_location(value: &str, base: &Path, origin: &Origin) -> Option<String> {
+    if url::Url::parse(value).is_ok_and(|u| u.scheme().len() > 1) {
+        return Some(value.to_string());
+    }
+    let path = Path::new(value);
+    let beside = base.join(path);
+    if path.is_relative() && !matches!(base.to_str(), Some("" | ".")) && beside.exists() {
+        return Some(beside.display().to_string());
+    }
+    if path.exists() {
+        return Some(value.to_string());
+    }
+    let looked = if path.is_relative() && !matches!(base.to_str(), Some("" | ".")) {
+        format!("neither {} nor {value} in the working directory exists", beside.display())
+    } else {
+        "it does not exist".to_string()
+    };
+    tracing::warn!("{origin}: find-links location `{value}` is ignored: {looked}");
+    None
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,6 +289,26 @@ mod tests {
         assert!(err.to_string().contains("r.in:1: editable"), "{err}");
         let err = RequirementSet::parse_str("--frobnicate\n", "r.in", Path::new(".")).unwrap_err();
         assert!(err.to_string().contains("unknown option `--frobnicate`"), "{err}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_line() {
+        let set = RequirementSet::parse_str("\u{feff}requests==2.0\n", "r.in", Path::new(".")).unwrap();
+        assert_eq!(set.requirements[0].req.name.to_string(), "requests");
+        assert_eq!(set.requirements[0].origin.line, 1);
+    }
+
+    #[test]
+    fn find_links_resolve_against_the_file_then_the_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sub/wheels")).unwrap();
+        std::fs::write(dir.path().join("sub/r.in"), "-f wheels\n-f missing\n-f https://127.0.0.1:1/links\n")
+            .unwrap();
+        let set = RequirementSet::read_files(&[dir.path().join("sub/r.in")], &[]).unwrap();
+        assert_eq!(
+            set.find_links,
+            [dir.path().join("sub/wheels").display().to_string(), "https://127.0.0.1:1/links".to_string()]
+        );
     }
 
     #[test]

@@ -187,6 +187,13 @@ fn resolve_one(
     options: &ResolveOptions,
 ) -> Result<Resolution, ResolveError> {
     let env = target.markers();
+    if let Some(report) = conflicting_lines(&target, set, options) {
+        return Err(ResolveError::NoSolution {
+            target: target.to_string(),
+            report,
+            hints: vec!["change or drop one of the lines: no version can meet both".to_string()],
+        });
+    }
     let roots: Vec<Req> =
         set.requirements.iter().filter(|e| e.req.marker.evaluate(env, &[])).map(|e| e.req.clone()).collect();
     let provider = Provider {
@@ -250,6 +257,32 @@ fn resolve_one(
     };
     build_resolution(&provider, set, solution.into_iter().collect())
         .map_err(|source| ResolveError::Other { target: target.to_string(), message: format!("{source}") })
+}
+
+/// Two lines of the inputs (requirements, constraints or `-P NAME==V`) that active for
+/// `target` allow no common version of one package, named by file and line: PubGrub would
+/// only say that the requirements need an empty range.
+fn conflicting_lines(target: &Target, set: &RequirementSet, options: &ResolveOptions) -> Option<String> {
+    let mut by_name: BTreeMap<&PackageName, Vec<(String, VS)>> = BTreeMap::new();
+    let files = set.requirements.iter().chain(&set.constraints).map(|e| (&e.req, e.origin.to_string()));
+    let options = options.extra_constraints.iter().map(|r| (r, "-P".to_string()));
+    for (req, origin) in files.chain(options) {
+        if !req.marker.evaluate(target.markers(), &[]) {
+            continue;
+        }
+        if let Some(VersionOrUrl::VersionSpecifier(spec)) = &req.version_or_url {
+            let shown = format!("`{}{spec}` ({origin})", req.name);
+            by_name.entry(&req.name).or_default().push((shown, pep_types::specifiers_range(spec)));
+        }
+    }
+    for lines in by_name.values() {
+        for (i, (first, a)) in lines.iter().enumerate() {
+            if let Some((second, _)) = lines[i + 1..].iter().find(|(_, b)| a.intersection(b) == VS::empty()) {
+                return Some(format!("{first} and {second} allow no common version"));
+            }
+        }
+    }
+    None
 }
 
 /// What to say of `count` files of `name` that `location` lists without an upload time.

@@ -82,11 +82,16 @@ impl IndexConfig {
             extra_index_urls.push(parse_index_url(item, &Origin::Cli("--extra-index-url"))?);
         }
 
-        let configured = settings.get("find-links").map(|(v, _)| v.split_whitespace()).into_iter().flatten();
+        let configured = settings
+            .get("find-links")
+            .map(|(v, origin)| v.split_whitespace().map(move |entry| (entry, origin.clone())))
+            .into_iter()
+            .flatten();
+        let given = args.find_links.iter().map(|entry| (entry.as_str(), Origin::Cli("--find-links")));
         let find_links = configured
-            .chain(args.find_links.iter().map(String::as_str))
-            .filter(|entry| find_links_entry_exists(entry))
-            .map(str::to_string)
+            .chain(given)
+            .filter(|(entry, origin)| find_links_entry_exists(entry, origin))
+            .map(|(entry, _)| entry.to_string())
             .collect();
 
         let cert = match &args.cert {
@@ -483,8 +488,8 @@ fn expand_home(value: &str, env: &PipEnvironment) -> PathBuf {
 }
 
 /// Remote find-links are kept; local ones only if they exist. pip warns and goes on for a
-/// missing one, and machines set `PIP_FIND_LINKS` to directories that may not exist.
-fn find_links_entry_exists(entry: &str) -> bool {
+/// missing one (machines set `PIP_FIND_LINKS` to directories that may not exist): so do we.
+fn find_links_entry_exists(entry: &str, origin: &Origin) -> bool {
     let path = match Url::parse(entry) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => return true,
         Ok(url) if url.scheme() == "file" => url.to_file_path().ok(),
@@ -492,7 +497,7 @@ fn find_links_entry_exists(entry: &str) -> bool {
     };
     let exists = path.as_deref().is_some_and(Path::exists);
     if !exists {
-        tracing::debug!("ignoring find-links location {entry}: it does not exist");
+        tracing::warn!("find-links location `{entry}` (from {origin}) is ignored: it does not exist");
     }
     exists
 }

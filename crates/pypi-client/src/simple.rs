@@ -443,6 +443,9 @@ pub fn parse_html(body: &str, page_url: &Url, project: &PackageName, ctx: &PageC
 /// Lists the files of `project` in a find-links directory (or the one file a find-links
 /// entry names), hashing each so that it can be locked and verified like an index file.
 pub fn list_local(location: &Path, project: &PackageName, ctx: &PageContext) -> std::io::Result<ProjectPage> {
+    // A relative location is relative to the working directory, and file URLs need an
+    // absolute path.
+    let location = &std::path::absolute(location)?;
     let mut paths = Vec::new();
     if location.is_dir() {
         for entry in fs_err::read_dir(location)? {

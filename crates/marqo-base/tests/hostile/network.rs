@@ -179,3 +179,120 @@ fn tag_next_counts_past_u64_and_refuses_a_too_long_number() {
     run.code(2);
     assert_mentions(&run, &["--tag next", "128 digits", "longer than the 128 characters a tag may have"]);
 }
+
+/// An index with `demo` 1.0 and 2.0 (pure-Python wheels).
+fn demo_index() -> test_support::Index {
+    let index = test_support::Index::new();
+    test_support::Wheel::new("demo", "1.0").publish(&index);
+    test_support::Wheel::new("demo", "2.0").publish(&index);
+    index
+}
+
+fn compile(ctx: &TestContext, input: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["compile", input, "--python", "3.9", "--platform", "linux/amd64"];
+    args.extend_from_slice(extra);
+    ctx.run(&args)
+}
+
+#[test]
+fn two_conflicting_pins_name_both_lines() {
+    let index = demo_index();
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("base.in", "demo==2.0\n");
+    ctx.write("requirements.in", "# app\ndemo==1.0\n-r base.in\n");
+    let run = compile(&ctx, "requirements.in", &["--index-url", &server.url()]);
+    run.code(2);
+    assert_mentions(
+        &run,
+        &["`demo==1.0` (requirements.in:2) and `demo==2.0` (base.in:1) allow no common version", "hint:"],
+    );
+    assert!(!run.stderr.contains('∅'), "{}", run.stderr);
+
+    // A constraint file's line is named the same way.
+    ctx.write("requirements.in", "demo>=2\n");
+    ctx.write("constraints.txt", "\n\ndemo<2\n");
+    let run = compile(&ctx, "requirements.in", &["--index-url", &server.url(), "-c", "constraints.txt"]);
+    run.code(2);
+    assert_mentions(&run, &["`demo>=2` (requirements.in:1) and `demo<2` (constraints.txt:3)"]);
+}
+
+#[test]
+fn an_unsupported_python_says_what_is_supported() {
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "demo\n");
+    for version in ["2.7", "4.0", "4.0.1"] {
+        let run = ctx.run(&[
+            "compile",
+            "requirements.in",
+            "--python",
+            version,
+            "--index-url",
+            "http://127.0.0.1:9/",
+        ]);
+        run.code(2);
+        assert_mentions(
+            &run,
+            &[&format!("Python `{version}` is not supported: only CPython 3 can be targeted")],
+        );
+    }
+    let run =
+        ctx.run(&["compile", "requirements.in", "--python", "three", "--index-url", "http://127.0.0.1:9/"]);
+    run.code(2);
+    assert_mentions(&run, &["bad Python version `three`; expected X.Y or X.Y.Z"]);
+}
+
+#[test]
+fn a_byte_order_mark_is_stripped_as_pip_does() {
+    let index = demo_index();
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "\u{feff}demo==1.0\n");
+    let run = compile(&ctx, "requirements.in", &["--index-url", &server.url()]);
+    run.success();
+    assert!(
+        ctx.read("requirements.txt").lines().any(|l| l == "demo==1.0"),
+        "{}",
+        ctx.read("requirements.txt")
+    );
+}
+
+#[test]
+fn find_links_resolve_as_pip_does_and_a_missing_one_is_a_warning() {
+    let index = demo_index();
+    let ctx = TestContext::new();
+    let wheels = ctx.work().join("sub/wheels");
+    std::fs::create_dir_all(&wheels).unwrap();
+    let wheel = "demo-1.0-py3-none-any.whl";
+    std::fs::copy(index.find_links_dir().join(wheel), wheels.join(wheel)).unwrap();
+    // `-f wheels` inside sub/requirements.in is sub/wheels, though the run is in the parent.
+    ctx.write("sub/requirements.in", "--no-index\n-f wheels\n-f nowhere\ndemo\n");
+    let mut cmd = ctx.command(&[
+        "compile",
+        "sub/requirements.in",
+        "--python",
+        "3.9",
+        "--platform",
+        "linux/amd64",
+        "--find-links",
+        "missing-on-the-command-line",
+    ]);
+    // The host's kind of setting: a PIP_FIND_LINKS directory that does not exist.
+    cmd.env("PIP_FIND_LINKS", "/nonexistent/opt/wheels");
+    let run = Run::from(cmd.output().unwrap());
+    run.success();
+    assert!(ctx.read("sub/requirements.txt").lines().any(|l| l == "demo==1.0"), "{}", run.stderr);
+    assert_mentions(
+        &run,
+        &[
+            "sub/requirements.in:3: find-links location `nowhere` is ignored",
+            "find-links location `missing-on-the-command-line` (from option --find-links) is ignored",
+            "find-links location `/nonexistent/opt/wheels` (from environment variable PIP_FIND_LINKS) is ignored",
+        ],
+    );
+
+    // On the command line a relative directory is relative to the working directory.
+    ctx.write("top.in", "--no-index\ndemo\n");
+    compile(&ctx, "top.in", &["--find-links", "sub/wheels", "-o", "top.txt"]).success();
+    assert!(ctx.read("top.txt").lines().any(|l| l == "demo==1.0"), "{}", ctx.read("top.txt"));
+}
