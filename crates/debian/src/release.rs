@@ -212,6 +212,12 @@ fn prepare_keyrings(keyring: &Path, work: &Path) -> Result<Vec<PathBuf>, Error> 
     Ok(out)
 }
 
+/// The ASCII-armor reader on outside bytes, for the fuzz targets (`crates/fuzz`). Not an API.
+#[doc(hidden)]
+pub fn fuzz_dearmor(text: &[u8]) -> Option<Vec<u8>> {
+    dearmor(text)
+}
+
 /// Decodes the base64 body of every ASCII-armored block (headers and the CRC line skipped).
 fn dearmor(text: &[u8]) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(text).ok()?;
@@ -297,9 +303,19 @@ pub fn parse_release_date(text: &str) -> Option<i64> {
     let year: i64 = parts.next()?.parse().ok()?;
     let mut hms = parts.next()?.split(':').map(|x| x.parse::<i64>().ok());
     let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    // Out-of-range fields would overflow the arithmetic below (found by the fuzz target
+    // `release`); no real Release file has them.
+    let in_range = (1..=9999).contains(&year)
+        && (1..=31).contains(&day)
+        && (0..=23).contains(&h)
+        && (0..=59).contains(&m)
+        && (0..=60).contains(&s);
+    if !in_range {
+        return None;
+    }
     let offset = match parts.next() {
         None | Some("UTC" | "GMT" | "Z") => 0,
-        Some(tz) if tz.len() == 5 && (tz.starts_with('+') || tz.starts_with('-')) => {
+        Some(tz) if tz.len() == 5 && tz.is_ascii() && (tz.starts_with('+') || tz.starts_with('-')) => {
             let sign = if tz.starts_with('-') { -1 } else { 1 };
             let hh: i64 = tz[1..3].parse().ok()?;
             let mm: i64 = tz[3..5].parse().ok()?;
@@ -340,6 +356,10 @@ mod tests {
         assert_eq!(parse_release_date("Sat, 14 Aug 2021 07:33:44 UTC"), Some(1_628_926_424));
         assert_eq!(parse_release_date("Sat, 14 Aug 2021 09:33:44 +0200"), Some(1_628_926_424));
         assert_eq!(parse_release_date("garbage"), None);
+        // Found by the fuzz target `release`: these overflowed or sliced inside a character.
+        assert_eq!(parse_release_date("Wed, 02 Dec 42949672952026 00:10:52 +0000"), None);
+        assert_eq!(parse_release_date("Wed, 02 Dec 2026 00:10:52 +\u{1F600}"), None);
+        assert_eq!(parse_release_date("Wed, 99999999999 Dec 2026 00:10:52 UTC"), None);
     }
 
     #[test]

@@ -240,7 +240,10 @@ fn split_option(line: &str) -> (&str, Option<&str>) {
         let value = line[end + 2..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
         return (opt, Some(value));
     }
-    let opt = &line[..line.len().min(2)];
+    // `-` and the next character, which may take several bytes (found by the fuzz target
+    // `requirements_txt`: slicing two bytes split it).
+    let end = line.char_indices().nth(2).map_or(line.len(), |(i, _)| i);
+    let opt = &line[..end];
     (opt, Some(line[opt.len()..].trim_start()))
 }
 
@@ -287,6 +290,10 @@ mod tests {
         assert!(err.to_string().starts_with("r.in:2: invalid requirement `bad===`"), "{err}");
         let err = RequirementSet::parse_str("-e .\n", "r.in", Path::new(".")).unwrap_err();
         assert!(err.to_string().contains("r.in:1: editable"), "{err}");
+        let err = RequirementSet::parse_str("--frobnicate\n", "r.in", Path::new(".")).unwrap_err();
+        assert!(err.to_string().contains("unknown option `--frobnicate`"), "{err}");
+        let err = RequirementSet::parse_str("-\u{e9} base.in\n", "r.in", Path::new(".")).unwrap_err();
+        assert!(err.to_string().contains("r.in:1: unknown option `-\u{e9}`"), "{err}");
         let err = RequirementSet::parse_str("--frobnicate\n", "r.in", Path::new(".")).unwrap_err();
         assert!(err.to_string().contains("unknown option `--frobnicate`"), "{err}");
     }

@@ -15,3 +15,5 @@ pub use client::{IndexStrategy, PypiClient, PypiClientOptions, MAX_INDEX_PAGE, M
 pub use config::{ConfigError, IndexArgs, IndexConfig, PipEnvironment};
 pub use error::Error;
 pub use simple::{DistFile, PageContext, ParseError, ProjectPage, WheelFilter};
+#[doc(hidden)]
+pub use wheel::fuzz_zip;

@@ -364,6 +364,28 @@ pub(crate) fn read_metadata_from_archive<R: Read + Seek>(
     Ok(out)
 }
 
+/// Our zip readers on one in-memory file, for the fuzz targets (`crates/fuzz`): METADATA
+/// through the `zip` crate, and the end-of-central-directory and central-directory parsers
+/// the range reader uses. Not an API.
+#[doc(hidden)]
+pub fn fuzz_zip(bytes: &[u8]) {
+    let Ok(wheel) = WheelFilename::from_str("demo-1.0-py3-none-any.whl") else { return };
+    let _ = read_metadata_from_archive(std::io::Cursor::new(bytes), &wheel, "demo-1.0-py3-none-any.whl");
+    if let Some(at) = find_eocd(bytes) {
+        let (count, offset) = (u64::from(le16(bytes, at + 10)), le32(bytes, at + 16) as usize);
+        if let Ok(entries) = parse_central_directory(bytes.get(offset..at).unwrap_or_default(), count) {
+            let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            let _ = pick_metadata(&names, &wheel);
+            for entry in &entries {
+                let _ = inflate(
+                    bytes.get(..entry.compressed.min(bytes.len() as u64) as usize).unwrap_or_default(),
+                    entry,
+                );
+            }
+        }
+    }
+}
+
 fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }

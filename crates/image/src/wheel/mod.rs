@@ -411,6 +411,25 @@ fn read_text<R: Read + io::Seek>(
     Ok(Some(text))
 }
 
+/// The parsers of a wheel's `RECORD`, `WHEEL` and `entry_points.txt`, for the fuzz targets
+/// (`crates/fuzz`). Panics if a RECORD field written by our writer does not read back.
+/// Not an API.
+#[doc(hidden)]
+pub fn fuzz_wheel_texts(text: &str) {
+    if let Ok(rows) = record::parse_record(text) {
+        for (path, _) in rows {
+            let line = format!("{},,", record::csv_field(&path));
+            let back = record::parse_record(&line).map(|r| r.into_iter().map(|(p, _)| p).collect::<Vec<_>>());
+            if !path.contains(['\n', '\r']) {
+                assert_eq!(back, Ok(vec![path.clone()]), "RECORD path {path:?} does not read back");
+            }
+        }
+    }
+    let _ = parse_wheel_file(text);
+    let _ = entry_points::parse_script_entry_points(text);
+    let _ = member_components(text);
+}
+
 /// Checks `Wheel-Version` (1.x) and returns `Root-Is-Purelib`.
 fn parse_wheel_file(text: &str) -> Result<bool, String> {
     let mut version = None;
