@@ -20,7 +20,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -29,7 +29,7 @@ impl Rng {
 
     /// A number in `0..n` (`n` > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 }
 
@@ -171,7 +171,7 @@ pub fn mutate(input: &mut Vec<u8>, pool: &[Vec<u8>], tokens: &[&[u8]], rng: &mut
         // Set a byte to anything.
         1 if len > 0 => {
             let at = rng.below(len);
-            input[at] = rng.next() as u8;
+            input[at] = rng.next_u64() as u8;
         }
         // Delete a range.
         2 if len > 0 => {
