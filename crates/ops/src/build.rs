@@ -20,9 +20,7 @@ use image::{
     install_wheel, plan_layers, Compression, ImageLayer, ImageSpec, InstallOptions, LayerInfo, LayerOptions,
     LayerWriter, Scheme,
 };
-use lockfile::{
-    FileEntry, FileSource, Freshness, Lock, LockedDebian, LockedPython, Manifest, TargetPlatform,
-};
+use lockfile::{FileEntry, FileSource, Lock, LockedDebian, LockedPython, Manifest, TargetPlatform};
 use oci::{Descriptor, Digest, OciLayout};
 use pep_types::{Arch, PackageName, SdistFilename, Target, WheelFilename};
 use py_resolver::RequirementSet;
@@ -101,9 +99,8 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             .with_hint("run `marqo-base lock` first: build reads only the lock"));
     }
     let lock = Lock::read(&lock_path).map_err(|e| Error::user(e.to_string()))?;
-    if let Freshness::Stale { reasons } =
-        lock.check(&manifest_path).map_err(|e| Error::user(e.to_string()))?
-    {
+    let reasons = crate::lock::stale_reasons(&manifest, &lock)?;
+    if !reasons.is_empty() {
         return Err(Error::user(format!("{} is stale: {}", lock_path.display(), reasons.join("; ")))
             .with_hint("run `marqo-base lock` to update it"));
     }
@@ -225,7 +222,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     let deb_paths = fetch_debian(&manifest, &needed_debs, args.offline, printer)?;
     let wheel_paths =
         fetch_wheels(&requirements, manifest.python.as_ref(), &needed_wheels, &cache, args.offline, printer)?;
-    let file_paths = files::fetch_urls(&needed_files, args.offline, printer)?;
+    let file_paths = files::fetch_urls(&needed_files, &lock.files, args.offline, printer)?;
     let bases = match &base_source {
         Some((source, digest)) => base::fetch(source, digest, &platforms, printer)?,
         None => HashMap::new(),

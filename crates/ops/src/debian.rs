@@ -32,6 +32,8 @@ pub type Fetched = (LockedDeb, PathBuf);
 pub struct ArchSet {
     pub arch: &'static str,
     pub debs: Vec<LockedDeb>,
+    /// `relations[i]`: what `debs[i]` needs and provides within the set (for the lock).
+    pub relations: Vec<debian::SetRelations>,
 }
 
 /// Every architecture's set, with where the time went.
@@ -106,10 +108,18 @@ impl Session {
         let index_time = started.elapsed();
 
         let started = Instant::now();
-        let results: Vec<Result<Vec<LockedDeb>, Error>> = std::thread::scope(|scope| {
+        type Set = (Vec<LockedDeb>, Vec<debian::SetRelations>);
+        let results: Vec<Result<Set, Error>> = std::thread::scope(|scope| {
             let handles: Vec<_> = indexes
                 .iter()
-                .map(|index| scope.spawn(|| debian::resolve(index, packages, opts).map_err(debian_error)))
+                .map(|index| {
+                    scope.spawn(|| -> Result<Set, Error> {
+                        let debs = debian::resolve(index, packages, opts).map_err(debian_error)?;
+                        let relations =
+                            debian::set_relations(index, &debs, opts.recommends).map_err(debian_error)?;
+                        Ok((debs, relations))
+                    })
+                })
                 .collect();
             let panicked =
                 || Error::internal(format!("a resolver thread for {} panicked", self.source.suite));
@@ -118,14 +128,14 @@ impl Session {
         let resolve_time = started.elapsed();
         let mut sets = Vec::with_capacity(arches.len());
         for (arch, result) in arches.iter().zip(results) {
-            let debs = result?;
+            let (debs, relations) = result?;
             printer.status(format!(
                 "Resolved {} packages for {arch} from {} ({} of .debs)",
                 debs.len(),
                 self.source.suite,
                 megabytes(debs.iter().map(|d| d.size).sum())
             ));
-            sets.push(ArchSet { arch, debs });
+            sets.push(ArchSet { arch, debs, relations });
         }
         Ok(Resolved { sets, index_time, resolve_time })
     }

@@ -55,17 +55,36 @@ pub fn lock_files(
 }
 
 /// The downloads of `entries` (their URL sources), in the cache by sha256; fetched when
-/// missing. Returns their cache paths by destination (`to`, unique in a manifest).
+/// missing. What is fetched is what the lock pins (`locked`, by destination): its url and
+/// sha256, and the download must have its size. Returns the cache paths by destination
+/// (`to`, unique in a manifest).
 pub fn fetch_urls(
     entries: &[&FileEntry],
+    locked: &[LockedFile],
     offline: bool,
     printer: &dyn Reporter,
 ) -> Result<HashMap<String, PathBuf>, Error> {
     let mut paths = HashMap::new();
     let mut downloader = None;
     for entry in entries {
-        if let FileSource::Url { url, sha256 } = &entry.source {
-            let path = Downloader::get(&mut downloader, offline)?.download(url, sha256, printer)?;
+        if let FileSource::Url { .. } = &entry.source {
+            let pinned = locked.iter().find(|f| f.to == entry.to);
+            let Some(LockedFile { source: LockedSource::Url(url), sha256, size, .. }) = pinned else {
+                return Err(Error::user(format!("the lock has no url [[file]] to `{}`", entry.to))
+                    .with_hint("run `marqo-base lock` to update it"));
+            };
+            let path = Downloader::get(&mut downloader, offline)?.download(url, sha256.hex(), printer)?;
+            let got = fs_err::metadata(&path)
+                .map_err(|e| Error::from_error(format!("cannot read {}", path.display()), e))?
+                .len();
+            if got != *size {
+                return Err(Error::user(format!(
+                    "[[file]] to `{}`: the lock says {size} bytes, but the download of {url} with its sha256 \
+                     has {got}",
+                    entry.to
+                ))
+                .with_hint("the lock was edited; run `marqo-base lock` to update it"));
+            }
             paths.insert(entry.to.clone(), path);
         }
     }
