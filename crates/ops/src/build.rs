@@ -847,7 +847,7 @@ fn plan_platform<'a>(
         let description = match &entry.source {
             FileSource::Url { sha256, .. } => Some(format!(
                 "file\n{:?}\nto {} mode {:?} extract {}\nsha256 {sha256}\n",
-                layer_options(mtime, false),
+                layer_options(mtime, true),
                 entry.to,
                 entry.mode,
                 entry.extract
@@ -867,9 +867,10 @@ fn plan_platform<'a>(
         .collect()
 }
 
-/// The options of every layer of a build: Debian layers keep modes exactly.
-fn layer_options(mtime: u64, debian: bool) -> LayerOptions {
-    LayerOptions { mtime, keep_special_bits: debian }
+/// The options of every layer of a build: Debian and `[[file]]` layers keep modes exactly
+/// (`files::add_entry` normalises the modes a manifest does not set); wheel layers do not.
+fn layer_options(mtime: u64, exact_modes: bool) -> LayerOptions {
+    LayerOptions { mtime, keep_special_bits: exact_modes }
 }
 
 /// `name sha256` of each file, one per line: what a built sdist depends on besides itself.
@@ -1037,7 +1038,7 @@ impl PlatformBuild<'_> {
                 .cloned()
                 .ok_or_else(|| Error::user(format!("the [[file]] for {} was not fetched", entry.to)))?,
         };
-        let mut layer = self.layer(false)?;
+        let mut layer = self.layer(true)?;
         files::add_entry(&mut layer, entry, &path)?;
         self.finish(layer)
     }

@@ -152,3 +152,129 @@ fn a_lock_edited_by_hand_is_stale_naming_the_entry_and_platform() {
     ctx.write("marqo-base.lock", &good);
     ctx.run(&["lock", "--check"]).success();
 }
+
+/// `(path, mode, uid)` of every entry of every gzip layer in the layout `dir`.
+fn layer_entries(dir: &Path) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for blob in std::fs::read_dir(dir.join("blobs/sha256")).expect("blobs") {
+        let bytes = std::fs::read(blob.expect("blob").path()).expect("read blob");
+        if !bytes.starts_with(&[0x1f, 0x8b]) {
+            continue;
+        }
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        for entry in archive.entries().expect("tar") {
+            let entry = entry.expect("entry");
+            let path = entry.path().expect("path").to_string_lossy().into_owned();
+            out.push((path, entry.header().mode().expect("mode")));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn mode_of(entries: &[(String, u32)], path: &str) -> u32 {
+    entries.iter().find(|(p, _)| p == path).unwrap_or_else(|| panic!("{path} not in {entries:?}")).1
+}
+
+const FILES_ONLY: &str = "[image]\nplatforms = [\"linux/amd64\"]\n";
+
+#[test]
+fn file_modes_are_kept_exactly() {
+    let ctx = TestContext::new();
+    std::fs::create_dir_all(ctx.work().join("files/tree")).unwrap();
+    for name in ["secret", "open", "setuid", "plain", "tree/script"] {
+        ctx.write(&format!("files/{name}"), name);
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let set = |name: &str, mode: u32| {
+        std::fs::set_permissions(ctx.work().join(name), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set("files/plain", 0o664);
+    set("files/tree/script", 0o775);
+    ctx.write(
+        "marqo-base.toml",
+        &format!(
+            "{FILES_ONLY}\n\
+             [[file]]\nsrc = \"files/secret\"\nto = \"/etc/secret\"\nmode = 0o600\n\n\
+             [[file]]\nsrc = \"files/open\"\nto = \"/tmp/open\"\nmode = 0o777\n\n\
+             [[file]]\nsrc = \"files/setuid\"\nto = \"/usr/bin/su-like\"\nmode = 0o4755\n\n\
+             [[file]]\nsrc = \"files/plain\"\nto = \"/etc/plain\"\n\n\
+             [[file]]\nsrc = \"files/tree\"\nto = \"/opt/tree\"\nmode = 0o750\n"
+        ),
+    );
+    ctx.run(&["lock"]).success();
+    ctx.run(&["build", "--oci", "out"]).success();
+    let entries = layer_entries(&ctx.work().join("out"));
+    assert_eq!(mode_of(&entries, "etc/secret"), 0o600);
+    assert_eq!(mode_of(&entries, "tmp/open"), 0o777);
+    assert_eq!(mode_of(&entries, "usr/bin/su-like"), 0o4755);
+    // Without `mode`, as before: 0644 or 0755 whatever the checkout's umask gave.
+    assert_eq!(mode_of(&entries, "etc/plain"), 0o644);
+    assert_eq!(mode_of(&entries, "opt/tree/"), 0o750);
+    assert_eq!(mode_of(&entries, "opt/tree/script"), 0o755);
+}
+
+#[test]
+fn file_sources_outside_the_manifest_directory_are_refused() {
+    let ctx = TestContext::new();
+    let outside = ctx.dir.path().join("outside.txt");
+    std::fs::write(&outside, "not in the build context\n").unwrap();
+    std::fs::create_dir_all(ctx.work().join("files")).unwrap();
+    std::os::unix::fs::symlink(&outside, ctx.work().join("files/link")).unwrap();
+    let cases = [
+        (outside.display().to_string(), "is outside the manifest's directory"),
+        ("../outside.txt".to_string(), "is outside the manifest's directory"),
+        ("files/link".to_string(), "leads outside the manifest's directory"),
+    ];
+    for (src, message) in cases {
+        let manifest = format!("{FILES_ONLY}\n[[file]]\nsrc = \"{src}\"\nto = \"/etc/x\"\n");
+        ctx.write("marqo-base.toml", &manifest);
+        for command in [&["lock"][..], &["build", "--oci", "out"][..]] {
+            let run = ctx.run(command);
+            run.code(2);
+            assert!(run.stderr.contains("marqo-base.toml:5:"), "names the line of `src`: {}", run.stderr);
+            assert!(run.stderr.contains(message), "{command:?} {src}: {}", run.stderr);
+            assert!(run.stderr.contains("allow_outside = true"), "{}", run.stderr);
+        }
+        assert!(!ctx.exists("marqo-base.lock") && !ctx.exists("out"));
+        // Named on purpose, it is taken.
+        ctx.write("marqo-base.toml", &format!("{manifest}allow_outside = true\n"));
+        ctx.run(&["lock"]).success();
+        ctx.run(&["build", "--oci", "out"]).success();
+        let entries = layer_entries(&ctx.work().join("out"));
+        assert!(entries.iter().any(|(p, _)| p == "etc/x"), "{entries:?}");
+        std::fs::remove_dir_all(ctx.work().join("out")).unwrap();
+        std::fs::remove_file(ctx.work().join("marqo-base.lock")).unwrap();
+    }
+}
+
+#[test]
+fn invalid_file_destinations_are_refused_when_the_manifest_is_read() {
+    let ctx = TestContext::new();
+    ctx.write("motd", "hello\n");
+    let sha = "0".repeat(64);
+    let cases = [
+        ("src = \"motd\"\nto = \"/\"\n", "marqo-base.toml:6:", "cannot go to `/`"),
+        (
+            &*format!("url = \"http://127.0.0.1:9/x\"\nsha256 = \"{sha}\"\nto = \"/\"\n"),
+            "marqo-base.toml:7:",
+            "cannot go to `/`",
+        ),
+        ("src = \"motd\"\nto = \"/etc//motd\"\n", "marqo-base.toml:6:", "has an empty or `.` step"),
+        ("src = \"motd\"\nto = \"/etc/./motd\"\n", "marqo-base.toml:6:", "has an empty or `.` step"),
+    ];
+    for (entry, at, message) in cases {
+        ctx.write("marqo-base.toml", &format!("{FILES_ONLY}\n[[file]]\n{entry}"));
+        for command in [&["lock"][..], &["build", "--oci", "out"][..]] {
+            let run = ctx.run(command);
+            run.code(2);
+            assert!(run.stderr.contains(at) && run.stderr.contains(message), "{entry}: {}", run.stderr);
+        }
+    }
+    // A directory may go to `/`.
+    std::fs::create_dir_all(ctx.work().join("root/etc")).unwrap();
+    ctx.write("root/etc/motd", "hello\n");
+    ctx.write("marqo-base.toml", &format!("{FILES_ONLY}\n[[file]]\nsrc = \"root\"\nto = \"/\"\n"));
+    ctx.run(&["lock"]).success();
+    ctx.run(&["build", "--oci", "out"]).success();
+}
