@@ -64,8 +64,10 @@ const BIG_WHEEL: u64 = 32 * 1024 * 1024;
 /// Builds the image of `args.manifest` from its lock into the layout or archive asked for.
 pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     let started = Instant::now();
-    if args.tag.is_empty() {
-        return Err(Error::user("--tag is empty").with_hint("pass a name such as --tag latest"));
+    if let Err(problem) = registry::check_tag(&args.tag) {
+        return Err(Error::user(format!("--tag `{}`: {problem}", args.tag)).with_hint(
+            "a tag is 1 to 128 of A-Z a-z 0-9 _ . - and does not start with . or -, such as --tag latest",
+        ));
     }
     let (out, archive) = match (&args.oci, &args.docker_archive) {
         (Some(dir), None) => (dir.clone(), false),
@@ -84,6 +86,10 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         if out.is_dir() {
             return Err(Error::user(format!("{} is a directory", out.display()))
                 .with_hint("--docker-archive takes the path of a tar file to write"));
+        }
+        if std::fs::symlink_metadata(&out).is_ok() {
+            return Err(Error::user(format!("{} exists", out.display()))
+                .with_hint("remove it, or pass another --docker-archive path"));
         }
     } else {
         check_output(&out)?;

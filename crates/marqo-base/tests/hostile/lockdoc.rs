@@ -278,3 +278,67 @@ fn invalid_file_destinations_are_refused_when_the_manifest_is_read() {
     ctx.run(&["lock"]).success();
     ctx.run(&["build", "--oci", "out"]).success();
 }
+
+/// A manifest of one `[[file]]`, locked: builds in a moment.
+fn one_file_project() -> TestContext {
+    let ctx = TestContext::new();
+    ctx.write("motd", "hello\n");
+    ctx.write("marqo-base.toml", &format!("{FILES_ONLY}\n[[file]]\nsrc = \"motd\"\nto = \"/etc/motd\"\n"));
+    ctx.run(&["lock"]).success();
+    ctx
+}
+
+#[test]
+fn build_outputs_are_not_overwritten_and_tags_are_checked() {
+    let ctx = one_file_project();
+    ctx.write("image.tar", "keep me\n");
+    let run = ctx.run(&["build", "--docker-archive", "image.tar"]);
+    run.code(2);
+    assert!(run.stderr.contains("image.tar exists") && run.stderr.contains("remove it"), "{}", run.stderr);
+    assert_eq!(ctx.read("image.tar"), "keep me\n");
+    ctx.run(&["build", "--docker-archive", "new.tar"]).success();
+
+    for tag in ["-bad", ".bad", "a/b", "has space", "x:y", &"a".repeat(129)] {
+        let run = ctx.run(&["build", "--oci", "out", &format!("--tag={tag}")]);
+        run.code(2);
+        assert!(run.stderr.contains("--tag"), "{tag}: {}", run.stderr);
+        assert!(!ctx.exists("out"), "{tag}");
+    }
+    ctx.run(&["build", "--oci", "out", "--tag", &format!("_v1.2-rc{}", "x".repeat(100))]).success();
+}
+
+#[test]
+fn compile_writes_through_a_symlinked_output_and_refuses_a_read_only_one() {
+    let index = Index::new();
+    Wheel::new("dep", "1.0").file("dep/__init__.py", "").publish(&index);
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", &format!("--index-url {}\ndep\n", server.url()));
+    std::fs::create_dir_all(ctx.work().join("pins")).unwrap();
+    ctx.write("pins/real.txt", "old\n");
+    std::os::unix::fs::symlink("pins/real.txt", ctx.work().join("requirements.txt")).unwrap();
+    let compile = [
+        "compile",
+        "requirements.in",
+        "--python",
+        "3.9",
+        "--platform",
+        "linux/amd64",
+        "-o",
+        "requirements.txt",
+    ];
+    ctx.run(&compile).success();
+    let link = ctx.work().join("requirements.txt");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+    assert!(ctx.read("pins/real.txt").contains("dep==1.0"), "{}", ctx.read("pins/real.txt"));
+
+    use std::os::unix::fs::PermissionsExt;
+    ctx.write("locked.txt", "keep me\n");
+    std::fs::set_permissions(ctx.work().join("locked.txt"), std::fs::Permissions::from_mode(0o444)).unwrap();
+    let mut args = compile.to_vec();
+    *args.last_mut().unwrap() = "locked.txt";
+    let run = ctx.run(&args);
+    run.code(2);
+    assert!(run.stderr.contains("`locked.txt` is read-only"), "{}", run.stderr);
+    assert_eq!(ctx.read("locked.txt"), "keep me\n");
+}
