@@ -237,6 +237,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     // Everything is written into a hidden directory beside `--oci` and renamed into place at
     // the end, so a failed build leaves no partial layout; scratch files live there too, so
     // finished layers are renamed into the layout rather than copied.
+    crate::env::remove_stale_staging(&out, printer);
     let staging = oci::StagedLayout::beside(&out).map_err(|e| oci_error(&out, e))?;
     let layout = staging.layout().clone();
     let scratch = staging.scratch().map_err(|e| oci_error(&out, e))?;

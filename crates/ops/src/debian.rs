@@ -189,6 +189,9 @@ pub fn unpack_sets(
             (set, out, debs)
         })
         .collect();
+    for (_, out, _) in &jobs {
+        crate::env::remove_stale_staging(out, printer);
+    }
     let spinner = printer.spinner(&format!(
         "Unpacking into {}",
         outputs.iter().map(|o| o.display().to_string()).collect::<Vec<_>>().join(", ")
@@ -248,17 +251,15 @@ fn is_empty_dir(dir: &Path) -> Result<bool, Error> {
 /// or any with `force`) is moved aside first and deleted last. Returns how many paths the
 /// packages shipped.
 fn unpack_into(out: &Path, debs: &[Fetched], force: bool) -> Result<usize, Error> {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let io = |what: String| move |e: std::io::Error| Error::from_error(what, e);
     fs_err::create_dir_all(&parent).map_err(io(format!("cannot create {}", parent.display())))?;
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tmp-"))
-        .tempdir_in(&parent)
-        .map_err(io(format!("cannot create a temporary directory in {}", parent.display())))?;
+    let staging = oci::StagingDir::beside(out, "tmp").map_err(|e| {
+        Error::from_error(format!("cannot create a temporary directory in {}", parent.display()), e)
+    })?;
     {
         use std::os::unix::fs::PermissionsExt;
         fs_err::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
@@ -274,10 +275,9 @@ fn unpack_into(out: &Path, debs: &[Fetched], force: bool) -> Result<usize, Error
             None
         }
         Ok(_) => {
-            let holder = tempfile::Builder::new()
-                .prefix(&format!(".{name}.old-"))
-                .tempdir_in(&parent)
-                .map_err(io(format!("cannot create a temporary directory in {}", parent.display())))?;
+            let holder = oci::StagingDir::beside(out, "old").map_err(|e| {
+                Error::from_error(format!("cannot create a temporary directory in {}", parent.display()), e)
+            })?;
             let old = holder.path().join("tree");
             fs_err::rename(out, &old).map_err(io(format!("cannot move {} aside", out.display())))?;
             Some((holder, old))
@@ -293,10 +293,8 @@ fn unpack_into(out: &Path, debs: &[Fetched], force: bool) -> Result<usize, Error
         return Err(Error::from_error(format!("cannot move the new tree to {}", out.display()), e));
     }
     if let Some((holder, _)) = aside {
-        let path = holder.path().to_path_buf();
-        if let Err(e) = holder.close() {
-            tracing::warn!("cannot remove the replaced tree {}: {e}", path.display());
-        }
+        // Dropping it removes the replaced tree.
+        drop(holder);
     }
     Ok(installed.iter().map(|p| p.files.len()).sum())
 }

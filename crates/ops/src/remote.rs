@@ -114,6 +114,8 @@ pub fn pull(
     bar.finish_and_clear();
     fetched.map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
     let tag = reference.tag.clone().unwrap_or_else(|| "latest".to_string());
+    let (PullTarget::Oci(dest) | PullTarget::DockerArchive(dest)) = target;
+    crate::env::remove_stale_staging(dest, printer);
     let (out, written) = match target {
         PullTarget::Oci(dir) => {
             registry::write_oci(&pulled, dir, &tag)

@@ -342,3 +342,95 @@ fn compile_writes_through_a_symlinked_output_and_refuses_a_read_only_one() {
     assert!(run.stderr.contains("`locked.txt` is read-only"), "{}", run.stderr);
     assert_eq!(ctx.read("locked.txt"), "keep me\n");
 }
+
+/// The hidden staging trees beside `out` in `dir`.
+fn staging_trees(dir: &Path, out: &str) -> Vec<String> {
+    let prefix = format!(".{out}.");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A project whose one layer takes a while to compress (incompressible bytes), so a build
+/// can be caught mid-way.
+fn slow_project() -> TestContext {
+    let ctx = TestContext::new();
+    std::fs::write(ctx.work().join("big.bin"), test_support::pseudo_random(7, 48 << 20)).unwrap();
+    ctx.write("marqo-base.toml", &format!("{FILES_ONLY}\n[[file]]\nsrc = \"big.bin\"\nto = \"/big.bin\"\n"));
+    ctx.run(&["lock"]).success();
+    ctx
+}
+
+/// Starts `build --oci out` and waits until its staging tree exists.
+fn build_until_staged(ctx: &TestContext) -> std::process::Child {
+    let mut child = ctx
+        .command(&["build", "--oci", "out"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the build");
+    let started = std::time::Instant::now();
+    while staging_trees(&ctx.work(), "out").iter().all(|n| !n.starts_with(".out.tmp-")) {
+        assert!(child.try_wait().unwrap().is_none(), "the build ended before it staged anything");
+        assert!(started.elapsed().as_secs() < 60, "no staging tree after 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child
+}
+
+fn signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn an_interrupted_build_leaves_no_temporary_tree() {
+    let ctx = slow_project();
+    for (sig, code) in [("-TERM", 143), ("-INT", 130)] {
+        let mut child = build_until_staged(&ctx);
+        signal(&child, sig);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{sig}: the build was stopped mid-way and said so");
+        assert_eq!(staging_trees(&ctx.work(), "out"), Vec::<String>::new(), "{sig}");
+        assert!(!ctx.exists("out"), "{sig}");
+    }
+}
+
+#[test]
+fn a_killed_build_s_tree_is_removed_by_the_next_but_a_live_one_is_not() {
+    let ctx = slow_project();
+    let mut child = build_until_staged(&ctx);
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    let left = staging_trees(&ctx.work(), "out");
+    assert_eq!(left.len(), 1, "SIGKILL leaves its tree: {left:?}");
+
+    // A tree another live process holds (here: this test, with the lock a build takes).
+    let live = ctx.work().join(".out.tmp-live01");
+    std::fs::create_dir(&live).unwrap();
+    let holder = std::fs::File::open(&live).unwrap();
+    holder.try_lock().expect("lock the live tree");
+
+    let run = ctx.run(&["build", "--oci", "out"]);
+    run.success();
+    assert!(
+        run.stderr.contains(&format!(
+            "Removed 1 temporary tree left beside out by an interrupted run: {}",
+            left[0]
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(staging_trees(&ctx.work(), "out"), [".out.tmp-live01"], "the live tree is kept");
+    drop(holder);
+    std::fs::remove_dir_all(ctx.work().join("out")).unwrap();
+    let run = ctx.run(&["build", "--oci", "out"]);
+    run.success();
+    assert!(run.stderr.contains("Removed 1 temporary tree"), "{}", run.stderr);
+    assert_eq!(staging_trees(&ctx.work(), "out"), Vec::<String>::new());
+}
