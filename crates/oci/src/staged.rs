@@ -47,13 +47,10 @@ impl StagingDir {
             .tempdir_in(&parent)
             .map_err(Error::io("create a temporary directory in", &parent))?;
         let lock = fs::File::open(fresh.path()).map_err(Error::io("open", fresh.path()))?;
-        lock.try_lock().map_err(|e| {
-            let e = match e {
-                fs::TryLockError::Error(e) => e,
-                fs::TryLockError::WouldBlock => std::io::Error::from(std::io::ErrorKind::WouldBlock),
-            };
-            Error::io("lock", fresh.path())(e)
-        })?;
+        if !try_lock(&lock).map_err(Error::io("lock", fresh.path()))? {
+            let busy = std::io::Error::from(std::io::ErrorKind::WouldBlock);
+            return Err(Error::io("lock", fresh.path())(busy));
+        }
         let suffix = fresh
             .path()
             .file_name()
@@ -93,6 +90,17 @@ impl Drop for StagingDir {
     }
 }
 
+/// Takes an exclusive `flock` on `file` without waiting: `false` when another open file (of
+/// this process or another) holds it.
+fn try_lock(file: &fs::File) -> std::io::Result<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn forget_active(path: &Path) {
     if let Ok(mut active) = ACTIVE.lock() {
         active.retain(|p| p != path);
@@ -124,10 +132,11 @@ pub fn remove_stale(out: &Path) -> Vec<PathBuf> {
         }
         let stale = if file_name.starts_with(&tmp) || file_name.starts_with(&old) {
             // Held by a live process: WouldBlock. Free: ours to take, and remove.
-            fs::File::open(&path).is_ok_and(|f| f.try_lock().is_ok())
+            fs::File::open(&path).is_ok_and(|f| try_lock(&f).unwrap_or(false))
         } else if file_name.starts_with(&new) {
             let age = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok());
-            age.is_some_and(|a| a > NEW_GRACE) && fs::File::open(&path).is_ok_and(|f| f.try_lock().is_ok())
+            age.is_some_and(|a| a > NEW_GRACE)
+                && fs::File::open(&path).is_ok_and(|f| try_lock(&f).unwrap_or(false))
         } else {
             false
         };

@@ -410,11 +410,17 @@ fn a_killed_build_s_tree_is_removed_by_the_next_but_a_live_one_is_not() {
     let left = staging_trees(&ctx.work(), "out");
     assert_eq!(left.len(), 1, "SIGKILL leaves its tree: {left:?}");
 
-    // A tree another live process holds (here: this test, with the lock a build takes).
+    // A tree another live process holds, with the lock a build takes (flock(1) of util-linux).
     let live = ctx.work().join(".out.tmp-live01");
     std::fs::create_dir(&live).unwrap();
-    let holder = std::fs::File::open(&live).unwrap();
-    holder.try_lock().expect("lock the live tree");
+    let mut holder = std::process::Command::new("flock")
+        .args(["--exclusive", "--nonblock", "--no-fork"])
+        .arg(&live)
+        .args(["sleep", "600"])
+        .spawn()
+        .expect("flock(1) from util-linux");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(holder.try_wait().unwrap().is_none(), "flock holds the tree");
 
     let run = ctx.run(&["build", "--oci", "out"]);
     run.success();
@@ -427,7 +433,8 @@ fn a_killed_build_s_tree_is_removed_by_the_next_but_a_live_one_is_not() {
         run.stderr
     );
     assert_eq!(staging_trees(&ctx.work(), "out"), [".out.tmp-live01"], "the live tree is kept");
-    drop(holder);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
     std::fs::remove_dir_all(ctx.work().join("out")).unwrap();
     let run = ctx.run(&["build", "--oci", "out"]);
     run.success();
