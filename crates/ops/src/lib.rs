@@ -6,6 +6,7 @@
 //!   resolution with progress.
 //! - [`debian`]: a Debian suite's session: read, resolve, fetch and unpack.
 //! - [`compile`]: requirements.in -> pinned requirements.txt files for every target.
+//! - [`plan`]: manifest + lock + platforms -> the layers of each platform (pure).
 //! - [`build`]: the lock -> an OCI image layout or docker-archive, per platform.
 //! - [`base`]: base images from a registry or an OCI layout, pinned by digest.
 //! - [`files`]: `[[file]]` entries: locked by content, downloaded hash-checked, put in layers.
@@ -26,6 +27,7 @@ mod error;
 pub mod files;
 pub mod layer_cache;
 pub mod lock;
+pub mod plan;
 pub mod python;
 pub mod remote;
 pub mod report;

@@ -67,14 +67,14 @@ pub const DEFAULT_GLIBC: &str = "2.28";
 pub fn lock(args: &LockOptions, printer: &dyn Reporter) -> Result<(), Error> {
     let manifest_path = args.manifest.clone();
     let lock_path = args.lock_path();
-    let manifest = Manifest::read(&manifest_path).map_err(|e| Error::user(e.to_string()))?;
+    let manifest = Manifest::read(&manifest_path)?;
     let previous = match lock_path.exists() && !args.upgrade {
         true => Some(Lock::read(&lock_path).map_err(|e| {
             Error::user(e.to_string()).with_hint("fix the lock, delete it, or pass --upgrade to lock afresh")
         })?),
         false => None,
     };
-    let inputs = Inputs::read(&manifest_path).map_err(|e| Error::user(e.to_string()))?;
+    let inputs = Inputs::read(&manifest_path)?;
     let mut lock = Lock::new(inputs);
     let upgrade: BTreeSet<String> =
         args.upgrade_package.iter().map(|n| n.trim().to_ascii_lowercase()).collect();
@@ -149,8 +149,8 @@ pub fn check(manifest_path: &Path, lock_path: &Path) -> Result<LockState, Error>
     if !lock_path.exists() {
         return Ok(LockState::Missing);
     }
-    let lock = Lock::read(lock_path).map_err(|e| Error::user(e.to_string()))?;
-    match lock.check(manifest_path).map_err(|e| Error::user(e.to_string()))? {
+    let lock = Lock::read(lock_path)?;
+    match lock.check(manifest_path)? {
         Freshness::Fresh => Ok(LockState::Fresh),
         Freshness::Stale { reasons } => Ok(LockState::Stale(reasons)),
     }
