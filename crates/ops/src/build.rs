@@ -155,7 +155,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         .with_hint("pass one --platform, such as --platform linux/arm64"));
     }
     let python_version = plan.python_version.as_deref();
-    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+    let cache = crate::env::cache()?;
     let layer_cache = LayerCache::new(cache.clone(), !args.no_cache);
     let looked_up: Vec<Vec<CachedLayer>> = plan
         .platforms
@@ -405,13 +405,12 @@ fn fetch_wheels(
         return Ok(found);
     }
     let config = index_config(set, cache)?;
-    let http = fetch::Client::new(fetch::ClientOptions {
+    let http = crate::env::client(fetch::ClientOptions {
         ca_bundle: config.cert.clone(),
         offline,
         timeout: std::time::Duration::from_secs_f64(config.timeout.unwrap_or(60.0)),
         ..fetch::ClientOptions::default()
-    })
-    .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
+    })?;
     // One client per set of [[python.index]] pins, as `lock` resolved each platform; a file
     // is looked for with the pins of the first platform that locks it.
     let mut clients: Vec<(Pins, PypiClient)> = Vec::new();
@@ -522,7 +521,7 @@ fn build_sdists(
     let (Some(python), false) = (&manifest.python, sdists.is_empty()) else {
         return Ok(paths);
     };
-    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+    let cache = crate::env::cache()?;
     let config = index_config(set, &cache)?;
     let ctx = BuildContext {
         python: PathBuf::from("python3"),

@@ -41,20 +41,19 @@ pub fn open_source(
     targets: &[Arc<Target>],
 ) -> Result<(&'static tokio::runtime::Runtime, Arc<IndexSource>), Error> {
     let runtime = crate::env::runtime()?;
-    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+    let cache = crate::env::cache()?;
     let pip_env = PipEnvironment {
         default_index_memo: Some(cache.root().join("host-pip-default-index")),
         ..PipEnvironment::from_process()
     };
     let config = IndexConfig::from_pip_with(&setup.index_args, &pip_env)
         .map_err(|e| Error::from_error("cannot read the package index configuration", e))?;
-    let http = fetch::Client::new(fetch::ClientOptions {
+    let http = crate::env::client(fetch::ClientOptions {
         ca_bundle: config.cert.clone(),
         offline: setup.offline,
         timeout: std::time::Duration::from_secs_f64(config.timeout.unwrap_or(60.0)),
         ..fetch::ClientOptions::default()
-    })
-    .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
+    })?;
     let build = (!setup.no_build).then(|| BuildContext {
         python: PathBuf::from("python3"),
         pip_args: config.pip_args(),
