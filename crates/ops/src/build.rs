@@ -529,6 +529,7 @@ fn build_sdists(
         build_constraints: python.build_constraints.clone(),
         work_dir: cache.root().join("builds"),
         backend_env: Vec::new(),
+        env_installer: None,
     };
     fs_err::create_dir_all(out_dir)
         .map_err(|e| Error::from_error(format!("cannot create {}", out_dir.display()), e))?;

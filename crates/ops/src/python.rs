@@ -54,12 +54,14 @@ pub fn open_source(
         timeout: std::time::Duration::from_secs_f64(config.timeout.unwrap_or(60.0)),
         ..fetch::ClientOptions::default()
     })?;
+    let installer = crate::build_env::OwnInstaller::new();
     let build = (!setup.no_build).then(|| BuildContext {
         python: PathBuf::from("python3"),
         pip_args: config.pip_args(),
         build_constraints: setup.build_constraints.clone(),
         work_dir: cache.root().join("builds"),
         backend_env: Vec::new(),
+        env_installer: Some(installer.clone()),
     });
     // Wheels that no target can install (other systems, other Pythons) are dropped while
     // pages are parsed: on large pages they are most of the files.
@@ -82,6 +84,7 @@ pub fn open_source(
         },
     );
     let source = IndexSource::new(client, build, cache, runtime.handle().clone());
+    installer.attach(&source);
     Ok((runtime, source))
 }
 
