@@ -36,6 +36,7 @@ impl OwnInstaller {
 impl EnvInstaller for OwnInstaller {
     fn install<'a>(&'a self, request: EnvRequest<'a>) -> BoxFuture<'a, Result<(), String>> {
         async move {
+            let started = std::time::Instant::now();
             let source = self.source.get().and_then(Weak::upgrade).ok_or("the index source is gone")?;
             let target = host_target(&request)?;
             let mut set = RequirementSet::parse_str(
@@ -59,6 +60,7 @@ impl EnvInstaller for OwnInstaller {
                     .await
                     .map_err(|e| format!("the resolver stopped: {e}"))?
                     .map_err(|e| e.to_string())?;
+            let resolved_after = started.elapsed();
             let files: Vec<_> =
                 resolved.iter().flat_map(|r| r.packages.values()).map(|p| p.file.clone()).collect();
             let client = source.client();
@@ -67,6 +69,7 @@ impl EnvInstaller for OwnInstaller {
                     .await
                     .map_err(|e| e.to_string())?;
 
+            let fetched_after = started.elapsed();
             let version = major_minor(request.python_version);
             let venv = request.venv.to_path_buf();
             let python = request.final_dir.join("bin").join("python").to_string_lossy().into_owned();
@@ -78,7 +81,12 @@ impl EnvInstaller for OwnInstaller {
                     install_wheel(path, &scheme, &mut sink, &options)
                         .map_err(|e| format!("cannot install {}: {e}", path.display()))?;
                 }
-                tracing::debug!("installed {} build requirements into {}", paths.len(), venv.display());
+                tracing::debug!(
+                    "installed {} build requirements into {} (resolved after {resolved_after:.1?}, fetched after {fetched_after:.1?}, installed after {:.1?})",
+                    paths.len(),
+                    venv.display(),
+                    started.elapsed()
+                );
                 Ok(())
             })
             .await

@@ -1140,15 +1140,10 @@ impl Build<'_> {
         let started = std::time::Instant::now();
 
         // A venv without pip (and so without the setuptools that Python < 3.12 seeds, as
-        // pip's isolated build environments start empty) takes a fifth of a second; the
-        // host's pip installs into it with `--python` (pip >= 22.3). Older pips get a venv
-        // of their own to install with.
-        let mut venv = Command::new(&self.ctx.python);
-        venv.arg("-m").arg("venv").arg("--without-pip").arg(tmp.path());
-        let (status, output) = run_logged(venv, &log).await?;
-        if !status.success() {
-            return Err(SdistError::Venv { python: self.ctx.python.clone(), status, output: tail(&output) });
-        }
+        // pip's isolated build environments start empty), written here rather than by
+        // `python -m venv` (a fifth of a second each); the host's pip, when it installs, does
+        // so with `--python` (pip >= 22.3). Older pips get a venv of their own to install with.
+        write_venv(tmp.path(), interpreter).map_err(|e| self.io(e))?;
         let venv_python = tmp.path().join("bin").join("python");
 
         let mut installed = requirements.is_empty();
@@ -1232,7 +1227,11 @@ impl Build<'_> {
                 });
             }
         }
-        fs_err::remove_file(&log).map_err(|e| self.io(e))?;
+        // Only pip writes a log.
+        match fs_err::remove_file(&log) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(self.io(e)),
+            _ => {}
+        }
         // Scripts that pip wrote name the temporary venv's interpreter; ours name the final one.
         relocate_scripts(&tmp.path().join("bin"), tmp.path(), &final_dir).map_err(|e| self.io(e))?;
 
@@ -1307,6 +1306,45 @@ impl Build<'_> {
 }
 
 /// The in-process lock for building the venv at `dir`.
+/// Writes a virtual environment without pip at `dir` for `interpreter`, as `python -m venv
+/// --without-pip` does on POSIX: `pyvenv.cfg` (which makes Python use `dir`'s
+/// site-packages, not the system's), `bin/python`, `python3` and `pythonX.Y` as symbolic
+/// links to the interpreter, and an empty `lib/pythonX.Y/site-packages`.
+fn write_venv(dir: &Path, interpreter: &Interpreter) -> io::Result<()> {
+    let executable = Path::new(&interpreter.executable);
+    let home = executable.parent().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("`{}` is not an interpreter path", executable.display()),
+        )
+    })?;
+    let mut parts = interpreter.release.split('.');
+    let major_minor = match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) => format!("{major}.{minor}"),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("`{}` is not a Python version", interpreter.release),
+            ))
+        }
+    };
+    fs_err::create_dir_all(dir.join("lib").join(format!("python{major_minor}")).join("site-packages"))?;
+    let bin = dir.join("bin");
+    fs_err::create_dir_all(&bin)?;
+    for name in ["python".to_string(), "python3".to_string(), format!("python{major_minor}")] {
+        fs_err::os::unix::fs::symlink(executable, bin.join(name))?;
+    }
+    fs_err::write(
+        dir.join("pyvenv.cfg"),
+        format!(
+            "home = {}\ninclude-system-site-packages = false\nversion = {}\nexecutable = {}\n",
+            home.display(),
+            interpreter.release,
+            executable.display()
+        ),
+    )
+}
+
 /// Removes what an installer put into a fresh venv (its `lib/` site-packages, `bin/` scripts
 /// other than the interpreter links, `include/`), keeping the venv itself.
 fn reset_venv(venv: &Path) -> io::Result<()> {
