@@ -46,9 +46,9 @@ pub struct Resolved {
 impl Session {
     pub fn open(args: &SourceArgs<'_>) -> Result<Session, Error> {
         let source = source(args)?;
-        let client = fetch::Client::new(fetch::ClientOptions { offline: args.offline, ..Default::default() })
-            .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
-        let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+        let client =
+            crate::env::client(fetch::ClientOptions { offline: args.offline, ..Default::default() })?;
+        let cache = crate::env::cache()?;
         let runtime = crate::env::runtime()?;
         Ok(Session { source, client, cache, runtime })
     }

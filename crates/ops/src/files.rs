@@ -105,9 +105,8 @@ impl Downloader {
         if let Some(downloader) = slot {
             return Ok(downloader);
         }
-        let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
-        let client = fetch::Client::new(fetch::ClientOptions { offline, ..fetch::ClientOptions::default() })
-            .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
+        let cache = crate::env::cache()?;
+        let client = crate::env::client(fetch::ClientOptions { offline, ..fetch::ClientOptions::default() })?;
         let runtime = crate::env::runtime()?;
         Ok(slot.insert(Downloader { cache, client, runtime }))
     }

@@ -68,14 +68,14 @@ pub const DEFAULT_GLIBC: &str = "2.28";
 pub fn lock(args: &LockOptions, printer: &dyn Reporter) -> Result<(), Error> {
     let manifest_path = args.manifest.clone();
     let lock_path = args.lock_path();
-    let manifest = Manifest::read(&manifest_path).map_err(|e| Error::user(e.to_string()))?;
+    let manifest = Manifest::read(&manifest_path)?;
     let previous = match lock_path.exists() && !args.upgrade {
         true => Some(Lock::read(&lock_path).map_err(|e| {
             Error::user(e.to_string()).with_hint("fix the lock, delete it, or pass --upgrade to lock afresh")
         })?),
         false => None,
     };
-    let inputs = Inputs::read(&manifest_path).map_err(|e| Error::user(e.to_string()))?;
+    let inputs = Inputs::read(&manifest_path)?;
     let mut lock = Lock::new(inputs);
     let upgrade: BTreeSet<String> =
         args.upgrade_package.iter().map(|n| n.trim().to_ascii_lowercase()).collect();
@@ -150,8 +150,8 @@ pub fn check(manifest_path: &Path, lock_path: &Path) -> Result<LockState, Error>
     if !lock_path.exists() {
         return Ok(LockState::Missing);
     }
-    let manifest = Manifest::read(manifest_path).map_err(|e| Error::user(e.to_string()))?;
-    let lock = Lock::read(lock_path).map_err(|e| Error::user(e.to_string()))?;
+    let manifest = Manifest::read(manifest_path)?;
+    let lock = Lock::read(lock_path)?;
     let reasons = stale_reasons(&manifest, &lock)?;
     match reasons.is_empty() {
         true => Ok(LockState::Fresh),
@@ -165,7 +165,7 @@ pub fn check(manifest_path: &Path, lock_path: &Path) -> Result<LockState, Error>
 /// manifest gives it), so a lock edited by hand is caught. Reads files only. `lock --check`
 /// and `build` both ask this.
 pub fn stale_reasons(manifest: &Manifest, lock: &Lock) -> Result<Vec<String>, Error> {
-    let now = Inputs::read(manifest.path()).map_err(|e| Error::user(e.to_string()))?;
+    let now = Inputs::read(manifest.path())?;
     if let Freshness::Stale { reasons } = lock.inputs.compare(&now) {
         return Ok(reasons);
     }

@@ -44,8 +44,7 @@ pub fn client_for(
     credentials: Option<Credentials>,
     net: &NetOptions,
 ) -> Result<RegistryClient, Error> {
-    let http = fetch::Client::new(fetch::ClientOptions::default())
-        .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
+    let http = crate::env::client(fetch::ClientOptions::default())?;
     let options = ClientOptions { insecure: net.insecure, retries: net.retries, ..ClientOptions::default() };
     Ok(RegistryClient::new(http.http().clone(), host, credentials, &options))
 }
@@ -89,7 +88,7 @@ pub fn pull(
     printer: &dyn Reporter,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+    let cache = crate::env::cache()?;
     let client = client_for(&reference.registry, stored_credentials(&reference.registry)?, net)?;
     let runtime = runtime()?;
     let mut pulled = runtime
