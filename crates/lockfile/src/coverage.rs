@@ -58,20 +58,19 @@ impl Lock {
             }
         }
         let mut unrecorded = Vec::new();
+        let mut missing: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for entry in locked.values() {
             let Some(dependencies) = &entry.dependencies else {
                 unrecorded.push(entry.name.as_str());
                 continue;
             };
-            for dependency in dependencies {
-                if !locked.contains_key(dependency.as_str()) {
-                    reasons.push(format!(
-                        "`{dependency}`, a dependency of [[python]] `{}` {}, is not locked for {platform}",
-                        entry.name, entry.version
-                    ));
-                }
+            for dependency in dependencies.iter().filter(|d| !locked.contains_key(d.as_str())) {
+                missing.entry(dependency).or_default().push(format!("`{}` {}", entry.name, entry.version));
             }
         }
+        reasons.extend(
+            missing.into_iter().map(|(name, needers)| missing_reason("python", name, &needers, platform)),
+        );
         if !unrecorded.is_empty() {
             reasons.push(unrecorded_reason("python", &unrecorded, platform));
         }
@@ -88,20 +87,19 @@ impl Lock {
             }
         }
         let mut unrecorded = Vec::new();
+        let mut missing: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for entry in locked.values() {
             let Some(dependencies) = &entry.dependencies else {
                 unrecorded.push(entry.name.as_str());
                 continue;
             };
-            for dependency in dependencies {
-                if !locked.contains_key(dependency.as_str()) {
-                    reasons.push(format!(
-                        "`{dependency}`, a dependency of [[debian]] `{}` {}, is not locked for {platform}",
-                        entry.name, entry.version
-                    ));
-                }
+            for dependency in dependencies.iter().filter(|d| !locked.contains_key(d.as_str())) {
+                missing.entry(dependency).or_default().push(format!("`{}` {}", entry.name, entry.version));
             }
         }
+        reasons.extend(
+            missing.into_iter().map(|(name, needers)| missing_reason("debian", name, &needers, platform)),
+        );
         if !unrecorded.is_empty() {
             reasons.push(unrecorded_reason("debian", &unrecorded, platform));
         }
@@ -163,6 +161,16 @@ impl Lock {
             }
         }
     }
+}
+
+/// ``dep`, a dependency of [[python]] `app` 1.0 (and 2 more), is not locked for linux/arm64`.
+fn missing_reason(kind: &str, name: &str, needers: &[String], platform: TargetPlatform) -> String {
+    let more = match needers.len() {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    let first = needers.first().map_or("", String::as_str);
+    format!("`{name}`, a dependency of [[{kind}]] {first}{more}, is not locked for {platform}")
 }
 
 fn unrecorded_reason(kind: &str, names: &[&str], platform: TargetPlatform) -> String {
