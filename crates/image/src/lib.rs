@@ -26,4 +26,7 @@ pub use layer::{LayerError, LayerInfo, LayerOptions, LayerWriter};
 pub use plan::plan_layers;
 #[doc(hidden)]
 pub use wheel::fuzz_wheel_texts;
-pub use wheel::{install_wheel, record_hash, InstallOptions, InstalledWheel, Scheme, WheelError, INSTALLER};
+pub use wheel::{
+    install_wheel, record_hash, DirSink, InstallOptions, InstallSink, InstalledWheel, Scheme, WheelError,
+    INSTALLER,
+};

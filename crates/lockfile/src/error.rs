@@ -51,6 +51,16 @@ pub enum Error {
     Parse(Box<ParseError>),
 }
 
+impl Error {
+    /// How to fix it, when the reader can tell (a parse error's `did you mean …?`).
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Error::Parse(e) => e.hint.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// The error type of [`Manifest::read`](crate::Manifest::read).
 pub type ManifestError = Error;
 
@@ -89,8 +99,10 @@ impl fmt::Display for ParseError {
     ///   |
     /// 9 | packges = ["jq"]
     ///   | ^^^^^^^
-    /// hint: did you mean `packages`?
     /// ```
+    ///
+    /// The hint (`did you mean `packages`?`) is not part of it: [`Error::hint`] gives it, and
+    /// the binary prints it last, after the causes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
         if let Some(key) = &self.key {
@@ -107,9 +119,6 @@ impl fmt::Display for ParseError {
                 self.source_line,
                 "^".repeat(self.width.max(1))
             )?;
-        }
-        if let Some(hint) = &self.hint {
-            write!(f, "\nhint: {hint}")?;
         }
         Ok(())
     }

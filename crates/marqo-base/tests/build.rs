@@ -785,7 +785,7 @@ fn a_pytorch_like_index_locks_and_builds_on_one_platform() {
     let lock = ctx.read("marqo-base.lock");
     // The page gives no size: the lock has the one the server told (a one-byte range reply).
     let entry = format!(
-        "name = \"fast\"\nversion = \"1.0+cu116\"\nplatforms = [\"linux/amd64\"]\nfile = {{ name = \"{filename}\", size = {size}, "
+        "name = \"fast\"\nversion = \"1.0+cu116\"\nplatforms = [\"linux/amd64\"]\ndependencies = [\"six\"]\nfile = {{ name = \"{filename}\", size = {size}, "
     );
     assert!(lock.contains(&entry), "{lock}");
     assert!(lock.contains("name = \"fast\"\nversion = \"1.0\"\nplatforms = [\"linux/arm64\"]"), "{lock}");
@@ -802,10 +802,10 @@ fn a_pytorch_like_index_locks_and_builds_on_one_platform() {
 }
 
 /// The build's bytes, pinned: the same generated packages give these exact layers on any
-/// machine and in any run (a golden test, as apko's). The config and index carry the lock's
-/// input fingerprint, which names this run's server ports, so they are pinned by structure
-/// above and by digest across rebuilds; the layers, which hold every installed byte, are
-/// pinned here. A change of these digests is a change of what images contain.
+/// machine and in any run (a golden test, as apko's). The layers hold every installed byte;
+/// the config and index also carry the lock's input fingerprint, which names this run's
+/// server ports, so the index is pinned from the same lock under a manifest without them. A
+/// change of these digests is a change of what images contain.
 #[test]
 fn golden_layer_digests() {
     let w = world();
@@ -820,7 +820,34 @@ fn golden_layer_digests() {
         .map(|(arch, layers)| (*arch, layers.iter().map(|d| format!("sha256:{d}")).collect()))
         .collect();
     assert_eq!(got, want);
+
+    // The same lock under a manifest that names no port (its files come from the cache
+    // the build above filled, so nothing is fetched): the whole image, index and all, is
+    // pinned, built afresh and from the layer cache alike.
+    let golden = work.join("golden");
+    std::fs::create_dir(&golden).unwrap();
+    let manifest = std::fs::read_to_string(work.join("marqo-base.toml")).unwrap();
+    let mirror = regex::Regex::new(r#"mirror = "[^"]*"\nkeyring = "[^"]*""#).unwrap();
+    let manifest = mirror.replace(&manifest, r#"mirror = "http://127.0.0.1:9/debian""#);
+    std::fs::write(golden.join("marqo-base.toml"), manifest.as_bytes()).unwrap();
+    std::fs::write(golden.join("requirements.in"), "--index-url http://127.0.0.1:9/simple\nfast\n").unwrap();
+    for name in ["constraints.txt", "build-constraints.txt"] {
+        std::fs::copy(work.join(name), golden.join(name)).unwrap();
+    }
+    let mut lock = lockfile::Lock::read(&work.join("marqo-base.lock")).unwrap();
+    lock.inputs = lockfile::Inputs::read(&golden.join("marqo-base.toml")).unwrap();
+    lock.write_atomic(&golden.join("marqo-base.lock")).unwrap();
+    for (out, extra) in [("golden-fresh", "--no-cache"), ("golden-cached", "--tag=latest")] {
+        let manifest = golden.join("marqo-base.toml");
+        ctx.run(&["build", "--offline", extra, "--manifest", manifest.to_str().unwrap(), "--oci", out])
+            .success();
+        let index = std::fs::read_to_string(work.join(out).join("index.json")).unwrap();
+        assert!(index.contains(GOLDEN_INDEX), "{out}: {index}");
+    }
 }
+
+/// The image index of [`golden_layer_digests`]'s portless build.
+const GOLDEN_INDEX: &str = "sha256:7c6a604cd075d8b6aa2972ecbea4a35cb74ed9f928030eaa201baadc0d943948";
 
 /// Per platform, in image order: the `.deb`s, then the wheel buckets (the bucket holding
 /// only `six`, the same wheel on both platforms, is the same layer on both).

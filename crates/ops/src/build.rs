@@ -10,19 +10,16 @@
 //! [`image::assemble`] makes each platform's configuration (over the base's, if any) and
 //! manifest, and [`image::write_index`] the index of them, named by `--tag`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
 
 use image::{
-    install_wheel, plan_layers, Compression, ImageLayer, ImageSpec, InstallOptions, LayerInfo, LayerOptions,
-    LayerWriter, Scheme,
+    install_wheel, Compression, ImageLayer, ImageSpec, InstallOptions, LayerInfo, LayerWriter, Scheme,
 };
-use lockfile::{
-    FileEntry, FileSource, Freshness, Lock, LockedDebian, LockedPython, Manifest, TargetPlatform,
-};
+use lockfile::{FileEntry, FileSource, Lock, LockedDebian, LockedPython, Manifest, TargetPlatform};
 use oci::{Descriptor, Digest, OciLayout};
 use pep_types::{Arch, PackageName, SdistFilename, Target, WheelFilename};
 use py_resolver::RequirementSet;
@@ -33,6 +30,7 @@ use crate::base::{self, BaseImage};
 use crate::debian::{Session, SourceArgs};
 use crate::layer_cache::LayerCache;
 use crate::lock::{pins_for, Pins, DEFAULT_GLIBC};
+use crate::plan::{layer_options, BuildPlan, LayerSource, PlanOptions, PlannedLayer};
 use crate::{cross, files, Error, Reporter};
 
 /// What `build` is asked to do (the options of `marqo-base build`).
@@ -58,16 +56,13 @@ pub struct BuildOptions {
     pub compression: String,
 }
 
-/// How many buckets the small wheels of a platform are spread over.
-const WHEEL_BUCKETS: usize = 16;
-/// A wheel larger than this (bytes) gets a layer of its own.
-const BIG_WHEEL: u64 = 32 * 1024 * 1024;
-
 /// Builds the image of `args.manifest` from its lock into the layout or archive asked for.
 pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     let started = Instant::now();
-    if args.tag.is_empty() {
-        return Err(Error::user("--tag is empty").with_hint("pass a name such as --tag latest"));
+    if let Err(problem) = registry::check_tag(&args.tag) {
+        return Err(Error::user(format!("--tag `{}`: {problem}", args.tag)).with_hint(
+            "a tag is 1 to 128 of A-Z a-z 0-9 _ . - and does not start with . or -, such as --tag latest",
+        ));
     }
     let (out, archive) = match (&args.oci, &args.docker_archive) {
         (Some(dir), None) => (dir.clone(), false),
@@ -87,6 +82,10 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             return Err(Error::user(format!("{} is a directory", out.display()))
                 .with_hint("--docker-archive takes the path of a tar file to write"));
         }
+        if std::fs::symlink_metadata(&out).is_ok() {
+            return Err(Error::user(format!("{} exists", out.display()))
+                .with_hint("remove it, or pass another --docker-archive path"));
+        }
     } else {
         check_output(&out)?;
     }
@@ -95,15 +94,14 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         Some(path) => path.clone(),
         None => manifest_path.parent().unwrap_or(Path::new("")).join("marqo-base.lock"),
     };
-    let manifest = Manifest::read(&manifest_path).map_err(|e| Error::user(e.to_string()))?;
+    let manifest = Manifest::read(&manifest_path)?;
     if !lock_path.exists() {
         return Err(Error::user(format!("{} does not exist", lock_path.display()))
             .with_hint("run `marqo-base lock` first: build reads only the lock"));
     }
-    let lock = Lock::read(&lock_path).map_err(|e| Error::user(e.to_string()))?;
-    if let Freshness::Stale { reasons } =
-        lock.check(&manifest_path).map_err(|e| Error::user(e.to_string()))?
-    {
+    let lock = Lock::read(&lock_path)?;
+    let reasons = crate::lock::stale_reasons(&manifest, &lock)?;
+    if !reasons.is_empty() {
         return Err(Error::user(format!("{} is stale: {}", lock_path.display(), reasons.join("; ")))
             .with_hint("run `marqo-base lock` to update it"));
     }
@@ -120,38 +118,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             .with_hint("run `marqo-base lock` to update it"))
         }
     };
-    let platforms = select_platforms(&manifest, &args.platforms)?;
     let mtime = source_date_epoch()?;
-    if archive && platforms.len() != 1 {
-        return Err(Error::user(format!(
-            "a docker-archive holds one platform, not {}",
-            platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
-        ))
-        .with_hint("pass one --platform, such as --platform linux/arm64"));
-    }
-
-    // Everything the selected platforms need, checked before any download.
-    let python_version = match &manifest.python {
-        Some(python) => Some(major_minor(&python.version)?),
-        None => None,
-    };
-    let mut wheels: Vec<&LockedPython> = Vec::new();
-    for platform in &platforms {
-        for entry in lock.python_for(*platform) {
-            if !wheels.iter().any(|w| w.file.sha256 == entry.file.sha256) {
-                wheels.push(entry);
-            }
-        }
-    }
-    if !wheels.is_empty() && python_version.is_none() {
-        return Err(Error::user(format!(
-            "{} has Python packages but {} has no [python] section",
-            lock_path.display(),
-            manifest_path.display()
-        ))
-        .with_hint("run `marqo-base lock` to update the lock"));
-    }
-
     // The requirement files name the indexes the wheels came from and which distributions
     // were asked for (they get `REQUESTED`, as with pip).
     let requirements = match &manifest.python {
@@ -161,11 +128,6 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     };
     let requested: HashSet<String> =
         requirements.requirements.iter().map(|e| e.req.name.to_string()).collect();
-
-    // Each platform's layers, each with the key of its inputs: a layer built before (by this
-    // build of the tool) is taken from the cache, and only what the others need is fetched.
-    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
-    let layer_cache = LayerCache::new(cache.clone(), !args.no_cache);
     let build_constraints = match &manifest.python {
         Some(python) => describe_files(&python.build_constraints)?,
         None => String::new(),
@@ -174,58 +136,59 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         "zstd" => Compression::Zstd,
         _ => Compression::Gzip,
     };
-    let plans: Vec<Vec<PlannedLayer<'_>>> = platforms
+
+    // Each platform's layers, each with the key of its inputs: a layer built before (by this
+    // build of the tool) is taken from the cache, and only what the others need is fetched.
+    let plan = BuildPlan::new(
+        &manifest,
+        &lock,
+        &PlanOptions {
+            platforms: &args.platforms,
+            requested: &requested,
+            mtime,
+            build_constraints: &build_constraints,
+            compression,
+        },
+    )?;
+    tracing::debug!("the build plan:\n{plan}");
+    let platforms = plan.platform_list();
+    if archive && platforms.len() != 1 {
+        return Err(Error::user(format!(
+            "a docker-archive holds one platform, not {}",
+            platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+        .with_hint("pass one --platform, such as --platform linux/arm64"));
+    }
+    let python_version = plan.python_version.as_deref();
+    let cache = crate::env::cache()?;
+    let layer_cache = LayerCache::new(cache.clone(), !args.no_cache);
+    let looked_up: Vec<Vec<CachedLayer>> = plan
+        .platforms
         .iter()
         .map(|platform| {
-            plan_platform(
-                *platform,
-                &manifest,
-                &lock,
-                python_version.as_deref(),
-                &requested,
-                mtime,
-                &build_constraints,
-                compression,
-                &layer_cache,
-            )
+            platform
+                .layers
+                .iter()
+                .map(|layer| {
+                    let key = layer.inputs.as_deref().map(|inputs| layer_cache.key(inputs));
+                    let info = key.as_deref().and_then(|k| layer_cache.get(k));
+                    CachedLayer { key, info }
+                })
+                .collect()
         })
         .collect();
-    let mut needed_debs: Vec<&LockedDebian> = Vec::new();
-    let mut needed_wheels: Vec<&LockedPython> = Vec::new();
-    let mut needed_files: Vec<&FileEntry> = Vec::new();
-    for layer in plans.iter().flatten().filter(|l| l.cached.is_none()) {
-        match &layer.source {
-            LayerSource::Debian(debs) => {
-                for deb in debs {
-                    if !needed_debs.iter().any(|d| d.file.sha256 == deb.file.sha256) {
-                        needed_debs.push(deb);
-                    }
-                }
-            }
-            LayerSource::Wheels(wheels) => {
-                for wheel in wheels {
-                    if !needed_wheels.iter().any(|w| w.file.sha256 == wheel.file.sha256) {
-                        needed_wheels.push(wheel);
-                    }
-                }
-            }
-            LayerSource::File(entry) => {
-                if !needed_files.iter().any(|f| f.to == entry.to) {
-                    needed_files.push(entry);
-                }
-            }
-        }
-    }
-    let total = plans.iter().map(Vec::len).sum::<usize>();
-    let reused = plans.iter().flatten().filter(|l| l.cached.is_some()).count();
+    let mut cached = looked_up.iter().flatten();
+    let needs = plan.needs(|_| cached.next().is_some_and(|c| c.info.is_none()));
+    let total = plan.layer_count();
+    let reused = looked_up.iter().flatten().filter(|l| l.info.is_some()).count();
     if reused > 0 {
         printer.status(format!("Reusing {reused} of {total} layers from the cache"));
     }
 
-    let deb_paths = fetch_debian(&manifest, &needed_debs, args.offline, printer)?;
+    let deb_paths = fetch_debian(&manifest, &needs.debs, args.offline, printer)?;
     let wheel_paths =
-        fetch_wheels(&requirements, manifest.python.as_ref(), &needed_wheels, &cache, args.offline, printer)?;
-    let file_paths = files::fetch_urls(&needed_files, args.offline, printer)?;
+        fetch_wheels(&requirements, manifest.python.as_ref(), &needs.wheels, &cache, args.offline, printer)?;
+    let file_paths = files::fetch_urls(&needs.files, &lock.files, args.offline, printer)?;
     let bases = match &base_source {
         Some((source, digest)) => base::fetch(source, digest, &platforms, printer)?,
         None => HashMap::new(),
@@ -234,6 +197,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     // Everything is written into a hidden directory beside `--oci` and renamed into place at
     // the end, so a failed build leaves no partial layout; scratch files live there too, so
     // finished layers are renamed into the layout rather than copied.
+    crate::env::remove_stale_staging(&out, printer);
     let staging = oci::StagedLayout::beside(&out).map_err(|e| oci_error(&out, e))?;
     let layout = staging.layout().clone();
     let scratch = staging.scratch().map_err(|e| oci_error(&out, e))?;
@@ -241,7 +205,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         &manifest,
         &requirements,
         &lock,
-        &needed_wheels,
+        &needs.wheels,
         &platforms,
         &wheel_paths,
         &scratch.join("built"),
@@ -256,15 +220,17 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         &format!("Building {} (layers)", platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")),
         false,
     );
-    let builds: Vec<PlatformBuild<'_>> = platforms
+    let builds: Vec<PlatformBuild<'_>> = plan
+        .platforms
         .iter()
-        .zip(&plans)
-        .map(|(platform, layers)| PlatformBuild {
-            platform: *platform,
+        .zip(&looked_up)
+        .map(|(planned, cached)| PlatformBuild {
+            platform: planned.platform,
             manifest: &manifest,
             lock: &lock,
-            layers,
-            python_version: python_version.as_deref(),
+            layers: &planned.layers,
+            cached,
+            python_version,
             deb_paths: &deb_paths,
             wheel_paths: &wheel_paths,
             built_wheels: &built_wheels,
@@ -276,7 +242,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             mtime,
             compression,
             progress: &spinner,
-            base: bases.get(platform),
+            base: bases.get(&planned.platform),
         })
         .collect();
     let results: Vec<Result<Built, Error>> = std::thread::scope(|scope| {
@@ -339,43 +305,6 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         started.elapsed().as_secs_f64()
     ));
     Ok(())
-}
-
-/// The platforms to build: `--platform` values (each must be one of the manifest's), in the
-/// manifest's order; all of the manifest's by default.
-fn select_platforms(manifest: &Manifest, given: &[String]) -> Result<Vec<TargetPlatform>, Error> {
-    let all = &manifest.image.platforms;
-    if given.is_empty() {
-        return Ok(all.clone());
-    }
-    let mut wanted = HashSet::new();
-    for text in given {
-        let platform = TargetPlatform::from_str(text).map_err(|e| Error::user(e.to_string()))?;
-        if !all.contains(&platform) {
-            return Err(Error::user(format!(
-                "--platform {platform} is not a platform of {}",
-                manifest.path().display()
-            ))
-            .with_hint(format!(
-                "the manifest has {}; add it to [image] platforms and run `marqo-base lock`",
-                all.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
-            )));
-        }
-        wanted.insert(platform);
-    }
-    Ok(all.iter().copied().filter(|p| wanted.contains(p)).collect())
-}
-
-/// `3.9` of `3.9` or `3.9.2`.
-fn major_minor(version: &str) -> Result<String, Error> {
-    let mut parts = version.split('.');
-    match (parts.next(), parts.next()) {
-        (Some(major), Some(minor)) if !major.is_empty() && !minor.is_empty() => {
-            Ok(format!("{major}.{minor}"))
-        }
-        _ => Err(Error::user(format!("[python] version `{version}` is not X.Y or X.Y.Z"))
-            .with_hint("write version = \"3.9\"")),
-    }
 }
 
 /// The output directory must be absent or an empty directory.
@@ -482,13 +411,12 @@ fn fetch_wheels(
         return Ok(found);
     }
     let config = index_config(set, cache)?;
-    let http = fetch::Client::new(fetch::ClientOptions {
+    let http = crate::env::client(fetch::ClientOptions {
         ca_bundle: config.cert.clone(),
         offline,
         timeout: std::time::Duration::from_secs_f64(config.timeout.unwrap_or(60.0)),
         ..fetch::ClientOptions::default()
-    })
-    .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
+    })?;
     // One client per set of [[python.index]] pins, as `lock` resolved each platform; a file
     // is looked for with the pins of the first platform that locks it.
     let mut clients: Vec<(Pins, PypiClient)> = Vec::new();
@@ -599,7 +527,7 @@ fn build_sdists(
     let (Some(python), false) = (&manifest.python, sdists.is_empty()) else {
         return Ok(paths);
     };
-    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+    let cache = crate::env::cache()?;
     let config = index_config(set, &cache)?;
     let ctx = BuildContext {
         python: PathBuf::from("python3"),
@@ -607,6 +535,7 @@ fn build_sdists(
         build_constraints: python.build_constraints.clone(),
         work_dir: cache.root().join("builds"),
         backend_env: Vec::new(),
+        env_installer: None,
     };
     fs_err::create_dir_all(out_dir)
         .map_err(|e| Error::from_error(format!("cannot create {}", out_dir.display()), e))?;
@@ -729,7 +658,7 @@ fn interpreter_symbols(
     offline: bool,
     printer: &dyn Reporter,
 ) -> Result<HashSet<String>, Error> {
-    let version = major_minor(version)?;
+    let version = crate::plan::major_minor(version)?;
     let package = format!("python{version}-minimal");
     let Some(deb) = lock.debian_for(platform).find(|d| d.name == package) else {
         return Err(Error::user(format!(
@@ -771,108 +700,10 @@ fn wheel_tag(file_name: &str) -> String {
 /// it took.
 type Built = (Descriptor, Vec<LayerInfo>, f64);
 
-/// What a layer is made of.
-enum LayerSource<'a> {
-    /// The platform's `.deb`s, unpacked together (with users, alternatives, the dpkg status).
-    Debian(Vec<&'a LockedDebian>),
-    /// Wheels (or sdists, built into wheels) installed as pip would.
-    Wheels(Vec<&'a LockedPython>),
-    /// A `[[file]]` of the manifest.
-    File(&'a FileEntry),
-}
-
-/// A layer of one platform's image, before it is built.
-struct PlannedLayer<'a> {
-    source: LayerSource<'a>,
-    /// The key of its inputs in the layer cache; `None` for what is not cached (local
-    /// `[[file]]` sources, whose modes the lock does not pin).
+/// A planned layer's key in the layer cache, and what the cache has under it.
+struct CachedLayer {
     key: Option<String>,
-    /// Its history entry.
-    created_by: String,
-    /// The layer built before from the same inputs, if the cache has it.
-    cached: Option<LayerInfo>,
-}
-
-/// The layers of one platform, bottom first: the Debian packages, then the wheels in the
-/// groups of [`plan_layers`], each with its cache key and what the cache has.
-#[allow(clippy::too_many_arguments)]
-fn plan_platform<'a>(
-    platform: TargetPlatform,
-    manifest: &'a Manifest,
-    lock: &'a Lock,
-    python_version: Option<&str>,
-    requested: &HashSet<String>,
-    mtime: u64,
-    build_constraints: &str,
-    compression: Compression,
-    cache: &LayerCache,
-) -> Vec<PlannedLayer<'a>> {
-    let mut layers = Vec::new();
-    let debs: Vec<&LockedDebian> = lock.debian_for(platform).collect();
-    if !debs.is_empty() {
-        let mut description = format!("debian\n{:?}\n", layer_options(mtime, true));
-        for deb in &debs {
-            description.push_str(&format!(
-                "deb {} {} {} {}\n",
-                deb.name,
-                deb.version,
-                deb.arch,
-                deb.file.sha256.hex()
-            ));
-        }
-        let created_by = format!("marqo-base: {} Debian packages", debs.len());
-        layers.push((LayerSource::Debian(debs), Some(description), created_by));
-    }
-    let wheels: BTreeMap<&str, &LockedPython> =
-        lock.python_for(platform).map(|w| (w.name.as_str(), w)).collect();
-    if let (Some(version), false) = (python_version, wheels.is_empty()) {
-        let items: Vec<(&str, u64)> = wheels.values().map(|w| (w.name.as_str(), w.file.size)).collect();
-        for group in plan_layers(&items, WHEEL_BUCKETS, BIG_WHEEL) {
-            let mut description = format!("wheels\n{:?}\npython {version}\n", layer_options(mtime, false));
-            let entries: Vec<&LockedPython> = group.iter().map(|name| wheels[name.as_str()]).collect();
-            for wheel in &entries {
-                let requested = requested.contains(&wheel.name);
-                description.push_str(&format!(
-                    "wheel {} {} {} requested={requested}\n",
-                    wheel.name,
-                    wheel.file.name,
-                    wheel.file.sha256.hex()
-                ));
-                if !wheel.file.name.ends_with(".whl") {
-                    description.push_str(&format!("built with {build_constraints}\n"));
-                }
-            }
-            let created_by = format!("marqo-base: pip install {}", group.join(" "));
-            layers.push((LayerSource::Wheels(entries), Some(description), created_by));
-        }
-    }
-    for entry in &manifest.files {
-        let description = match &entry.source {
-            FileSource::Url { sha256, .. } => Some(format!(
-                "file\n{:?}\nto {} mode {:?} extract {}\nsha256 {sha256}\n",
-                layer_options(mtime, false),
-                entry.to,
-                entry.mode,
-                entry.extract
-            )),
-            FileSource::Local(_) => None,
-        };
-        let created_by = format!("marqo-base: file {}", entry.to);
-        layers.push((LayerSource::File(entry), description, created_by));
-    }
-    layers
-        .into_iter()
-        .map(|(source, description, created_by)| {
-            let key = description.map(|d| cache.key(&format!("{}\n{d}", compression.identity())));
-            let cached = key.as_deref().and_then(|k| cache.get(k));
-            PlannedLayer { source, key, created_by, cached }
-        })
-        .collect()
-}
-
-/// The options of every layer of a build: Debian layers keep modes exactly.
-fn layer_options(mtime: u64, debian: bool) -> LayerOptions {
-    LayerOptions { mtime, keep_special_bits: debian }
+    info: Option<LayerInfo>,
 }
 
 /// `name sha256` of each file, one per line: what a built sdist depends on besides itself.
@@ -892,6 +723,8 @@ struct PlatformBuild<'a> {
     manifest: &'a Manifest,
     lock: &'a Lock,
     layers: &'a [PlannedLayer<'a>],
+    /// What the layer cache has for each of `layers`.
+    cached: &'a [CachedLayer],
     python_version: Option<&'a str>,
     /// The fetched `.deb`s, wheels and sdists by their locked sha256.
     deb_paths: &'a HashMap<Digest, PathBuf>,
@@ -919,8 +752,8 @@ impl PlatformBuild<'_> {
     /// first.
     fn build(&self) -> Result<(Descriptor, Vec<LayerInfo>), Error> {
         let mut layers: Vec<ImageLayer> = Vec::new();
-        for planned in self.layers {
-            if let Some(info) = &planned.cached {
+        for (planned, cached) in self.layers.iter().zip(self.cached) {
+            if let Some(info) = &cached.info {
                 let linked = self.layer_cache.link_into(info, self.layout).map_err(|e| {
                     Error::from_error(format!("cannot reuse a layer of {}", self.platform), e)
                 })?;
@@ -940,7 +773,7 @@ impl PlatformBuild<'_> {
                 LayerSource::Wheels(wheels) => self.wheel_layer(wheels)?,
                 LayerSource::File(entry) => self.file_layer(entry)?,
             };
-            if let Some(key) = &planned.key {
+            if let Some(key) = &cached.key {
                 let blob = self.layout.blob_path(&info.digest);
                 self.layer_cache.put(key, &info, &blob);
             }
@@ -1040,7 +873,7 @@ impl PlatformBuild<'_> {
                 .cloned()
                 .ok_or_else(|| Error::user(format!("the [[file]] for {} was not fetched", entry.to)))?,
         };
-        let mut layer = self.layer(false)?;
+        let mut layer = self.layer(true)?;
         files::add_entry(&mut layer, entry, &path)?;
         self.finish(layer)
     }

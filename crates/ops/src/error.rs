@@ -101,6 +101,14 @@ impl Error {
     }
 }
 
+/// A manifest, lock or input file that cannot be read or is wrong: a user error whose message
+/// points at the file, line and column, with the reader's hint.
+impl From<lockfile::Error> for Error {
+    fn from(e: lockfile::Error) -> Error {
+        Error::from_error(e.to_string(), e)
+    }
+}
+
 fn is_network(e: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(e) = e.downcast_ref::<fetch::Error>() {
         e.is_network()
@@ -116,8 +124,7 @@ fn is_bug(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// The hint of one error of a chain, when it is a library error that offers one. Not
-/// `lockfile`'s: a parse error renders its hint under the source line it points at, and
-/// `py_resolver`'s "no solution" report prints its hints itself.
+/// `py_resolver`'s: its "no solution" report prints its hints itself.
 fn library_hint(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(e) = e.downcast_ref::<fetch::Error>() {
         e.hint()
@@ -131,6 +138,8 @@ fn library_hint(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         e.hint()
     } else if let Some(e) = e.downcast_ref::<pypi_client::ConfigError>() {
         e.hint()
+    } else if let Some(e) = e.downcast_ref::<lockfile::Error>() {
+        e.hint().map(str::to_string)
     } else {
         None
     }

@@ -5,7 +5,9 @@
 //! - [`python`]: pip's index configuration, the shared index [`py_resolver::IndexSource`],
 //!   resolution with progress.
 //! - [`debian`]: a Debian suite's session: read, resolve, fetch and unpack.
+//! - [`build_env`]: sdists' build environments installed without pip.
 //! - [`compile`]: requirements.in -> pinned requirements.txt files for every target.
+//! - [`plan`]: manifest + lock + platforms -> the layers of each platform (pure).
 //! - [`build`]: the lock -> an OCI image layout or docker-archive, per platform.
 //! - [`base`]: base images from a registry or an OCI layout, pinned by digest.
 //! - [`files`]: `[[file]]` entries: locked by content, downloaded hash-checked, put in layers.
@@ -18,6 +20,7 @@
 
 pub mod base;
 pub mod build;
+pub mod build_env;
 pub mod compile;
 pub mod cross;
 pub mod debian;
@@ -26,6 +29,7 @@ mod error;
 pub mod files;
 pub mod layer_cache;
 pub mod lock;
+pub mod plan;
 pub mod python;
 pub mod remote;
 pub mod report;

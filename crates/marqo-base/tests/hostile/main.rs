@@ -1,7 +1,9 @@
-//! Hostile and clumsy inputs (issue 13), each as a run of the real binary: one module per
-//! area.
+//! Hostile and clumsy inputs against the real binary (issue 13): each area is a module.
 
+#[path = "../../../debian/tests/common/mod.rs"]
+mod apt;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod lockdoc;
 mod network;
