@@ -552,27 +552,33 @@ fn a_file_that_does_not_match_its_hash_is_refused() {
     let index = Index::new();
     let name = Sdist::new("tampered", "1.0").requires("six").publish(&index);
     Wheel::new("six", "1.16.0").publish(&index);
-    // Change the bytes after the index page has recorded their sha256.
+    // Change the bytes after the index page has recorded their sha256 and size: first the
+    // same number of bytes (the hash tells), then more (the download stops at the size).
     let path = index.file_path(&name);
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes.extend_from_slice(b"tampered");
-    std::fs::write(&path, bytes).unwrap();
+    let original = std::fs::read(&path).unwrap();
+    let mut same_size = original.clone();
+    *same_size.last_mut().unwrap() ^= 0xff;
+    let mut longer = original;
+    longer.extend_from_slice(b"tampered");
     let server = index.serve();
-    let ctx = TestContext::new();
-    ctx.write("requirements.in", "tampered\n");
-    let run = ctx.run(&[
-        "compile",
-        "requirements.in",
-        "--python",
-        "3.9",
-        "--platform",
-        "linux/amd64",
-        "--index-url",
-        &server.url(),
-    ]);
-    run.code(3);
-    assert!(run.stderr.contains(&name) && run.stderr.contains("was expected"), "{}", run.stderr);
-    assert!(!ctx.exists("requirements.txt"));
+    for (bytes, says) in [(same_size, "was expected"), (longer, "should be")] {
+        std::fs::write(&path, bytes).unwrap();
+        let ctx = TestContext::new();
+        ctx.write("requirements.in", "tampered\n");
+        let run = ctx.run(&[
+            "compile",
+            "requirements.in",
+            "--python",
+            "3.9",
+            "--platform",
+            "linux/amd64",
+            "--index-url",
+            &server.url(),
+        ]);
+        run.code(3);
+        assert!(run.stderr.contains(&name) && run.stderr.contains(says), "{}", run.stderr);
+        assert!(!ctx.exists("requirements.txt"));
+    }
 }
 
 #[test]
