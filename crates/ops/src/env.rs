@@ -115,30 +115,22 @@ pub fn remove_stale_staging(out: &Path, printer: &dyn Reporter) {
 
 /// From now on, SIGINT and SIGTERM remove the staging trees this process is writing and
 /// then end it with exit code 130 or 143 (128 + the signal, as a shell reports it). The
-/// handlers are in place when this returns; a small thread waits for the signals.
+/// handlers are in place when this returns; a task of the process's runtime waits for them.
 pub fn clean_up_on_signals() -> Result<(), Error> {
     use tokio::signal::unix::{signal, SignalKind};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::from_error("cannot start the signal handler", e))?;
+    let runtime = runtime()?;
     let (mut interrupt, mut terminate) = runtime
         .block_on(async {
             Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
         })
         .map_err(|e| Error::from_error("cannot install the signal handlers", e))?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let code = runtime.block_on(async {
-                tokio::select! {
-                    _ = interrupt.recv() => 130,
-                    _ = terminate.recv() => 143,
-                }
-            });
-            oci::remove_active();
-            std::process::exit(code);
-        })
-        .map_err(|e| Error::from_error("cannot start the signal handler", e))?;
+    runtime.spawn(async move {
+        let code = tokio::select! {
+            _ = interrupt.recv() => 130,
+            _ = terminate.recv() => 143,
+        };
+        oci::remove_active();
+        std::process::exit(code);
+    });
     Ok(())
 }
