@@ -12,7 +12,7 @@ mod redact;
 mod retry;
 mod tls;
 
-pub use cache::Cache;
+pub use cache::{BlobState, Cache};
 pub use client::{ByteRange, Client, ClientOptions, RangeReply, Response, Validators};
 pub use error::Error;
 pub use redact::redact;

@@ -5,8 +5,13 @@
 //! files, the layer options, the target's Python) and of the running executable's identity,
 //! since another build of the tool may lay out the same inputs differently. An entry maps
 //! the key to the layer's [`LayerInfo`]; the compressed layer itself is a blob of the cache
-//! store, named by its sha256 like every other blob there, and is hard-linked into the image
-//! layout when the file system allows (else copied and hashed on the way).
+//! store, named by its sha256 like every other blob there.
+//!
+//! Nothing is reused unverified: [`LayerCache::get`] re-hashes the stored blob, and a
+//! damaged one is a miss (removed with a warning), so the layer is built again. Layouts
+//! never share a file with the store: a layer goes into a layout as a copy (a reflink where
+//! the file system makes `copy_file_range` one), and a built layer into the store as a copy,
+//! so editing a layout's blob can never reach the cache.
 
 use std::io;
 use std::path::Path;
@@ -33,6 +38,11 @@ impl LayerCache {
         LayerCache { cache, tool: tool_identity(), read }
     }
 
+    /// The download cache the layers are stored in.
+    pub fn store(&self) -> &fetch::Cache {
+        &self.cache
+    }
+
     /// The key of a layer whose inputs `description` lists completely (one line per input).
     pub fn key(&self, description: &str) -> String {
         let mut hasher = Sha256::new();
@@ -41,50 +51,40 @@ impl LayerCache {
         hex::encode(hasher.finalize())
     }
 
-    /// The layer stored under `key`, if its entry and its blob are both there (a blob of the
-    /// wrong size is a miss).
+    /// The layer stored under `key`, if its entry is there and its blob hashes to the
+    /// entry's digest. A damaged blob (cut short, swapped, edited through a hard link made by
+    /// an older version) is removed with its entry, with one warning, and is a miss.
     pub fn get(&self, key: &str) -> Option<LayerInfo> {
         if !self.read {
             return None;
         }
         let bytes = self.cache.read_entry(NAMESPACE, key)?;
         let info = parse_entry(std::str::from_utf8(&bytes).ok()?)?;
-        let blob = self.cache.blob_path(info.digest.hex()).ok()?;
-        match std::fs::metadata(&blob) {
-            Ok(meta) if meta.len() == info.size => Some(info),
-            _ => None,
+        match self.cache.check_blob(info.digest.hex()) {
+            Ok(fetch::BlobState::Intact(_)) => Some(info),
+            Ok(fetch::BlobState::Missing) => None,
+            Ok(fetch::BlobState::Evicted(_)) => {
+                // The warning was given; the entry goes too, so nothing points at the blob
+                // until the layer is built again.
+                let _ = self.cache.remove_entry(NAMESPACE, key);
+                None
+            }
+            Err(e) => {
+                tracing::debug!("cannot read the cached layer {}: {e}", info.digest);
+                None
+            }
         }
     }
 
-    /// Puts the cached layer `info` into `layout`: a hard link to the cache's blob, else a
-    /// copy that is hashed on the way. `Ok(false)` when the cached blob turned out damaged
-    /// (it is removed; build the layer instead).
-    pub fn link_into(&self, info: &LayerInfo, layout: &OciLayout) -> Result<bool, LinkError> {
+    /// Copies the cached layer `info` (checked by [`get`](Self::get)) into `layout`.
+    pub fn copy_into(&self, info: &LayerInfo, layout: &OciLayout) -> Result<(), LinkError> {
         let digest = &info.digest;
         let source = self.cache.blob_path(digest.hex()).map_err(|e| LinkError::other(digest, e))?;
-        if self.cache.verifies_blobs() && !self.cache.verify_blob(digest.hex()).unwrap_or(false) {
-            return Ok(false);
-        }
         let dest = layout.blob_path(digest);
         if dest.is_file() {
-            return Ok(true);
+            return Ok(());
         }
-        match std::fs::hard_link(&source, &dest) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),
-            Err(_) => {
-                let file = fs_err::File::open(&source).map_err(|e| LinkError::io(&source, e))?;
-                let blob =
-                    layout.put_blob_from_reader(file, &source).map_err(|e| LinkError::other(digest, e))?;
-                if &blob.digest != digest {
-                    tracing::warn!("removing a damaged cached layer {}", source.display());
-                    let _ = std::fs::remove_file(layout.blob_path(&blob.digest));
-                    let _ = std::fs::remove_file(&source);
-                    return Ok(false);
-                }
-                Ok(true)
-            }
-        }
+        copy_atomic(&source, &dest).map_err(|e| LinkError::io(&source, e))
     }
 
     /// Remembers the layer `info` whose blob is at `blob` (in the layout) under `key`. A
@@ -96,23 +96,28 @@ impl LayerCache {
     }
 
     fn try_put(&self, key: &str, info: &LayerInfo, blob: &Path) -> Result<(), Box<dyn std::error::Error>> {
-        let hex = info.digest.hex();
-        let dest = self.cache.blob_path(hex)?;
-        if !dest.is_file() {
-            let dir = dest.parent().ok_or("no blob directory")?;
-            fs_err::create_dir_all(dir)?;
-            // Linked (or copied) under a temporary name, then renamed: the store only ever
-            // holds complete blobs.
-            let temp = dir.join(format!(".{hex}.{}.tmp", std::process::id()));
-            let _ = std::fs::remove_file(&temp);
-            if std::fs::hard_link(blob, &temp).is_err() {
-                fs_err::copy(blob, &temp)?;
-            }
-            fs_err::rename(&temp, &dest)?;
+        let dest = self.cache.blob_path(info.digest.hex())?;
+        // A blob already stored is kept only if it is intact (else it is replaced).
+        if !self.cache.verify_blob(info.digest.hex())? {
+            copy_atomic(blob, &dest)?;
         }
         self.cache.write_entry(NAMESPACE, key, format_entry(info).as_bytes())?;
         Ok(())
     }
+}
+
+/// Copies `from` to `to` under a temporary name in `to`'s directory, then renames it: a
+/// reader only ever sees a complete file, and `to` is a file of its own (no hard link).
+fn copy_atomic(from: &Path, to: &Path) -> io::Result<()> {
+    let dir = to.parent().ok_or_else(|| io::Error::other("no blob directory"))?;
+    fs_err::create_dir_all(dir)?;
+    let temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    // `std::fs::copy` uses copy_file_range: no user-space pass, and a reflink on file
+    // systems that share extents (Btrfs, XFS).
+    fs_err::copy(from, temp.path())?;
+    temp.as_file().sync_all()?;
+    temp.persist(to).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// An error putting a cached layer into the layout.
@@ -196,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_layer_is_linked_and_a_damaged_one_is_a_miss() {
+    fn a_cached_layer_is_copied_and_a_damaged_one_is_a_miss() {
         let dir = tempfile::tempdir().unwrap();
         let cache = LayerCache::new(fetch::Cache::at(dir.path().join("cache")), true);
         let layout = OciLayout::create(dir.path().join("a")).unwrap();
@@ -215,13 +220,29 @@ mod tests {
         assert_eq!(cache.get(&key), Some(info.clone()));
 
         let other = OciLayout::create(dir.path().join("b")).unwrap();
-        assert!(cache.link_into(&info, &other).unwrap());
+        cache.copy_into(&info, &other).unwrap();
         assert_eq!(other.read_blob(&blob.digest).unwrap(), b"layer bytes");
 
-        // A truncated blob in the store is a miss, not a broken image.
+        // The store and the layouts share no file: editing a layout's blob leaves the cache
+        // intact.
         let stored = dir.path().join("cache/blobs/sha256").join(blob.digest.hex());
-        std::fs::write(&stored, b"layer").unwrap();
-        assert!(cache.get(&key).is_none());
+        std::fs::write(other.blob_path(&blob.digest), b"edited").unwrap();
+        std::fs::write(layout.blob_path(&blob.digest), b"edited").unwrap();
+        assert_eq!(std::fs::read(&stored).unwrap(), b"layer bytes");
+        assert_eq!(cache.get(&key), Some(info.clone()));
+
+        // A blob of the right size but other bytes, or a truncated one, is a miss, and the
+        // entry is gone with it.
+        let good = dir.path().join("good");
+        std::fs::write(&good, b"layer bytes").unwrap();
+        for damaged in [&b"LAYER BYTES"[..], &b"layer"[..]] {
+            cache.put(&key, &info, &good);
+            assert_eq!(cache.get(&key), Some(info.clone()));
+            std::fs::write(&stored, damaged).unwrap();
+            assert!(cache.get(&key).is_none());
+            assert!(!stored.exists());
+            assert!(cache.cache.read_entry(NAMESPACE, &key).is_none());
+        }
         // Reading can be switched off (--no-cache).
         let no_read = LayerCache::new(fetch::Cache::at(dir.path().join("cache")), false);
         assert!(no_read.get(&key).is_none());

@@ -126,6 +126,11 @@ impl Error {
             Error::Config(e) => e.hint(),
             Error::Offline { .. } => Some("run once without --offline to fill the cache".into()),
             Error::MetadataHash { .. } => Some("retry with --refresh".into()),
+            Error::File { source: fetch::Error::HashMismatch { .. }, .. } => Some(
+                "the file differs from the sha256 the index page gives for it; if the page in the \
+                 cache is old, retry with --refresh"
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -130,6 +130,21 @@ pub enum Error {
         actual: Digest,
     },
 
+    /// A blob of the layout being pushed does not hash to its digest, and the registry
+    /// refused it (`DIGEST_INVALID`): the layout was changed after it was written.
+    #[error(
+        "the blob `{}` of the layout is corrupt: its content hashes to {actual}, not {expected}, and the registry refused it",
+        path.display()
+    )]
+    CorruptLocalBlob {
+        /// The blob file.
+        path: PathBuf,
+        /// The digest it is stored under.
+        expected: Digest,
+        /// The digest of its content.
+        actual: Digest,
+    },
+
     /// Something we cannot handle: a schema 1 manifest, an unknown media type, a platform the
     /// image does not have.
     #[error("{0}")]
@@ -168,6 +183,14 @@ impl Error {
             ),
             Error::Request { .. } | Error::Status { .. } => Some("check that the registry is up and retry".into()),
             Error::DigestMismatch { .. } => Some("retry; if it persists the registry or a proxy alters content".into()),
+            Error::CorruptLocalBlob { .. } => {
+                Some("the layout was altered after it was written: build or pull it again, then push".into())
+            }
+            Error::Layout { source: oci::Error::DigestMismatch { .. }, .. } => Some(
+                "a file changed on disk after it was checked; run the command again (a damaged \
+                 cache file was removed and is fetched afresh)"
+                    .into(),
+            ),
             _ => None,
         }
     }
