@@ -98,6 +98,35 @@ impl Cache {
         }
     }
 
+    /// As [`check_blob`](Self::check_blob) for a blob that is hard-linked into outputs (the
+    /// layer store): after a full check the file is made read-only and its identity (inode,
+    /// size, modification time to the nanosecond, mode) is recorded; a later check of a file
+    /// with the same identity skips the hashing. Anything that changes the bytes through the
+    /// file system (an edit through any of its links, a replacement, a `chmod` to edit it)
+    /// changes the identity, and the file is hashed again (and evicted when it is wrong).
+    pub fn check_blob_stamped(&self, sha256: &str) -> Result<BlobState, Error> {
+        let expected = normalize_digest(sha256)?;
+        let path = self.blob_dir().join(&expected);
+        match identity(&path)? {
+            None => return Ok(BlobState::Missing),
+            Some(now) if self.read_entry(STAMPS, &expected).as_deref() == Some(now.as_bytes()) => {
+                return Ok(BlobState::Intact(path));
+            }
+            Some(_) => {}
+        }
+        let state = self.check_blob(&expected)?;
+        if let BlobState::Intact(path) = &state {
+            use std::os::unix::fs::PermissionsExt;
+            let io = |action| move |source| Error::Io { action, path: path.clone(), source };
+            fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o444))
+                .map_err(io("make read-only"))?;
+            if let Some(stamp) = identity(path)? {
+                self.write_entry(STAMPS, &expected, stamp.as_bytes())?;
+            }
+        }
+        Ok(state)
+    }
+
     /// [`check_blob`](Self::check_blob) as a yes or no: `Ok(true)` if the blob is present
     /// and intact (a damaged one is removed).
     pub fn verify_blob(&self, sha256: &str) -> Result<bool, Error> {
@@ -171,6 +200,28 @@ impl Cache {
     /// Writes an entry atomically, replacing any previous one.
     pub fn write_entry(&self, namespace: &str, key: &str, bytes: &[u8]) -> Result<(), Error> {
         write_atomic(&self.entry_path(namespace, key)?, &seal(bytes))
+    }
+}
+
+/// The namespace of the identities of verified, read-only blobs ([`Cache::check_blob_stamped`]).
+const STAMPS: &str = "verified-v1";
+
+/// What identifies the content of the file at `path` without reading it: device, inode,
+/// size, modification time (ns) and mode. `None` when there is no file.
+fn identity(path: &Path) -> Result<Option<String>, Error> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some(format!(
+            "{} {} {} {}.{:09} {:o}",
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.mode()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io { action: "read the metadata of", path: path.to_path_buf(), source }),
     }
 }
 
@@ -351,5 +402,33 @@ mod tests {
             assert_eq!(cache.check_blob(&digest).unwrap(), BlobState::Missing);
         }
         assert!(cache.blob_path("not-a-digest").is_err());
+    }
+
+    #[test]
+    fn stamped_blobs_are_read_only_and_an_edit_is_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path());
+        let (digest, path) = cache.insert_blob(b"layer").unwrap();
+        assert_eq!(cache.check_blob_stamped(&digest).unwrap(), BlobState::Intact(path.clone()));
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o444);
+        // Unchanged: trusted by its identity.
+        assert_eq!(cache.check_blob_stamped(&digest).unwrap(), BlobState::Intact(path.clone()));
+        // Edited in place through a hard link (as root can, read-only or not), same size.
+        let link = dir.path().join("link");
+        std::fs::hard_link(&path, &link).unwrap();
+        std::fs::set_permissions(&link, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&link, b"LAYER").unwrap();
+        std::fs::set_permissions(&link, std::fs::Permissions::from_mode(0o444)).unwrap();
+        assert_eq!(cache.check_blob_stamped(&digest).unwrap(), BlobState::Evicted(path.clone()));
+        assert!(!path.exists());
+        assert_eq!(cache.check_blob_stamped(&digest).unwrap(), BlobState::Missing);
+        // Replaced by another file: a new inode, hashed again.
+        let (_, path) = cache.insert_blob(b"layer").unwrap();
+        assert!(cache.verify_blob(&digest).unwrap());
+        cache.check_blob_stamped(&digest).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"other").unwrap();
+        assert_eq!(cache.check_blob_stamped(&digest).unwrap(), BlobState::Evicted(path));
     }
 }

@@ -780,7 +780,7 @@ impl PlatformBuild<'_> {
         for (planned, cached) in self.layers.iter().zip(self.cached) {
             if let Some(info) = &cached.info {
                 // Verified when it was looked up; a damaged one was a miss, built below.
-                self.layer_cache.copy_into(info, self.layout).map_err(|e| {
+                self.layer_cache.link_into(info, self.layout).map_err(|e| {
                     Error::from_error(format!("cannot reuse a layer of {}", self.platform), e)
                 })?;
                 layers.push(ImageLayer { info: info.clone(), created_by: planned.created_by.clone() });
