@@ -322,9 +322,9 @@ impl Client {
             let cache = cache.clone();
             let expected = expected.clone();
             // Hashing a large blob must not hold up the runtime's other downloads.
-            tokio::task::spawn_blocking(move || cache.check_blob(&expected))
-                .await
-                .map_err(|e| Error::Io { action: "hash", path: dest.clone(), source: std::io::Error::other(e) })??
+            tokio::task::spawn_blocking(move || cache.check_blob(&expected)).await.map_err(|e| {
+                Error::Io { action: "hash", path: dest.clone(), source: std::io::Error::other(e) }
+            })??
         };
         match cached {
             BlobState::Intact(path) => return Ok(path),

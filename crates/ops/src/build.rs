@@ -478,10 +478,8 @@ fn fetch_wheels(
                 ))
                 .with_hint("check the index configuration, or run `marqo-base lock -P NAME`"));
             };
-            let path = http
-                .download_verified(&file.url, wheel.file.sha256.hex(), cache)
-                .await
-                .map_err(|e| {
+            let path =
+                http.download_verified(&file.url, wheel.file.sha256.hex(), cache).await.map_err(|e| {
                     let err = Error::from_error(format!("cannot download {}", wheel.file.name), e);
                     match err.is_hash_mismatch() {
                         true => err.with_hint(format!(

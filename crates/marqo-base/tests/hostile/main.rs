@@ -1,0 +1,9 @@
+//! Hostile and clumsy inputs against the real binary (issue 13), one module per area, each
+//! case in its own sandbox (cache, HOME, pip configuration, working directory).
+
+#[path = "../../../debian/tests/common/mod.rs"]
+mod apt;
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cache;
