@@ -357,3 +357,23 @@ fn pushing_a_corrupt_layout_blob_names_it() {
     assert!(run.stderr.contains("hint: the layout was altered"), "{}", run.stderr);
     assert!(!run.stderr.contains("registry is up"), "{}", run.stderr);
 }
+
+#[test]
+fn a_file_url_whose_bytes_differ_from_its_sha256_is_a_user_error() {
+    let ctx = TestContext::new();
+    let server =
+        test_support::scripted::Server::start(|_| test_support::scripted::Reply::ok(b"served".to_vec()));
+    ctx.write(
+        "marqo-base.toml",
+        &format!(
+            "[image]\nplatforms = [\"linux/amd64\"]\n\n[[file]]\nurl = \"{}\"\nsha256 = \"{}\"\nto = \"/opt/f\"\n",
+            server.url("/f.bin"),
+            sha256_hex(b"expected")
+        ),
+    );
+    let run = ctx.run(&["lock"]);
+    run.code(2);
+    assert!(run.stderr.contains("/f.bin") && run.stderr.contains(&sha256_hex(b"served")), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: check the url, and that `sha256`"), "{}", run.stderr);
+    assert!(!run.stderr.contains("--refresh"), "{}", run.stderr);
+}
