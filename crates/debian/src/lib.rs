@@ -50,7 +50,7 @@ pub use error::{Error, Unsatisfiable};
 pub use index::{Index, MultiArch, Package, PackageId, Priority, RelationField};
 pub use relation::{ArchQualifier, Dependency, Op, Relation};
 pub use remote::{fetch_debs, fetch_index, fetch_index_with, fetch_release};
-pub use resolve::{resolve, resolve_explained, LockedDeb, ResolveOptions, Why};
+pub use resolve::{resolve, resolve_explained, set_relations, LockedDeb, ResolveOptions, SetRelations, Why};
 pub use source::DebSource;
 pub use unpack::{merged_usr_links, merged_usr_path, unpack, wants_merged_usr};
 pub use version::{compare_versions, Version};

@@ -180,6 +180,67 @@ pub fn resolve_explained(
     Ok(out)
 }
 
+/// The relations of one package of a resolved set, within the set: what a lock records so it
+/// can check its own closure without the index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetRelations {
+    /// The packages of the set that satisfy its `Pre-Depends` and `Depends` (and
+    /// `Recommends` when followed), sorted, without itself.
+    pub dependencies: Vec<String>,
+    /// The virtual names it provides, sorted.
+    pub provides: Vec<String>,
+}
+
+/// For each package of `set` (as [`resolve`] returned it from `index`), in order: the
+/// packages of the set that satisfy its relations, and what it provides. A relation no
+/// package of the set satisfies (an unsatisfiable `Recommends`) names nothing.
+pub fn set_relations(index: &Index, set: &[LockedDeb], recommends: bool) -> Result<Vec<SetRelations>, Error> {
+    let chosen: FxHashMap<PackageId, &str> = set
+        .iter()
+        .filter_map(|d| {
+            let p =
+                index.by_name(&d.name).find(|p| p.version() == d.version && p.architecture() == d.arch)?;
+            Some((p.id(), p.name()))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(set.len());
+    for deb in set {
+        let Some(p) =
+            index.by_name(&deb.name).find(|p| p.version() == deb.version && p.architecture() == deb.arch)
+        else {
+            out.push(SetRelations::default());
+            continue;
+        };
+        let mut fields = vec![RelationField::PreDepends, RelationField::Depends];
+        if recommends {
+            fields.push(RelationField::Recommends);
+        }
+        let mut dependencies = Vec::new();
+        for field in fields {
+            for dep in p.relations(field)? {
+                let found = dep.alternatives.iter().find_map(|rel| {
+                    index.satisfiers(rel).into_iter().find_map(|id| chosen.get(&id).copied())
+                });
+                if let Some(name) = found.filter(|n| *n != deb.name) {
+                    dependencies.push(name.to_string());
+                }
+            }
+        }
+        dependencies.sort();
+        dependencies.dedup();
+        let mut provides: Vec<String> = p
+            .relations(RelationField::Provides)?
+            .into_iter()
+            .flat_map(|d| d.alternatives)
+            .map(|rel| rel.name)
+            .collect();
+        provides.sort();
+        provides.dedup();
+        out.push(SetRelations { dependencies, provides });
+    }
+    Ok(out)
+}
+
 /// Parses one request: `name`, `name=version`, or relation syntax.
 fn parse_request(text: &str, arch: &str) -> Result<Vec<Dependency>, Error> {
     let bad = |source| Error::Relation {

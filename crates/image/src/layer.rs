@@ -410,7 +410,7 @@ fn hardlink_origins(
 
 /// Splits a path into components relative to the root: a leading `/` and `.` components
 /// are dropped; `..`, NUL and an empty result are refused.
-fn normalize(path: &str) -> Result<Vec<String>, LayerError> {
+pub(crate) fn normalize(path: &str) -> Result<Vec<String>, LayerError> {
     const RULES: Rules = Rules { absolute: Absolute::FromRoot, windows: Windows::Literal };
     let invalid = |reason| LayerError::InvalidPath { path: path.to_string(), reason };
     let key = safe_path::normalize(path, RULES).map_err(|refusal| {

@@ -24,4 +24,7 @@ pub use assemble::{
 pub use compress::{default_threads, Compression, BLOCK_SIZE, GZIP_LEVEL, ZSTD_LEVEL};
 pub use layer::{LayerError, LayerInfo, LayerOptions, LayerWriter};
 pub use plan::plan_layers;
-pub use wheel::{install_wheel, record_hash, InstallOptions, InstalledWheel, Scheme, WheelError, INSTALLER};
+pub use wheel::{
+    install_wheel, record_hash, DirSink, InstallOptions, InstallSink, InstalledWheel, Scheme, WheelError,
+    INSTALLER,
+};

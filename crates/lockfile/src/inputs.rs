@@ -27,6 +27,9 @@ pub struct Inputs {
     pub fingerprint: String,
     /// Input name (relative to the manifest's directory, `/`-separated) to `sha256:<hex>`.
     pub files: BTreeMap<String, String>,
+    /// The sizes of the `[[file]]` local sources by input name, as read (a directory's is the
+    /// sum of its files); not written to the lock, which keeps them in its `[[file]]`s.
+    pub local_sizes: BTreeMap<String, u64>,
 }
 
 /// Whether a lock matches its inputs.
@@ -65,12 +68,15 @@ impl Inputs {
         if let Some(keyring) = manifest.debian.as_ref().and_then(|d| d.keyring.as_ref()) {
             files.insert(manifest.input_name(keyring), read_path_digest(keyring)?.sha256.to_string());
         }
+        let mut local_sizes = BTreeMap::new();
         for file in &manifest.files {
             if let FileSource::Local(src) = &file.source {
-                files.insert(manifest.input_name(src), read_path_digest(src)?.sha256.to_string());
+                let digest = read_path_digest(src)?;
+                files.insert(manifest.input_name(src), digest.sha256.to_string());
+                local_sizes.insert(manifest.input_name(src), digest.size);
             }
         }
-        Ok(Inputs::from_files(files))
+        Ok(Inputs { local_sizes, ..Inputs::from_files(files) })
     }
 
     /// Inputs with these digests, and their fingerprint.
@@ -80,7 +86,11 @@ impl Inputs {
             let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
             let _ = writeln!(listing, "{hex}  {name}");
         }
-        Inputs { fingerprint: digest_string(&Sha256::digest(listing.as_bytes())), files }
+        Inputs {
+            fingerprint: digest_string(&Sha256::digest(listing.as_bytes())),
+            files,
+            local_sizes: BTreeMap::new(),
+        }
     }
 
     /// Compares what a lock recorded (`self`) with the inputs now.

@@ -6,9 +6,11 @@
 //!   values with file, line, column, key and a hint.
 //! - [`lock`]: the lock's types, its canonical TOML, atomic writes.
 //! - [`inputs`]: the inputs fingerprint and the freshness check behind `lock --check`.
+//! - [`coverage`]: whether the lock's entries cover what the manifest asks (`lock --check`).
 //! - [`TargetPlatform`]: `linux/amd64`, `linux/arm64`.
 //! - [`Digest`]: the sha256 type of the lock, shared with the image side (`content-digest`).
 
+pub mod coverage;
 mod de;
 mod diag;
 mod error;
@@ -19,6 +21,7 @@ mod platform;
 mod toml_out;
 
 pub use content_digest::Digest;
+pub use coverage::PythonRoot;
 pub use error::{Error, ManifestError, ParseError};
 pub use inputs::{inputs_fingerprint, read_path_digest, Freshness, Inputs, PathDigest};
 pub use lock::{

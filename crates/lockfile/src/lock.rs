@@ -64,6 +64,12 @@ pub struct LockedPython {
     /// The platforms that install this file; sorted, not empty.
     #[serde(deserialize_with = "de::leaves")]
     pub platforms: Vec<TargetPlatform>,
+    /// The normalized names of the locked packages this file needs on these platforms (its
+    /// `Requires-Dist` that apply, with the extras asked of it), sorted: what `lock --check`
+    /// walks to tell that the lock holds every requirement's closure. `None` in a lock written
+    /// before marqo-base recorded them (such a lock is stale).
+    #[serde(default)]
+    pub dependencies: Option<Vec<String>>,
     /// The wheel (or sdist).
     pub file: FileRef,
 }
@@ -81,6 +87,15 @@ pub struct LockedDebian {
     /// The platforms that install it: the one of `arch`, or any for `all`. Sorted, not empty.
     #[serde(deserialize_with = "de::leaves")]
     pub platforms: Vec<TargetPlatform>,
+    /// The locked packages that satisfy its `Pre-Depends` and `Depends` (and `Recommends`
+    /// when followed) on these platforms, sorted. `None` in a lock written before marqo-base
+    /// recorded them (such a lock is stale).
+    #[serde(default)]
+    pub dependencies: Option<Vec<String>>,
+    /// The virtual names it `Provides` (empty for most packages; written only when not), so a
+    /// request for a virtual name can be checked against the lock.
+    #[serde(default)]
+    pub provides: Vec<String>,
     /// `Filename`: the path under the mirror root (`pool/main/j/jq/jq_1.6-2.1_arm64.deb`),
     /// so the same lock works with any mirror.
     pub path: String,
@@ -224,6 +239,12 @@ impl Lock {
             out.push_str(&format!("name = {}\n", string(&p.name)));
             out.push_str(&format!("version = {}\n", string(&p.version)));
             out.push_str(&format!("platforms = {}\n", string_array(p.platforms.iter().map(|p| p.as_str()))));
+            if let Some(dependencies) = &p.dependencies {
+                out.push_str(&format!(
+                    "dependencies = {}\n",
+                    string_array(dependencies.iter().map(String::as_str))
+                ));
+            }
             out.push_str(&format!("file = {}\n", file_ref(&p.file)));
         }
         for d in &lock.debian {
@@ -232,6 +253,18 @@ impl Lock {
             out.push_str(&format!("version = {}\n", string(&d.version)));
             out.push_str(&format!("arch = {}\n", string(&d.arch)));
             out.push_str(&format!("platforms = {}\n", string_array(d.platforms.iter().map(|p| p.as_str()))));
+            if let Some(dependencies) = &d.dependencies {
+                out.push_str(&format!(
+                    "dependencies = {}\n",
+                    string_array(dependencies.iter().map(String::as_str))
+                ));
+            }
+            if !d.provides.is_empty() {
+                out.push_str(&format!(
+                    "provides = {}\n",
+                    string_array(d.provides.iter().map(String::as_str))
+                ));
+            }
             out.push_str(&format!("path = {}\n", string(&d.path)));
             out.push_str(&format!("file = {}\n", file_ref(&d.file)));
         }
@@ -264,10 +297,14 @@ impl Lock {
         for p in &mut self.python {
             p.platforms.sort();
             p.platforms.dedup();
+            sort_names(&mut p.dependencies);
         }
         for d in &mut self.debian {
             d.platforms.sort();
             d.platforms.dedup();
+            sort_names(&mut d.dependencies);
+            d.provides.sort();
+            d.provides.dedup();
         }
         self.python.sort_by(|a, b| {
             (&a.name, &a.platforms, &a.version, &a.file).cmp(&(&b.name, &b.platforms, &b.version, &b.file))
@@ -285,28 +322,36 @@ impl Lock {
         self.files.sort_by(|a, b| a.to.cmp(&b.to));
     }
 
-    /// Adds a Python file; an entry with the same name, version and file gains the platforms.
-    pub fn add_python(&mut self, entry: LockedPython) {
-        match self
-            .python
-            .iter_mut()
-            .find(|p| p.name == entry.name && p.version == entry.version && p.file == entry.file)
-        {
+    /// Adds a Python file; an entry with the same name, version, file and dependencies gains
+    /// the platforms (a file whose dependencies differ by platform is listed once per set).
+    pub fn add_python(&mut self, mut entry: LockedPython) {
+        sort_names(&mut entry.dependencies);
+        match self.python.iter_mut().find(|p| {
+            p.name == entry.name
+                && p.version == entry.version
+                && p.file == entry.file
+                && p.dependencies == entry.dependencies
+        }) {
             Some(existing) => existing.platforms.extend(entry.platforms),
             None => self.python.push(entry),
         }
         self.sort();
     }
 
-    /// Adds a `.deb`; an entry with the same package and file gains the platforms (how an
-    /// `Architecture: all` package is shared).
-    pub fn add_debian(&mut self, entry: LockedDebian) {
+    /// Adds a `.deb`; an entry with the same package, file and dependencies gains the
+    /// platforms (how an `Architecture: all` package is shared).
+    pub fn add_debian(&mut self, mut entry: LockedDebian) {
+        sort_names(&mut entry.dependencies);
+        entry.provides.sort();
+        entry.provides.dedup();
         let same = |d: &&mut LockedDebian| {
             d.name == entry.name
                 && d.version == entry.version
                 && d.arch == entry.arch
                 && d.path == entry.path
                 && d.file == entry.file
+                && d.dependencies == entry.dependencies
+                && d.provides == entry.provides
         };
         match self.debian.iter_mut().find(same) {
             Some(existing) => existing.platforms.extend(entry.platforms),
@@ -330,6 +375,13 @@ impl Lock {
     /// The `.deb`s one platform installs.
     pub fn debian_for(&self, platform: TargetPlatform) -> impl Iterator<Item = &LockedDebian> {
         self.debian.iter().filter(move |d| d.platforms.contains(&platform))
+    }
+}
+
+fn sort_names(names: &mut Option<Vec<String>>) {
+    if let Some(names) = names {
+        names.sort();
+        names.dedup();
     }
 }
 
@@ -454,6 +506,7 @@ fn check(raw: RawLock, src: &Source<'_>) -> Checked<Lock> {
     let inputs = Inputs {
         fingerprint: raw.inputs.to_string(),
         files: raw.input_files.into_iter().map(|(name, d)| (name, d.0.to_string())).collect(),
+        local_sizes: BTreeMap::new(),
     };
     let mut lock = Lock { inputs, base: raw.base, python: raw.python, debian: raw.debian, files };
     lock.sort();

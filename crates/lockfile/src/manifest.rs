@@ -144,6 +144,14 @@ pub struct Python {
     pub index_strategy: Option<String>,
 }
 
+/// What to do about a `[[file]]` source outside the manifest's directory.
+const OUTSIDE_HINT: &str =
+    "copy it beside the manifest, or set `allow_outside = true` on this [[file]] to take it from there";
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 /// The values `[python] index_strategy` takes.
 pub const INDEX_STRATEGIES: [&str; 3] = ["first-index", "unsafe-first-match", "unsafe-best-match"];
 
@@ -187,6 +195,10 @@ pub struct FileEntry {
     pub mode: Option<u32>,
     /// Unpack the archive (`.tar`, `.tar.gz`/`.tgz`, `.tar.xz`, `.tar.zst`, `.zip`) into `to`.
     pub extract: bool,
+    /// `allow_outside = true`: `src` may be outside the manifest's directory (an absolute
+    /// path, `..` steps, or a symbolic link leading out); refused otherwise, as a build
+    /// context refuses it.
+    pub allow_outside: bool,
 }
 
 /// Where a `[[file]]` comes from.
@@ -229,14 +241,57 @@ struct RawFile {
     mode: Option<u32>,
     #[serde(default)]
     extract: bool,
+    #[serde(default)]
+    allow_outside: bool,
 }
 
 impl Manifest {
     /// Reads and checks a manifest file.
+    /// Besides what [`Manifest::parse`] checks, it looks at the `[[file]]` sources on disk:
+    /// one that leads outside the manifest's directory through a symbolic link is refused
+    /// (unless `allow_outside = true`), and a file cannot go to `to = "/"`.
     pub fn read(path: &Path) -> Result<Manifest, Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
-        Manifest::parse(&text, path)
+        let manifest = Manifest::parse(&text, path)?;
+        manifest.check_sources(&Source::new(path, &text))?;
+        Ok(manifest)
+    }
+
+    fn check_sources(&self, src: &Source<'_>) -> Checked<()> {
+        let dir = std::fs::canonicalize(match self.dir() {
+            d if d.as_os_str().is_empty() => Path::new("."),
+            d => d,
+        });
+        for (i, file) in self.files.iter().enumerate() {
+            let FileSource::Local(path) = &file.source else { continue };
+            // A source that cannot be read is reported where it is read, with its path.
+            let Ok(real) = std::fs::canonicalize(path) else { continue };
+            if let Ok(dir) = &dir {
+                if !file.allow_outside && !real.starts_with(dir) {
+                    return Err(src.error_at(
+                        &key_path!["file", i, "src"],
+                        format!(
+                            "`{}` leads outside the manifest's directory (to {})",
+                            self.input_name(path),
+                            real.display()
+                        ),
+                        Some(OUTSIDE_HINT.into()),
+                    ));
+                }
+            }
+            if file.to.trim_matches('/').is_empty() && !file.extract && !real.is_dir() {
+                return Err(src.error_at(
+                    &key_path!["file", i, "to"],
+                    format!("`{}` is a file; it cannot go to `/`", self.input_name(path)),
+                    Some(format!(
+                        "name the file's path in the image, such as `to = \"/{}\"`",
+                        file_name(path)
+                    )),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Parses and checks manifest text as if read from `path` (which names the file in errors
@@ -540,7 +595,17 @@ fn check_file(file: &RawFile, i: usize, src: &Source<'_>) -> Checked<FileEntry> 
         (Some(path), None, None) if path.as_os_str().is_empty() => {
             return Err(src.error_at(&at("src"), "empty path", None));
         }
-        (Some(path), None, None) => FileSource::Local(path.clone()),
+        (Some(path), None, None) => {
+            let outside = path.is_absolute() || normalize(path).split('/').next() == Some("..");
+            if outside && !file.allow_outside {
+                return Err(src.error_at(
+                    &at("src"),
+                    format!("`{}` is outside the manifest's directory", path.display()),
+                    Some(OUTSIDE_HINT.into()),
+                ));
+            }
+            FileSource::Local(path.clone())
+        }
         (None, Some(_), None) => {
             return Err(src.error_at(
                 &at("url"),
@@ -558,6 +623,10 @@ fn check_file(file: &RawFile, i: usize, src: &Source<'_>) -> Checked<FileEntry> 
         }
     };
     check_image_path(&file.to, &at("to"), src)?;
+    check_destination(&file.to, &source, file.extract, &at("to"), src)?;
+    if file.allow_outside && !matches!(source, FileSource::Local(_)) {
+        return Err(src.error_at(&at("allow_outside"), "`allow_outside` is for `src` files", None));
+    }
     if file.mode.is_some() {
         let raw = src.raw_value(&at("mode")).unwrap_or("");
         if !raw.starts_with("0o") && !raw.starts_with('"') && !raw.starts_with('\'') {
@@ -583,7 +652,45 @@ fn check_file(file: &RawFile, i: usize, src: &Source<'_>) -> Checked<FileEntry> 
             ));
         }
     }
-    Ok(FileEntry { source, to: file.to.clone(), mode: file.mode, extract: file.extract })
+    Ok(FileEntry {
+        source,
+        to: file.to.clone(),
+        mode: file.mode,
+        extract: file.extract,
+        allow_outside: file.allow_outside,
+    })
+}
+
+/// A `[[file]]`'s `to` names a place a file or tree can go: no empty or `.` steps, and not
+/// the root for a download copied as it is (where a local file's kind is known only on disk,
+/// [`Manifest::read`] checks it).
+fn check_destination(
+    to: &str,
+    source: &FileSource,
+    extract: bool,
+    at: &[Seg],
+    src: &Source<'_>,
+) -> Checked<()> {
+    let inner = to.trim_start_matches('/').trim_end_matches('/');
+    if !inner.is_empty() && inner.split('/').any(|part| part.is_empty() || part == ".") {
+        let clean: Vec<&str> = inner.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+        return Err(src.error_at(
+            at,
+            format!("`{to}` has an empty or `.` step"),
+            Some(format!("write `to = \"/{}\"`", clean.join("/"))),
+        ));
+    }
+    if inner.is_empty() && !extract && matches!(source, FileSource::Url { .. }) {
+        return Err(src.error_at(
+            at,
+            "a downloaded file cannot go to `/`",
+            Some(
+                "name the file's path in the image, or set `extract = true` to unpack an archive there"
+                    .into(),
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn is_archive(name: &str) -> bool {

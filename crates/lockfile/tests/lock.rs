@@ -21,7 +21,13 @@ fn file(name: &str, size: u64, c: char) -> FileRef {
 }
 
 fn python(name: &str, version: &str, platform: TargetPlatform, f: FileRef) -> LockedPython {
-    LockedPython { name: name.into(), version: version.into(), platforms: vec![platform], file: f }
+    LockedPython {
+        name: name.into(),
+        version: version.into(),
+        platforms: vec![platform],
+        dependencies: Some(Vec::new()),
+        file: f,
+    }
 }
 
 fn deb(name: &str, version: &str, arch: &str, platform: TargetPlatform, path: &str, c: char) -> LockedDebian {
@@ -31,6 +37,8 @@ fn deb(name: &str, version: &str, arch: &str, platform: TargetPlatform, path: &s
         version: version.into(),
         arch: arch.into(),
         platforms: vec![platform],
+        dependencies: Some(Vec::new()),
+        provides: Vec::new(),
         path: path.into(),
         file: file(file_name, 1000, c),
     }
@@ -112,18 +120,21 @@ digest = "sha256:{h3}"
 name = "requests"
 version = "2.28.1"
 platforms = ["linux/amd64", "linux/arm64"]
+dependencies = []
 file = {{ name = "requests-2.28.1-py3-none-any.whl", size = 62800, sha256 = "{hc}" }}
 
 [[python]]
 name = "torch"
 version = "1.13.1"
 platforms = ["linux/amd64"]
+dependencies = []
 file = {{ name = "torch-1.13.1-cp39-cp39-manylinux1_x86_64.whl", size = 900000000, sha256 = "{ha}" }}
 
 [[python]]
 name = "torch"
 version = "1.13.1"
 platforms = ["linux/arm64"]
+dependencies = []
 file = {{ name = "torch-1.13.1-cp39-cp39-manylinux2014_aarch64.whl", size = 900000000, sha256 = "{hb}" }}
 
 [[debian]]
@@ -131,6 +142,7 @@ name = "ca-certificates"
 version = "20210119"
 arch = "all"
 platforms = ["linux/amd64", "linux/arm64"]
+dependencies = []
 path = "pool/main/c/ca-certificates/ca-certificates_20210119_all.deb"
 file = {{ name = "ca-certificates_20210119_all.deb", size = 1000, sha256 = "{hf}" }}
 
@@ -139,6 +151,7 @@ name = "libgomp1"
 version = "10.2.1-6"
 arch = "amd64"
 platforms = ["linux/amd64"]
+dependencies = []
 path = "pool/main/g/gcc-10/libgomp1_10.2.1-6_amd64.deb"
 file = {{ name = "libgomp1_10.2.1-6_amd64.deb", size = 1000, sha256 = "{hd}" }}
 
@@ -147,6 +160,7 @@ name = "libgomp1"
 version = "10.2.1-6"
 arch = "arm64"
 platforms = ["linux/arm64"]
+dependencies = []
 path = "pool/main/g/gcc-10/libgomp1_10.2.1-6_arm64.deb"
 file = {{ name = "libgomp1_10.2.1-6_arm64.deb", size = 1000, sha256 = "{he}" }}
 
@@ -241,8 +255,8 @@ fn lock_error(text: &str) -> ParseError {
 fn bad_locks_are_located() {
     let good = golden();
     let e = lock_error(&good.replacen(
-        "platforms = [\"linux/amd64\", \"linux/arm64\"]\nfile",
-        "platform = []\nfile",
+        "platforms = [\"linux/amd64\", \"linux/arm64\"]\ndependencies = []\nfile",
+        "platform = []\ndependencies = []\nfile",
         1,
     ));
     assert_eq!((e.line, e.key.as_deref()), (16, Some("python[0].platform")));
@@ -266,7 +280,7 @@ fn bad_locks_are_located() {
         "name = \"torch\"\nversion = \"1.13.1\"\nplatforms = [\"linux/amd64\"]",
     ));
     assert_eq!(e.message, "`torch` is locked twice for linux/amd64");
-    assert_eq!(e.line, 25);
+    assert_eq!(e.line, 27);
 
     let e = lock_error(
         &good.replace(&format!("size = 44\nsha256 = \"{}\"", hex('7')), "size = 44\nsha256 = \"xyz\""),
@@ -281,7 +295,7 @@ fn bad_locks_are_located() {
 fn a_malformed_sha256_is_located() {
     let good = golden();
     let e = lock_error(&good.replacen(&format!("sha256 = \"{}\"", hex('c')), "sha256 = \"not-a-digest\"", 1));
-    assert_eq!((e.line, e.key.as_deref()), (17, Some("python[0].file.sha256")));
+    assert_eq!((e.line, e.key.as_deref()), (18, Some("python[0].file.sha256")));
     assert!(e.message.starts_with("bad sha256 `not-a-digest`"), "{}", e.message);
 
     let e = lock_error(&good.replace(&format!("digest = \"sha256:{}\"", hex('3')), "digest = \"md5:0\""));

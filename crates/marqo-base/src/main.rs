@@ -14,6 +14,10 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let printer = printer::Printer::new(cli.global.quiet, cli.global.verbose);
     printer.init_logging();
+    // An interrupted build, rootfs or pull removes the trees it was writing before it exits.
+    if let Err(err) = ops::env::clean_up_on_signals() {
+        tracing::warn!("{err}");
+    }
     let result = match cli.command {
         cli::Command::Build(args) => commands::build::exec(args, &printer),
         cli::Command::Compile(args) => commands::compile::exec(*args, &printer),

@@ -785,7 +785,7 @@ fn a_pytorch_like_index_locks_and_builds_on_one_platform() {
     let lock = ctx.read("marqo-base.lock");
     // The page gives no size: the lock has the one the server told (a one-byte range reply).
     let entry = format!(
-        "name = \"fast\"\nversion = \"1.0+cu116\"\nplatforms = [\"linux/amd64\"]\nfile = {{ name = \"{filename}\", size = {size}, "
+        "name = \"fast\"\nversion = \"1.0+cu116\"\nplatforms = [\"linux/amd64\"]\ndependencies = [\"six\"]\nfile = {{ name = \"{filename}\", size = {size}, "
     );
     assert!(lock.contains(&entry), "{lock}");
     assert!(lock.contains("name = \"fast\"\nversion = \"1.0\"\nplatforms = [\"linux/arm64\"]"), "{lock}");

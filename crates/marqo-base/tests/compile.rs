@@ -283,9 +283,11 @@ fn sdist_metadata_is_read_statically_or_built() {
         .requires("six")
         .dynamic("Requires-Dist")
         .build_requires("helper")
+        .hook_build_requires("hookdep")
         .build_requires_dist("wcwidth")
         .publish(&index);
     Wheel::new("helper", "1.0").file("helper/__init__.py", "").publish(&index);
+    Wheel::new("hookdep", "1.0").file("hookdep/__init__.py", "").publish(&index);
     // helper 2.0 cannot be imported: only the build constraint keeps the build working.
     Wheel::new("helper", "2.0")
         .file("helper/__init__.py", "raise ImportError('helper 2.0 is broken')\n")
@@ -314,6 +316,66 @@ fn sdist_metadata_is_read_statically_or_built() {
     ctx.run(&with_bc).success();
     let p = pins(&ctx.read("requirements.txt"));
     assert_eq!(p, ["built-sdist==2.0", "six==1.16.0", "static-sdist==1.0", "wcwidth==0.2.13"]);
+    // Every environment (the static requirements, then with the hook's) was installed by
+    // us, not pip: helper 2.0 for the run without the build constraint (whose build
+    // failed), 1.0 with it.
+    let envs = build_env_installers(&ctx);
+    let ours = |dist: &str| (dist.to_string(), "marqo-base".to_string());
+    assert!(envs.contains(&ours("helper-1.0")) && envs.contains(&ours("hookdep-1.0")), "{envs:?}");
+    assert!(envs.iter().all(|(_, installer)| installer == "marqo-base"), "{envs:?}");
+}
+
+/// Every distribution installed in a build environment of the cache, with what its
+/// `INSTALLER` says installed it.
+fn build_env_installers(ctx: &TestContext) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let envs = ctx.cache().join("builds/build-envs");
+    for env in std::fs::read_dir(&envs).unwrap().flatten() {
+        let Ok(libs) = std::fs::read_dir(env.path().join("lib")) else { continue };
+        for lib in libs.flatten() {
+            for dist in std::fs::read_dir(lib.path().join("site-packages")).unwrap().flatten() {
+                let name = dist.file_name().to_string_lossy().into_owned();
+                if let Some(stem) = name.strip_suffix(".dist-info") {
+                    let installer =
+                        std::fs::read_to_string(dist.path().join("INSTALLER")).unwrap_or_default();
+                    out.push((stem.to_string(), installer.trim().to_string()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A build requirement with no wheel is beyond our installer: pip installs that
+/// environment (building the requirement), and the metadata is built all the same.
+#[test]
+fn a_build_requirement_without_a_wheel_is_installed_by_pip() {
+    let index = Index::new();
+    Sdist::new("outer", "1.0")
+        .requires("six")
+        .dynamic("Requires-Dist")
+        .build_requires("inner")
+        .publish(&index);
+    Sdist::new("inner", "1.0").file("inner/__init__.py", "").publish(&index);
+    Wheel::new("six", "1.16.0").publish(&index);
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "outer\n");
+    ctx.run(&[
+        "compile",
+        "requirements.in",
+        "--python",
+        "3.9",
+        "--platform",
+        "linux/amd64",
+        "--index-url",
+        &server.url(),
+    ])
+    .success();
+    assert_eq!(pins(&ctx.read("requirements.txt")), ["outer==1.0", "six==1.16.0"]);
+    let envs = build_env_installers(&ctx);
+    assert!(envs.contains(&("inner-1.0".to_string(), "pip".to_string())), "{envs:?}");
 }
 
 #[test]

@@ -60,13 +60,13 @@ fn lock_check_and_relock() {
     // Per-platform Python files, shared ones merged; Debian packages per arch, `all` shared.
     assert!(
         lock.contains(
-            "platforms = [\"linux/amd64\"]\nfile = { name = \"fast-1.0-cp39-cp39-manylinux2014_x86_64.whl\""
+            "platforms = [\"linux/amd64\"]\ndependencies = [\"six\"]\nfile = { name = \"fast-1.0-cp39-cp39-manylinux2014_x86_64.whl\""
         ),
         "{lock}"
     );
     assert!(
         lock.contains(
-            "platforms = [\"linux/arm64\"]\nfile = { name = \"fast-1.0-cp39-cp39-manylinux2014_aarch64.whl\""
+            "platforms = [\"linux/arm64\"]\ndependencies = []\nfile = { name = \"fast-1.0-cp39-cp39-manylinux2014_aarch64.whl\""
         ),
         "{lock}"
     );
@@ -75,7 +75,9 @@ fn lock_check_and_relock() {
         "{lock}"
     );
     assert!(
-        lock.contains("platforms = [\"linux/arm64\"]\npath = \"pool/main/python3.9_3.9.2-1_arm64.deb\""),
+        lock.contains(
+            "platforms = [\"linux/arm64\"]\ndependencies = [\"libc-test\"]\npath = \"pool/main/python3.9_3.9.2-1_arm64.deb\""
+        ),
         "{lock}"
     );
     assert!(lock.contains("arch = \"all\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]"), "{lock}");

@@ -26,4 +26,4 @@ pub use spec::{
     Descriptor, History, ImageConfig, ImageIndex, ImageManifest, Platform, PlatformError, RootFs,
     RuntimeConfig, SCHEMA_VERSION,
 };
-pub use staged::StagedLayout;
+pub use staged::{remove_active, remove_stale, StagedLayout, StagingDir};

@@ -130,8 +130,7 @@ pub fn fetch(
             let failed = |e| registry_error(&format!("cannot pull the base image {reference}@{digest}"), e);
             let mut pulled =
                 runtime.block_on(registry::resolve_pull(&client, &pinned, &wanted)).map_err(failed)?;
-            let cache =
-                fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+            let cache = crate::env::cache()?;
             let spinner = printer.spinner(&format!("Pulling the base image {reference}"));
             let progress: registry::ProgressFn = Arc::new(|_| {});
             let fetched =

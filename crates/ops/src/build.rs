@@ -19,9 +19,7 @@ use std::time::Instant;
 use image::{
     install_wheel, Compression, ImageLayer, ImageSpec, InstallOptions, LayerInfo, LayerWriter, Scheme,
 };
-use lockfile::{
-    FileEntry, FileSource, Freshness, Lock, LockedDebian, LockedPython, Manifest, TargetPlatform,
-};
+use lockfile::{FileEntry, FileSource, Lock, LockedDebian, LockedPython, Manifest, TargetPlatform};
 use oci::{Descriptor, Digest, OciLayout};
 use pep_types::{Arch, PackageName, SdistFilename, Target, WheelFilename};
 use py_resolver::RequirementSet;
@@ -61,8 +59,10 @@ pub struct BuildOptions {
 /// Builds the image of `args.manifest` from its lock into the layout or archive asked for.
 pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     let started = Instant::now();
-    if args.tag.is_empty() {
-        return Err(Error::user("--tag is empty").with_hint("pass a name such as --tag latest"));
+    if let Err(problem) = registry::check_tag(&args.tag) {
+        return Err(Error::user(format!("--tag `{}`: {problem}", args.tag)).with_hint(
+            "a tag is 1 to 128 of A-Z a-z 0-9 _ . - and does not start with . or -, such as --tag latest",
+        ));
     }
     let (out, archive) = match (&args.oci, &args.docker_archive) {
         (Some(dir), None) => (dir.clone(), false),
@@ -82,6 +82,10 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             return Err(Error::user(format!("{} is a directory", out.display()))
                 .with_hint("--docker-archive takes the path of a tar file to write"));
         }
+        if std::fs::symlink_metadata(&out).is_ok() {
+            return Err(Error::user(format!("{} exists", out.display()))
+                .with_hint("remove it, or pass another --docker-archive path"));
+        }
     } else {
         check_output(&out)?;
     }
@@ -96,7 +100,8 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             .with_hint("run `marqo-base lock` first: build reads only the lock"));
     }
     let lock = Lock::read(&lock_path)?;
-    if let Freshness::Stale { reasons } = lock.check(&manifest_path)? {
+    let reasons = crate::lock::stale_reasons(&manifest, &lock)?;
+    if !reasons.is_empty() {
         return Err(Error::user(format!("{} is stale: {}", lock_path.display(), reasons.join("; ")))
             .with_hint("run `marqo-base lock` to update it"));
     }
@@ -155,7 +160,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         .with_hint("pass one --platform, such as --platform linux/arm64"));
     }
     let python_version = plan.python_version.as_deref();
-    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+    let cache = crate::env::cache()?;
     let layer_cache = LayerCache::new(cache.clone(), !args.no_cache);
     let looked_up: Vec<Vec<CachedLayer>> = plan
         .platforms
@@ -183,7 +188,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     let deb_paths = fetch_debian(&manifest, &needs.debs, args.offline, printer)?;
     let wheel_paths =
         fetch_wheels(&requirements, manifest.python.as_ref(), &needs.wheels, &cache, args.offline, printer)?;
-    let file_paths = files::fetch_urls(&needs.files, args.offline, printer)?;
+    let file_paths = files::fetch_urls(&needs.files, &lock.files, args.offline, printer)?;
     let bases = match &base_source {
         Some((source, digest)) => base::fetch(source, digest, &platforms, printer)?,
         None => HashMap::new(),
@@ -192,6 +197,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     // Everything is written into a hidden directory beside `--oci` and renamed into place at
     // the end, so a failed build leaves no partial layout; scratch files live there too, so
     // finished layers are renamed into the layout rather than copied.
+    crate::env::remove_stale_staging(&out, printer);
     let staging = oci::StagedLayout::beside(&out).map_err(|e| oci_error(&out, e))?;
     let layout = staging.layout().clone();
     let scratch = staging.scratch().map_err(|e| oci_error(&out, e))?;
@@ -426,13 +432,12 @@ fn fetch_wheels(
         return Ok(found);
     }
     let config = index_config(set, cache)?;
-    let http = fetch::Client::new(fetch::ClientOptions {
+    let http = crate::env::client(fetch::ClientOptions {
         ca_bundle: config.cert.clone(),
         offline,
         timeout: std::time::Duration::from_secs_f64(config.timeout.unwrap_or(60.0)),
         ..fetch::ClientOptions::default()
-    })
-    .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
+    })?;
     // One client per set of [[python.index]] pins, as `lock` resolved each platform; a file
     // is looked for with the pins of the first platform that locks it.
     let mut clients: Vec<(Pins, PypiClient)> = Vec::new();
@@ -551,7 +556,7 @@ fn build_sdists(
     let (Some(python), false) = (&manifest.python, sdists.is_empty()) else {
         return Ok(paths);
     };
-    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+    let cache = crate::env::cache()?;
     let config = index_config(set, &cache)?;
     let ctx = BuildContext {
         python: PathBuf::from("python3"),
@@ -559,6 +564,7 @@ fn build_sdists(
         build_constraints: python.build_constraints.clone(),
         work_dir: cache.root().join("builds"),
         backend_env: Vec::new(),
+        env_installer: None,
     };
     fs_err::create_dir_all(out_dir)
         .map_err(|e| Error::from_error(format!("cannot create {}", out_dir.display()), e))?;
@@ -891,7 +897,7 @@ impl PlatformBuild<'_> {
                 .cloned()
                 .ok_or_else(|| Error::user(format!("the [[file]] for {} was not fetched", entry.to)))?,
         };
-        let mut layer = self.layer(false)?;
+        let mut layer = self.layer(true)?;
         files::add_entry(&mut layer, entry, &path)?;
         self.finish(layer)
     }

@@ -132,6 +132,11 @@ pub fn compile(args: &CompileOptions, printer: &dyn Reporter) -> Result<CompileO
         .map_err(|e| Error::from_error(e.to_string(), e))?;
     let plan = plan(args)?;
     refuse_overwriting_inputs(&plan.outputs, &set.files)?;
+    if !args.check {
+        for out in &plan.outputs {
+            output_target(out)?;
+        }
+    }
     let (upgrade, extra_constraints) = upgrade_packages(&args.upgrade_package)?;
     let index_strategy = IndexStrategy::from_str(&args.index_strategy).map_err(Error::user)?;
     let mut format = set.format.clone();
@@ -196,7 +201,7 @@ pub fn compile(args: &CompileOptions, printer: &dyn Reporter) -> Result<CompileO
         return Ok(check(&rendered));
     }
     for (path, text) in &rendered {
-        write_atomic(path, text.as_bytes())
+        write_atomic(&output_target(path)?, text.as_bytes())
             .map_err(|e| Error::from_error(format!("cannot write `{}`", path.display()), e))?;
         printer.status(format!("Wrote {}", path.display()));
     }
@@ -276,6 +281,33 @@ fn refuse_overwriting_inputs(outputs: &[PathBuf], inputs: &[PathBuf]) -> Result<
         }
     }
     Ok(())
+}
+
+/// The file an output is written to: the output itself, or, when it is a symbolic link, the
+/// file the link points to (as pip-compile writes through it; the link stays). An existing
+/// file without write permission is refused rather than replaced.
+fn output_target(out: &Path) -> Result<PathBuf, Error> {
+    let mut target = out.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&target) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = std::fs::read_link(&target).map_err(|e| {
+                    Error::from_error(format!("cannot read the link `{}`", target.display()), e)
+                })?;
+                target = target.parent().unwrap_or(Path::new("")).join(link);
+            }
+            Ok(m) if m.permissions().readonly() => {
+                return Err(Error::user(format!("the output file `{}` is read-only", target.display()))
+                    .with_hint("make it writable (chmod u+w) or name another output file with -o"));
+            }
+            Ok(m) if m.is_dir() => {
+                return Err(Error::user(format!("the output `{}` is a directory", target.display()))
+                    .with_hint("name an output file with -o, such as requirements.txt"));
+            }
+            _ => return Ok(target),
+        }
+    }
+    Err(Error::user(format!("the output `{}` is a loop of symbolic links", out.display())))
 }
 
 /// pip-compile's default: `requirements.in` -> `requirements.txt` beside it.

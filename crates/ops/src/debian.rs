@@ -32,6 +32,8 @@ pub type Fetched = (LockedDeb, PathBuf);
 pub struct ArchSet {
     pub arch: &'static str,
     pub debs: Vec<LockedDeb>,
+    /// `relations[i]`: what `debs[i]` needs and provides within the set (for the lock).
+    pub relations: Vec<debian::SetRelations>,
 }
 
 /// Every architecture's set, with where the time went.
@@ -44,9 +46,9 @@ pub struct Resolved {
 impl Session {
     pub fn open(args: &SourceArgs<'_>) -> Result<Session, Error> {
         let source = source(args)?;
-        let client = fetch::Client::new(fetch::ClientOptions { offline: args.offline, ..Default::default() })
-            .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
-        let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+        let client =
+            crate::env::client(fetch::ClientOptions { offline: args.offline, ..Default::default() })?;
+        let cache = crate::env::cache()?;
         let runtime = crate::env::runtime()?;
         Ok(Session { source, client, cache, runtime })
     }
@@ -106,10 +108,18 @@ impl Session {
         let index_time = started.elapsed();
 
         let started = Instant::now();
-        let results: Vec<Result<Vec<LockedDeb>, Error>> = std::thread::scope(|scope| {
+        type Set = (Vec<LockedDeb>, Vec<debian::SetRelations>);
+        let results: Vec<Result<Set, Error>> = std::thread::scope(|scope| {
             let handles: Vec<_> = indexes
                 .iter()
-                .map(|index| scope.spawn(|| debian::resolve(index, packages, opts).map_err(debian_error)))
+                .map(|index| {
+                    scope.spawn(|| -> Result<Set, Error> {
+                        let debs = debian::resolve(index, packages, opts).map_err(debian_error)?;
+                        let relations =
+                            debian::set_relations(index, &debs, opts.recommends).map_err(debian_error)?;
+                        Ok((debs, relations))
+                    })
+                })
                 .collect();
             let panicked =
                 || Error::internal(format!("a resolver thread for {} panicked", self.source.suite));
@@ -118,14 +128,14 @@ impl Session {
         let resolve_time = started.elapsed();
         let mut sets = Vec::with_capacity(arches.len());
         for (arch, result) in arches.iter().zip(results) {
-            let debs = result?;
+            let (debs, relations) = result?;
             printer.status(format!(
                 "Resolved {} packages for {arch} from {} ({} of .debs)",
                 debs.len(),
                 self.source.suite,
                 megabytes(debs.iter().map(|d| d.size).sum())
             ));
-            sets.push(ArchSet { arch, debs });
+            sets.push(ArchSet { arch, debs, relations });
         }
         Ok(Resolved { sets, index_time, resolve_time })
     }
@@ -179,6 +189,9 @@ pub fn unpack_sets(
             (set, out, debs)
         })
         .collect();
+    for (_, out, _) in &jobs {
+        crate::env::remove_stale_staging(out, printer);
+    }
     let spinner = printer.spinner(&format!(
         "Unpacking into {}",
         outputs.iter().map(|o| o.display().to_string()).collect::<Vec<_>>().join(", ")
@@ -238,17 +251,15 @@ fn is_empty_dir(dir: &Path) -> Result<bool, Error> {
 /// or any with `force`) is moved aside first and deleted last. Returns how many paths the
 /// packages shipped.
 fn unpack_into(out: &Path, debs: &[Fetched], force: bool) -> Result<usize, Error> {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let io = |what: String| move |e: std::io::Error| Error::from_error(what, e);
     fs_err::create_dir_all(&parent).map_err(io(format!("cannot create {}", parent.display())))?;
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tmp-"))
-        .tempdir_in(&parent)
-        .map_err(io(format!("cannot create a temporary directory in {}", parent.display())))?;
+    let staging = oci::StagingDir::beside(out, "tmp").map_err(|e| {
+        Error::from_error(format!("cannot create a temporary directory in {}", parent.display()), e)
+    })?;
     {
         use std::os::unix::fs::PermissionsExt;
         fs_err::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
@@ -264,10 +275,9 @@ fn unpack_into(out: &Path, debs: &[Fetched], force: bool) -> Result<usize, Error
             None
         }
         Ok(_) => {
-            let holder = tempfile::Builder::new()
-                .prefix(&format!(".{name}.old-"))
-                .tempdir_in(&parent)
-                .map_err(io(format!("cannot create a temporary directory in {}", parent.display())))?;
+            let holder = oci::StagingDir::beside(out, "old").map_err(|e| {
+                Error::from_error(format!("cannot create a temporary directory in {}", parent.display()), e)
+            })?;
             let old = holder.path().join("tree");
             fs_err::rename(out, &old).map_err(io(format!("cannot move {} aside", out.display())))?;
             Some((holder, old))
@@ -283,10 +293,8 @@ fn unpack_into(out: &Path, debs: &[Fetched], force: bool) -> Result<usize, Error
         return Err(Error::from_error(format!("cannot move the new tree to {}", out.display()), e));
     }
     if let Some((holder, _)) = aside {
-        let path = holder.path().to_path_buf();
-        if let Err(e) = holder.close() {
-            tracing::warn!("cannot remove the replaced tree {}: {e}", path.display());
-        }
+        // Dropping it removes the replaced tree.
+        drop(holder);
     }
     Ok(installed.iter().map(|p| p.files.len()).sum())
 }

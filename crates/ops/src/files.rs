@@ -55,17 +55,36 @@ pub fn lock_files(
 }
 
 /// The downloads of `entries` (their URL sources), in the cache by sha256; fetched when
-/// missing. Returns their cache paths by destination (`to`, unique in a manifest).
+/// missing. What is fetched is what the lock pins (`locked`, by destination): its url and
+/// sha256, and the download must have its size. Returns the cache paths by destination
+/// (`to`, unique in a manifest).
 pub fn fetch_urls(
     entries: &[&FileEntry],
+    locked: &[LockedFile],
     offline: bool,
     printer: &dyn Reporter,
 ) -> Result<HashMap<String, PathBuf>, Error> {
     let mut paths = HashMap::new();
     let mut downloader = None;
     for entry in entries {
-        if let FileSource::Url { url, sha256 } = &entry.source {
-            let path = Downloader::get(&mut downloader, offline)?.download(url, sha256, printer)?;
+        if let FileSource::Url { .. } = &entry.source {
+            let pinned = locked.iter().find(|f| f.to == entry.to);
+            let Some(LockedFile { source: LockedSource::Url(url), sha256, size, .. }) = pinned else {
+                return Err(Error::user(format!("the lock has no url [[file]] to `{}`", entry.to))
+                    .with_hint("run `marqo-base lock` to update it"));
+            };
+            let path = Downloader::get(&mut downloader, offline)?.download(url, sha256.hex(), printer)?;
+            let got = fs_err::metadata(&path)
+                .map_err(|e| Error::from_error(format!("cannot read {}", path.display()), e))?
+                .len();
+            if got != *size {
+                return Err(Error::user(format!(
+                    "[[file]] to `{}`: the lock says {size} bytes, but the download of {url} with its sha256 \
+                     has {got}",
+                    entry.to
+                ))
+                .with_hint("the lock was edited; run `marqo-base lock` to update it"));
+            }
             paths.insert(entry.to.clone(), path);
         }
     }
@@ -86,9 +105,8 @@ impl Downloader {
         if let Some(downloader) = slot {
             return Ok(downloader);
         }
-        let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
-        let client = fetch::Client::new(fetch::ClientOptions { offline, ..fetch::ClientOptions::default() })
-            .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
+        let cache = crate::env::cache()?;
+        let client = crate::env::client(fetch::ClientOptions { offline, ..fetch::ClientOptions::default() })?;
         let runtime = crate::env::runtime()?;
         Ok(slot.insert(Downloader { cache, client, runtime }))
     }
@@ -112,7 +130,10 @@ impl Downloader {
     }
 }
 
-/// Adds one `[[file]]` to `layer`, its bytes at `path` (the local source, or the download).
+/// Adds one `[[file]]` to `layer` (which keeps modes exactly), its bytes at `path` (the local
+/// source, or the download). `mode` is written as given, setuid, setgid and sticky bits
+/// included; what the manifest does not set is normalised as for wheels (0755 when any
+/// execute bit is set, else 0644; directories 0755).
 pub fn add_entry(layer: &mut LayerWriter, entry: &FileEntry, path: &Path) -> Result<(), Error> {
     let to = entry.to.trim_start_matches('/').trim_end_matches('/');
     if entry.extract {
@@ -127,15 +148,37 @@ pub fn add_entry(layer: &mut LayerWriter, entry: &FileEntry, path: &Path) -> Res
     let meta = fs_err::metadata(path).map_err(|e| Error::from_error("cannot read a [[file]]", e))?;
     if meta.is_dir() {
         if to.is_empty() {
-            return add_tree(layer, path, "");
+            return walk(layer, path, "", &mut HashMap::new(), Modes::Normalise);
         }
         layer.add_dir(to, entry.mode.unwrap_or(0o755)).map_err(layer_error(&entry.to))?;
-        return add_tree(layer, path, to);
+        return walk(layer, path, to, &mut HashMap::new(), Modes::Normalise);
     }
-    let mode = entry.mode.unwrap_or(meta.permissions().mode() & 0o7777);
+    if to.is_empty() {
+        return Err(Error::user(format!("[[file]] {}: a file cannot go to `/`", path.display()))
+            .with_hint("name the file's path in the image in `to`"));
+    }
+    let mode = entry.mode.unwrap_or_else(|| normal_mode(meta.permissions().mode(), false));
     let mut file = fs_err::File::open(path).map_err(|e| Error::from_error("cannot open a [[file]]", e))?;
     layer.add_file(to, mode, &mut file).map_err(layer_error(&entry.to))?;
     Ok(())
+}
+
+/// Whether a tree's modes go into the layer as they are (a Debian root) or normalised (a
+/// `[[file]]` tree or archive, whose modes the manifest did not set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Modes {
+    Keep,
+    Normalise,
+}
+
+/// The mode a layer gets for a file (or directory) whose mode nobody set: 0755 when any
+/// execute bit is set, else 0644; directories 0755.
+fn normal_mode(mode: u32, dir: bool) -> u32 {
+    if dir || mode & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    }
 }
 
 /// Unpacks the archive at `path` (its kind from `name`) under `to`.
@@ -173,8 +216,8 @@ fn extract_tar(layer: &mut LayerWriter, reader: impl Read, to: &str, name: &str)
         let raw = entry.path_bytes().into_owned();
         let rel = String::from_utf8(raw).map_err(|_| Error::user(format!("{name}: a path is not UTF-8")))?;
         let Some(dest) = inside(to, &rel, name)? else { continue };
-        let mode = entry.header().mode().map_err(bad)? & 0o7777;
         let kind = entry.header().entry_type();
+        let mode = normal_mode(entry.header().mode().map_err(bad)?, kind.is_dir());
         let add = layer_error(&dest);
         if kind.is_dir() {
             layer.add_dir(&dest, mode).map_err(add)?;
@@ -218,7 +261,7 @@ fn extract_zip(layer: &mut LayerWriter, file: fs_err::File, to: &str, name: &str
         let mode = entry.unix_mode().unwrap_or(if entry.is_dir() { 0o755 } else { 0o644 });
         let add = layer_error(&dest);
         if entry.is_dir() {
-            layer.add_dir(&dest, mode & 0o7777).map_err(add)?;
+            layer.add_dir(&dest, normal_mode(mode, true)).map_err(add)?;
         } else if mode & 0o170000 == 0o120000 {
             let mut target = String::new();
             entry
@@ -226,7 +269,7 @@ fn extract_zip(layer: &mut LayerWriter, file: fs_err::File, to: &str, name: &str
                 .map_err(|e| Error::from_error(format!("cannot read the archive {name}"), e))?;
             layer.add_symlink(&dest, &target).map_err(add)?;
         } else {
-            layer.add_file(&dest, mode & 0o7777, &mut entry).map_err(add)?;
+            layer.add_file(&dest, normal_mode(mode, false), &mut entry).map_err(add)?;
         }
     }
     Ok(())
@@ -260,7 +303,7 @@ fn inside(to: &str, rel: &str, name: &str) -> Result<Option<String>, Error> {
 /// file become links to the first), with their modes.
 pub fn add_tree(layer: &mut LayerWriter, root: &Path, prefix: &str) -> Result<(), Error> {
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
-    walk(layer, root, prefix, &mut links)
+    walk(layer, root, prefix, &mut links, Modes::Keep)
 }
 
 fn walk(
@@ -268,6 +311,7 @@ fn walk(
     dir: &Path,
     rel: &str,
     links: &mut HashMap<(u64, u64), String>,
+    modes: Modes,
 ) -> Result<(), Error> {
     let io = |what: &str, path: &Path| {
         let message = format!("cannot {what} {}", path.display());
@@ -284,11 +328,14 @@ fn walk(
             name.to_str().ok_or_else(|| Error::user(format!("{} is not a UTF-8 path", path.display())))?;
         let child = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
         let meta = fs_err::symlink_metadata(&path).map_err(io("read", &path))?;
-        let mode = meta.mode() & 0o7777;
         let kind = meta.file_type();
+        let mode = match modes {
+            Modes::Keep => meta.mode() & 0o7777,
+            Modes::Normalise => normal_mode(meta.mode(), kind.is_dir()),
+        };
         if kind.is_dir() {
             layer.add_dir(&child, mode).map_err(layer_error(&child))?;
-            walk(layer, &path, &child, links)?;
+            walk(layer, &path, &child, links, modes)?;
         } else if kind.is_symlink() {
             let target = fs_err::read_link(&path).map_err(io("read the link", &path))?;
             let target = target

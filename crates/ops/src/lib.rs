@@ -5,6 +5,7 @@
 //! - [`python`]: pip's index configuration, the shared index [`py_resolver::IndexSource`],
 //!   resolution with progress.
 //! - [`debian`]: a Debian suite's session: read, resolve, fetch and unpack.
+//! - [`build_env`]: sdists' build environments installed without pip.
 //! - [`compile`]: requirements.in -> pinned requirements.txt files for every target.
 //! - [`plan`]: manifest + lock + platforms -> the layers of each platform (pure).
 //! - [`build`]: the lock -> an OCI image layout or docker-archive, per platform.
@@ -19,6 +20,7 @@
 
 pub mod base;
 pub mod build;
+pub mod build_env;
 pub mod compile;
 pub mod cross;
 pub mod debian;

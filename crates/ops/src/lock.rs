@@ -8,7 +8,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use lockfile::{
-    FileRef, Freshness, Inputs, Lock, LockedBase, LockedDebian, LockedPython, Manifest, TargetPlatform,
+    FileRef, Freshness, Inputs, Lock, LockedBase, LockedDebian, LockedPython, Manifest, PythonRoot,
+    TargetPlatform,
 };
 use oci::Digest;
 use pep_types::{PackageName, Target, Version};
@@ -143,17 +144,62 @@ pub fn pins_for(
     Ok(pins)
 }
 
-/// `lock --check`: compares the inputs' digests with those the lock was made from. Reads
+/// `lock --check`: whether the lock still serves the manifest (see [`stale_reasons`]). Reads
 /// files only: no network, no resolution.
 pub fn check(manifest_path: &Path, lock_path: &Path) -> Result<LockState, Error> {
     if !lock_path.exists() {
         return Ok(LockState::Missing);
     }
+    let manifest = Manifest::read(manifest_path)?;
     let lock = Lock::read(lock_path)?;
-    match lock.check(manifest_path)? {
-        Freshness::Fresh => Ok(LockState::Fresh),
-        Freshness::Stale { reasons } => Ok(LockState::Stale(reasons)),
+    let reasons = stale_reasons(&manifest, &lock)?;
+    match reasons.is_empty() {
+        true => Ok(LockState::Fresh),
+        false => Ok(LockState::Stale(reasons)),
     }
+}
+
+/// Why `lock` does not serve `manifest`, empty when it does: the inputs whose digests
+/// changed; else what the lock misses of what the manifest asks (per platform, each
+/// requirement's closure, each requested `.deb` and its dependencies, each `[[file]]` as the
+/// manifest gives it), so a lock edited by hand is caught. Reads files only. `lock --check`
+/// and `build` both ask this.
+pub fn stale_reasons(manifest: &Manifest, lock: &Lock) -> Result<Vec<String>, Error> {
+    let now = Inputs::read(manifest.path())?;
+    if let Freshness::Stale { reasons } = lock.inputs.compare(&now) {
+        return Ok(reasons);
+    }
+    let roots = python_roots(manifest)?;
+    Ok(lock.coverage(manifest, &now, &roots))
+}
+
+/// The Python requirements of each platform (those whose markers hold there), read from the
+/// manifest's requirement files.
+fn python_roots(manifest: &Manifest) -> Result<BTreeMap<TargetPlatform, Vec<PythonRoot>>, Error> {
+    let mut roots = BTreeMap::new();
+    let Some(python) = &manifest.python else { return Ok(roots) };
+    let set = RequirementSet::read_files(&python.requirements, &python.constraints)
+        .map_err(|e| Error::from_error(e.to_string(), e))?;
+    let glibc = manifest.glibc().unwrap_or(DEFAULT_GLIBC);
+    for &platform in &manifest.image.platforms {
+        let target = Target::new(platform.arch(), &python.version, glibc)
+            .map_err(|e| Error::user(format!("{}: {e}", manifest.path().display())))?;
+        let list = set
+            .requirements
+            .iter()
+            .filter(|entry| entry.req.marker.evaluate(target.markers(), &[]))
+            .map(|entry| PythonRoot {
+                name: entry.req.name.to_string(),
+                origin: format!(
+                    "{}:{}",
+                    manifest.input_name(Path::new(&entry.origin.file)),
+                    entry.origin.line
+                ),
+            })
+            .collect();
+        roots.insert(platform, list);
+    }
+    Ok(roots)
 }
 
 fn lock_python(
@@ -257,6 +303,13 @@ fn lock_python(
     }
     let resolutions: Vec<_> = resolutions.into_iter().flatten().collect();
     for (platform, resolution) in platforms.iter().zip(&resolutions) {
+        // `via` names who asked for each package; turned around, what each package needs.
+        let mut needs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for pkg in resolution.packages.values() {
+            for asker in &pkg.via {
+                needs.entry(asker.clone()).or_default().push(pkg.name.to_string());
+            }
+        }
         for pkg in resolution.packages.values() {
             let file = &pkg.file;
             let missing = |what: &str| {
@@ -267,6 +320,7 @@ fn lock_python(
                 name: pkg.name.to_string(),
                 version: pkg.version.to_string(),
                 platforms: vec![*platform],
+                dependencies: Some(needs.get(&pkg.name.to_string()).cloned().unwrap_or_default()),
                 file: FileRef {
                     name: file.filename.clone(),
                     size: file.size.ok_or_else(|| missing("size"))?,
@@ -313,12 +367,14 @@ fn lock_debian(
     let arches: Vec<&'static str> = platforms.iter().map(|p| p.arch().name()).collect();
     let resolved = session.resolve(&debian.packages, &opts, &arches, printer)?;
     for (platform, set) in platforms.iter().zip(&resolved.sets) {
-        for deb in &set.debs {
+        for (deb, relations) in set.debs.iter().zip(&set.relations) {
             lock.add_debian(LockedDebian {
                 name: deb.name.clone(),
                 version: deb.version.clone(),
                 arch: deb.arch.clone(),
                 platforms: vec![*platform],
+                dependencies: Some(relations.dependencies.clone()),
+                provides: relations.provides.clone(),
                 path: deb.filename.clone(),
                 file: FileRef {
                     name: deb.file_name().to_string(),

@@ -82,9 +82,10 @@ pub struct Needs<'a> {
     pub files: Vec<&'a FileEntry>,
 }
 
-/// The options of every layer of a build: Debian layers keep modes exactly.
-pub fn layer_options(mtime: u64, debian: bool) -> LayerOptions {
-    LayerOptions { mtime, keep_special_bits: debian }
+/// The options of every layer of a build: Debian and `[[file]]` layers keep modes exactly
+/// (`files::add_entry` normalises the modes a manifest does not set); wheel layers do not.
+pub fn layer_options(mtime: u64, exact_modes: bool) -> LayerOptions {
+    LayerOptions { mtime, keep_special_bits: exact_modes }
 }
 
 impl<'a> BuildPlan<'a> {
@@ -288,7 +289,7 @@ fn plan_platform<'a>(
         let inputs = match &entry.source {
             FileSource::Url { sha256, .. } => Some(format!(
                 "{}to {} mode {} extract {}\nsha256 {sha256}\n",
-                layer_header("file", options, false),
+                layer_header("file", options, true),
                 entry.to,
                 entry.mode.map_or("default".to_string(), |mode| format!("{mode:#o}")),
                 entry.extract

@@ -41,26 +41,27 @@ pub fn open_source(
     targets: &[Arc<Target>],
 ) -> Result<(&'static tokio::runtime::Runtime, Arc<IndexSource>), Error> {
     let runtime = crate::env::runtime()?;
-    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+    let cache = crate::env::cache()?;
     let pip_env = PipEnvironment {
         default_index_memo: Some(cache.root().join("host-pip-default-index")),
         ..PipEnvironment::from_process()
     };
     let config = IndexConfig::from_pip_with(&setup.index_args, &pip_env)
         .map_err(|e| Error::from_error("cannot read the package index configuration", e))?;
-    let http = fetch::Client::new(fetch::ClientOptions {
+    let http = crate::env::client(fetch::ClientOptions {
         ca_bundle: config.cert.clone(),
         offline: setup.offline,
         timeout: std::time::Duration::from_secs_f64(config.timeout.unwrap_or(60.0)),
         ..fetch::ClientOptions::default()
-    })
-    .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
+    })?;
+    let installer = crate::build_env::OwnInstaller::new();
     let build = (!setup.no_build).then(|| BuildContext {
         python: PathBuf::from("python3"),
         pip_args: config.pip_args(),
         build_constraints: setup.build_constraints.clone(),
         work_dir: cache.root().join("builds"),
         backend_env: Vec::new(),
+        env_installer: Some(installer.clone()),
     });
     // Wheels that no target can install (other systems, other Pythons) are dropped while
     // pages are parsed: on large pages they are most of the files.
@@ -83,6 +84,7 @@ pub fn open_source(
         },
     );
     let source = IndexSource::new(client, build, cache, runtime.handle().clone());
+    installer.attach(&source);
     Ok((runtime, source))
 }
 

@@ -44,8 +44,7 @@ pub fn client_for(
     credentials: Option<Credentials>,
     net: &NetOptions,
 ) -> Result<RegistryClient, Error> {
-    let http = fetch::Client::new(fetch::ClientOptions::default())
-        .map_err(|e| Error::from_error("cannot set up the HTTP client", e))?;
+    let http = crate::env::client(fetch::ClientOptions::default())?;
     let options = ClientOptions { insecure: net.insecure, retries: net.retries, ..ClientOptions::default() };
     Ok(RegistryClient::new(http.http().clone(), host, credentials, &options))
 }
@@ -89,7 +88,7 @@ pub fn pull(
     printer: &dyn Reporter,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+    let cache = crate::env::cache()?;
     let client = client_for(&reference.registry, stored_credentials(&reference.registry)?, net)?;
     let runtime = runtime()?;
     let mut pulled = runtime
@@ -114,6 +113,8 @@ pub fn pull(
     bar.finish_and_clear();
     fetched.map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
     let tag = reference.tag.clone().unwrap_or_else(|| "latest".to_string());
+    let (PullTarget::Oci(dest) | PullTarget::DockerArchive(dest)) = target;
+    crate::env::remove_stale_staging(dest, printer);
     let (out, written) = match target {
         PullTarget::Oci(dir) => {
             registry::write_oci(&pulled, dir, &tag)

@@ -128,6 +128,41 @@ pub struct BuildContext {
     /// Extra environment of the build backend (`CC`, `LDSHARED`, `_PYTHON_HOST_PLATFORM` for
     /// a cross build); part of a built wheel's cache key.
     pub backend_env: Vec<(String, String)>,
+    /// Installs build requirements without pip, when set; the host's pip does what it
+    /// cannot.
+    pub env_installer: Option<Arc<dyn EnvInstaller>>,
+}
+
+/// Installs a build environment's requirements without pip: resolves them (as wheels) for the
+/// host interpreter and installs those wheels into the venv, in tens of milliseconds from a
+/// warm cache where pip takes seconds. An error (a requirement with no wheel, no solution) is
+/// not fatal: the host's pip installs the environment instead, as it would without one.
+pub trait EnvInstaller: Send + Sync {
+    /// Installs `request.requirements` under `request.constraints` into `request.venv`.
+    fn install<'a>(&'a self, request: EnvRequest<'a>) -> futures::future::BoxFuture<'a, Result<(), String>>;
+}
+
+/// What [`EnvInstaller::install`] is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvRequest<'a> {
+    /// PEP 508 requirements (`setuptools>=61`, `wheel`), checked to parse.
+    pub requirements: &'a [&'a str],
+    /// The build constraints files.
+    pub constraints: &'a [PathBuf],
+    /// The interpreter's version, `3.11.2`.
+    pub python_version: &'a str,
+    /// The glibc the interpreter runs on, `2.36` (empty when unknown).
+    pub glibc: &'a str,
+    /// The venv being made (files go below it).
+    pub venv: &'a Path,
+    /// Where the venv will live once made (script shebangs name its interpreter).
+    pub final_dir: &'a Path,
+}
+
+impl std::fmt::Debug for dyn EnvInstaller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnvInstaller")
+    }
 }
 
 /// Why the metadata of an sdist could not be had.
@@ -1105,18 +1140,33 @@ impl Build<'_> {
         let started = std::time::Instant::now();
 
         // A venv without pip (and so without the setuptools that Python < 3.12 seeds, as
-        // pip's isolated build environments start empty) takes a fifth of a second; the
-        // host's pip installs into it with `--python` (pip >= 22.3). Older pips get a venv
-        // of their own to install with.
-        let mut venv = Command::new(&self.ctx.python);
-        venv.arg("-m").arg("venv").arg("--without-pip").arg(tmp.path());
-        let (status, output) = run_logged(venv, &log).await?;
-        if !status.success() {
-            return Err(SdistError::Venv { python: self.ctx.python.clone(), status, output: tail(&output) });
-        }
+        // pip's isolated build environments start empty), written here rather than by
+        // `python -m venv` (a fifth of a second each); the host's pip, when it installs, does
+        // so with `--python` (pip >= 22.3). Older pips get a venv of their own to install with.
+        write_venv(tmp.path(), interpreter).map_err(|e| self.io(e))?;
         let venv_python = tmp.path().join("bin").join("python");
 
-        if !requirements.is_empty() {
+        let mut installed = requirements.is_empty();
+        if let (false, Some(installer)) = (installed, &self.ctx.env_installer) {
+            let wanted: Vec<&str> = requirements.iter().copied().collect();
+            let request = EnvRequest {
+                requirements: &wanted,
+                constraints: &self.ctx.build_constraints,
+                python_version: &interpreter.release,
+                glibc: &interpreter.glibc,
+                venv: tmp.path(),
+                final_dir: &final_dir,
+            };
+            match installer.install(request).await {
+                Ok(()) => installed = true,
+                Err(why) => {
+                    debug!("{} {}: pip installs the build requirements: {why}", self.name, self.version);
+                    // What the installer left is pip's to replace: start from a clean venv.
+                    reset_venv(tmp.path()).map_err(|e| self.io(e))?;
+                }
+            }
+        }
+        if !installed {
             let install = |host_pip: bool| {
                 let mut pip = if host_pip {
                     let mut pip = Command::new(&self.ctx.python);
@@ -1177,7 +1227,12 @@ impl Build<'_> {
                 });
             }
         }
-        fs_err::remove_file(&log).map_err(|e| self.io(e))?;
+        // Only pip writes a log.
+        match fs_err::remove_file(&log) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(self.io(e)),
+            _ => {}
+        }
+        // Scripts that pip wrote name the temporary venv's interpreter; ours name the final one.
         relocate_scripts(&tmp.path().join("bin"), tmp.path(), &final_dir).map_err(|e| self.io(e))?;
 
         let tmp = tmp.keep();
@@ -1251,6 +1306,70 @@ impl Build<'_> {
 }
 
 /// The in-process lock for building the venv at `dir`.
+/// Writes a virtual environment without pip at `dir` for `interpreter`, as `python -m venv
+/// --without-pip` does on POSIX: `pyvenv.cfg` (which makes Python use `dir`'s
+/// site-packages, not the system's), `bin/python`, `python3` and `pythonX.Y` as symbolic
+/// links to the interpreter, and an empty `lib/pythonX.Y/site-packages`.
+fn write_venv(dir: &Path, interpreter: &Interpreter) -> io::Result<()> {
+    let executable = Path::new(&interpreter.executable);
+    let home = executable.parent().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("`{}` is not an interpreter path", executable.display()),
+        )
+    })?;
+    let mut parts = interpreter.release.split('.');
+    let major_minor = match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) => format!("{major}.{minor}"),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("`{}` is not a Python version", interpreter.release),
+            ))
+        }
+    };
+    fs_err::create_dir_all(dir.join("lib").join(format!("python{major_minor}")).join("site-packages"))?;
+    let bin = dir.join("bin");
+    fs_err::create_dir_all(&bin)?;
+    for name in ["python".to_string(), "python3".to_string(), format!("python{major_minor}")] {
+        fs_err::os::unix::fs::symlink(executable, bin.join(name))?;
+    }
+    fs_err::write(
+        dir.join("pyvenv.cfg"),
+        format!(
+            "home = {}\ninclude-system-site-packages = false\nversion = {}\nexecutable = {}\n",
+            home.display(),
+            interpreter.release,
+            executable.display()
+        ),
+    )
+}
+
+/// Removes what an installer put into a fresh venv (its `lib/` site-packages, `bin/` scripts
+/// other than the interpreter links, `include/`), keeping the venv itself.
+fn reset_venv(venv: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(venv.join("lib"))? {
+        let site = entry?.path().join("site-packages");
+        if site.is_dir() {
+            std::fs::remove_dir_all(&site)?;
+            std::fs::create_dir(&site)?;
+        }
+    }
+    for entry in std::fs::read_dir(venv.join("bin"))? {
+        let path = entry?.path();
+        let keep = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.starts_with("python") || n.starts_with("activate") || n.starts_with("Activate")
+        });
+        if !keep {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    match std::fs::remove_dir_all(venv.join("include").join("site")) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 fn env_lock(dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
     let mut locks = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
@@ -1322,12 +1441,21 @@ fn read_wheel_metadata(wheel: &Path, name: &PackageName) -> Result<Vec<u8>, Stri
 /// The host interpreter, as identified for the venv cache key.
 struct Interpreter {
     executable: String,
+    /// `sys.version`, in full (part of build keys).
     version: String,
+    /// `3.11.2`.
+    release: String,
+    /// The glibc it runs on (`2.36`), empty when unknown.
+    glibc: String,
 }
 
 async fn probe_interpreter(python: &Path) -> Result<Interpreter, SdistError> {
     let mut command = Command::new(python);
-    command.args(["-c", "import sys; print(sys.executable); print(sys.version)"]);
+    command.args([
+        "-c",
+        "import platform, sys; print(sys.executable); print(sys.version.replace(chr(10), ' ')); \
+         print('%d.%d.%d' % sys.version_info[:3]); print(platform.libc_ver()[1])",
+    ]);
     clean_env(&mut command);
     let output = command
         .stdin(Stdio::null())
@@ -1336,10 +1464,13 @@ async fn probe_interpreter(python: &Path) -> Result<Interpreter, SdistError> {
         .map_err(|source| SdistError::Spawn { program: python.to_path_buf(), source })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut lines = stdout.lines();
-    match (output.status.success(), lines.next(), lines.next()) {
-        (true, Some(executable), Some(version)) => {
-            Ok(Interpreter { executable: executable.to_string(), version: version.to_string() })
-        }
+    match (output.status.success(), lines.next(), lines.next(), lines.next()) {
+        (true, Some(executable), Some(version), Some(release)) => Ok(Interpreter {
+            executable: executable.to_string(),
+            version: version.to_string(),
+            release: release.to_string(),
+            glibc: lines.next().unwrap_or_default().to_string(),
+        }),
         _ => Err(SdistError::Interpreter {
             python: python.to_path_buf(),
             status: output.status,
@@ -1567,6 +1698,7 @@ mod tests {
 
     fn ctx(work_dir: &Path) -> BuildContext {
         BuildContext {
+            env_installer: None,
             python: PathBuf::from("python3"),
             pip_args: Vec::new(),
             build_constraints: Vec::new(),

@@ -1,5 +1,6 @@
 //! Installing a wheel into a layer as pip would, without running Python.
 
+mod dir;
 mod entry_points;
 mod record;
 
@@ -11,6 +12,7 @@ use safe_path::{Absolute, Refusal, Rules, Windows};
 use sha2::{Digest, Sha256};
 
 use crate::layer::{LayerError, LayerWriter};
+pub use dir::DirSink;
 use entry_points::parse_script_entry_points;
 pub use record::record_hash;
 use record::{csv_field, parse_record, urlsafe_b64_nopad, RecordEntry, RecordHasher};
@@ -133,6 +135,19 @@ impl Scheme {
             headers: format!("/usr/local/include/python{python_version}"),
         }
     }
+
+    /// The scheme of a virtual environment (`python_version` as `3.9`), with paths relative
+    /// to the environment's directory: what a [`DirSink`] at that directory takes.
+    pub fn venv(python_version: &str) -> Scheme {
+        let site = format!("/lib/python{python_version}/site-packages");
+        Scheme {
+            purelib: site.clone(),
+            platlib: site,
+            scripts: "/bin".to_string(),
+            data: String::new(),
+            headers: format!("/include/site/python{python_version}"),
+        }
+    }
 }
 
 /// How a wheel is installed, apart from where.
@@ -172,6 +187,20 @@ struct Installed {
     size: Option<u64>,
 }
 
+/// Where [`install_wheel`] puts files: a layer being written, or a directory
+/// ([`DirSink`], for build environments). Paths are absolute, `/`-separated.
+pub trait InstallSink {
+    /// Adds the regular file `path` with permission bits `mode` and `content`; returns its
+    /// size.
+    fn add_file(&mut self, path: &str, mode: u32, content: &mut dyn Read) -> Result<u64, LayerError>;
+}
+
+impl InstallSink for LayerWriter {
+    fn add_file(&mut self, path: &str, mode: u32, content: &mut dyn Read) -> Result<u64, LayerError> {
+        LayerWriter::add_file(self, path, mode, content)
+    }
+}
+
 /// Installs the wheel at `wheel` into `layer` under `scheme`, as pip would.
 ///
 /// Every file is checked against the wheel's `RECORD` while it is copied; absolute paths,
@@ -182,7 +211,7 @@ struct Installed {
 pub fn install_wheel(
     wheel: &Path,
     scheme: &Scheme,
-    layer: &mut LayerWriter,
+    layer: &mut dyn InstallSink,
     options: &InstallOptions,
 ) -> Result<InstalledWheel, WheelError> {
     let file =

@@ -123,7 +123,7 @@ pub fn exec_push(args: PushArgs, printer: &Printer) -> Result<ExitCode, CliError
     print_plan(printer, &plan);
     confirm(&args, &plan)?;
 
-    let cache = fetch::Cache::from_env().map_err(|e| CliError::from_error("cannot open the cache", e))?;
+    let cache = ops::env::cache()?;
     let sessions = cache.root().join("registry").join("uploads");
     let (to_send, bytes) = plan.count(|a| *a != BlobAction::Present);
     let bar = printer.bar(bytes, &format!("Pushing {to_send} blobs"), true);

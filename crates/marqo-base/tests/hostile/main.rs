@@ -1,4 +1,4 @@
-//! Hostile and clumsy inputs against the real binary (issue 13), one module per area, each
+//! Hostile and clumsy inputs against the real binary (issue 13): each area is a module, each
 //! case in its own sandbox (cache, HOME, pip configuration, working directory).
 
 #[path = "../../../debian/tests/common/mod.rs"]
@@ -7,3 +7,4 @@ mod apt;
 mod common;
 
 mod cache;
+mod lockdoc;

@@ -1,0 +1,184 @@
+//! Whether a lock holds what its manifest asks for, read from the lock alone: per platform,
+//! every Python requirement and, through the dependencies each entry records, its closure;
+//! every requested Debian package and its dependencies; every `[[file]]` with the source,
+//! sha256 and size the manifest and its files give. The input fingerprint says the inputs are
+//! the ones the lock was made from; this says the lock's entries are still all there (a lock
+//! edited by hand is caught here).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::inputs::Inputs;
+use crate::lock::{Lock, LockedSource};
+use crate::manifest::{FileSource, Manifest};
+use crate::platform::TargetPlatform;
+
+/// A Python requirement of one platform: its normalized name and where it is written
+/// (`requirements.in:3`). Only requirements whose markers hold on the platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonRoot {
+    /// The normalized project name.
+    pub name: String,
+    /// `file:line` of the requirement.
+    pub origin: String,
+}
+
+impl Lock {
+    /// What the lock misses of `manifest`, one reason per gap naming the entry and platform;
+    /// empty when it covers everything. `now` are the inputs as read now (for the digests and
+    /// sizes of local `[[file]]` sources); `python_roots` the requirements per platform.
+    pub fn coverage(
+        &self,
+        manifest: &Manifest,
+        now: &Inputs,
+        python_roots: &BTreeMap<TargetPlatform, Vec<PythonRoot>>,
+    ) -> Vec<String> {
+        let mut reasons = Vec::new();
+        for &platform in &manifest.image.platforms {
+            if manifest.python.is_some() {
+                self.python_coverage(
+                    platform,
+                    python_roots.get(&platform).map_or(&[][..], Vec::as_slice),
+                    &mut reasons,
+                );
+            }
+            if let Some(debian) = &manifest.debian {
+                self.debian_coverage(platform, &debian.packages, &mut reasons);
+            }
+        }
+        self.file_coverage(manifest, now, &mut reasons);
+        reasons
+    }
+
+    fn python_coverage(&self, platform: TargetPlatform, roots: &[PythonRoot], reasons: &mut Vec<String>) {
+        let locked: BTreeMap<&str, &crate::LockedPython> =
+            self.python_for(platform).map(|p| (p.name.as_str(), p)).collect();
+        for root in roots {
+            if !locked.contains_key(root.name.as_str()) {
+                reasons.push(format!("`{}` ({}) is not locked for {platform}", root.name, root.origin));
+            }
+        }
+        let mut unrecorded = Vec::new();
+        let mut missing: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for entry in locked.values() {
+            let Some(dependencies) = &entry.dependencies else {
+                unrecorded.push(entry.name.as_str());
+                continue;
+            };
+            for dependency in dependencies.iter().filter(|d| !locked.contains_key(d.as_str())) {
+                missing.entry(dependency).or_default().push(format!("`{}` {}", entry.name, entry.version));
+            }
+        }
+        reasons.extend(
+            missing.into_iter().map(|(name, needers)| missing_reason("python", name, &needers, platform)),
+        );
+        if !unrecorded.is_empty() {
+            reasons.push(unrecorded_reason("python", &unrecorded, platform));
+        }
+    }
+
+    fn debian_coverage(&self, platform: TargetPlatform, requests: &[String], reasons: &mut Vec<String>) {
+        let locked: BTreeMap<&str, &crate::LockedDebian> =
+            self.debian_for(platform).map(|d| (d.name.as_str(), d)).collect();
+        let provided: BTreeSet<&str> =
+            locked.values().flat_map(|d| d.provides.iter().map(String::as_str)).collect();
+        for request in requests {
+            if !locked.contains_key(request.as_str()) && !provided.contains(request.as_str()) {
+                reasons.push(format!("`{request}` ([debian] packages) is not locked for {platform}"));
+            }
+        }
+        let mut unrecorded = Vec::new();
+        let mut missing: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for entry in locked.values() {
+            let Some(dependencies) = &entry.dependencies else {
+                unrecorded.push(entry.name.as_str());
+                continue;
+            };
+            for dependency in dependencies.iter().filter(|d| !locked.contains_key(d.as_str())) {
+                missing.entry(dependency).or_default().push(format!("`{}` {}", entry.name, entry.version));
+            }
+        }
+        reasons.extend(
+            missing.into_iter().map(|(name, needers)| missing_reason("debian", name, &needers, platform)),
+        );
+        if !unrecorded.is_empty() {
+            reasons.push(unrecorded_reason("debian", &unrecorded, platform));
+        }
+    }
+
+    fn file_coverage(&self, manifest: &Manifest, now: &Inputs, reasons: &mut Vec<String>) {
+        for entry in &manifest.files {
+            let to = &entry.to;
+            let Some(locked) = self.files.iter().find(|f| &f.to == to) else {
+                reasons.push(format!("[[file]] to `{to}` is not locked"));
+                continue;
+            };
+            match (&entry.source, &locked.source) {
+                (FileSource::Url { url, sha256 }, LockedSource::Url(locked_url)) => {
+                    if url != locked_url {
+                        reasons.push(format!(
+                            "[[file]] to `{to}`: the lock's url `{locked_url}` is not the manifest's `{url}`"
+                        ));
+                    }
+                    if locked.sha256.hex() != sha256 {
+                        reasons.push(format!(
+                            "[[file]] to `{to}`: the lock's sha256 {} is not the manifest's {sha256}",
+                            locked.sha256.hex()
+                        ));
+                    }
+                }
+                (FileSource::Local(src), LockedSource::Src(locked_src)) => {
+                    let name = manifest.input_name(src);
+                    if &name != locked_src {
+                        reasons.push(format!(
+                            "[[file]] to `{to}`: the lock's src `{locked_src}` is not the manifest's `{name}`"
+                        ));
+                        continue;
+                    }
+                    if now.files.get(&name).is_some_and(|d| d != locked.sha256.as_str()) {
+                        reasons.push(format!(
+                            "[[file]] to `{to}`: the lock's sha256 {} is not that of `{name}`",
+                            locked.sha256.hex()
+                        ));
+                    }
+                    if let Some(&size) = now.local_sizes.get(&name) {
+                        if size != locked.size {
+                            reasons.push(format!(
+                                "[[file]] to `{to}`: the lock's size {} is not that of `{name}` ({size} bytes)",
+                                locked.size
+                            ));
+                        }
+                    }
+                }
+                (_, LockedSource::Url(_)) => reasons
+                    .push(format!("[[file]] to `{to}` is locked as a `url`, but the manifest gives `src`")),
+                (_, LockedSource::Src(_)) => reasons
+                    .push(format!("[[file]] to `{to}` is locked as a `src`, but the manifest gives `url`")),
+            }
+        }
+        for locked in &self.files {
+            if !manifest.files.iter().any(|f| f.to == locked.to) {
+                reasons.push(format!("[[file]] to `{}` is locked but not in the manifest", locked.to));
+            }
+        }
+    }
+}
+
+/// ``dep`, a dependency of [[python]] `app` 1.0 (and 2 more), is not locked for linux/arm64`.
+fn missing_reason(kind: &str, name: &str, needers: &[String], platform: TargetPlatform) -> String {
+    let more = match needers.len() {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    let first = needers.first().map_or("", String::as_str);
+    format!("`{name}`, a dependency of [[{kind}]] {first}{more}, is not locked for {platform}")
+}
+
+fn unrecorded_reason(kind: &str, names: &[&str], platform: TargetPlatform) -> String {
+    let shown: Vec<String> = names.iter().take(3).map(|n| format!("`{n}`")).collect();
+    let more = if names.len() > 3 { format!(" and {} more", names.len() - 3) } else { String::new() };
+    format!(
+        "[[{kind}]] {}{more} for {platform} record no dependencies (the lock was written by an older \
+         marqo-base)",
+        shown.join(", ")
+    )
+}
