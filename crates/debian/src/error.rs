@@ -197,6 +197,10 @@ impl Error {
             Error::Gpgv { .. } => "install the gpgv package",
             Error::Conflict { .. } => "request one of them explicitly, or drop the one you do not need",
             Error::UnsafePath { .. } => "the package is broken or malicious; it was not unpacked",
+            Error::Fetch { source: fetch::Error::HashMismatch { .. }, .. } => {
+                "the mirror serves a file other than the one its signed index names (a mirror \
+                 caught mid-update, or one that alters files): try again later, or use another mirror"
+            }
             _ => return None,
         };
         Some(hint.to_string())

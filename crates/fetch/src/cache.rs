@@ -7,6 +7,10 @@
 //! Every write goes to a temporary file in the destination directory, is fsynced, then
 //! renamed over the destination, so a reader (in this process or another) sees the old
 //! content or the new, never half of it; two writers of one blob write the same bytes.
+//!
+//! Nothing on disk is trusted: a blob is re-hashed against its name every time it is taken
+//! from the cache ([`Cache::check_blob`]), and one that does not match (truncated, swapped,
+//! edited) is removed, so it is fetched again rather than used.
 
 use env_vars::EnvVars;
 use std::ffi::OsString;
@@ -21,7 +25,17 @@ use crate::Error;
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
-    verify_blobs: bool,
+}
+
+/// What [`Cache::check_blob`] found under a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobState {
+    /// The blob is there and hashes to its name.
+    Intact(PathBuf),
+    /// No blob of that digest.
+    Missing,
+    /// A file was there but did not hash to its name; it has been removed (the path).
+    Evicted(PathBuf),
 }
 
 impl Cache {
@@ -42,20 +56,7 @@ impl Cache {
 
     /// The cache rooted at `root`.
     pub fn at(root: impl Into<PathBuf>) -> Cache {
-        Cache { root: root.into(), verify_blobs: false }
-    }
-
-    /// Makes [`Client::download_verified`](crate::Client::download_verified) re-hash a blob
-    /// that is already present before reusing it (a corrupt one is then fetched again).
-    /// Off by default: blobs are only ever written after their hash was checked.
-    pub fn with_blob_verification(mut self, verify: bool) -> Cache {
-        self.verify_blobs = verify;
-        self
-    }
-
-    /// Whether present blobs are re-hashed before reuse.
-    pub fn verifies_blobs(&self) -> bool {
-        self.verify_blobs
+        Cache { root: root.into() }
     }
 
     /// The cache root directory.
@@ -73,34 +74,68 @@ impl Cache {
         self.root.join("blobs").join("sha256")
     }
 
-    /// Re-hashes the blob: `Ok(true)` if it is present and intact. A blob whose content does
-    /// not match its name is removed, so it is fetched again rather than served.
-    pub fn verify_blob(&self, sha256: &str) -> Result<bool, Error> {
-        let path = self.blob_path(sha256)?;
-        let mut file = match fs_err::File::open(&path) {
+    /// Re-hashes the blob named `sha256`. One whose content does not match its name is
+    /// removed (with a warning naming it), so it is fetched again rather than served.
+    pub fn check_blob(&self, sha256: &str) -> Result<BlobState, Error> {
+        let expected = normalize_digest(sha256)?;
+        let path = self.blob_dir().join(&expected);
+        let file = match fs_err::File::open(&path) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BlobState::Missing),
             Err(source) => return Err(Error::Io { action: "open", path, source }),
         };
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = file.read(&mut buf).map_err(|source| Error::Io {
-                action: "read",
-                path: path.clone(),
-                source,
-            })?;
-            if n == 0 {
-                break;
+        match hash_reader(file, &path)? {
+            actual if actual == expected => Ok(BlobState::Intact(path)),
+            actual => {
+                tracing::warn!(
+                    "the cached file {} was damaged (its sha256 is {actual}, not its name) and has \
+                     been removed; it is fetched or built again",
+                    path.display()
+                );
+                remove_if_present(&path)?;
+                Ok(BlobState::Evicted(path))
             }
-            hasher.update(&buf[..n]);
         }
-        if hex::encode(hasher.finalize()) == normalize_digest(sha256)? {
-            return Ok(true);
+    }
+
+    /// As [`check_blob`](Self::check_blob) for a blob that is hard-linked into outputs (the
+    /// layer store): after a full check the file is made read-only and its identity (inode,
+    /// size, modification time to the nanosecond, mode) is recorded; a later check of a file
+    /// with the same identity skips the hashing. Anything that changes the bytes through the
+    /// file system (an edit through any of its links, a replacement, a `chmod` to edit it)
+    /// changes the identity, and the file is hashed again (and evicted when it is wrong).
+    pub fn check_blob_stamped(&self, sha256: &str) -> Result<BlobState, Error> {
+        let expected = normalize_digest(sha256)?;
+        let path = self.blob_dir().join(&expected);
+        match identity(&path)? {
+            None => return Ok(BlobState::Missing),
+            Some(now) if self.read_entry(STAMPS, &expected).as_deref() == Some(now.as_bytes()) => {
+                return Ok(BlobState::Intact(path));
+            }
+            Some(_) => {}
         }
-        tracing::warn!("removing corrupt cache blob {}", path.display());
-        remove_if_present(&path)?;
-        Ok(false)
+        let state = self.check_blob(&expected)?;
+        if let BlobState::Intact(path) = &state {
+            use std::os::unix::fs::PermissionsExt;
+            let io = |action| move |source| Error::Io { action, path: path.clone(), source };
+            fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o444))
+                .map_err(io("make read-only"))?;
+            if let Some(stamp) = identity(path)? {
+                self.write_entry(STAMPS, &expected, stamp.as_bytes())?;
+            }
+        }
+        Ok(state)
+    }
+
+    /// [`check_blob`](Self::check_blob) as a yes or no: `Ok(true)` if the blob is present
+    /// and intact (a damaged one is removed).
+    pub fn verify_blob(&self, sha256: &str) -> Result<bool, Error> {
+        Ok(matches!(self.check_blob(sha256)?, BlobState::Intact(_)))
+    }
+
+    /// Removes the blob named `sha256`, if present: for a caller that found it damaged.
+    pub fn evict_blob(&self, sha256: &str) -> Result<(), Error> {
+        remove_if_present(&self.blob_path(sha256)?)
     }
 
     /// Stores `bytes` as a blob named by their digest; returns the digest and the path.
@@ -157,9 +192,36 @@ impl Cache {
         }
     }
 
+    /// Removes an entry, if present.
+    pub fn remove_entry(&self, namespace: &str, key: &str) -> Result<(), Error> {
+        remove_if_present(&self.entry_path(namespace, key)?)
+    }
+
     /// Writes an entry atomically, replacing any previous one.
     pub fn write_entry(&self, namespace: &str, key: &str, bytes: &[u8]) -> Result<(), Error> {
         write_atomic(&self.entry_path(namespace, key)?, &seal(bytes))
+    }
+}
+
+/// The namespace of the identities of verified, read-only blobs ([`Cache::check_blob_stamped`]).
+const STAMPS: &str = "verified-v1";
+
+/// What identifies the content of the file at `path` without reading it: device, inode,
+/// size, modification time (ns) and mode. `None` when there is no file.
+fn identity(path: &Path) -> Result<Option<String>, Error> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some(format!(
+            "{} {} {} {}.{:09} {:o}",
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.mode()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io { action: "read the metadata of", path: path.to_path_buf(), source }),
     }
 }
 
@@ -250,6 +312,22 @@ fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), Error> {
     persist(tmp, dest)
 }
 
+/// The sha256 (hex) of everything `reader` yields; `path` names it in errors.
+pub(crate) fn hash_reader(mut reader: impl Read, path: &Path) -> Result<String, Error> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(Error::Io { action: "read", path: path.to_path_buf(), source }),
+        };
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
 fn remove_if_present(path: &Path) -> Result<(), Error> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -315,10 +393,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::at(dir.path());
         let (digest, path) = cache.insert_blob(b"hello").unwrap();
-        assert!(cache.verify_blob(&digest).unwrap());
-        std::fs::write(&path, b"tampered").unwrap();
-        assert!(!cache.verify_blob(&digest).unwrap());
-        assert!(!path.exists());
+        assert_eq!(cache.check_blob(&digest).unwrap(), BlobState::Intact(path.clone()));
+        // Swapped for other bytes, or cut short: both are evicted.
+        for damaged in [&b"tampered"[..], &b"hell"[..]] {
+            std::fs::write(&path, damaged).unwrap();
+            assert_eq!(cache.check_blob(&digest).unwrap(), BlobState::Evicted(path.clone()));
+            assert!(!path.exists());
+            assert_eq!(cache.check_blob(&digest).unwrap(), BlobState::Missing);
+        }
         assert!(cache.blob_path("not-a-digest").is_err());
+    }
+
+    #[test]
+    fn stamped_blobs_are_read_only_and_an_edit_is_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path());
+        let (digest, path) = cache.insert_blob(b"layer").unwrap();
+        assert_eq!(cache.check_blob_stamped(&digest).unwrap(), BlobState::Intact(path.clone()));
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o444);
+        // Unchanged: trusted by its identity.
+        assert_eq!(cache.check_blob_stamped(&digest).unwrap(), BlobState::Intact(path.clone()));
+        // Edited in place through a hard link (as root can, read-only or not), same size.
+        let link = dir.path().join("link");
+        std::fs::hard_link(&path, &link).unwrap();
+        std::fs::set_permissions(&link, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&link, b"LAYER").unwrap();
+        std::fs::set_permissions(&link, std::fs::Permissions::from_mode(0o444)).unwrap();
+        assert_eq!(cache.check_blob_stamped(&digest).unwrap(), BlobState::Evicted(path.clone()));
+        assert!(!path.exists());
+        assert_eq!(cache.check_blob_stamped(&digest).unwrap(), BlobState::Missing);
+        // Replaced by another file: a new inode, hashed again.
+        let (_, path) = cache.insert_blob(b"layer").unwrap();
+        assert!(cache.verify_blob(&digest).unwrap());
+        cache.check_blob_stamped(&digest).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"other").unwrap();
+        assert_eq!(cache.check_blob_stamped(&digest).unwrap(), BlobState::Evicted(path));
     }
 }

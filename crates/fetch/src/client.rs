@@ -16,7 +16,7 @@ use url::Url;
 use crate::cache::{normalize_digest, persist, temp_file_beside};
 use crate::retry::{backoff, is_transient, parse_retry_after};
 use crate::tls::{choose_bundle, read_bundle, BundleChoice};
-use crate::{file, redact, Cache, Error};
+use crate::{file, redact, BlobState, Cache, Error};
 
 /// The largest body [`Client::get`] holds in memory when the caller names no limit of its
 /// own ([`Client::get_bounded`]).
@@ -344,8 +344,9 @@ impl Client {
 
     /// Downloads `url` into the cache blob named `sha256`, hashing while streaming, and
     /// returns the blob's path. Nothing lands in the cache unless the hash matches. A blob
-    /// already present is reused (re-hashed first if the cache verifies blobs). At most
-    /// [`MAX_DOWNLOAD`] bytes are written; see [`Client::download_verified_sized`].
+    /// already present is re-hashed before it is reused; a damaged one is removed and
+    /// fetched again (offline, that is [`Error::DamagedOffline`]). At most [`MAX_DOWNLOAD`]
+    /// bytes are written; see [`Client::download_verified_sized`].
     pub async fn download_verified(&self, url: &Url, sha256: &str, cache: &Cache) -> Result<PathBuf, Error> {
         self.download_verified_sized(url, sha256, None, cache).await
     }
@@ -361,8 +362,20 @@ impl Client {
     ) -> Result<PathBuf, Error> {
         let expected = normalize_digest(sha256)?;
         let dest = cache.blob_path(&expected)?;
-        if dest.is_file() && (!cache.verifies_blobs() || cache.verify_blob(&expected)?) {
-            return Ok(dest);
+        let cached = {
+            let cache = cache.clone();
+            let expected = expected.clone();
+            // Hashing a large blob must not hold up the runtime's other downloads.
+            tokio::task::spawn_blocking(move || cache.check_blob(&expected)).await.map_err(|e| {
+                Error::Io { action: "hash", path: dest.clone(), source: std::io::Error::other(e) }
+            })??
+        };
+        match cached {
+            BlobState::Intact(path) => return Ok(path),
+            BlobState::Evicted(path) if self.inner.offline && url.scheme() != "file" => {
+                return Err(Error::DamagedOffline { url: redact(url), path });
+            }
+            BlobState::Evicted(_) | BlobState::Missing => {}
         }
         if url.scheme() == "file" {
             file::copy_verified(url, &expected, &dest)?;

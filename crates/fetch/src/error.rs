@@ -73,6 +73,19 @@ pub enum Error {
         actual: String,
     },
 
+    /// A cached file did not match its digest and was removed, and `--offline` forbids
+    /// fetching it again.
+    #[error(
+        "the cached copy of {url} ({}) was damaged and has been removed; --offline forbids fetching it again",
+        path.display()
+    )]
+    DamagedOffline {
+        /// The redacted URL it came from.
+        url: String,
+        /// The cache file that was removed.
+        path: PathBuf,
+    },
+
     /// A string that should be a sha256 hex digest is not one.
     #[error("`{value}` is not a sha256 digest (64 hex digits)")]
     InvalidDigest {
@@ -138,39 +151,27 @@ pub enum Error {
 
 impl Error {
     /// Whether the failure is the network's or a server's (exit code 3), rather than bad
-    /// input or local state: offline, transport errors, unexpected HTTP statuses and
-    /// responses whose bytes do not match the index's hash.
+    /// input or local state: transport errors, unexpected HTTP statuses, oversized replies.
+    /// Not `--offline` (the user asked for it), and not a file whose bytes differ from the
+    /// digest it was asked for: retrying does not change what the server has, so the lock or
+    /// manifest that names the digest is what to look at.
     pub fn is_network(&self) -> bool {
-        matches!(
-            self,
-            Error::Offline { .. }
-                | Error::Network { .. }
-                | Error::Status { .. }
-                | Error::TooLarge { .. }
-                | Error::SizeMismatch { .. }
-                | Error::HashMismatch { .. }
-        )
+        matches!(self, Error::Network { .. } | Error::Status { .. } | Error::TooLarge { .. })
     }
 
-    /// What to do about it, shown after the error and its causes.
+    /// What to do about it, shown after the error and its causes. A hash mismatch has none
+    /// here: what fits depends on who named the digest (an index page, a lock, a manifest),
+    /// so the caller gives it.
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Network { hint, .. } | Error::Status { hint, .. } => hint.map(str::to_string),
-            Error::HashMismatch { .. } => Some(
-                "the file changed on the server or the transfer was corrupted; if the index is \
-                 right, retry with --refresh"
-                    .into(),
-            ),
             Error::TooLarge { .. } => Some(
                 "no real server sends this much here: check that the URL points at the right \
                  server (not a proxy's or a captive portal's answer)"
                     .into(),
             ),
-            Error::SizeMismatch { .. } => Some(
-                "the file changed on the server, or the server or a proxy is broken; check the URL \
-                 and retry"
-                    .into(),
-            ),
+            Error::Offline { .. } => Some("run once without --offline to fill the cache".into()),
+            Error::DamagedOffline { .. } => Some("run once without --offline to fetch it again".into()),
             Error::CaBundle { .. } => Some("pass a PEM file with --cert, or set SSL_CERT_FILE".into()),
             Error::NoCacheDir => Some("set MARQO_BASE_CACHE_DIR".into()),
             _ => None,

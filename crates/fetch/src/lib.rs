@@ -12,7 +12,7 @@ mod redact;
 mod retry;
 mod tls;
 
-pub use cache::Cache;
+pub use cache::{BlobState, Cache};
 pub use client::{
     read_bounded, BodyLimit, ByteRange, Client, ClientOptions, RangeReply, Response, Validators, MAX_BODY,
     MAX_DOWNLOAD,

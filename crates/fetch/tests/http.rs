@@ -150,12 +150,26 @@ async fn download_verified_checks_the_hash() {
     c.download_verified(&url, &digest, &cache).await.unwrap();
     assert_eq!(server.hits(), hits, "a present blob is reused without a request");
 
-    // A corrupted blob is re-fetched when the cache verifies blobs.
+    // A blob swapped for other bytes, or cut short, is re-hashed on reuse, removed and
+    // fetched again.
+    for damaged in [&b"corrupt bytes"[..], &b"wheel"[..]] {
+        std::fs::write(&path, damaged).unwrap();
+        let before = server.hits();
+        c.download_verified(&url, &digest, &cache).await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"wheel bytes");
+        assert_eq!(server.hits(), before + 1);
+    }
+
+    // Offline, a damaged blob is removed and named, not used; a missing one is `Offline`.
+    let offline = Client::new(ClientOptions { offline: true, ..Default::default() }).unwrap();
     std::fs::write(&path, b"corrupt").unwrap();
-    let verifying = cache.clone().with_blob_verification(true);
-    c.download_verified(&url, &digest, &verifying).await.unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), b"wheel bytes");
-    assert_eq!(server.hits(), hits + 1);
+    let err = offline.download_verified(&url, &digest, &cache).await.unwrap_err();
+    assert!(matches!(&err, Error::DamagedOffline { path: p, .. } if *p == path), "{err}");
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(!err.is_network() && err.hint().is_some_and(|h| h.contains("without --offline")));
+    assert!(!path.exists());
+    let err = offline.download_verified(&url, &digest, &cache).await.unwrap_err();
+    assert!(matches!(err, Error::Offline { .. }) && !err.is_network(), "{err}");
 }
 
 #[tokio::test]

@@ -139,6 +139,18 @@ impl OciLayout {
         self.put_blob_from_reader(file, path)
     }
 
+    /// Copies the file at `path` in as the blob `expected`, hashing it on the way (one pass):
+    /// a file that does not hash to `expected` is refused with
+    /// [`Error::DigestMismatch`] naming `path`, and nothing is stored.
+    pub fn copy_blob_checked(&self, path: impl AsRef<Path>, expected: &Digest) -> Result<Blob, Error> {
+        let path = path.as_ref();
+        let mut file = File::open(path).map_err(Error::io("open", path))?;
+        let mut writer = self.blob_writer()?;
+        let temp = writer.file.get_mut().path().to_path_buf();
+        copy(&mut file, &mut writer, path, &temp)?;
+        writer.commit_as(expected, path)
+    }
+
     /// Stores `value`'s JSON (compact, in the types' field order: the same value always gives
     /// the same bytes) as a blob and returns its descriptor.
     pub fn put_json<T: Serialize>(&self, value: &T, media_type: &str) -> Result<Descriptor, Error> {
@@ -272,6 +284,28 @@ impl BlobWriter<'_> {
     /// or dropped when a blob of that digest and size is already there.
     pub fn commit(self) -> Result<Blob, Error> {
         let (digest, size, file) = self.file.finish();
+        let dest = self.layout.blob_path(&digest);
+        if !has_size(&dest, size) {
+            atomic::persist(file, &dest)?;
+        }
+        Ok(Blob { digest, size })
+    }
+}
+
+impl BlobWriter<'_> {
+    /// As [`commit`](Self::commit), for content that must be the blob `expected`: anything
+    /// else is [`Error::DigestMismatch`] naming `source` (where the bytes came from) and is
+    /// not stored.
+    pub fn commit_as(self, expected: &Digest, source: &Path) -> Result<Blob, Error> {
+        let (digest, size, file) = self.file.finish();
+        if &digest != expected {
+            drop(file);
+            return Err(Error::DigestMismatch {
+                path: source.to_path_buf(),
+                expected: expected.clone(),
+                actual: digest,
+            });
+        }
         let dest = self.layout.blob_path(&digest);
         if !has_size(&dest, size) {
             atomic::persist(file, &dest)?;

@@ -362,7 +362,14 @@ fn fetch_debian(
         keyring: debian.keyring.as_deref(),
         offline,
     })?;
-    let (paths, _) = session.fetch_debs(&unique, printer)?;
+    let (paths, _) = session.fetch_debs(&unique, printer).map_err(|e| match e.is_hash_mismatch() {
+        // The digests came from the lock, not from the mirror's index.
+        true => e.with_hint(
+            "the mirror serves another file than the lock names: if the package was rebuilt \
+             there, run `marqo-base lock -P NAME` to lock the new one",
+        ),
+        false => e,
+    })?;
     Ok(debs.iter().map(|d| d.file.sha256.clone()).zip(paths).collect())
 }
 
@@ -398,13 +405,27 @@ fn fetch_wheels(
         let path = cache
             .blob_path(wheel.file.sha256.hex())
             .map_err(|e| Error::from_error(format!("bad sha256 for {} in the lock", wheel.file.name), e))?;
-        // Reused as `download_verified` reuses a blob: re-hashed first if the cache says so.
-        if path.is_file()
-            && (!cache.verifies_blobs() || cache.verify_blob(wheel.file.sha256.hex()).unwrap_or(false))
-        {
-            found.insert(wheel.file.sha256.clone(), path);
-        } else {
-            missing.push(*wheel);
+        // Re-hashed before reuse, as `download_verified` does: a damaged one is removed and
+        // fetched again.
+        let state = cache
+            .check_blob(wheel.file.sha256.hex())
+            .map_err(|e| Error::from_error(format!("cannot read {} in the cache", wheel.file.name), e))?;
+        match state {
+            fetch::BlobState::Intact(_) => {
+                found.insert(wheel.file.sha256.clone(), path);
+            }
+            fetch::BlobState::Evicted(_) if offline => {
+                return Err(Error::user(format!(
+                    "the cached {} ({} {}) was damaged and has been removed ({}); --offline forbids \
+                     fetching it again",
+                    wheel.file.name,
+                    wheel.name,
+                    wheel.version,
+                    path.display()
+                ))
+                .with_hint("run the build once without --offline to fetch it again"));
+            }
+            fetch::BlobState::Evicted(_) | fetch::BlobState::Missing => missing.push(*wheel),
         }
     }
     if missing.is_empty() {
@@ -465,7 +486,17 @@ fn fetch_wheels(
             let path = http
                 .download_verified_sized(&file.url, wheel.file.sha256.hex(), Some(wheel.file.size), cache)
                 .await
-                .map_err(|e| Error::from_error(format!("cannot download {}", wheel.file.name), e))?;
+                .map_err(|e| {
+                    let err = Error::from_error(format!("cannot download {}", wheel.file.name), e);
+                    match err.is_hash_mismatch() {
+                        true => err.with_hint(format!(
+                            "the index serves another file as {} than the one locked; if you trust it, \
+                             run `marqo-base lock -P {}` to lock it",
+                            wheel.file.name, wheel.name
+                        )),
+                        false => err,
+                    }
+                })?;
             spinner.inc(wheel.file.size);
             Ok::<_, Error>((wheel.file.sha256.clone(), path))
         }
@@ -754,19 +785,13 @@ impl PlatformBuild<'_> {
         let mut layers: Vec<ImageLayer> = Vec::new();
         for (planned, cached) in self.layers.iter().zip(self.cached) {
             if let Some(info) = &cached.info {
-                let linked = self.layer_cache.link_into(info, self.layout).map_err(|e| {
+                // Verified when it was looked up; a damaged one was a miss, built below.
+                self.layer_cache.link_into(info, self.layout).map_err(|e| {
                     Error::from_error(format!("cannot reuse a layer of {}", self.platform), e)
                 })?;
-                if linked {
-                    layers.push(ImageLayer { info: info.clone(), created_by: planned.created_by.clone() });
-                    self.progress.inc(1);
-                    continue;
-                }
-                return Err(Error::user(format!(
-                    "a cached layer of {} was damaged and has been removed",
-                    self.platform
-                ))
-                .with_hint("run the build again: the layer is then built afresh"));
+                layers.push(ImageLayer { info: info.clone(), created_by: planned.created_by.clone() });
+                self.progress.inc(1);
+                continue;
             }
             let info = match &planned.source {
                 LayerSource::Debian(debs) => self.debian_layer(debs)?,
@@ -792,25 +817,26 @@ impl PlatformBuild<'_> {
         Ok((descriptor, layers.into_iter().map(|layer| layer.info).collect()))
     }
 
-    /// Puts the base's layer `descriptor` (the file `path`) into the layout: a hard link, else
-    /// a copy checked against the digest.
+    /// Copies the base's layer `descriptor` (the file `path`, in the cache or the base's
+    /// layout) into the layout, checked against its digest on the way. Never a hard link: an
+    /// edit of the output must not reach the cache or the base.
     fn link_base_layer(&self, descriptor: &Descriptor, path: &Path) -> Result<(), Error> {
-        let dest = self.layout.blob_path(&descriptor.digest);
-        if dest.is_file() || std::fs::hard_link(path, &dest).is_ok() {
+        if self.layout.blob_path(&descriptor.digest).is_file() {
             return Ok(());
         }
-        let file = fs_err::File::open(path)
-            .map_err(|e| Error::from_error("cannot read a layer of the base image", e))?;
-        let blob =
-            self.layout.put_blob_from_reader(file, path).map_err(|e| oci_error(self.layout.path(), e))?;
-        if blob.digest != descriptor.digest {
-            return Err(Error::user(format!(
-                "a layer of the base image changed on disk: {} is not {}",
-                path.display(),
-                descriptor.digest
-            )));
+        match self.layout.copy_blob_checked(path, &descriptor.digest) {
+            Ok(_) => Ok(()),
+            Err(e @ oci::Error::DigestMismatch { .. }) => {
+                // A damaged cache blob is dropped, so the next run pulls it again.
+                let store = self.layer_cache.store();
+                if store.blob_path(descriptor.digest.hex()).is_ok_and(|p| p == path) {
+                    let _ = store.evict_blob(descriptor.digest.hex());
+                }
+                Err(Error::from_error("a layer of the base image changed on disk", e)
+                    .with_hint("run the build again: a layer pulled into the cache is pulled afresh"))
+            }
+            Err(e) => Err(oci_error(self.layout.path(), e)),
         }
-        Ok(())
     }
 
     /// The `.deb`s unpacked into a temporary root, which becomes one layer.

@@ -56,6 +56,22 @@ impl Error {
         matches!(self, Error::Network { .. })
     }
 
+    /// Whether a download did not match the digest (or the size) it was asked for (somewhere
+    /// in the chain): the caller knows who named the digest, and so which hint fits.
+    pub fn is_hash_mismatch(&self) -> bool {
+        let mut cur = std::error::Error::source(self);
+        while let Some(e) = cur {
+            if matches!(
+                e.downcast_ref::<fetch::Error>(),
+                Some(fetch::Error::HashMismatch { .. } | fetch::Error::SizeMismatch { .. })
+            ) {
+                return true;
+            }
+            cur = e.source();
+        }
+        false
+    }
+
     /// Whether this is a bug of ours (exit 101) rather than the input's or the network's.
     pub fn is_internal(&self) -> bool {
         matches!(self, Error::Internal { .. })
@@ -156,7 +172,9 @@ mod tests {
             "cannot fetch x",
             pypi_client::Error::File { filename: "x".into(), source: fetch },
         );
-        assert!(err.is_network());
+        // The bytes are not what the index says: not the network's fault, retrying with the
+        // page read again is what helps.
+        assert!(!err.is_network() && err.is_hash_mismatch());
         assert!(err.hint().is_some_and(|h| h.contains("--refresh")), "{:?}", err.hint());
 
         let offline = pypi_client::Error::Offline { package: "p".into(), url: "u".into() };

@@ -5,8 +5,15 @@
 //! files, the layer options, the target's Python) and of the running executable's identity,
 //! since another build of the tool may lay out the same inputs differently. An entry maps
 //! the key to the layer's [`LayerInfo`]; the compressed layer itself is a blob of the cache
-//! store, named by its sha256 like every other blob there, and is hard-linked into the image
-//! layout when the file system allows (else copied and hashed on the way).
+//! store, named by its sha256 like every other blob there.
+//!
+//! Nothing is reused unverified: [`LayerCache::get`] checks the stored blob
+//! ([`fetch::Cache::check_blob_stamped`]): hashed in full the first time and whenever the file
+//! changed since (inode, size, mtime, mode), and a damaged one is a miss (removed with a
+//! warning, its entry too), so the layer is built again. A layout gets a hard link to the
+//! stored blob, which is read-only: an edit of the layout's file has to change its mode or
+//! its mtime, both of which the next build notices before it reuses the layer. Copying
+//! instead would cost a warm rebuild more than all of its other work (see ARCHITECTURE.md).
 
 use std::io;
 use std::path::Path;
@@ -33,6 +40,11 @@ impl LayerCache {
         LayerCache { cache, tool: tool_identity(), read }
     }
 
+    /// The download cache the layers are stored in.
+    pub fn store(&self) -> &fetch::Cache {
+        &self.cache
+    }
+
     /// The key of a layer whose inputs `description` lists completely (one line per input).
     pub fn key(&self, description: &str) -> String {
         let mut hasher = Sha256::new();
@@ -41,49 +53,44 @@ impl LayerCache {
         hex::encode(hasher.finalize())
     }
 
-    /// The layer stored under `key`, if its entry and its blob are both there (a blob of the
-    /// wrong size is a miss).
+    /// The layer stored under `key`, if its entry is there and its blob is intact (see the
+    /// module docs). A damaged blob (cut short, swapped, edited through a layout's hard link)
+    /// is removed with its entry, with one warning, and is a miss.
     pub fn get(&self, key: &str) -> Option<LayerInfo> {
         if !self.read {
             return None;
         }
         let bytes = self.cache.read_entry(NAMESPACE, key)?;
         let info = parse_entry(std::str::from_utf8(&bytes).ok()?)?;
-        let blob = self.cache.blob_path(info.digest.hex()).ok()?;
-        match std::fs::metadata(&blob) {
-            Ok(meta) if meta.len() == info.size => Some(info),
-            _ => None,
+        match self.cache.check_blob_stamped(info.digest.hex()) {
+            Ok(fetch::BlobState::Intact(_)) => Some(info),
+            Ok(fetch::BlobState::Missing) => None,
+            Ok(fetch::BlobState::Evicted(_)) => {
+                // The warning was given; the entry goes too, so nothing points at the blob
+                // until the layer is built again.
+                let _ = self.cache.remove_entry(NAMESPACE, key);
+                None
+            }
+            Err(e) => {
+                tracing::debug!("cannot read the cached layer {}: {e}", info.digest);
+                None
+            }
         }
     }
 
-    /// Puts the cached layer `info` into `layout`: a hard link to the cache's blob, else a
-    /// copy that is hashed on the way. `Ok(false)` when the cached blob turned out damaged
-    /// (it is removed; build the layer instead).
-    pub fn link_into(&self, info: &LayerInfo, layout: &OciLayout) -> Result<bool, LinkError> {
+    /// Puts the cached layer `info` (checked by [`get`](Self::get)) into `layout`: a hard
+    /// link to the read-only stored blob, else (another file system) a copy.
+    pub fn link_into(&self, info: &LayerInfo, layout: &OciLayout) -> Result<(), LinkError> {
         let digest = &info.digest;
         let source = self.cache.blob_path(digest.hex()).map_err(|e| LinkError::other(digest, e))?;
-        if self.cache.verifies_blobs() && !self.cache.verify_blob(digest.hex()).unwrap_or(false) {
-            return Ok(false);
-        }
         let dest = layout.blob_path(digest);
         if dest.is_file() {
-            return Ok(true);
+            return Ok(());
         }
         match std::fs::hard_link(&source, &dest) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),
-            Err(_) => {
-                let file = fs_err::File::open(&source).map_err(|e| LinkError::io(&source, e))?;
-                let blob =
-                    layout.put_blob_from_reader(file, &source).map_err(|e| LinkError::other(digest, e))?;
-                if &blob.digest != digest {
-                    tracing::warn!("removing a damaged cached layer {}", source.display());
-                    let _ = std::fs::remove_file(layout.blob_path(&blob.digest));
-                    let _ = std::fs::remove_file(&source);
-                    return Ok(false);
-                }
-                Ok(true)
-            }
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(_) => copy_atomic(&source, &dest).map_err(|e| LinkError::io(&source, e)),
         }
     }
 
@@ -98,21 +105,37 @@ impl LayerCache {
     fn try_put(&self, key: &str, info: &LayerInfo, blob: &Path) -> Result<(), Box<dyn std::error::Error>> {
         let hex = info.digest.hex();
         let dest = self.cache.blob_path(hex)?;
-        if !dest.is_file() {
-            let dir = dest.parent().ok_or("no blob directory")?;
-            fs_err::create_dir_all(dir)?;
+        // A blob already stored is kept only if it is intact (else it is replaced).
+        if !matches!(self.cache.check_blob_stamped(hex)?, fetch::BlobState::Intact(_)) {
             // Linked (or copied) under a temporary name, then renamed: the store only ever
             // holds complete blobs.
+            let dir = dest.parent().ok_or("no blob directory")?;
+            fs_err::create_dir_all(dir)?;
             let temp = dir.join(format!(".{hex}.{}.tmp", std::process::id()));
             let _ = std::fs::remove_file(&temp);
             if std::fs::hard_link(blob, &temp).is_err() {
                 fs_err::copy(blob, &temp)?;
             }
             fs_err::rename(&temp, &dest)?;
+            // Hashed once more as it is stamped, and made read-only (the layout's file too).
+            if !matches!(self.cache.check_blob_stamped(hex)?, fetch::BlobState::Intact(_)) {
+                return Err(format!("the layer {} changed while it was stored", info.digest).into());
+            }
         }
         self.cache.write_entry(NAMESPACE, key, format_entry(info).as_bytes())?;
         Ok(())
     }
+}
+
+/// Copies `from` to `to` under a temporary name in `to`'s directory, then renames it: a
+/// reader only ever sees a complete file.
+fn copy_atomic(from: &Path, to: &Path) -> io::Result<()> {
+    let dir = to.parent().ok_or_else(|| io::Error::other("no blob directory"))?;
+    let temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    fs_err::copy(from, temp.path())?;
+    temp.as_file().sync_all()?;
+    temp.persist(to).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// An error putting a cached layer into the layout.
@@ -196,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_layer_is_linked_and_a_damaged_one_is_a_miss() {
+    fn a_cached_layer_is_linked_read_only_and_a_damaged_one_is_a_miss() {
         let dir = tempfile::tempdir().unwrap();
         let cache = LayerCache::new(fetch::Cache::at(dir.path().join("cache")), true);
         let layout = OciLayout::create(dir.path().join("a")).unwrap();
@@ -215,13 +238,43 @@ mod tests {
         assert_eq!(cache.get(&key), Some(info.clone()));
 
         let other = OciLayout::create(dir.path().join("b")).unwrap();
-        assert!(cache.link_into(&info, &other).unwrap());
+        cache.link_into(&info, &other).unwrap();
         assert_eq!(other.read_blob(&blob.digest).unwrap(), b"layer bytes");
 
-        // A truncated blob in the store is a miss, not a broken image.
+        // The stored blob, and so each layout's link to it, is read-only.
+        use std::os::unix::fs::PermissionsExt;
         let stored = dir.path().join("cache/blobs/sha256").join(blob.digest.hex());
-        std::fs::write(&stored, b"layer").unwrap();
-        assert!(cache.get(&key).is_none());
+        for file in [&stored, &other.blob_path(&blob.digest)] {
+            assert_eq!(std::fs::metadata(file).unwrap().permissions().mode() & 0o777, 0o444);
+        }
+
+        // A blob swapped for other bytes of the same size, a truncated one, or one edited
+        // through a layout's link, is a miss, and the entry is gone with it.
+        let good = dir.path().join("good");
+        let edit_through_link = |bytes: &[u8]| {
+            let link = other.blob_path(&blob.digest);
+            let _ = std::fs::remove_file(&link);
+            cache.link_into(&info, &other).unwrap();
+            std::fs::set_permissions(&link, std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::fs::write(&link, bytes).unwrap();
+        };
+        let replace = |bytes: &[u8]| {
+            let _ = std::fs::remove_file(&stored);
+            std::fs::write(&stored, bytes).unwrap();
+        };
+        for damage in [&replace as &dyn Fn(&[u8]), &edit_through_link] {
+            for damaged in [&b"LAYER BYTES"[..], &b"layer"[..]] {
+                // A fresh file each time: `put` links it into the store.
+                let _ = std::fs::remove_file(&good);
+                std::fs::write(&good, b"layer bytes").unwrap();
+                cache.put(&key, &info, &good);
+                assert_eq!(cache.get(&key), Some(info.clone()));
+                damage(damaged);
+                assert!(cache.get(&key).is_none());
+                assert!(!stored.exists());
+                assert!(cache.cache.read_entry(NAMESPACE, &key).is_none());
+            }
+        }
         // Reading can be switched off (--no-cache).
         let no_read = LayerCache::new(fetch::Cache::at(dir.path().join("cache")), false);
         assert!(no_read.get(&key).is_none());

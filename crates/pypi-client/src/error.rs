@@ -126,6 +126,14 @@ impl Error {
             Error::Config(e) => e.hint(),
             Error::Offline { .. } => Some("run once without --offline to fill the cache".into()),
             Error::MetadataHash { .. } => Some("retry with --refresh".into()),
+            Error::File {
+                source: fetch::Error::HashMismatch { .. } | fetch::Error::SizeMismatch { .. },
+                ..
+            } => Some(
+                "the file differs from the sha256 or size the index page gives for it; if the page \
+                 in the cache is old, retry with --refresh"
+                    .into(),
+            ),
             _ => None,
         }
     }

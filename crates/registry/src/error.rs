@@ -141,6 +141,21 @@ pub enum Error {
         actual: Digest,
     },
 
+    /// A blob of the layout being pushed does not hash to its digest, and the registry
+    /// refused it (`DIGEST_INVALID`): the layout was changed after it was written.
+    #[error(
+        "the blob `{}` of the layout is corrupt: its content hashes to {actual}, not {expected}, and the registry refused it",
+        path.display()
+    )]
+    CorruptLocalBlob {
+        /// The blob file.
+        path: PathBuf,
+        /// The digest it is stored under.
+        expected: Digest,
+        /// The digest of its content.
+        actual: Digest,
+    },
+
     /// Something we cannot handle: a schema 1 manifest, an unknown media type, a platform the
     /// image does not have.
     #[error("{0}")]
@@ -183,6 +198,14 @@ impl Error {
             Error::TooLarge { .. } => Some(
                 "no registry sends this much here: check that the reference names a real registry \
                  (not a proxy's or a captive portal's answer)"
+                    .into(),
+            ),
+            Error::CorruptLocalBlob { .. } => {
+                Some("the layout was altered after it was written: build or pull it again, then push".into())
+            }
+            Error::Layout { source: oci::Error::DigestMismatch { .. }, .. } => Some(
+                "a file changed on disk after it was checked; run the command again (a damaged \
+                 cache file was removed and is fetched afresh)"
                     .into(),
             ),
             _ => None,

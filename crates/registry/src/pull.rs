@@ -199,8 +199,16 @@ async fn download_blob(
 ) -> Result<PathBuf, Error> {
     let dest = cache.blob_path(blob.digest.hex()).map_err(Error::Cache)?;
     if std::fs::metadata(&dest).is_ok_and(|m| m.len() == blob.size) {
-        progress(blob.size);
-        return Ok(dest);
+        // Re-hashed before reuse: a damaged one is removed and downloaded again.
+        let (store, hex) = (cache.clone(), blob.digest.hex().to_string());
+        let state = tokio::task::spawn_blocking(move || store.check_blob(&hex))
+            .await
+            .map_err(|e| Error::io("hash", &dest)(std::io::Error::other(e)))?
+            .map_err(Error::Cache)?;
+        if let fetch::BlobState::Intact(path) = state {
+            progress(blob.size);
+            return Ok(path);
+        }
     }
     let partial_dir = cache.root().join("registry").join("partial");
     std::fs::create_dir_all(&partial_dir).map_err(Error::io("create", &partial_dir))?;
@@ -349,8 +357,8 @@ pub fn write_oci(pulled: &Pulled, out: &Path, ref_name: &str) -> Result<Descript
     let layout_err = |source| Error::Layout { path: out.to_path_buf(), source };
     let staging = oci::StagedLayout::beside(out).map_err(layout_err)?;
     let layout = staging.layout();
-    for (_, path) in &pulled.blobs {
-        layout.put_blob_from_file(path).map_err(layout_err)?;
+    for (descriptor, path) in &pulled.blobs {
+        copy_cached_blob(layout, path, descriptor).map_err(layout_err)?;
     }
     for image in &pulled.images {
         layout.put_blob(&image.bytes).map_err(layout_err)?;
@@ -371,6 +379,20 @@ pub fn write_oci(pulled: &Pulled, out: &Path, ref_name: &str) -> Result<Descript
     Ok(root)
 }
 
+/// Copies the cache file `path` into `layout` as the blob `descriptor`, hashed on the way: a
+/// file that changed since it was checked is never written under any digest, and is removed
+/// from the cache so the next pull fetches it again.
+fn copy_cached_blob(layout: &OciLayout, path: &Path, descriptor: &Descriptor) -> Result<(), oci::Error> {
+    match layout.copy_blob_checked(path, &descriptor.digest) {
+        Ok(_) => Ok(()),
+        Err(e @ oci::Error::DigestMismatch { .. }) => {
+            let _ = std::fs::remove_file(path);
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes the one image of `pulled` as a docker-archive at `out`, tagged `repo_tag`.
 pub fn write_archive(pulled: &Pulled, out: &Path, repo_tag: &str) -> Result<(), Error> {
     let [image] = pulled.images.as_slice() else {
@@ -386,8 +408,8 @@ pub fn write_archive(pulled: &Pulled, out: &Path, repo_tag: &str) -> Result<(), 
         .map_err(Error::io("create a temporary directory in", parent))?;
     let layout_err = |source| Error::Layout { path: tmp.path().to_path_buf(), source };
     let layout = OciLayout::create(tmp.path()).map_err(layout_err)?;
-    for (_, path) in &pulled.blobs {
-        layout.put_blob_from_file(path).map_err(layout_err)?;
+    for (descriptor, path) in &pulled.blobs {
+        copy_cached_blob(&layout, path, descriptor).map_err(layout_err)?;
     }
     let blob = layout.put_blob(&image.bytes).map_err(layout_err)?;
     let descriptor = blob.descriptor(image.descriptor.media_type.clone());

@@ -142,6 +142,9 @@ impl Upload<'_> {
                     self.sessions.remove(registry, self.repository, &blob.digest);
                     return Ok(Sent::Uploaded { resumed_at });
                 }
+                // The registry hashed what we sent and it is not the blob: when the file
+                // itself is wrong, retrying cannot help, and it is the layout's fault.
+                Err(e) if is_digest_invalid(&e) => return Err(corrupt_local(blob).await.unwrap_or(e)),
                 Err(e) if e.is_network() && failures < self.client.retries() => {
                     failures += 1;
                     let wait = self.client.backoff(failures);
@@ -223,6 +226,29 @@ impl Upload<'_> {
         }
         self.client.finish_upload(&url, &blob.digest, Bytes::new(), self.scope).await
     }
+}
+
+fn is_digest_invalid(e: &Error) -> bool {
+    matches!(e, Error::Status { status: 400, detail, .. } if detail.contains("DIGEST_INVALID"))
+}
+
+/// [`Error::CorruptLocalBlob`] if the file of `blob` does not hash to its digest.
+async fn corrupt_local(blob: &LocalBlob) -> Option<Error> {
+    let path = blob.path.clone();
+    let actual = tokio::task::spawn_blocking(move || -> std::io::Result<Digest> {
+        let mut file = std::fs::File::open(&path)?;
+        let mut hasher = sha2::Sha256::new();
+        std::io::copy(&mut file, &mut hasher)?;
+        Ok(Digest::from_sha256(hasher.finalize().into()))
+    })
+    .await
+    .ok()?
+    .ok()?;
+    (actual != blob.digest).then(|| Error::CorruptLocalBlob {
+        path: blob.path.clone(),
+        expected: blob.digest.clone(),
+        actual,
+    })
 }
 
 async fn read_range(file: &mut tokio::fs::File, path: &Path, offset: u64, len: u64) -> Result<Bytes, Error> {
