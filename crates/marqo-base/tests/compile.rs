@@ -325,6 +325,67 @@ fn sdist_metadata_is_read_statically_or_built() {
     assert!(envs.iter().all(|(_, installer)| installer == "marqo-base"), "{envs:?}");
 }
 
+/// When the build environment already has what `get_requires_for_build_wheel` asks for, the
+/// metadata hook runs in the same interpreter (one start and one backend import fewer);
+/// when it does not, the metadata hook runs in a new environment, as pip does.
+#[test]
+fn the_metadata_hook_runs_in_the_requirements_process_when_nothing_is_missing() {
+    let index = Index::new();
+    Sdist::new("plain", "1.0")
+        .requires("six")
+        .dynamic("Requires-Dist")
+        .build_requires("helper")
+        .publish(&index);
+    Sdist::new("asks", "1.0")
+        .requires("six")
+        .dynamic("Requires-Dist")
+        .hook_build_requires("hookdep")
+        .publish(&index);
+    Wheel::new("helper", "1.0").file("helper/__init__.py", "").publish(&index);
+    Wheel::new("hookdep", "1.0").file("hookdep/__init__.py", "").publish(&index);
+    Wheel::new("six", "1.16.0").publish(&index);
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "plain\nasks\n");
+    let log = ctx.work().join("backend.log");
+    let args = [
+        "compile",
+        "requirements.in",
+        "--python",
+        "3.9",
+        "--platform",
+        "linux/amd64",
+        "--index-url",
+        &server.url(),
+    ];
+    let run: common::Run = ctx
+        .command(&args)
+        .env("TEST_BACKEND_LOG", &log)
+        .env("TEST_BACKEND_LOG_PID", "1")
+        .output()
+        .unwrap()
+        .into();
+    run.success();
+    assert_eq!(pins(&ctx.read("requirements.txt")), ["asks==1.0", "plain==1.0", "six==1.16.0"]);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let pid = |hook: &str, name: &str| {
+        let prefix = format!("{hook} {name} 1.0 ");
+        let found: Vec<&str> = lines.lines().filter_map(|l| l.strip_prefix(prefix.as_str())).collect();
+        assert_eq!(found.len(), 1, "{hook} {name}: {lines}");
+        found[0].to_string()
+    };
+    assert_eq!(
+        pid("get_requires_for_build_wheel", "plain"),
+        pid("prepare_metadata_for_build_wheel", "plain"),
+        "{lines}"
+    );
+    assert_ne!(
+        pid("get_requires_for_build_wheel", "asks"),
+        pid("prepare_metadata_for_build_wheel", "asks"),
+        "{lines}"
+    );
+}
+
 /// Every distribution installed in a build environment of the cache, with what its
 /// `INSTALLER` says installed it.
 fn build_env_installers(ctx: &TestContext) -> Vec<(String, String)> {

@@ -86,6 +86,17 @@ def installed():
     return found
 
 
+def names_installed(requires, found):
+    import re
+    normal = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+    have = {normal(name) for name in found}
+    for requirement in requires:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+        if not match or normal(match.group(1)) not in have:
+            return False
+    return True
+
+
 def main():
     with open(sys.argv[1]) as f:
         request = json.load(f)
@@ -95,6 +106,17 @@ def main():
         hook = getattr(backend, "get_requires_for_build_wheel", None)
         requires = list(hook(None)) if hook is not None else []
         result = {"requires": requires, "installed": installed()}
+        # The metadata hook in the same process, when every requirement named is installed
+        # (the frontend checks the versions and uses this only if they fit): one interpreter
+        # start and one backend import fewer. A failure here is not reported: the frontend
+        # runs the hook again on its own.
+        if request.get("then_metadata") and names_installed(requires, result["installed"]):
+            try:
+                prepare = getattr(backend, "prepare_metadata_for_build_wheel", None)
+                if prepare is not None:
+                    result["then"] = {"dist_info": prepare(request["metadata_directory"], None)}
+            except BaseException:
+                pass
     elif request["hook"] == "prepare_metadata_for_build_wheel":
         hook = getattr(backend, "prepare_metadata_for_build_wheel", None)
         if hook is not None:
@@ -902,6 +924,9 @@ struct HookResult {
     installed: Option<BTreeMap<String, String>>,
     dist_info: Option<String>,
     wheel: Option<String>,
+    /// `prepare_metadata_for_build_wheel`, run speculatively after
+    /// `get_requires_for_build_wheel` in the same process (see [`HOOK_DRIVER`]).
+    then: Option<Box<HookResult>>,
 }
 
 /// The requirements `installed` does not meet. Only plain `name[specifiers]` can be met:
@@ -967,10 +992,15 @@ impl Build<'_> {
     async fn metadata(&self) -> Result<Vec<u8>, SdistError> {
         let constraints = read_constraints(&self.ctx.build_constraints)?;
         let interpreter = probe_interpreter(&self.ctx.python).await?;
-        let (backend, scratch, env) = self.prepare(&interpreter, &constraints).await?;
+        let (backend, scratch, env, speculative) = self.prepare(&interpreter, &constraints, true).await?;
 
-        let result =
-            self.run_hook(&env, &backend, "prepare_metadata_for_build_wheel", scratch.path()).await?;
+        let result = match speculative {
+            Some(result) => result,
+            None => {
+                self.run_hook(&env, &backend, "prepare_metadata_for_build_wheel", scratch.path(), false)
+                    .await?
+            }
+        };
         let misbehaved = |problem: String| SdistError::HookResult {
             name: self.name.clone(),
             version: self.version.clone(),
@@ -1000,8 +1030,8 @@ impl Build<'_> {
         interpreter: &Interpreter,
         constraints: &[Constraint],
     ) -> Result<(tempfile::TempDir, PathBuf), SdistError> {
-        let (backend, scratch, env) = self.prepare(interpreter, constraints).await?;
-        let result = self.run_hook(&env, &backend, "build_wheel", scratch.path()).await?;
+        let (backend, scratch, env, _) = self.prepare(interpreter, constraints, false).await?;
+        let result = self.run_hook(&env, &backend, "build_wheel", scratch.path(), false).await?;
         let misbehaved = |problem: String| SdistError::HookResult {
             name: self.name.clone(),
             version: self.version.clone(),
@@ -1026,12 +1056,16 @@ impl Build<'_> {
     }
 
     /// The backend, a fresh scratch directory and a build venv with the static and dynamic
-    /// (`get_requires_for_build_wheel`) build requirements installed.
+    /// (`get_requires_for_build_wheel`) build requirements installed. With `then_metadata`,
+    /// the driver also runs `prepare_metadata_for_build_wheel` in the same process when the
+    /// venv already has what the first hook asks for; that result is returned when the venv
+    /// meets every requirement exactly (as pip would have run the hook in the same venv).
     async fn prepare(
         &self,
         interpreter: &Interpreter,
         constraints: &[Constraint],
-    ) -> Result<(Backend, tempfile::TempDir, PathBuf), SdistError> {
+        then_metadata: bool,
+    ) -> Result<(Backend, tempfile::TempDir, PathBuf, Option<HookResult>), SdistError> {
         let backend = self.read_build_system()?;
         let scratch = tempfile::Builder::new()
             .prefix("build-")
@@ -1039,18 +1073,36 @@ impl Build<'_> {
             .map_err(|e| self.io(e))?;
 
         let mut env = self.build_env(interpreter, constraints, &backend.requires).await?;
-        let requires = self.run_hook(&env, &backend, "get_requires_for_build_wheel", scratch.path()).await?;
+        let mut requires = self
+            .run_hook(&env, &backend, "get_requires_for_build_wheel", scratch.path(), then_metadata)
+            .await?;
         let unsatisfied = unsatisfied(
             requires.requires.as_deref().unwrap_or_default(),
-            &requires.installed.unwrap_or_default(),
+            &requires.installed.take().unwrap_or_default(),
         );
+        let speculative = requires.then.take();
+        if unsatisfied.is_empty() {
+            if let Some(result) = speculative.filter(|r| r.dist_info.is_some()) {
+                debug!(
+                    "{} {}: metadata from the same process as its build requirements",
+                    self.name, self.version
+                );
+                return Ok((backend, scratch, env, Some(*result)));
+            }
+        }
+        if then_metadata {
+            // Whatever a speculative hook wrote (or half wrote) must not meet the real one.
+            let metadata = scratch.path().join("metadata");
+            fs_err::remove_dir_all(&metadata).map_err(|e| self.io(e))?;
+            fs_err::create_dir_all(&metadata).map_err(|e| self.io(e))?;
+        }
         if !unsatisfied.is_empty() {
             debug!("{} {}: installing dynamic build requirements {unsatisfied:?}", self.name, self.version);
             let mut all = backend.requires.clone();
             all.extend(requires.requires.unwrap_or_default());
             env = self.build_env(interpreter, constraints, &all).await?;
         }
-        Ok((backend, scratch, env))
+        Ok((backend, scratch, env, None))
     }
 
     /// Reads `[build-system]`, applying PEP 517/518 defaults.
@@ -1248,6 +1300,7 @@ impl Build<'_> {
         backend: &Backend,
         hook: &'static str,
         scratch: &Path,
+        then_metadata: bool,
     ) -> Result<HookResult, SdistError> {
         // The driver's directory becomes `sys.path[0]`: keep it free of anything importable
         // (a `wheel` directory there would shadow a missing `wheel` package).
@@ -1264,6 +1317,7 @@ impl Build<'_> {
             "metadata_directory": metadata_directory,
             "wheel_directory": wheel_directory,
             "result": result,
+            "then_metadata": then_metadata,
         });
         let write = || -> io::Result<()> {
             fs_err::create_dir_all(&metadata_directory)?;
@@ -1305,7 +1359,6 @@ impl Build<'_> {
     }
 }
 
-/// The in-process lock for building the venv at `dir`.
 /// Writes a virtual environment without pip at `dir` for `interpreter`, as `python -m venv
 /// --without-pip` does on POSIX: `pyvenv.cfg` (which makes Python use `dir`'s
 /// site-packages, not the system's), `bin/python`, `python3` and `pythonX.Y` as symbolic
@@ -1370,6 +1423,7 @@ fn reset_venv(venv: &Path) -> io::Result<()> {
     }
 }
 
+/// The in-process lock for building the venv at `dir`.
 fn env_lock(dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
     let mut locks = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());

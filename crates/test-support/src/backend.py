@@ -39,7 +39,8 @@ def _log(hook, cfg):
     path = os.environ.get("TEST_BACKEND_LOG")
     if path:
         with open(path, "a", encoding="utf-8") as f:
-            f.write("%s %s %s\n" % (hook, cfg["name"], cfg["version"]))
+            pid = " %d" % os.getpid() if os.environ.get("TEST_BACKEND_LOG_PID") else ""
+            f.write("%s %s %s%s\n" % (hook, cfg["name"], cfg["version"], pid))
 
 
 def _import_all(cfg, key):

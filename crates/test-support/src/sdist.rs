@@ -18,7 +18,8 @@ use crate::util::dist_name;
 /// `backend.json` in the sdist root. Each hook imports every `[build-system] requires` name
 /// (with `-` as `_`), so a build fails unless the frontend installed them: publish a
 /// `helper 2.0` wheel whose `helper/__init__.py` raises to test build constraints. With
-/// `TEST_BACKEND_LOG=<path>` in the environment each hook appends `<hook> <name> <version>`.
+/// `TEST_BACKEND_LOG=<path>` in the environment each hook appends `<hook> <name> <version>`
+/// (and ` <pid>` of the interpreter with `TEST_BACKEND_LOG_PID=1`).
 pub const BACKEND_SRC: &str = include_str!("backend.py");
 
 /// Fixed mtime of sdist members (2020-01-01T00:00:00Z).
