@@ -382,28 +382,35 @@ impl Client {
             return Ok(dest);
         }
         let dest_ref = &dest;
-        let (tmp, actual) = self
-            .with_retries(url, move || async move {
-                let reply = match self.send(url, HeaderMap::new()).await {
-                    Ok(reply) => reply,
-                    Err(e) => return network_failure(e),
-                };
-                if !reply.status().is_success() {
-                    return status_failure(url, &reply);
-                }
-                if let (Some(size), Some(sent)) = (size, reply.content_length()) {
-                    if sent > size {
-                        return Attempt::Fail(Error::SizeMismatch { url: redact(url), expected: size, sent });
-                    }
-                }
-                stream_to_temp(reply, dest_ref, size).await
-            })
-            .await?;
+        let (tmp, actual) = self.with_retries(url, move || self.stream_attempt(url, dest_ref, size)).await?;
         if actual != expected {
             return Err(Error::HashMismatch { url: redact(url), expected, actual });
         }
         persist(tmp, &dest)?;
         Ok(dest)
+    }
+
+    /// One attempt at streaming `url` into a temporary file beside `beside`, hashing it: a
+    /// reply that announces more than `size` bytes is refused before its body is read.
+    async fn stream_attempt(
+        &self,
+        url: &Url,
+        beside: &Path,
+        size: Option<u64>,
+    ) -> Attempt<(tempfile::NamedTempFile, String)> {
+        let reply = match self.send(url, HeaderMap::new()).await {
+            Ok(reply) => reply,
+            Err(e) => return network_failure(e),
+        };
+        if !reply.status().is_success() {
+            return status_failure(url, &reply);
+        }
+        if let (Some(size), Some(sent)) = (size, reply.content_length()) {
+            if sent > size {
+                return Attempt::Fail(Error::SizeMismatch { url: redact(url), expected: size, sent });
+            }
+        }
+        stream_to_temp(reply, beside, size).await
     }
 
     /// Downloads `url`, whose digest nobody gives us, into the cache under the sha256 of
@@ -418,18 +425,7 @@ impl Client {
         // Any name in the blob directory: the temporary file only needs to sit beside the blobs.
         let beside = cache.blob_dir().join("download");
         let beside = &beside;
-        let (tmp, actual) = self
-            .with_retries(url, move || async move {
-                let reply = match self.send(url, HeaderMap::new()).await {
-                    Ok(reply) => reply,
-                    Err(e) => return network_failure(e),
-                };
-                if !reply.status().is_success() {
-                    return status_failure(url, &reply);
-                }
-                stream_to_temp(reply, beside, size).await
-            })
-            .await?;
+        let (tmp, actual) = self.with_retries(url, move || self.stream_attempt(url, beside, size)).await?;
         let dest = cache.blob_path(&actual)?;
         persist(tmp, &dest)?;
         Ok((actual, dest))

@@ -57,23 +57,9 @@ impl Lock {
                 reasons.push(format!("`{}` ({}) is not locked for {platform}", root.name, root.origin));
             }
         }
-        let mut unrecorded = Vec::new();
-        let mut missing: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for entry in locked.values() {
-            let Some(dependencies) = &entry.dependencies else {
-                unrecorded.push(entry.name.as_str());
-                continue;
-            };
-            for dependency in dependencies.iter().filter(|d| !locked.contains_key(d.as_str())) {
-                missing.entry(dependency).or_default().push(format!("`{}` {}", entry.name, entry.version));
-            }
-        }
-        reasons.extend(
-            missing.into_iter().map(|(name, needers)| missing_reason("python", name, &needers, platform)),
-        );
-        if !unrecorded.is_empty() {
-            reasons.push(unrecorded_reason("python", &unrecorded, platform));
-        }
+        let entries =
+            locked.values().map(|e| (e.name.as_str(), e.version.to_string(), e.dependencies.as_deref()));
+        dependency_reasons("python", platform, entries, |name| locked.contains_key(name), reasons);
     }
 
     fn debian_coverage(&self, platform: TargetPlatform, requests: &[String], reasons: &mut Vec<String>) {
@@ -86,23 +72,9 @@ impl Lock {
                 reasons.push(format!("`{request}` ([debian] packages) is not locked for {platform}"));
             }
         }
-        let mut unrecorded = Vec::new();
-        let mut missing: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for entry in locked.values() {
-            let Some(dependencies) = &entry.dependencies else {
-                unrecorded.push(entry.name.as_str());
-                continue;
-            };
-            for dependency in dependencies.iter().filter(|d| !locked.contains_key(d.as_str())) {
-                missing.entry(dependency).or_default().push(format!("`{}` {}", entry.name, entry.version));
-            }
-        }
-        reasons.extend(
-            missing.into_iter().map(|(name, needers)| missing_reason("debian", name, &needers, platform)),
-        );
-        if !unrecorded.is_empty() {
-            reasons.push(unrecorded_reason("debian", &unrecorded, platform));
-        }
+        let entries =
+            locked.values().map(|e| (e.name.as_str(), e.version.to_string(), e.dependencies.as_deref()));
+        dependency_reasons("debian", platform, entries, |name| locked.contains_key(name), reasons);
     }
 
     fn file_coverage(&self, manifest: &Manifest, now: &Inputs, reasons: &mut Vec<String>) {
@@ -160,6 +132,33 @@ impl Lock {
                 reasons.push(format!("[[file]] to `{}` is locked but not in the manifest", locked.to));
             }
         }
+    }
+}
+
+/// Per platform, the dependencies that `entries` (name, version, recorded dependencies) name
+/// but `is_locked` does not know, each with the entries that need it, and the entries that
+/// record no dependencies at all (a lock of an older marqo-base).
+fn dependency_reasons<'a>(
+    kind: &str,
+    platform: TargetPlatform,
+    entries: impl Iterator<Item = (&'a str, String, Option<&'a [String]>)>,
+    is_locked: impl Fn(&str) -> bool,
+    reasons: &mut Vec<String>,
+) {
+    let mut unrecorded = Vec::new();
+    let mut missing: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, version, dependencies) in entries {
+        let Some(dependencies) = dependencies else {
+            unrecorded.push(name);
+            continue;
+        };
+        for dependency in dependencies.iter().filter(|d| !is_locked(d.as_str())) {
+            missing.entry(dependency).or_default().push(format!("`{name}` {version}"));
+        }
+    }
+    reasons.extend(missing.into_iter().map(|(name, needers)| missing_reason(kind, name, &needers, platform)));
+    if !unrecorded.is_empty() {
+        reasons.push(unrecorded_reason(kind, &unrecorded, platform));
     }
 }
 
