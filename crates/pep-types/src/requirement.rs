@@ -31,6 +31,11 @@ pub enum RequirementError {
         /// The character.
         character: char,
     },
+    /// A marker value in double quotes holds a `'`: PEP 508 allows it, but a requirement is
+    /// written back with its values in single quotes (as `pep508_rs` prints them), which
+    /// would not parse again, so an output file would be broken.
+    #[error("the marker value \"{0}\" holds a `'`, which cannot be written back")]
+    Quote(String),
     /// Not PEP 508.
     #[error(transparent)]
     Pep508(#[from] Box<<Req as FromStr>::Err>),
@@ -73,6 +78,9 @@ pub fn parse_requirement(text: &str) -> Result<Req, RequirementError> {
             let character = text.chars().find(|c| !c.is_ascii()).unwrap_or_default();
             return Err(RequirementError::NonAscii { character });
         }
+    }
+    if let Some(value) = text.split('"').skip(1).step_by(2).find(|v| v.contains('\'')) {
+        return Err(RequirementError::Quote(value.to_string()));
     }
     Req::from_str(text).map_err(|e| RequirementError::Pep508(Box::new(e)))
 }
@@ -135,6 +143,11 @@ mod tests {
         let err = parse_requirement("torch; platform_machine == \"arm64\" or\u{feff} x == 'y'").unwrap_err();
         assert!(matches!(err, RequirementError::NonAscii { character: '\u{feff}' }), "{err}");
         assert!(parse_requirement("foo; platform_version == '\u{e9}t\u{e9}'").is_ok());
+        // Found by a longer run of `requirements_txt` (crash-quote-in-marker-value): written
+        // back in single quotes, the value would end early.
+        let err = parse_requirement("torch; platform_machine == \"x86_64'x\"").unwrap_err();
+        assert!(matches!(err, RequirementError::Quote(_)), "{err}");
+        assert!(parse_requirement("torch; platform_machine == \"x86_64\" and os_name == 'posix'").is_ok());
         let unclosed = "torch; platform_machine == \"arm64\" or\"\u{feff} he";
         assert!(matches!(parse_requirement(unclosed), Err(RequirementError::NonAscii { .. })));
         let unclosed = "t; platform_machine == \"arm64\" or\"\u{feff} he-dir == \"aarch64\"";
