@@ -1364,7 +1364,7 @@ impl Build<'_> {
 /// site-packages, not the system's), `bin/python`, `python3` and `pythonX.Y` as symbolic
 /// links to the interpreter, and an empty `lib/pythonX.Y/site-packages`.
 fn write_venv(dir: &Path, interpreter: &Interpreter) -> io::Result<()> {
-    let executable = Path::new(&interpreter.executable);
+    let executable = Path::new(&interpreter.base_executable);
     let home = executable.parent().ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -1501,6 +1501,9 @@ struct Interpreter {
     release: String,
     /// The glibc it runs on (`2.36`), empty when unknown.
     glibc: String,
+    /// The interpreter a venv is made from: `executable` itself, or, when `python3` is a
+    /// venv's, the one that venv was made from (as `python -m venv` does).
+    base_executable: String,
 }
 
 async fn probe_interpreter(python: &Path) -> Result<Interpreter, SdistError> {
@@ -1508,7 +1511,8 @@ async fn probe_interpreter(python: &Path) -> Result<Interpreter, SdistError> {
     command.args([
         "-c",
         "import platform, sys; print(sys.executable); print(sys.version.replace(chr(10), ' ')); \
-         print('%d.%d.%d' % sys.version_info[:3]); print(platform.libc_ver()[1])",
+         print('%d.%d.%d' % sys.version_info[:3]); print(platform.libc_ver()[1]); \
+         print(getattr(sys, '_base_executable', None) or sys.executable)",
     ]);
     clean_env(&mut command);
     let output = command
@@ -1524,6 +1528,7 @@ async fn probe_interpreter(python: &Path) -> Result<Interpreter, SdistError> {
             version: version.to_string(),
             release: release.to_string(),
             glibc: lines.next().unwrap_or_default().to_string(),
+            base_executable: lines.next().filter(|l| !l.is_empty()).unwrap_or(executable).to_string(),
         }),
         _ => Err(SdistError::Interpreter {
             python: python.to_path_buf(),
