@@ -1493,6 +1493,7 @@ fn read_wheel_metadata(wheel: &Path, name: &PackageName) -> Result<Vec<u8>, Stri
 }
 
 /// The host interpreter, as identified for the venv cache key.
+#[derive(Debug, Clone)]
 struct Interpreter {
     executable: String,
     /// `sys.version`, in full (part of build keys).
@@ -1506,7 +1507,22 @@ struct Interpreter {
     base_executable: String,
 }
 
+/// What `python` is, asked once per process (every sdist build asks): the answer of a
+/// successful probe is kept by path.
 async fn probe_interpreter(python: &Path) -> Result<Interpreter, SdistError> {
+    static PROBED: Mutex<Vec<(PathBuf, Interpreter)>> = Mutex::new(Vec::new());
+    let known = |probed: &Vec<(PathBuf, Interpreter)>| {
+        probed.iter().find(|(path, _)| path == python).map(|(_, interpreter)| interpreter.clone())
+    };
+    if let Some(interpreter) = known(&PROBED.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(interpreter);
+    }
+    let interpreter = run_probe(python).await?;
+    PROBED.lock().unwrap_or_else(|e| e.into_inner()).push((python.to_path_buf(), interpreter.clone()));
+    Ok(interpreter)
+}
+
+async fn run_probe(python: &Path) -> Result<Interpreter, SdistError> {
     let mut command = Command::new(python);
     command.args([
         "-c",
