@@ -559,6 +559,10 @@ fn dpkg_database(
             out.push(file(&format!("var/lib/dpkg/info/{info_name}.{name}"), mode, bytes.clone()));
         }
     }
+    // The database layout version: without it dpkg takes the database for the pre-multiarch
+    // format and looks for `info/NAME.list` where `Multi-Arch: same` packages have
+    // `info/NAME:ARCH.list` (`dpkg --audit`: "missing the list control file").
+    out.push(file("var/lib/dpkg/info/format", 0o644, b"1\n".to_vec()));
     out.push(file("var/lib/dpkg/status", 0o644, status.into_bytes()));
     out.push(file("var/lib/dpkg/available", 0o644, Vec::new()));
     out.push(file("var/lib/dpkg/diversions", 0o644, diversions.as_bytes().to_vec()));

@@ -80,8 +80,8 @@ pub fn unpack(debs: &[(LockedDeb, PathBuf)], root: &Path) -> Result<Vec<Installe
     let mut installed = Vec::with_capacity(debs.len());
     for (locked, path) in order {
         let deb = Deb::new(path, &locked.name);
-        let control = deb.read_control()?;
-        let (files, conffile_md5) = unpack_data(&deb, &locked.name, &control, &writer)?;
+        let mut control = deb.read_control()?;
+        let (files, conffile_md5) = unpack_data(&deb, &locked.name, &mut control, &writer)?;
         installed.push(InstalledPackage { locked: locked.clone(), control, files, conffile_md5 });
     }
     installed.sort_by(|a, b| a.locked.name.cmp(&b.locked.name));
@@ -93,28 +93,40 @@ pub fn unpack(debs: &[(LockedDeb, PathBuf)], root: &Path) -> Result<Vec<Installe
 }
 
 /// Writes one package's data; returns its paths (for `info/<pkg>.list`) and the md5 of
-/// each conffile.
+/// each conffile. A package without an `md5sums` member gets one, as dpkg makes it at
+/// unpack (`dpkg --audit` reports a package without one).
 fn unpack_data(
     deb: &Deb,
     package: &str,
-    control: &ControlFiles,
+    control: &mut ControlFiles,
     writer: &RootWriter,
 ) -> Result<(Vec<String>, BTreeMap<String, String>), Error> {
     let conffiles = control.conffiles();
+    let make_md5sums = control.get("md5sums").is_none();
     let mut files = Vec::new();
     let mut md5s = BTreeMap::new();
+    let mut md5sums = String::new();
     deb.visit_data(|entry, content| {
         let absolute = format!("/{}", entry.path);
-        let want_md5 = conffiles.contains(&absolute);
-        let digest = writer.write_entry(package, entry, content, want_md5)?;
+        let conffile = conffiles.contains(&absolute);
+        let digest = writer.write_entry(package, entry, content, conffile || make_md5sums)?;
         if let Some(d) = digest {
-            md5s.insert(absolute.clone(), d);
+            if make_md5sums {
+                md5sums.push_str(&format!("{d}  {}\n", entry.path));
+            }
+            if conffile {
+                md5s.insert(absolute.clone(), d);
+            }
         }
         if !entry.path.is_empty() {
             files.push(absolute);
         }
         Ok(())
     })?;
+    if make_md5sums {
+        control.others.push(("md5sums".to_string(), 0o644, md5sums.into_bytes()));
+        control.others.sort_by(|a, b| a.0.cmp(&b.0));
+    }
     Ok((files, md5s))
 }
 
