@@ -13,7 +13,8 @@ cd "$(dirname "$0")"
 # python3 + venv + pip: sdist builds and pip checking our outputs; apt-ftparchive, gpg, gpgv:
 # the signed apt repository; qemu-aarch64-static: arm64 binaries of unpacked trees; skopeo,
 # umoci: OCI layouts; docker-registry, htpasswd, openssl: the registry tests; zstd: zstd
-# layers; curl: reachability of the live index.
+# layers; curl: reachability of the live index; podman, runc: images run in a real
+# container runtime.
 tools="
 python3 python3
 curl curl
@@ -27,6 +28,8 @@ docker-registry docker-registry
 htpasswd apache2-utils
 openssl openssl
 zstd zstd
+podman podman
+runc runc
 cc gcc
 "
 need=()

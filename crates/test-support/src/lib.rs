@@ -15,11 +15,13 @@
 //!
 //! For registry tests: [`DockerRegistry`] runs Debian's `docker-registry` on a free port,
 //! [`Proxy`] sits in front of it (faults, hooks, a Bearer-token gate), and [`TestImage`]
-//! writes multi-platform OCI layouts of generated layers.
+//! writes multi-platform OCI layouts of generated layers. [`Podman`] runs built images in a
+//! real container runtime.
 
 mod index;
 mod metadata;
 mod oci_image;
+mod podman;
 mod proxy;
 mod pytorch;
 mod registry;
@@ -32,6 +34,7 @@ mod wheel;
 pub use index::Index;
 pub use metadata::DEFAULT_UPLOAD_TIME;
 pub use oci_image::{pseudo_random, TestImage, WrittenBlob, WrittenImage};
+pub use podman::{podman_missing, Podman, Ran};
 pub use proxy::{Logged, Proxy};
 pub use pytorch::{publish_default_torch, torch_cu116_index};
 pub use registry::{registry_tools_missing, DockerRegistry, RegistryConfig};
