@@ -114,10 +114,10 @@ impl Provider<'_> {
         candidate: &Candidate,
         name: &PackageName,
     ) -> Result<Arc<Metadata>, ProviderError> {
-        let md = self.source.blocking_metadata(&candidate.file)?;
+        let md = self.source.blocking_metadata(candidate.file())?;
         if &md.name != name || !same_release(&md.version, &candidate.version) {
             return Err(ProviderError::Mismatch {
-                file: candidate.file.filename.clone(),
+                file: candidate.file().filename.clone(),
                 found: format!("{} {}", md.name, md.version),
                 name: name.clone(),
                 version: candidate.version.clone(),
@@ -205,7 +205,7 @@ impl Provider<'_> {
             let Ok(Some(page)) = source.page(&name).await else { return };
             let cands = candidates(&page, &target, &options);
             if let Some(c) = pick(&cands, &range, preferred.as_ref(), allow_pre) {
-                let _ = source.metadata(&c.file).await;
+                let _ = source.metadata(c.file()).await;
             }
         });
     }
@@ -293,7 +293,7 @@ impl DependencyProvider for Provider<'_> {
         if let Some(c) = chosen {
             // Start the metadata download now; get_dependencies will wait for it.
             // The request is spawned by `metadata`; the handle is not needed here.
-            drop(self.source.metadata(&c.file));
+            drop(self.source.metadata(c.file()));
         }
         Ok(chosen.map(|c| c.version.clone()))
     }
@@ -368,13 +368,10 @@ mod tests {
         let name = PackageName::from_str("demo").unwrap();
         let page = parse_html(&anchors, &url, &name, &PageContext::index(0));
         assert_eq!(page.files.len(), versions.len());
-        page.files
-            .into_iter()
-            .map(|file| Candidate {
-                version: file.parsed.version().clone(),
-                yanked: file.yanked.is_some(),
-                files: vec![file.clone()],
-                file,
+        let page = Arc::new(page);
+        (0..page.files.len())
+            .map(|i| {
+                Candidate::new(page.files[i].parsed.version().clone(), Arc::clone(&page), vec![i as u32])
             })
             .collect()
     }

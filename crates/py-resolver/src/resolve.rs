@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pep_types::{ExtraName, PackageName, Req, Target, Version, VersionOrUrl};
 use pubgrub::{DefaultStringReporter, PubGrubError, Reporter};
-use pypi_client::{DistFile, IndexStrategy};
+use pypi_client::{DistFile, IndexStrategy, ProjectPage};
 
 use crate::candidates::candidates;
 use crate::format::FormatControl;
@@ -310,7 +310,11 @@ fn index_hints(provider: &Provider<'_>, names: &BTreeSet<PackageName>) -> Vec<St
         if client.index_strategy() != IndexStrategy::FirstIndex || !client.has_several_locations(name) {
             continue;
         }
-        let pages = source.blocking_pages_by_location(name);
+        let pages: Vec<(usize, Arc<ProjectPage>)> = source
+            .blocking_pages_by_location(name)
+            .into_iter()
+            .map(|(i, page)| (i, Arc::new(page)))
+            .collect();
         let Some(((served_index, served), later)) = pages.split_first() else { continue };
         let seen: BTreeSet<Version> =
             candidates(served, &provider.target, provider.options).into_iter().map(|c| c.version).collect();
@@ -393,8 +397,8 @@ fn build_resolution(
             Resolved {
                 name: name.clone(),
                 version: version.clone(),
-                file: candidate.file.clone(),
-                files: candidate.files.clone(),
+                file: candidate.file().clone(),
+                files: candidate.files().cloned().collect(),
                 via: BTreeSet::new(),
                 extras: extras.get(name).cloned().unwrap_or_default(),
             },

@@ -98,39 +98,72 @@ pub fn linux_or_any() -> WheelFilter {
 }
 
 /// Writes a page back as PEP 691 JSON (absolute URLs), with the fields this client reads:
-/// `parse_json` of the result gives the same files.
+/// `parse_json` of the result gives the same files. Serialized straight from the page, with
+/// no intermediate JSON tree (a big page's tree cost more than the page itself).
 pub fn to_json(page: &ProjectPage) -> Vec<u8> {
-    let files: Vec<serde_json::Value> = page
-        .files
-        .iter()
-        .map(|f| {
-            let mut entry = serde_json::json!({
-                "filename": f.filename,
-                "url": f.url.as_str(),
-                "hashes": f.sha256.as_ref().map_or_else(|| serde_json::json!({}), |h| serde_json::json!({ "sha256": h })),
-                "yanked": f.yanked.as_ref().map_or(serde_json::Value::Bool(false), |r| serde_json::Value::String(r.clone())),
-            });
+    use serde::ser::{SerializeMap, Serializer as _};
+
+    struct Files<'a>(&'a [DistFile]);
+    struct File<'a>(&'a DistFile);
+    struct Sha256<'a>(Option<&'a str>);
+
+    impl serde::Serialize for Files<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(File))
+        }
+    }
+    impl serde::Serialize for Sha256<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(None)?;
+            if let Some(h) = self.0 {
+                map.serialize_entry("sha256", h)?;
+            }
+            map.end()
+        }
+    }
+    impl serde::Serialize for File<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let f = self.0;
+            let mut map = s.serialize_map(None)?;
+            map.serialize_entry("filename", &f.filename)?;
+            map.serialize_entry("url", f.url.as_str())?;
+            map.serialize_entry("hashes", &Sha256(f.sha256.as_deref()))?;
+            match &f.yanked {
+                None => map.serialize_entry("yanked", &false)?,
+                Some(reason) => map.serialize_entry("yanked", reason)?,
+            }
             if let Some(rp) = &f.requires_python {
-                entry["requires-python"] = rp.to_string().into();
+                map.serialize_entry("requires-python", &rp.to_string())?;
             }
             if let Some(size) = f.size {
-                entry["size"] = size.into();
+                map.serialize_entry("size", &size)?;
             }
             if let Some(t) = &f.upload_time {
-                entry["upload-time"] = t.to_string().into();
+                map.serialize_entry("upload-time", &t.to_string())?;
             }
             if f.core_metadata {
-                entry["core-metadata"] = match &f.core_metadata_sha256 {
-                    Some(h) => serde_json::json!({ "sha256": h }),
-                    None => true.into(),
-                };
+                match &f.core_metadata_sha256 {
+                    Some(h) => map.serialize_entry("core-metadata", &Sha256(Some(h)))?,
+                    None => map.serialize_entry("core-metadata", &true)?,
+                }
             }
-            entry
-        })
-        .collect();
-    let page =
-        serde_json::json!({ "meta": { "api-version": "1.1" }, "name": page.name.as_ref(), "files": files });
-    serde_json::to_vec(&page).unwrap_or_default()
+            map.end()
+        }
+    }
+
+    let mut out = Vec::with_capacity(page.files.len() * 256);
+    let mut ser = serde_json::Serializer::new(&mut out);
+    let written = (|| {
+        let mut map = ser.serialize_map(Some(3))?;
+        map.serialize_entry("meta", &serde_json::json!({ "api-version": "1.1" }))?;
+        map.serialize_entry("name", page.name.as_ref())?;
+        map.serialize_entry("files", &Files(&page.files))?;
+        map.end()
+    })();
+    match written {
+        Ok(()) => out,
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Parses `Requires-Python` values once per distinct string: a page repeats a handful of
