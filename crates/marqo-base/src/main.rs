@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    ops::env::tune_allocator();
     let cli = cli::Cli::parse();
     let printer = printer::Printer::new(cli.global.quiet, cli.global.verbose);
     printer.init_logging();

@@ -113,6 +113,24 @@ pub fn remove_stale_staging(out: &Path, printer: &dyn Reporter) {
     ));
 }
 
+/// Caps glibc's malloc arenas at the number of cores (at least 2). By default glibc gives
+/// up to eight per core to the threads that allocate (tokio's workers, the resolvers, the
+/// compressors), and each keeps its freed pages: a cold `compile` of Marqo's requirements
+/// peaked at 253 MB of resident memory with the default and at 198 MB with two arenas, in the
+/// same time. Call it first thing in `main`, before any thread starts; a no-op elsewhere
+/// than glibc.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from).max(2);
+        let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets a malloc parameter; no thread allocates concurrently yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
+    }
+}
+
 /// From now on, SIGINT and SIGTERM remove the staging trees this process is writing and
 /// then end it with exit code 130 or 143 (128 + the signal, as a shell reports it). The
 /// handlers are in place when this returns; a task of the process's runtime waits for them.
