@@ -142,6 +142,9 @@ fn resolve_each(
     preferences: &[HashMap<PackageName, Version>],
     options: &ResolveOptions,
 ) -> Result<Vec<Resolution>, ResolveError> {
+    for target in targets {
+        source.speculate_for(&target.python);
+    }
     std::thread::scope(|scope| {
         let handles: Vec<_> = targets
             .iter()

@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
-use pep_types::{DistFilename, PackageName};
+use pep_types::{DistFilename, PackageName, Req, Version, VersionOrUrl};
 use pypi_client::metadata::Metadata;
-use pypi_client::sdist::{sdist_metadata, BuildContext};
+use pypi_client::sdist::{sdist_metadata_with_hints, BuildContext};
 use pypi_client::{DistFile, ProjectPage, PypiClient};
 use tokio::runtime::Handle;
 
@@ -43,6 +43,10 @@ pub struct IndexSource {
     pages: Mutex<HashMap<PackageName, Fut<Option<Arc<ProjectPage>>>>>,
     metadata: Mutex<HashMap<String, Fut<Arc<Metadata>>>>,
     progress: Arc<Progress>,
+    /// This source, for the tasks it starts on its own (see [`IndexSource::speculate`]).
+    me: Weak<IndexSource>,
+    /// The Python versions of the targets being resolved (what speculation must fit).
+    pythons: Mutex<Vec<Version>>,
 }
 
 /// Counts for a progress line: how many pages and metadata files are done so far.
@@ -60,7 +64,7 @@ impl IndexSource {
         cache: fetch::Cache,
         handle: Handle,
     ) -> Arc<IndexSource> {
-        Arc::new(IndexSource {
+        Arc::new_cyclic(|me| IndexSource {
             client,
             build: build.map(Arc::new),
             cache,
@@ -68,6 +72,8 @@ impl IndexSource {
             pages: Mutex::default(),
             metadata: Mutex::default(),
             progress: Arc::default(),
+            me: me.clone(),
+            pythons: Mutex::default(),
         })
     }
 
@@ -113,6 +119,7 @@ impl IndexSource {
         let cache = self.cache.clone();
         let file = file.clone();
         let progress = Arc::clone(&self.progress);
+        let me = self.me.clone();
         let fut = async move {
             let _count = CountOnDrop(&progress.metadata);
             let wrap = |source: Box<dyn std::error::Error + Send + Sync>| {
@@ -121,7 +128,12 @@ impl IndexSource {
             let bytes = match &file.parsed {
                 DistFilename::Wheel(_) => client.wheel_metadata(&file).await.map_err(|e| wrap(e.into()))?,
                 DistFilename::Sdist(sdist) => {
-                    fetch_sdist_metadata(&client, build.as_deref(), &cache, &file, sdist)
+                    let speculate = move |declared: Vec<String>| {
+                        if let Some(me) = me.upgrade() {
+                            me.speculate(declared);
+                        }
+                    };
+                    fetch_sdist_metadata(&client, build.as_deref(), &cache, &file, sdist, &speculate)
                         .await
                         .map_err(wrap)?
                 }
@@ -133,6 +145,65 @@ impl IndexSource {
         self.handle.spawn(fut.clone());
         all.insert(key, fut.clone());
         fut
+    }
+
+    /// Notes the Python version of a target being resolved, which a speculative build must
+    /// fit ([`IndexSource::speculate`]); without one, nothing is built speculatively.
+    pub fn speculate_for(&self, python: &Version) {
+        let mut pythons = self.pythons.lock().unwrap_or_else(|e| e.into_inner());
+        if !pythons.contains(python) {
+            pythons.push(python.clone());
+        }
+    }
+
+    /// Starts on what an sdist declares it requires while its backend runs (the next wave of
+    /// a resolution usually waits for that build): each project's page, and for a project
+    /// that publishes no wheels at all, the metadata build of the sdist of its newest version
+    /// that fits (specifier, no pre-release, not yanked, `Requires-Python` of every target).
+    /// Only requirements without markers; nothing here decides anything — the resolver asks
+    /// for what it needs as always, and finds it started or done.
+    fn speculate(&self, declared: Vec<String>) {
+        let pythons = self.pythons.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for text in declared {
+            let Ok(req) = text.parse::<Req>() else { continue };
+            let specifiers = match &req.version_or_url {
+                None => None,
+                Some(VersionOrUrl::VersionSpecifier(spec)) => Some(spec.clone()),
+                Some(VersionOrUrl::Url(_)) => continue,
+            };
+            if !req.marker.is_true() {
+                continue;
+            }
+            tracing::debug!("speculating on `{text}` (declared by an sdist being built)");
+            let page = self.page(&req.name);
+            let me = self.me.clone();
+            let pythons = pythons.clone();
+            self.handle.spawn(async move {
+                let Ok(Some(page)) = page.await else { return };
+                if pythons.is_empty() || page.files.iter().any(|f| matches!(f.parsed, DistFilename::Wheel(_)))
+                {
+                    return;
+                }
+                let fits = |f: &&DistFile| {
+                    let v = f.parsed.version();
+                    f.yanked.is_none()
+                        && !v.any_prerelease()
+                        && specifiers.as_ref().is_none_or(|s| s.contains(v))
+                        && f.requires_python.as_ref().is_none_or(|rp| pythons.iter().all(|p| rp.contains(p)))
+                };
+                let Some(newest) = page.files.iter().filter(fits).map(|f| f.parsed.version()).max() else {
+                    return;
+                };
+                let files = page.files.iter().filter(fits).filter(|f| f.parsed.version() == newest);
+                let Some(sdist) = files.min_by(|a, b| (a.index, &a.filename).cmp(&(b.index, &b.filename)))
+                else {
+                    return;
+                };
+                if let Some(me) = me.upgrade() {
+                    let _ = me.metadata(sdist).await;
+                }
+            });
+        }
     }
 
     /// The registry client underneath (its configuration and location names).
@@ -179,6 +250,7 @@ async fn fetch_sdist_metadata(
     cache: &fetch::Cache,
     file: &DistFile,
     sdist: &pep_types::SdistFilename,
+    declared: &(dyn Fn(Vec<String>) + Send + Sync),
 ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
     const NAMESPACE: &str = "sdist-metadata-v2";
     if let Some(sha) = &file.sha256 {
@@ -189,7 +261,7 @@ async fn fetch_sdist_metadata(
     let path: PathBuf = client.download(file).await?;
     let build = build.ok_or("building sdists is disabled (--no-build)")?;
     tracing::info!("building the metadata of {}", file.filename);
-    let bytes = sdist_metadata(&path, sdist, build).await?;
+    let bytes = sdist_metadata_with_hints(&path, sdist, build, declared).await?;
     if let Some(sha) = &file.sha256 {
         cache.write_entry(NAMESPACE, sha, &bytes)?;
     }

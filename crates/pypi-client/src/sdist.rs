@@ -412,12 +412,29 @@ pub async fn sdist_metadata(
     filename: &SdistFilename,
     ctx: &BuildContext,
 ) -> Result<Vec<u8>, SdistError> {
+    sdist_metadata_with_hints(sdist, filename, ctx, &|_| {}).await
+}
+
+/// [`sdist_metadata`], telling `declared` what the sdist says it requires before its backend
+/// runs: the unconditional requirements of its `PKG-INFO` or `*.egg-info/requires.txt`, which
+/// the build that follows usually confirms. Not to be trusted (that is why the metadata is
+/// built), but a resolver can start on them while the backend runs.
+pub async fn sdist_metadata_with_hints(
+    sdist: &Path,
+    filename: &SdistFilename,
+    ctx: &BuildContext,
+    declared: &(dyn Fn(Vec<String>) + Send + Sync),
+) -> Result<Vec<u8>, SdistError> {
     let io_err = |source: io::Error| SdistError::Io { sdist: sdist.to_path_buf(), source };
     let (_unpack_dir, source_dir) = unpack_source(sdist, filename, ctx).await?;
 
     if let Some(pkg_info) = static_pkg_info(&source_dir, filename).map_err(io_err)? {
         debug!("{sdist:?}: using static PKG-INFO (PEP 643)");
         return Ok(pkg_info);
+    }
+    let hints = declared_requirements(&source_dir);
+    if !hints.is_empty() {
+        declared(hints);
     }
 
     let build =
@@ -606,6 +623,41 @@ fn static_pkg_info(source_dir: &Path, filename: &SdistFilename) -> io::Result<Op
         );
     }
     Ok(Some(bytes))
+}
+
+/// The requirements an unpacked sdist declares without markers: `Requires-Dist` of its
+/// `PKG-INFO`, else the lines of `*.egg-info/requires.txt` before its first `[section]`
+/// (setuptools' extras and markers). Files that cannot be read give nothing.
+fn declared_requirements(source_dir: &Path) -> Vec<String> {
+    const MAX: u64 = 1 << 20;
+    let read = |path: &Path| -> Option<Vec<u8>> {
+        let file = std::fs::File::open(path).ok()?;
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(file, MAX), &mut bytes).ok()?;
+        Some(bytes)
+    };
+    if let Some(metadata) = read(&source_dir.join("PKG-INFO")).and_then(|b| Metadata::parse(&b).ok()) {
+        let declared: Vec<String> =
+            metadata.requires_dist.iter().filter(|r| r.marker.is_true()).map(|r| r.to_string()).collect();
+        if !declared.is_empty() {
+            return declared;
+        }
+    }
+    let Ok(entries) = std::fs::read_dir(source_dir) else { return Vec::new() };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().ends_with(".egg-info") {
+            continue;
+        }
+        let Some(bytes) = read(&entry.path().join("requires.txt")) else { continue };
+        return String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::trim)
+            .take_while(|line| !line.starts_with('['))
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_string)
+            .collect();
+    }
+    Vec::new()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1510,16 +1562,23 @@ struct Interpreter {
 /// What `python` is, asked once per process (every sdist build asks): the answer of a
 /// successful probe is kept by path.
 async fn probe_interpreter(python: &Path) -> Result<Interpreter, SdistError> {
-    static PROBED: Mutex<Vec<(PathBuf, Interpreter)>> = Mutex::new(Vec::new());
-    let known = |probed: &Vec<(PathBuf, Interpreter)>| {
-        probed.iter().find(|(path, _)| path == python).map(|(_, interpreter)| interpreter.clone())
+    // One probe per interpreter, however many sdists ask at once: the first sdists of a
+    // resolution start together, and an interpreter behind a shim (pyenv's) takes a few
+    // hundred milliseconds to start. A failed probe is not kept, so the next caller tries.
+    type Cell = std::sync::Arc<tokio::sync::OnceCell<Interpreter>>;
+    static PROBED: Mutex<Vec<(PathBuf, Cell)>> = Mutex::new(Vec::new());
+    let cell: Cell = {
+        let mut probed = PROBED.lock().unwrap_or_else(|e| e.into_inner());
+        match probed.iter().find(|(path, _)| path == python) {
+            Some((_, cell)) => std::sync::Arc::clone(cell),
+            None => {
+                let cell = Cell::default();
+                probed.push((python.to_path_buf(), std::sync::Arc::clone(&cell)));
+                cell
+            }
+        }
     };
-    if let Some(interpreter) = known(&PROBED.lock().unwrap_or_else(|e| e.into_inner())) {
-        return Ok(interpreter);
-    }
-    let interpreter = run_probe(python).await?;
-    PROBED.lock().unwrap_or_else(|e| e.into_inner()).push((python.to_path_buf(), interpreter.clone()));
-    Ok(interpreter)
+    cell.get_or_try_init(|| run_probe(python)).await.cloned()
 }
 
 async fn run_probe(python: &Path) -> Result<Interpreter, SdistError> {
