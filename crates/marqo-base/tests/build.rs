@@ -69,6 +69,7 @@ fn world_with(sdist: Option<Sdist>) -> World {
             .arch(arch)
             .file(&format!("/usr/lib/libc-test-{arch}.txt"), arch, 0o644)
             .file("/etc/secret", "secret", 0o640)
+            .owned("/etc/secret", "root", 0, "shadow", 42)
             .file("/usr/bin/su-test", "#!/bin/sh\n", 0o4755)
             .build(&work, &pool);
     }
@@ -194,7 +195,7 @@ fn builds_both_platforms_reproducibly() {
     assert!(rootfs.join("var/lib/dpkg/status").is_file());
     let modes = tool(&work, "tar", &["-tvzf", &format!("out/blobs/sha256/{}", debian_layer(&work))]);
     assert!(
-        modes.lines().any(|l| l.starts_with("-rw-r----- ") && l.ends_with(" etc/secret")),
+        modes.lines().any(|l| l.starts_with("-rw-r----- 0/42 ") && l.ends_with(" etc/secret")),
         "{modes}"
     );
     assert!(
@@ -856,7 +857,7 @@ fn golden_layer_digests() {
 }
 
 /// The image index of [`golden_layer_digests`]'s portless build.
-const GOLDEN_INDEX: &str = "sha256:7c6a604cd075d8b6aa2972ecbea4a35cb74ed9f928030eaa201baadc0d943948";
+const GOLDEN_INDEX: &str = "sha256:76a362a603ab157af435395bb7fddfab88ac448d862b70d50cb1eb3d7c1157ff";
 
 /// Per platform, in image order: the `.deb`s, then the wheel buckets (the bucket holding
 /// only `six`, the same wheel on both platforms, is the same layer on both).
@@ -864,7 +865,7 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "amd64",
         &[
-            "781bea12025430619212a3b240dd6c2fa272924768782e652906ac0be88066d3",
+            "8808e6153a5a426bc0ac5fe07d426e85c0cf61f5336ec4e6560ebadd6010b78c",
             "77cac5ffa3503d6e9daeb899fa663b15d2a061bdf7e48f06e4265adfe49f2905",
             "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
         ],
@@ -872,7 +873,7 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "arm64",
         &[
-            "9ab0d85d15aa29059a00483b741552f5fa120f2889dfb049eb2bf3cbb1e225cc",
+            "4e4900c3b737eee3a1bcc1b2a3c71466011b725934ce01fdeadc92c2371734db",
             "7645a4487dce907a5f229f9fc0a6816269ce3efb427d1c3e72d81f1dafd024fa",
             "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
         ],
