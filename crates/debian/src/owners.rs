@@ -11,7 +11,7 @@
 //! when a name is empty or unknown there (`tar_entry_update_from_system`). Here the target's
 //! account files are the ones configuration generates (base-passwd's master copies and the
 //! system users), which exist only once every package is unpacked: names are kept with each
-//! entry and resolved at the end ([`Owners::resolve_names`]). What configuration sets itself
+//! entry and resolved at the end (`resolve_names`, called by [`crate::unpack()`]). What configuration sets itself
 //! (statoverrides, a postinst's `chown`, generated files) is numeric and never remapped.
 
 use std::collections::BTreeMap;

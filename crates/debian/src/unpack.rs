@@ -162,11 +162,6 @@ impl RootWriter {
         RootWriter { root: root.to_path_buf(), owners: Owners::default() }
     }
 
-    /// What was recorded so far.
-    pub fn owners(&self) -> &Owners {
-        &self.owners
-    }
-
     /// The record, once everything is written (and [`RootWriter::resolve_names`] ran).
     pub fn into_owners(self) -> Owners {
         self.owners
