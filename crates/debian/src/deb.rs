@@ -38,10 +38,15 @@ pub struct DataEntry {
     pub kind: EntryKind,
     /// Permission bits, including setuid/setgid/sticky.
     pub mode: u32,
-    /// Owner and group ids.
+    /// Owner id, as the header gives it (used when [`DataEntry::user`] is empty or unknown
+    /// to the target system, as dpkg does).
     pub uid: u64,
-    /// Group id.
+    /// Group id, as the header gives it.
     pub gid: u64,
+    /// Owner name from the header (`root`; empty when the header has none).
+    pub user: String,
+    /// Group name from the header (`shadow`; empty when the header has none).
+    pub group: String,
     /// Size of a regular file's content.
     pub size: u64,
     /// Modification time (seconds since the epoch).
@@ -275,6 +280,8 @@ impl Deb {
                     mode: header.mode().unwrap_or(0o644) & 0o7777,
                     uid: header.uid().unwrap_or(0),
                     gid: header.gid().unwrap_or(0),
+                    user: name_field(header.username_bytes()),
+                    group: name_field(header.groupname_bytes()),
                     size: if kind == EntryKind::File { header.size().unwrap_or(0) } else { 0 },
                     mtime: header.mtime().unwrap_or(0),
                     kind,
@@ -284,6 +291,11 @@ impl Deb {
             Ok(())
         })
     }
+}
+
+/// An owner name field of a tar header (absent in old-style headers).
+fn name_field(bytes: Option<&[u8]>) -> String {
+    bytes.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
 }
 
 fn skip_padding(r: &mut impl Read, size: u64) -> io::Result<()> {

@@ -13,6 +13,7 @@
 //! - [`remote`]: fetching the verified index and the `.deb`s through [`fetch`].
 //! - [`deb`]: reading a `.deb`, streaming its data entries (for layer writers).
 //! - [`unpack`](mod@unpack): writing packages into a root directory safely.
+//! - [`owners`]: the owner and mode dpkg would give each path, recorded beside the tree.
 //! - [`configure`](mod@configure): what maintainer scripts would do, declaratively.
 //!
 //! ```no_run
@@ -36,6 +37,7 @@ pub mod deb;
 pub mod deb822;
 mod error;
 pub mod index;
+pub mod owners;
 pub mod relation;
 pub mod release;
 pub mod remote;
@@ -48,9 +50,10 @@ pub use configure::{configure, Generated, InstalledPackage};
 pub use deb::{DataEntry, Deb, EntryKind};
 pub use error::{Error, Unsatisfiable};
 pub use index::{Index, MultiArch, Package, PackageId, Priority, RelationField};
+pub use owners::{Owners, Stat};
 pub use relation::{ArchQualifier, Dependency, Op, Relation};
 pub use remote::{fetch_debs, fetch_index, fetch_index_with, fetch_release};
 pub use resolve::{resolve, resolve_explained, set_relations, LockedDeb, ResolveOptions, SetRelations, Why};
 pub use source::DebSource;
-pub use unpack::{merged_usr_links, merged_usr_path, unpack, wants_merged_usr};
+pub use unpack::{merged_usr_links, merged_usr_path, unpack, wants_merged_usr, Unpacked};
 pub use version::{compare_versions, Version};

@@ -2,11 +2,18 @@
 //! (symlinks in parent directories are followed as if the root were `/`), nothing is ever
 //! written through a symlink, and an existing directory symlink is kept when a package
 //! ships a directory there (as dpkg does on a merged-/usr system).
+//!
+//! Owners and modes go where dpkg puts them, and into an [`Owners`] record beside the tree
+//! (which is what layers are built from, see [`crate::owners`]): a file, link or new
+//! directory gets its entry's mode and owner; a directory that already exists keeps the
+//! ones it has (dpkg leaves an existing directory alone), unless configuration sets them
+//! (a postinst's `chown`, a statoverride). On disk owners are only set when the process may
+//! (as root).
 
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
@@ -14,6 +21,7 @@ use md5::{Digest, Md5};
 use crate::configure::{configure, Generated, InstalledPackage};
 use crate::deb::{ControlFiles, DataEntry, Deb, EntryKind};
 use crate::error::io_error;
+use crate::owners::{Owners, Stat};
 use crate::resolve::LockedDeb;
 use crate::Error;
 
@@ -53,25 +61,39 @@ pub fn wants_merged_usr(names: &[&str]) -> bool {
     names.iter().any(|n| *n == "usr-is-merged" || *n == "usrmerge")
 }
 
+/// A root once unpacked and configured.
+#[derive(Debug, Clone)]
+pub struct Unpacked {
+    /// Every package, sorted by name.
+    pub packages: Vec<InstalledPackage>,
+    /// The owner and mode dpkg would give every path of the root (whatever the tree on disk
+    /// has: an unprivileged unpack cannot `chown`).
+    pub owners: Owners,
+}
+
 /// Unpacks the packages into `root` (created if needed) and does what their maintainer
 /// scripts would do that an image needs (see [`crate::configure`]): afterwards `dpkg -l`
 /// and `apt` in the root see every package as installed. `base-files` goes first, the
-/// rest in the order given.
-pub fn unpack(debs: &[(LockedDeb, PathBuf)], root: &Path) -> Result<Vec<InstalledPackage>, Error> {
+/// rest in the order given. Owners come from the packages' user and group names, resolved
+/// through the root's own `/etc/passwd` and `/etc/group` once configuration wrote them (see
+/// [`crate::owners`]).
+pub fn unpack(debs: &[(LockedDeb, PathBuf)], root: &Path) -> Result<Unpacked, Error> {
     fs_err::create_dir_all(root).map_err(io_error("create", root))?;
     let root = std::path::absolute(root).map_err(io_error("resolve", root))?;
-    let writer = RootWriter::new(&root);
+    let mut writer = RootWriter::new(&root);
     let names: Vec<&str> = debs.iter().map(|(d, _)| d.name.as_str()).collect();
     let native = debs.iter().map(|(d, _)| d.arch.as_str()).find(|a| *a != "all").unwrap_or("all").to_string();
     if wants_merged_usr(&names) {
-        fs_err::create_dir_all(root.join("usr")).map_err(io_error("create", root.join("usr")))?;
         for dir in merged_usr_dirs(&native) {
-            let link = root.join(dir);
-            if std::fs::symlink_metadata(&link).is_err() {
-                fs_err::create_dir_all(root.join("usr").join(dir))
-                    .map_err(io_error("create", root.join("usr").join(dir)))?;
-                std::os::unix::fs::symlink(format!("usr/{dir}"), &link)
-                    .map_err(io_error("create the symlink", &link))?;
+            if std::fs::symlink_metadata(root.join(dir)).is_err() {
+                let usr_dir = format!("usr/{dir}");
+                writer.write_generated(&Generated::Dir {
+                    path: usr_dir.clone(),
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                })?;
+                writer.write_generated(&Generated::Symlink { path: dir.to_string(), target: usr_dir })?;
             }
         }
     }
@@ -81,7 +103,7 @@ pub fn unpack(debs: &[(LockedDeb, PathBuf)], root: &Path) -> Result<Vec<Installe
     for (locked, path) in order {
         let deb = Deb::new(path, &locked.name);
         let mut control = deb.read_control()?;
-        let (files, conffile_md5) = unpack_data(&deb, &locked.name, &mut control, &writer)?;
+        let (files, conffile_md5) = unpack_data(&deb, &locked.name, &mut control, &mut writer)?;
         installed.push(InstalledPackage { locked: locked.clone(), control, files, conffile_md5 });
     }
     installed.sort_by(|a, b| a.locked.name.cmp(&b.locked.name));
@@ -89,7 +111,8 @@ pub fn unpack(debs: &[(LockedDeb, PathBuf)], root: &Path) -> Result<Vec<Installe
     for g in &generated {
         writer.write_generated(g)?;
     }
-    Ok(installed)
+    writer.resolve_names()?;
+    Ok(Unpacked { packages: installed, owners: writer.into_owners() })
 }
 
 /// Writes one package's data; returns its paths (for `info/<pkg>.list`) and the md5 of
@@ -99,7 +122,7 @@ fn unpack_data(
     deb: &Deb,
     package: &str,
     control: &mut ControlFiles,
-    writer: &RootWriter,
+    writer: &mut RootWriter,
 ) -> Result<(Vec<String>, BTreeMap<String, String>), Error> {
     let conffiles = control.conffiles();
     let make_md5sums = control.get("md5sums").is_none();
@@ -130,16 +153,86 @@ fn unpack_data(
     Ok((files, md5s))
 }
 
-/// Writes entries under a root directory.
+/// Writes entries under a root directory, recording the owner and mode of each.
 #[derive(Debug, Clone)]
 pub struct RootWriter {
     root: PathBuf,
+    owners: Owners,
+}
+
+/// Who writes an entry: a package (an existing directory is left alone, names are kept for
+/// [`RootWriter::resolve_names`]) or configuration (it sets what it says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    Package,
+    Configuration,
 }
 
 impl RootWriter {
     /// A writer for `root` (which must exist; make it absolute first).
     pub fn new(root: &Path) -> RootWriter {
-        RootWriter { root: root.to_path_buf() }
+        RootWriter { root: root.to_path_buf(), owners: Owners::default() }
+    }
+
+    /// The record, once everything is written (and [`RootWriter::resolve_names`] ran).
+    pub fn into_owners(self) -> Owners {
+        self.owners
+    }
+
+    /// Resolves the packages' user and group names through the root's `etc/passwd` and
+    /// `etc/group` (absent: the header ids stand), and puts the owners that changed on
+    /// disk where the process may.
+    pub fn resolve_names(&mut self) -> Result<(), Error> {
+        let read = |rel: &str| -> Result<String, Error> {
+            let path = self.resolve(rel, true)?;
+            match std::fs::read(&path) {
+                Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+                Err(e) => Err(io_error("read", &path)(e)),
+            }
+        };
+        let (passwd, group) = (read("etc/passwd")?, read("etc/group")?);
+        for (path, stat) in self.owners.resolve_names(&passwd, &group) {
+            change_owner(&path, stat.uid, stat.gid)?;
+            if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                // A chown clears setuid and setgid bits: put the mode back.
+                set_mode(&path, stat.mode)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records `dest` as just written with `stat`.
+    fn record(&mut self, dest: &Path, entry: &DataEntry, stat: Stat, by: Writer) -> Result<(), Error> {
+        let meta = std::fs::symlink_metadata(dest).map_err(io_error("read", dest))?;
+        match by {
+            Writer::Package => {
+                self.owners.record_entry(&meta, dest.to_path_buf(), stat, &entry.user, &entry.group)
+            }
+            Writer::Configuration => self.owners.record(&meta, dest.to_path_buf(), stat),
+        }
+        Ok(())
+    }
+
+    /// Creates the missing directories down to `dir` (inside the root), 0755 and root's,
+    /// as recorded directories.
+    fn create_dirs(&mut self, dir: &Path) -> Result<(), Error> {
+        let mut missing = Vec::new();
+        let mut at = dir;
+        while std::fs::symlink_metadata(at).is_err() && at != self.root {
+            missing.push(at.to_path_buf());
+            match at.parent() {
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+        for dir in missing.into_iter().rev() {
+            fs_err::create_dir(&dir).map_err(io_error("create", &dir))?;
+            set_mode(&dir, 0o755)?;
+            let meta = std::fs::symlink_metadata(&dir).map_err(io_error("read", &dir))?;
+            self.owners.record(&meta, dir, Stat { uid: 0, gid: 0, mode: 0o755 });
+        }
+        Ok(())
     }
 
     /// Resolves `rel` inside the root: symlinks are followed (the last component only when
@@ -191,7 +284,7 @@ impl RootWriter {
     }
 
     /// The resolved parent directory of `path` (created if missing) and the final name.
-    fn place(&self, path: &str) -> Result<(PathBuf, String), Error> {
+    fn place(&mut self, path: &str) -> Result<(PathBuf, String), Error> {
         let (parent, name) = match path.rsplit_once('/') {
             Some((p, n)) => (p, n),
             None => ("", path),
@@ -206,18 +299,30 @@ impl RootWriter {
                     source: std::io::Error::other("not a directory"),
                 })
             }
-            Err(_) => fs_err::create_dir_all(&dir).map_err(io_error("create", &dir))?,
+            Err(_) => self.create_dirs(&dir)?,
         }
         Ok((dir, name.to_string()))
     }
 
-    /// Writes one data entry; returns the md5 of its content when asked (for conffiles).
+    /// Writes one data entry of `package`; returns the md5 of its content when asked (for
+    /// conffiles).
     pub fn write_entry(
-        &self,
+        &mut self,
         package: &str,
         entry: &DataEntry,
         content: &mut dyn Read,
         want_md5: bool,
+    ) -> Result<Option<String>, Error> {
+        self.write(package, entry, content, want_md5, Writer::Package)
+    }
+
+    fn write(
+        &mut self,
+        package: &str,
+        entry: &DataEntry,
+        content: &mut dyn Read,
+        want_md5: bool,
+        by: Writer,
     ) -> Result<Option<String>, Error> {
         if entry.path.is_empty() {
             return Ok(None);
@@ -225,28 +330,37 @@ impl RootWriter {
         let (dir, name) = self.place(&entry.path)?;
         let dest = dir.join(&name);
         let existing = std::fs::symlink_metadata(&dest).ok();
+        let stat = Stat { uid: entry.uid, gid: entry.gid, mode: entry.mode & 0o7777 };
         match &entry.kind {
             EntryKind::Directory => {
+                let was_dir = existing.as_ref().is_some_and(|m| m.is_dir());
                 match existing {
+                    // dpkg leaves an existing directory as it is; configuration sets it.
+                    Some(m) if m.is_dir() && by == Writer::Package => return Ok(None),
                     Some(m) if m.is_dir() => {}
                     Some(m) if m.file_type().is_symlink() => {
                         // Keep a directory symlink (merged /usr); anything else is replaced.
                         let target = self.resolve(&entry.path, true)?;
                         if !target.is_dir() {
-                            remove(&dest)?;
+                            self.remove(&dest, &m)?;
                             fs_err::create_dir(&dest).map_err(io_error("create", &dest))?;
                         } else {
                             return Ok(None);
                         }
                     }
-                    Some(_) => {
-                        remove(&dest)?;
+                    Some(m) => {
+                        self.remove(&dest, &m)?;
                         fs_err::create_dir(&dest).map_err(io_error("create", &dest))?;
                     }
                     None => fs_err::create_dir(&dest).map_err(io_error("create", &dest))?,
                 }
-                set_owner(&dest, entry.uid, entry.gid)?;
+                if was_dir {
+                    change_owner(&dest, entry.uid, entry.gid)?;
+                } else {
+                    set_owner(&dest, entry.uid, entry.gid)?;
+                }
                 set_mode(&dest, entry.mode)?;
+                self.record(&dest, entry, stat, by)?;
                 Ok(None)
             }
             EntryKind::File => {
@@ -276,14 +390,14 @@ impl RootWriter {
                 drop(file);
                 set_owner(&dest, entry.uid, entry.gid)?;
                 set_mode(&dest, entry.mode)?;
+                self.record(&dest, entry, stat, by)?;
                 Ok(hasher.map(|h| hex::encode(h.finalize())))
             }
             EntryKind::Symlink(target) => {
                 self.clear_for_file(package, entry, &dest, existing)?;
                 std::os::unix::fs::symlink(target, &dest).map_err(io_error("create the symlink", &dest))?;
-                if entry.uid != 0 || entry.gid != 0 {
-                    let _ = std::os::unix::fs::lchown(&dest, Some(entry.uid as u32), Some(entry.gid as u32));
-                }
+                set_owner(&dest, entry.uid, entry.gid)?;
+                self.record(&dest, entry, Stat { mode: 0o777, ..stat }, by)?;
                 Ok(None)
             }
             EntryKind::HardLink(target) => {
@@ -297,6 +411,10 @@ impl RootWriter {
                 }
                 self.clear_for_file(package, entry, &dest, existing)?;
                 fs_err::hard_link(&source, &dest).map_err(io_error("hard-link", &dest))?;
+                // dpkg sets the link entry's owner and mode on the inode both names share.
+                set_owner(&dest, entry.uid, entry.gid)?;
+                set_mode(&dest, entry.mode)?;
+                self.record(&dest, entry, stat, by)?;
                 Ok(None)
             }
             EntryKind::Special => {
@@ -309,7 +427,7 @@ impl RootWriter {
     /// Removes whatever non-directory is at `dest`, so a new file is never written through
     /// an old symlink. A directory there is an error (dpkg refuses that too).
     fn clear_for_file(
-        &self,
+        &mut self,
         package: &str,
         entry: &DataEntry,
         dest: &Path,
@@ -320,6 +438,7 @@ impl RootWriter {
             Some(m) if m.is_dir() => {
                 // An empty directory may become a file or link (dpkg allows replacing it).
                 if std::fs::remove_dir(dest).is_ok() {
+                    self.owners.forget(&m);
                     return Ok(());
                 }
                 Err(Error::UnsafePath {
@@ -328,12 +447,21 @@ impl RootWriter {
                     reason: "a non-empty directory is already there",
                 })
             }
-            Some(_) => remove(dest),
+            Some(m) => self.remove(dest, &m),
         }
     }
 
+    /// Removes the non-directory `path` (whose metadata is `meta`), and its record when
+    /// this was its last name.
+    fn remove(&mut self, path: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
+        fs_err::remove_file(path).map_err(io_error("remove", path))?;
+        self.owners.forget(meta);
+        Ok(())
+    }
+
     /// Writes a file, link, directory or ownership change made by [`crate::configure`].
-    pub fn write_generated(&self, g: &Generated) -> Result<(), Error> {
+    pub fn write_generated(&mut self, g: &Generated) -> Result<(), Error> {
+        const BY: Writer = Writer::Configuration;
         match g {
             Generated::File { path, mode, uid, gid, content } => {
                 let entry = DataEntry {
@@ -342,10 +470,12 @@ impl RootWriter {
                     mode: *mode,
                     uid: *uid,
                     gid: *gid,
+                    user: String::new(),
+                    group: String::new(),
                     size: content.len() as u64,
                     mtime: 0,
                 };
-                self.write_entry("(configuration)", &entry, &mut content.as_slice(), false)?;
+                self.write("(configuration)", &entry, &mut content.as_slice(), false, BY)?;
             }
             Generated::Symlink { path, target } => {
                 let entry = DataEntry {
@@ -354,10 +484,12 @@ impl RootWriter {
                     mode: 0o777,
                     uid: 0,
                     gid: 0,
+                    user: String::new(),
+                    group: String::new(),
                     size: 0,
                     mtime: 0,
                 };
-                self.write_entry("(configuration)", &entry, &mut std::io::empty(), false)?;
+                self.write("(configuration)", &entry, &mut std::io::empty(), false, BY)?;
             }
             Generated::Dir { path, mode, uid, gid } => {
                 let entry = DataEntry {
@@ -366,18 +498,24 @@ impl RootWriter {
                     mode: *mode,
                     uid: *uid,
                     gid: *gid,
+                    user: String::new(),
+                    group: String::new(),
                     size: 0,
                     mtime: 0,
                 };
-                self.write_entry("(configuration)", &entry, &mut std::io::empty(), false)?;
+                self.write("(configuration)", &entry, &mut std::io::empty(), false, BY)?;
             }
             Generated::Owner { path, uid, gid, mode } => {
                 let dest = self.resolve(path, false)?;
-                if std::fs::symlink_metadata(&dest).is_ok() {
-                    set_owner(&dest, *uid, *gid)?;
-                    if let Some(mode) = mode {
-                        set_mode(&dest, *mode)?;
+                if let Ok(meta) = std::fs::symlink_metadata(&dest) {
+                    change_owner(&dest, *uid, *gid)?;
+                    if !meta.file_type().is_symlink() {
+                        // A chown clears setuid and setgid bits: the old mode stays unless
+                        // a new one is given.
+                        let recorded = self.owners.get(&meta).map(|s| s.mode);
+                        set_mode(&dest, mode.or(recorded).unwrap_or(meta.mode() & 0o7777))?;
                     }
+                    self.owners.set_owner(&meta, dest, *uid, *gid, *mode);
                 }
             }
         }
@@ -385,21 +523,25 @@ impl RootWriter {
     }
 }
 
-fn remove(path: &Path) -> Result<(), Error> {
-    fs_err::remove_file(path).map_err(io_error("remove", path))
-}
-
 fn set_mode(path: &Path, mode: u32) -> Result<(), Error> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(io_error("set the mode of", path))
 }
 
-/// Sets the owner where we may (as root); an unprivileged unpack keeps the caller as owner.
+/// Sets the owner of a path just created (by this process: 0:0 needs nothing when it is
+/// root, and cannot be done when it is not).
 fn set_owner(path: &Path, uid: u64, gid: u64) -> Result<(), Error> {
     if uid == 0 && gid == 0 {
         return Ok(());
     }
-    match std::os::unix::fs::lchown(path, Some(uid as u32), Some(gid as u32)) {
+    change_owner(path, uid, gid)
+}
+
+/// Sets the owner where we may (as root); an unprivileged unpack keeps the caller as owner
+/// (the [`Owners`] record has the right one either way). Ids beyond 32 bits are left alone.
+fn change_owner(path: &Path, uid: u64, gid: u64) -> Result<(), Error> {
+    let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else { return Ok(()) };
+    match std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
         Err(e) => Err(io_error("change the owner of", path)(e)),
@@ -445,13 +587,15 @@ mod tests {
         let victim = outside.path().join("victim");
         std::fs::write(&victim, "keep").unwrap();
         std::os::unix::fs::symlink(&victim, root.join("etc/conf")).unwrap();
-        let w = RootWriter::new(root);
+        let mut w = RootWriter::new(root);
         let entry = DataEntry {
             path: "etc/conf".into(),
             kind: EntryKind::File,
             mode: 0o644,
             uid: 0,
             gid: 0,
+            user: String::new(),
+            group: String::new(),
             size: 3,
             mtime: 0,
         };

@@ -282,7 +282,7 @@ async fn unpacks_and_configures(
     let debs = fetch_and_pair(client, cache, source, &set).await;
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
-    debian::unpack(&debs, r).unwrap();
+    let unpacked = debian::unpack(&debs, r).unwrap();
 
     let link = |p: &str| std::fs::read_link(r.join(p)).map(|t| t.display().to_string()).unwrap_or_default();
     assert_eq!(link("bin/sh"), "dash");
@@ -309,6 +309,16 @@ async fn unpacks_and_configures(
         assert_eq!((conf.uid(), conf.gid()), (100, 101));
         assert_eq!(std::fs::metadata(r.join("var/log/redis")).unwrap().gid(), 4);
     }
+    // The record has them whoever unpacks (an unprivileged unpack cannot chown).
+    let stat = |p: &str| unpacked.owners.get(&std::fs::symlink_metadata(r.join(p)).unwrap());
+    let want = |uid, gid, mode| Some(debian::Stat { uid, gid, mode });
+    assert_eq!(stat("etc/redis/redis.conf"), want(100, 101, 0o640));
+    assert_eq!(stat("etc/redis"), want(100, 101, 0o2770));
+    assert_eq!(stat("var/log/redis"), want(100, 4, 0o2750));
+    assert_eq!(stat("var/lib/redis"), want(100, 101, 0o750));
+    assert_eq!(stat("usr/bin/hello"), want(0, 0, 0o755));
+    assert_eq!(stat("usr/bin/hi"), want(0, 0, 0o777));
+    assert_eq!(stat("etc/shadow"), want(0, 42, 0o640));
     assert_eq!(
         std::fs::read_to_string(r.join("var/lib/dpkg/statoverride")).unwrap(),
         "redis redis 640 /etc/redis/redis.conf\n"

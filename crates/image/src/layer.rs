@@ -70,6 +70,13 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
+    /// An owner was set on a path that is not a directory, file or symlink of the layer
+    /// (a hard link has the owner of the file it links to).
+    #[error("cannot set the owner of `{path}`: no directory, file or symlink of the layer has that path")]
+    NoOwnerEntry {
+        /// The normalised path.
+        path: String,
+    },
     /// Writing the compressed layer failed.
     #[error("failed to write layer {}", path.display())]
     Write {
@@ -119,9 +126,19 @@ impl LayerInfo {
 /// The layer is gzip-compressed unless [`LayerWriter::with_compression`] says otherwise, on
 /// as many threads as [`LayerWriter::with_threads`] allows; the bytes do not depend on it.
 ///
-/// Parents are created implicitly with mode 0755. Every entry is owned by 0:0 with empty
-/// owner names and has the same mtime; files are 0755 when any execute bit is set, else
-/// 0644 (unless [`LayerOptions::keep_special_bits`] keeps modes). On an error the writer may hold part of an entry: drop it.
+/// Parents are created implicitly with mode 0755. Every entry is owned by 0:0 unless
+/// [`LayerWriter::set_owner`] says otherwise, and has the same mtime; files are 0755 when any
+/// execute bit is set, else 0644 (unless [`LayerOptions::keep_special_bits`] keeps modes). On
+/// an error the writer may hold part of an entry: drop it.
+///
+/// Owners are numeric only: the headers' user and group names are empty. Container
+/// runtimes (containerd, Docker, podman's containers/storage, umoci) extract layers by the
+/// numeric ids and ignore the names, but GNU tar, run as root without `--numeric-owner`,
+/// prefers a name and maps it through the *host's* `/etc/passwd`: a layer with `redis` in
+/// its headers would come out owned by whatever uid the host gives `redis`. With empty names
+/// every tool reads the ids the image's own account files define, and the bytes of a layer
+/// do not depend on any name table (layers without owners are the same bytes as before
+/// owners existed).
 pub struct LayerWriter {
     options: LayerOptions,
     compression: Compression,
@@ -134,10 +151,17 @@ pub struct LayerWriter {
 
 /// An entry of the layer, keyed by its path components (so a directory's children follow it).
 enum Node {
-    Dir { mode: u32 },
-    File { mode: u32, offset: u64, len: u64 },
-    Symlink { target: String },
+    Dir { mode: u32, owner: Owner },
+    File { mode: u32, owner: Owner, offset: u64, len: u64 },
+    Symlink { target: String, owner: Owner },
     Hardlink { target: Vec<String> },
+}
+
+/// Numeric owner and group of an entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Owner {
+    uid: u64,
+    gid: u64,
 }
 
 impl LayerWriter {
@@ -192,10 +216,10 @@ impl LayerWriter {
         self.add_parents(&key)?;
         let mode = self.dir_mode(mode);
         match self.entries.get_mut(&key) {
-            Some(Node::Dir { mode: existing }) => *existing = mode,
+            Some(Node::Dir { mode: existing, .. }) => *existing = mode,
             Some(_) => return Err(LayerError::Duplicate { path: key.join("/") }),
             None => {
-                self.entries.insert(key, Node::Dir { mode });
+                self.entries.insert(key, Node::Dir { mode, owner: Owner::default() });
             }
         }
         Ok(())
@@ -221,7 +245,7 @@ impl LayerWriter {
             len += read as u64;
         }
         let mode = self.file_mode(mode);
-        self.entries.insert(key, Node::File { mode, offset: self.spool_len, len });
+        self.entries.insert(key, Node::File { mode, owner: Owner::default(), offset: self.spool_len, len });
         self.spool_len += len;
         Ok(len)
     }
@@ -232,8 +256,22 @@ impl LayerWriter {
             return Err(LayerError::InvalidPath { path: target.to_string(), reason: "bad symlink target" });
         }
         let key = self.new_leaf(path)?;
-        self.entries.insert(key, Node::Symlink { target: target.to_string() });
+        self.entries.insert(key, Node::Symlink { target: target.to_string(), owner: Owner::default() });
         Ok(())
+    }
+
+    /// Sets the numeric owner and group of the directory, file or symlink at `path`, added
+    /// before (0:0 until then). Hard links have the owner of the file they link to, as they
+    /// share its inode: setting one is an error.
+    pub fn set_owner(&mut self, path: &str, uid: u64, gid: u64) -> Result<(), LayerError> {
+        let key = normalize(path)?;
+        match self.entries.get_mut(&key) {
+            Some(Node::Dir { owner, .. } | Node::File { owner, .. } | Node::Symlink { owner, .. }) => {
+                *owner = Owner { uid, gid };
+                Ok(())
+            }
+            Some(Node::Hardlink { .. }) | None => Err(LayerError::NoOwnerEntry { path: key.join("/") }),
+        }
     }
 
     /// Adds a hard link to `target`, a regular file (or hard link to one) of this layer that
@@ -295,7 +333,7 @@ impl LayerWriter {
                     return Err(LayerError::ParentNotDir { path: key.join("/"), parent: parent.join("/") })
                 }
                 None => {
-                    self.entries.insert(parent.to_vec(), Node::Dir { mode: 0o755 });
+                    self.entries.insert(parent.to_vec(), Node::Dir { mode: 0o755, owner: Owner::default() });
                 }
             }
         }
@@ -337,22 +375,22 @@ fn write_tar(
     for (key, node) in entries {
         let path = key.join("/");
         match node {
-            Node::Dir { mode } => {
-                let header = header(tar::EntryType::Directory, *mode, 0, mtime);
+            Node::Dir { mode, owner } => {
+                let header = header(tar::EntryType::Directory, *mode, *owner, 0, mtime);
                 append(&mut tar, header, &format!("{path}/"), None, 0, &mut io::empty())?;
             }
-            Node::Symlink { target } => {
-                let header = header(tar::EntryType::Symlink, 0o777, 0, mtime);
+            Node::Symlink { target, owner } => {
+                let header = header(tar::EntryType::Symlink, 0o777, *owner, 0, mtime);
                 append(&mut tar, header, &path, Some(target), 0, &mut io::empty())?;
             }
             Node::File { .. } | Node::Hardlink { .. } => {
-                let Origin { key: origin, mode, offset, len } = origins[key.as_slice()];
+                let Origin { key: origin, mode, owner, offset, len } = origins[key.as_slice()];
                 if let Some(first) = written.get(origin) {
-                    let header = header(tar::EntryType::Link, mode, 0, mtime);
+                    let header = header(tar::EntryType::Link, mode, owner, 0, mtime);
                     append(&mut tar, header, &path, Some(first), 0, &mut io::empty())?;
                 } else {
                     spool.seek(SeekFrom::Start(offset))?;
-                    let header = header(tar::EntryType::Regular, mode, len, mtime);
+                    let header = header(tar::EntryType::Regular, mode, owner, len, mtime);
                     let mut content = io::BufReader::with_capacity(1 << 16, (&mut *spool).take(len));
                     append(&mut tar, header, &path, None, len, &mut content)?;
                     written.insert(origin, path);
@@ -369,6 +407,7 @@ fn write_tar(
 struct Origin<'a> {
     key: &'a [String],
     mode: u32,
+    owner: Owner,
     offset: u64,
     len: u64,
 }
@@ -386,8 +425,8 @@ fn hardlink_origins(
         let mut hops = 0;
         let origin = loop {
             match entries.get(current) {
-                Some(Node::File { mode, offset, len }) => {
-                    break Origin { key: current, mode: *mode, offset: *offset, len: *len }
+                Some(Node::File { mode, owner, offset, len }) => {
+                    break Origin { key: current, mode: *mode, owner: *owner, offset: *offset, len: *len }
                 }
                 // More hops than entries means a cycle.
                 Some(Node::Hardlink { target }) if hops <= entries.len() => {
@@ -426,13 +465,14 @@ pub(crate) fn normalize(path: &str) -> Result<Vec<String>, LayerError> {
     Ok(key.into_iter().map(str::to_string).collect())
 }
 
-/// A ustar header with everything but the name fixed: owners 0:0, no owner names.
-fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
+/// A ustar header with everything but the name fixed: numeric owners, no owner names (see
+/// [`LayerWriter`] for why).
+fn header(kind: tar::EntryType, mode: u32, owner: Owner, size: u64, mtime: u64) -> tar::Header {
     let mut header = tar::Header::new_ustar();
     header.set_entry_type(kind);
     header.set_mode(mode);
-    header.set_uid(0);
-    header.set_gid(0);
+    header.set_uid(owner.uid);
+    header.set_gid(owner.gid);
     header.set_mtime(mtime);
     header.set_size(if size > USTAR_MAX_SIZE { 0 } else { size });
     header

@@ -176,6 +176,55 @@ fn mtime_and_special_bits_are_options() {
 }
 
 #[test]
+fn owners_are_numeric_and_hard_links_share_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = LayerOptions { mtime: 0, keep_special_bits: true };
+    let mut layer = LayerWriter::new(dir.path(), options).unwrap();
+    layer.add_dir("var/lib/redis", 0o750).unwrap();
+    layer.set_owner("/var/lib/redis", 100, 101).unwrap();
+    layer.add_file("usr/bin/chage", 0o2755, &mut &b"x"[..]).unwrap();
+    layer.set_owner("usr/bin/chage", 0, 42).unwrap();
+    layer.add_hardlink("usr/bin/a-chage", "usr/bin/chage").unwrap();
+    layer.add_symlink("usr/bin/expiry", "chage").unwrap();
+    layer.set_owner("usr/bin/expiry", 0, 42).unwrap();
+    layer.add_file("big-ids", 0o644, &mut &b""[..]).unwrap();
+    layer.set_owner("big-ids", 4_000_000_000, 65534).unwrap();
+    assert!(matches!(layer.set_owner("usr/bin/a-chage", 1, 1), Err(LayerError::NoOwnerEntry { .. })));
+    assert!(matches!(layer.set_owner("nowhere", 1, 1), Err(LayerError::NoOwnerEntry { .. })));
+    let path = dir.path().join("layer.tar.gz");
+    layer.finish_to_file(&path).unwrap();
+
+    let numeric = run(Command::new("tar").args(["--numeric-owner", "-tvzf"]).arg(&path));
+    let fields = |listing: &str| -> Vec<(String, String, String)> {
+        listing
+            .lines()
+            .map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                (f[0].to_string(), f[1].to_string(), f[5].to_string())
+            })
+            .collect()
+    };
+    let want = [
+        ("-rw-r--r--", "4000000000/65534", "big-ids"),
+        ("drwxr-xr-x", "0/0", "usr/"),
+        ("drwxr-xr-x", "0/0", "usr/bin/"),
+        // The first path of the hard-linked pair carries the content and the file's owner.
+        ("-rwxr-sr-x", "0/42", "usr/bin/a-chage"),
+        ("hrwxr-sr-x", "0/42", "usr/bin/chage"),
+        ("lrwxrwxrwx", "0/42", "usr/bin/expiry"),
+        ("drwxr-xr-x", "0/0", "var/"),
+        ("drwxr-xr-x", "0/0", "var/lib/"),
+        ("drwxr-x---", "100/101", "var/lib/redis/"),
+    ];
+    let want: Vec<(String, String, String)> =
+        want.iter().map(|(m, o, p)| (m.to_string(), o.to_string(), p.to_string())).collect();
+    assert_eq!(fields(&numeric), want, "{numeric}");
+    // No names in the headers: GNU tar, which prefers names, shows the same ids.
+    let named = run(Command::new("tar").arg("-tvzf").arg(&path));
+    assert_eq!(fields(&named), want, "{named}");
+}
+
+#[test]
 fn bad_entries_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut layer = LayerWriter::new(dir.path(), LayerOptions::default()).unwrap();

@@ -16,9 +16,9 @@ use common::TestContext;
 use test_support::{Index, Sdist, Wheel};
 
 struct World {
-    _index: test_support::Server,
+    _index: Option<test_support::Server>,
     _apt: AptServer,
-    _repo: Repo,
+    repo: Repo,
     ctx: TestContext,
 }
 
@@ -69,6 +69,7 @@ fn world_with(sdist: Option<Sdist>) -> World {
             .arch(arch)
             .file(&format!("/usr/lib/libc-test-{arch}.txt"), arch, 0o644)
             .file("/etc/secret", "secret", 0o640)
+            .owned("/etc/secret", "root", 0, "shadow", 42)
             .file("/usr/bin/su-test", "#!/bin/sh\n", 0o4755)
             .build(&work, &pool);
     }
@@ -94,7 +95,7 @@ fn world_with(sdist: Option<Sdist>) -> World {
             repo.keyring.display()
         ),
     );
-    World { _index: index_server, _apt: apt_server, _repo: repo, ctx }
+    World { _index: Some(index_server), _apt: apt_server, repo, ctx }
 }
 
 /// Runs a tool we did not write, in `dir`; panics with its output when it fails.
@@ -193,7 +194,10 @@ fn builds_both_platforms_reproducibly() {
     assert!(script.contains("from fast import main"), "{script}");
     assert!(rootfs.join("var/lib/dpkg/status").is_file());
     let modes = tool(&work, "tar", &["-tvzf", &format!("out/blobs/sha256/{}", debian_layer(&work))]);
-    assert!(modes.lines().any(|l| l.starts_with("-rw-r----- ") && l.ends_with(" etc/secret")), "{modes}");
+    assert!(
+        modes.lines().any(|l| l.starts_with("-rw-r----- 0/42 ") && l.ends_with(" etc/secret")),
+        "{modes}"
+    );
     assert!(
         modes.lines().any(|l| l.starts_with("-rwsr-xr-x ") && l.ends_with(" usr/bin/su-test")),
         "{modes}"
@@ -511,6 +515,12 @@ fn live_quickstart_both_platforms() {
     run(&["build", "--oci", "out"]);
     eprintln!("lock + build took {:.2}s", started.elapsed().as_secs_f64());
     let work = ctx.work();
+    // Every path of every package has the mode and owner dpkg gives it (setgid `shadow`
+    // tools, base-files' `staff` directory, ...).
+    for arch in ["amd64", "arm64"] {
+        let layer = check_debian_layer_owners(&work, "out", arch, &ctx.cache());
+        assert_eq!(layer["usr/bin/chage"], ("-rwxr-sr-x".to_string(), "0/42".to_string()), "{arch}");
+    }
     for arch in ["amd64", "arm64"] {
         let image = format!("oci:{arch}:x");
         tool(&work, "skopeo", &["copy", "--override-arch", arch, "oci:out:latest", &image]);
@@ -847,7 +857,7 @@ fn golden_layer_digests() {
 }
 
 /// The image index of [`golden_layer_digests`]'s portless build.
-const GOLDEN_INDEX: &str = "sha256:1fd510d520dede583e3669b4deb391ecdde75ce1a2178061e7f26cba059fa7b8";
+const GOLDEN_INDEX: &str = "sha256:4a8233b3dc1772c1863a650b9ec77d9b847fce64ca218704d7bfb7dd49a6a4c7";
 
 /// Per platform, in image order: the `.deb`s, then the wheel buckets (the bucket holding
 /// only `six`, the same wheel on both platforms, is the same layer on both).
@@ -855,7 +865,7 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "amd64",
         &[
-            "d3647c68f44f5421b91978c5d981e72cfdbae71a1f84d0878b891524e7101938",
+            "0c7b0f12820fd65e09b9e75bbeb2da16a271e1717445a89efba517da3b643d13",
             "77cac5ffa3503d6e9daeb899fa663b15d2a061bdf7e48f06e4265adfe49f2905",
             "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
         ],
@@ -863,9 +873,308 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "arm64",
         &[
-            "3da517f20313261d9733b747923f1e707f224dba449e2e7845894e77df2c268f",
+            "9d8196250e350a9eba5bb0c4336687e498dfb24887e147918d85e2f0c7a3f239",
             "7645a4487dce907a5f229f9fc0a6816269ce3efb427d1c3e72d81f1dafd024fa",
             "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
         ],
     ),
 ];
+
+/// Packages whose data.tar headers give some paths owners other than root's, as real ones
+/// do: base-passwd's account files (whose ids the image gets), setgid `shadow` tools (one
+/// hard-linked, one symlinked to), a `mail` group that the build machine's tar wrote with
+/// another id than the image's (the name decides, as in dpkg), owners the image does not
+/// know (their ids stand), a directory two packages ship with different modes (the first
+/// one unpacked keeps it, as dpkg leaves an existing directory alone), and redis-tools,
+/// whose postinst gives its directories to the `redis` system user and whose config file
+/// has a statoverride.
+fn owners_world() -> World {
+    apt::require_tools();
+    let repo = Repo::new();
+    let (work, pool) = (repo.dir.path().join("build"), repo.pool());
+    for arch in ["amd64", "arm64"] {
+        Deb::new("base-passwd", "3.5.52")
+            .arch(arch)
+            .file(
+                "/usr/share/base-passwd/passwd.master",
+                "root:x:0:0:root:/root:/bin/bash\nmail:x:8:8:mail:/var/mail:/usr/sbin/nologin\n\
+                 nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                0o644,
+            )
+            .file(
+                "/usr/share/base-passwd/group.master",
+                "root:x:0:\nadm:x:4:\ntty:x:5:\nmail:x:8:\nshadow:x:42:\nstaff:x:50:\nnogroup:x:65534:\n",
+                0o644,
+            )
+            .build(&work, &pool);
+        Deb::new("base-files", "11.1")
+            .arch(arch)
+            .file("/etc/debian_version", "11.1\n", 0o644)
+            .dir("/root", 0o700)
+            .dir("/tmp", 0o1777)
+            .dir("/var/local", 0o2775)
+            .owned("/var/local", "root", 0, "staff", 50)
+            .dir("/var/mail", 0o2775)
+            .owned("/var/mail", "root", 0, "mail", 1234)
+            .build(&work, &pool);
+        Deb::new("shadow-tools", "1")
+            .arch(arch)
+            .file("/usr/bin/chage", &format!("#!/bin/false {arch}\n"), 0o2755)
+            .owned("/usr/bin/chage", "root", 0, "shadow", 42)
+            .hardlink("/usr/bin/chage-again", "/usr/bin/chage")
+            .symlink("/usr/bin/chage-link", "chage")
+            .owned("/usr/bin/chage-link", "root", 0, "shadow", 42)
+            .file("/usr/bin/su-test", "#!/bin/false\n", 0o4755)
+            .file("/usr/lib/unknown-owner", "x\n", 0o640)
+            .owned("/usr/lib/unknown-owner", "nosuchuser", 4321, "nosuchgroup", 4322)
+            .dir("/var/local", 0o755)
+            .build(&work, &pool);
+        Deb::new("redis-tools", "6.0.16-1")
+            .arch(arch)
+            .file("/etc/redis/redis.conf", "bind 127.0.0.1\n", 0o644)
+            .control_file("conffiles", "/etc/redis/redis.conf\n", 0o644)
+            .dir("/var/lib/redis", 0o755)
+            .build(&work, &pool);
+    }
+    repo.publish("stable");
+    let apt_server = AptServer::start(repo.root());
+    let ctx = TestContext::new();
+    ctx.write(
+        "marqo-base.toml",
+        &format!(
+            "[image]\nrepository = \"example/owners\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\n\
+             [debian]\nsuite = \"stable\"\nmirror = \"{}\"\nkeyring = \"{}\"\nessential = false\n\
+             packages = [\"base-passwd\", \"base-files\", \"shadow-tools\", \"redis-tools\"]\n",
+            apt_server.url(),
+            repo.keyring.display()
+        ),
+    );
+    World { _index: None, _apt: apt_server, repo, ctx }
+}
+
+#[test]
+fn debian_layers_have_the_owners_and_modes_dpkg_gives_whoever_builds() {
+    let w = owners_world();
+    let ctx = &w.ctx;
+    let work = ctx.work();
+    ctx.run(&["lock"]).success();
+    ctx.run(&["build", "--oci", "out"]).success();
+    for arch in ["amd64", "arm64"] {
+        let layer = check_debian_layer_owners(&work, "out", arch, &ctx.cache());
+        // What the comparison implies, spelled out for the shapes this world has.
+        let want = [
+            ("usr/bin/chage", "-rwxr-sr-x", "0/42"),
+            ("usr/bin/chage-link", "lrwxrwxrwx", "0/42"),
+            ("usr/bin/su-test", "-rwsr-xr-x", "0/0"),
+            ("usr/lib/unknown-owner", "-rw-r-----", "4321/4322"),
+            ("var/mail", "drwxrwsr-x", "0/8"),
+            ("var/local", "drwxrwsr-x", "0/50"),
+            ("tmp", "drwxrwxrwt", "0/0"),
+            ("root", "drwx------", "0/0"),
+            ("etc/redis", "drwxrws---", "100/100"),
+            ("etc/redis/redis.conf", "-rw-r-----", "100/100"),
+            ("var/lib/redis", "drwxr-x---", "100/100"),
+            ("var/log/redis", "drwxr-s---", "100/4"),
+            ("etc/shadow", "-rw-r-----", "0/42"),
+        ];
+        for (path, mode, owner) in want {
+            let got = layer.get(path).map(|(m, o)| (m.as_str(), o.as_str()));
+            assert_eq!(got, Some((mode, owner)), "{arch}: {path}");
+        }
+        // Both names of the hard-linked file: one carries the content, one links to it.
+        let again = &layer["usr/bin/chage-again"];
+        assert_eq!((&again.0[1..], again.1.as_str()), ("rwxr-sr-x", "0/42"), "{arch}");
+    }
+
+    // The same build by an unprivileged user (which cannot chown, and whose setgid bits the
+    // kernel would drop on files of others' groups): the same layers, byte for byte.
+    if tool(&work, "id", &["-u"]).trim() != "0" {
+        eprintln!("note: not root: skipping the build as an unprivileged user");
+        return;
+    }
+    let nobody = ctx.dir.path().join("nobody");
+    for dir in ["home", "cache", "work"] {
+        std::fs::create_dir_all(nobody.join(dir)).unwrap();
+        std::os::unix::fs::chown(nobody.join(dir), Some(65534), Some(65534)).unwrap();
+    }
+    // Readable by anyone: the manifest, its lock and the repository's keyring.
+    for dir in [ctx.dir.path(), work.as_path(), w.repo.dir.path()] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let template = ctx.command(&[]);
+    let mut build = Command::new("setpriv");
+    build.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_marqo-base")]);
+    for (key, value) in template.get_envs() {
+        match value {
+            Some(value) => build.env(key, value),
+            None => build.env_remove(key),
+        };
+    }
+    build
+        .env("HOME", nobody.join("home"))
+        .env("XDG_CACHE_HOME", nobody.join("home/.cache"))
+        .env("XDG_CONFIG_HOME", nobody.join("home/.config"))
+        .env("MARQO_BASE_CACHE_DIR", nobody.join("cache"))
+        .current_dir(&work)
+        .args(["build", "--oci"])
+        .arg(nobody.join("work/out"));
+    let run = common::Run::from(build.output().unwrap());
+    run.success();
+    for arch in ["amd64", "arm64"] {
+        assert_eq!(
+            layer_digests(&work, "out", arch),
+            layer_digests(&nobody.join("work"), "out", arch),
+            "{arch}: the unprivileged build's layers differ"
+        );
+    }
+}
+
+/// Checks the Debian layer of `arch` in the layout `layout` against the packages it was made
+/// from, as dpkg would install them, with tools we did not write: for every path of every
+/// locked `.deb` (read from `cache`), `dpkg-deb -c` gives the header's owner names and GNU
+/// tar the ids; a name the image's own `/etc/passwd` or `/etc/group` (from the layer) knows
+/// gives its id there, an unknown one leaves the header's id. A later package's file
+/// replaces an earlier one's; a directory keeps what the first package gave it. The
+/// statoverrides the image's dpkg database lists, and the chowns of the postinsts of the
+/// system users' packages, go on top. The layer (GNU tar, `--numeric-owner`) must have
+/// every path with the same mode string and owner. Returns the layer's paths' modes and
+/// owners (`uid/gid`).
+fn check_debian_layer_owners(
+    work: &Path,
+    layout: &str,
+    arch: &str,
+    cache: &Path,
+) -> std::collections::BTreeMap<String, (String, String)> {
+    use std::collections::BTreeMap;
+    let digest = layer_digests(work, layout, arch)[0].trim_start_matches("sha256:").to_string();
+    let blob = work.join(layout).join("blobs/sha256").join(digest);
+    let blob = blob.to_str().unwrap();
+    let mut layer = BTreeMap::new();
+    for line in tool(work, "tar", &["--numeric-owner", "-tvzf", blob]).lines() {
+        let (mode, owner, path) = listing_line(line);
+        layer.insert(path, (mode, owner));
+    }
+    let read = |path: &str| tool(work, "tar", &["-xzOf", blob, path]);
+    let ids = |text: &str| -> BTreeMap<String, String> {
+        text.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                Some((f.first()?.to_string(), f.get(2)?.to_string()))
+            })
+            .rev() // the first line of a name wins
+            .collect()
+    };
+    let (users, groups) = (ids(&read("etc/passwd")), ids(&read("etc/group")));
+
+    let lock = lockfile::Lock::read(&work.join("marqo-base.lock")).unwrap();
+    let platform: lockfile::TargetPlatform = format!("linux/{arch}").parse().unwrap();
+    let mut debs: Vec<&lockfile::LockedDebian> = lock.debian_for(platform).collect();
+    debs.sort_by_key(|d| d.name != "base-files");
+    let mut want: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+    for deb in &debs {
+        let file = cache.join("blobs/sha256").join(deb.file.sha256.hex());
+        let file = file.to_str().unwrap();
+        let named = tool(work, "dpkg-deb", &["-c", file]);
+        let numeric =
+            tool(work, "sh", &["-c", &format!("dpkg-deb --fsys-tarfile {file} | tar -tv --numeric-owner")]);
+        assert_eq!(named.lines().count(), numeric.lines().count(), "{file}");
+        for (by_name, by_id) in named.lines().zip(numeric.lines()) {
+            let (mode, names, path) = listing_line(by_name);
+            let (_, ids_, same) = listing_line(by_id);
+            assert_eq!(path, same, "{file}");
+            if path.is_empty() {
+                continue;
+            }
+            let (user, group) = names.split_once('/').unwrap();
+            let (uid, gid) = ids_.split_once('/').unwrap();
+            let uid = users.get(user).map_or(uid, String::as_str);
+            let gid = groups.get(group).map_or(gid, String::as_str);
+            let entry = (mode.clone(), format!("{uid}/{gid}"), deb.name.clone());
+            if !(mode.starts_with('d') && want.contains_key(&path)) {
+                want.insert(path, entry);
+            }
+        }
+    }
+    let set = |want: &mut BTreeMap<String, (String, String, String)>,
+               path: &str,
+               mode: u32,
+               owner: String,
+               why: &str| {
+        let kind = layer.get(path).map_or('?', |(m, _)| m.chars().next().unwrap());
+        want.insert(path.to_string(), (mode_string(kind, mode), owner, why.to_string()));
+    };
+    for line in read("var/lib/dpkg/statoverride").lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let owner = format!("{}/{}", users[f[0]], groups[f[1]]);
+        set(
+            &mut want,
+            f[3].trim_start_matches('/'),
+            u32::from_str_radix(f[2], 8).unwrap(),
+            owner,
+            "statoverride",
+        );
+    }
+    // What the postinsts of Debian's redis-tools (`adduser --system redis`) chown and chmod.
+    if debs.iter().any(|d| d.name == "redis-tools") {
+        let redis = |group: &str| format!("{}/{}", users["redis"], groups[group]);
+        set(&mut want, "var/log/redis", 0o2750, redis("adm"), "redis-tools postinst");
+        set(&mut want, "var/lib/redis", 0o750, redis("redis"), "redis-tools postinst");
+        set(&mut want, "etc/redis", 0o2770, redis("redis"), "redis-tools postinst");
+    }
+    let mut wrong = Vec::new();
+    for (path, (mode, owner, from)) in &want {
+        // Which name of a hard-linked file carries the content is the archive's choice.
+        let same_kind = |m: &str| m.replacen('h', "-", 1);
+        match layer.get(path) {
+            Some((m, o)) if same_kind(m) == same_kind(mode) && o == owner => {}
+            got => wrong.push(format!("{path}: {from} gives {mode} {owner}, the layer has {got:?}")),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{arch}: {} of {} paths differ:\n{}",
+        wrong.len(),
+        want.len(),
+        wrong.join("\n")
+    );
+    eprintln!("{arch}: {} paths of {} packages have dpkg's modes and owners", want.len(), debs.len());
+    layer
+}
+
+/// Mode string, `uid/gid` (or `user/group`) and path (no `./`, no trailing `/`, no link
+/// target) of a line of `tar -tv` or `dpkg-deb -c`.
+fn listing_line(line: &str) -> (String, String, String) {
+    let fields: Vec<&str> = line.splitn(6, ' ').filter(|f| !f.is_empty()).collect();
+    let mut rest = line;
+    // mode, owner, size, date, time: then the path.
+    for _ in 0..5 {
+        rest = rest.trim_start();
+        rest = &rest[rest.find(' ').unwrap()..];
+    }
+    let mut path = rest.trim_start();
+    for sep in [" -> ", " link to "] {
+        if let Some((p, _)) = path.split_once(sep) {
+            path = p;
+        }
+    }
+    let path = path.trim_start_matches("./").trim_end_matches('/').to_string();
+    (fields[0].to_string(), fields[1].to_string(), path)
+}
+
+/// `ls -l`'s mode string of a `kind` (`d`, `-`, `l`) with permission bits `mode`.
+fn mode_string(kind: char, mode: u32) -> String {
+    let mut s = String::from(kind);
+    for (shift, special, set, unset) in [(6, 0o4000, 's', 'S'), (3, 0o2000, 's', 'S'), (0, 0o1000, 't', 'T')]
+    {
+        let bits = (mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(match (bits & 1 != 0, mode & special != 0) {
+            (true, true) => set,
+            (false, true) => unset,
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}

@@ -852,9 +852,9 @@ impl PlatformBuild<'_> {
         fs_err::create_dir(&root).map_err(|e| Error::from_error("cannot create the Debian root", e))?;
         fs_err::set_permissions(&root, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| Error::from_error("cannot set the mode of the Debian root", e))?;
-        debian::unpack(&debs, &root).map_err(|e| Error::from_error(e.to_string(), e))?;
+        let unpacked = debian::unpack(&debs, &root).map_err(|e| Error::from_error(e.to_string(), e))?;
         let mut layer = self.layer(true)?;
-        files::add_tree(&mut layer, &root, "")?;
+        files::add_tree(&mut layer, &root, "", &unpacked.owners)?;
         let info = self.finish(layer)?;
         fs_err::remove_dir_all(&root).map_err(|e| Error::from_error("cannot remove the Debian root", e))?;
         Ok(info)

@@ -296,7 +296,7 @@ fn unpack_into(out: &Path, debs: &[Fetched], force: bool) -> Result<usize, Error
         // Dropping it removes the replaced tree.
         drop(holder);
     }
-    Ok(installed.iter().map(|p| p.files.len()).sum())
+    Ok(installed.packages.iter().map(|p| p.files.len()).sum())
 }
 
 /// A `debian` error as the CLI reports it: exit 3 when the network failed, else 2 (a bad

@@ -163,11 +163,12 @@ pub fn add_entry(layer: &mut LayerWriter, entry: &FileEntry, path: &Path) -> Res
     Ok(())
 }
 
-/// Whether a tree's modes go into the layer as they are (a Debian root) or normalised (a
+/// Where a tree's modes and owners come from: an unpacked Debian root's record (as dpkg
+/// would set them, whoever unpacked it), or the tree's modes normalised and root's owner (a
 /// `[[file]]` tree or archive, whose modes the manifest did not set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Modes {
-    Keep,
+#[derive(Debug, Clone, Copy)]
+enum Modes<'a> {
+    Recorded(&'a debian::Owners),
     Normalise,
 }
 
@@ -298,12 +299,19 @@ fn inside(to: &str, rel: &str, name: &str) -> Result<Option<String>, Error> {
     Ok(Some(if to.is_empty() { rel } else { format!("{to}/{rel}") }))
 }
 
-/// Adds everything under `root` to `layer` under `prefix`, walking it sorted: directories,
-/// regular files, symlinks (kept as links) and hard links (the second and later paths of a
-/// file become links to the first), with their modes.
-pub fn add_tree(layer: &mut LayerWriter, root: &Path, prefix: &str) -> Result<(), Error> {
+/// Adds everything under the unpacked Debian `root` to `layer` under `prefix`, walking it
+/// sorted: directories, regular files, symlinks (kept as links) and hard links (the second
+/// and later paths of a file become links to the first), each with the mode and owner
+/// `owners` recorded for it while unpacking, not the ones on disk (which are the caller's
+/// when the unpack ran unprivileged). A path the record lacks is an error.
+pub fn add_tree(
+    layer: &mut LayerWriter,
+    root: &Path,
+    prefix: &str,
+    owners: &debian::Owners,
+) -> Result<(), Error> {
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
-    walk(layer, root, prefix, &mut links, Modes::Keep)
+    walk(layer, root, prefix, &mut links, Modes::Recorded(owners))
 }
 
 fn walk(
@@ -311,7 +319,7 @@ fn walk(
     dir: &Path,
     rel: &str,
     links: &mut HashMap<(u64, u64), String>,
-    modes: Modes,
+    modes: Modes<'_>,
 ) -> Result<(), Error> {
     let io = |what: &str, path: &Path| {
         let message = format!("cannot {what} {}", path.display());
@@ -329,12 +337,22 @@ fn walk(
         let child = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
         let meta = fs_err::symlink_metadata(&path).map_err(io("read", &path))?;
         let kind = meta.file_type();
-        let mode = match modes {
-            Modes::Keep => meta.mode() & 0o7777,
-            Modes::Normalise => normal_mode(meta.mode(), kind.is_dir()),
+        let (mode, uid, gid) = match modes {
+            Modes::Recorded(owners) => {
+                let stat = owners.get(&meta).ok_or_else(|| {
+                    Error::internal(format!("{} was not recorded while unpacking", path.display()))
+                })?;
+                (stat.mode, stat.uid, stat.gid)
+            }
+            Modes::Normalise => (normal_mode(meta.mode(), kind.is_dir()), 0, 0),
+        };
+        let set_owner = |layer: &mut LayerWriter| match (uid, gid) {
+            (0, 0) => Ok(()),
+            _ => layer.set_owner(&child, uid, gid).map_err(layer_error(&child)),
         };
         if kind.is_dir() {
             layer.add_dir(&child, mode).map_err(layer_error(&child))?;
+            set_owner(layer)?;
             walk(layer, &path, &child, links, modes)?;
         } else if kind.is_symlink() {
             let target = fs_err::read_link(&path).map_err(io("read the link", &path))?;
@@ -342,10 +360,12 @@ fn walk(
                 .to_str()
                 .ok_or_else(|| Error::user(format!("the target of {} is not UTF-8", path.display())))?;
             layer.add_symlink(&child, target).map_err(layer_error(&child))?;
+            set_owner(layer)?;
         } else if kind.is_file() {
             if meta.nlink() > 1 {
                 let key = (meta.dev(), meta.ino());
                 if let Some(first) = links.get(&key) {
+                    // The link shares its file's inode, owner and mode.
                     layer.add_hardlink(&child, first).map_err(layer_error(&child))?;
                     continue;
                 }
@@ -353,6 +373,7 @@ fn walk(
             }
             let mut file = fs_err::File::open(&path).map_err(io("open", &path))?;
             layer.add_file(&child, mode, &mut file).map_err(layer_error(&child))?;
+            set_owner(layer)?;
         } else {
             return Err(Error::user(format!(
                 "{} is neither a file, a directory nor a symlink; layers cannot hold it yet",

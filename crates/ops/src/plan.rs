@@ -230,6 +230,11 @@ fn layer_header(kind: &str, options: &PlanOptions<'_>, debian: bool) -> String {
     )
 }
 
+/// How a Debian layer's owners are made, in its key: a layer built when every entry was 0:0
+/// is not reused for one whose owners come from the packages (see `debian::owners`).
+const DEBIAN_OWNERS: &str =
+    "owners dpkg: header names through the image's passwd and group, then statoverrides\n";
+
 /// The layers of one platform, bottom first: the Debian packages, then the wheels in the
 /// groups of [`plan_layers`], then the manifest's `[[file]]`s.
 fn plan_platform<'a>(
@@ -243,6 +248,7 @@ fn plan_platform<'a>(
     let debs: Vec<&LockedDebian> = lock.debian_for(platform).collect();
     if !debs.is_empty() {
         let mut inputs = layer_header("debian", options, true);
+        inputs.push_str(DEBIAN_OWNERS);
         for deb in &debs {
             inputs.push_str(&format!(
                 "deb {} {} {} {}\n",

@@ -20,6 +20,10 @@ pub struct Deb {
     fields: Vec<(String, String)>,
     files: Vec<(String, Vec<u8>, u32)>,
     symlinks: Vec<(String, String)>,
+    dirs: Vec<(String, u32)>,
+    hardlinks: Vec<(String, String)>,
+    /// Header owners other than root's: path, user, uid, group, gid.
+    owners: Vec<(String, String, u64, String, u64)>,
     control_files: Vec<(String, String, u32)>,
 }
 
@@ -32,6 +36,9 @@ impl Deb {
             fields: Vec::new(),
             files: Vec::new(),
             symlinks: Vec::new(),
+            dirs: Vec::new(),
+            hardlinks: Vec::new(),
+            owners: Vec::new(),
             control_files: Vec::new(),
         }
     }
@@ -52,6 +59,23 @@ impl Deb {
     }
     pub fn symlink(mut self, path: &str, target: &str) -> Deb {
         self.symlinks.push((path.trim_start_matches('/').into(), target.into()));
+        self
+    }
+    /// A directory with its mode (others get the umask's).
+    pub fn dir(mut self, path: &str, mode: u32) -> Deb {
+        self.dirs.push((path.trim_start_matches('/').into(), mode));
+        self
+    }
+    /// A second name of the file `target` (both relative to the root).
+    pub fn hardlink(mut self, path: &str, target: &str) -> Deb {
+        self.hardlinks.push((path.trim_start_matches('/').into(), target.trim_start_matches('/').into()));
+        self
+    }
+    /// The owner the data.tar header gives `path` (a hard link: its whole group): names
+    /// and ids as a build machine's tar writes them, which need not agree with the image's
+    /// account files. Everything else is `root:0`/`root:0`.
+    pub fn owned(mut self, path: &str, user: &str, uid: u64, group: &str, gid: u64) -> Deb {
+        self.owners.push((path.trim_start_matches('/').into(), user.into(), uid, group.into(), gid));
         self
     }
     pub fn control_file(mut self, name: &str, content: &str, mode: u32) -> Deb {
@@ -92,13 +116,107 @@ impl Deb {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::os::unix::fs::symlink(target, &p).unwrap();
         }
+        for (path, target) in &self.hardlinks {
+            let p = dir.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::hard_link(dir.join(target), &p).unwrap();
+        }
+        for (path, _) in &self.dirs {
+            std::fs::create_dir_all(dir.join(path)).unwrap();
+        }
+        for (path, mode) in &self.dirs {
+            set_mode(&dir.join(path), *mode);
+        }
         let file = format!("{}_{}_{}.deb", self.name, self.version.replace(':', "%3a"), self.arch);
         run(Command::new("dpkg-deb")
             .args(["--root-owner-group", "-Zgzip", "--build"])
             .arg(&dir)
             .arg(pool.join(&file)));
+        if !self.owners.is_empty() {
+            replace_data(&pool.join(&file), &self.data_tar_with_owners(&dir, work));
+        }
         file
     }
+
+    /// The data.tar.gz of the tree at `dir`, written entry by entry by GNU tar with the
+    /// header owner each path asks for (dpkg-deb can only write root's or the files' own).
+    fn data_tar_with_owners(&self, dir: &Path, work: &Path) -> Vec<u8> {
+        let mut paths = vec![String::from(".")];
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(at) = todo.pop() {
+            for entry in std::fs::read_dir(&at).unwrap() {
+                let path = entry.unwrap().path();
+                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                if rel == "DEBIAN" {
+                    continue;
+                }
+                if path.symlink_metadata().unwrap().is_dir() {
+                    todo.push(path.clone());
+                }
+                paths.push(format!("./{rel}"));
+            }
+        }
+        paths.sort();
+        let tar = work.join(format!("{}_{}_{}.data.tar", self.name, self.version, self.arch));
+        let _ = std::fs::remove_file(&tar);
+        let owner = |rel: &str| {
+            let rel = rel.trim_start_matches("./");
+            let found = self.owners.iter().find(|(p, ..)| p == rel);
+            found.map_or(("root:0".to_string(), "root:0".to_string()), |(_, u, uid, g, gid)| {
+                (format!("{u}:{uid}"), format!("{g}:{gid}"))
+            })
+        };
+        for path in &paths {
+            let rel = path.trim_start_matches("./");
+            // A hard link goes in with its file, in one run, so tar stores it as a link.
+            if self.hardlinks.iter().any(|(link, _)| link == rel) {
+                continue;
+            }
+            let mut names = vec![path.clone()];
+            names.extend(self.hardlinks.iter().filter(|(_, t)| t == rel).map(|(l, _)| format!("./{l}")));
+            let (user, group) = owner(path);
+            run(Command::new("tar")
+                .arg(if path == "." { "-cf" } else { "-rf" })
+                .arg(&tar)
+                .args(["--format=gnu", "--no-recursion", "--owner", &user, "--group", &group, "-C"])
+                .arg(dir)
+                .args(&names));
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&std::fs::read(&tar).unwrap()).unwrap();
+        gz.finish().unwrap()
+    }
+}
+
+/// Swaps the data member of the `.deb` at `path` for `data` (a data.tar.gz).
+fn replace_data(path: &Path, data: &[u8]) {
+    let deb = std::fs::read(path).unwrap();
+    assert_eq!(&deb[..8], b"!<arch>\n");
+    let mut members = Vec::new();
+    let mut at = 8;
+    while at + 60 <= deb.len() {
+        let header = &deb[at..at + 60];
+        let name = String::from_utf8_lossy(&header[..16]).trim_end().trim_end_matches('/').to_string();
+        let size: usize = String::from_utf8_lossy(&header[48..58]).trim().parse().unwrap();
+        let body = deb[at + 60..at + 60 + size].to_vec();
+        members.push(if name.starts_with("data.tar") {
+            ("data.tar.gz".to_string(), data.to_vec())
+        } else {
+            (name, body)
+        });
+        at += 60 + size + size % 2;
+    }
+    let mut ar = b"!<arch>\n".to_vec();
+    for (member, bytes) in members {
+        ar.extend(
+            format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", member, 0, 0, 0, 100644, bytes.len()).as_bytes(),
+        );
+        ar.extend(&bytes);
+        if bytes.len() % 2 == 1 {
+            ar.push(b'\n');
+        }
+    }
+    std::fs::write(path, ar).unwrap();
 }
 
 fn set_mode(p: &Path, mode: u32) {
