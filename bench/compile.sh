@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Times `marqo-base compile` against uv and pip-compile on Marqo's requirements, cold and
-# warm cache, in one run; prints wall time, peak memory and the ratios.
+# warm cache, in one run; prints wall time, peak memory and the ratios; then the corpus
+# (bench/corpus.sh: twelve other projects, one line each, the totals) in the same rounds.
 #
 #   bench/compile.sh            # BENCH_DIR=/tmp/x keeps the work dir; SKIP_PIP_COMPILE=1 skips it;
-#                               # ROUNDS=3 interleaved rounds (best of); UV_VERSION, PIP_TOOLS_VERSION pin the peers
+#                               # ROUNDS=3 interleaved rounds (best of); UV_VERSION, PIP_TOOLS_VERSION pin the peers;
+#                               # SKIP_CORPUS=1 leaves the corpus out
 #
 # uv and pip-tools are installed into a throwaway venv (pip-tools under Python 3.9, the
 # target, since pip-compile resolves only for the interpreter that runs it).
@@ -95,3 +97,8 @@ for a in amd64 arm64; do
     echo "$a: $( [ -z "$d" ] && echo same pins || echo "differs:"; )"; [ -z "$d" ] || echo "$d" | head -20
 done
 echo "work dir: $work"
+
+if [ "${SKIP_CORPUS:-0}" != 1 ]; then
+    echo "== the corpus (bench/corpus.sh, same uv, ROUNDS=$ROUNDS)"
+    BENCH_DIR="$work/corpus" ROUNDS="$ROUNDS" UV_VERSION="$UV_VERSION" "$root/bench/corpus.sh"
+fi

@@ -44,16 +44,20 @@ pins() {
         sed -E 's/\[[^]]*\]//; s/ //g' |
         awk -F'==' '{ n = tolower($1); gsub(/[-_.]+/, "-", n); print n "==" $2 }' | sort -u
 }
-# best NAME: the lowest time of NAME-1..NAME-$ROUNDS.
+# best NAME: the lowest time of NAME-1..NAME-$ROUNDS; peak NAME: the highest peak memory (MB)
+# of those rounds.
 best() {
     awk -v n="$1" '$1 ~ "^"n"-[0-9]+$" && $2 + 0 > 0 { if (!b || $2 < b) b = $2 } END { if (b) print b }' "$results"
+}
+peak() {
+    awk -v n="$1" '$1 ~ "^"n"-[0-9]+$" && $4 + 0 > 0 { if ($4 > m) m = $4 } END { if (m) print m }' "$results"
 }
 
 ROUNDS=${ROUNDS:-1}
 TIMEOUT=${TIMEOUT:-600}
 summary="$work/summary.txt"
-printf '%-44s %6s %5s %8s %8s %7s  %-22s %s\n' project python pins ours uv ratio "pins = committed?" "ours vs uv" | tee "$summary"
-tot_ours=0; tot_uv=0; n_same=0; n=0; n_uv=0
+printf '%-44s %6s %5s %8s %8s %7s %7s %7s  %-22s %s\n' project python pins ours uv ratio "ours MB" "uv MB" "pins = committed?" "ours vs uv" | tee "$summary"
+tot_ours=0; tot_uv=0; n_same=0; n=0; n_uv=0; max_ours=0; max_uv=0
 for dir in "$corpus"/*/; do
     name=$(basename "$dir")
     [ -z "${ONLY:-}" ] || [ "$ONLY" = "$name" ] || continue
@@ -88,7 +92,10 @@ for dir in "$corpus"/*/; do
         vs_uv="-"
     fi
     ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a && b) printf "%.2fx", a / b; else print "-" }')
-    printf '%-44s %6s %5s %7ss %7ss %7s  %-22s %s\n' "$name" "$py" "$(wc -l < "$out/committed.pins")" "${a:--}" "${b:--}" "$ratio" "$same" "$vs_uv" | tee -a "$summary"
+    ma=$(peak "$name-ours"); mb=$(peak "$name-uv")
+    printf '%-44s %6s %5s %7ss %7ss %7s %7s %7s  %-22s %s\n' "$name" "$py" "$(wc -l < "$out/committed.pins")" "${a:--}" "${b:--}" "$ratio" "${ma:--}" "${mb:--}" "$same" "$vs_uv" | tee -a "$summary"
+    [ -z "$ma" ] || [ "$ma" -le "$max_ours" ] || max_ours=$ma
+    [ -z "$mb" ] || [ "$mb" -le "$max_uv" ] || max_uv=$mb
     [ -z "$d" ] || echo "$d" | sed 's/^/        /' | head -40 | tee -a "$summary"
     n=$((n + 1)); [ "$vs_uv" != "ours = uv" ] || n_uv=$((n_uv + 1))
     if [ -n "$a" ] && [ -n "$b" ]; then
@@ -96,6 +103,6 @@ for dir in "$corpus"/*/; do
         tot_uv=$(awk -v x="$tot_uv" -v y="$b" 'BEGIN { print x + y }')
     fi
 done
-awk -v a="$tot_ours" -v b="$tot_uv" -v s="$n_same" -v n="$n" -v u="$n_uv" 'BEGIN {
-    printf "total (projects where both ran): ours %.2f s, uv %.2f s, ours / uv %.2fx; committed pins reproduced: %d of %d; same pins as uv: %d of %d\n", a, b, (b ? a / b : 0), s, n, u, n }' | tee -a "$summary"
+awk -v a="$tot_ours" -v b="$tot_uv" -v s="$n_same" -v n="$n" -v u="$n_uv" -v ma="$max_ours" -v mb="$max_uv" 'BEGIN {
+    printf "total (projects where both ran): ours %.2f s, uv %.2f s, ours / uv %.2fx; highest peak: ours %d MB, uv %d MB; committed pins reproduced: %d of %d; same pins as uv: %d of %d\n", a, b, (b ? a / b : 0), ma, mb, s, n, u, n }' | tee -a "$summary"
 echo "('<' a committed pin, '>' ours, in the lines under a project; work dir: $work)"
