@@ -386,6 +386,51 @@ fn the_metadata_hook_runs_in_the_requirements_process_when_nothing_is_missing() 
     );
 }
 
+/// While an sdist's backend runs, what it declares it requires is started: `first` declares
+/// `second` (sdist-only) in its PKG-INFO, and its metadata hook waits until `second`'s build
+/// has begun. Without speculation `second` would only be built after `first`'s metadata is
+/// read, and the hook would wait in vain.
+#[test]
+fn an_sdists_declared_requirements_are_built_while_it_builds() {
+    let index = Index::new();
+    let waiter = "import os, time\n\
+                  log = os.environ['TEST_BACKEND_LOG']\n\
+                  seen = False\n\
+                  deadline = time.time() + 30\n\
+                  while not seen and time.time() < deadline:\n\
+                  \x20   seen = any(l.split()[1:2] == ['second'] for l in open(log))\n\
+                  \x20   time.sleep(0.05)\n\
+                  open(log, 'a').write('first saw second building: %s\\n' % seen)\n";
+    Sdist::new("first", "1.0")
+        .metadata_version("2.1")
+        .requires("second")
+        .file("waiter.py", waiter)
+        .hook_imports("waiter")
+        .publish(&index);
+    Sdist::new("second", "1.0").metadata_version("2.1").requires("six").publish(&index);
+    Wheel::new("six", "1.16.0").publish(&index);
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "first\n");
+    let log = ctx.work().join("backend.log");
+    std::fs::write(&log, "").unwrap();
+    let args = [
+        "compile",
+        "requirements.in",
+        "--python",
+        "3.9",
+        "--platform",
+        "linux/amd64",
+        "--index-url",
+        &server.url(),
+    ];
+    let run: common::Run = ctx.command(&args).env("TEST_BACKEND_LOG", &log).output().unwrap().into();
+    run.success();
+    assert_eq!(pins(&ctx.read("requirements.txt")), ["first==1.0", "second==1.0", "six==1.16.0"]);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert!(lines.contains("first saw second building: True"), "{lines}");
+}
+
 /// Every distribution installed in a build environment of the cache, with what its
 /// `INSTALLER` says installed it.
 fn build_env_installers(ctx: &TestContext) -> Vec<(String, String)> {

@@ -145,6 +145,11 @@ fn resolve_each(
     for target in targets {
         source.speculate_for(&target.python);
     }
+    for entry in set.requirements.iter().chain(&set.constraints) {
+        if let Some(VersionOrUrl::VersionSpecifier(spec)) = &entry.req.version_or_url {
+            source.speculate_within(&entry.req.name, spec);
+        }
+    }
     std::thread::scope(|scope| {
         let handles: Vec<_> = targets
             .iter()

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
-use pep_types::{DistFilename, PackageName, Req, Version, VersionOrUrl};
+use pep_types::{DistFilename, PackageName, Req, Version, VersionOrUrl, VersionSpecifiers};
 use pypi_client::metadata::Metadata;
 use pypi_client::sdist::{sdist_metadata_with_hints, BuildContext};
 use pypi_client::{DistFile, ProjectPage, PypiClient};
@@ -47,6 +47,8 @@ pub struct IndexSource {
     me: Weak<IndexSource>,
     /// The Python versions of the targets being resolved (what speculation must fit).
     pythons: Mutex<Vec<Version>>,
+    /// The specifiers the root requirements and constraints put on a name (ditto).
+    roots: Mutex<HashMap<PackageName, Vec<VersionSpecifiers>>>,
 }
 
 /// Counts for a progress line: how many pages and metadata files are done so far.
@@ -74,6 +76,7 @@ impl IndexSource {
             progress: Arc::default(),
             me: me.clone(),
             pythons: Mutex::default(),
+            roots: Mutex::default(),
         })
     }
 
@@ -156,14 +159,22 @@ impl IndexSource {
         }
     }
 
+    /// Notes what a root requirement or constraint allows of `name`, which a speculative
+    /// build must fit too.
+    pub fn speculate_within(&self, name: &PackageName, specifiers: &VersionSpecifiers) {
+        let mut roots = self.roots.lock().unwrap_or_else(|e| e.into_inner());
+        roots.entry(name.clone()).or_default().push(specifiers.clone());
+    }
+
     /// Starts on what an sdist declares it requires while its backend runs (the next wave of
-    /// a resolution usually waits for that build): each project's page, and for a project
-    /// that publishes no wheels at all, the metadata build of the sdist of its newest version
-    /// that fits (specifier, no pre-release, not yanked, `Requires-Python` of every target).
-    /// Only requirements without markers; nothing here decides anything — the resolver asks
-    /// for what it needs as always, and finds it started or done.
+    /// a resolution usually waits for that build): each project's page, and when the newest
+    /// version that fits (the declared specifier, the root requirements' and constraints',
+    /// no pre-release, not yanked, `Requires-Python` of every target) has no wheel, the
+    /// metadata build of its sdist. Only requirements without markers; nothing here decides
+    /// anything — the resolver asks for what it needs as always, and finds it started or done.
     fn speculate(&self, declared: Vec<String>) {
         let pythons = self.pythons.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let roots = self.roots.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for text in declared {
             let Ok(req) = text.parse::<Req>() else { continue };
             let specifiers = match &req.version_or_url {
@@ -178,10 +189,10 @@ impl IndexSource {
             let page = self.page(&req.name);
             let me = self.me.clone();
             let pythons = pythons.clone();
+            let root = roots.get(&req.name).cloned().unwrap_or_default();
             self.handle.spawn(async move {
                 let Ok(Some(page)) = page.await else { return };
-                if pythons.is_empty() || page.files.iter().any(|f| matches!(f.parsed, DistFilename::Wheel(_)))
-                {
+                if pythons.is_empty() {
                     return;
                 }
                 let fits = |f: &&DistFile| {
@@ -189,13 +200,19 @@ impl IndexSource {
                     f.yanked.is_none()
                         && !v.any_prerelease()
                         && specifiers.as_ref().is_none_or(|s| s.contains(v))
+                        && root.iter().all(|s| s.contains(v))
                         && f.requires_python.as_ref().is_none_or(|rp| pythons.iter().all(|p| rp.contains(p)))
                 };
                 let Some(newest) = page.files.iter().filter(fits).map(|f| f.parsed.version()).max() else {
                     return;
                 };
-                let files = page.files.iter().filter(fits).filter(|f| f.parsed.version() == newest);
-                let Some(sdist) = files.min_by(|a, b| (a.index, &a.filename).cmp(&(b.index, &b.filename)))
+                let files: Vec<&DistFile> =
+                    page.files.iter().filter(fits).filter(|f| f.parsed.version() == newest).collect();
+                if files.iter().any(|f| matches!(f.parsed, DistFilename::Wheel(_))) {
+                    return;
+                }
+                let Some(sdist) =
+                    files.into_iter().min_by(|a, b| (a.index, &a.filename).cmp(&(b.index, &b.filename)))
                 else {
                     return;
                 };

@@ -51,6 +51,7 @@ pub struct Sdist {
     backend: String,
     build_requires: Vec<String>,
     hook_requires: Vec<String>,
+    hook_modules: Vec<String>,
     build_requires_dist: Vec<String>,
     files: Vec<(String, Vec<u8>)>,
     entry_points: BTreeMap<String, Vec<(String, String)>>,
@@ -66,6 +67,7 @@ impl Sdist {
             backend: BACKEND_SRC.to_string(),
             build_requires: Vec::new(),
             hook_requires: Vec::new(),
+            hook_modules: Vec::new(),
             build_requires_dist: Vec::new(),
             files: Vec::new(),
             entry_points: BTreeMap::new(),
@@ -121,6 +123,13 @@ impl Sdist {
     /// hooks import it.
     pub fn hook_build_requires(mut self, requirement: &str) -> Self {
         self.hook_requires.push(requirement.to_string());
+        self
+    }
+
+    /// Makes the metadata and wheel hooks import `module` (a file of the sdist, say), as a
+    /// backend runs the project's own code.
+    pub fn hook_imports(mut self, module: &str) -> Self {
+        self.hook_modules.push(module.to_string());
         self
     }
 
@@ -222,7 +231,7 @@ impl Sdist {
             "entry_points": entry_points,
             "imports": modules(&self.build_requires),
             "hook_requires": self.hook_requires,
-            "hook_imports": modules(&self.hook_requires),
+            "hook_imports": modules(&self.hook_requires).into_iter().chain(self.hook_modules.iter().cloned()).collect::<Vec<_>>(),
         });
         serde_json::to_string_pretty(&config).expect("backend config to JSON") + "\n"
     }
