@@ -43,6 +43,8 @@ command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 |
 if [ "${MARQO_BASE_FLAGSHIP:-}" = 1 ]; then
     command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-aarch64-linux-gnu)
     [ -e /usr/aarch64-linux-gnu/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
+    # The Java TLS handshake in the image runs a class compiled here.
+    command -v javac >/dev/null 2>&1 || need+=(openjdk-17-jdk-headless)
 fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing what the tests need: ${need[*]}"

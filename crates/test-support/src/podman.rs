@@ -117,12 +117,19 @@ impl Podman {
     /// Runs `argv` in `image` ([`Podman::layout`], a local tag) for `platform`, as `user` when
     /// given; `argv[0]` is the entrypoint, so the image's own is not in the way.
     pub fn run(&self, image: &str, platform: &str, user: Option<&str>, argv: &[&str]) -> Ran {
+        let options: Vec<&str> = user.map(|u| vec!["--user", u]).unwrap_or_default();
+        self.run_with(image, platform, &options, argv)
+    }
+
+    /// [`Podman::run`] with more `podman run` options (`-v HOST:CTR:ro`, `--user NAME`);
+    /// without a `--network` option the container has none.
+    pub fn run_with(&self, image: &str, platform: &str, options: &[&str], argv: &[&str]) -> Ran {
         let mut command = self.command();
-        command.args(["run", "--rm", "--network=none", "--platform", platform, "--entrypoint", argv[0]]);
-        if let Some(user) = user {
-            command.args(["--user", user]);
+        command.args(["run", "--rm", "--platform", platform, "--entrypoint", argv[0]]);
+        if !options.iter().any(|o| o.starts_with("--network")) {
+            command.arg("--network=none");
         }
-        command.arg(image).args(&argv[1..]);
+        command.args(options).arg(image).args(&argv[1..]);
         Ran::from(command.output().expect("run podman"))
     }
 
