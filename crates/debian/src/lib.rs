@@ -14,6 +14,8 @@
 //! - [`deb`]: reading a `.deb`, streaming its data entries (for layer writers).
 //! - [`unpack`](mod@unpack): writing packages into a root directory safely.
 //! - [`configure`](mod@configure): what maintainer scripts would do, declaratively.
+//! - [`certs`]: PEM and X.509 as the CA tools see them; the manifest's own certificates.
+//! - [`jks`]: Java truststores (JKS), as ca-certificates-java writes them.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), debian::Error> {
@@ -30,21 +32,25 @@
 //! # Ok(()) }
 //! ```
 
+pub mod certs;
 pub mod compress;
 pub mod configure;
 pub mod deb;
 pub mod deb822;
 mod error;
 pub mod index;
+pub mod jks;
 pub mod relation;
 pub mod release;
 pub mod remote;
 pub mod resolve;
+mod sha1;
 pub mod source;
 pub mod unpack;
 pub mod version;
 
-pub use configure::{configure, Generated, InstalledPackage};
+pub use certs::LocalCertificate;
+pub use configure::{configure, ConfigureOptions, Generated, InstalledPackage};
 pub use deb::{DataEntry, Deb, EntryKind};
 pub use error::{Error, Unsatisfiable};
 pub use index::{Index, MultiArch, Package, PackageId, Priority, RelationField};
@@ -52,5 +58,5 @@ pub use relation::{ArchQualifier, Dependency, Op, Relation};
 pub use remote::{fetch_debs, fetch_index, fetch_index_with, fetch_release};
 pub use resolve::{resolve, resolve_explained, set_relations, LockedDeb, ResolveOptions, SetRelations, Why};
 pub use source::DebSource;
-pub use unpack::{merged_usr_links, merged_usr_path, unpack, wants_merged_usr};
+pub use unpack::{merged_usr_links, merged_usr_path, unpack, unpack_with, wants_merged_usr, Unpacked};
 pub use version::{compare_versions, Version};

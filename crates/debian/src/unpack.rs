@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 
-use crate::configure::{configure, Generated, InstalledPackage};
+use crate::configure::{configure, ConfigureOptions, Generated, InstalledPackage};
 use crate::deb::{ControlFiles, DataEntry, Deb, EntryKind};
 use crate::error::io_error;
 use crate::resolve::LockedDeb;
@@ -58,6 +58,22 @@ pub fn wants_merged_usr(names: &[&str]) -> bool {
 /// and `apt` in the root see every package as installed. `base-files` goes first, the
 /// rest in the order given.
 pub fn unpack(debs: &[(LockedDeb, PathBuf)], root: &Path) -> Result<Vec<InstalledPackage>, Error> {
+    Ok(unpack_with(debs, root, &ConfigureOptions::default())?.installed)
+}
+
+/// What [`unpack_with`] did.
+#[derive(Debug, Clone)]
+pub struct Unpacked {
+    /// The packages, sorted by name.
+    pub installed: Vec<InstalledPackage>,
+}
+
+/// [`unpack`] with configuration options.
+pub fn unpack_with(
+    debs: &[(LockedDeb, PathBuf)],
+    root: &Path,
+    options: &ConfigureOptions,
+) -> Result<Unpacked, Error> {
     fs_err::create_dir_all(root).map_err(io_error("create", root))?;
     let root = std::path::absolute(root).map_err(io_error("resolve", root))?;
     let writer = RootWriter::new(&root);
@@ -85,11 +101,11 @@ pub fn unpack(debs: &[(LockedDeb, PathBuf)], root: &Path) -> Result<Vec<Installe
         installed.push(InstalledPackage { locked: locked.clone(), control, files, conffile_md5 });
     }
     installed.sort_by(|a, b| a.locked.name.cmp(&b.locked.name));
-    let generated = configure(&installed, &root)?;
+    let generated = configure(&installed, &root, options)?;
     for g in &generated {
         writer.write_generated(g)?;
     }
-    Ok(installed)
+    Ok(Unpacked { installed })
 }
 
 /// Writes one package's data; returns its paths (for `info/<pkg>.list`) and the md5 of

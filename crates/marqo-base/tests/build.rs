@@ -847,7 +847,7 @@ fn golden_layer_digests() {
 }
 
 /// The image index of [`golden_layer_digests`]'s portless build.
-const GOLDEN_INDEX: &str = "sha256:7c6a604cd075d8b6aa2972ecbea4a35cb74ed9f928030eaa201baadc0d943948";
+const GOLDEN_INDEX: &str = "sha256:fbba0b44a0090699177eb416a171673194653e1fc83f3b0ef9bdac141908f989";
 
 /// Per platform, in image order: the `.deb`s, then the wheel buckets (the bucket holding
 /// only `six`, the same wheel on both platforms, is the same layer on both).
@@ -855,7 +855,7 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "amd64",
         &[
-            "781bea12025430619212a3b240dd6c2fa272924768782e652906ac0be88066d3",
+            "b0f01fe0ca597e7c482d8de671eeef1392f8be559d3bfaf00e83407d8063eca9",
             "77cac5ffa3503d6e9daeb899fa663b15d2a061bdf7e48f06e4265adfe49f2905",
             "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
         ],
@@ -863,7 +863,7 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "arm64",
         &[
-            "9ab0d85d15aa29059a00483b741552f5fa120f2889dfb049eb2bf3cbb1e225cc",
+            "10218f5f8b02691f8e65f523a8426fd3c62b1f0aff6a9eeb4feecc96c8d29bc9",
             "7645a4487dce907a5f229f9fc0a6816269ce3efb427d1c3e72d81f1dafd024fa",
             "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
         ],
