@@ -19,8 +19,8 @@
 //! - `/etc/shells` from literal `add-shell` calls, `/bin/sh -> dash` when no package ships
 //!   `/bin/sh`, and tzdata's `/etc/localtime` (UTC).
 //!
-//! No `ld.so.cache` is written: Debian's loader searches the multiarch directories without
-//! one (checked by the live tests, which run python3.9 and redis-server in the result).
+//! `/etc/ld.so.cache` is written by [`crate::unpack`] after these, since `ldconfig` reads the
+//! configured root (alternatives' links to libraries among it): see [`crate::ldcache`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

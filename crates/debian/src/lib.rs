@@ -16,6 +16,7 @@
 //! - [`configure`](mod@configure): what maintainer scripts would do, declaratively.
 //! - [`certs`]: PEM and X.509 as the CA tools see them; the manifest's own certificates.
 //! - [`jks`]: Java truststores (JKS), as ca-certificates-java writes them.
+//! - [`ldcache`]: `/etc/ld.so.cache` as `ldconfig` writes it.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), debian::Error> {
@@ -40,6 +41,7 @@ pub mod deb822;
 mod error;
 pub mod index;
 pub mod jks;
+pub mod ldcache;
 pub mod relation;
 pub mod release;
 pub mod remote;

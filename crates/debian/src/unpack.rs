@@ -14,6 +14,7 @@ use md5::{Digest, Md5};
 use crate::configure::{configure, ConfigureOptions, Generated, InstalledPackage};
 use crate::deb::{ControlFiles, DataEntry, Deb, EntryKind};
 use crate::error::io_error;
+use crate::ldcache::read_ld_cache;
 use crate::resolve::LockedDeb;
 use crate::Error;
 
@@ -68,7 +69,9 @@ pub struct Unpacked {
     pub installed: Vec<InstalledPackage>,
 }
 
-/// [`unpack`] with configuration options.
+/// [`unpack`] with configuration options; when libc-bin is in the set (whose trigger runs
+/// `ldconfig`), `/etc/ld.so.cache` is written last, from the configured root (see
+/// [`crate::ldcache`]).
 pub fn unpack_with(
     debs: &[(LockedDeb, PathBuf)],
     root: &Path,
@@ -104,6 +107,21 @@ pub fn unpack_with(
     let generated = configure(&installed, &root, options)?;
     for g in &generated {
         writer.write_generated(g)?;
+    }
+    if names.contains(&"libc-bin") {
+        if let Some(cache) = read_ld_cache(&root, &native) {
+            for warning in &cache.warnings {
+                tracing::warn!("{warning}");
+            }
+            let g = Generated::File {
+                path: "etc/ld.so.cache".into(),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                content: cache.to_bytes(),
+            };
+            writer.write_generated(&g)?;
+        }
     }
     Ok(Unpacked { installed })
 }
