@@ -21,6 +21,7 @@
 //!
 //! `/etc/ld.so.cache` is written by [`crate::unpack`] after these, since `ldconfig` reads the
 //! configured root (alternatives' links to libraries among it): see [`crate::ldcache`].
+//! [`crate::scripts`] lists what the scripts do beyond all this.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -17,6 +17,7 @@
 //! - [`certs`]: PEM and X.509 as the CA tools see them; the manifest's own certificates.
 //! - [`jks`]: Java truststores (JKS), as ca-certificates-java writes them.
 //! - [`ldcache`]: `/etc/ld.so.cache` as `ldconfig` writes it.
+//! - [`scripts`]: what `preinst` and `postinst` scripts do, against what configuration did.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), debian::Error> {
@@ -46,6 +47,7 @@ pub mod relation;
 pub mod release;
 pub mod remote;
 pub mod resolve;
+pub mod scripts;
 mod sha1;
 pub mod source;
 pub mod unpack;
@@ -59,6 +61,7 @@ pub use index::{Index, MultiArch, Package, PackageId, Priority, RelationField};
 pub use relation::{ArchQualifier, Dependency, Op, Relation};
 pub use remote::{fetch_debs, fetch_index, fetch_index_with, fetch_release};
 pub use resolve::{resolve, resolve_explained, set_relations, LockedDeb, ResolveOptions, SetRelations, Why};
+pub use scripts::{Outcome, ScriptAction, ScriptReport};
 pub use source::DebSource;
 pub use unpack::{merged_usr_links, merged_usr_path, unpack, unpack_with, wants_merged_usr, Unpacked};
 pub use version::{compare_versions, Version};

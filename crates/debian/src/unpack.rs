@@ -16,6 +16,7 @@ use crate::deb::{ControlFiles, DataEntry, Deb, EntryKind};
 use crate::error::io_error;
 use crate::ldcache::read_ld_cache;
 use crate::resolve::LockedDeb;
+use crate::scripts::ScriptReport;
 use crate::Error;
 
 /// How many symlinks one path may go through (as the kernel's limit).
@@ -67,11 +68,13 @@ pub fn unpack(debs: &[(LockedDeb, PathBuf)], root: &Path) -> Result<Vec<Installe
 pub struct Unpacked {
     /// The packages, sorted by name.
     pub installed: Vec<InstalledPackage>,
+    /// What their `preinst` and `postinst` do, against what configuration did.
+    pub scripts: ScriptReport,
 }
 
 /// [`unpack`] with configuration options; when libc-bin is in the set (whose trigger runs
 /// `ldconfig`), `/etc/ld.so.cache` is written last, from the configured root (see
-/// [`crate::ldcache`]).
+/// [`crate::ldcache`]). Returns the packages and the report of their scripts.
 pub fn unpack_with(
     debs: &[(LockedDeb, PathBuf)],
     root: &Path,
@@ -104,7 +107,7 @@ pub fn unpack_with(
         installed.push(InstalledPackage { locked: locked.clone(), control, files, conffile_md5 });
     }
     installed.sort_by(|a, b| a.locked.name.cmp(&b.locked.name));
-    let generated = configure(&installed, &root, options)?;
+    let mut generated = configure(&installed, &root, options)?;
     for g in &generated {
         writer.write_generated(g)?;
     }
@@ -121,9 +124,11 @@ pub fn unpack_with(
                 content: cache.to_bytes(),
             };
             writer.write_generated(&g)?;
+            generated.push(g);
         }
     }
-    Ok(Unpacked { installed })
+    let scripts = crate::scripts::report(&installed, &generated, &root);
+    Ok(Unpacked { installed, scripts })
 }
 
 /// Writes one package's data; returns its paths (for `info/<pkg>.list`) and the md5 of
