@@ -13,7 +13,8 @@ cd "$(dirname "$0")"
 # python3 + venv + pip: sdist builds and pip checking our outputs; apt-ftparchive, gpg, gpgv:
 # the signed apt repository; qemu-aarch64-static: arm64 binaries of unpacked trees; skopeo,
 # umoci: OCI layouts; docker-registry, htpasswd, openssl: the registry tests; zstd: zstd
-# layers; curl: reachability of the live index.
+# layers; curl: reachability of the live index; keytool, javac (and java): the Java truststore
+# and a TLS handshake through it; readelf: the ld.so.cache (ldconfig is essential).
 tools="
 python3 python3
 curl curl
@@ -28,6 +29,9 @@ htpasswd apache2-utils
 openssl openssl
 zstd zstd
 cc gcc
+keytool default-jre-headless
+javac default-jdk-headless
+readelf binutils
 "
 need=()
 while read -r cmd pkg; do
