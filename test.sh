@@ -14,7 +14,8 @@ cd "$(dirname "$0")"
 # the signed apt repository; qemu-aarch64-static: arm64 binaries of unpacked trees; skopeo,
 # umoci: OCI layouts; docker-registry, htpasswd, openssl: the registry tests; zstd: zstd
 # layers; curl: reachability of the live index; podman, runc: images run in a real
-# container runtime.
+# container runtime; keytool, javac (and java): the Java truststore and a TLS handshake
+# through it; readelf: the ld.so.cache (ldconfig is essential).
 tools="
 python3 python3
 curl curl
@@ -31,6 +32,9 @@ zstd zstd
 podman podman
 runc runc
 cc gcc
+keytool default-jre-headless
+javac default-jdk-headless
+readelf binutils
 "
 need=()
 while read -r cmd pkg; do
@@ -43,8 +47,6 @@ command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 |
 if [ "${MARQO_BASE_FLAGSHIP:-}" = 1 ]; then
     command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-aarch64-linux-gnu)
     [ -e /usr/aarch64-linux-gnu/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
-    # The Java TLS handshake in the image runs a class compiled here.
-    command -v javac >/dev/null 2>&1 || need+=(openjdk-17-jdk-headless)
 fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing what the tests need: ${need[*]}"

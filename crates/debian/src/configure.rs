@@ -10,22 +10,40 @@
 //! - `update-alternatives --install` links: every literal one in a `postinst` (mawk's `awk`,
 //!   ...) and OpenJDK's tools (`java`, `keytool`, ...), highest priority wins as in auto mode,
 //!   with `/var/lib/dpkg/alternatives/<name>` so `update-alternatives --display` works;
-//! - the CA bundle `/etc/ssl/certs/ca-certificates.crt`, the per-certificate links and
-//!   `/etc/ca-certificates.conf`, as `update-ca-certificates` makes them;
+//! - `update-ca-certificates`: the CA bundle `/etc/ssl/certs/ca-certificates.crt`, the
+//!   per-certificate `.pem` links and `openssl rehash`'s `<subject hash>.N` links in
+//!   `/etc/ssl/certs`, `/etc/ca-certificates.conf`, and the manifest's own certificates
+//!   ([`ConfigureOptions::local_certificates`]) in `/usr/local/share/ca-certificates`;
+//! - ca-certificates-java's truststore `/etc/ssl/certs/java/cacerts` (JKS, from every
+//!   `/etc/ssl/certs/*.pem`, aliases `debian:<file>`) and the mode of `/etc/default/cacerts`;
 //! - `/etc/shells` from literal `add-shell` calls, `/bin/sh -> dash` when no package ships
 //!   `/bin/sh`, and tzdata's `/etc/localtime` (UTC).
 //!
-//! No `ld.so.cache` is written: Debian's loader searches the multiarch directories without
-//! one (checked by the live tests, which run python3.9 and redis-server in the result).
+//! `/etc/ld.so.cache` is written by [`crate::unpack`] after these, since `ldconfig` reads the
+//! configured root (alternatives' links to libraries among it): see [`crate::ldcache`].
+//! [`crate::scripts`] lists what the scripts do beyond all this.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::certs::{pem_blocks, read_pem_certificates, Certificate, LocalCertificate};
 use crate::deb::ControlFiles;
 use crate::deb822;
 use crate::error::io_error;
+use crate::jks::{write_truststore, TrustedEntry};
 use crate::resolve::LockedDeb;
 use crate::Error;
+
+/// What configuration takes besides the packages.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigureOptions {
+    /// Certificates to trust besides the packages' (the manifest's `ca_certificates`), as
+    /// files in `/usr/local/share/ca-certificates`.
+    pub local_certificates: Vec<LocalCertificate>,
+    /// The time things are made at, in seconds (`SOURCE_DATE_EPOCH`, else 0): the creation
+    /// time of each Java truststore entry.
+    pub mtime: u64,
+}
 
 /// A package once unpacked: what configuration needs to know about it.
 #[derive(Debug, Clone)]
@@ -150,7 +168,11 @@ impl Root<'_> {
 
 /// Everything configuration adds for these packages (sorted by name), reading the
 /// unpacked files under `root` where it needs content (master passwd files, certificates).
-pub fn configure(installed: &[InstalledPackage], root: &Path) -> Result<Vec<Generated>, Error> {
+pub fn configure(
+    installed: &[InstalledPackage],
+    root: &Path,
+    options: &ConfigureOptions,
+) -> Result<Vec<Generated>, Error> {
     let tree = Root { root };
     let mut out = Vec::new();
     let names: BTreeSet<&str> = installed.iter().map(|p| p.locked.name.as_str()).collect();
@@ -188,7 +210,7 @@ pub fn configure(installed: &[InstalledPackage], root: &Path) -> Result<Vec<Gene
         out.extend(alt.generated());
     }
 
-    out.extend(ca_certificates(&tree, &names, &shipped)?);
+    out.extend(ca_certificates(&tree, &names, &shipped, options)?);
 
     let mut diversions = String::new();
     if names.contains("dash") && !shipped.contains("/bin/sh") {
@@ -482,13 +504,27 @@ fn alternatives(installed: &[InstalledPackage], shipped: &BTreeSet<&str>) -> BTr
     out
 }
 
-/// `update-ca-certificates`: every certificate under /usr/share/ca-certificates enabled.
+/// The local certificates' directory, as ca-certificates' `postinst` makes it.
+const LOCAL_CERTS: &str = "usr/local/share/ca-certificates";
+
+/// `update-ca-certificates` (every certificate under /usr/share/ca-certificates enabled, then
+/// the local ones) and, with ca-certificates-java, its truststore.
 fn ca_certificates(
     tree: &Root<'_>,
     names: &BTreeSet<&str>,
     shipped: &BTreeSet<&str>,
+    options: &ConfigureOptions,
 ) -> Result<Vec<Generated>, Error> {
+    let local = &options.local_certificates;
     if !names.contains("ca-certificates") {
+        if let Some(first) = local.first() {
+            return Err(Error::Certificate {
+                file: first.name.clone(),
+                reason: "certificates to trust need the ca-certificates package, which is not in the set"
+                    .to_string(),
+                hint: "add \"ca-certificates\" to [debian] packages and run `marqo-base lock`".to_string(),
+            });
+        }
         return Ok(Vec::new());
     }
     let certs: Vec<&str> = shipped
@@ -502,23 +538,163 @@ fn ca_certificates(
     );
     let mut bundle = Vec::new();
     let mut out = Vec::new();
-    for cert in certs {
-        let rel = cert.trim_start_matches("/usr/share/ca-certificates/");
-        conf.push_str(rel);
-        conf.push('\n');
-        let mut pem = tree.read(cert.trim_start_matches('/')).ok_or_else(|| Error::Deb {
-            path: format!("ca-certificates: {cert}"),
-            reason: "listed but not readable in the root".to_string(),
-        })?;
+    // The `.pem` links of /etc/ssl/certs by name: their target and the certificate file.
+    let mut links: BTreeMap<String, (String, Vec<u8>)> = BTreeMap::new();
+    let mut add = |target: &str, base: &str, mut pem: Vec<u8>| {
         if !pem.ends_with(b"\n") {
             pem.push(b'\n');
         }
         bundle.extend_from_slice(&pem);
+        links.insert(format!("{}.pem", pem_link_name(base)), (target.to_string(), pem));
+    };
+    for cert in certs {
+        let rel = cert.trim_start_matches("/usr/share/ca-certificates/");
+        conf.push_str(rel);
+        conf.push('\n');
+        let pem = tree.read(cert.trim_start_matches('/')).ok_or_else(|| Error::Deb {
+            path: format!("ca-certificates: {cert}"),
+            reason: "listed but not readable in the root".to_string(),
+        })?;
         let base = rel.rsplit('/').next().unwrap_or(rel).trim_end_matches(".crt");
-        out.push(Generated::Symlink { path: format!("etc/ssl/certs/{base}.pem"), target: cert.to_string() });
+        add(cert, base, pem);
     }
+    out.push(Generated::Dir { path: LOCAL_CERTS.into(), mode: 0o755, uid: 0, gid: 0 });
+    let mut local: Vec<&LocalCertificate> = local.iter().collect();
+    local.sort_by(|a, b| a.name.cmp(&b.name));
+    for cert in local {
+        let path = format!("{LOCAL_CERTS}/{}", cert.name);
+        out.push(file(&path, 0o644, cert.pem.clone()));
+        add(&format!("/{path}"), cert.name.trim_end_matches(".crt"), cert.pem.clone());
+    }
+    for (name, (target, _)) in &links {
+        out.push(Generated::Symlink { path: format!("etc/ssl/certs/{name}"), target: target.clone() });
+    }
+    out.extend(rehash_links(tree, shipped, &links));
     out.push(file("etc/ca-certificates.conf", 0o644, conf.into_bytes()));
     out.push(file("etc/ssl/certs/ca-certificates.crt", 0o644, bundle));
+    if names.contains("ca-certificates-java") {
+        out.extend(java_truststore(tree, shipped, &links, options.mtime)?);
+    }
+    Ok(out)
+}
+
+/// The name of a certificate's link in /etc/ssl/certs, as update-ca-certificates makes it
+/// from the file's name without `.crt`.
+fn pem_link_name(base: &str) -> String {
+    base.chars()
+        .map(|c| match c {
+            ' ' | ',' => '_',
+            '(' | ')' => '=',
+            c => c,
+        })
+        .collect()
+}
+
+/// The certificate files `openssl rehash /etc/ssl/certs` reads, by name: the `.pem` links
+/// and any `.pem`, `.crt` or `.cer` file a package ships there.
+fn rehash_links(
+    tree: &Root<'_>,
+    shipped: &BTreeSet<&str>,
+    links: &BTreeMap<String, (String, Vec<u8>)>,
+) -> Vec<Generated> {
+    let mut files: BTreeMap<String, Vec<u8>> =
+        links.iter().map(|(name, (_, pem))| (name.clone(), pem.clone())).collect();
+    for path in shipped {
+        let Some(name) = path.strip_prefix("/etc/ssl/certs/").filter(|n| !n.contains('/')) else { continue };
+        let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        if !matches!(ext.as_deref(), Some("pem" | "crt" | "cer")) || files.contains_key(name) {
+            continue;
+        }
+        if let Some(bytes) = tree.read(path.trim_start_matches('/')) {
+            files.insert(name.to_string(), bytes);
+        }
+    }
+    // In name order (openssl rehash takes the directory's order): the first of each subject
+    // hash is `.0`, a later one with another certificate `.1`, a duplicate none.
+    let mut buckets: BTreeMap<u32, Vec<[u8; 20]>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (name, pem) in &files {
+        let cert = match read_pem_certificates(pem) {
+            Ok(mut certs) if certs.len() == 1 => certs.remove(0),
+            Ok(_) => {
+                tracing::debug!("/etc/ssl/certs/{name}: not exactly one certificate, so no hash link");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!("/etc/ssl/certs/{name}: {e}; it gets no hash link");
+                continue;
+            }
+        };
+        let hash = cert.subject_hash();
+        let seen = buckets.entry(hash).or_default();
+        let fingerprint = cert.sha1_fingerprint();
+        if seen.contains(&fingerprint) {
+            continue;
+        }
+        out.push(Generated::Symlink {
+            path: format!("etc/ssl/certs/{hash:08x}.{}", seen.len()),
+            target: name.clone(),
+        });
+        seen.push(fingerprint);
+    }
+    out
+}
+
+/// ca-certificates-java's `postinst`: every `*.pem` under /etc/ssl/certs into the JKS
+/// truststore `/etc/ssl/certs/java/cacerts` as `debian:<file name>` (the password from
+/// `/etc/default/cacerts`, else `changeit`), and `chmod 600 /etc/default/cacerts`.
+fn java_truststore(
+    tree: &Root<'_>,
+    shipped: &BTreeSet<&str>,
+    links: &BTreeMap<String, (String, Vec<u8>)>,
+    mtime: u64,
+) -> Result<Vec<Generated>, Error> {
+    let mut files: BTreeMap<String, Vec<u8>> =
+        links.iter().map(|(name, (_, pem))| (format!("/etc/ssl/certs/{name}"), pem.clone())).collect();
+    for path in shipped.iter().filter(|p| p.starts_with("/etc/ssl/certs/") && p.ends_with(".pem")) {
+        if !files.contains_key(*path) {
+            if let Some(bytes) = tree.read(path.trim_start_matches('/')) {
+                files.insert(path.to_string(), bytes);
+            }
+        }
+    }
+    let mut entries: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (path, pem) in &files {
+        // Java reads the first certificate of a file; one it cannot read is skipped.
+        let first = pem_blocks(pem)
+            .ok()
+            .and_then(|blocks| blocks.into_iter().find(|b| b.label == "CERTIFICATE"))
+            .and_then(|b| Certificate::from_der(b.der).ok());
+        let Some(cert) = first else {
+            tracing::warn!("{path}: not a certificate Java can read; left out of the Java truststore");
+            continue;
+        };
+        let name = path.rsplit('/').next().unwrap_or(path);
+        entries.insert(crate::jks::java_lowercase(&format!("debian:{name}")), cert.der().to_vec());
+    }
+    let password = tree
+        .read("etc/default/cacerts")
+        .and_then(|text| {
+            String::from_utf8_lossy(&text).lines().find_map(|l| {
+                let v = l.trim().strip_prefix("storepass=")?;
+                Some(v.trim_matches(|c| c == '\'' || c == '"').to_string())
+            })
+        })
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "changeit".to_string());
+    let entries: Vec<TrustedEntry> =
+        entries.into_iter().map(|(alias, der)| TrustedEntry { alias, der }).collect();
+    let store = write_truststore(&entries, &password, mtime.saturating_mul(1000)).map_err(|reason| {
+        Error::Deb { path: "ca-certificates-java: /etc/ssl/certs/java/cacerts".into(), reason }
+    })?;
+    let mut out = Vec::new();
+    if !shipped.contains("/etc/ssl/certs/java") {
+        out.push(Generated::Dir { path: "etc/ssl/certs/java".into(), mode: 0o755, uid: 0, gid: 0 });
+    }
+    out.push(file("etc/ssl/certs/java/cacerts", 0o644, store));
+    if shipped.contains("/etc/default/cacerts") {
+        out.push(Generated::Owner { path: "etc/default/cacerts".into(), uid: 0, gid: 0, mode: Some(0o600) });
+    }
     Ok(out)
 }
 

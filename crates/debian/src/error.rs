@@ -171,6 +171,17 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A certificate to trust is not one (not PEM, not X.509, a key, several in one file).
+    #[error("{file}: {reason}")]
+    Certificate {
+        /// The file, as the manifest names it.
+        file: String,
+        /// What is wrong.
+        reason: String,
+        /// What to do.
+        hint: String,
+    },
+
     /// A file could not be read or written.
     #[error("cannot {action} {path}")]
     Io {
@@ -189,7 +200,9 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         let hint = match self {
             Error::NoHostSource { hint, .. } | Error::Signature { hint, .. } => hint,
-            Error::Release { hint, .. } | Error::NotFound { hint, .. } => hint.as_str(),
+            Error::Release { hint, .. } | Error::NotFound { hint, .. } | Error::Certificate { hint, .. } => {
+                hint.as_str()
+            }
             Error::Unsatisfiable(details) => details.hint.as_str(),
             Error::Keyring { .. } => {
                 "install debian-archive-keyring, or name the keyring (--keyring PATH, or in the manifest)"

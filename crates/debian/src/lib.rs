@@ -15,6 +15,10 @@
 //! - [`unpack`](mod@unpack): writing packages into a root directory safely.
 //! - [`owners`]: the owner and mode dpkg would give each path, recorded beside the tree.
 //! - [`configure`](mod@configure): what maintainer scripts would do, declaratively.
+//! - [`certs`]: PEM and X.509 as the CA tools see them; the manifest's own certificates.
+//! - [`jks`]: Java truststores (JKS), as ca-certificates-java writes them.
+//! - [`ldcache`]: `/etc/ld.so.cache` as `ldconfig` writes it.
+//! - [`scripts`]: what `preinst` and `postinst` scripts do, against what configuration did.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), debian::Error> {
@@ -31,22 +35,28 @@
 //! # Ok(()) }
 //! ```
 
+pub mod certs;
 pub mod compress;
 pub mod configure;
 pub mod deb;
 pub mod deb822;
 mod error;
 pub mod index;
+pub mod jks;
+pub mod ldcache;
 pub mod owners;
 pub mod relation;
 pub mod release;
 pub mod remote;
 pub mod resolve;
+pub mod scripts;
+mod sha1;
 pub mod source;
 pub mod unpack;
 pub mod version;
 
-pub use configure::{configure, Generated, InstalledPackage};
+pub use certs::LocalCertificate;
+pub use configure::{configure, ConfigureOptions, Generated, InstalledPackage};
 pub use deb::{DataEntry, Deb, EntryKind};
 pub use error::{Error, Unsatisfiable};
 pub use index::{Index, MultiArch, Package, PackageId, Priority, RelationField};
@@ -54,6 +64,7 @@ pub use owners::{Owners, Stat};
 pub use relation::{ArchQualifier, Dependency, Op, Relation};
 pub use remote::{fetch_debs, fetch_index, fetch_index_with, fetch_release};
 pub use resolve::{resolve, resolve_explained, set_relations, LockedDeb, ResolveOptions, SetRelations, Why};
+pub use scripts::{Outcome, ScriptAction, ScriptReport};
 pub use source::DebSource;
-pub use unpack::{merged_usr_links, merged_usr_path, unpack, wants_merged_usr, Unpacked};
+pub use unpack::{merged_usr_links, merged_usr_path, unpack, unpack_with, wants_merged_usr, Unpacked};
 pub use version::{compare_versions, Version};

@@ -18,11 +18,13 @@ use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 
-use crate::configure::{configure, Generated, InstalledPackage};
+use crate::configure::{configure, ConfigureOptions, Generated, InstalledPackage};
 use crate::deb::{ControlFiles, DataEntry, Deb, EntryKind};
 use crate::error::io_error;
+use crate::ldcache::read_ld_cache;
 use crate::owners::{Owners, Stat};
 use crate::resolve::LockedDeb;
+use crate::scripts::ScriptReport;
 use crate::Error;
 
 /// How many symlinks one path may go through (as the kernel's limit).
@@ -69,6 +71,8 @@ pub struct Unpacked {
     /// The owner and mode dpkg would give every path of the root (whatever the tree on disk
     /// has: an unprivileged unpack cannot `chown`).
     pub owners: Owners,
+    /// What the packages' `preinst` and `postinst` do, against what configuration did.
+    pub scripts: ScriptReport,
 }
 
 /// Unpacks the packages into `root` (created if needed) and does what their maintainer
@@ -78,6 +82,17 @@ pub struct Unpacked {
 /// through the root's own `/etc/passwd` and `/etc/group` once configuration wrote them (see
 /// [`crate::owners`]).
 pub fn unpack(debs: &[(LockedDeb, PathBuf)], root: &Path) -> Result<Unpacked, Error> {
+    unpack_with(debs, root, &ConfigureOptions::default())
+}
+
+/// [`unpack`] with configuration options; when libc-bin is in the set (whose trigger runs
+/// `ldconfig`), `/etc/ld.so.cache` is written last, from the configured root (see
+/// [`crate::ldcache`]). Returns the packages, their owners and the report of their scripts.
+pub fn unpack_with(
+    debs: &[(LockedDeb, PathBuf)],
+    root: &Path,
+    options: &ConfigureOptions,
+) -> Result<Unpacked, Error> {
     fs_err::create_dir_all(root).map_err(io_error("create", root))?;
     let root = std::path::absolute(root).map_err(io_error("resolve", root))?;
     let mut writer = RootWriter::new(&root);
@@ -107,12 +122,29 @@ pub fn unpack(debs: &[(LockedDeb, PathBuf)], root: &Path) -> Result<Unpacked, Er
         installed.push(InstalledPackage { locked: locked.clone(), control, files, conffile_md5 });
     }
     installed.sort_by(|a, b| a.locked.name.cmp(&b.locked.name));
-    let generated = configure(&installed, &root)?;
+    let mut generated = configure(&installed, &root, options)?;
     for g in &generated {
         writer.write_generated(g)?;
     }
+    if names.contains(&"libc-bin") {
+        if let Some(cache) = read_ld_cache(&root, &native) {
+            for warning in &cache.warnings {
+                tracing::warn!("{warning}");
+            }
+            let g = Generated::File {
+                path: "etc/ld.so.cache".into(),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                content: cache.to_bytes(),
+            };
+            writer.write_generated(&g)?;
+            generated.push(g);
+        }
+    }
+    let scripts = crate::scripts::report(&installed, &generated, &root);
     writer.resolve_names()?;
-    Ok(Unpacked { packages: installed, owners: writer.into_owners() })
+    Ok(Unpacked { packages: installed, owners: writer.into_owners(), scripts })
 }
 
 /// Writes one package's data; returns its paths (for `info/<pkg>.list`) and the md5 of

@@ -40,6 +40,77 @@ pub static TARGETS: &[Target] = &[
     Target { name: "docker_config", run: docker_config, tokens: JSON_TOKENS },
     Target { name: "image_reference", run: image_reference, tokens: REFERENCE_TOKENS },
     Target { name: "lockfile", run: lockfile, tokens: TOML_TOKENS },
+    Target { name: "maintainer_script", run: maintainer_script, tokens: SHELL_TOKENS },
+    Target { name: "pem_certificate", run: pem_certificate, tokens: PEM_TOKENS },
+    Target { name: "elf_shared_object", run: elf_shared_object, tokens: ELF_TOKENS },
+];
+
+const SHELL_TOKENS: &[&[u8]] = &[
+    b"\n",
+    b"; ",
+    b" && ",
+    b" || ",
+    b" | ",
+    b"$(",
+    b")",
+    b"`",
+    b"${",
+    b"}",
+    b"\"",
+    b"'",
+    b"\\\n",
+    b" > ",
+    b" 2>&1",
+    b"<<EOF\n",
+    b"\nEOF\n",
+    b"case \"$1\" in\n",
+    b"configure)",
+    b";;\n",
+    b"esac\n",
+    b"if [ -e /x ]; then\n",
+    b"fi\n",
+    b"x=/usr/bin\n",
+    b"$x",
+    b"update-alternatives --install ",
+    b"adduser --system ",
+    b"dpkg-statoverride --add ",
+    b"dpkg-divert --add ",
+    b"chmod 600 ",
+    b"chown root:root ",
+    b"rm -f ",
+    b"mkdir -m 755 ",
+    b"ln -sf ",
+    b"# ",
+];
+const PEM_TOKENS: &[&[u8]] = &[
+    b"-----BEGIN CERTIFICATE-----\n",
+    b"-----END CERTIFICATE-----\n",
+    b"-----BEGIN PRIVATE KEY-----\n",
+    b"Proc-Type: 4,ENCRYPTED\n",
+    b"MII",
+    b"=\n",
+    b"\x30\x82",
+    b"\x30\x81",
+    b"\x31",
+    b"\x06\x03\x55\x04\x03",
+    b"\x0c",
+    b"\x13",
+    b"\x1e",
+    b"\xa0\x03\x02\x01\x02",
+];
+const ELF_TOKENS: &[&[u8]] = &[
+    b"\x7fELF\x02\x01\x01\x00",
+    b"\x7fELF\x01\x01\x01\x00",
+    b"\x03\x00\x3e\x00",
+    b"\x03\x00\xb7\x00",
+    b"\x02\x00\x00\x00",
+    b"\x04\x00\x00\x00",
+    b"\x01\x00\x00\x00",
+    b"\x05\x00\x00\x00\x00\x00\x00\x00",
+    b"\x0e\x00\x00\x00\x00\x00\x00\x00",
+    b"GNU\x00",
+    b"\xff\xff\xff\xff\xff\xff\xff\xff",
+    b"libc.so.6\x00",
 ];
 
 const REQUIREMENT_TOKENS: &[&[u8]] = &[
@@ -452,6 +523,37 @@ fn lockfile(bytes: &[u8]) {
         let back = lockfile::Lock::parse(&written, Path::new("marqo-base.lock"))
             .unwrap_or_else(|e| panic!("a written lock does not parse back: {e}\n{written}"));
         assert_eq!(back.to_toml_string(), written);
+    }
+}
+
+/// A maintainer script: split into commands and judged, whatever it holds.
+fn maintainer_script(bytes: &[u8]) {
+    let _ = debian::scripts::fuzz_script(&text(bytes));
+}
+
+/// A certificate file as the manifest gives it, and a CA directory's files as
+/// `openssl rehash` and the Java truststore read them: what is accepted has a subject hash
+/// and goes into a truststore that has its integrity digest.
+fn pem_certificate(bytes: &[u8]) {
+    if let Ok(local) = debian::LocalCertificate::new("x.crt", bytes.to_vec(), "x.crt") {
+        let _ = local.certificate.subject_hash();
+        let entry =
+            debian::jks::TrustedEntry { alias: "debian:x.pem".into(), der: local.certificate.der().to_vec() };
+        let store = debian::jks::write_truststore(&[entry], "changeit", 0).expect("one entry fits");
+        assert_eq!(&store[..4], b"\xfe\xed\xfe\xed");
+    }
+    if let Ok(certs) = debian::certs::read_pem_certificates(bytes) {
+        for cert in certs {
+            let _ = (cert.subject_hash(), cert.sha1_fingerprint());
+        }
+    }
+}
+
+/// A shared object as `ldconfig` reads it, for both architectures.
+fn elf_shared_object(bytes: &[u8]) {
+    let Some(file) = temp_file(bytes) else { return };
+    for arch in ["amd64", "arm64"] {
+        let _ = debian::ldcache::read_elf(file.path(), arch);
     }
 }
 

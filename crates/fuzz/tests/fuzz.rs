@@ -85,6 +85,9 @@ targets!(
     docker_config,
     image_reference,
     lockfile,
+    maintainer_script,
+    pem_certificate,
+    elf_shared_object,
 );
 
 fn seed(target: &str, name: &str, bytes: &[u8]) {

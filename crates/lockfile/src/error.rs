@@ -29,6 +29,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A `[debian] ca_certificates` file cannot be read.
+    #[error("[debian] ca_certificates: cannot read `{}`: {source}", path.display())]
+    CaCertificate {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// An input of `[[file]]` is neither a file, a directory nor a symbolic link.
     #[error("`{}` is not a regular file, a directory or a symbolic link", path.display())]
     NotAFile {
@@ -56,6 +66,10 @@ impl Error {
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Parse(e) => e.hint.as_deref(),
+            Error::CaCertificate { .. } => Some(
+                "name a PEM certificate file, relative to the manifest's directory (such as \"certs/my-ca.crt\"), \
+                 or remove it from [debian] ca_certificates",
+            ),
             _ => None,
         }
     }

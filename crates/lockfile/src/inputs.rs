@@ -2,8 +2,8 @@
 //! `lock --check` can tell, without resolving, whether the lock still matches.
 //!
 //! Inputs are the manifest itself, `[python]` requirements, constraints and build
-//! constraints, the files those reach through `-r`/`-c` lines, the `[debian]` keyring, and
-//! `[[file]]` local sources. Each is named relative to the manifest's directory and hashed by
+//! constraints, the files those reach through `-r`/`-c` lines, the `[debian]` keyring and
+//! `ca_certificates`, and `[[file]]` local sources. Each is named relative to the manifest's directory and hashed by
 //! content, so mtimes and the checkout's location do not matter. For plain files the
 //! fingerprint is the sha256 of `sha256sum`'s output over the inputs sorted by name
 //! (`LC_ALL=C`): the lines `<hex>  <name>\n`.
@@ -68,6 +68,10 @@ impl Inputs {
         if let Some(keyring) = manifest.debian.as_ref().and_then(|d| d.keyring.as_ref()) {
             files.insert(manifest.input_name(keyring), read_path_digest(keyring)?.sha256.to_string());
         }
+        for cert in manifest.debian.iter().flat_map(|d| &d.ca_certificates) {
+            let bytes = read_ca_certificate(cert)?;
+            files.insert(manifest.input_name(cert), digest_string(&Sha256::digest(&bytes)));
+        }
         let mut local_sizes = BTreeMap::new();
         for file in &manifest.files {
             if let FileSource::Local(src) = &file.source {
@@ -114,6 +118,16 @@ impl Inputs {
         }
         Freshness::Stale { reasons }
     }
+}
+
+/// Reads a `[debian] ca_certificates` file (which must be a regular file).
+pub fn read_ca_certificate(path: &Path) -> Result<Vec<u8>, Error> {
+    let err = |source| Error::CaCertificate { path: path.to_path_buf(), source };
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if !meta.is_file() {
+        return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+    }
+    std::fs::read(path).map_err(err)
 }
 
 /// The fingerprint of a manifest's inputs (`sha256:<hex>`); reads them all.

@@ -23,7 +23,7 @@ mod toml_out;
 pub use content_digest::Digest;
 pub use coverage::PythonRoot;
 pub use error::{Error, ManifestError, ParseError};
-pub use inputs::{inputs_fingerprint, read_path_digest, Freshness, Inputs, PathDigest};
+pub use inputs::{inputs_fingerprint, read_ca_certificate, read_path_digest, Freshness, Inputs, PathDigest};
 pub use lock::{
     FileRef, Lock, LockedBase, LockedDebian, LockedFile, LockedPython, LockedSource, LOCK_HEADER,
     LOCK_VERSION,

@@ -112,6 +112,25 @@ pub struct Debian {
     /// Add the `Essential: yes` / `Priority: required` set. Ignored on top of a base image.
     #[serde(default = "yes")]
     pub essential: bool,
+    /// PEM certificates to trust besides Debian's (a private CA): each is installed as
+    /// `/usr/local/share/ca-certificates/NAME.crt` and added to the CA bundle, the hash links
+    /// and the Java truststore, as update-ca-certificates does. Their content is an input of
+    /// the lock.
+    #[serde(default)]
+    pub ca_certificates: Vec<PathBuf>,
+}
+
+impl Debian {
+    /// The name a `ca_certificates` file gets in `/usr/local/share/ca-certificates`: its
+    /// own with `.crt` for its extension (`certs/my-ca.pem` is `my-ca.crt`), as
+    /// update-ca-certificates only reads `*.crt` files there.
+    pub fn ca_certificate_name(path: &Path) -> String {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        match name.rsplit_once('.') {
+            Some((stem, _)) if !stem.is_empty() => format!("{stem}.crt"),
+            _ => format!("{name}.crt"),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -345,8 +364,11 @@ impl Manifest {
             python.constraints.iter_mut().for_each(join);
             python.build_constraints.iter_mut().for_each(join);
         }
-        if let Some(keyring) = self.debian.as_mut().and_then(|d| d.keyring.as_mut()) {
-            join(keyring);
+        if let Some(debian) = &mut self.debian {
+            if let Some(keyring) = debian.keyring.as_mut() {
+                join(keyring);
+            }
+            debian.ca_certificates.iter_mut().for_each(join);
         }
         for file in &mut self.files {
             if let FileSource::Local(src) = &mut file.source {
@@ -490,6 +512,32 @@ fn check_debian(debian: &Debian, src: &Source<'_>) -> Checked<()> {
     }
     if debian.keyring.as_ref().is_some_and(|k| k.as_os_str().is_empty()) {
         return Err(src.error_at(&key_path!["debian", "keyring"], "empty path", None));
+    }
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, path) in debian.ca_certificates.iter().enumerate() {
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if file.is_empty() || file.starts_with('.') || path.to_string_lossy().ends_with('/') {
+            return Err(src.error_at(
+                &key_path!["debian", "ca_certificates", i],
+                format!("`{}` does not name a certificate file", path.display()),
+                Some(
+                    "give the path of a PEM file, relative to the manifest, such as \"certs/my-ca.crt\""
+                        .into(),
+                ),
+            ));
+        }
+        let name = Debian::ca_certificate_name(path);
+        if let Some(first) = names.insert(name.clone(), i) {
+            return Err(src.error_at(
+                &key_path!["debian", "ca_certificates", i],
+                format!(
+                    "`{}` would be /usr/local/share/ca-certificates/{name}, as `{}` is",
+                    path.display(),
+                    debian.ca_certificates[first].display()
+                ),
+                Some("rename one of the files: each is installed under its own name".into()),
+            ));
+        }
     }
     Ok(())
 }

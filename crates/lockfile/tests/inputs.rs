@@ -193,3 +193,34 @@ fn missing_include_names_the_line() {
         "{err}"
     );
 }
+
+#[test]
+fn ca_certificates_are_inputs_and_a_missing_one_is_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let manifest = tmp.path().join("marqo-base.toml");
+    std::fs::write(
+        &manifest,
+        "[image]\nplatforms = [\"linux/amd64\"]\n[debian]\nsuite = \"bullseye\"\nca_certificates = [\"certs/my-ca.crt\"]\n",
+    )
+    .expect("write");
+    let err = Inputs::read(&manifest).expect_err("no certificate yet");
+    assert!(
+        err.to_string().contains("ca_certificates") && err.to_string().contains("certs/my-ca.crt"),
+        "{err}"
+    );
+    assert!(err.hint().unwrap_or_default().contains("PEM"), "{err:?}");
+    std::fs::create_dir(tmp.path().join("certs")).expect("mkdir");
+    std::fs::create_dir(tmp.path().join("certs/my-ca.crt")).expect("mkdir");
+    let err = Inputs::read(&manifest).expect_err("a directory");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    std::fs::remove_dir(tmp.path().join("certs/my-ca.crt")).expect("rmdir");
+    std::fs::write(tmp.path().join("certs/my-ca.crt"), "one\n").expect("write");
+    let before = Inputs::read(&manifest).expect("inputs");
+    assert!(before.files.contains_key("certs/my-ca.crt"), "{:?}", before.files);
+    std::fs::write(tmp.path().join("certs/my-ca.crt"), "two\n").expect("write");
+    let after = Inputs::read(&manifest).expect("inputs");
+    match before.compare(&after) {
+        Freshness::Stale { reasons } => assert_eq!(reasons, ["`certs/my-ca.crt` changed"]),
+        Freshness::Fresh => panic!("a changed certificate must make the lock stale"),
+    }
+}

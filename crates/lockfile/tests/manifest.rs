@@ -273,3 +273,26 @@ fn missing_file_is_a_read_error() {
     assert!(matches!(err, Error::Read { .. }));
     assert!(err.to_string().starts_with("cannot read `/nonexistent/marqo-base.toml`"));
 }
+
+#[test]
+fn ca_certificates_resolve_and_name_their_file() {
+    let text = format!(
+        "{IMAGE}[debian]\nsuite = \"bullseye\"\nca_certificates = [\"certs/my-ca.pem\", \"other.crt\", \"ca\"]\n"
+    );
+    let m = Manifest::parse(&text, Path::new("/project/marqo-base.toml")).expect("parses");
+    let certs = &m.debian.as_ref().expect("[debian]").ca_certificates;
+    assert_eq!(certs[0], Path::new("/project/certs/my-ca.pem"));
+    assert_eq!(m.input_name(&certs[0]), "certs/my-ca.pem");
+    let names: Vec<String> = certs.iter().map(|c| lockfile::Debian::ca_certificate_name(c)).collect();
+    assert_eq!(names, ["my-ca.crt", "other.crt", "ca.crt"]);
+
+    let e = parse_error(&format!(
+        "{IMAGE}[debian]\nsuite = \"bullseye\"\nca_certificates = [\"a/x.crt\", \"b/x.pem\"]\n"
+    ));
+    assert_eq!(e.key.as_deref(), Some("debian.ca_certificates[1]"));
+    assert!(e.message.contains("/usr/local/share/ca-certificates/x.crt"), "{}", e.message);
+    assert!(e.hint.as_deref().unwrap_or_default().contains("rename"), "{e:?}");
+    let e = parse_error(&format!("{IMAGE}[debian]\nsuite = \"bullseye\"\nca_certificates = [\"certs/\"]\n"));
+    assert!(e.message.contains("does not name a certificate file"), "{}", e.message);
+    assert_eq!(e.key.as_deref(), Some("debian.ca_certificates[0]"));
+}

@@ -198,6 +198,18 @@ fn builds_both_platforms_reproducibly() {
         modes.lines().any(|l| l.starts_with("-rw-r----- 0/42 ") && l.ends_with(" etc/secret")),
         "{modes}"
     );
+    // ca-certificates' postinst makes the directory of local certificates.
+    assert!(
+        modes
+            .lines()
+            .any(|l| l.starts_with("drwxr-xr-x ") && l.ends_with(" usr/local/share/ca-certificates/")),
+        "{modes}"
+    );
+    assert!(
+        run.stderr.contains("maintainer scripts: 0 actions replicated, 0 not replicated in 0 packages"),
+        "{}",
+        run.stderr
+    );
     assert!(
         modes.lines().any(|l| l.starts_with("-rwsr-xr-x ") && l.ends_with(" usr/bin/su-test")),
         "{modes}"
@@ -857,7 +869,7 @@ fn golden_layer_digests() {
 }
 
 /// The image index of [`golden_layer_digests`]'s portless build.
-const GOLDEN_INDEX: &str = "sha256:4a8233b3dc1772c1863a650b9ec77d9b847fce64ca218704d7bfb7dd49a6a4c7";
+const GOLDEN_INDEX: &str = "sha256:9e21bcf5e2dc99be4813472edbd7c29bf6bae9b528f134577c392cf1db763b8e";
 
 /// Per platform, in image order: the `.deb`s, then the wheel buckets (the bucket holding
 /// only `six`, the same wheel on both platforms, is the same layer on both).
@@ -865,7 +877,7 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "amd64",
         &[
-            "0c7b0f12820fd65e09b9e75bbeb2da16a271e1717445a89efba517da3b643d13",
+            "f74f28160be0bc50f94fdde2be745917aaff2eeb0bafbe31c2cb831258d7bc40",
             "77cac5ffa3503d6e9daeb899fa663b15d2a061bdf7e48f06e4265adfe49f2905",
             "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
         ],
@@ -873,7 +885,7 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "arm64",
         &[
-            "9d8196250e350a9eba5bb0c4336687e498dfb24887e147918d85e2f0c7a3f239",
+            "df1cf4e839b5348a8fa0eb5b67ab96887b1744ac505926564e5f7c4180e460be",
             "7645a4487dce907a5f229f9fc0a6816269ce3efb427d1c3e72d81f1dafd024fa",
             "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
         ],
@@ -1177,4 +1189,262 @@ fn mode_string(kind: char, mode: u32) -> String {
         });
     }
     s
+}
+
+/// Runs openssl in `dir`.
+fn openssl(dir: &Path, args: &[&str]) -> String {
+    tool(dir, "openssl", args)
+}
+
+/// Whether `program` can be started.
+fn available(program: &str) -> bool {
+    Command::new(program).arg("-help").output().is_ok()
+}
+
+/// A Debian set whose scripts do things the build replicates and things it does not, a CA
+/// of its own and one the manifest adds, Java's truststore and a real shared library: built
+/// for amd64 and checked with `-v`, keytool, openssl and ldconfig. Then the manifest's
+/// certificate is changed (the lock goes stale, the Debian layer is rebuilt) and broken (each
+/// error names the file and what to do).
+#[test]
+fn maintainer_scripts_local_certificates_and_ld_so_cache() {
+    apt::require_tools();
+    let repo = Repo::new();
+    let (work, pool) = (repo.dir.path().join("build"), repo.pool());
+    let certs = repo.dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    openssl(
+        &certs,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Distro Root",
+            "-keyout",
+            "distro.key",
+            "-out",
+            "distro.crt",
+        ],
+    );
+    let distro = std::fs::read_to_string(certs.join("distro.crt")).unwrap();
+    let libz = ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1"]
+        .iter()
+        .find_map(|p| std::fs::canonicalize(p).ok());
+    let mut libc_bin = Deb::new("libc-bin", "2.31-13")
+        .arch("amd64")
+        .file("/etc/ld.so.conf", "include /etc/ld.so.conf.d/*.conf\n", 0o644)
+        .file("/etc/ld.so.conf.d/libc.conf", "/usr/local/lib\n", 0o644);
+    if let Some(libz) = &libz {
+        let name = libz.file_name().unwrap().to_string_lossy().into_owned();
+        libc_bin = libc_bin
+            .file_bytes(&format!("/usr/lib/x86_64-linux-gnu/{name}"), &std::fs::read(libz).unwrap(), 0o644)
+            .symlink("/usr/lib/x86_64-linux-gnu/libz.so.1", &name);
+    }
+    libc_bin.build(&work, &pool);
+    Deb::new("tool", "1")
+        .arch("amd64")
+        .file("/usr/bin/tool-real", "#!/bin/sh\n", 0o755)
+        .control_file(
+            "postinst",
+            "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n\
+             \tupdate-alternatives --install /usr/bin/tool tool /usr/bin/tool-real 10\n\
+             \tupdate-mime-database /usr/share/mime\n\
+             \tdeb-systemd-helper enable tool.service\n\
+             \trm -f /etc/tool.conf.dpkg-old\nfi\n",
+            0o755,
+        )
+        .build(&work, &pool);
+    Deb::new("ca-certificates", "20210119")
+        .file("/usr/share/ca-certificates/distro/Distro_Root.crt", &distro, 0o644)
+        .control_file("postinst", "#!/bin/sh\nset -e\nupdate-ca-certificates --fresh\n", 0o755)
+        .build(&work, &pool);
+    Deb::new("ca-certificates-java", "20190909")
+        .depends("ca-certificates")
+        .file("/etc/default/cacerts", "#storepass=''\ncacerts_updates=yes\n", 0o644)
+        .file("/etc/ssl/certs/java/.placeholder", "", 0o644)
+        .control_file("postinst", "#!/bin/sh\nset -e\nchmod 600 /etc/default/cacerts || true\n", 0o755)
+        .build(&work, &pool);
+    repo.publish("stable");
+    let server = AptServer::start(repo.root());
+
+    let ctx = TestContext::new();
+    std::fs::create_dir(ctx.work().join("certs")).unwrap();
+    openssl(
+        &ctx.work().join("certs"),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=My   Private  CA",
+            "-keyout",
+            "my-ca.key",
+            "-out",
+            "my-ca.pem",
+        ],
+    );
+    let manifest = format!(
+        "[image]\nplatforms = [\"linux/amd64\"]\n\n[debian]\nsuite = \"stable\"\nmirror = \"{}\"\nkeyring = \"{}\"\n\
+         essential = false\npackages = [\"libc-bin\", \"tool\", \"ca-certificates-java\"]\n\
+         ca_certificates = [\"certs/my-ca.pem\"]\n",
+        server.url(),
+        repo.keyring.display()
+    );
+    ctx.write("marqo-base.toml", &manifest);
+    ctx.run(&["lock"]).success();
+    let run = ctx.run(&["-v", "build", "--oci", "out"]);
+    run.success();
+
+    // -v: a line per action of each script, with what became of it; then one summary.
+    for want in [
+        "tool postinst:4: update-alternatives --install /usr/bin/tool tool /usr/bin/tool-real 10: replicated \
+         (/var/lib/dpkg/alternatives/tool has it)",
+        "tool postinst:5: update-mime-database /usr/share/mime: not replicated (update-mime-database is not run)",
+        "tool postinst:6: deb-systemd-helper enable tool.service: not needed in a container",
+        "tool postinst:7: rm -f /etc/tool.conf.dpkg-old: nothing to do on a fresh install",
+        "ca-certificates postinst:3: update-ca-certificates --fresh: replicated",
+        "ca-certificates-java postinst:3: chmod 600 /etc/default/cacerts: replicated (/etc/default/cacerts has mode 600)",
+    ] {
+        assert!(run.stderr.contains(want), "no `{want}` in:\n{}", run.stderr);
+    }
+    assert!(
+        run.stderr.contains(
+            "maintainer scripts: 3 actions replicated, 1 not replicated in 1 packages (build -v lists them); \
+             1 not needed in a container, 1 with nothing to do on a fresh install (linux/amd64)"
+        ),
+        "{}",
+        run.stderr
+    );
+    // Without -v, the summary only; from the layer cache, the same summary.
+    let again = ctx.run(&["build", "--oci", "again"]);
+    again.success();
+    assert!(again.stderr.contains("Reusing 1 of 1 layers"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("maintainer scripts: 3 actions replicated, 1 not replicated"),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("update-mime-database"), "{}", again.stderr);
+
+    let wd = ctx.work();
+    tool(&wd, "umoci", &["unpack", "--rootless", "--image", "out:latest", "bundle"]);
+    let root = wd.join("bundle/rootfs");
+    let local = std::fs::read_to_string(wd.join("certs/my-ca.pem")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(root.join("usr/local/share/ca-certificates/my-ca.crt")).unwrap(),
+        local
+    );
+    let bundle = std::fs::read_to_string(root.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    assert_eq!(bundle, format!("{distro}{local}"), "Debian's certificates first, then the local ones");
+    // The hash link of each, as openssl names it.
+    for (path, link_target) in
+        [(wd.join("certs/my-ca.pem"), "my-ca.pem"), (certs.join("distro.crt"), "Distro_Root.pem")]
+    {
+        let hash = openssl(&wd, &["x509", "-noout", "-subject_hash", "-in", path.to_str().unwrap()]);
+        let link = root.join(format!("etc/ssl/certs/{}.0", hash.trim()));
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(link_target), "{}", link.display());
+    }
+    assert_eq!(
+        std::fs::read_link(root.join("etc/ssl/certs/my-ca.pem")).unwrap(),
+        Path::new("/usr/local/share/ca-certificates/my-ca.crt")
+    );
+    if available("keytool") {
+        let listed = tool(
+            &wd,
+            "keytool",
+            &[
+                "-list",
+                "-keystore",
+                root.join("etc/ssl/certs/java/cacerts").to_str().unwrap(),
+                "-storepass",
+                "changeit",
+            ],
+        );
+        assert!(listed.contains("Your keystore contains 2 entries"), "{listed}");
+        assert!(
+            listed.contains("debian:my-ca.pem,") && listed.contains("debian:distro_root.pem,"),
+            "{listed}"
+        );
+    } else {
+        eprintln!("keytool is missing (apt-get install default-jre-headless): the truststore's listing is not checked");
+    }
+    if let (Some(_), true) = (&libz, available("ldconfig")) {
+        let cache = root.join("etc/ld.so.cache");
+        let printed = tool(&wd, "ldconfig", &["-p", "-C", cache.to_str().unwrap()]);
+        assert!(
+            printed.contains("libz.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libz.so.1"),
+            "{printed}"
+        );
+    } else {
+        eprintln!("no libz.so.1 or ldconfig on this host: the ld.so.cache is not checked");
+    }
+
+    // A changed certificate makes the lock stale, and a new lock a new Debian layer.
+    let first_layer = layer_digests(&wd, "out", "amd64")[0].clone();
+    std::fs::rename(wd.join("certs/my-ca.pem"), wd.join("certs/old.pem")).unwrap();
+    openssl(
+        &wd.join("certs"),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=New CA",
+            "-keyout",
+            "new.key",
+            "-out",
+            "my-ca.pem",
+        ],
+    );
+    let check = ctx.run(&["lock", "--check"]);
+    check.code(1);
+    assert!(check.stderr.contains("`certs/my-ca.pem` changed"), "{}", check.stderr);
+    ctx.run(&["build", "--oci", "stale"]).code(2);
+    ctx.run(&["lock"]).success();
+    ctx.run(&["build", "--oci", "new"]).success();
+    assert_ne!(layer_digests(&wd, "new", "amd64")[0], first_layer);
+
+    // Certificates that are not: each error names the file and what to do, before anything
+    // is resolved.
+    for (content, says, hint) in [
+        ("not a certificate at all\n", "no `-----BEGIN CERTIFICATE-----` block", "openssl x509"),
+        (
+            "-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----\n",
+            "holds a PRIVATE KEY block",
+            "never a private key",
+        ),
+        ("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n", "not base64", "PEM form"),
+    ] {
+        std::fs::write(wd.join("certs/my-ca.pem"), content).unwrap();
+        let run = ctx.run(&["lock", "--offline"]);
+        run.code(2);
+        assert!(
+            run.stderr.contains("certs/my-ca.pem") && run.stderr.contains(says),
+            "{says}:\n{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(hint), "{hint}:\n{}", run.stderr);
+    }
+    std::fs::remove_file(wd.join("certs/my-ca.pem")).unwrap();
+    let run = ctx.run(&["lock", "--offline"]);
+    run.code(2);
+    assert!(
+        run.stderr.contains("ca_certificates") && run.stderr.contains("certs/my-ca.pem"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("relative to the manifest"), "{}", run.stderr);
 }

@@ -25,6 +25,7 @@ use pep_types::{Arch, PackageName, SdistFilename, Target, WheelFilename};
 use py_resolver::RequirementSet;
 use pypi_client::sdist::{build_wheel, BuildContext};
 use pypi_client::{IndexArgs, IndexConfig, PipEnvironment, PypiClient};
+use sha2::Digest as _;
 
 use crate::base::{self, BaseImage};
 use crate::debian::{Session, SourceArgs};
@@ -251,7 +252,9 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             .map(|build| {
                 scope.spawn(move || {
                     let t = Instant::now();
-                    build.build().map(|(descriptor, layers)| (descriptor, layers, t.elapsed().as_secs_f64()))
+                    build.build().map(|(descriptor, layers, scripts)| {
+                        (descriptor, layers, t.elapsed().as_secs_f64(), scripts)
+                    })
                 })
             })
             .collect();
@@ -262,8 +265,12 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     });
     spinner.finish_and_clear();
     let mut manifests = Vec::new();
+    let mut scripts = Vec::new();
     for (platform, result) in platforms.iter().zip(results) {
-        let (descriptor, layers, seconds) = result?;
+        let (descriptor, layers, seconds, report) = result?;
+        if let Some(report) = report {
+            scripts.push((*platform, report));
+        }
         let compressed: u64 = layers.iter().map(|l| l.size).sum();
         let uncompressed: u64 = layers.iter().map(|l| l.uncompressed_size).sum();
         printer.status(format!(
@@ -275,6 +282,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         ));
         manifests.push(descriptor);
     }
+    report_scripts(&scripts, printer);
     let first = manifests[0].clone();
     let index = image::write_index(&layout, manifests).map_err(|e| oci_error(&out, e))?;
     layout.set_ref(&args.tag, &index).map_err(|e| oci_error(&out, e))?;
@@ -305,6 +313,25 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// What the Debian packages' maintainer scripts do against what the build did: one line per
+/// action with `-v`, one summary line (for all platforms when they agree, else per platform).
+fn report_scripts(reports: &[(TargetPlatform, debian::ScriptReport)], printer: &dyn Reporter) {
+    for (platform, report) in reports {
+        for line in report.lines() {
+            tracing::info!("{platform}: {line}");
+        }
+    }
+    let Some((_, first)) = reports.first() else { return };
+    if reports.iter().all(|(_, r)| r == first) {
+        let platforms: Vec<&str> = reports.iter().map(|(p, _)| p.as_str()).collect();
+        printer.status(format!("{} ({})", first.summary(), platforms.join(", ")));
+    } else {
+        for (platform, report) in reports {
+            printer.status(format!("{} ({platform})", report.summary()));
+        }
+    }
 }
 
 /// The output directory must be absent or an empty directory.
@@ -727,9 +754,9 @@ fn wheel_tag(file_name: &str) -> String {
     parts[parts.len().saturating_sub(3)..].join("-")
 }
 
-/// A built platform: its manifest's descriptor, its layers (bottom first), and the seconds
-/// it took.
-type Built = (Descriptor, Vec<LayerInfo>, f64);
+/// A built platform: its manifest's descriptor, its layers (bottom first), the seconds it
+/// took, and what its Debian packages' maintainer scripts do (when it has some).
+type Built = (Descriptor, Vec<LayerInfo>, f64, Option<debian::ScriptReport>);
 
 /// A planned layer's key in the layer cache, and what the cache has under it.
 struct CachedLayer {
@@ -779,12 +806,23 @@ struct PlatformBuild<'a> {
 
 impl PlatformBuild<'_> {
     /// Writes the platform's layers (or links them from the cache), configuration and
-    /// manifest; returns the manifest's descriptor (with its platform) and the layers, bottom
-    /// first.
-    fn build(&self) -> Result<(Descriptor, Vec<LayerInfo>), Error> {
+    /// manifest; returns the manifest's descriptor (with its platform), the layers, bottom
+    /// first, and the report of the Debian layer's maintainer scripts (kept beside the layer
+    /// in the cache, so a cached layer has it too).
+    #[allow(clippy::type_complexity)]
+    fn build(&self) -> Result<(Descriptor, Vec<LayerInfo>, Option<debian::ScriptReport>), Error> {
         let mut layers: Vec<ImageLayer> = Vec::new();
+        let mut scripts = None;
         for (planned, cached) in self.layers.iter().zip(self.cached) {
+            let is_debian = matches!(planned.source, LayerSource::Debian(_));
             if let Some(info) = &cached.info {
+                if is_debian {
+                    scripts = cached
+                        .key
+                        .as_deref()
+                        .and_then(|k| self.layer_cache.note(k))
+                        .and_then(|t| debian::ScriptReport::parse(&t));
+                }
                 // Verified when it was looked up; a damaged one was a miss, built below.
                 self.layer_cache.link_into(info, self.layout).map_err(|e| {
                     Error::from_error(format!("cannot reuse a layer of {}", self.platform), e)
@@ -794,7 +832,14 @@ impl PlatformBuild<'_> {
                 continue;
             }
             let info = match &planned.source {
-                LayerSource::Debian(debs) => self.debian_layer(debs)?,
+                LayerSource::Debian(debs) => {
+                    let (info, report) = self.debian_layer(debs)?;
+                    if let Some(key) = &cached.key {
+                        self.layer_cache.put_note(key, &report.to_text());
+                    }
+                    scripts = Some(report);
+                    info
+                }
                 LayerSource::Wheels(wheels) => self.wheel_layer(wheels)?,
                 LayerSource::File(entry) => self.file_layer(entry)?,
             };
@@ -814,7 +859,7 @@ impl PlatformBuild<'_> {
         }
         let image = image::assemble(&self.spec()?, self.base.map(|b| &b.image), &layers);
         let descriptor = image.write_to(self.layout).map_err(|e| oci_error(self.layout.path(), e))?;
-        Ok((descriptor, layers.into_iter().map(|layer| layer.info).collect()))
+        Ok((descriptor, layers.into_iter().map(|layer| layer.info).collect(), scripts))
     }
 
     /// Copies the base's layer `descriptor` (the file `path`, in the cache or the base's
@@ -839,8 +884,9 @@ impl PlatformBuild<'_> {
         }
     }
 
-    /// The `.deb`s unpacked into a temporary root, which becomes one layer.
-    fn debian_layer(&self, debs: &[&LockedDebian]) -> Result<LayerInfo, Error> {
+    /// The `.deb`s unpacked into a temporary root (with the manifest's certificates to
+    /// trust), which becomes one layer; and what their maintainer scripts do.
+    fn debian_layer(&self, debs: &[&LockedDebian]) -> Result<(LayerInfo, debian::ScriptReport), Error> {
         let debs: Vec<(debian::LockedDeb, PathBuf)> = debs
             .iter()
             .map(|d| {
@@ -852,12 +898,30 @@ impl PlatformBuild<'_> {
         fs_err::create_dir(&root).map_err(|e| Error::from_error("cannot create the Debian root", e))?;
         fs_err::set_permissions(&root, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| Error::from_error("cannot set the mode of the Debian root", e))?;
-        let unpacked = debian::unpack(&debs, &root).map_err(|e| Error::from_error(e.to_string(), e))?;
+        let options =
+            debian::ConfigureOptions { local_certificates: self.local_certificates()?, mtime: self.mtime };
+        let unpacked =
+            debian::unpack_with(&debs, &root, &options).map_err(|e| Error::from_error(e.to_string(), e))?;
         let mut layer = self.layer(true)?;
         files::add_tree(&mut layer, &root, "", &unpacked.owners)?;
         let info = self.finish(layer)?;
         fs_err::remove_dir_all(&root).map_err(|e| Error::from_error("cannot remove the Debian root", e))?;
-        Ok(info)
+        Ok((info, unpacked.scripts))
+    }
+
+    /// The manifest's certificates to trust, each checked against the digest the lock
+    /// recorded (which the layer's key names), so the layer holds what its key says.
+    fn local_certificates(&self) -> Result<Vec<debian::LocalCertificate>, Error> {
+        let certs = crate::debian::local_certificates(self.manifest)?;
+        for (cert, path) in certs.iter().zip(self.manifest.debian.iter().flat_map(|d| &d.ca_certificates)) {
+            let name = self.manifest.input_name(path);
+            let now = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&cert.pem)));
+            if self.lock.inputs.files.get(&name) != Some(&now) {
+                return Err(Error::user(format!("`{name}` changed while the image was being built"))
+                    .with_hint("run `marqo-base lock`, then build again"));
+            }
+        }
+        Ok(certs)
     }
 
     /// The wheels installed into one layer, as pip would into the Debian Python.

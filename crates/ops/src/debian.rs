@@ -299,6 +299,21 @@ fn unpack_into(out: &Path, debs: &[Fetched], force: bool) -> Result<usize, Error
     Ok(installed.packages.iter().map(|p| p.files.len()).sum())
 }
 
+/// The manifest's `[debian] ca_certificates`, read and checked: each a PEM file with one
+/// certificate, named as it is installed (`certs/my-ca.pem` is `my-ca.crt`). Errors name the
+/// file as the manifest does, with what to do.
+pub fn local_certificates(manifest: &lockfile::Manifest) -> Result<Vec<debian::LocalCertificate>, Error> {
+    let mut out = Vec::new();
+    for path in manifest.debian.iter().flat_map(|d| &d.ca_certificates) {
+        let pem = lockfile::read_ca_certificate(path)?;
+        let name = lockfile::Debian::ca_certificate_name(path);
+        let cert =
+            debian::LocalCertificate::new(&name, pem, &manifest.input_name(path)).map_err(debian_error)?;
+        out.push(cert);
+    }
+    Ok(out)
+}
+
 /// A `debian` error as the CLI reports it: exit 3 when the network failed, else 2 (a bad
 /// signature or a missing key is the user's to fix: retrying does not help).
 pub fn debian_error(err: debian::Error) -> Error {

@@ -24,6 +24,9 @@ use sha2::{Digest as _, Sha256};
 
 /// The namespace of the entries in the cache. Bump the version when the entry format changes.
 const NAMESPACE: &str = "layers-v1";
+/// The namespace of what a layer's build reported (a Debian layer's maintainer scripts), by
+/// the layer's key.
+const NOTES: &str = "layer-notes-v1";
 
 /// The layer cache of one build.
 pub struct LayerCache {
@@ -75,6 +78,21 @@ impl LayerCache {
                 tracing::debug!("cannot read the cached layer {}: {e}", info.digest);
                 None
             }
+        }
+    }
+
+    /// What the build of the layer under `key` reported, when it was kept (see
+    /// [`put_note`](Self::put_note)). Read even with `--no-cache`'s layers rebuilt: it is
+    /// only ever shown, and a rebuilt layer replaces it.
+    pub fn note(&self, key: &str) -> Option<String> {
+        String::from_utf8(self.cache.read_entry(NOTES, key)?).ok()
+    }
+
+    /// Keeps what the build of the layer under `key` reported, to show again when the layer
+    /// comes from the cache. A failure is logged: it only costs the report.
+    pub fn put_note(&self, key: &str, text: &str) {
+        if let Err(e) = self.cache.write_entry(NOTES, key, text.as_bytes()) {
+            tracing::warn!("cannot keep a layer's report in the cache: {e}");
         }
     }
 

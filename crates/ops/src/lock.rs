@@ -76,6 +76,8 @@ pub fn lock(args: &LockOptions, printer: &dyn Reporter) -> Result<(), Error> {
         false => None,
     };
     let inputs = Inputs::read(&manifest_path)?;
+    // Certificates to trust are checked before anything is resolved.
+    let local_certificates = crate::debian::local_certificates(&manifest)?;
     let mut lock = Lock::new(inputs);
     let upgrade: BTreeSet<String> =
         args.upgrade_package.iter().map(|n| n.trim().to_ascii_lowercase()).collect();
@@ -85,6 +87,18 @@ pub fn lock(args: &LockOptions, printer: &dyn Reporter) -> Result<(), Error> {
     }
     if let Some(debian) = &manifest.debian {
         lock_debian(&manifest, debian, previous.as_ref(), &upgrade, args, &mut lock, printer)?;
+        if let Some(first) = local_certificates.first() {
+            for platform in &manifest.image.platforms {
+                if !lock.debian_for(*platform).any(|d| d.name == "ca-certificates") {
+                    return Err(Error::user(format!(
+                        "[debian] ca_certificates: {} is to be trusted, but the packages for {platform} do not \
+                         include ca-certificates, which installs certificates",
+                        first.name
+                    ))
+                    .with_hint("add \"ca-certificates\" to [debian] packages"));
+                }
+            }
+        }
     }
     for file in files::lock_files(&manifest, args.offline, printer)? {
         lock.add_file(file);

@@ -258,6 +258,16 @@ fn plan_platform<'a>(
                 deb.file.sha256.hex()
             ));
         }
+        // The certificates it trusts, by the digests the lock recorded (build refuses a lock
+        // whose inputs changed, and checks the files against these digests as it reads them).
+        for cert in manifest.debian.iter().flat_map(|d| &d.ca_certificates) {
+            let name = manifest.input_name(cert);
+            let digest = lock.inputs.files.get(&name).map_or("unknown", String::as_str);
+            inputs.push_str(&format!(
+                "ca-certificate {} {name} {digest}\n",
+                lockfile::Debian::ca_certificate_name(cert)
+            ));
+        }
         layers.push(PlannedLayer {
             created_by: format!("marqo-base: {} Debian packages", debs.len()),
             source: LayerSource::Debian(debs),
@@ -324,6 +334,7 @@ platforms = ["linux/amd64", "linux/arm64"]
 [debian]
 suite = "bookworm"
 packages = ["python3.11"]
+ca_certificates = ["certs/my-ca.pem"]
 
 [python]
 version = "3.11.2"
@@ -344,7 +355,8 @@ mode = 0o755
     fn lock_text() -> String {
         let digest = |c: char| c.to_string().repeat(64);
         let mut text = String::from(
-            "version = 1\ninputs = \"sha256:0000000000000000000000000000000000000000000000000000000000000000\"\n\n[input_files]\n",
+            "version = 1\ninputs = \"sha256:0000000000000000000000000000000000000000000000000000000000000000\"\n\n[input_files]\n\
+             \"certs/my-ca.pem\" = \"sha256:3333333333333333333333333333333333333333333333333333333333333333\"\n",
         );
         for (name, version, arch, c) in
             [("python3.11", "3.11.2-6", "amd64", 'a'), ("python3.11", "3.11.2-6", "arm64", 'b')]

@@ -57,6 +57,10 @@ impl Deb {
         self.files.push((path.trim_start_matches('/').into(), content.as_bytes().to_vec(), mode));
         self
     }
+    pub fn file_bytes(mut self, path: &str, content: &[u8], mode: u32) -> Deb {
+        self.files.push((path.trim_start_matches('/').into(), content.to_vec(), mode));
+        self
+    }
     pub fn symlink(mut self, path: &str, target: &str) -> Deb {
         self.symlinks.push((path.trim_start_matches('/').into(), target.into()));
         self
