@@ -878,6 +878,7 @@ impl PlatformBuild<'_> {
                 python: python.clone(),
                 requested: self.requested.contains(&wheel.name),
                 strict_record: false,
+                bytecode: None,
             };
             let installed = install_wheel(path, &scheme, &mut layer, &options)
                 .map_err(|e| Error::from_error(format!("cannot install {}", wheel.file.name), e))?;
