@@ -142,6 +142,10 @@ pub struct Python {
     /// default), `unsafe-first-match` or `unsafe-best-match` (as `compile --index-strategy`).
     #[serde(default)]
     pub index_strategy: Option<String>,
+    /// Byte-compile the installed modules into the image, as pip does at install (`build`
+    /// writes each `.py` file's `__pycache__/*.pyc`); `false` for no `.pyc`.
+    #[serde(default = "yes")]
+    pub compile_bytecode: bool,
 }
 
 /// What to do about a `[[file]]` source outside the manifest's directory.
