@@ -226,7 +226,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     // layer is built.
     let compiler = match needs.wheels.is_empty() {
         true => None,
-        false => bytecode.compiler(&manifest, args.offline, &scratch, printer)?,
+        false => bytecode.compiler(&manifest, platforms.len(), args.offline, &scratch, printer)?,
     };
     // Each platform is built in its own thread (unpacking and compressing are most of the
     // time); the summary is printed in the manifest's order.

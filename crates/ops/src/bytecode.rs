@@ -381,11 +381,13 @@ impl Decision {
         Decision { setting: Bytecode { interpreter: None, summary }, origin: None, version: String::new() }
     }
 
-    /// The compiler for the wheel layers to build, `None` without bytecode. The image's
-    /// interpreter is fetched and unpacked into `scratch` first if [`choose`] did not need to.
+    /// The compiler for the wheel layers of `platforms` platforms, `None` without bytecode.
+    /// The image's interpreter is fetched and unpacked into `scratch` first if [`choose`]
+    /// did not need to; for more than one platform, the `.pyc` are kept there too.
     pub fn compiler(
         &mut self,
         manifest: &Manifest,
+        platforms: usize,
         offline: bool,
         scratch: &Path,
         printer: &dyn Reporter,
@@ -420,7 +422,8 @@ impl Decision {
                 (launch, identity.clone(), format!("/usr/bin/python{} of the {platform} image", self.version))
             }
         };
-        Ok(Some(PyCompiler::new(launch, identity, who, default_workers())))
+        let keep = (platforms > 1).then(|| scratch.join("bytecode"));
+        Ok(Some(PyCompiler::new(launch, identity, who, default_workers(), keep)))
     }
 }
 
@@ -596,7 +599,12 @@ struct Shared {
     max_workers: usize,
     queue: Mutex<Queue>,
     wake: Condvar,
+    /// Each module's result, by the digest of its path and source.
     memo: Mutex<HashMap<[u8; 32], Arc<Slot>>>,
+    /// Where the `.pyc` are kept for the other platforms to ask for (a directory of the
+    /// build's scratch, not memory: the flagship's are 180 MB); `None` for one platform,
+    /// whose results are forgotten once answered.
+    keep: Option<PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -625,6 +633,7 @@ pub struct Stats {
 
 #[derive(Debug)]
 struct Job {
+    key: [u8; 32],
     path: String,
     source: Vec<u8>,
     slot: Arc<Slot>,
@@ -633,29 +642,60 @@ struct Job {
 /// The result of one module, once a worker has it.
 #[derive(Debug, Default)]
 struct Slot {
-    result: Mutex<Option<Result<Compiled, String>>>,
+    result: Mutex<Option<Result<Answer, String>>>,
     done: Condvar,
 }
 
+/// What a slot holds: the result, or where its `.pyc` is kept.
+#[derive(Debug, Clone)]
+enum Answer {
+    Ready(Compiled),
+    Kept(PathBuf),
+}
+
 impl Slot {
-    fn set(&self, result: Result<Compiled, String>) {
+    fn set(&self, result: Result<Answer, String>) {
         *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
         self.done.notify_all();
     }
 
     fn wait(&self) -> Result<Compiled, String> {
         let mut result = self.result.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(result) = result.as_ref() {
-                return result.clone();
+        let answer = loop {
+            if let Some(answer) = result.as_ref() {
+                break answer.clone()?;
             }
             result = self.done.wait(result).unwrap_or_else(|e| e.into_inner());
+        };
+        drop(result);
+        match answer {
+            Answer::Ready(compiled) => Ok(compiled),
+            Answer::Kept(path) => match std::fs::read(&path) {
+                Ok(pyc) => Ok(Compiled::Pyc(pyc.into())),
+                Err(e) => Err(format!("cannot read the kept {}: {e}", path.display())),
+            },
         }
     }
 }
 
 impl PyCompiler {
-    fn new(launch: Launch, identity: Identity, who: String, max_workers: usize) -> PyCompiler {
+    /// A compiler with at most `max_workers` processes of `launch` (which must be
+    /// `identity`); with `keep`, results are kept in that directory (created) for the
+    /// modules asked for again.
+    fn new(
+        launch: Launch,
+        identity: Identity,
+        who: String,
+        max_workers: usize,
+        keep: Option<PathBuf>,
+    ) -> PyCompiler {
+        let keep = keep.filter(|dir| match fs_err::create_dir_all(dir) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("bytecode is kept in memory: {e}");
+                false
+            }
+        });
         let shared = Shared {
             launch,
             identity,
@@ -664,6 +704,7 @@ impl PyCompiler {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             memo: Mutex::new(HashMap::new()),
+            keep,
         };
         PyCompiler { shared: Arc::new(shared), threads: Mutex::new(Vec::new()) }
     }
@@ -715,12 +756,27 @@ impl Shared {
             }
             drop(queue);
             match result {
-                Ok(compiled) => job.slot.set(Ok(compiled)),
+                Ok(compiled) => job.slot.set(Ok(self.keep_answer(&job.key, compiled))),
                 Err(e) => {
                     let e = format!("{} failed: {e}", self.who);
                     job.slot.set(Err(e.clone()));
                     return self.fail(e);
                 }
+            }
+        }
+    }
+
+    /// `compiled` as the slot holds it: a `.pyc` in the keep directory, if there is one.
+    fn keep_answer(&self, key: &[u8; 32], compiled: Compiled) -> Answer {
+        let (Some(dir), Compiled::Pyc(pyc)) = (&self.keep, &compiled) else {
+            return Answer::Ready(compiled);
+        };
+        let path = dir.join(format!("{}.pyc", hex::encode(key)));
+        match std::fs::write(&path, pyc) {
+            Ok(()) => Answer::Kept(path),
+            Err(e) => {
+                tracing::debug!("cannot keep a .pyc in {}: {e}", dir.display());
+                Answer::Ready(compiled)
             }
         }
     }
@@ -766,6 +822,7 @@ impl Bytecompiler for PyCompiler {
         sources: &[PySource<'_>],
     ) -> Result<Vec<Compiled>, Box<dyn std::error::Error + Send + Sync>> {
         let mut slots = Vec::with_capacity(sources.len());
+        let mut keys = Vec::with_capacity(sources.len());
         let mut jobs = Vec::new();
         {
             let mut memo = self.shared.memo.lock().unwrap_or_else(|e| e.into_inner());
@@ -775,9 +832,11 @@ impl Bytecompiler for PyCompiler {
                 hasher.update(source.path.as_bytes());
                 hasher.update(source.source);
                 let key: [u8; 32] = hasher.finalize().into();
+                keys.push(key);
                 let slot = memo.entry(key).or_insert_with(|| {
                     let slot = Arc::new(Slot::default());
                     jobs.push(Job {
+                        key,
                         path: source.path.to_string(),
                         source: source.source.to_vec(),
                         slot: Arc::clone(&slot),
@@ -799,7 +858,15 @@ impl Bytecompiler for PyCompiler {
                 self.shared.wake.notify_all();
             }
         }
-        slots.iter().map(|slot| slot.wait().map_err(Into::into)).collect()
+        let results: Result<Vec<Compiled>, String> = slots.iter().map(|slot| slot.wait()).collect();
+        if self.shared.keep.is_none() {
+            // One platform: nobody asks again.
+            let mut memo = self.shared.memo.lock().unwrap_or_else(|e| e.into_inner());
+            for key in &keys {
+                memo.remove(key);
+            }
+        }
+        Ok(results?)
     }
 }
 
@@ -966,7 +1033,9 @@ mod tests {
         ];
         let sources: Vec<PySource<'_>> =
             modules.iter().map(|(path, source)| PySource { path, source }).collect();
-        let compiler = PyCompiler::new(launch.clone(), identity.clone(), "test".into(), 2);
+        let kept = tempfile::tempdir().unwrap();
+        let keep = Some(kept.path().join("kept"));
+        let compiler = PyCompiler::new(launch.clone(), identity.clone(), "test".into(), 2, keep);
         let results = compiler.compile(&sources).unwrap();
         assert!(
             matches!(&results[2], Compiled::Failed(e) if e.starts_with("SyntaxError")),
@@ -976,10 +1045,18 @@ mod tests {
         assert!(matches!(&results[3], Compiled::Failed(_)), "{:?}", results[3]);
         let stats = compiler.stats();
         assert_eq!((stats.compiled, stats.failed, stats.workers), (2, 2, 2));
-        // Asked again, the same modules are answered from memory.
+        // Asked again (by another platform), the same modules are answered from where the
+        // compiler keeps them.
+        assert_eq!(std::fs::read_dir(kept.path().join("kept")).unwrap().count(), 2);
         assert_eq!(compiler.compile(&sources[..1]).unwrap()[0], results[0]);
         assert_eq!(compiler.stats().compiled, 2);
         drop(compiler);
+        // Without a place to keep them, nothing is kept: asked again, compiled again.
+        let forgetful = PyCompiler::new(launch.clone(), identity.clone(), "test".into(), 1, None);
+        assert_eq!(forgetful.compile(&sources[..1]).unwrap()[0], results[0]);
+        assert_eq!(forgetful.compile(&sources[..1]).unwrap()[0], results[0]);
+        assert_eq!(forgetful.stats().compiled, 2);
+        drop(forgetful);
 
         let dir = tempfile::tempdir().unwrap();
         for (n, ((path, source), result)) in modules.iter().zip(&results).take(2).enumerate() {
@@ -1001,7 +1078,7 @@ mod tests {
         }
 
         let reversed: Vec<PySource<'_>> = sources.iter().rev().copied().collect();
-        let again = PyCompiler::new(launch, identity, "test".into(), 1).compile(&reversed).unwrap();
+        let again = PyCompiler::new(launch, identity, "test".into(), 1, None).compile(&reversed).unwrap();
         assert_eq!(again.into_iter().rev().collect::<Vec<_>>(), results);
     }
 
@@ -1040,10 +1117,12 @@ mod tests {
         let annotated =
             PySource { path: "/s/a.py", source: b"from __future__ import annotations\nx: dict = {}\n" };
         let brace = PySource { path: "/s/b.py", source: b"x = '{'\n" };
-        let alone =
-            PyCompiler::new(launch.clone(), identity.clone(), "test".into(), 1).compile(&[brace]).unwrap();
-        let after =
-            PyCompiler::new(launch.clone(), identity, "test".into(), 1).compile(&[annotated, brace]).unwrap();
+        let alone = PyCompiler::new(launch.clone(), identity.clone(), "test".into(), 1, None)
+            .compile(&[brace])
+            .unwrap();
+        let after = PyCompiler::new(launch.clone(), identity, "test".into(), 1, None)
+            .compile(&[annotated, brace])
+            .unwrap();
         assert_eq!(after[1], alone[0]);
 
         // What a worker without forks gives: the state leaks.
@@ -1064,8 +1143,9 @@ mod tests {
         let mut identity = launch.probe().unwrap();
         identity.build = "3.0.0 (another build)".into();
         let source = PySource { path: "/s/a.py", source: b"x = 1\n" };
-        let err =
-            PyCompiler::new(launch.clone(), identity, "the test's".into(), 2).compile(&[source]).unwrap_err();
+        let err = PyCompiler::new(launch.clone(), identity, "the test's".into(), 2, None)
+            .compile(&[source])
+            .unwrap_err();
         assert!(err.to_string().contains("not 3.0.0 (another build)"), "{err}");
 
         let missing = Launch { program: PathBuf::from("/nonexistent/python3.9"), ..launch };
