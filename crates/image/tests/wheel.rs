@@ -351,7 +351,7 @@ impl Bytecompiler for PyCompile {
         sources: &[PySource<'_>],
     ) -> Result<Vec<Compiled>, Box<dyn std::error::Error + Send + Sync>> {
         for (n, source) in sources.iter().enumerate() {
-            std::fs::write(self.dir.join(format!("{n}.py")), source.source)?;
+            std::fs::write(self.dir.join(format!("{n}.py")), &source.source[..])?;
         }
         let status = Command::new("python3")
             .args(["-c", PY_COMPILE])

@@ -19,7 +19,8 @@
 //! (`FLAG_REF`), and which names are referenced elsewhere depends on what the interpreter
 //! holds when it compiles. Bullseye's 3.9.2 and a 3.9.18 give different bytes for 26 of
 //! 3,813 modules of transformers, torch, scipy, open_clip and six (all equivalent code);
-//! bullseye's own amd64 and arm64 builds of 3.9.2 give the same bytes. So the image's
+//! bullseye's own amd64 and arm64 builds of 3.9.2 give the same bytes (382 of them compared,
+//! the arm64 one under qemu). So the image's
 //! interpreter gives the same layers on every amd64 or arm64 machine, as the lock promises,
 //! and a host interpreter only the same layers as the same host interpreter. The layer-cache
 //! key of wheel layers names the interpreter (its `sys.version`, cache tag and magic
@@ -34,8 +35,10 @@
 //! what garbage happens to be alive does not count as a reference). The `.pyc` header is
 //! unchecked-hash (PEP 552: the source's hash, no mtime; Python uses it without reading the
 //! source), and the code's file name is the module's path in the image. A few worker
-//! processes (one per core, at most [`MAX_WORKERS`]) read modules on stdin; a fork costs
-//! about 3 ms per module.
+//! processes (one per core, at most [`MAX_WORKERS`]) read modules on stdin; the fork costs
+//! about 2 ms of CPU per module on top of the compilation itself (3.4 ms against 1.3 ms in
+//! one long-lived process, for transformers' modules), the price of bytes that do not
+//! depend on what else was compiled.
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
@@ -635,7 +638,7 @@ pub struct Stats {
 struct Job {
     key: [u8; 32],
     path: String,
-    source: Vec<u8>,
+    source: Arc<[u8]>,
     slot: Arc<Slot>,
 }
 
@@ -830,7 +833,7 @@ impl Bytecompiler for PyCompiler {
                 let mut hasher = Sha256::new();
                 hasher.update((source.path.len() as u64).to_le_bytes());
                 hasher.update(source.path.as_bytes());
-                hasher.update(source.source);
+                hasher.update(&source.source[..]);
                 let key: [u8; 32] = hasher.finalize().into();
                 keys.push(key);
                 let slot = memo.entry(key).or_insert_with(|| {
@@ -838,7 +841,7 @@ impl Bytecompiler for PyCompiler {
                     jobs.push(Job {
                         key,
                         path: source.path.to_string(),
-                        source: source.source.to_vec(),
+                        source: Arc::clone(source.source),
                         slot: Arc::clone(&slot),
                     });
                     slot
@@ -1031,8 +1034,9 @@ mod tests {
             ("/usr/local/lib/python3/dist-packages/pkg/py2.py", b"print 'python 2'\n"),
             ("/usr/local/lib/python3/dist-packages/pkg/nul.py", b"x = 1\0\n"),
         ];
+        let shared: Vec<Arc<[u8]>> = modules.iter().map(|(_, source)| Arc::from(*source)).collect();
         let sources: Vec<PySource<'_>> =
-            modules.iter().map(|(path, source)| PySource { path, source }).collect();
+            modules.iter().zip(&shared).map(|((path, _), source)| PySource { path, source }).collect();
         let kept = tempfile::tempdir().unwrap();
         let keep = Some(kept.path().join("kept"));
         let compiler = PyCompiler::new(launch.clone(), identity.clone(), "test".into(), 2, keep);
@@ -1114,9 +1118,12 @@ mod tests {
     fn a_module_compiles_the_same_whatever_was_compiled_before() {
         let launch = python_39();
         let identity = launch.probe().unwrap();
-        let annotated =
-            PySource { path: "/s/a.py", source: b"from __future__ import annotations\nx: dict = {}\n" };
-        let brace = PySource { path: "/s/b.py", source: b"x = '{'\n" };
+        let (annotation, quote): (Arc<[u8]>, Arc<[u8]>) = (
+            Arc::from(&b"from __future__ import annotations\nx: dict = {}\n"[..]),
+            Arc::from(&b"x = '{'\n"[..]),
+        );
+        let annotated = PySource { path: "/s/a.py", source: &annotation };
+        let brace = PySource { path: "/s/b.py", source: &quote };
         let alone = PyCompiler::new(launch.clone(), identity.clone(), "test".into(), 1, None)
             .compile(&[brace])
             .unwrap();
@@ -1142,7 +1149,8 @@ mod tests {
         let launch = image_launch(Path::new("/"), &version, cross::host_arch().unwrap()).unwrap();
         let mut identity = launch.probe().unwrap();
         identity.build = "3.0.0 (another build)".into();
-        let source = PySource { path: "/s/a.py", source: b"x = 1\n" };
+        let one: Arc<[u8]> = Arc::from(&b"x = 1\n"[..]);
+        let source = PySource { path: "/s/a.py", source: &one };
         let err = PyCompiler::new(launch.clone(), identity, "the test's".into(), 2, None)
             .compile(&[source])
             .unwrap_err();

@@ -11,8 +11,8 @@ pub struct PySource<'a> {
     /// The installed path in the image (`/usr/local/lib/python3.9/dist-packages/six.py`):
     /// what the code objects record as their file (`co_filename`), as if compiled in place.
     pub path: &'a str,
-    /// The source as the wheel ships it.
-    pub source: &'a [u8],
+    /// The source as the wheel ships it (shared: a compiler may hand it to other threads).
+    pub source: &'a Arc<[u8]>,
 }
 
 /// What compiling one module gave.

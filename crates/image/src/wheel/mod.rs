@@ -275,7 +275,7 @@ pub fn install_wheel(
     // With bytecode: the modules to compile (installed path, source), and the `.pyc` files
     // the wheel ships, held back until it is known whether a compiled one replaces them.
     let pyc_suffix = options.bytecode.map(|compiler| format!(".{}.pyc", compiler.cache_tag()));
-    let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut sources: Vec<(String, std::sync::Arc<[u8]>)> = Vec::new();
     let mut shipped_pyc: BTreeMap<String, (u32, Vec<u8>, Installed)> = BTreeMap::new();
     for index in 0..archive.len() {
         let mut entry =
@@ -379,7 +379,7 @@ pub fn install_wheel(
             }
             let (hash, size) = input.finish_sha256();
             if module {
-                sources.push((destination.clone(), bytes));
+                sources.push((destination.clone(), bytes.into()));
             } else {
                 let file =
                     Installed { path: destination.clone(), hash: Some(hash.clone()), size: Some(size) };
