@@ -16,6 +16,7 @@
 //! version = "3.9"
 //! requirements = ["requirements/requirements.in"]
 //! build_constraints = ["requirements/build-constraints.txt"]
+//! compile_bytecode = true       # the default: .pyc in the image, as pip compiles them
 //!
 //! [[python.index]]              # torch from its own index, on amd64 only
 //! url = "https://download.example.invalid/whl/cpu"
