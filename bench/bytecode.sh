@@ -68,7 +68,7 @@ echo "wheel .pyc in the image: $(find "$site" -name '*.pyc' | wc -l)" | tee -a "
 conf=$work/containers.conf
 printf '[containers]\ndefault_ulimits = []\n' > "$conf"
 container() {
-    CONTAINERS_CONF=$conf podman --root "$work/podman/root" --runroot "$work/podman/run" \
+    CONTAINERS_CONF=$conf podman --root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp" \
         --cgroup-manager=cgroupfs --runtime runc run --rm --network=none "${env_args[@]}" "$@"
 }
 # The import, timed inside the container; then how many .pyc this process wrote (stdlib
