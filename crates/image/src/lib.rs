@@ -6,7 +6,8 @@
 //!   the same bytes whatever the number of threads or the machine.
 //! - [`install_wheel`]: a wheel installed into a layer as pip would (scheme mapping, `.data`
 //!   directories, script shebangs, console scripts, `RECORD`, `INSTALLER`, `REQUESTED`),
-//!   verifying every file against the wheel's `RECORD`.
+//!   verifying every file against the wheel's `RECORD`, byte-compiled by a [`Bytecompiler`]
+//!   (which runs the interpreter; this crate runs nothing).
 //! - [`plan_layers`]: which artifacts share a layer, stable across runs and machines.
 //! - [`assemble`]: built layers, an [`ImageSpec`] and an optional [`Base`] into an [`Image`]
 //!   (configuration and manifest, [`Image::write_to`] an `oci` layout); [`write_index`] for
@@ -27,6 +28,6 @@ pub use plan::plan_layers;
 #[doc(hidden)]
 pub use wheel::fuzz_wheel_texts;
 pub use wheel::{
-    install_wheel, record_hash, DirSink, InstallOptions, InstallSink, InstalledWheel, Scheme, WheelError,
-    INSTALLER,
+    cache_path, install_wheel, record_hash, Bytecompiler, Compiled, DirSink, InstallOptions, InstallSink,
+    InstalledWheel, PySource, Scheme, WheelError, INSTALLER,
 };

@@ -5,7 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use image::{install_wheel, record_hash, InstallOptions, LayerOptions, LayerWriter, Scheme, WheelError};
+use image::{
+    install_wheel, record_hash, Bytecompiler, Compiled, InstallOptions, LayerOptions, LayerWriter, PySource,
+    Scheme, WheelError,
+};
 use zip::write::SimpleFileOptions;
 
 const SITE: &str = "usr/local/lib/python3.9/dist-packages";
@@ -82,8 +85,13 @@ impl Wheel {
     }
 }
 
-fn options(requested: bool) -> InstallOptions {
-    InstallOptions { python: "/usr/bin/python3.9".to_string(), requested, strict_record: true }
+fn options(requested: bool) -> InstallOptions<'static> {
+    InstallOptions {
+        python: "/usr/bin/python3.9".to_string(),
+        requested,
+        strict_record: true,
+        bytecode: None,
+    }
 }
 
 /// A pure package with a `.data/scripts` script, `.data/data` and `.data/headers` files, a
@@ -303,4 +311,159 @@ fn record_problems_are_reported_when_not_strict() {
     }
     let real = image::record_hash(b"x = 1\n");
     assert!(record.contains(&format!("hello_pkg/__init__.py,{real},6")), "{record}");
+}
+
+/// A [`Bytecompiler`] that is Python's own: the host's `python3` runs `py_compile` (with
+/// unchecked-hash invalidation and each module's installed path as its file name) over the
+/// sources written to a directory, one process per wheel.
+#[derive(Debug)]
+struct PyCompile {
+    tag: String,
+    dir: PathBuf,
+}
+
+impl PyCompile {
+    fn new(dir: &Path) -> PyCompile {
+        let tag =
+            Command::new("python3").args(["-c", "import sys; print(sys.implementation.cache_tag)"]).output();
+        let tag = String::from_utf8(tag.unwrap().stdout).unwrap().trim().to_string();
+        let dir = dir.join("pycompile");
+        std::fs::create_dir(&dir).unwrap();
+        PyCompile { tag, dir }
+    }
+}
+
+const PY_COMPILE: &str = "import py_compile, sys\n\
+    for n, dfile in enumerate(sys.argv[1:]):\n\
+    \x20   try:\n\
+    \x20       py_compile.compile(f'{n}.py', f'{n}.pyc', dfile, doraise=True,\n\
+    \x20           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)\n\
+    \x20   except py_compile.PyCompileError as e:\n\
+    \x20       open(f'{n}.err', 'w').write(e.msg)\n";
+
+impl Bytecompiler for PyCompile {
+    fn cache_tag(&self) -> &str {
+        &self.tag
+    }
+
+    fn compile(
+        &self,
+        sources: &[PySource<'_>],
+    ) -> Result<Vec<Compiled>, Box<dyn std::error::Error + Send + Sync>> {
+        for (n, source) in sources.iter().enumerate() {
+            std::fs::write(self.dir.join(format!("{n}.py")), &source.source[..])?;
+        }
+        let status = Command::new("python3")
+            .args(["-c", PY_COMPILE])
+            .args(sources.iter().map(|s| s.path))
+            .current_dir(&self.dir)
+            .status()?;
+        assert!(status.success());
+        let results = (0..sources.len())
+            .map(|n| match std::fs::read(self.dir.join(format!("{n}.pyc"))) {
+                Ok(pyc) => Compiled::Pyc(pyc.into()),
+                Err(_) => {
+                    Compiled::Failed(std::fs::read_to_string(self.dir.join(format!("{n}.err"))).unwrap())
+                }
+            })
+            .collect();
+        for entry in std::fs::read_dir(&self.dir)? {
+            std::fs::remove_file(entry?.path())?;
+        }
+        Ok(results)
+    }
+}
+
+/// Every file below `root`, with its content.
+fn tree(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                files.insert(path.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// As pip: every `.py` of the purelib and platlib gets its `__pycache__` file (none for
+/// scripts and data), listed in RECORD; a module that does not compile is skipped, a shipped
+/// `.pyc` is replaced where a module compiles; the host's `python3` imports the modules from
+/// their `.pyc` without writing any, and their code names the installed path in the image.
+#[test]
+fn modules_are_byte_compiled_as_pip_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let compiler = PyCompile::new(dir.path());
+    let tag = compiler.tag.clone();
+    let wheel = Wheel::new("hello_pkg", "1.0")
+        .file("hello_pkg/__init__.py", "WHO = 'compiled'\n")
+        .file("hello_pkg/cli.py", "def run():\n    return 3\n")
+        .file("hello_pkg/py2.py", "print 'python 2'\n")
+        .file(&format!("hello_pkg/__pycache__/cli.{tag}.pyc"), "a stale pyc the wheel ships")
+        .file(&format!("hello_pkg/__pycache__/py2.{tag}.pyc"), "a pyc the wheel ships")
+        .file("hello_pkg-1.0.data/purelib/extra.py", "EXTRA = 1\n")
+        .file("hello_pkg-1.0.data/scripts/tool.py", "print('a script')\n")
+        .file("hello_pkg-1.0.data/data/share/hello/x.py", "X = 1\n")
+        .write(dir.path());
+    let scheme = Scheme::debian("3.9");
+    let mut layer = LayerWriter::new(dir.path(), LayerOptions::default()).unwrap();
+    let with_pyc = InstallOptions { bytecode: Some(&compiler), ..options(false) };
+    let installed = install_wheel(&wheel, &scheme, &mut layer, &with_pyc).unwrap();
+    assert_eq!(installed.compiled, 3, "{installed:?}");
+    assert_eq!(installed.not_compiled.len(), 1, "{installed:?}");
+    assert!(installed.not_compiled[0].starts_with(&format!("`/{SITE}/hello_pkg/py2.py`: ")), "{installed:?}");
+    assert!(installed.not_compiled[0].contains("SyntaxError"), "{installed:?}");
+    let tarball = dir.path().join("layer.tar.gz");
+    layer.finish_to_file(&tarball).unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let status = Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&root).status().unwrap();
+    assert!(status.success());
+
+    let site = root.join(SITE);
+    let record = std::fs::read_to_string(site.join("hello_pkg-1.0.dist-info/RECORD")).unwrap();
+    let rows: Vec<Vec<&str>> = record.lines().map(|line| line.split(',').collect()).collect();
+    let cached: Vec<&str> = rows.iter().map(|row| row[0]).filter(|p| p.contains("__pycache__")).collect();
+    assert_eq!(
+        cached,
+        [
+            format!("__pycache__/extra.{tag}.pyc"),
+            format!("hello_pkg/__pycache__/__init__.{tag}.pyc"),
+            format!("hello_pkg/__pycache__/cli.{tag}.pyc"),
+            format!("hello_pkg/__pycache__/py2.{tag}.pyc"),
+        ]
+    );
+    for row in rows.iter().filter(|row| !row[0].ends_with("/RECORD")) {
+        let content = std::fs::read(site.join(row[0])).unwrap();
+        assert_eq!((row[1], row[2]), (record_hash(&content).as_str(), content.len().to_string().as_str()));
+    }
+    let shipped = std::fs::read(site.join(format!("hello_pkg/__pycache__/py2.{tag}.pyc"))).unwrap();
+    assert_eq!(shipped, b"a pyc the wheel ships", "kept: its module does not compile");
+    let cli = std::fs::read(site.join(format!("hello_pkg/__pycache__/cli.{tag}.pyc"))).unwrap();
+    assert_ne!(cli, b"a stale pyc the wheel ships", "replaced by the compiled one");
+    for outside in ["usr/local/bin", "usr/local/share/hello"] {
+        assert!(!root.join(outside).join("__pycache__").exists(), "{outside} has no bytecode");
+    }
+
+    // The sources are edited after the install: Python still runs the compiled code, since
+    // an unchecked-hash `.pyc` is used without looking at its source, and writes nothing.
+    std::fs::write(site.join("hello_pkg/__init__.py"), "WHO = 'the source'\n").unwrap();
+    let before = tree(&root);
+    let check = "import marshal, hello_pkg, hello_pkg.cli, extra\n\
+                 print(hello_pkg.WHO, hello_pkg.cli.run(), extra.EXTRA)\n\
+                 data = open(hello_pkg.__cached__, 'rb').read()\n\
+                 print(int.from_bytes(data[4:8], 'little'), marshal.loads(data[16:]).co_filename)";
+    let output = Command::new("python3").args(["-c", check]).env("PYTHONPATH", &site).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("compiled 3 1\n1 /{SITE}/hello_pkg/__init__.py\n"),
+        "flags 1: hash-based, unchecked"
+    );
+    assert_eq!(tree(&root), before, "importing wrote nothing");
 }

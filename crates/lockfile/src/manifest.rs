@@ -16,6 +16,7 @@
 //! version = "3.9"
 //! requirements = ["requirements/requirements.in"]
 //! build_constraints = ["requirements/build-constraints.txt"]
+//! compile_bytecode = true       # the default: .pyc in the image, as pip compiles them
 //!
 //! [[python.index]]              # torch from its own index, on amd64 only
 //! url = "https://download.example.invalid/whl/cpu"
@@ -161,6 +162,10 @@ pub struct Python {
     /// default), `unsafe-first-match` or `unsafe-best-match` (as `compile --index-strategy`).
     #[serde(default)]
     pub index_strategy: Option<String>,
+    /// Byte-compile the installed modules into the image, as pip does at install (`build`
+    /// writes each `.py` file's `__pycache__/*.pyc`); `false` for no `.pyc`.
+    #[serde(default = "yes")]
+    pub compile_bytecode: bool,
 }
 
 /// What to do about a `[[file]]` source outside the manifest's directory.

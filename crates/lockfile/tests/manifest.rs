@@ -166,6 +166,18 @@ fn index_strategy_and_exclude_newer_exemption() {
     assert!(e.hint.as_deref().is_some_and(|h| h.contains("unsafe-first-match")), "{:?}", e.hint);
 }
 
+/// `[python] compile_bytecode`: on unless set to `false`; not a boolean is an error at its line.
+#[test]
+fn bytecode_is_compiled_unless_switched_off() {
+    let text = format!("{IMAGE}[python]\nversion = \"3.9\"\nrequirements = [\"r.in\"]\n");
+    let python = |text: &str| Manifest::parse(text, Path::new("marqo-base.toml")).expect("parses").python;
+    assert!(python(&text).expect("[python]").compile_bytecode, "on by default");
+    let off = python(&format!("{text}compile_bytecode = false\n")).expect("[python]");
+    assert!(!off.compile_bytecode);
+    let e = parse_error(&format!("{text}compile_bytecode = \"no\"\n"));
+    assert_eq!((e.line, e.key.as_deref()), (6, Some("python.compile_bytecode")), "{}", e.message);
+}
+
 #[test]
 fn file_entries_are_checked() {
     let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";

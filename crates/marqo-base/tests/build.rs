@@ -49,6 +49,8 @@ fn world_with(sdist: Option<Sdist>) -> World {
             .tag(tag)
             .requires("six")
             .file("fast/__init__.py", format!("TAG = {tag:?}\ndef main():\n    print('fast')\n"))
+            .file("fast/common.py", "ANSWER = {'forty', 'two'}\n")
+            .file("fast/py2_only.py", "print 'a Python 2 test file'\n")
             .entry_point("console_scripts", "fast", "fast:main")
             .publish(&index);
     }
@@ -78,6 +80,10 @@ fn world_with(sdist: Option<Sdist>) -> World {
     let apt_server = AptServer::start(repo.root());
 
     let ctx = TestContext::new();
+    // The world's python3.9 is a shell script: the host's compiles the wheels' modules.
+    if common::host_python39().is_some() {
+        ctx.provide_python39();
+    }
     let extra = if sdist { "slow\n" } else { "" };
     ctx.write("requirements.in", &format!("--index-url {}\nfast\n{extra}", index_server.url()));
     ctx.write("constraints.txt", "six<1.17\n");
@@ -250,6 +256,176 @@ fn builds_both_platforms_reproducibly() {
     let run = ctx.run(&["build", "--oci", "out"]);
     run.code(2);
     assert!(run.stderr.contains("is not empty"), "{}", run.stderr);
+}
+
+/// Every file below `dir` (relative) with its content.
+fn files_below(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(next) = todo.pop() {
+        for entry in std::fs::read_dir(next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let name = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                files.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// Wheels' modules byte-compiled as pip does at install: a `.pyc` for each module that
+/// compiles (the Python 2 one is skipped and named with -v), in `__pycache__` and RECORD;
+/// the same bytes on both platforms (from one compilation) and on a rebuild. The host's
+/// python3.9 imports them at the image's paths (a private mount of the image's site-packages
+/// at /usr/local/lib/python3.9/dist-packages: the world's own python3.9 is a shell script),
+/// from the `.pyc` without reading the sources (edited first) and without writing any.
+/// `[python] compile_bytecode = false` builds without them.
+#[test]
+fn wheel_modules_are_byte_compiled_as_pip_would() {
+    if common::host_python39().is_none() {
+        eprintln!(
+            "skipped: no CPython 3.9 on this host to compile and import the world's modules \
+             (python3.9 on PATH, or `pyenv install 3.9`); Debian 12 has none"
+        );
+        return;
+    }
+    let w = world();
+    let ctx = &w.ctx;
+    let python = ctx.provide_python39();
+    let work = ctx.work();
+    ctx.run(&["lock"]).success();
+    let run = ctx.run(&["-v", "build", "--oci", "out"]);
+    run.success();
+    let said = |text: &str| assert!(run.stderr.contains(text), "no `{text}` in:\n{}", run.stderr);
+    said("Bytecode: .pyc for linux/amd64, linux/arm64 by python3.9 on PATH (");
+    said("since the image's own cannot compile here: /usr/bin/python3.9 of the linux/amd64 image: ");
+    said("not an ELF file");
+    said("Byte-compiled 4 modules with ");
+    said("1 do not compile");
+    said("fast/py2_only.py`: SyntaxError");
+
+    let mut sites = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        tool(&work, "skopeo", &["copy", "--override-arch", arch, "oci:out:latest", &format!("oci:{arch}:x")]);
+        let bundle = format!("bundle-{arch}");
+        tool(&work, "umoci", &["unpack", "--rootless", "--image", &format!("{arch}:x"), &bundle]);
+        let site = work.join(bundle).join("rootfs/usr/local/lib/python3.9/dist-packages");
+        let cached: Vec<String> =
+            files_below(&site).into_keys().filter(|name| name.contains("__pycache__")).collect();
+        assert_eq!(
+            cached,
+            [
+                "__pycache__/six.cpython-39.pyc",
+                "fast/__pycache__/__init__.cpython-39.pyc",
+                "fast/__pycache__/common.cpython-39.pyc",
+            ],
+            "{arch}"
+        );
+        for (dist_info, want) in [("fast-1.0.dist-info", 2), ("six-1.16.0.dist-info", 1)] {
+            let record = std::fs::read_to_string(site.join(dist_info).join("RECORD")).unwrap();
+            let rows: Vec<&str> = record.lines().filter(|l| l.contains(".pyc,")).collect();
+            assert_eq!(rows.len(), want, "{arch} {dist_info}: {record}");
+            for row in rows {
+                let fields: Vec<&str> = row.split(',').collect();
+                let bytes = std::fs::read(site.join(fields[0])).unwrap();
+                assert_eq!(fields[1], image::record_hash(&bytes), "{arch}: {row}");
+                assert_eq!(fields[2], bytes.len().to_string(), "{arch}: {row}");
+            }
+        }
+        sites.push(site);
+    }
+    // One compilation serves both platforms: a module the same on both has the same bytes.
+    for module in ["__pycache__/six.cpython-39.pyc", "fast/__pycache__/common.cpython-39.pyc"] {
+        assert_eq!(
+            std::fs::read(sites[0].join(module)).unwrap(),
+            std::fs::read(sites[1].join(module)).unwrap()
+        );
+    }
+    let fresh = ctx.run(&["build", "--oci", "fresh", "--no-cache"]);
+    fresh.success();
+    assert_eq!(index_digest(&work.join("out"), "latest"), index_digest(&work.join("fresh"), "latest"));
+
+    // Imported at the image's path, with the sources edited: the code is the compiled code.
+    let site = &sites[0];
+    std::fs::write(site.join("fast/common.py"), "ANSWER = 'the edited source'\n").unwrap();
+    let before = files_below(site);
+    let script = "import sys\n\
+                  sys.path.insert(0, '/usr/local/lib/python3.9/dist-packages')\n\
+                  import fast, fast.common, six\n\
+                  print(sorted(fast.common.ANSWER), fast.TAG)\n\
+                  print(fast.__file__, fast.__cached__)\n\
+                  print(six.__cached__)";
+    let mount = "mount -t tmpfs tmpfs /usr/local && mkdir -p /usr/local/lib/python3.9/dist-packages && \
+                 mount --bind \"$1\" /usr/local/lib/python3.9/dist-packages && exec \"$2\" -c \"$3\"";
+    assert!(!python.starts_with("/usr/local"), "{python:?} would be hidden by the mount");
+    let printed = tool(
+        &work,
+        "unshare",
+        &[
+            "--mount",
+            "--fork",
+            "sh",
+            "-c",
+            mount,
+            "sh",
+            site.to_str().unwrap(),
+            python.to_str().unwrap(),
+            script,
+        ],
+    );
+    let dist = "/usr/local/lib/python3.9/dist-packages";
+    assert_eq!(
+        printed,
+        format!(
+            "['forty', 'two'] cp39-cp39-manylinux2014_x86_64\n\
+             {dist}/fast/__init__.py {dist}/fast/__pycache__/__init__.cpython-39.pyc\n\
+             {dist}/__pycache__/six.cpython-39.pyc\n"
+        )
+    );
+    assert_eq!(files_below(site), before, "importing wrote nothing");
+
+    // Switched off: no .pyc, and the plan says why.
+    let manifest = ctx
+        .read("marqo-base.toml")
+        .replace("version = \"3.9\"\n", "version = \"3.9\"\ncompile_bytecode = false\n");
+    ctx.write("marqo-base.toml", &manifest);
+    ctx.run(&["lock"]).success();
+    let off = ctx.run(&["build", "--oci", "off", "--platform", "linux/amd64"]);
+    off.success();
+    assert!(off.stderr.contains("Bytecode: no .pyc: [python] compile_bytecode = false"), "{}", off.stderr);
+    assert!(!off.stderr.contains("Byte-compiled"), "{}", off.stderr);
+    tool(&work, "umoci", &["unpack", "--rootless", "--image", "off:latest", "bundle-off"]);
+    let site = work.join("bundle-off/rootfs/usr/local/lib/python3.9/dist-packages");
+    let files = files_below(&site);
+    assert!(files.contains_key("fast/common.py"), "{:?}", files.keys());
+    assert!(!files.keys().any(|name| name.contains("__pycache__")), "{:?}", files.keys());
+}
+
+/// Without a Python 3.9 to compile with (none on PATH, the image's not runnable), the build
+/// says so and goes on without `.pyc`.
+#[test]
+fn without_an_interpreter_there_is_no_bytecode_and_a_warning() {
+    let w = world();
+    let ctx = &w.ctx;
+    ctx.run(&["lock"]).success();
+    let out = ctx
+        .command(&["build", "--oci", "out", "--platform", "linux/arm64"])
+        .env("PATH", ctx.bin().join("none"))
+        .output()
+        .unwrap();
+    let run = common::Run::from(out);
+    run.success();
+    assert!(run.stderr.contains("Bytecode: no .pyc: no Python 3.9 to compile with: "), "{}", run.stderr);
+    assert!(run.stderr.contains("`python3.9` on PATH: cannot run python3.9"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(" WARN the image gets no .pyc, so its first imports compile"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("Byte-compiled"), "{}", run.stderr);
 }
 
 /// The layer digests of the image of `platform` (`linux/amd64`) in the layout `dir`.
@@ -538,12 +714,25 @@ fn live_quickstart_both_platforms() {
         tool(&work, "skopeo", &["copy", "--override-arch", arch, "oci:out:latest", &image]);
     }
     tool(&work, "umoci", &["unpack", "--rootless", "--image", "amd64:x", "bundle"]);
+    let site = work.join("bundle/rootfs/usr/local/lib/python3.9/dist-packages");
+    let before = files_below(&site);
     let printed = tool(
         &work,
         "chroot",
-        &["bundle/rootfs", "/usr/bin/python3.9", "-c", "import requests, numpy; print(numpy.__version__)"],
+        &[
+            "bundle/rootfs",
+            "/usr/bin/python3.9",
+            "-c",
+            "import requests, numpy; print(numpy.__version__, numpy.__cached__)",
+        ],
     );
-    assert_eq!(printed.trim(), "1.23.4");
+    assert_eq!(
+        printed.trim(),
+        "1.23.4 /usr/local/lib/python3.9/dist-packages/numpy/__pycache__/__init__.cpython-39.pyc"
+    );
+    // The modules came byte-compiled (by the image's own python3.9): importing wrote none.
+    assert_eq!(files_below(&site).len(), before.len());
+    assert!(before.contains_key("requests/__pycache__/api.cpython-39.pyc"));
     // A console script, with the image's interpreter in its shebang.
     let printed = tool(&work, "chroot", &["bundle/rootfs", "/usr/local/bin/tqdm", "--version"]);
     assert_eq!(printed.trim(), "4.66.5");
@@ -827,17 +1016,34 @@ fn a_pytorch_like_index_locks_and_builds_on_one_platform() {
 /// machine and in any run (a golden test, as apko's). The layers hold every installed byte;
 /// the config and index also carry the lock's input fingerprint, which names this run's
 /// server ports, so the index is pinned from the same lock under a manifest without them. A
-/// change of these digests is a change of what images contain.
+/// change of these digests is a change of what images contain. The wheel layers hold the
+/// `.pyc` of their modules, compiled by the host's python3.9 (the world's is a shell
+/// script): the same bytes from pyenv's 3.9.18 and bullseye's 3.9.2 for these modules
+/// (bigger ones can differ between interpreter builds: see `ops::bytecode`).
+///
+/// Without a CPython 3.9 on the host (Debian 12 has none) there is no interpreter to make
+/// the `.pyc` with, so the world is built with `compile_bytecode = false` and pinned to the
+/// digests of that build ([`GOLDEN_NO_BYTECODE`]): the Debian layers are the same.
 #[test]
 fn golden_layer_digests() {
     let w = world();
     let ctx = &w.ctx;
+    let bytecode = common::host_python39().is_some();
+    if !bytecode {
+        eprintln!("no CPython 3.9 on this host: pinning the build without .pyc");
+        let manifest = std::fs::read_to_string(ctx.work().join("marqo-base.toml")).unwrap();
+        let manifest = manifest.replacen("[python]\n", "[python]\ncompile_bytecode = false\n", 1);
+        assert!(manifest.contains("compile_bytecode = false"), "{manifest}");
+        ctx.write("marqo-base.toml", &manifest);
+    }
+    let (golden_layers, golden_index) =
+        if bytecode { (GOLDEN_LAYERS, GOLDEN_INDEX) } else { GOLDEN_NO_BYTECODE };
     let work = ctx.work();
     ctx.run(&["lock"]).success();
     ctx.run(&["build", "--oci", "out"]).success();
     let got: Vec<(&str, Vec<String>)> =
         ["amd64", "arm64"].into_iter().map(|arch| (arch, layer_digests(&work, "out", arch))).collect();
-    let want: Vec<(&str, Vec<String>)> = GOLDEN_LAYERS
+    let want: Vec<(&str, Vec<String>)> = golden_layers
         .iter()
         .map(|(arch, layers)| (*arch, layers.iter().map(|d| format!("sha256:{d}")).collect()))
         .collect();
@@ -864,12 +1070,21 @@ fn golden_layer_digests() {
         ctx.run(&["build", "--offline", extra, "--manifest", manifest.to_str().unwrap(), "--oci", out])
             .success();
         let index = std::fs::read_to_string(work.join(out).join("index.json")).unwrap();
-        assert!(index.contains(GOLDEN_INDEX), "{out}: {index}");
+        assert!(index.contains(golden_index), "{out}: {index}");
     }
 }
 
 /// The image index of [`golden_layer_digests`]'s portless build.
-const GOLDEN_INDEX: &str = "sha256:9e21bcf5e2dc99be4813472edbd7c29bf6bae9b528f134577c392cf1db763b8e";
+const GOLDEN_INDEX: &str = "sha256:152efcc28434e30dd4c5be0f795fb1032c29b236b8442f2a8305e83c45652a43";
+
+/// [`GOLDEN_LAYERS`] and [`GOLDEN_INDEX`] of the build with `compile_bytecode = false`.
+const GOLDEN_NO_BYTECODE: ([(&str, &[&str]); 2], &str) = (
+    [
+        ("amd64", &["0", "0", "0"]),
+        ("arm64", &["0", "0", "0"]),
+    ],
+    "sha256:0",
+);
 
 /// Per platform, in image order: the `.deb`s, then the wheel buckets (the bucket holding
 /// only `six`, the same wheel on both platforms, is the same layer on both).
@@ -877,17 +1092,17 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "amd64",
         &[
-            "f74f28160be0bc50f94fdde2be745917aaff2eeb0bafbe31c2cb831258d7bc40",
-            "77cac5ffa3503d6e9daeb899fa663b15d2a061bdf7e48f06e4265adfe49f2905",
-            "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
+            "781bea12025430619212a3b240dd6c2fa272924768782e652906ac0be88066d3",
+            "798ddd002456fed78043202b8768848a53c1f7320899769006beb8d046c5b152",
+            "1c68aad876a914b5b202368843317151f70b99bef7f0e7c0719cfc5e87f11ab2",
         ],
     ),
     (
         "arm64",
         &[
-            "df1cf4e839b5348a8fa0eb5b67ab96887b1744ac505926564e5f7c4180e460be",
-            "7645a4487dce907a5f229f9fc0a6816269ce3efb427d1c3e72d81f1dafd024fa",
-            "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
+            "9ab0d85d15aa29059a00483b741552f5fa120f2889dfb049eb2bf3cbb1e225cc",
+            "5d5eb893bae7a89a66aa3ec6be520fc3dfaf7d38c3c7673b62574b8206cdcef6",
+            "1c68aad876a914b5b202368843317151f70b99bef7f0e7c0719cfc5e87f11ab2",
         ],
     ),
 ];

@@ -4,7 +4,8 @@
 //! Reads only the lock (never resolves; a stale lock is an error). For each platform: the
 //! locked `.deb`s are fetched (hash-checked, cached) and unpacked into a temporary root that
 //! becomes one reproducible layer; the locked wheels are fetched (hash-checked, cached),
-//! grouped by [`image::plan_layers`] and installed, one layer per group, as pip would. A
+//! grouped by [`image::plan_layers`] and installed, one layer per group, as pip would (their
+//! modules byte-compiled by the interpreter [`crate::bytecode::choose`] picks). A
 //! locked sdist is fetched the same way and built into a wheel with the host's Python (PEP
 //! 517, cached), which must suit every platform that locks it, then installed likewise. Then
 //! [`image::assemble`] makes each platform's configuration (over the base's, if any) and
@@ -138,6 +139,10 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         _ => Compression::Gzip,
     };
 
+    // Which interpreter byte-compiles the wheel layers (an input of their keys).
+    let selected = crate::plan::select_platforms(&manifest, &args.platforms)?;
+    let mut bytecode =
+        crate::bytecode::choose(&manifest, &lock, &selected, !args.no_cache, args.offline, printer)?;
     // Each platform's layers, each with the key of its inputs: a layer built before (by this
     // build of the tool) is taken from the cache, and only what the others need is fetched.
     let plan = BuildPlan::new(
@@ -149,8 +154,12 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             mtime,
             build_constraints: &build_constraints,
             compression,
+            bytecode: &bytecode.setting,
         },
     )?;
+    if let Some(summary) = &plan.bytecode {
+        printer.status(format!("Bytecode: {summary}"));
+    }
     tracing::debug!("the build plan:\n{plan}");
     let platforms = plan.platform_list();
     if archive && platforms.len() != 1 {
@@ -214,6 +223,12 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         printer,
     )?;
 
+    // The compiler starts its workers when the first module comes, and only if a wheel
+    // layer is built.
+    let compiler = match needs.wheels.is_empty() {
+        true => None,
+        false => bytecode.compiler(&manifest, platforms.len(), args.offline, &scratch, printer)?,
+    };
     // Each platform is built in its own thread (unpacking and compressing are most of the
     // time); the summary is printed in the manifest's order.
     let spinner = printer.bar(
@@ -244,6 +259,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             compression,
             progress: &spinner,
             base: bases.get(&planned.platform),
+            bytecode: compiler.as_ref(),
         })
         .collect();
     let results: Vec<Result<Built, Error>> = std::thread::scope(|scope| {
@@ -264,6 +280,23 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             .collect()
     });
     spinner.finish_and_clear();
+    if let Some(compiler) = &compiler {
+        let stats = compiler.stats();
+        if stats.compiled + stats.failed > 0 {
+            printer.status(format!(
+                "Byte-compiled {} modules with {} ({} processes) over {:.2}s{}",
+                stats.compiled,
+                compiler.who(),
+                stats.workers,
+                stats.elapsed.as_secs_f64(),
+                match stats.failed {
+                    0 => String::new(),
+                    n => format!("; {n} do not compile and have no .pyc, as with pip (-v names them)"),
+                }
+            ));
+        }
+    }
+    drop(compiler);
     let mut manifests = Vec::new();
     let mut scripts = Vec::new();
     for (platform, result) in platforms.iter().zip(results) {
@@ -366,7 +399,7 @@ fn source_date_epoch() -> Result<u64, Error> {
 
 /// Fetches the `.deb`s (each once, hash-checked, cached); returns their cache paths by
 /// sha256.
-fn fetch_debian(
+pub(crate) fn fetch_debian(
     manifest: &Manifest,
     debs: &[&LockedDebian],
     offline: bool,
@@ -401,7 +434,7 @@ fn fetch_debian(
 }
 
 /// A lock entry as the `debian` crate's fetcher and unpacker take it.
-fn locked_deb(deb: &LockedDebian) -> debian::LockedDeb {
+pub(crate) fn locked_deb(deb: &LockedDebian) -> debian::LockedDeb {
     debian::LockedDeb {
         name: deb.name.clone(),
         version: deb.version.clone(),
@@ -802,6 +835,8 @@ struct PlatformBuild<'a> {
     progress: &'a indicatif::ProgressBar,
     /// The image this one is built on.
     base: Option<&'a BaseImage>,
+    /// What byte-compiles the wheel layers' modules; `None` for no `.pyc`.
+    bytecode: Option<&'a crate::bytecode::PyCompiler>,
 }
 
 impl PlatformBuild<'_> {
@@ -942,12 +977,20 @@ impl PlatformBuild<'_> {
                 python: python.clone(),
                 requested: self.requested.contains(&wheel.name),
                 strict_record: false,
+                bytecode: self.bytecode.map(|c| c as &dyn image::Bytecompiler),
             };
             let installed = install_wheel(path, &scheme, &mut layer, &options)
                 .map_err(|e| Error::from_error(format!("cannot install {}", wheel.file.name), e))?;
             for problem in &installed.record_problems {
                 // As pip: installed anyway (the wheel's sha256 was checked against the lock).
                 tracing::warn!("{}: {problem}; installed as pip would", wheel.file.name);
+            }
+            for module in &installed.not_compiled {
+                tracing::info!(
+                    "{} ({}): {module}; installed without .pyc, as pip",
+                    wheel.file.name,
+                    self.platform
+                );
             }
         }
         self.finish(layer)

@@ -76,7 +76,7 @@ impl EnvInstaller for OwnInstaller {
             tokio::task::spawn_blocking(move || {
                 let scheme = Scheme::venv(&version);
                 let mut sink = DirSink::new(&venv);
-                let options = InstallOptions { python, requested: false, strict_record: false };
+                let options = InstallOptions { python, requested: false, strict_record: false, bytecode: None };
                 for path in &paths {
                     install_wheel(path, &scheme, &mut sink, &options)
                         .map_err(|e| format!("cannot install {}: {e}", path.display()))?;

@@ -63,6 +63,16 @@ pub fn defined_symbols(elf: &[u8]) -> Result<HashSet<String>, String> {
     Ok(file.symbols()?.into_iter().filter(|s| s.defined).map(|s| s.name).collect())
 }
 
+/// The program interpreter (`PT_INTERP`: the dynamic loader, `/lib64/ld-linux-x86-64.so.2`)
+/// of an executable for `arch`; an error for another architecture or a static executable.
+pub fn program_interpreter(elf: &[u8], arch: Arch) -> Result<String, String> {
+    let file = Elf::parse(elf)?;
+    if file.machine != machine(arch) {
+        return Err(format!("not an {} executable", arch.machine()));
+    }
+    file.interpreter()?.ok_or_else(|| "a static executable: no dynamic loader".to_string())
+}
+
 /// The Python C-API symbols the extension modules of the wheel at `wheel` need, after
 /// checking that it has some and that each is a stable-ABI (`*.abi3.so`) module for `arch`.
 pub fn abi3_wheel_needs(wheel: &Path, arch: Arch) -> Result<HashSet<String>, String> {
@@ -131,6 +141,7 @@ struct Symbol {
 }
 
 const SHT_DYNSYM: u32 = 11;
+const PT_INTERP: u32 = 3;
 
 impl<'a> Elf<'a> {
     fn parse(bytes: &'a [u8]) -> Result<Elf<'a>, String> {
@@ -141,6 +152,24 @@ impl<'a> Elf<'a> {
             return Err("not a 64-bit little-endian ELF file".to_string());
         }
         Ok(Elf { bytes, machine: u16_at(bytes, 0x12)? })
+    }
+
+    /// The path in the `PT_INTERP` program header, if there is one.
+    fn interpreter(&self) -> Result<Option<String>, String> {
+        let b = self.bytes;
+        let (phoff, phentsize, phnum) = (u64_at(b, 0x20)?, u16_at(b, 0x36)? as u64, u16_at(b, 0x38)? as u64);
+        for i in 0..phnum {
+            let at = usize::try_from(phoff + i * phentsize).map_err(|_| "bad program header offset")?;
+            if u32_at(b, at)? != PT_INTERP {
+                continue;
+            }
+            let path = slice(b, u64_at(b, at + 8)?, u64_at(b, at + 32)?)?;
+            let path = path.split(|&c| c == 0).next().unwrap_or_default();
+            return String::from_utf8(path.to_vec())
+                .map(Some)
+                .map_err(|_| "a loader path that is not UTF-8".into());
+        }
+        Ok(None)
     }
 
     /// The entries of `.dynsym` (the one symbol table the dynamic loader reads).
@@ -213,6 +242,17 @@ mod tests {
         assert_eq!(Some(elf.machine), host_arch().map(machine));
         let symbols = elf.symbols().unwrap();
         assert!(symbols.iter().any(|s| s.name == "malloc" && !s.defined));
+    }
+
+    #[test]
+    fn reads_the_loader_of_this_test_binary() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let host = host_arch().unwrap();
+        let loader = program_interpreter(&exe, host).unwrap();
+        assert!(loader.starts_with('/') && loader.contains("ld-linux"), "{loader}");
+        let other = if host == Arch::Amd64 { Arch::Arm64 } else { Arch::Amd64 };
+        assert!(program_interpreter(&exe, other).unwrap_err().contains("not an"));
+        assert!(program_interpreter(b"#!/bin/sh\n", host).unwrap_err().contains("not an ELF"));
     }
 
     /// A wheel with one module compiled by the host's C compiler that calls `PyLong_FromLong`.

@@ -9,6 +9,7 @@
 //! - [`compile`]: requirements.in -> pinned requirements.txt files for every target.
 //! - [`plan`]: manifest + lock + platforms -> the layers of each platform (pure).
 //! - [`build`]: the lock -> an OCI image layout or docker-archive, per platform.
+//! - [`bytecode`]: the `.pyc` of wheel layers: which interpreter compiles, its workers.
 //! - [`base`]: base images from a registry or an OCI layout, pinned by digest.
 //! - [`files`]: `[[file]]` entries: locked by content, downloaded hash-checked, put in layers.
 //! - [`cross`]: cross-built sdists: cross compilers, an ELF reader, the abi3 checks.
@@ -21,6 +22,7 @@
 pub mod base;
 pub mod build;
 pub mod build_env;
+pub mod bytecode;
 pub mod compile;
 pub mod cross;
 pub mod debian;

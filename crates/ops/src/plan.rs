@@ -35,6 +35,20 @@ pub struct PlanOptions<'a> {
     pub build_constraints: &'a str,
     /// How the layers are compressed.
     pub compression: Compression,
+    /// Whether wheel layers get `.pyc`, and from which interpreter.
+    pub bytecode: &'a Bytecode,
+}
+
+/// Whether wheel layers get `.pyc` and from which interpreter ([`crate::bytecode::choose`]
+/// decides, before the plan).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bytecode {
+    /// The compiling interpreter as wheel layers' inputs name it (everything the bytes
+    /// depend on); `None` for no `.pyc`.
+    pub interpreter: Option<String>,
+    /// What the plan says: which platforms get `.pyc`, from which interpreter and why, or
+    /// why none.
+    pub summary: String,
 }
 
 /// The layers of every platform to build, in the manifest's order.
@@ -43,6 +57,8 @@ pub struct BuildPlan<'a> {
     pub platforms: Vec<PlatformPlan<'a>>,
     /// `3.9` of the manifest's `[python] version`, when it has one.
     pub python_version: Option<String>,
+    /// [`Bytecode::summary`], when a platform has wheel layers.
+    pub bytecode: Option<String>,
 }
 
 /// The layers of one platform's image, bottom first.
@@ -110,8 +126,11 @@ impl<'a> BuildPlan<'a> {
                 platform,
                 layers: plan_platform(platform, manifest, lock, python_version.as_deref(), options),
             })
-            .collect();
-        Ok(BuildPlan { platforms, python_version })
+            .collect::<Vec<PlatformPlan<'a>>>();
+        let wheel_layers =
+            platforms.iter().flat_map(|p| &p.layers).any(|l| matches!(l.source, LayerSource::Wheels(_)));
+        let bytecode = wheel_layers.then(|| options.bytecode.summary.clone());
+        Ok(BuildPlan { platforms, python_version, bytecode })
     }
 
     /// The platforms, in the manifest's order.
@@ -157,12 +176,15 @@ impl<'a> BuildPlan<'a> {
     }
 }
 
-/// The plan as text: per platform, each layer's history entry and inputs (what tests
-/// snapshot, and what `-v` shows).
+/// The plan as text: per platform, its bytecode, then each layer's history entry and inputs
+/// (what tests snapshot, and what `-v` shows).
 impl fmt::Display for BuildPlan<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for platform in &self.platforms {
             writeln!(f, "{}: {} layers", platform.platform, platform.layers.len())?;
+            if let Some(bytecode) = &self.bytecode {
+                writeln!(f, "  bytecode: {bytecode}")?;
+            }
             for (n, layer) in platform.layers.iter().enumerate() {
                 writeln!(f, "  {n}: {}", layer.created_by)?;
                 match &layer.inputs {
@@ -181,7 +203,7 @@ impl fmt::Display for BuildPlan<'_> {
 
 /// The platforms to build: `--platform` values (each must be one of the manifest's), in the
 /// manifest's order; all of the manifest's by default.
-fn select_platforms(manifest: &Manifest, given: &[String]) -> Result<Vec<TargetPlatform>, Error> {
+pub(crate) fn select_platforms(manifest: &Manifest, given: &[String]) -> Result<Vec<TargetPlatform>, Error> {
     let all = &manifest.image.platforms;
     if given.is_empty() {
         return Ok(all.clone());
@@ -281,6 +303,10 @@ fn plan_platform<'a>(
         for group in plan_layers(&items, WHEEL_BUCKETS, BIG_WHEEL) {
             let mut inputs = layer_header("wheels", options, false);
             inputs.push_str(&format!("python {version}\n"));
+            match &options.bytecode.interpreter {
+                Some(interpreter) => inputs.push_str(&format!("bytecode {interpreter}\n")),
+                None => inputs.push_str("bytecode none\n"),
+            }
             let entries: Vec<&LockedPython> = group.iter().map(|name| wheels[name.as_str()]).collect();
             for wheel in &entries {
                 let requested = options.requested.contains(&wheel.name);
@@ -380,7 +406,26 @@ mode = 0o755
         text
     }
 
+    const NO_BYTECODE: Bytecode = Bytecode { interpreter: None, summary: String::new() };
+
+    fn image_bytecode() -> Bytecode {
+        Bytecode {
+            interpreter: Some(
+                "cpython-311 magic a70d0d0a unchecked-hash, the linux/amd64 image's: cpython 3.11.2 \
+                 (main, Mar 13 2023, 12:18:29) [GCC 12.2.0]"
+                    .into(),
+            ),
+            summary: ".pyc for linux/amd64, linux/arm64 by /usr/bin/python3.11 of the linux/amd64 image \
+                      (CPython 3.11.2, cpython-311), run natively through its own loader"
+                .into(),
+        }
+    }
+
     fn plan_text(platforms: &[String], compression: Compression) -> String {
+        plan_with(platforms, compression, &image_bytecode())
+    }
+
+    fn plan_with(platforms: &[String], compression: Compression, bytecode: &Bytecode) -> String {
         let manifest = Manifest::parse(MANIFEST, Path::new("/project/marqo-base.toml")).unwrap();
         let lock = Lock::parse(&lock_text(), Path::new("/project/marqo-base.lock")).unwrap();
         let requested: HashSet<String> = ["big".to_string()].into();
@@ -390,8 +435,50 @@ mode = 0o755
             mtime: 1_700_000_000,
             build_constraints: "constraints.txt 2222 ",
             compression,
+            bytecode,
         };
         BuildPlan::new(&manifest, &lock, &options).unwrap().to_string()
+    }
+
+    /// The compiling interpreter (or none) is an input of every wheel layer and of nothing
+    /// else: another interpreter never reuses a wheel layer, and the Debian and file layers
+    /// stay.
+    #[test]
+    fn the_compiling_interpreter_is_an_input_of_wheel_layers_only() {
+        // Each layer's lines (its history line and its inputs), in plan order.
+        let inputs = |text: &str| -> Vec<String> {
+            let mut layers: Vec<String> = Vec::new();
+            for line in text.lines() {
+                if line.trim_start().starts_with(|c: char| c.is_ascii_digit()) {
+                    layers.push(String::new());
+                }
+                if let Some(layer) = layers.last_mut().filter(|_| line.starts_with("   ")) {
+                    layer.push_str(line);
+                    layer.push('\n');
+                }
+            }
+            layers
+        };
+        let host = Bytecode {
+            interpreter: Some(
+                "cpython-311 magic a70d0d0a unchecked-hash, on the host: cpython 3.11.7".into(),
+            ),
+            summary: "by the host's".into(),
+        };
+        let none =
+            Bytecode { interpreter: None, summary: "no .pyc: [python] compile_bytecode = false".into() };
+        let plans = [image_bytecode(), host, none].map(|b| plan_with(&[], Compression::Gzip, &b));
+        assert!(
+            plans[2].contains("  bytecode: no .pyc: [python] compile_bytecode = false\n"),
+            "{}",
+            plans[2]
+        );
+        assert!(plans[2].contains("| bytecode none\n"), "{}", plans[2]);
+        let [image, host, none] = plans.map(|p| inputs(&p));
+        for (n, layer) in image.iter().enumerate() {
+            let differs = layer != &host[n] && layer != &none[n] && host[n] != none[n];
+            assert_eq!(differs, layer.contains("| wheel "), "{layer}");
+        }
     }
 
     #[test]
@@ -403,7 +490,7 @@ mode = 0o755
     fn a_plan_of_one_platform_has_only_its_layers() {
         let one = plan_text(&["linux/arm64".to_string()], Compression::Zstd);
         assert!(one.starts_with("linux/arm64: "), "{one}");
-        assert!(!one.contains("linux/amd64"), "{one}");
+        assert!(!one.contains("linux/amd64:"), "{one}");
         assert!(one.contains("compression zstd"), "{one}");
     }
 
@@ -419,6 +506,7 @@ mode = 0o755
             mtime: 0,
             build_constraints: "",
             compression: Compression::Gzip,
+            bytecode: &NO_BYTECODE,
         };
         let err = BuildPlan::new(&manifest, &lock, &options).unwrap_err();
         assert!(err.to_string().contains("linux/riscv64"), "{err}");
@@ -437,6 +525,7 @@ mode = 0o755
             mtime: 0,
             build_constraints: "",
             compression: Compression::Gzip,
+            bytecode: &NO_BYTECODE,
         };
         let err = BuildPlan::new(&manifest, &lock, &options).unwrap_err();
         assert!(err.to_string().contains("no [python] section"), "{err}");

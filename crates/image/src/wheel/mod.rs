@@ -1,5 +1,6 @@
 //! Installing a wheel into a layer as pip would, without running Python.
 
+mod bytecode;
 mod dir;
 mod entry_points;
 mod record;
@@ -12,6 +13,7 @@ use safe_path::{Absolute, Refusal, Rules, Windows};
 use sha2::{Digest, Sha256};
 
 use crate::layer::{LayerError, LayerWriter};
+pub use bytecode::{cache_path, Bytecompiler, Compiled, PySource};
 pub use dir::DirSink;
 use entry_points::parse_script_entry_points;
 pub use record::record_hash;
@@ -94,6 +96,15 @@ pub enum WheelError {
         /// What the file holds.
         found: String,
     },
+    /// The bytecode compiler failed (not a module that does not compile: those are skipped).
+    #[error("wheel {}: cannot byte-compile its modules", wheel.display())]
+    Bytecode {
+        /// The wheel file.
+        wheel: PathBuf,
+        /// The compiler's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Adding an installed file to the layer failed (a duplicate path, a read error, ...).
     #[error("wheel {}: failed to install `{entry}`", wheel.display())]
     Layer {
@@ -151,8 +162,8 @@ impl Scheme {
 }
 
 /// How a wheel is installed, apart from where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstallOptions {
+#[derive(Debug, Clone)]
+pub struct InstallOptions<'a> {
     /// The target interpreter written into script shebangs, e.g. `/usr/bin/python3.9`.
     pub python: String,
     /// Write `REQUESTED`: the distribution was asked for, not pulled in as a dependency.
@@ -162,6 +173,12 @@ pub struct InstallOptions {
     /// exist, and the wheel itself is checked by its sha256 before) and reported in
     /// [`InstalledWheel::record_problems`]; the installed `RECORD` has their real hashes.
     pub strict_record: bool,
+    /// Byte-compile, as pip does: every `.py` file installed into the purelib or platlib
+    /// gets its `__pycache__/NAME.TAG.pyc` from this compiler, listed in `RECORD` with its
+    /// hash and size. A module that does not compile is installed without one (see
+    /// [`InstalledWheel::not_compiled`]); a `.pyc` the wheel ships at that path is replaced,
+    /// as pip overwrites it. `None`: no bytecode (as `pip install --no-compile`).
+    pub bytecode: Option<&'a dyn Bytecompiler>,
 }
 
 /// What [`install_wheel`] installed.
@@ -178,6 +195,10 @@ pub struct InstalledWheel {
     /// Files the wheel's `RECORD` does not match or list (only without
     /// [`InstallOptions::strict_record`]).
     pub record_problems: Vec<String>,
+    /// How many modules got a `.pyc` (with [`InstallOptions::bytecode`]).
+    pub compiled: usize,
+    /// The modules that do not compile, each with why (``/…/py2.py`: SyntaxError: …`).
+    pub not_compiled: Vec<String>,
 }
 
 /// One installed file: its path in the image, its sha256 (as RECORD writes it) and size.
@@ -206,13 +227,14 @@ impl InstallSink for LayerWriter {
 /// Every file is checked against the wheel's `RECORD` while it is copied; absolute paths,
 /// `..`, backslashes, symlinks and files missing from `RECORD` are refused. Scripts in
 /// `.data/scripts` get `options.python` in a `#!python` shebang, console and GUI entry points
-/// get launchers, and `INSTALLER`, `REQUESTED` (if asked) and a new `RECORD` are written. No
-/// bytecode is compiled. On an error the layer holds part of the wheel: drop it.
+/// get launchers, and `INSTALLER`, `REQUESTED` (if asked) and a new `RECORD` are written.
+/// Modules are byte-compiled when [`InstallOptions::bytecode`] gives a compiler. On an
+/// error the layer holds part of the wheel: drop it.
 pub fn install_wheel(
     wheel: &Path,
     scheme: &Scheme,
     layer: &mut dyn InstallSink,
-    options: &InstallOptions,
+    options: &InstallOptions<'_>,
 ) -> Result<InstalledWheel, WheelError> {
     let file =
         fs_err::File::open(wheel).map_err(|source| WheelError::Read { wheel: wheel.into(), source })?;
@@ -250,6 +272,11 @@ pub fn install_wheel(
     let replaced = ["RECORD", "INSTALLER", "REQUESTED"].map(|file| format!("{dist_info}/{file}"));
     let mut installed = Vec::new();
     let mut record_problems = Vec::new();
+    // With bytecode: the modules to compile (installed path, source), and the `.pyc` files
+    // the wheel ships, held back until it is known whether a compiled one replaces them.
+    let pyc_suffix = options.bytecode.map(|compiler| format!(".{}.pyc", compiler.cache_tag()));
+    let mut sources: Vec<(String, std::sync::Arc<[u8]>)> = Vec::new();
+    let mut shipped_pyc: BTreeMap<String, (u32, Vec<u8>, Installed)> = BTreeMap::new();
     for index in 0..archive.len() {
         let mut entry =
             archive.by_index(index).map_err(|source| WheelError::Zip { wheel: wheel.into(), source })?;
@@ -267,7 +294,7 @@ pub fn install_wheel(
             continue;
         }
         let executable = entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
-        let (destination, is_script) = if components[0] == data_dir {
+        let (destination, is_script, in_lib) = if components[0] == data_dir {
             let [_, key, rest @ ..] = components.as_slice() else {
                 return Err(unsafe_entry("a file directly in the `.data` directory"));
             };
@@ -282,10 +309,19 @@ pub fn install_wheel(
                 "headers" => format!("{}/{name}", scheme.headers),
                 _ => return Err(unsafe_entry("an unknown `.data` directory")),
             };
-            (format!("{base}/{}", rest.join("/")), *key == "scripts")
+            let in_lib = matches!(*key, "purelib" | "platlib");
+            (format!("{base}/{}", rest.join("/")), *key == "scripts", in_lib)
         } else {
-            (format!("{root}/{}", components.join("/")), false)
+            (format!("{root}/{}", components.join("/")), false, true)
         };
+        // Held in memory rather than streamed: a module to compile (its source goes to the
+        // compiler too), or a `.pyc` the wheel ships where a compiled one may go.
+        let module = in_lib && pyc_suffix.is_some() && bytecode::is_source(&destination);
+        let shipped = in_lib
+            && pyc_suffix.as_ref().is_some_and(|suffix| {
+                destination.ends_with(suffix.as_str())
+                    && destination.rsplit('/').nth(1) == Some("__pycache__")
+            });
 
         let expected = match record.get(&entry_name) {
             Some(RecordEntry { hash: Some(hash), size }) => Some((hash.clone(), *size)),
@@ -332,6 +368,24 @@ pub fn install_wheel(
             let mut output = HashingReader::new(io::Cursor::new(first_line).chain(&mut buffered), None);
             layer.add_file(&destination, 0o755, &mut output).map_err(layer_err)?;
             output.finish_sha256()
+        } else if module || shipped {
+            let mode = if executable { 0o755 } else { 0o644 };
+            let mut bytes = Vec::new();
+            input
+                .read_to_end(&mut bytes)
+                .map_err(|source| WheelError::Read { wheel: wheel.into(), source })?;
+            if module {
+                layer.add_file(&destination, mode, &mut bytes.as_slice()).map_err(layer_err)?;
+            }
+            let (hash, size) = input.finish_sha256();
+            if module {
+                sources.push((destination.clone(), bytes.into()));
+            } else {
+                let file =
+                    Installed { path: destination.clone(), hash: Some(hash.clone()), size: Some(size) };
+                shipped_pyc.insert(destination.clone(), (mode, bytes, file));
+            }
+            (hash, size)
         } else {
             let mode = if executable { 0o755 } else { 0o644 };
             layer.add_file(&destination, mode, &mut input).map_err(layer_err)?;
@@ -359,7 +413,49 @@ pub fn install_wheel(
                 record_problems.push(format!("`{entry_name}`: RECORD says {expected}, found {found}"));
             }
         }
-        installed.push(Installed { path: destination, hash: Some(hash), size: Some(size) });
+        if !shipped {
+            installed.push(Installed { path: destination, hash: Some(hash), size: Some(size) });
+        }
+    }
+
+    let (mut compiled, mut not_compiled) = (0, Vec::new());
+    if let Some(compiler) = options.bytecode.filter(|_| !sources.is_empty()) {
+        let modules: Vec<PySource<'_>> =
+            sources.iter().map(|(path, source)| PySource { path, source }).collect();
+        let results = compiler
+            .compile(&modules)
+            .map_err(|source| WheelError::Bytecode { wheel: wheel.into(), source })?;
+        if results.len() != modules.len() {
+            let reason = format!("{} results for {} modules", results.len(), modules.len());
+            return Err(WheelError::Bytecode { wheel: wheel.into(), source: reason.into() });
+        }
+        for (module, result) in modules.iter().zip(results) {
+            let pyc = match result {
+                Compiled::Pyc(pyc) => pyc,
+                Compiled::Failed(reason) => {
+                    not_compiled.push(format!("`{}`: {reason}", module.path));
+                    continue;
+                }
+            };
+            let Some(path) = cache_path(module.path, compiler.cache_tag()) else { continue };
+            shipped_pyc.remove(&path);
+            layer.add_file(&path, 0o644, &mut &pyc[..]).map_err(|source| WheelError::Layer {
+                wheel: wheel.into(),
+                entry: path.clone(),
+                source,
+            })?;
+            let hash = urlsafe_b64_nopad(&Sha256::digest(&pyc));
+            installed.push(Installed { path, hash: Some(hash), size: Some(pyc.len() as u64) });
+            compiled += 1;
+        }
+    }
+    for (path, (mode, bytes, file)) in shipped_pyc {
+        layer.add_file(&path, mode, &mut bytes.as_slice()).map_err(|source| WheelError::Layer {
+            wheel: wheel.into(),
+            entry: path.clone(),
+            source,
+        })?;
+        installed.push(file);
     }
 
     let dist_info_path = format!("{root}/{dist_info}");
@@ -401,6 +497,8 @@ pub fn install_wheel(
         dist_info: dist_info_path,
         files,
         record_problems,
+        compiled,
+        not_compiled,
     })
 }
 

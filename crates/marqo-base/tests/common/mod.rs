@@ -21,12 +21,34 @@ impl TestContext {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("home")).expect("home");
         std::fs::create_dir_all(dir.path().join("work")).expect("work");
+        std::fs::create_dir_all(dir.path().join("bin")).expect("bin");
         TestContext { dir }
     }
 
     /// The directory the binary runs in; relative paths in tests are relative to it.
     pub fn work(&self) -> PathBuf {
         self.dir.path().join("work")
+    }
+
+    /// A directory first on the binary's `PATH`, for programs a test provides.
+    pub fn bin(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+
+    /// Puts a CPython 3.9 of the host on the binary's `PATH` as `python3.9` (and nothing
+    /// else of its installation: `python3` stays the host's); returns the interpreter.
+    /// Panics when the host has none: the tests of `.pyc` in images compile with it.
+    pub fn provide_python39(&self) -> PathBuf {
+        let python = host_python39().unwrap_or_else(|| {
+            panic!(
+                "no CPython 3.9 on this host: the tests of bytecode in images need one \
+                 (python3.9 on PATH, or `pyenv install 3.9`)"
+            )
+        });
+        let link = self.bin().join("python3.9");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&python, &link).expect("link python3.9");
+        python
     }
 
     pub fn cache(&self) -> PathBuf {
@@ -55,7 +77,11 @@ impl TestContext {
                 cmd.env_remove(key);
             }
         }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path = std::env::join_paths(std::iter::once(self.bin()).chain(std::env::split_paths(&path)))
+            .expect("PATH");
         cmd.env("PIP_CONFIG_FILE", "/dev/null")
+            .env("PATH", path)
             .env("HOME", self.dir.path().join("home"))
             .env("XDG_CACHE_HOME", self.dir.path().join("home/.cache"))
             .env("XDG_CONFIG_HOME", self.dir.path().join("home/.config"))
@@ -70,6 +96,33 @@ impl TestContext {
         let out = self.command(args).output().expect("run marqo-base");
         Run::from(out)
     }
+}
+
+/// The executable of a CPython 3.9 of the host: `python3.9` on `PATH` if it runs (a pyenv
+/// shim may not), else one of pyenv's versions.
+pub fn host_python39() -> Option<PathBuf> {
+    let probe = |program: &Path| {
+        let out = Command::new(program)
+            .args(["-c", "import sys; assert sys.version_info[:2] == (3, 9); print(sys.executable)"])
+            .output()
+            .ok()?;
+        let exe = String::from_utf8(out.stdout).ok()?;
+        (out.status.success() && !exe.trim().is_empty()).then(|| PathBuf::from(exe.trim()))
+    };
+    if let Some(found) = probe(Path::new("python3.9")) {
+        return Some(found);
+    }
+    let root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".pyenv")))?;
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(root.join("versions"))
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("3.9."))
+        .map(|e| e.path().join("bin/python3.9"))
+        .collect();
+    versions.sort();
+    versions.iter().rev().find_map(|python| probe(python))
 }
 
 /// What one run printed and how it ended.
