@@ -1075,15 +1075,29 @@ fn golden_layer_digests() {
 }
 
 /// The image index of [`golden_layer_digests`]'s portless build.
-const GOLDEN_INDEX: &str = "sha256:152efcc28434e30dd4c5be0f795fb1032c29b236b8442f2a8305e83c45652a43";
+const GOLDEN_INDEX: &str = "sha256:da4e3c9cfbc90e76206b909c9ab02cc42207ccf7e1e2f34423385dfee5bf20ec";
 
 /// [`GOLDEN_LAYERS`] and [`GOLDEN_INDEX`] of the build with `compile_bytecode = false`.
 const GOLDEN_NO_BYTECODE: ([(&str, &[&str]); 2], &str) = (
     [
-        ("amd64", &["0", "0", "0"]),
-        ("arm64", &["0", "0", "0"]),
+        (
+            "amd64",
+            &[
+                "f74f28160be0bc50f94fdde2be745917aaff2eeb0bafbe31c2cb831258d7bc40",
+                "1fe3a9b0cd7691a0b6eb06e3faa883c8e4c6d0bbb3e59609d04519b2b7a9e09a",
+                "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
+            ],
+        ),
+        (
+            "arm64",
+            &[
+                "df1cf4e839b5348a8fa0eb5b67ab96887b1744ac505926564e5f7c4180e460be",
+                "a46d13a927d3054bec6cb54bf8820758f23981f3a89728b2d885cca1f9dd5603",
+                "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
+            ],
+        ),
     ],
-    "sha256:0",
+    "sha256:34fe84c067bf47c41296ec180d43a6162d03454c634a5e264771b7c85a8160aa",
 );
 
 /// Per platform, in image order: the `.deb`s, then the wheel buckets (the bucket holding
@@ -1092,7 +1106,7 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "amd64",
         &[
-            "781bea12025430619212a3b240dd6c2fa272924768782e652906ac0be88066d3",
+            "f74f28160be0bc50f94fdde2be745917aaff2eeb0bafbe31c2cb831258d7bc40",
             "798ddd002456fed78043202b8768848a53c1f7320899769006beb8d046c5b152",
             "1c68aad876a914b5b202368843317151f70b99bef7f0e7c0719cfc5e87f11ab2",
         ],
@@ -1100,7 +1114,7 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "arm64",
         &[
-            "9ab0d85d15aa29059a00483b741552f5fa120f2889dfb049eb2bf3cbb1e225cc",
+            "df1cf4e839b5348a8fa0eb5b67ab96887b1744ac505926564e5f7c4180e460be",
             "5d5eb893bae7a89a66aa3ec6be520fc3dfaf7d38c3c7673b62574b8206cdcef6",
             "1c68aad876a914b5b202368843317151f70b99bef7f0e7c0719cfc5e87f11ab2",
         ],
