@@ -679,15 +679,7 @@ fn sdist_built_for_another_platform_is_an_error() {
 /// (the build itself runs nothing of either image).
 #[test]
 fn live_quickstart_both_platforms() {
-    if std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1") {
-        eprintln!("MARQO_BASE_SKIP_LIVE=1: skipping a test that needs the live index and mirror");
-        return;
-    }
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
-    let ctx = TestContext::new();
-    for name in ["marqo-base.toml", "requirements.in", "marqo-base.lock"] {
-        ctx.write(name, &std::fs::read_to_string(example.join(name)).unwrap());
-    }
+    let Some(ctx) = common::live_quickstart() else { return };
     // The host's pip configuration and apt sources are what a user's run would use.
     let started = Instant::now();
     let run = |args: &[&str]| {

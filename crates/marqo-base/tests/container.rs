@@ -7,7 +7,6 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::TestContext;
 use test_support::{Podman, Wheel};
 
 /// The quickstart built from its committed lock, then used: its Python and wheels on both
@@ -15,15 +14,7 @@ use test_support::{Podman, Wheel};
 /// installs a local `.deb` with apt and a local wheel with pip.
 #[test]
 fn live_quickstart_in_a_container() {
-    if std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1") {
-        eprintln!("MARQO_BASE_SKIP_LIVE=1: skipping a test that needs the live index and mirror");
-        return;
-    }
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
-    let ctx = TestContext::new();
-    for name in ["marqo-base.toml", "requirements.in", "marqo-base.lock"] {
-        ctx.write(name, &std::fs::read_to_string(example.join(name)).unwrap());
-    }
+    let Some(ctx) = common::live_quickstart() else { return };
     // The host's pip configuration and apt sources are what a user's run would use.
     let out = Command::new(env!("CARGO_BIN_EXE_marqo-base"))
         .current_dir(ctx.work())

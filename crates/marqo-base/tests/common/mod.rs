@@ -184,3 +184,19 @@ pub fn option_lines(text: &str) -> Vec<String> {
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// A sandbox holding `examples/quickstart` (manifest, requirements, committed lock), for the
+/// tests that build it from the live index and mirror; `None`, with a note, when
+/// `MARQO_BASE_SKIP_LIVE=1`.
+pub fn live_quickstart() -> Option<TestContext> {
+    if std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1") {
+        eprintln!("MARQO_BASE_SKIP_LIVE=1: skipping a test that needs the live index and mirror");
+        return None;
+    }
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
+    let ctx = TestContext::new();
+    for name in ["marqo-base.toml", "requirements.in", "marqo-base.lock"] {
+        ctx.write(name, &std::fs::read_to_string(example.join(name)).expect("read the quickstart"));
+    }
+    Some(ctx)
+}
