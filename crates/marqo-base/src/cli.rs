@@ -115,9 +115,16 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct CompileArgs {
-    /// Requirement files to compile (pip's requirements format).
+    /// Requirement files to compile (pip's requirements format), or a project's
+    /// pyproject.toml (its static [project] dependencies, as pip-compile reads them).
     #[arg(required = true, value_name = "SRC_FILE")]
     pub src_files: Vec<PathBuf>,
+    /// Add this optional-dependencies group of a pyproject.toml input. Repeatable.
+    #[arg(long = "extra", value_name = "EXTRA")]
+    pub extras: Vec<String>,
+    /// Add every optional-dependencies group of a pyproject.toml input.
+    #[arg(long)]
+    pub all_extras: bool,
 
     /// Target Python version, X.Y or X.Y.Z [default: the host's python3].
     #[arg(long, value_name = "VERSION")]

@@ -718,6 +718,87 @@ fn extras_and_annotations_follow_the_flags() {
     assert_eq!(pins(&kept), ["aiohttp==3.10.9", "fsspec[http]==2024.3.1", "yarl==1.14.0"]);
 }
 
+/// A project's `pyproject.toml` as an input, as pip-compile takes it: its static dependencies,
+/// `--extra`/`--all-extras` for its optional ones, `# via NAME (pyproject.toml)`, and errors
+/// naming the file and line for what only a build backend could answer.
+#[test]
+fn a_pyproject_toml_is_compiled_from_its_static_dependencies() {
+    let index = marqo_like_index();
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "yarl\n");
+    ctx.write(
+        "pyproject.toml",
+        "[build-system]\nrequires = [\"setuptools\"]\n\n[project]\nname = \"My_Project\"\nversion = \"1.0\"\n\
+         dependencies = [\n    \"torchy==1.13.1\",\n    'decoder==0.6.0; platform_machine == \"x86_64\"',\n]\n\n\
+         [project.optional-dependencies]\nhttp = [\"fsspec[http]==2024.3.1\"]\ntext = [\"ftfy\", \"my-project[http]\"]\n",
+    );
+    let base = ["compile", "--python", "3.9", "--platform", "linux/amd64", "--index-url", &server.url()];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        ctx.run(&args)
+    };
+    let fails = |extra: &[&str], needle: &str| {
+        let out = run(extra);
+        out.code(2);
+        assert!(out.stderr.contains(needle), "{needle}\n{}", out.stderr);
+    };
+    run(&["pyproject.toml"]).success();
+    let text = ctx.read("requirements.txt");
+    assert_eq!(
+        pins(&text),
+        [
+            "decoder==0.6.0",
+            "nvidia-blas==11.1",
+            "setuptools==69.0.0",
+            "torchy==1.13.1",
+            "typing-extensions==4.12.2"
+        ],
+        "{text}"
+    );
+    assert!(text.contains("torchy==1.13.1\n    # via my-project (pyproject.toml)\n"), "{text}");
+    assert!(
+        text.contains("#    marqo-base compile --python 3.9 --platform linux/amd64 pyproject.toml\n"),
+        "{text}"
+    );
+
+    run(&["pyproject.toml", "requirements.in", "--extra", "HTTP", "-o", "http.txt"]).success();
+    let http = ctx.read("http.txt");
+    for pin in ["fsspec==2024.3.1", "aiohttp==3.10.9", "yarl==1.14.0", "torchy==1.13.1"] {
+        assert!(pins(&http).contains(&pin.to_string()), "{pin}: {http}");
+    }
+    assert!(!pins(&http).iter().any(|p| p.starts_with("ftfy")), "{http}");
+    assert!(
+        http.contains("yarl==1.14.0\n    # via\n    #   -r requirements.in\n    #   aiohttp\n"),
+        "{http}"
+    );
+
+    run(&["pyproject.toml", "--all-extras", "-o", "all.txt"]).success();
+    let all = ctx.read("all.txt");
+    for pin in ["fsspec==2024.3.1", "ftfy==6.2.3", "wcwidth==0.2.13"] {
+        assert!(pins(&all).contains(&pin.to_string()), "{pin}: {all}");
+    }
+
+    fails(
+        &["pyproject.toml", "--extra", "docs", "-o", "x.txt"],
+        "pyproject.toml:4: --extra docs: the project has no such extra (it has: http, text)",
+    );
+    fails(&["requirements.in", "--extra", "http", "-o", "x.txt"], "name its pyproject.toml as an input");
+
+    ctx.write("dyn/pyproject.toml", "[project]\nname = \"d\"\ndynamic = [\"dependencies\", \"version\"]\n");
+    fails(&["dyn/pyproject.toml"], "dyn/pyproject.toml:1: [project] `dependencies` is dynamic");
+    ctx.write("poetry/pyproject.toml", "[tool.poetry]\nname = \"p\"\n");
+    fails(&["poetry/pyproject.toml"], "poetry/pyproject.toml:1: has no [project] table");
+    ctx.write(
+        "bad/pyproject.toml",
+        "[project]\nname = \"b\"\ndependencies = [\n  \"ok\",\n  \"bad===\",\n]\n",
+    );
+    fails(&["bad/pyproject.toml"], "bad/pyproject.toml:5: invalid requirement `bad===`");
+    ctx.write("broken/pyproject.toml", "[project]\nname = \"b\"\ndependencies = [\n");
+    fails(&["broken/pyproject.toml"], "broken/pyproject.toml:4: not valid TOML: invalid array");
+}
+
 /// The real pip accepts what we write, hashes included: `pip download --require-hashes`
 /// of the amd64 file for Python 3.9 fetches exactly the pinned files.
 #[test]

@@ -19,8 +19,12 @@ use crate::{Error, Reporter};
 /// describes them (`glibc` `2.28` and `index_strategy` `first-index` by default there).
 #[derive(Debug, Clone)]
 pub struct CompileOptions {
-    /// Requirement files to compile (pip's requirements format).
+    /// Requirement files to compile (pip's requirements format), or a `pyproject.toml`.
     pub src_files: Vec<PathBuf>,
+    /// Optional dependencies (extras) of a `pyproject.toml` input to add. Repeatable.
+    pub extras: Vec<String>,
+    /// Every extra of a `pyproject.toml` input.
+    pub all_extras: bool,
 
     /// Target Python version, X.Y or X.Y.Z [default: the host's python3].
     pub python: Option<String>,
@@ -128,7 +132,8 @@ struct Plan {
 /// Resolves the requirement files for every target and writes (or, with `check`, compares)
 /// the outputs.
 pub fn compile(args: &CompileOptions, printer: &dyn Reporter) -> Result<CompileOutcome, Error> {
-    let set = RequirementSet::read_files(&args.src_files, &args.constraints)
+    let extras = py_resolver::ExtraSelection { names: args.extras.clone(), all: args.all_extras };
+    let set = RequirementSet::read_inputs(&args.src_files, &args.constraints, &extras)
         .map_err(|e| Error::from_error(e.to_string(), e))?;
     let plan = plan(args)?;
     refuse_overwriting_inputs(&plan.outputs, &set.files)?;
@@ -316,6 +321,10 @@ fn default_output(src: &[PathBuf]) -> String {
         [one] if one.extension().is_some_and(|e| e == "in") => {
             one.with_extension("txt").display().to_string()
         }
+        // pip-compile: a project's requirements.txt goes beside its pyproject.toml.
+        [one] if one.file_name().is_some_and(|n| n == "pyproject.toml") => {
+            one.with_file_name("requirements.txt").display().to_string()
+        }
         _ => "requirements.txt".to_string(),
     }
 }
@@ -435,6 +444,12 @@ fn header_command(args: &CompileOptions) -> String {
     }
     if args.pre {
         parts.push("--pre".into());
+    }
+    if args.all_extras {
+        parts.push("--all-extras".into());
+    }
+    for e in &args.extras {
+        parts.push(format!("--extra {}", shell_quote(e)));
     }
     for c in &args.constraints {
         parts.push(format!("-c {}", c.display()));

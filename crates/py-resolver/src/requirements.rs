@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use pep_types::requirements_txt::logical_lines;
 use pep_types::{PackageName, Req};
 
+use crate::pyproject::{is_pyproject, project_requirements, ExtraSelection};
+
 /// Where a requirement came from: a file and a 1-based line number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Origin {
@@ -52,6 +54,9 @@ pub struct RequirementSet {
     pub prefer_binary: bool,
     /// Every file read, in order (for the input fingerprint of `--check`).
     pub files: Vec<PathBuf>,
+    /// `pyproject.toml` inputs: the file as shown in origins, and the `# via` label of its
+    /// requirements (`NAME (pyproject.toml)`, as pip-compile writes it).
+    pub projects: Vec<(String, String)>,
 }
 
 /// A requirements file that cannot be read or understood.
@@ -67,15 +72,45 @@ pub enum RequirementsError {
     Syntax { origin: Origin, message: String },
     #[error("`{path}` includes itself through -r/-c")]
     Cycle { path: String },
+    #[error("{message}")]
+    Extras { message: String },
 }
 
 impl RequirementSet {
     /// Reads requirement files (`-r` files are requirements, `-c` files constraints).
     pub fn read_files(paths: &[PathBuf], constraints: &[PathBuf]) -> Result<Self, RequirementsError> {
+        Self::read_inputs(paths, constraints, &ExtraSelection::default())
+    }
+
+    /// Reads compile inputs: requirement files, and `pyproject.toml` files as pip-compile takes
+    /// them (the project's static dependencies, plus the optional dependencies of `extras`).
+    pub fn read_inputs(
+        paths: &[PathBuf],
+        constraints: &[PathBuf],
+        extras: &ExtraSelection,
+    ) -> Result<Self, RequirementsError> {
         let mut set = RequirementSet::default();
         let mut stack = BTreeSet::new();
+        let projects = paths.iter().filter(|p| is_pyproject(p)).count();
+        if projects == 0 && (extras.all || !extras.names.is_empty()) {
+            return Err(RequirementsError::Extras {
+                message: "--extra and --all-extras select a project's optional dependencies: \
+                          name its pyproject.toml as an input"
+                    .into(),
+            });
+        }
         for path in paths {
-            set.read_file(path, &path.display().to_string(), Kind::Requirement, &mut stack)?;
+            let shown = path.display().to_string();
+            if is_pyproject(path) {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| RequirementsError::Read { path: shown.clone(), source })?;
+                let (label, entries) = project_requirements(&text, &shown, extras)?;
+                set.files.push(path.to_path_buf());
+                set.projects.push((shown, label));
+                set.requirements.extend(entries);
+                continue;
+            }
+            set.read_file(path, &shown, Kind::Requirement, &mut stack)?;
         }
         for path in constraints {
             set.read_file(path, &path.display().to_string(), Kind::Constraint, &mut stack)?;

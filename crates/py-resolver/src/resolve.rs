@@ -377,7 +377,12 @@ fn build_resolution(
     let mut via: BTreeMap<PackageName, BTreeSet<String>> = BTreeMap::new();
     for entry in &set.requirements {
         if entry.req.marker.evaluate(env, &[]) {
-            via.entry(entry.req.name.clone()).or_default().insert(format!("-r {}", entry.origin.file));
+            let label = set
+                .projects
+                .iter()
+                .find(|(file, _)| *file == entry.origin.file)
+                .map_or_else(|| format!("-r {}", entry.origin.file), |(_, label)| label.clone());
+            via.entry(entry.req.name.clone()).or_default().insert(label);
         }
     }
     for entry in &set.constraints {

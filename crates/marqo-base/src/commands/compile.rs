@@ -12,6 +12,8 @@ use crate::printer::Printer;
 pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let options = CompileOptions {
         src_files: args.src_files,
+        extras: args.extras,
+        all_extras: args.all_extras,
         python: args.python,
         platforms: args.platforms,
         glibc: args.glibc,

@@ -57,6 +57,9 @@ impl TestContext {
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.work().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create the file's directory");
+        }
         std::fs::write(&path, text).expect("write file");
         path
     }
