@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+
 use common::{pins, redact_version, TestContext};
 use test_support::{Index, Sdist, Wheel};
 
@@ -429,6 +431,96 @@ fn an_sdists_declared_requirements_are_built_while_it_builds() {
     assert_eq!(pins(&ctx.read("requirements.txt")), ["first==1.0", "second==1.0", "six==1.16.0"]);
     let lines = std::fs::read_to_string(&log).unwrap();
     assert!(lines.contains("first saw second building: True"), "{lines}");
+}
+
+/// Metadata builds with an installed backend run in one fork server per build venv: the
+/// backend is imported once for all of them, each hook runs in a child of its own (the
+/// backend fails if another sdist's hook ran in its process), and the results are what
+/// separate processes give (the same pins, the server gone when compile ends).
+#[test]
+fn metadata_builds_share_one_import_of_their_backend() {
+    let index = Index::new();
+    Wheel::new("testback", "1.0").file("testback.py", test_support::BACKEND_SRC).publish(&index);
+    for name in ["alpha", "beta", "gamma"] {
+        Sdist::new(name, "1.0")
+            .metadata_version("2.1")
+            .installed_backend("testback")
+            .requires("six")
+            .publish(&index);
+    }
+    Wheel::new("six", "1.16.0").publish(&index);
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "alpha\nbeta\ngamma\n");
+    let log = ctx.work().join("backend.log");
+    std::fs::write(&log, "").unwrap();
+    let args = [
+        "compile",
+        "requirements.in",
+        "--python",
+        "3.9",
+        "--platform",
+        "linux/amd64",
+        "--index-url",
+        &server.url(),
+        "-vv",
+    ];
+    let run: common::Run = ctx
+        .command(&args)
+        .env("TEST_BACKEND_LOG", &log)
+        .env("TEST_BACKEND_LOG_IMPORTS", "1")
+        .env("TEST_BACKEND_LOG_PID", "1")
+        .output()
+        .unwrap()
+        .into();
+    run.success();
+    assert_eq!(pins(&ctx.read("requirements.txt")), ["alpha==1.0", "beta==1.0", "gamma==1.0", "six==1.16.0"]);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let imports: Vec<&str> = lines.lines().filter(|l| l.starts_with("imported ")).collect();
+    let hooks: Vec<&str> = lines.lines().filter(|l| !l.starts_with("imported ")).collect();
+    assert_eq!(imports.len(), 1, "one import of the backend for three builds:\n{lines}");
+    assert!(hooks.len() >= 3, "{lines}");
+    let pids: BTreeSet<&str> = hooks.iter().filter_map(|l| l.split_whitespace().nth(3)).collect();
+    assert_eq!(pids.len(), 3, "a process of its own for each sdist:\n{lines}");
+    for name in ["alpha", "beta", "gamma"] {
+        assert!(
+            run.stderr.contains(&format!("{name} 1.0: get_requires_for_build_wheel in the fork server")),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+    let server_pid = imports[0].split_whitespace().nth(1).unwrap();
+    assert!(!std::path::Path::new(&format!("/proc/{server_pid}")).exists(), "the server outlived compile");
+    let tmp = ctx.cache().join("builds/tmp");
+    let left: Vec<_> =
+        std::fs::read_dir(&tmp).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
+    assert!(left.iter().all(|n| !n.to_string_lossy().starts_with("forkserver-")), "{left:?}");
+
+    // The same pins from separate processes: an in-tree backend gets no server.
+    let ctx2 = TestContext::new();
+    let index2 = Index::new();
+    for name in ["alpha", "beta", "gamma"] {
+        Sdist::new(name, "1.0").metadata_version("2.1").requires("six").publish(&index2);
+    }
+    Wheel::new("six", "1.16.0").publish(&index2);
+    let server2 = index2.serve();
+    ctx2.write("requirements.in", "alpha\nbeta\ngamma\n");
+    let url2 = server2.url();
+    let args2 = [
+        "compile",
+        "requirements.in",
+        "--python",
+        "3.9",
+        "--platform",
+        "linux/amd64",
+        "--index-url",
+        &url2,
+        "-vv",
+    ];
+    let run2 = ctx2.run(&args2);
+    run2.success();
+    assert!(!run2.stderr.contains("in the fork server"), "{}", run2.stderr);
+    assert_eq!(pins(&ctx2.read("requirements.txt")), pins(&ctx.read("requirements.txt")));
 }
 
 /// Every distribution installed in a build environment of the cache, with what its

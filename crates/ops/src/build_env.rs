@@ -6,14 +6,14 @@
 //! with no wheel, a URL requirement, no solution) it reports, and the host's pip installs that
 //! environment instead.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, Weak};
 
 use futures::future::{BoxFuture, FutureExt};
 use image::{install_wheel, DirSink, InstallOptions, Scheme};
 use pep_types::{Arch, Target};
 use py_resolver::{resolve_all, FormatControl, IndexSource, RequirementSet, ResolveOptions};
-use pypi_client::sdist::{EnvInstaller, EnvRequest};
+use pypi_client::sdist::{EnvInstaller, EnvRequest, ResolvedEnv};
 
 /// Our [`EnvInstaller`], over the index source of the resolution it serves.
 #[derive(Default)]
@@ -34,15 +34,15 @@ impl OwnInstaller {
 }
 
 impl EnvInstaller for OwnInstaller {
-    fn install<'a>(&'a self, request: EnvRequest<'a>) -> BoxFuture<'a, Result<(), String>> {
+    fn resolve<'a>(&'a self, request: EnvRequest<'a>) -> BoxFuture<'a, Result<ResolvedEnv, String>> {
         async move {
             let started = std::time::Instant::now();
-            let source = self.source.get().and_then(Weak::upgrade).ok_or("the index source is gone")?;
+            let source = self.source()?;
             let target = host_target(&request)?;
             let mut set = RequirementSet::parse_str(
                 &request.requirements.join("\n"),
                 "build requirements",
-                request.venv,
+                std::path::Path::new("."),
             )
             .map_err(|e| e.to_string())?;
             if !request.constraints.is_empty() {
@@ -53,26 +53,43 @@ impl EnvInstaller for OwnInstaller {
             let mut format = FormatControl::default();
             format.only_binary(":all:")?;
             let options = ResolveOptions { format, ..ResolveOptions::default() };
-            let resolver = Arc::clone(&source);
             let targets = [Arc::new(target)];
             let resolved =
-                tokio::task::spawn_blocking(move || resolve_all(&resolver, &targets, &set, &[], &options))
+                tokio::task::spawn_blocking(move || resolve_all(&source, &targets, &set, &[], &options))
                     .await
                     .map_err(|e| format!("the resolver stopped: {e}"))?
                     .map_err(|e| e.to_string())?;
-            let resolved_after = started.elapsed();
             let files: Vec<_> =
                 resolved.iter().flat_map(|r| r.packages.values()).map(|p| p.file.clone()).collect();
+            tracing::debug!(
+                "build requirements {} resolved to {} after {:.1?}",
+                request.requirements.join(" "),
+                files.iter().map(|f| f.filename.as_str()).collect::<Vec<_>>().join(", "),
+                started.elapsed()
+            );
+            Ok(ResolvedEnv { files })
+        }
+        .boxed()
+    }
+
+    fn install<'a>(
+        &'a self,
+        resolved: &'a ResolvedEnv,
+        venv: &'a Path,
+        final_dir: &'a Path,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        async move {
+            let started = std::time::Instant::now();
+            let source = self.source()?;
             let client = source.client();
             let paths: Vec<PathBuf> =
-                futures::future::try_join_all(files.iter().map(|file| client.download(file)))
+                futures::future::try_join_all(resolved.files.iter().map(|file| client.download(file)))
                     .await
                     .map_err(|e| e.to_string())?;
-
             let fetched_after = started.elapsed();
-            let version = major_minor(request.python_version);
-            let venv = request.venv.to_path_buf();
-            let python = request.final_dir.join("bin").join("python").to_string_lossy().into_owned();
+            let version = site_version(venv)?;
+            let venv = venv.to_path_buf();
+            let python = final_dir.join("bin").join("python").to_string_lossy().into_owned();
             tokio::task::spawn_blocking(move || {
                 let scheme = Scheme::venv(&version);
                 let mut sink = DirSink::new(&venv);
@@ -82,7 +99,7 @@ impl EnvInstaller for OwnInstaller {
                         .map_err(|e| format!("cannot install {}: {e}", path.display()))?;
                 }
                 tracing::debug!(
-                    "installed {} build requirements into {} (resolved after {resolved_after:.1?}, fetched after {fetched_after:.1?}, installed after {:.1?})",
+                    "installed {} build requirements into {} (fetched after {fetched_after:.1?}, installed after {:.1?})",
                     paths.len(),
                     venv.display(),
                     started.elapsed()
@@ -96,6 +113,22 @@ impl EnvInstaller for OwnInstaller {
     }
 }
 
+impl OwnInstaller {
+    fn source(&self) -> Result<Arc<IndexSource>, String> {
+        self.source.get().and_then(Weak::upgrade).ok_or_else(|| "the index source is gone".to_string())
+    }
+}
+
+/// The `X.Y` of a venv's `lib/pythonX.Y` (the venv was written for its interpreter).
+fn site_version(venv: &Path) -> Result<String, String> {
+    let lib = venv.join("lib");
+    std::fs::read_dir(&lib)
+        .map_err(|e| format!("cannot read {}: {e}", lib.display()))?
+        .flatten()
+        .find_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("python")).map(str::to_string))
+        .ok_or_else(|| format!("{} holds no pythonX.Y", lib.display()))
+}
+
 /// The target the host interpreter is: its architecture, version and glibc.
 fn host_target(request: &EnvRequest<'_>) -> Result<Target, String> {
     let arch = Arch::host().ok_or("this host's architecture is not one we resolve for")?;
@@ -103,9 +136,4 @@ fn host_target(request: &EnvRequest<'_>) -> Result<Target, String> {
         return Err("the interpreter does not say which glibc it runs on".to_string());
     }
     Target::new(arch, request.python_version, request.glibc).map_err(|e| e.to_string())
-}
-
-/// `3.11` of `3.11.2`.
-fn major_minor(version: &str) -> String {
-    version.split('.').take(2).collect::<Vec<_>>().join(".")
 }

@@ -118,6 +118,8 @@ pub fn resolve_with_progress(
         }
     });
     let resolutions = resolve_all(source, targets, set, preferences, options);
+    // The metadata builds' fork servers end with the resolution (and are counted with it).
+    source.block_on(pypi_client::shutdown_build_servers());
     spinner.finish_and_clear();
     let _ = counts.join();
     let resolutions = resolutions.map_err(|e| Error::from_error(e.to_string(), e))?;

@@ -11,6 +11,7 @@
 pub mod candidates;
 pub mod format;
 pub mod output;
+mod prefetch;
 mod provider;
 mod pyproject;
 mod report;

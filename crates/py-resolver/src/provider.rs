@@ -19,6 +19,7 @@ use pypi_client::metadata::Metadata;
 use version_ranges::Ranges;
 
 use crate::candidates::{candidates, Candidate};
+use crate::prefetch::Prefetcher;
 use crate::source::{IndexSource, SourceError};
 use crate::ResolveOptions;
 
@@ -68,8 +69,8 @@ pub(crate) struct Provider<'a> {
     pub candidates: RefCell<HashMap<PackageName, Option<Arc<Vec<Candidate>>>>>,
     pub discovered: RefCell<Discovered>,
     pub unknown: RefCell<BTreeSet<PackageName>>,
-    /// Names a prefetch was started for: one guess per name is enough to warm the caches.
-    pub prefetched: RefCell<BTreeSet<PackageName>>,
+    /// Fetches the likely graph ahead of the solver.
+    pub prefetch: Arc<Prefetcher>,
 }
 
 /// What the provider learns about packages as the solver walks the graph.
@@ -186,28 +187,7 @@ impl Provider<'_> {
         for extra in &req.extras {
             add(Pkg::Extra(req.name.clone(), extra.clone()), &range);
         }
-        self.prefetch(&req.name, range);
-    }
-
-    /// Starts fetching the page of `name` and the metadata of the version we would likely
-    /// pick, so that it is there when the solver asks.
-    fn prefetch(&self, name: &PackageName, range: VS) {
-        if self.candidates.borrow().contains_key(name) || !self.prefetched.borrow_mut().insert(name.clone()) {
-            return;
-        }
-        let source = Arc::clone(self.source);
-        let target = Arc::clone(&self.target);
-        let preferred = self.preference(name);
-        let allow_pre = self.allows_prereleases(name);
-        let name = name.clone();
-        let options = self.options.clone();
-        self.source.spawn(async move {
-            let Ok(Some(page)) = source.page(&name).await else { return };
-            let cands = candidates(&page, &target, &options);
-            if let Some(c) = pick(&cands, &range, preferred.as_ref(), allow_pre) {
-                let _ = source.metadata(c.file()).await;
-            }
-        });
+        self.prefetch.start(self.source, req);
     }
 
     fn preference(&self, name: &PackageName) -> Option<Version> {

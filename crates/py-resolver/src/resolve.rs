@@ -11,6 +11,7 @@ use pypi_client::{DistFile, IndexStrategy, ProjectPage};
 
 use crate::candidates::candidates;
 use crate::format::FormatControl;
+use crate::prefetch::Prefetcher;
 
 use crate::provider::{root_version, Pkg, Provider, ProviderError, VS};
 use crate::report::Formatter;
@@ -204,17 +205,19 @@ fn resolve_one(
     }
     let roots: Vec<Req> =
         set.requirements.iter().filter(|e| e.req.marker.evaluate(env, &[])).map(|e| e.req.clone()).collect();
+    let constraints = constraint_ranges(&target, set, options);
+    let prefetch = Prefetcher::new(target.clone(), options, &preferences, &constraints);
     let provider = Provider {
         target: target.clone(),
         source,
         options,
         roots,
-        constraints: constraint_ranges(&target, set, options),
+        constraints,
         preferences,
         candidates: RefCell::default(),
         discovered: RefCell::default(),
         unknown: RefCell::default(),
-        prefetched: RefCell::default(),
+        prefetch,
     };
     // A pre-release named in a constraint file allows pre-releases of that package (pip).
     for entry in set.constraints.iter().filter(|e| e.req.marker.evaluate(env, &[])) {

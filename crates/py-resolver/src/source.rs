@@ -244,6 +244,11 @@ impl IndexSource {
         self.handle.block_on(self.metadata(file))
     }
 
+    /// Runs a future on the runtime and waits for it, from a thread outside the runtime.
+    pub fn block_on<T>(&self, fut: impl std::future::Future<Output = T>) -> T {
+        self.handle.block_on(fut)
+    }
+
     /// Runs a future on the runtime without waiting for it.
     pub fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
         self.handle.spawn(fut);
@@ -274,6 +279,10 @@ async fn fetch_sdist_metadata(
         if let Some(bytes) = cache.read_entry(NAMESPACE, sha) {
             return Ok(bytes);
         }
+    }
+    if let Some(build) = build {
+        let build = build.clone();
+        tokio::spawn(async move { pypi_client::sdist::warm_default_env(&build).await });
     }
     let path: PathBuf = client.download(file).await?;
     let build = build.ok_or("building sdists is disabled (--no-build)")?;

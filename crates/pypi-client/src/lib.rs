@@ -10,6 +10,10 @@ pub mod metadata;
 pub mod sdist;
 pub mod simple;
 mod wheel;
+mod zygote;
+
+/// Ends the fork servers that metadata builds started (see `sdist`).
+pub use zygote::shutdown as shutdown_build_servers;
 
 pub use client::{IndexStrategy, PypiClient, PypiClientOptions, MAX_INDEX_PAGE, MAX_METADATA_FILE};
 pub use config::{ConfigError, IndexArgs, IndexConfig, PipEnvironment};

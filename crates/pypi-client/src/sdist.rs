@@ -32,6 +32,7 @@ use tokio::process::Command;
 use tracing::{debug, warn};
 
 use crate::metadata::Metadata;
+use crate::zygote;
 
 type ReqParseError = pep_types::RequirementError;
 
@@ -131,7 +132,8 @@ def main():
         json.dump(result, f)
 
 
-main()
+if __name__ == "__main__":
+    main()
 "#;
 
 /// How to build sdists: the interpreter, how its pip reaches packages, and where to cache.
@@ -160,8 +162,26 @@ pub struct BuildContext {
 /// warm cache where pip takes seconds. An error (a requirement with no wheel, no solution) is
 /// not fatal: the host's pip installs the environment instead, as it would without one.
 pub trait EnvInstaller: Send + Sync {
-    /// Installs `request.requirements` under `request.constraints` into `request.venv`.
-    fn install<'a>(&'a self, request: EnvRequest<'a>) -> futures::future::BoxFuture<'a, Result<(), String>>;
+    /// Resolves `request.requirements` under `request.constraints`: the wheels the venv holds.
+    fn resolve<'a>(
+        &'a self,
+        request: EnvRequest<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<ResolvedEnv, String>>;
+    /// Installs `resolved` into `venv` (files below it; scripts name `final_dir`'s
+    /// interpreter, where the venv will live).
+    fn install<'a>(
+        &'a self,
+        resolved: &'a ResolvedEnv,
+        venv: &'a Path,
+        final_dir: &'a Path,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>>;
+}
+
+/// The exact contents of a build venv, as [`EnvInstaller::resolve`] found them.
+#[derive(Debug, Clone)]
+pub struct ResolvedEnv {
+    /// The wheels to install, each with its sha256 (the venv's key is made of them).
+    pub files: Vec<crate::DistFile>,
 }
 
 /// What [`EnvInstaller::install`] is asked for.
@@ -175,10 +195,6 @@ pub struct EnvRequest<'a> {
     pub python_version: &'a str,
     /// The glibc the interpreter runs on, `2.36` (empty when unknown).
     pub glibc: &'a str,
-    /// The venv being made (files go below it).
-    pub venv: &'a Path,
-    /// Where the venv will live once made (script shebangs name its interpreter).
-    pub final_dir: &'a Path,
 }
 
 impl std::fmt::Debug for dyn EnvInstaller {
@@ -440,6 +456,47 @@ pub async fn sdist_metadata_with_hints(
     let build =
         Build { sdist, name: &filename.name, version: &filename.version, source_dir: &source_dir, ctx };
     build.metadata().await
+}
+
+/// Makes the build venv most sdists use (pip's default build requirements, under the build
+/// constraints) and its backend's fork server, once per cache directory and process, while
+/// the first sdist that needs a build is still downloading: most of them then find both
+/// ready. Failures are only logged; the builds that need the venv make it as usual.
+pub async fn warm_default_env(ctx: &BuildContext) {
+    static WARMED: OnceLock<Mutex<BTreeSet<PathBuf>>> = OnceLock::new();
+    if !WARMED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(ctx.work_dir.clone())
+    {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let result = async {
+        let constraints = read_constraints(&ctx.build_constraints)?;
+        let interpreter = probe_interpreter(&ctx.python).await?;
+        // Not an sdist's build: its name in messages says what it is.
+        let (name, version) = (PackageName::from_str("default-build-env").ok(), Version::from_str("0").ok());
+        let (Some(name), Some(version)) = (name, version) else { return Ok(()) };
+        let here = ctx.work_dir.clone();
+        let build = Build { sdist: &here, name: &name, version: &version, source_dir: &here, ctx };
+        let requires: Vec<String> = DEFAULT_REQUIRES.iter().map(|r| r.to_string()).collect();
+        let env = build.build_env(&interpreter, &constraints, &requires).await?;
+        let backend = Backend { requires, backend: DEFAULT_BACKEND.to_string(), backend_path: Vec::new() };
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path = std::env::join_paths(std::iter::once(env.join("bin")).chain(std::env::split_paths(&path)))
+            .map_err(|e| build.io(io::Error::other(e)))?;
+        build.server(&env, &backend, &path).await;
+        Ok::<(), SdistError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            debug!("the default build venv and its fork server are ready after {:.1?}", started.elapsed())
+        }
+        Err(e) => debug!("the default build venv could not be made ahead: {e}"),
+    }
 }
 
 /// Builds a wheel from an sdist file on disk with its PEP 517 backend (`build_wheel`), in the
@@ -1032,6 +1089,38 @@ impl Build<'_> {
         SdistError::Io { sdist: self.sdist.to_path_buf(), source }
     }
 
+    /// The environment of every hook process in a venv: clean, `PATH` (the venv's `bin`
+    /// first) and the backend environment of a cross build.
+    fn configure(&self, command: &mut Command, path: &std::ffi::OsStr) {
+        clean_env(command);
+        command.env("PATH", path);
+        command.envs(self.ctx.backend_env.iter().map(|(k, v)| (k, v)));
+    }
+
+    /// The fork server for `backend` in `env` (`None`: hooks run as processes of their own).
+    /// A backend loaded from the tree itself (backend-path) is the tree's: no server.
+    async fn server(
+        &self,
+        env: &Path,
+        backend: &Backend,
+        path: &std::ffi::OsStr,
+    ) -> Option<Arc<zygote::Zygote>> {
+        if !backend.backend_path.is_empty() {
+            return None;
+        }
+        let key = format!("{}\0{}\0{:?}", env.display(), backend.backend, self.ctx.backend_env);
+        let configure = |command: &mut Command| self.configure(command, path);
+        let python = env.join("bin").join("python");
+        let spec = zygote::Spec {
+            python: &python,
+            backend: &backend.backend,
+            driver: HOOK_DRIVER,
+            scratch_parent: &self.ctx.work_dir.join("tmp"),
+            configure: &configure,
+        };
+        zygote::get(key, spec).await
+    }
+
     fn build_system_error(&self, problem: String) -> SdistError {
         SdistError::BuildSystem {
             name: self.name.clone(),
@@ -1216,6 +1305,12 @@ impl Build<'_> {
     }
 
     /// A venv with `requirements` installed: from the cache, or made now.
+    ///
+    /// With our installer, the requirements are resolved first and the venv is keyed by what
+    /// it holds (the exact wheels and the interpreter): `setuptools>=40.8.0 wheel` and
+    /// `setuptools>=43 wheel` that resolve to the same two wheels share one venv, made once
+    /// (`build-envs/c-KEY`); the requirements' own key becomes a link to it, for the next run.
+    /// What our installer cannot do, the host's pip does, in a venv keyed by the requirements.
     async fn build_env(
         &self,
         interpreter: &Interpreter,
@@ -1227,50 +1322,66 @@ impl Build<'_> {
         let key = env_key(interpreter, constraints, &requirements, &self.ctx.pip_args);
         let envs = self.ctx.work_dir.join("build-envs");
         let final_dir = envs.join(&key);
-        if final_dir.join("pyvenv.cfg").is_file() {
-            debug!("reusing build venv {}", final_dir.display());
-            return Ok(final_dir);
+        if let Some(dir) = existing_env(&final_dir) {
+            debug!("reusing build venv {}", dir.display());
+            return Ok(dir);
         }
         // Within this process, one task builds a given venv while the others wait for it;
         // across processes the rename below settles it.
         let lock = env_lock(&final_dir);
         let _guard = lock.lock().await;
-        if final_dir.join("pyvenv.cfg").is_file() {
-            return Ok(final_dir);
+        if let Some(dir) = existing_env(&final_dir) {
+            return Ok(dir);
         }
         fs_err::create_dir_all(&envs).map_err(|e| self.io(e))?;
-        let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(&envs).map_err(|e| self.io(e))?;
-        let log = tmp.path().join("build-env.log");
         let started = std::time::Instant::now();
-
-        // A venv without pip (and so without the setuptools that Python < 3.12 seeds, as
-        // pip's isolated build environments start empty), written here rather than by
-        // `python -m venv` (a fifth of a second each); the host's pip, when it installs, does
-        // so with `--python` (pip >= 22.3). Older pips get a venv of their own to install with.
-        write_venv(tmp.path(), interpreter).map_err(|e| self.io(e))?;
-        let venv_python = tmp.path().join("bin").join("python");
-
-        let mut installed = requirements.is_empty();
-        if let (false, Some(installer)) = (installed, &self.ctx.env_installer) {
+        if requirements.is_empty() {
+            let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(&envs).map_err(|e| self.io(e))?;
+            write_venv(tmp.path(), interpreter).map_err(|e| self.io(e))?;
+            publish_dir(&tmp.keep(), &final_dir).map_err(|e| self.io(e))?;
+            return Ok(final_dir);
+        }
+        if let Some(installer) = &self.ctx.env_installer {
             let wanted: Vec<&str> = requirements.iter().copied().collect();
             let request = EnvRequest {
                 requirements: &wanted,
                 constraints: &self.ctx.build_constraints,
                 python_version: &interpreter.release,
                 glibc: &interpreter.glibc,
-                venv: tmp.path(),
-                final_dir: &final_dir,
             };
-            match installer.install(request).await {
-                Ok(()) => installed = true,
+            match installer.resolve(request).await {
+                Ok(resolved) => match self
+                    .content_env(installer.as_ref(), interpreter, &resolved, &envs)
+                    .await
+                {
+                    Ok(dir) => {
+                        link_env(&final_dir, &dir).map_err(|e| self.io(e))?;
+                        debug!(
+                            "build venv {} ({}) ready after {:.1?}",
+                            dir.display(),
+                            resolved.files.iter().map(|f| f.filename.as_str()).collect::<Vec<_>>().join(", "),
+                            started.elapsed()
+                        );
+                        return Ok(dir);
+                    }
+                    Err(why) => {
+                        debug!("{} {}: pip installs the build requirements: {why}", self.name, self.version)
+                    }
+                },
                 Err(why) => {
-                    debug!("{} {}: pip installs the build requirements: {why}", self.name, self.version);
-                    // What the installer left is pip's to replace: start from a clean venv.
-                    reset_venv(tmp.path()).map_err(|e| self.io(e))?;
+                    debug!("{} {}: pip installs the build requirements: {why}", self.name, self.version)
                 }
             }
         }
-        if !installed {
+        let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(&envs).map_err(|e| self.io(e))?;
+        let log = tmp.path().join("build-env.log");
+        // A venv without pip (and so without the setuptools that Python < 3.12 seeds, as
+        // pip's isolated build environments start empty), written here rather than by
+        // `python -m venv` (a fifth of a second each); the host's pip installs with
+        // `--python` (pip >= 22.3). Older pips get a venv of their own to install with.
+        write_venv(tmp.path(), interpreter).map_err(|e| self.io(e))?;
+        let venv_python = tmp.path().join("bin").join("python");
+        {
             let install = |host_pip: bool| {
                 let mut pip = if host_pip {
                     let mut pip = Command::new(&self.ctx.python);
@@ -1338,11 +1449,36 @@ impl Build<'_> {
         }
         // Scripts that pip wrote name the temporary venv's interpreter; ours name the final one.
         relocate_scripts(&tmp.path().join("bin"), tmp.path(), &final_dir).map_err(|e| self.io(e))?;
-
         let tmp = tmp.keep();
         publish_dir(&tmp, &final_dir).map_err(|e| self.io(e))?;
         debug!("build venv {} ready after {:.1?}", final_dir.display(), started.elapsed());
         Ok(final_dir)
+    }
+
+    /// The venv holding exactly `resolved`: from the cache, or installed now by `installer`.
+    /// An error is the installer's, for the caller to fall back on pip.
+    async fn content_env(
+        &self,
+        installer: &dyn EnvInstaller,
+        interpreter: &Interpreter,
+        resolved: &ResolvedEnv,
+        envs: &Path,
+    ) -> Result<PathBuf, String> {
+        let dir = envs.join(format!("c-{}", content_env_key(interpreter, resolved)));
+        if dir.join("pyvenv.cfg").is_file() {
+            return Ok(dir);
+        }
+        let lock = env_lock(&dir);
+        let _guard = lock.lock().await;
+        if dir.join("pyvenv.cfg").is_file() {
+            return Ok(dir);
+        }
+        let io = |e: io::Error| format!("cannot make a build venv under {}: {e}", envs.display());
+        let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(envs).map_err(io)?;
+        write_venv(tmp.path(), interpreter).map_err(io)?;
+        installer.install(resolved, tmp.path(), &dir).await?;
+        publish_dir(&tmp.keep(), &dir).map_err(io)?;
+        Ok(dir)
     }
 
     /// Runs one hook through [`HOOK_DRIVER`] in the source tree and returns its result.
@@ -1381,14 +1517,28 @@ impl Build<'_> {
         write().map_err(|e| self.io(e))?;
 
         let bin = env.join("bin");
-        let mut command = Command::new(bin.join("python"));
-        command.arg(&driver).arg(&request).current_dir(self.source_dir);
         let path = std::env::var_os("PATH").unwrap_or_default();
         let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(&path)))
             .map_err(|e| self.io(io::Error::other(e)))?;
-        command.env("PATH", path);
-        command.envs(self.ctx.backend_env.iter().map(|(k, v)| (k, v)));
-        let (status, output) = run_logged(command, &log).await?;
+        let configure = |command: &mut Command| self.configure(command, &path);
+        let server = self.server(env, backend, &path).await;
+        let forked = match &server {
+            Some(server) => server.run(self.source_dir, &request, &log).await,
+            None => None,
+        };
+        let (status, output) = match forked {
+            Some(status) => {
+                debug!("{} {}: {hook} in the fork server of {}", self.name, self.version, env.display());
+                let output = std::fs::read(&log).map_err(|e| self.io(e))?;
+                (status, String::from_utf8_lossy(&output).into_owned())
+            }
+            None => {
+                let mut command = Command::new(bin.join("python"));
+                command.arg(&driver).arg(&request).current_dir(self.source_dir);
+                configure(&mut command);
+                run_logged(command, &log).await?
+            }
+        };
         if !status.success() {
             return Err(SdistError::Backend {
                 name: self.name.clone(),
@@ -1448,31 +1598,6 @@ fn write_venv(dir: &Path, interpreter: &Interpreter) -> io::Result<()> {
             executable.display()
         ),
     )
-}
-
-/// Removes what an installer put into a fresh venv (its `lib/` site-packages, `bin/` scripts
-/// other than the interpreter links, `include/`), keeping the venv itself.
-fn reset_venv(venv: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(venv.join("lib"))? {
-        let site = entry?.path().join("site-packages");
-        if site.is_dir() {
-            std::fs::remove_dir_all(&site)?;
-            std::fs::create_dir(&site)?;
-        }
-    }
-    for entry in std::fs::read_dir(venv.join("bin"))? {
-        let path = entry?.path();
-        let keep = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-            n.starts_with("python") || n.starts_with("activate") || n.starts_with("Activate")
-        });
-        if !keep {
-            std::fs::remove_file(&path)?;
-        }
-    }
-    match std::fs::remove_dir_all(venv.join("include").join("site")) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 /// The in-process lock for building the venv at `dir`.
@@ -1639,6 +1764,57 @@ fn env_key(
     pip_args: &[String],
 ) -> String {
     build_key(None, interpreter, requirements, constraints, pip_args)
+}
+
+/// The key of a venv holding exactly `resolved`'s wheels for `interpreter`.
+fn content_env_key(interpreter: &Interpreter, resolved: &ResolvedEnv) -> String {
+    let mut hasher = Sha256::new();
+    let mut field = |tag: &str, value: &[u8]| {
+        hasher.update(tag.as_bytes());
+        hasher.update((value.len() as u64).to_le_bytes());
+        hasher.update(value);
+    };
+    field("python", interpreter.executable.as_bytes());
+    field("version", interpreter.version.as_bytes());
+    let mut wheels: Vec<String> = resolved
+        .files
+        .iter()
+        .map(|f| format!("{} {}", f.filename, f.sha256.as_deref().unwrap_or(f.url.as_str())))
+        .collect();
+    wheels.sort();
+    for wheel in &wheels {
+        field("wheel", wheel.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// The venv at `dir` if there is one: a content-keyed venv's own path when `dir` is a link to
+/// it (one venv, one path, one fork server).
+fn existing_env(dir: &Path) -> Option<PathBuf> {
+    if !dir.join("pyvenv.cfg").is_file() {
+        return None;
+    }
+    match std::fs::read_link(dir) {
+        Ok(target) => Some(dir.parent().unwrap_or(Path::new(".")).join(target)),
+        Err(_) => Some(dir.to_path_buf()),
+    }
+}
+
+/// Makes `link` (a requirements key) point at the content-keyed venv `target` beside it,
+/// atomically; a link or venv another process put there first stays.
+fn link_env(link: &Path, target: &Path) -> io::Result<()> {
+    let (Some(name), Some(own)) = (target.file_name(), link.file_name()) else { return Ok(()) };
+    // Named after the link: each link has one maker in this process (its lock's holder).
+    let tmp = link.with_file_name(format!(".tmp-link-{}-{}", std::process::id(), own.to_string_lossy()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(name, &tmp)?;
+    if let Err(e) = std::fs::rename(&tmp, link) {
+        let _ = std::fs::remove_file(&tmp);
+        if !link.join("pyvenv.cfg").is_file() {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// The cache key of a wheel built from an sdist.

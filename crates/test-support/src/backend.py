@@ -14,7 +14,12 @@ Rust ``Sdist`` builder:
 - ``hook_imports``: modules imported by the metadata and wheel hooks.
 
 If ``TEST_BACKEND_LOG`` is set, every hook appends ``<hook> <name> <version>`` to
-that file, so a test can count builds.
+that file, so a test can count builds; with ``TEST_BACKEND_LOG_IMPORTS=1`` the
+module appends ``imported <pid>`` when it is imported. A hook fails when a hook of
+another sdist ran in the same process before (frontends must not share one).
+
+``backend.json`` is read from the working directory (the sdist root, where PEP 517
+runs hooks), else from beside this file: the backend also works installed.
 """
 
 import base64
@@ -30,9 +35,25 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _DATE = (1980, 1, 1, 0, 0, 0)
 
 
+_BUILT_HERE = set()
+
+if os.environ.get("TEST_BACKEND_LOG") and os.environ.get("TEST_BACKEND_LOG_IMPORTS"):
+    with open(os.environ["TEST_BACKEND_LOG"], "a", encoding="utf-8") as _f:
+        _f.write("imported %d\n" % os.getpid())
+
+
 def _config():
-    with open(os.path.join(_HERE, "backend.json"), encoding="utf-8") as f:
-        return json.load(f)
+    path = os.path.join(os.getcwd(), "backend.json")
+    if not os.path.exists(path):
+        path = os.path.join(_HERE, "backend.json")
+    with open(path, encoding="utf-8") as f:
+        cfg = json.load(f)
+    me = (cfg["name"], cfg["version"])
+    others = _BUILT_HERE - {me}
+    if others:
+        raise RuntimeError("this process ran the hooks of %r before %r" % (sorted(others), me))
+    _BUILT_HERE.add(me)
+    return cfg
 
 
 def _log(hook, cfg):

@@ -55,6 +55,8 @@ pub struct Sdist {
     build_requires_dist: Vec<String>,
     files: Vec<(String, Vec<u8>)>,
     entry_points: BTreeMap<String, Vec<(String, String)>>,
+    /// An installed backend module (no `backend-path`) instead of the in-tree one.
+    installed_backend: Option<String>,
 }
 
 impl Sdist {
@@ -71,6 +73,7 @@ impl Sdist {
             build_requires_dist: Vec::new(),
             files: Vec::new(),
             entry_points: BTreeMap::new(),
+            installed_backend: None,
         }
     }
 
@@ -110,6 +113,15 @@ impl Sdist {
     /// Replaces the source of the in-tree `backend.py` (default [`BACKEND_SRC`]).
     pub fn backend(mut self, source: &str) -> Self {
         self.backend = source.to_string();
+        self
+    }
+
+    /// Uses the backend module `module` installed from a build requirement (a wheel holding
+    /// [`BACKEND_SRC`] as `MODULE.py`, required by name) instead of the in-tree one: no
+    /// `backend-path`, so a frontend loads it from the build venv.
+    pub fn installed_backend(mut self, module: &str) -> Self {
+        self.installed_backend = Some(module.to_string());
+        self.build_requires.push(module.replace('_', "-"));
         self
     }
 
@@ -206,10 +218,18 @@ impl Sdist {
     fn pyproject(&self) -> String {
         let requires: Vec<String> =
             self.build_requires.iter().map(|r| serde_json::to_string(r).expect("string to JSON")).collect();
-        format!(
-            "[build-system]\nrequires = [{}]\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n",
-            requires.join(", ")
-        )
+        match &self.installed_backend {
+            Some(module) => {
+                format!(
+                    "[build-system]\nrequires = [{}]\nbuild-backend = \"{module}\"\n",
+                    requires.join(", ")
+                )
+            }
+            None => format!(
+                "[build-system]\nrequires = [{}]\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n",
+                requires.join(", ")
+            ),
+        }
     }
 
     fn backend_config(&self) -> String {
