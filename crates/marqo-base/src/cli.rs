@@ -4,17 +4,42 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The exit codes, in every `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    a check found a difference (compile --check, lock --check: stale outputs)
+  2    a user error: bad input, no solution, a hash or size mismatch, nothing cached offline
+  3    a network error: an index, mirror or registry unreachable or refusing
+  101  a bug in marqo-base (please report it)
+  130  interrupted (SIGINT); 143 terminated (SIGTERM): what was being written is removed";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "marqo-base",
     version,
-    about = "Lock Python requirements and Debian packages for every target platform, from any host"
+    about = "Lock Python requirements and Debian packages for every target platform, from any host",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The command line as parsed and completed: [`Cli`] with the exit codes under every
+/// subcommand's `--help` too.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+        .mut_subcommands(|sub| sub.after_help(EXIT_CODES).mut_subcommands(|s| s.after_help(EXIT_CODES)))
+}
+
+/// Parses the process's arguments (exits with clap's message on bad ones).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 #[derive(Debug, Args)]
@@ -25,6 +50,25 @@ pub struct GlobalArgs {
     /// More detail on stderr (repeat for debug output).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// When to color what is printed: auto (on a terminal, unless NO_COLOR is set), always,
+    /// never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto, value_name = "WHEN")]
+    pub color: ColorMode,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorMode {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +89,9 @@ pub enum Command {
     Pull(PullArgs),
     /// Push an image from an OCI image layout to a registry (shows the plan, then asks).
     Push(PushArgs),
+    /// Print a completion script for a shell (bash: `marqo-base completions bash >
+    /// ~/.local/share/bash-completion/completions/marqo-base`).
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]

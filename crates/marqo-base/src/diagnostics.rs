@@ -11,8 +11,8 @@ pub use ops::Error as CliError;
 
 /// Prints `error: ...`, each cause as `Caused by: ...`, then the hint (or, for a bug, a
 /// request to report it); returns the exit code.
-pub fn report(err: &CliError, _printer: &Printer) -> ExitCode {
-    eprintln!("error: {err}");
+pub fn report(err: &CliError, printer: &Printer) -> ExitCode {
+    eprintln!("{} {err}", printer.paint("error:", 31));
     let mut cur = std::error::Error::source(err);
     let mut last = err.to_string();
     while let Some(e) = cur {
@@ -25,9 +25,12 @@ pub fn report(err: &CliError, _printer: &Printer) -> ExitCode {
         cur = e.source();
     }
     if err.is_internal() {
-        eprintln!("note: this is a bug in marqo-base; please report it with the command and this output");
+        eprintln!(
+            "{} this is a bug in marqo-base; please report it with the command and this output",
+            printer.paint("note:", 33)
+        );
     } else if let Some(hint) = err.hint() {
-        eprintln!("hint: {hint}");
+        eprintln!("{} {hint}", printer.paint("hint:", 36));
     }
     ExitCode::from(exit_code(err))
 }

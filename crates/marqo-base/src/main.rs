@@ -8,12 +8,10 @@ mod printer;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     ops::env::tune_allocator();
-    let cli = cli::Cli::parse();
-    let printer = printer::Printer::new(cli.global.quiet, cli.global.verbose);
+    let cli = cli::parse();
+    let printer = printer::Printer::new(cli.global.quiet, cli.global.verbose, cli.global.color);
     printer.init_logging();
     // An interrupted build, rootfs or pull removes the trees it was writing before it exits.
     if let Err(err) = ops::env::clean_up_on_signals() {
@@ -28,6 +26,11 @@ fn main() -> ExitCode {
         cli::Command::Logout(args) => commands::registry::exec_logout(args, &printer),
         cli::Command::Pull(args) => commands::registry::exec_pull(args, &printer),
         cli::Command::Push(args) => commands::registry::exec_push(args, &printer),
+        cli::Command::Completions(args) => {
+            let mut command = cli::command();
+            clap_complete::generate(args.shell, &mut command, "marqo-base", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

@@ -11,11 +11,29 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Printer {
     pub quiet: bool,
     pub verbose: u8,
+    /// Whether stderr gets ANSI colors (`--color`, `NO_COLOR`, a terminal).
+    pub color: bool,
 }
 
 impl Printer {
-    pub fn new(quiet: bool, verbose: u8) -> Printer {
-        Printer { quiet, verbose }
+    pub fn new(quiet: bool, verbose: u8, color: crate::cli::ColorMode) -> Printer {
+        let color = match color {
+            crate::cli::ColorMode::Always => true,
+            crate::cli::ColorMode::Never => false,
+            crate::cli::ColorMode::Auto => {
+                std::io::stderr().is_terminal() && std::env::var_os(env_vars::EnvVars::NO_COLOR).is_none()
+            }
+        };
+        Printer { quiet, verbose, color }
+    }
+
+    /// `text` in bold `color` (an ANSI SGR code: 31 red, 36 cyan) when colors are on.
+    pub fn paint(&self, text: &str, color: u8) -> String {
+        if self.color {
+            format!("\x1b[1;{color}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 
     /// Routes `tracing` to stderr: warnings by default, more with -v; `RUST_LOG` wins.
@@ -28,7 +46,7 @@ impl Printer {
         };
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-        let ansi = std::io::stderr().is_terminal() && std::env::var_os(env_vars::EnvVars::NO_COLOR).is_none();
+        let ansi = self.color;
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
