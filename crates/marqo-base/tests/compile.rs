@@ -435,8 +435,10 @@ fn an_sdists_declared_requirements_are_built_while_it_builds() {
 
 /// Metadata builds with an installed backend run in one fork server per build venv: the
 /// backend is imported once for all of them, each hook runs in a child of its own (the
-/// backend fails if another sdist's hook ran in its process), and the results are what
-/// separate processes give (the same pins, the server gone when compile ends).
+/// backend fails if another sdist's hook ran in its process; a hook that spawns a process,
+/// which imports the server's script again, does not start a second server), and the
+/// results are what separate processes give (the same pins, the server gone when compile
+/// ends).
 #[test]
 fn metadata_builds_share_one_import_of_their_backend() {
     let index = Index::new();
@@ -470,6 +472,7 @@ fn metadata_builds_share_one_import_of_their_backend() {
         .env("TEST_BACKEND_LOG", &log)
         .env("TEST_BACKEND_LOG_IMPORTS", "1")
         .env("TEST_BACKEND_LOG_PID", "1")
+        .env("TEST_BACKEND_SPAWN", "1")
         .output()
         .unwrap()
         .into();

@@ -27,27 +27,9 @@ use tracing::debug;
 const SERVER: &str = r#"
 import json, os, select, shutil, signal, sys, traceback
 
-driver_path, backend = sys.argv[1], sys.argv[2]
-namespace = {"__name__": "pep517_driver", "__file__": driver_path}
-with open(driver_path) as f:
-    exec(compile(f.read(), driver_path, "exec"), namespace)
-out = sys.stdout
-try:
-    namespace["load_backend"](backend, [])
-except BaseException:
-    traceback.print_exc()
-    os._exit(1)
-out.write("ready\n")
-out.flush()
-
-wake_r, wake_w = os.pipe()
-os.set_blocking(wake_r, False)
-os.set_blocking(wake_w, False)
-signal.set_wakeup_fd(wake_w)
-signal.signal(signal.SIGCHLD, lambda *_: None)
 
 
-def child(job):
+def child(job, namespace, driver_path, wake_r, wake_w):
     code = 1
     try:
         signal.set_wakeup_fd(-1)
@@ -80,51 +62,77 @@ def child(job):
         os._exit(code)
 
 
-children = {}
-pending = b""
-while True:
+def serve():
+    driver_path, backend = sys.argv[1], sys.argv[2]
+    namespace = {"__name__": "pep517_driver", "__file__": driver_path}
+    with open(driver_path) as f:
+        exec(compile(f.read(), driver_path, "exec"), namespace)
+    out = sys.stdout
     try:
-        ready, _, _ = select.select([0, wake_r], [], [])
-    except InterruptedError:
-        continue
-    if wake_r in ready:
+        namespace["load_backend"](backend, [])
+    except BaseException:
+        traceback.print_exc()
+        os._exit(1)
+    out.write("ready\n")
+    out.flush()
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+
+    children = {}
+    pending = b""
+    while True:
         try:
-            while os.read(wake_r, 512):
-                pass
-        except BlockingIOError:
-            pass
-    while children:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            break
-        if pid == 0:
-            break
-        job = children.pop(pid, None)
-        if job is not None:
-            out.write("%d %d\n" % (job, status))
-            out.flush()
-    if 0 in ready:
-        chunk = os.read(0, 65536)
-        if not chunk:
-            # The frontend is done (or gone): end what still runs, and remove this directory.
-            for pid in children:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
+            ready, _, _ = select.select([0, wake_r], [], [])
+        except InterruptedError:
+            continue
+        if wake_r in ready:
+            try:
+                while os.read(wake_r, 512):
                     pass
-            shutil.rmtree(os.path.dirname(os.path.abspath(driver_path)), ignore_errors=True)
-            os._exit(0)
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            job = json.loads(line)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
+            except BlockingIOError:
+                pass
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
             if pid == 0:
-                child(job)
-            children[pid] = job["id"]
+                break
+            job = children.pop(pid, None)
+            if job is not None:
+                out.write("%d %d\n" % (job, status))
+                out.flush()
+        if 0 in ready:
+            chunk = os.read(0, 65536)
+            if not chunk:
+                # The frontend is done (or gone): end what still runs, and remove this directory.
+                for pid in children:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                shutil.rmtree(os.path.dirname(os.path.abspath(driver_path)), ignore_errors=True)
+                os._exit(0)
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                job = json.loads(line)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    child(job, namespace, driver_path, wake_r, wake_w)
+                children[pid] = job["id"]
+
+
+# Only when run as the server: a hook's `multiprocessing` with the spawn method imports this
+# file again as `__mp_main__`, which must not serve.
+if __name__ == "__main__":
+    serve()
 "#;
 
 /// A running server.

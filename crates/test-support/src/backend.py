@@ -16,7 +16,8 @@ Rust ``Sdist`` builder:
 If ``TEST_BACKEND_LOG`` is set, every hook appends ``<hook> <name> <version>`` to
 that file, so a test can count builds; with ``TEST_BACKEND_LOG_IMPORTS=1`` the
 module appends ``imported <pid>`` when it is imported. A hook fails when a hook of
-another sdist ran in the same process before (frontends must not share one).
+another sdist ran in the same process before (frontends must not share one). With
+``TEST_BACKEND_SPAWN=1`` each hook first runs a child by multiprocessing's spawn method.
 
 ``backend.json`` is read from the working directory (the sdist root, where PEP 517
 runs hooks), else from beside this file: the backend also works installed.
@@ -37,7 +38,14 @@ _DATE = (1980, 1, 1, 0, 0, 0)
 
 _BUILT_HERE = set()
 
-if os.environ.get("TEST_BACKEND_LOG") and os.environ.get("TEST_BACKEND_LOG_IMPORTS"):
+def _spawned():
+    """Whether this interpreter is a child that multiprocessing spawned for a hook."""
+    import sys
+
+    return "__mp_main__" in sys.modules
+
+
+if os.environ.get("TEST_BACKEND_LOG") and os.environ.get("TEST_BACKEND_LOG_IMPORTS") and not _spawned():
     with open(os.environ["TEST_BACKEND_LOG"], "a", encoding="utf-8") as _f:
         _f.write("imported %d\n" % os.getpid())
 
@@ -75,8 +83,22 @@ def _import_all(cfg, key):
             ) from e
 
 
+def _noop():
+    pass
+
+
 def _start(hook, with_hook_imports):
     cfg = _config()
+    if os.environ.get("TEST_BACKEND_SPAWN"):
+        # A backend that runs work in a spawned interpreter (as parallel compiles may), which
+        # imports the frontend's main script again.
+        import multiprocessing
+
+        child = multiprocessing.get_context("spawn").Process(target=_noop)
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError("a spawned process exited with %r" % child.exitcode)
     _log(hook, cfg)
     _import_all(cfg, "imports")
     if with_hook_imports:
