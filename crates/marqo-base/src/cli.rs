@@ -65,6 +65,35 @@ pub enum ColorMode {
 }
 
 #[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Print the cache directory (MARQO_BASE_CACHE_DIR, else $XDG_CACHE_HOME/marqo-base, else
+    /// ~/.cache/marqo-base).
+    Dir,
+    /// Print what the cache holds, by kind: files and bytes.
+    Size,
+    /// Remove everything, or the kinds named (downloads, index-pages, metadata, build-envs,
+    /// layers, debian, other), once no other marqo-base process uses the cache.
+    Clean {
+        /// Kinds to remove [default: all].
+        #[arg(value_name = "KIND")]
+        kinds: Vec<String>,
+    },
+    /// Remove what has not been used for a while (downloads, pages, metadata, layers: by
+    /// file; build venvs and built wheels: whole), once no other process uses the cache.
+    Prune {
+        /// Unused for at least this long: 30d, 12h, 90m, 2w.
+        #[arg(long, default_value = "30d", value_name = "AGE")]
+        older_than: String,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
@@ -89,6 +118,8 @@ pub enum Command {
     Pull(PullArgs),
     /// Push an image from an OCI image layout to a registry (shows the plan, then asks).
     Push(PushArgs),
+    /// What the cache holds, and removing all or part of it (safe while builds run: it waits).
+    Cache(CacheArgs),
     /// Print a completion script for a shell (bash: `marqo-base completions bash >
     /// ~/.local/share/bash-completion/completions/marqo-base`).
     Completions(CompletionsArgs),

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         cli::Command::Logout(args) => commands::registry::exec_logout(args, &printer),
         cli::Command::Pull(args) => commands::registry::exec_pull(args, &printer),
         cli::Command::Push(args) => commands::registry::exec_push(args, &printer),
+        cli::Command::Cache(args) => commands::cache::exec(args, &printer),
         cli::Command::Completions(args) => {
             let mut command = cli::command();
             clap_complete::generate(args.shell, &mut command, "marqo-base", &mut std::io::stdout());

@@ -18,6 +18,9 @@ pub struct Env {
     runtime: Runtime,
     /// Opened on first use, so that commands which need no cache do not need one.
     cache: OnceLock<fetch::Cache>,
+    /// The shared `flock` on the cache's `.lock`, held while the process lives: `cache clean`
+    /// and `prune` wait for it (see [`crate::cache`]).
+    cache_lock: OnceLock<Option<std::fs::File>>,
     /// The clients made so far, by what tells them apart.
     clients: Mutex<Vec<(ClientKey, fetch::Client)>>,
 }
@@ -43,7 +46,12 @@ impl Env {
             .build()
             .map_err(|e| Error::from_error("cannot start the async runtime", e))?;
         // Two threads may race to make it; the loser's is dropped unused.
-        Ok(ENV.get_or_init(|| Env { runtime, cache: OnceLock::new(), clients: Mutex::new(Vec::new()) }))
+        Ok(ENV.get_or_init(|| Env {
+            runtime,
+            cache: OnceLock::new(),
+            cache_lock: OnceLock::new(),
+            clients: Mutex::new(Vec::new()),
+        }))
     }
 
     /// The runtime every stage blocks on.
@@ -57,6 +65,7 @@ impl Env {
             return Ok(cache.clone());
         }
         let cache = fetch::Cache::from_env().map_err(|e| Error::from_error("cannot open the cache", e))?;
+        self.cache_lock.get_or_init(|| shared_lock(cache.root()));
         Ok(self.cache.get_or_init(|| cache).clone())
     }
 
@@ -77,6 +86,41 @@ impl Env {
         clients.push((key, client.clone()));
         Ok(client)
     }
+}
+
+/// `ROOT/.lock`, created (with the root) if need be.
+pub(crate) fn lock_file(root: &Path) -> Result<std::fs::File, Error> {
+    std::fs::create_dir_all(root)
+        .map_err(|e| Error::from_error(format!("cannot create {}", root.display()), e))?;
+    let path = root.join(".lock");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::from_error(format!("cannot open {}", path.display()), e))
+}
+
+/// The shared lock of a process that uses the cache at `root`, waiting (with one status
+/// line) while `cache clean` or `prune` holds it. A cache that cannot be locked (a
+/// read-only one) is used unlocked.
+fn shared_lock(root: &Path) -> Option<std::fs::File> {
+    use rustix::fs::{flock, FlockOperation};
+    let file = match lock_file(root) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::debug!("the cache is not locked: {e}");
+            return None;
+        }
+    };
+    if flock(&file, FlockOperation::NonBlockingLockShared).is_err() {
+        tracing::warn!("waiting for `marqo-base cache clean` or `prune` to finish with {}", root.display());
+        if let Err(e) = flock(&file, FlockOperation::LockShared) {
+            tracing::debug!("the cache is not locked: {e}");
+            return None;
+        }
+    }
+    Some(file)
 }
 
 /// The process's runtime, started on first use.

@@ -23,6 +23,7 @@ pub mod base;
 pub mod build;
 pub mod build_env;
 pub mod bytecode;
+pub mod cache;
 pub mod compile;
 pub mod cross;
 pub mod debian;

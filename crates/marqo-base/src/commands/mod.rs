@@ -2,6 +2,7 @@
 //! (the `ops` crate and the format crates), and prints.
 
 pub mod build;
+pub mod cache;
 pub mod compile;
 pub mod debian;
 pub mod lock;
