@@ -65,6 +65,39 @@ pub enum ColorMode {
 }
 
 #[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The manifest.
+    #[arg(long, default_value = "marqo-base.toml", value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// The lock file [default: marqo-base.lock beside the manifest].
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+    /// Only these platforms (repeatable) [default: all of the manifest's].
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TreeArgs {
+    #[command(flatten)]
+    pub graph: GraphArgs,
+    /// The packages that depend on NAME, up to the requirements, instead.
+    #[arg(long, short = 'i', value_name = "NAME")]
+    pub invert: Option<String>,
+    /// Show this many levels.
+    #[arg(long, value_name = "N")]
+    pub depth: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// The package (Python or Debian).
+    pub name: String,
+    #[command(flatten)]
+    pub graph: GraphArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct CacheArgs {
     #[command(subcommand)]
     pub command: CacheCommand,
@@ -118,6 +151,10 @@ pub enum Command {
     Pull(PullArgs),
     /// Push an image from an OCI image layout to a registry (shows the plan, then asks).
     Push(PushArgs),
+    /// Print the dependency graph of each platform from the lock (no network).
+    Tree(TreeArgs),
+    /// Print every path from a requirement to a package, per platform, or why it is absent.
+    Why(WhyArgs),
     /// What the cache holds, and removing all or part of it (safe while builds run: it waits).
     Cache(CacheArgs),
     /// Print a completion script for a shell (bash: `marqo-base completions bash >

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         cli::Command::Pull(args) => commands::registry::exec_pull(args, &printer),
         cli::Command::Push(args) => commands::registry::exec_push(args, &printer),
         cli::Command::Cache(args) => commands::cache::exec(args, &printer),
+        cli::Command::Tree(args) => commands::graph::exec_tree(args),
+        cli::Command::Why(args) => commands::graph::exec_why(args),
         cli::Command::Completions(args) => {
             let mut command = cli::command();
             clap_complete::generate(args.shell, &mut command, "marqo-base", &mut std::io::stdout());

@@ -122,3 +122,72 @@ fn manifest_errors_name_the_line() {
     );
     assert!(!ctx.exists("marqo-base.lock"));
 }
+
+/// `tree` and `why` from the lock alone: `six` is on amd64 only because the amd64 wheel of
+/// `fast` requires it (its aarch64 wheel does not), `why six` says so naming both wheels;
+/// a requirement whose marker leaves it out names the line and the marker; `tree --invert`
+/// walks up to the requirement; names are matched as pip matches them.
+#[test]
+fn tree_and_why_from_the_lock() {
+    let w = world();
+    let ctx = &w.ctx;
+    let req = ctx.read("requirements.in");
+    let index_line = req.lines().next().unwrap().to_string();
+    ctx.write(
+        "requirements.in",
+        &format!("{index_line}\nfast\nsix; platform_machine == \"aarch64\" and python_version < \"3\"\n"),
+    );
+    ctx.run(&["lock"]).success();
+    // No service is needed from here on.
+    drop(w._index);
+
+    let why = ctx.run(&["why", "SIX"]);
+    why.success();
+    assert!(
+        why.stdout.contains("linux/amd64: 1 path\n  requirements.in:2: fast 1.0 -> six 1.17.0\n"),
+        "{}",
+        why.stdout
+    );
+    assert!(why.stdout.contains("linux/arm64: absent\n"), "{}", why.stdout);
+    assert!(
+        why.stdout.contains(
+            "fast 1.0 needs it on linux/amd64 (fast-1.0-cp39-cp39-manylinux2014_x86_64.whl), but its file here, \
+             fast-1.0-cp39-cp39-manylinux2014_aarch64.whl, does not require it"
+        ),
+        "{}",
+        why.stdout
+    );
+    assert!(why.stdout.contains("requirements.in:3 requires it only where `"), "{}", why.stdout);
+
+    let why = ctx.run(&["why", "libc-test", "--platform", "linux/arm64"]);
+    why.success();
+    assert_eq!(
+        why.stdout, "linux/arm64: 1 path\n  [debian] packages: python3.9 3.9.2-1 -> libc-test 1.0\n",
+        "{}",
+        why.stdout
+    );
+
+    let tree = ctx.run(&["tree", "--platform", "linux/amd64"]);
+    tree.success();
+    assert_eq!(
+        tree.stdout,
+        "linux/amd64\npython\n└── fast 1.0 (requirements.in:2)\n    └── six 1.17.0\ndebian\n\
+         ├── python3.9 3.9.2-1 ([debian] packages)\n│   └── libc-test 1.0\n└── ca-certificates 20210119 ([debian] packages)\n"
+    );
+    let inverted = ctx.run(&["tree", "--invert", "six"]);
+    inverted.success();
+    assert!(
+        inverted.stdout.starts_with("linux/amd64\n└── six 1.17.0\n    └── fast 1.0 (requirements.in:2)\n\nlinux/arm64\nsix is not locked for linux/arm64\n"),
+        "{}",
+        inverted.stdout
+    );
+    let shallow = ctx.run(&["tree", "--depth", "1", "--platform", "linux/arm64"]);
+    shallow.success();
+    assert!(!shallow.stdout.contains("libc-test"), "{}", shallow.stdout);
+
+    let unknown = ctx.run(&["why", "nosuch"]);
+    unknown.code(2);
+    assert!(unknown.stderr.contains("`nosuch` is not locked for any platform"), "{}", unknown.stderr);
+    let bad = ctx.run(&["tree", "--platform", "linux/s390x"]);
+    bad.code(2);
+}

@@ -30,6 +30,7 @@ pub mod debian;
 pub mod env;
 mod error;
 pub mod files;
+pub mod graph;
 pub mod layer_cache;
 pub mod lock;
 pub mod plan;

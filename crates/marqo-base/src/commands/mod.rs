@@ -5,5 +5,6 @@ pub mod build;
 pub mod cache;
 pub mod compile;
 pub mod debian;
+pub mod graph;
 pub mod lock;
 pub mod registry;
