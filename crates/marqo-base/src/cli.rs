@@ -98,6 +98,19 @@ pub struct WhyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old lock (say, `git show HEAD:marqo-base.lock > old.lock`).
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The new lock [default: the manifest's, marqo-base.lock beside it].
+    #[arg(value_name = "NEW")]
+    pub new: Option<PathBuf>,
+    /// The manifest both locks are of.
+    #[arg(long, default_value = "marqo-base.toml", value_name = "FILE")]
+    pub manifest: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct CacheArgs {
     #[command(subcommand)]
     pub command: CacheCommand,
@@ -155,6 +168,8 @@ pub enum Command {
     Tree(TreeArgs),
     /// Print every path from a requirement to a package, per platform, or why it is absent.
     Why(WhyArgs),
+    /// What changed between two locks, per platform: packages and the image layers it changes.
+    Diff(DiffArgs),
     /// What the cache holds, and removing all or part of it (safe while builds run: it waits).
     Cache(CacheArgs),
     /// Print a completion script for a shell (bash: `marqo-base completions bash >

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         cli::Command::Cache(args) => commands::cache::exec(args, &printer),
         cli::Command::Tree(args) => commands::graph::exec_tree(args),
         cli::Command::Why(args) => commands::graph::exec_why(args),
+        cli::Command::Diff(args) => commands::graph::exec_diff(args),
         cli::Command::Completions(args) => {
             let mut command = cli::command();
             clap_complete::generate(args.shell, &mut command, "marqo-base", &mut std::io::stdout());

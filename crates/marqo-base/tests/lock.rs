@@ -191,3 +191,42 @@ fn tree_and_why_from_the_lock() {
     let bad = ctx.run(&["tree", "--platform", "linux/s390x"]);
     bad.code(2);
 }
+
+/// `diff` after `-P` moves one package: that package, on both platforms, and the one wheel
+/// layer per platform holding it; nothing else.
+#[test]
+fn diff_after_one_package_moves() {
+    let w = world();
+    let ctx = &w.ctx;
+    let req = ctx.read("requirements.in");
+    ctx.write("requirements.in", &req.replace("six<1.17", "six"));
+    ctx.run(&["lock"]).success();
+    std::fs::copy(ctx.work().join("marqo-base.lock"), ctx.work().join("old.lock")).unwrap();
+    let same = ctx.run(&["diff", "old.lock"]);
+    same.success();
+    assert_eq!(same.stdout, "linux/amd64: no change\nlinux/arm64: no change\n");
+    // Six back to 1.16.0 through a constraint, then relock.
+    ctx.write("requirements.in", &req);
+    ctx.run(&["lock"]).success();
+    let run = ctx.run(&["diff", "old.lock", "marqo-base.lock"]);
+    run.success();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let section: String = run
+            .stdout
+            .split(&format!("{platform}:\n"))
+            .nth(1)
+            .unwrap_or("")
+            .lines()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            section.starts_with("  ~ python six 1.17.0 -> 1.16.0\n  layers: 1 of "),
+            "{platform}: {}",
+            run.stdout
+        );
+    }
+    let missing = ctx.run(&["diff", "nosuch.lock"]);
+    missing.code(2);
+    assert!(missing.stderr.contains("nosuch.lock does not exist"), "{}", missing.stderr);
+}

@@ -798,7 +798,7 @@ struct CachedLayer {
 }
 
 /// `name sha256` of each file, one per line: what a built sdist depends on besides itself.
-fn describe_files(paths: &[PathBuf]) -> Result<String, Error> {
+pub(crate) fn describe_files(paths: &[PathBuf]) -> Result<String, Error> {
     let mut out = String::new();
     for path in paths {
         let digest = lockfile::read_path_digest(path)

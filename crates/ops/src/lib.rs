@@ -27,6 +27,7 @@ pub mod cache;
 pub mod compile;
 pub mod cross;
 pub mod debian;
+pub mod diff;
 pub mod env;
 mod error;
 pub mod files;
