@@ -108,13 +108,15 @@ pub fn diff(manifest_path: &Path, old: &Path, new: Option<&Path>) -> Result<Vec<
     Ok(out)
 }
 
+/// A package's (version, file) in the old and the new lock.
+type Sides = (Option<(String, String)>, Option<(String, String)>);
+
 fn package_changes(
     old: &Lock,
     new: &Lock,
     platform: TargetPlatform,
 ) -> BTreeMap<(&'static str, String), Change> {
-    let mut versions: BTreeMap<(&'static str, String), (Option<(String, String)>, Option<(String, String)>)> =
-        BTreeMap::new();
+    let mut versions: BTreeMap<(&'static str, String), Sides> = BTreeMap::new();
     for (slot, lock) in [(0, old), (1, new)] {
         for p in lock.python_for(platform) {
             let e = versions.entry(("python", p.name.clone())).or_default();
