@@ -54,6 +54,17 @@ pub struct GlobalArgs {
     /// never.
     #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto, value_name = "WHEN")]
     pub color: ColorMode,
+    /// The result on stdout as text, or as one JSON document (tree, why, diff, lock --check,
+    /// compile --check; schemas in docs/json/). Progress and messages stay on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
 }
 
 /// `--color`.

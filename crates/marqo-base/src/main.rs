@@ -17,19 +17,29 @@ fn main() -> ExitCode {
     if let Err(err) = ops::env::clean_up_on_signals() {
         tracing::warn!("{err}");
     }
+    let format = cli.global.format;
+    let json = format == cli::Format::Json;
     let result = match cli.command {
+        cli::Command::Tree(args) => commands::graph::exec_tree(args, format),
+        cli::Command::Why(args) => commands::graph::exec_why(args, format),
+        cli::Command::Diff(args) => commands::graph::exec_diff(args, format),
+        cli::Command::Lock(args) if !json || args.check => commands::lock::exec(args, &printer, format),
+        cli::Command::Compile(args) if !json || args.check => {
+            commands::compile::exec(*args, &printer, format)
+        }
+        _ if json => Err(ops::Error::user(
+            "`--format json` is available for tree, why, diff, lock --check and compile --check",
+        )
+        .with_hint("leave --format out for this command's text output")),
         cli::Command::Build(args) => commands::build::exec(args, &printer),
-        cli::Command::Compile(args) => commands::compile::exec(*args, &printer),
+        cli::Command::Compile(args) => commands::compile::exec(*args, &printer, format),
         cli::Command::Debian(args) => commands::debian::exec(args, &printer),
-        cli::Command::Lock(args) => commands::lock::exec(args, &printer),
+        cli::Command::Lock(args) => commands::lock::exec(args, &printer, format),
         cli::Command::Login(args) => commands::registry::exec_login(args, &printer),
         cli::Command::Logout(args) => commands::registry::exec_logout(args, &printer),
         cli::Command::Pull(args) => commands::registry::exec_pull(args, &printer),
         cli::Command::Push(args) => commands::registry::exec_push(args, &printer),
         cli::Command::Cache(args) => commands::cache::exec(args, &printer),
-        cli::Command::Tree(args) => commands::graph::exec_tree(args),
-        cli::Command::Why(args) => commands::graph::exec_why(args),
-        cli::Command::Diff(args) => commands::graph::exec_diff(args),
         cli::Command::Completions(args) => {
             let mut command = cli::command();
             clap_complete::generate(args.shell, &mut command, "marqo-base", &mut std::io::stdout());

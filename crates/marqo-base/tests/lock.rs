@@ -230,3 +230,98 @@ fn diff_after_one_package_moves() {
     missing.code(2);
     assert!(missing.stderr.contains("nosuch.lock does not exist"), "{}", missing.stderr);
 }
+
+/// `--format json` of tree, why, diff, lock --check and compile --check: one document on
+/// stdout each, valid against its schema in docs/json (checked by `jsonschema`), with the
+/// values the text output has; commands without a JSON form refuse it.
+#[test]
+fn json_outputs_follow_their_schemas() {
+    let w = world();
+    let ctx = &w.ctx;
+    ctx.run(&["lock"]).success();
+    std::fs::copy(ctx.work().join("marqo-base.lock"), ctx.work().join("old.lock")).unwrap();
+
+    let tree = ctx.run(&["tree", "--format", "json"]);
+    tree.success();
+    common::validate_json("tree", &tree.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&tree.stdout).unwrap();
+    assert_eq!(doc["platforms"][0]["platform"], "linux/amd64");
+    assert!(doc["platforms"][0]["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "fast" && r["origin"] == "requirements.in:2"));
+
+    for name in ["six", "libc-test", "ca-certificates"] {
+        let why = ctx.run(&["why", name, "--format", "json"]);
+        why.success();
+        common::validate_json("why", &why.stdout);
+    }
+    let why = ctx.run(&["--format=json", "why", "fast", "--platform", "linux/arm64"]);
+    common::validate_json("why", &why.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&why.stdout).unwrap();
+    assert_eq!(doc["platforms"][0]["path_count"], 1, "{}", why.stdout);
+
+    let lock_check = ctx.run(&["lock", "--check", "--format", "json"]);
+    lock_check.success();
+    common::validate_json("lock-check", &lock_check.stdout);
+    assert!(lock_check.stdout.contains("\"state\":\"fresh\""), "{}", lock_check.stdout);
+
+    let req = ctx.read("requirements.in");
+    ctx.write("requirements.in", &req.replace("six<1.17", "six"));
+    let stale = ctx.run(&["lock", "--check", "--format", "json"]);
+    stale.code(1);
+    common::validate_json("lock-check", &stale.stdout);
+    assert!(
+        stale.stdout.contains("\"state\":\"stale\"") && stale.stdout.contains("requirements.in"),
+        "{}",
+        stale.stdout
+    );
+    ctx.run(&["lock", "-P", "six"]).success();
+
+    let diff = ctx.run(&["diff", "old.lock", "--format", "json"]);
+    diff.success();
+    common::validate_json("diff", &diff.stdout);
+    assert!(diff.stdout.contains("{\"change\":\"changed\",\"ecosystem\":\"python\",\"from\":\"1.16.0\",\"name\":\"six\",\"to\":\"1.17.0\"}"), "{}", diff.stdout);
+
+    // compile --check against the same index: missing, then fresh, then stale.
+    let compile = |extra: &[&str]| {
+        let mut args = vec![
+            "compile",
+            "requirements.in",
+            "--python",
+            "3.9",
+            "--platform",
+            "linux/amd64",
+            "-o",
+            "pins.txt",
+        ];
+        args.extend_from_slice(extra);
+        ctx.run(&args)
+    };
+    let missing = compile(&["--check", "--format", "json"]);
+    missing.code(1);
+    common::validate_json("compile-check", &missing.stdout);
+    assert!(missing.stdout.contains("\"state\":\"missing\""), "{}", missing.stdout);
+    compile(&[]).success();
+    let fresh = compile(&["--check", "--format", "json"]);
+    fresh.success();
+    common::validate_json("compile-check", &fresh.stdout);
+    ctx.write("requirements.in", &req);
+    let stale = compile(&["--check", "--format", "json"]);
+    stale.code(1);
+    common::validate_json("compile-check", &stale.stdout);
+    assert!(
+        stale.stdout.contains("\"- six==1.17.0\"") && stale.stdout.contains("\"+ six==1.16.0\""),
+        "{}",
+        stale.stdout
+    );
+
+    let refused = ctx.run(&["build", "--oci", "out", "--format", "json"]);
+    refused.code(2);
+    assert!(
+        refused.stdout.is_empty() && refused.stderr.contains("`--format json` is available for"),
+        "{}",
+        refused.stderr
+    );
+}

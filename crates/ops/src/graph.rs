@@ -350,10 +350,28 @@ impl PlatformGraph {
     }
 }
 
+/// What `why` found on one platform.
+#[derive(Debug, Clone)]
+pub struct WhyPlatform {
+    pub platform: TargetPlatform,
+    /// Paths from a root to the package (at most [`WHY_PATHS`]): the root's origin and the
+    /// packages along it (name, version), root first.
+    pub paths: Vec<(String, Vec<(NodeId, String)>)>,
+    /// How many paths there are in all.
+    pub count: usize,
+    /// Whether the package is locked for this platform.
+    pub locked: bool,
+    /// Where it is absent: why, one sentence each.
+    pub reasons: Vec<String>,
+}
+
+/// The most paths `why` lists per platform.
+pub const WHY_PATHS: usize = 20;
+
 /// `why NAME`: per platform, the paths from the requirements (or requested packages) to
 /// NAME, or why NAME is absent there: a requirement line whose marker leaves it out, or a
 /// package that needs it elsewhere but whose file here does not.
-pub fn why(graphs: &[PlatformGraph], name: &str) -> Result<String, Error> {
+pub fn why(graphs: &[PlatformGraph], name: &str) -> Result<Vec<WhyPlatform>, Error> {
     let known = graphs.iter().any(|g| {
         g.nodes.keys().any(|id| is_named(id, name))
             || g.excluded.iter().any(|(n, _, _)| normalize(n) == normalize(name))
@@ -364,66 +382,82 @@ pub fn why(graphs: &[PlatformGraph], name: &str) -> Result<String, Error> {
         ))
         .with_hint("check the spelling; `marqo-base tree` lists what is locked"));
     }
-    const LIMIT: usize = 20;
-    let mut out = String::new();
-
+    let mut out = Vec::new();
     for g in graphs {
-        let (paths, count) = g.paths_to(name, LIMIT);
-        if !paths.is_empty() {
-            let _ = writeln!(out, "{}: {} {}", g.platform, count, if count == 1 { "path" } else { "paths" });
-            for (origin, path) in &paths {
-                let steps: Vec<String> = path.iter().map(|id| g.label(id)).collect();
-                let _ = writeln!(out, "  {origin}: {}", steps.join(" -> "));
-            }
-            if count > paths.len() {
-                let _ = writeln!(out, "  and {} more", count - paths.len());
-            }
-            continue;
-        }
-        if g.nodes.keys().any(|id| is_named(id, name)) {
-            let _ = writeln!(out, "{}: locked, but no requirement leads to it", g.platform);
-            continue;
-        }
-        let _ = writeln!(out, "{}: absent", g.platform);
-        let mut said = false;
-        for (excluded, origin, marker) in &g.excluded {
-            if normalize(excluded) == normalize(name) {
-                let _ = writeln!(
-                    out,
-                    "  {origin} requires it only where `{marker}`, which {} is not",
-                    g.platform
-                );
-                said = true;
-            }
-        }
-        for other in graphs.iter().filter(|o| o.platform != g.platform) {
-            for (id, node) in &other.nodes {
-                if !node.dependencies.iter().any(|d| is_named(d, name)) {
-                    continue;
+        let (paths, count) = g.paths_to(name, WHY_PATHS);
+        let paths = paths
+            .into_iter()
+            .map(|(origin, path)| {
+                let steps = path
+                    .into_iter()
+                    .map(|id| {
+                        let version = g.nodes.get(&id).map(|n| n.version.clone()).unwrap_or_default();
+                        (id, version)
+                    })
+                    .collect();
+                (origin, steps)
+            })
+            .collect();
+        let locked = g.nodes.keys().any(|id| is_named(id, name));
+        let mut reasons = Vec::new();
+        if !locked {
+            for (excluded, origin, marker) in &g.excluded {
+                if normalize(excluded) == normalize(name) {
+                    reasons.push(format!(
+                        "{origin} requires it only where `{marker}`, which {} is not",
+                        g.platform
+                    ));
                 }
-                match g.nodes.get(id) {
-                    Some(here) => {
-                        let _ = writeln!(
-                            out,
-                            "  {} {} needs it on {} ({}), but its file here, {}, does not require it",
-                            id.1, here.version, other.platform, node.file, here.file
-                        );
+            }
+            for other in graphs.iter().filter(|o| o.platform != g.platform) {
+                for (id, node) in &other.nodes {
+                    if !node.dependencies.iter().any(|d| is_named(d, name)) {
+                        continue;
                     }
-                    None => {
-                        let _ = writeln!(
-                            out,
-                            "  {} needs it on {}, and is itself absent here",
+                    reasons.push(match g.nodes.get(id) {
+                        Some(here) => format!(
+                            "{} {} needs it on {} ({}), but its file here, {}, does not require it",
+                            id.1, here.version, other.platform, node.file, here.file
+                        ),
+                        None => format!(
+                            "{} needs it on {}, and is itself absent here",
                             other.label(id),
                             other.platform
-                        );
-                    }
+                        ),
+                    });
                 }
-                said = true;
+            }
+            if reasons.is_empty() {
+                reasons.push("nothing here requires it".to_string());
             }
         }
-        if !said {
-            let _ = writeln!(out, "  nothing here requires it");
-        }
+        out.push(WhyPlatform { platform: g.platform, paths, count, locked, reasons });
     }
     Ok(out)
+}
+
+/// `why`'s report for people.
+pub fn render_why(report: &[WhyPlatform]) -> String {
+    let mut out = String::new();
+    for w in report {
+        if w.count > 0 {
+            let _ =
+                writeln!(out, "{}: {} {}", w.platform, w.count, if w.count == 1 { "path" } else { "paths" });
+            for (origin, path) in &w.paths {
+                let steps: Vec<String> = path.iter().map(|((_, n), v)| format!("{n} {v}")).collect();
+                let _ = writeln!(out, "  {origin}: {}", steps.join(" -> "));
+            }
+            if w.count > w.paths.len() {
+                let _ = writeln!(out, "  and {} more", w.count - w.paths.len());
+            }
+        } else if w.locked {
+            let _ = writeln!(out, "{}: locked, but no requirement leads to it", w.platform);
+        } else {
+            let _ = writeln!(out, "{}: absent", w.platform);
+            for reason in &w.reasons {
+                let _ = writeln!(out, "  {reason}");
+            }
+        }
+    }
+    out
 }

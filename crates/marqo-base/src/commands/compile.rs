@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use ops::compile::{CompileOptions, CompileOutcome};
 
-use crate::cli::CompileArgs;
+use crate::cli::{CompileArgs, Format};
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
 
-pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+pub fn exec(args: CompileArgs, printer: &Printer, format: Format) -> Result<ExitCode, CliError> {
     let options = CompileOptions {
         src_files: args.src_files,
         extras: args.extras,
@@ -47,6 +47,25 @@ pub fn exec(args: CompileArgs, printer: &Printer) -> Result<ExitCode, CliError> 
         refresh: args.refresh,
     };
     let outcome = ops::compile::compile(&options, printer)?;
+    if let (Format::Json, CompileOutcome::Checked(files)) = (format, &outcome) {
+        let files: Vec<serde_json::Value> = files
+            .iter()
+            .map(|(path, diff)| {
+                let state = match diff {
+                    None => "missing",
+                    Some(d) if d.is_empty() => "fresh",
+                    Some(_) => "stale",
+                };
+                serde_json::json!({
+                    "path": path.display().to_string(),
+                    "state": state,
+                    "changes": diff.clone().unwrap_or_default(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "schema": "marqo-base.compile-check/1", "files": files }));
+        return Ok(if outcome.is_stale() { ExitCode::from(1) } else { ExitCode::SUCCESS });
+    }
     if let CompileOutcome::Checked(files) = &outcome {
         for (path, diff) in files {
             match diff {

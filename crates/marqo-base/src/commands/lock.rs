@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use ops::lock::{LockOptions, LockState};
 
-use crate::cli::LockArgs;
+use crate::cli::{Format, LockArgs};
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
 
-pub fn exec(args: LockArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+pub fn exec(args: LockArgs, printer: &Printer, format: Format) -> Result<ExitCode, CliError> {
     let options = LockOptions {
         manifest: args.manifest,
         lock: args.lock,
@@ -24,7 +24,23 @@ pub fn exec(args: LockArgs, printer: &Printer) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     }
     let lock_path = options.lock_path();
-    match ops::lock::check(&options.manifest, &lock_path)? {
+    let state = ops::lock::check(&options.manifest, &lock_path)?;
+    if format == Format::Json {
+        let (name, reasons) = match &state {
+            LockState::Fresh => ("fresh", Vec::new()),
+            LockState::Missing => ("missing", Vec::new()),
+            LockState::Stale(reasons) => ("stale", reasons.clone()),
+        };
+        let doc = serde_json::json!({
+            "schema": "marqo-base.lock-check/1",
+            "lock": lock_path.display().to_string(),
+            "state": name,
+            "reasons": reasons,
+        });
+        println!("{doc}");
+        return Ok(if name == "fresh" { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
+    match state {
         LockState::Fresh => {
             printer.status(format!("{} is up to date", lock_path.display()));
             Ok(ExitCode::SUCCESS)

@@ -203,3 +203,51 @@ pub fn live_quickstart() -> Option<TestContext> {
     }
     Some(ctx)
 }
+
+/// Checks `doc` against `docs/json/NAME.schema.json` with the `jsonschema` validator (a
+/// tool we did not write), installed once per test process into a throwaway venv from the
+/// host's index. With `MARQO_BASE_SKIP_LIVE=1` (no index to install from) only the document's
+/// `schema` field is checked, with a note.
+pub fn validate_json(name: &str, doc: &str) {
+    use std::sync::OnceLock;
+    static VENV: OnceLock<Option<(tempfile::TempDir, PathBuf)>> = OnceLock::new();
+    let value: serde_json::Value =
+        serde_json::from_str(doc).unwrap_or_else(|e| panic!("not JSON ({e}): {doc}"));
+    assert_eq!(value["schema"], format!("marqo-base.{name}/1"), "{doc}");
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../docs/json/{name}.schema.json"));
+    let venv = VENV.get_or_init(|| {
+        if std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1") {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let venv = dir.path().join("venv");
+        let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().expect("python3 -m venv");
+        assert!(ok.success(), "python3 -m venv failed");
+        let pip = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "jsonschema==4.23.0"])
+            .output()
+            .expect("pip install jsonschema");
+        assert!(pip.status.success(), "pip install jsonschema: {}", String::from_utf8_lossy(&pip.stderr));
+        let python = venv.join("bin/python");
+        Some((dir, python))
+    });
+    let Some((_, python)) = venv else {
+        eprintln!("MARQO_BASE_SKIP_LIVE=1: {name} JSON not checked against its schema");
+        return;
+    };
+    let script = "import json, sys, jsonschema\n\
+                  schema = json.load(open(sys.argv[1]))\n\
+                  jsonschema.Draft202012Validator.check_schema(schema)\n\
+                  jsonschema.Draft202012Validator(schema).validate(json.loads(sys.stdin.read()))\n";
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .arg(&schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the validator");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), doc.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{name}: {}\n{doc}", String::from_utf8_lossy(&out.stderr));
+}
