@@ -158,21 +158,10 @@ fn is_named(id: &NodeId, name: &str) -> bool {
     }
 }
 
+/// A Python name as pip compares it (`Typing_Extensions` is `typing-extensions`); a name that
+/// is no valid project name stays as given (it matches nothing locked).
 fn normalize(name: &str) -> String {
-    let mut out = String::new();
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-            continue;
-        }
-        if sep && !out.is_empty() {
-            out.push('-');
-        }
-        sep = false;
-        out.push(c.to_ascii_lowercase());
-    }
-    out
+    name.parse::<pep_types::PackageName>().map_or_else(|_| name.to_string(), |n| n.to_string())
 }
 
 impl PlatformGraph {
@@ -460,4 +449,18 @@ pub fn render_why(report: &[WhyPlatform]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_compare_as_pip_compares_them_and_odd_ones_do_not_panic() {
+        assert_eq!(normalize("Typing_Extensions"), "typing-extensions");
+        assert_eq!(normalize("zope.interface"), "zope-interface");
+        for odd in ["foo-", "foo.", "_x", "é", "a..b", "", "-", "x\u{301}"] {
+            let _ = normalize(odd);
+        }
+    }
 }

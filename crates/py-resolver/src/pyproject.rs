@@ -73,7 +73,9 @@ pub(crate) fn project_requirements(
         Some(toml::Value::Table(t)) => t.clone(),
         Some(_) => return Err(at(project_line, "[project] `optional-dependencies` must be a table".into())),
     };
-    let normalise = |s: &str| s.to_ascii_lowercase().replace(['_', '.'], "-");
+    // Extras compare as PEP 685 normalizes them (`Dev_Tools` is `dev-tools`).
+    let normalise =
+        |s: &str| s.parse::<pep_types::ExtraName>().map_or_else(|_| s.to_string(), |e| e.to_string());
     for wanted in &extras.names {
         if !optional.keys().any(|k| normalise(k) == normalise(wanted)) {
             let known: Vec<&str> = optional.keys().map(String::as_str).collect();
