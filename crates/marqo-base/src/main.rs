@@ -23,22 +23,20 @@ fn main() -> ExitCode {
         cli::Command::Tree(args) => commands::graph::exec_tree(args, format),
         cli::Command::Why(args) => commands::graph::exec_why(args, format),
         cli::Command::Diff(args) => commands::graph::exec_diff(args, format),
+        cli::Command::Build(args) => commands::build::exec(args, &printer, format),
+        cli::Command::Pull(args) => commands::registry::exec_pull(args, &printer, format),
+        cli::Command::Push(args) => commands::registry::exec_push(args, &printer, format),
         cli::Command::Lock(args) if !json || args.check => commands::lock::exec(args, &printer, format),
-        cli::Command::Compile(args) if !json || args.check => {
-            commands::compile::exec(*args, &printer, format)
-        }
+        cli::Command::Compile(args) if !json || args.check => commands::compile::exec(*args, &printer, format),
         _ if json => Err(ops::Error::user(
-            "`--format json` is available for tree, why, diff, lock --check and compile --check",
+            "`--format json` is available for tree, why, diff, lock --check, compile --check, build, push and pull",
         )
         .with_hint("leave --format out for this command's text output")),
-        cli::Command::Build(args) => commands::build::exec(args, &printer),
-        cli::Command::Compile(args) => commands::compile::exec(*args, &printer, format),
         cli::Command::Debian(args) => commands::debian::exec(args, &printer),
         cli::Command::Lock(args) => commands::lock::exec(args, &printer, format),
+        cli::Command::Compile(args) => commands::compile::exec(*args, &printer, format),
         cli::Command::Login(args) => commands::registry::exec_login(args, &printer),
         cli::Command::Logout(args) => commands::registry::exec_logout(args, &printer),
-        cli::Command::Pull(args) => commands::registry::exec_pull(args, &printer),
-        cli::Command::Push(args) => commands::registry::exec_push(args, &printer),
         cli::Command::Cache(args) => commands::cache::exec(args, &printer),
         cli::Command::Completions(args) => {
             let mut command = cli::command();

@@ -1669,3 +1669,20 @@ fn maintainer_scripts_local_certificates_and_ld_so_cache() {
     );
     assert!(run.stderr.contains("relative to the manifest"), "{}", run.stderr);
 }
+
+/// `build --format json`: one document on stdout, valid against docs/json/build.schema.json,
+/// naming the index digest that the layout holds and each platform's manifest.
+#[test]
+fn build_reports_as_json() {
+    let w = world();
+    let ctx = &w.ctx;
+    ctx.run(&["lock"]).success();
+    let run = ctx.run(&["build", "--oci", "out", "--format", "json"]);
+    run.success();
+    common::validate_json("build", &run.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["kind"], "index");
+    assert_eq!(doc["digest"], index_digest(&ctx.work().join("out"), "latest"), "{}", run.stdout);
+    assert_eq!(doc["platforms"].as_array().unwrap().len(), 2, "{}", run.stdout);
+    assert!(run.stderr.contains("Wrote out"), "messages stay on stderr: {}", run.stderr);
+}

@@ -317,7 +317,7 @@ fn json_outputs_follow_their_schemas() {
         stale.stdout
     );
 
-    let refused = ctx.run(&["build", "--oci", "out", "--format", "json"]);
+    let refused = ctx.run(&["cache", "size", "--format", "json"]);
     refused.code(2);
     assert!(
         refused.stdout.is_empty() && refused.stderr.contains("`--format json` is available for"),

@@ -578,3 +578,33 @@ fn tls_registries_are_trusted_through_ssl_cert_file() {
         img.index.digest
     );
 }
+
+/// `push --format json` prints the record `--record` writes (the same document), and `pull
+/// --format json` what it fetched; both valid against their schemas in docs/json.
+#[test]
+fn push_and_pull_report_as_json() {
+    let ctx = TestContext::new();
+    let registry = DockerRegistry::start();
+    let img = image(&ctx, "img", 7);
+    let repo = format!("{}/jsonout", registry.host());
+    let push = mb(
+        &ctx,
+        &["push", &repo, "--oci", "img", "--tag", "next", "--yes", "--record", "r.json", "--format", "json"],
+    );
+    push.success();
+    common::validate_json("push", &push.stdout);
+    let record = ctx.read("r.json");
+    common::validate_json("push", &record);
+    let printed: serde_json::Value = serde_json::from_str(&push.stdout).unwrap();
+    let written: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(printed["digest"], written["digest"]);
+    assert_eq!(printed["digest"], img.index.digest.to_string());
+    assert_eq!(printed["tags"], serde_json::json!(["1"]));
+
+    let pull = mb(&ctx, &["pull", &format!("{repo}:1"), "--oci", "back", "--format", "json"]);
+    pull.success();
+    common::validate_json("pull", &pull.stdout);
+    let pulled: serde_json::Value = serde_json::from_str(&pull.stdout).unwrap();
+    assert_eq!(pulled["digest"], img.index.digest.to_string());
+    assert_eq!(pulled["format"], "oci");
+}

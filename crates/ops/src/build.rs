@@ -35,6 +35,28 @@ use crate::lock::{pins_for, Pins, DEFAULT_GLIBC};
 use crate::plan::{layer_options, BuildPlan, LayerSource, PlanOptions, PlannedLayer};
 use crate::{cross, files, Error, Reporter};
 
+/// What `build` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOutcome {
+    /// The OCI layout or docker-archive written.
+    pub out: PathBuf,
+    pub tag: String,
+    /// `index` (a layout) or `manifest` (a docker-archive holds one platform's).
+    pub kind: &'static str,
+    pub digest: String,
+    pub platforms: Vec<BuiltPlatform>,
+}
+
+/// One platform of a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltPlatform {
+    pub platform: String,
+    pub manifest: String,
+    pub layers: usize,
+    pub compressed: u64,
+    pub uncompressed: u64,
+}
+
 /// What `build` is asked to do (the options of `marqo-base build`).
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -59,7 +81,7 @@ pub struct BuildOptions {
 }
 
 /// Builds the image of `args.manifest` from its lock into the layout or archive asked for.
-pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
+pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<BuildOutcome, Error> {
     let started = Instant::now();
     if let Err(problem) = registry::check_tag(&args.tag) {
         return Err(Error::user(format!("--tag `{}`: {problem}", args.tag)).with_hint(
@@ -299,6 +321,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
     drop(compiler);
     let mut manifests = Vec::new();
     let mut scripts = Vec::new();
+    let mut built = Vec::new();
     for (platform, result) in platforms.iter().zip(results) {
         let (descriptor, layers, seconds, report) = result?;
         if let Some(report) = report {
@@ -313,6 +336,13 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
             megabytes(uncompressed),
             descriptor.digest.as_str(),
         ));
+        built.push(BuiltPlatform {
+            platform: platform.to_string(),
+            manifest: descriptor.digest.as_str().to_string(),
+            layers: layers.len(),
+            compressed,
+            uncompressed,
+        });
         manifests.push(descriptor);
     }
     report_scripts(&scripts, printer);
@@ -345,7 +375,13 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<(), Error> {
         platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
         started.elapsed().as_secs_f64()
     ));
-    Ok(())
+    Ok(BuildOutcome {
+        out: out.clone(),
+        tag: args.tag.clone(),
+        kind: what,
+        digest: digest.to_string(),
+        platforms: built,
+    })
 }
 
 /// What the Debian packages' maintainer scripts do against what the build did: one line per

@@ -77,6 +77,20 @@ pub enum PullTarget {
 /// How many blobs are fetched at once.
 const PARALLEL_BLOBS: usize = 4;
 
+/// What `pull` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullOutcome {
+    pub reference: String,
+    /// The digest of what the reference named (an index or a manifest).
+    pub digest: String,
+    pub platforms: Vec<String>,
+    pub blobs: usize,
+    pub bytes: u64,
+    pub out: PathBuf,
+    /// `oci` or `docker-archive`.
+    pub format: &'static str,
+}
+
 /// Pulls `reference` (the given `platforms`, or every one) into `target`: every blob
 /// hash-checked into the cache (interrupted downloads continue), then assembled beside the
 /// target and moved into place.
@@ -86,7 +100,7 @@ pub fn pull(
     target: &PullTarget,
     net: &NetOptions,
     printer: &dyn Reporter,
-) -> Result<(), Error> {
+) -> Result<PullOutcome, Error> {
     let started = Instant::now();
     let cache = crate::env::cache()?;
     let client = client_for(&reference.registry, stored_credentials(&reference.registry)?, net)?;
@@ -138,7 +152,18 @@ pub fn pull(
         out.display(),
         started.elapsed().as_secs_f64()
     ));
-    Ok(())
+    Ok(PullOutcome {
+        reference: reference.to_string(),
+        digest: pulled.root.digest.to_string(),
+        platforms,
+        blobs: blobs.len(),
+        bytes,
+        out: out.clone(),
+        format: match target {
+            PullTarget::Oci(_) => "oci",
+            PullTarget::DockerArchive(_) => "docker-archive",
+        },
+    })
 }
 
 /// A size for people: `512 B`, `1.5 MiB`.

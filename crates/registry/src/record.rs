@@ -12,6 +12,8 @@ use crate::Error;
 /// What was pushed: repository, tags, digests, sizes and the lock fingerprint.
 #[derive(Debug, Clone, Serialize)]
 pub struct PushRecord {
+    /// `marqo-base.push/1`: the schema of this document (docs/json/push.schema.json).
+    pub schema: &'static str,
     /// `registry/repository`.
     pub repository: String,
     /// The tags set.
@@ -64,6 +66,7 @@ impl PushRecord {
             plan.images.iter().filter_map(|i| i.labels.get(fingerprint_label)).collect();
         fingerprints.dedup();
         PushRecord {
+            schema: "marqo-base.push/1",
             repository: plan.repository.name(),
             tags: pushed.tags.clone(),
             digest: plan.root.digest.clone(),

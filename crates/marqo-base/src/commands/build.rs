@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use ops::build::BuildOptions;
 
-use crate::cli::BuildArgs;
+use crate::cli::{BuildArgs, Format};
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
 
-pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+pub fn exec(args: BuildArgs, printer: &Printer, format: Format) -> Result<ExitCode, CliError> {
     let options = BuildOptions {
         manifest: args.manifest,
         lock: args.lock,
@@ -21,6 +21,30 @@ pub fn exec(args: BuildArgs, printer: &Printer) -> Result<ExitCode, CliError> {
         no_cache: args.no_cache,
         compression: args.compression,
     };
-    ops::build::build(&options, printer)?;
+    let built = ops::build::build(&options, printer)?;
+    if format == Format::Json {
+        let platforms: Vec<serde_json::Value> = built
+            .platforms
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "platform": p.platform,
+                    "manifest": p.manifest,
+                    "layers": p.layers,
+                    "compressed_bytes": p.compressed,
+                    "uncompressed_bytes": p.uncompressed,
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "schema": "marqo-base.build/1",
+            "out": built.out.display().to_string(),
+            "tag": built.tag,
+            "kind": built.kind,
+            "digest": built.digest,
+            "platforms": platforms,
+        });
+        println!("{doc}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -68,7 +68,11 @@ pub fn exec_logout(args: LogoutArgs, printer: &Printer) -> Result<ExitCode, CliE
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn exec_push(args: PushArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+pub fn exec_push(
+    args: PushArgs,
+    printer: &Printer,
+    format: crate::cli::Format,
+) -> Result<ExitCode, CliError> {
     let started = Instant::now();
     let target = parse_reference(&args.reference)?;
     if target.digest.is_some() {
@@ -160,16 +164,23 @@ pub fn exec_push(args: PushArgs, printer: &Printer) -> Result<ExitCode, CliError
         );
         return Ok(ExitCode::from(1));
     }
+    let now = jiff::Timestamp::now();
+    let pushed_at = jiff::Timestamp::from_second(now.as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| now.to_string());
+    let record = PushRecord::new(&plan, &pushed, FINGERPRINT_LABEL, pushed_at);
     if let Some(record_path) = &args.record {
-        let now = jiff::Timestamp::now();
-        let pushed_at = jiff::Timestamp::from_second(now.as_second())
-            .map(|t| t.to_string())
-            .unwrap_or_else(|_| now.to_string());
-        let record = PushRecord::new(&plan, &pushed, FINGERPRINT_LABEL, pushed_at);
         record.write(record_path).map_err(|e| registry_error("cannot write the record", e))?;
     }
-    for tag in &pushed.tags {
-        println!("{}:{tag}@{}", target.name(), plan.root.digest);
+    if format == crate::cli::Format::Json {
+        // The record `--record` writes, as one document on stdout.
+        let text =
+            serde_json::to_string(&record).map_err(|e| CliError::from_error("cannot write the record", e))?;
+        println!("{text}");
+    } else {
+        for tag in &pushed.tags {
+            println!("{}:{tag}@{}", target.name(), plan.root.digest);
+        }
     }
     printer.status(format!(
         "Pushed {} as {} in {:.2}s: {} blobs sent ({}), {} mounted, {} already there",
@@ -184,7 +195,11 @@ pub fn exec_push(args: PushArgs, printer: &Printer) -> Result<ExitCode, CliError
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn exec_pull(args: PullArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+pub fn exec_pull(
+    args: PullArgs,
+    printer: &Printer,
+    format: crate::cli::Format,
+) -> Result<ExitCode, CliError> {
     let reference = parse_reference(&args.reference)?;
     let mut platforms = Vec::new();
     for p in &args.platforms {
@@ -227,7 +242,20 @@ pub fn exec_pull(args: PullArgs, printer: &Printer) -> Result<ExitCode, CliError
         (Some(dir), _) => PullTarget::Oci(dir.clone()),
         (None, file) => PullTarget::DockerArchive(file.clone().unwrap_or_default()),
     };
-    ops::remote::pull(&reference, &platforms, &target, &args.net.options(), printer)?;
+    let pulled = ops::remote::pull(&reference, &platforms, &target, &args.net.options(), printer)?;
+    if format == crate::cli::Format::Json {
+        let doc = serde_json::json!({
+            "schema": "marqo-base.pull/1",
+            "reference": pulled.reference,
+            "digest": pulled.digest,
+            "platforms": pulled.platforms,
+            "blobs": pulled.blobs,
+            "bytes": pulled.bytes,
+            "out": pulled.out.display().to_string(),
+            "format": pulled.format,
+        });
+        println!("{doc}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
