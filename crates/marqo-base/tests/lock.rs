@@ -244,6 +244,11 @@ fn json_outputs_follow_their_schemas() {
     let tree = ctx.run(&["tree", "--format", "json"]);
     tree.success();
     common::validate_json("tree", &tree.stdout);
+    let pretty = |text: &str| {
+        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(text).unwrap()).unwrap()
+    };
+    // Field names and shapes are the interface: a change shows in the snapshot.
+    insta::assert_snapshot!("tree_json", pretty(&tree.stdout));
     let doc: serde_json::Value = serde_json::from_str(&tree.stdout).unwrap();
     assert_eq!(doc["platforms"][0]["platform"], "linux/amd64");
     assert!(doc["platforms"][0]["roots"]
@@ -259,6 +264,7 @@ fn json_outputs_follow_their_schemas() {
     }
     let why = ctx.run(&["--format=json", "why", "fast", "--platform", "linux/arm64"]);
     common::validate_json("why", &why.stdout);
+    insta::assert_snapshot!("why_json", pretty(&why.stdout));
     let doc: serde_json::Value = serde_json::from_str(&why.stdout).unwrap();
     assert_eq!(doc["platforms"][0]["path_count"], 1, "{}", why.stdout);
 
@@ -282,6 +288,7 @@ fn json_outputs_follow_their_schemas() {
     let diff = ctx.run(&["diff", "old.lock", "--format", "json"]);
     diff.success();
     common::validate_json("diff", &diff.stdout);
+    insta::assert_snapshot!("diff_json", pretty(&diff.stdout));
     assert!(diff.stdout.contains("{\"change\":\"changed\",\"ecosystem\":\"python\",\"from\":\"1.16.0\",\"name\":\"six\",\"to\":\"1.17.0\"}"), "{}", diff.stdout);
 
     // compile --check against the same index: missing, then fresh, then stale.
