@@ -1686,3 +1686,37 @@ fn build_reports_as_json() {
     assert_eq!(doc["platforms"].as_array().unwrap().len(), 2, "{}", run.stdout);
     assert!(run.stderr.contains("Wrote out"), "messages stay on stderr: {}", run.stderr);
 }
+
+/// `cache prune` during a `build` (whose sdist's backend takes two seconds) waits for the
+/// build to finish, says so, then prunes; the build's image is the one an undisturbed build
+/// gives.
+#[test]
+fn prune_during_a_build_waits_and_the_build_stays_correct() {
+    let sleeper = "import os, time\ntime.sleep(float(os.environ.get('TEST_BUILD_SLEEP', '0')))\n";
+    let w = world_with(Some(slow_sdist().file("sleeper.py", sleeper).hook_imports("sleeper")));
+    let ctx = &w.ctx;
+    ctx.run(&["lock"]).success();
+    ctx.run(&["build", "--oci", "reference"]).success();
+    let reference = index_digest(&ctx.work().join("reference"), "latest");
+    // The sdist is built again (its venv and wheel gone), slowly, while prune is asked for.
+    ctx.run(&["cache", "clean", "build-envs"]).success();
+    let build = ctx
+        .command(&["build", "--oci", "out", "--no-cache"])
+        .env("TEST_BUILD_SLEEP", "2")
+        .spawn()
+        .expect("start build");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ctx.cache().join("builds").exists() {
+        assert!(std::time::Instant::now() < deadline, "the build never started on the sdist");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let prune = ctx.run(&["cache", "prune", "--older-than", "0s"]);
+    let built: common::Run = build.wait_with_output().expect("wait for build").into();
+    built.success();
+    prune.success();
+    assert!(prune.stderr.contains("Waiting for the other marqo-base processes"), "{}", prune.stderr);
+    assert_eq!(index_digest(&ctx.work().join("out"), "latest"), reference);
+    let size = ctx.run(&["cache", "size"]).stdout;
+    let downloads = size.lines().find(|l| l.trim_start().starts_with("downloads")).unwrap();
+    assert!(downloads.contains(" 0 files"), "the prune ran after the build: {size}");
+}
