@@ -43,6 +43,22 @@ pub struct KindSize {
     pub files: u64,
     /// Bytes of distinct files (hard links counted once).
     pub bytes: u64,
+    /// For downloads (stored by digest, not by name): what their first bytes say they are,
+    /// (sort, files, bytes) for wheels (zip), `.deb`s (ar), gzip and other.
+    pub sorts: Vec<(&'static str, u64, u64)>,
+}
+
+/// What a downloaded blob is, by its first bytes.
+fn sniff(path: &Path) -> &'static str {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    let n = File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+    match &head[..n] {
+        [b'P', b'K', 3, 4, ..] => "zip (wheels, zip sdists)",
+        [b'!', b'<', b'a', b'r', b'c', b'h', b'>', b'\n'] => ".debs",
+        [0x1f, 0x8b, ..] => "gzip (sdists, layers, files)",
+        _ => "other",
+    }
 }
 
 /// The cache root. (Not through [`crate::env::cache`]: these commands take the cache's lock
@@ -57,12 +73,13 @@ pub fn size() -> Result<(PathBuf, Vec<KindSize>), Error> {
     let root = dir()?;
     let mut sizes: Vec<KindSize> = KINDS
         .iter()
-        .map(|(kind, what, _)| KindSize { kind, what, files: 0, bytes: 0 })
+        .map(|(kind, what, _)| KindSize { kind, what, files: 0, bytes: 0, sorts: Vec::new() })
         .chain(std::iter::once(KindSize {
             kind: "other",
             what: "small records and scratch space",
             files: 0,
             bytes: 0,
+            sorts: Vec::new(),
         }))
         .collect();
     let mut seen = HashSet::new();
@@ -72,13 +89,24 @@ pub fn size() -> Result<(PathBuf, Vec<KindSize>), Error> {
         }
         let kind = kind_of(&name);
         let slot = sizes.iter_mut().find(|s| s.kind == kind).expect("every kind has a slot");
-        walk(&path, &mut |meta| {
+        walk_paths(&path, &mut |file, meta| {
             if seen.insert((meta.dev(), meta.ino())) {
                 slot.files += 1;
                 slot.bytes += meta.len();
+                if kind == "downloads" {
+                    let sort = sniff(file);
+                    match slot.sorts.iter_mut().find(|(s, _, _)| *s == sort) {
+                        Some(entry) => {
+                            entry.1 += 1;
+                            entry.2 += meta.len();
+                        }
+                        None => slot.sorts.push((sort, 1, meta.len())),
+                    }
+                }
             }
         })
         .map_err(|e| Error::from_error(format!("cannot read {}", path.display()), e))?;
+        slot.sorts.sort();
     }
     Ok((root, sizes))
 }
@@ -213,6 +241,11 @@ fn children(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 
 /// Calls `f` with the metadata of every file below `path` (links not followed).
 fn walk(path: &Path, f: &mut dyn FnMut(&std::fs::Metadata)) -> std::io::Result<()> {
+    walk_paths(path, &mut |_, meta| f(meta))
+}
+
+/// [`walk`], with each file's path.
+fn walk_paths(path: &Path, f: &mut dyn FnMut(&Path, &std::fs::Metadata)) -> std::io::Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -220,10 +253,10 @@ fn walk(path: &Path, f: &mut dyn FnMut(&std::fs::Metadata)) -> std::io::Result<(
     };
     if meta.is_dir() {
         for entry in std::fs::read_dir(path)? {
-            walk(&entry?.path(), f)?;
+            walk_paths(&entry?.path(), f)?;
         }
     } else {
-        f(&meta);
+        f(path, &meta);
     }
     Ok(())
 }

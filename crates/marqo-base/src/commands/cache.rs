@@ -16,6 +16,9 @@ pub fn exec(args: CacheArgs, printer: &Printer) -> Result<ExitCode, CliError> {
             println!("{}", root.display());
             for s in &sizes {
                 println!("  {:<12} {:>8} files {:>11}  {}", s.kind, s.files, human(s.bytes), s.what);
+                for (sort, files, bytes) in &s.sorts {
+                    println!("    {:<10} {:>8} files {:>11}  {sort}", "", files, human(*bytes));
+                }
             }
             let (files, bytes) = sizes.iter().fold((0, 0), |(f, b), s| (f + s.files, b + s.bytes));
             println!("  {:<12} {:>8} files {:>11}", "total", files, human(bytes));
