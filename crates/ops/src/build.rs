@@ -143,19 +143,7 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<BuildOutcome
         }
     };
     let mtime = source_date_epoch()?;
-    // The requirement files name the indexes the wheels came from and which distributions
-    // were asked for (they get `REQUESTED`, as with pip).
-    let requirements = match &manifest.python {
-        Some(python) => RequirementSet::read_files(&python.requirements, &python.constraints)
-            .map_err(|e| Error::from_error(e.to_string(), e))?,
-        None => RequirementSet::default(),
-    };
-    let requested: HashSet<String> =
-        requirements.requirements.iter().map(|e| e.req.name.to_string()).collect();
-    let build_constraints = match &manifest.python {
-        Some(python) => describe_files(&python.build_constraints)?,
-        None => String::new(),
-    };
+    let PlanInputs { requirements, requested, build_constraints } = plan_inputs(&manifest)?;
     let compression = match args.compression.as_str() {
         "zstd" => Compression::Zstd,
         _ => Compression::Gzip,
@@ -834,7 +822,33 @@ struct CachedLayer {
 }
 
 /// `name sha256` of each file, one per line: what a built sdist depends on besides itself.
-pub(crate) fn describe_files(paths: &[PathBuf]) -> Result<String, Error> {
+/// What a layer plan needs of the manifest's Python section besides the lock.
+pub(crate) struct PlanInputs {
+    /// The requirement files: they name the indexes the wheels came from.
+    pub requirements: RequirementSet,
+    /// Which distributions were asked for (they get `REQUESTED`, as with pip).
+    pub requested: HashSet<String>,
+    /// [`describe_files`] of the build constraints.
+    pub build_constraints: String,
+}
+
+/// [`PlanInputs`] of `manifest` (all empty without a `[python]` section): `build` and `diff`
+/// plan from the same.
+pub(crate) fn plan_inputs(manifest: &Manifest) -> Result<PlanInputs, Error> {
+    let Some(python) = &manifest.python else {
+        return Ok(PlanInputs {
+            requirements: RequirementSet::default(),
+            requested: HashSet::new(),
+            build_constraints: String::new(),
+        });
+    };
+    let requirements = RequirementSet::read_files(&python.requirements, &python.constraints)
+        .map_err(|e| Error::from_error(e.to_string(), e))?;
+    let requested = requirements.requirements.iter().map(|e| e.req.name.to_string()).collect();
+    Ok(PlanInputs { requirements, requested, build_constraints: describe_files(&python.build_constraints)? })
+}
+
+fn describe_files(paths: &[PathBuf]) -> Result<String, Error> {
     let mut out = String::new();
     for path in paths {
         let digest = lockfile::read_path_digest(path)

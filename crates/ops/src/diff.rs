@@ -8,7 +8,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use lockfile::{Lock, Manifest, TargetPlatform};
-use py_resolver::RequirementSet;
 
 use crate::plan::{BuildPlan, Bytecode, LayerSource, PlanOptions};
 use crate::Error;
@@ -55,24 +54,14 @@ pub fn diff(manifest_path: &Path, old: &Path, new: Option<&Path>) -> Result<Vec<
         Lock::read(path).map_err(Error::from)
     };
     let (old_lock, new_lock) = (read(old)?, read(new)?);
-    let requirements = match &manifest.python {
-        Some(python) => RequirementSet::read_files(&python.requirements, &python.constraints)
-            .map_err(|e| Error::from_error(e.to_string(), e))?,
-        None => RequirementSet::default(),
-    };
-    let requested: HashSet<String> =
-        requirements.requirements.iter().map(|e| e.req.name.to_string()).collect();
-    let build_constraints = match &manifest.python {
-        Some(python) => crate::build::describe_files(&python.build_constraints)?,
-        None => String::new(),
-    };
+    let inputs = crate::build::plan_inputs(&manifest)?;
     // The same settings for both plans: only what the locks change shows.
     let bytecode = Bytecode { interpreter: Some("diff".to_string()), summary: String::new() };
     let options = PlanOptions {
         platforms: &[],
-        requested: &requested,
+        requested: &inputs.requested,
         mtime: 0,
-        build_constraints: &build_constraints,
+        build_constraints: &inputs.build_constraints,
         compression: image::Compression::Gzip,
         bytecode: &bytecode,
     };
