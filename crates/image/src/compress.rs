@@ -306,6 +306,39 @@ fn deflate_block(data: &[u8], last: bool) -> io::Result<Vec<u8>> {
     }
 }
 
+/// The compression a layer media type names, if it is one this crate writes.
+pub fn compression_of(media_type: &str) -> Option<Compression> {
+    match media_type {
+        media_type::OCI_LAYER_TAR_GZIP | media_type::DOCKER_LAYER_TAR_GZIP => Some(Compression::Gzip),
+        media_type::OCI_LAYER_TAR_ZSTD => Some(Compression::Zstd),
+        _ => None,
+    }
+}
+
+/// The sha256 and the size of the tar stream inside the compressed layer `path`: its
+/// `diff_id`, as an image configuration names it. Reads the whole layer.
+pub fn uncompressed_digest(path: &std::path::Path, compression: Compression) -> io::Result<([u8; 32], u64)> {
+    use sha2::Digest as _;
+    struct Hashing(sha2::Sha256, u64);
+    impl Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.update(buf);
+            self.1 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let file = io::BufReader::new(std::fs::File::open(path)?);
+    let mut out = Hashing(sha2::Sha256::new(), 0);
+    match compression {
+        Compression::Gzip => io::copy(&mut flate2::read::MultiGzDecoder::new(file), &mut out)?,
+        Compression::Zstd => io::copy(&mut zstd::stream::read::Decoder::with_buffer(file)?, &mut out)?,
+    };
+    Ok((out.0.finalize().into(), out.1))
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;

@@ -22,7 +22,9 @@ mod wheel;
 pub use assemble::{
     assemble, write_index, Base, Image, ImageLayer, ImageSpec, DEFAULT_PATH, FINGERPRINT_LABEL,
 };
-pub use compress::{default_threads, Compression, BLOCK_SIZE, GZIP_LEVEL, ZSTD_LEVEL};
+pub use compress::{
+    compression_of, default_threads, uncompressed_digest, Compression, BLOCK_SIZE, GZIP_LEVEL, ZSTD_LEVEL,
+};
 pub use layer::{LayerError, LayerInfo, LayerOptions, LayerWriter};
 pub use plan::plan_layers;
 #[doc(hidden)]

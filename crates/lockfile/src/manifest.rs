@@ -55,7 +55,19 @@ pub struct Manifest {
     pub python: Option<Python>,
     /// `[[file]]`: local files and hash-pinned downloads, in manifest order.
     pub files: Vec<FileEntry>,
+    /// `[cache]`: where built layers are shared between machines, if anywhere.
+    pub cache: Option<Cache>,
     path: PathBuf,
+}
+
+/// `[cache]`: a layer cache in a registry (`registry = "HOST/REPO"`), read by every build and
+/// push of the manifest and written with `--cache-write`. Part of the manifest like any
+/// other line (editing it makes the lock stale, as any edit does), never of a layer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    /// The repository that holds the layers: `HOST[:PORT]/REPOSITORY`, no tag.
+    pub registry: String,
 }
 
 /// `[image]`.
@@ -249,6 +261,8 @@ struct RawManifest {
     python: Option<Python>,
     #[serde(default)]
     file: Vec<RawFile>,
+    #[serde(default)]
+    cache: Option<Cache>,
 }
 
 #[derive(Deserialize)]
@@ -433,7 +447,24 @@ fn check(raw: RawManifest, src: &Source<'_>) -> Checked<Manifest> {
         }
         files.push(check_file(file, i, src)?);
     }
-    Ok(Manifest { image: raw.image, debian: raw.debian, python: raw.python, files, path: PathBuf::new() })
+    if let Some(cache) = &raw.cache {
+        let registry = cache.registry.trim();
+        if registry.is_empty() || !registry.contains('/') || registry.contains('@') {
+            return Err(src.error_at(
+                &key_path!["cache", "registry"],
+                format!("`{}` is not a repository", cache.registry),
+                Some("name HOST[:PORT]/REPOSITORY, such as registry = \"registry.example.com/acme/marqo-base-cache\"".into()),
+            ));
+        }
+    }
+    Ok(Manifest {
+        image: raw.image,
+        debian: raw.debian,
+        python: raw.python,
+        files,
+        cache: raw.cache,
+        path: PathBuf::new(),
+    })
 }
 
 fn check_image(image: &Image, src: &Source<'_>) -> Checked<()> {

@@ -252,6 +252,24 @@ pub struct BuildArgs {
     /// containerd 1.5+, Docker 23+, podman).
     #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd"], value_name = "ALGORITHM")]
     pub compression: String,
+    #[command(flatten)]
+    pub layer_cache: LayerCacheArgs,
+    #[command(flatten)]
+    pub net: RegistryNetArgs,
+}
+
+/// The layer cache in a registry, shared by machines (docs/layer-cache.md).
+#[derive(Debug, Args)]
+pub struct LayerCacheArgs {
+    /// A registry repository that holds built layers by their cache key: layers found there
+    /// are not built (nor, when pushing to the same registry, downloaded) [default: the
+    /// manifest's [cache] registry].
+    #[arg(long = "cache", value_name = "HOST/REPOSITORY")]
+    pub cache: Option<String>,
+    /// Write the layers the cache lacks into it after a successful build or push (CI;
+    /// readers need only pull rights).
+    #[arg(long)]
+    pub cache_write: bool,
 }
 
 #[derive(Debug, Args)]
@@ -481,8 +499,36 @@ pub struct PushArgs {
     #[arg(value_name = "REFERENCE")]
     pub reference: String,
     /// The OCI image layout to push (as `build --oci DIR` writes it).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["manifest", "index"])]
     pub oci: Option<PathBuf>,
+    /// Build this manifest's lock (what no cache has) and push it, in one step.
+    #[arg(long, value_name = "FILE", conflicts_with = "index")]
+    pub manifest: Option<PathBuf>,
+    /// With --manifest: the lock file [default: marqo-base.lock beside the manifest].
+    #[arg(long, value_name = "FILE", requires = "manifest")]
+    pub lock: Option<PathBuf>,
+    /// With --manifest: only these platforms (repeatable) [default: all of the manifest's].
+    #[arg(long = "platform", value_name = "PLATFORM", requires = "manifest")]
+    pub platforms: Vec<String>,
+    /// With --manifest: how layers are compressed.
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd"], value_name = "ALGORITHM")]
+    pub compression: String,
+    /// With --manifest: build every layer afresh instead of reusing layers built before.
+    #[arg(long, requires = "manifest")]
+    pub no_cache: bool,
+    #[command(flatten)]
+    pub layer_cache: LayerCacheArgs,
+    /// Push the images by digest and set no tag: one platform's runner's half of a
+    /// multi-platform release (then `push --index --from`); prints REPO@DIGEST per platform.
+    #[arg(long, conflicts_with_all = ["tags", "index"])]
+    pub by_digest: bool,
+    /// Push one multi-platform index of the --from images (already in the repository, by
+    /// digest), in the order given.
+    #[arg(long, requires = "from")]
+    pub index: bool,
+    /// With --index: a platform image (or an index of some) as REPO@sha256:… (repeatable).
+    #[arg(long, value_name = "REFERENCE", requires = "index")]
+    pub from: Vec<String>,
     /// The image of the layout to push, by its name in index.json [default: its only one].
     #[arg(long = "ref", value_name = "NAME")]
     pub r#ref: Option<String>,

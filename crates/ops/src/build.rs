@@ -11,7 +11,7 @@
 //! [`image::assemble`] makes each platform's configuration (over the base's, if any) and
 //! manifest, and [`image::write_index`] the index of them, named by `--tag`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -33,7 +33,9 @@ use crate::debian::{Session, SourceArgs};
 use crate::layer_cache::LayerCache;
 use crate::lock::{pins_for, Pins, DEFAULT_GLIBC};
 use crate::plan::{layer_options, BuildPlan, LayerSource, PlanOptions, PlannedLayer};
+use crate::registry_cache::{CacheOptions, RegistryCache};
 use crate::{cross, files, Error, Reporter};
+use registry::layer_cache::{BlobSource, CacheEntry};
 
 /// What `build` wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +47,53 @@ pub struct BuildOutcome {
     pub kind: &'static str,
     pub digest: String,
     pub platforms: Vec<BuiltPlatform>,
+    /// How many layers were built, and how many came from the local and the registry cache.
+    pub layers: LayerCounts,
+    /// Layers that came from the registry cache and are not in the layout (see
+    /// [`BuildOptions::mount_into`]): their digest and the repository (`HOST/REPO`) holding them.
+    pub remote_blobs: BTreeMap<Digest, String>,
+    /// The registry cache asked (`--cache` or `[cache]`), if any.
+    pub cache: Option<CacheOptions>,
+    /// The registry-cache entries of the layers the registry cache did not have, for
+    /// `--cache-write` (written by `build` itself unless [`BuildOptions::defer_cache_write`]).
+    pub cache_entries: Vec<CacheEntry>,
 }
+
+/// Where a build's layers came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerCounts {
+    pub built: usize,
+    pub local_cache: usize,
+    pub registry_cache: usize,
+}
+
+/// Where a layer comes from, as the preview of a build says before anything is fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerFrom {
+    /// Built in this run.
+    Build,
+    /// The local layer cache.
+    LocalCache(Digest, u64),
+    /// The registry cache (`HOST/REPO`).
+    RegistryCache(Digest, u64, String),
+}
+
+/// One layer in a [`BuildPreview`].
+#[derive(Debug, Clone)]
+pub struct PreviewLayer {
+    pub created_by: String,
+    pub from: LayerFrom,
+}
+
+/// What a build will do, after the caches were asked and before anything is fetched.
+#[derive(Debug, Clone)]
+pub struct BuildPreview {
+    /// Each platform's layers, bottom first (the base image's own layers are not listed).
+    pub platforms: Vec<(String, Vec<PreviewLayer>)>,
+}
+
+/// A callback a build calls with its [`BuildPreview`]; an error stops the build there.
+pub type ConfirmFn<'a> = &'a dyn Fn(&BuildPreview) -> Result<(), Error>;
 
 /// One platform of a build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,10 +126,32 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `gzip` or `zstd`.
     pub compression: String,
+    /// A layer cache in a registry (`--cache`; `None`: the manifest's `[cache] registry`, if
+    /// any), and whether to write it (`--cache-write`).
+    pub cache: Option<String>,
+    pub cache_write: bool,
+    /// How registries are reached (the registry cache's).
+    pub net: crate::remote::NetOptions,
+    /// A registry host the image goes to next: layers the registry cache has there are not
+    /// downloaded (the push mounts them); the layout then lacks their blobs
+    /// ([`BuildOutcome::remote_blobs`]).
+    pub mount_into: Option<String>,
+    /// Leave `--cache-write` to the caller (push writes after pushing, mounting the blobs).
+    pub defer_cache_write: bool,
 }
 
 /// Builds the image of `args.manifest` from its lock into the layout or archive asked for.
 pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<BuildOutcome, Error> {
+    build_with(args, None, printer)
+}
+
+/// [`build`], calling `confirm` (if any) with what the build will do once the caches were
+/// asked, before anything is fetched, built or written.
+pub fn build_with(
+    args: &BuildOptions,
+    confirm: Option<ConfirmFn<'_>>,
+    printer: &dyn Reporter,
+) -> Result<BuildOutcome, Error> {
     let started = Instant::now();
     if let Err(problem) = registry::check_tag(&args.tag) {
         return Err(Error::user(format!("--tag `{}`: {problem}", args.tag)).with_hint(
@@ -182,7 +252,9 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<BuildOutcome
     let python_version = plan.python_version.as_deref();
     let cache = crate::env::cache()?;
     let layer_cache = LayerCache::new(cache.clone(), !args.no_cache);
-    let looked_up: Vec<Vec<CachedLayer>> = plan
+    let cache_options = cache_options(args, &manifest)?;
+    let registry_cache = cache_options.as_ref().map(RegistryCache::open).transpose()?;
+    let mut looked_up: Vec<Vec<CachedLayer>> = plan
         .platforms
         .iter()
         .map(|platform| {
@@ -191,16 +263,59 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<BuildOutcome
                 .iter()
                 .map(|layer| {
                     let key = layer.inputs.as_deref().map(|inputs| layer_cache.key(inputs));
+                    let portable = layer.inputs.as_deref().map(LayerCache::portable_key);
                     let info = key.as_deref().and_then(|k| layer_cache.get(k));
-                    CachedLayer { key, info }
+                    let from = match &info {
+                        Some(info) => LayerFrom::LocalCache(info.digest.clone(), info.size),
+                        None => LayerFrom::Build,
+                    };
+                    CachedLayer { key, portable, info, remote: None, from, in_registry_cache: false }
                 })
                 .collect()
         })
         .collect();
+    if let Some(remote) = &registry_cache {
+        use_registry_cache(remote, &mut looked_up, args, &cache, &layer_cache, printer);
+    }
+    if let Some(confirm) = confirm {
+        let preview = BuildPreview {
+            platforms: plan
+                .platforms
+                .iter()
+                .zip(&looked_up)
+                .map(|(planned, cached)| {
+                    let layers = planned
+                        .layers
+                        .iter()
+                        .zip(cached)
+                        .map(|(layer, c)| PreviewLayer {
+                            created_by: layer.created_by.clone(),
+                            from: c.from.clone(),
+                        })
+                        .collect();
+                    (planned.platform.to_string(), layers)
+                })
+                .collect(),
+        };
+        confirm(&preview)?;
+    }
     let mut cached = looked_up.iter().flatten();
     let needs = plan.needs(|_| cached.next().is_some_and(|c| c.info.is_none()));
     let total = plan.layer_count();
     let reused = looked_up.iter().flatten().filter(|l| l.info.is_some()).count();
+    let counts = LayerCounts {
+        built: total - reused,
+        registry_cache: looked_up
+            .iter()
+            .flatten()
+            .filter(|l| matches!(l.from, LayerFrom::RegistryCache(..)))
+            .count(),
+        local_cache: looked_up
+            .iter()
+            .flatten()
+            .filter(|l| matches!(l.from, LayerFrom::LocalCache(..)))
+            .count(),
+    };
     if reused > 0 {
         printer.status(format!("Reusing {reused} of {total} layers from the cache"));
     }
@@ -310,8 +425,30 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<BuildOutcome
     let mut manifests = Vec::new();
     let mut scripts = Vec::new();
     let mut built = Vec::new();
-    for (platform, result) in platforms.iter().zip(results) {
+    let mut cache_entries: BTreeMap<String, CacheEntry> = BTreeMap::new();
+    let mut remote_blobs = BTreeMap::new();
+    for (((platform, result), cached), planned) in
+        platforms.iter().zip(results).zip(&looked_up).zip(&plan.platforms)
+    {
         let (descriptor, layers, seconds, report) = result?;
+        for ((layer, c), planned) in layers.iter().zip(cached).zip(&planned.layers) {
+            if c.remote.is_some() {
+                if let Some(remote) = &registry_cache {
+                    remote_blobs.insert(layer.digest.clone(), remote.name());
+                }
+            }
+            match &c.portable {
+                Some(key) if !c.in_registry_cache => {
+                    let note = match (&planned.source, &c.from) {
+                        (LayerSource::Debian(_), LayerFrom::Build) => report.as_ref().map(|r| r.to_text()),
+                        (LayerSource::Debian(_), _) => c.key.as_deref().and_then(|k| layer_cache.note(k)),
+                        _ => None,
+                    };
+                    cache_entries.insert(key.clone(), crate::registry_cache::entry_of(key, layer, note));
+                }
+                _ => {}
+            }
+        }
         if let Some(report) = report {
             scripts.push((*platform, report));
         }
@@ -363,13 +500,40 @@ pub fn build(args: &BuildOptions, printer: &dyn Reporter) -> Result<BuildOutcome
         platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
         started.elapsed().as_secs_f64()
     ));
+    let cache_entries: Vec<CacheEntry> = cache_entries.into_values().collect();
+    if let Some(remote) = registry_cache.as_ref().filter(|r| r.writes() && !args.defer_cache_write) {
+        // From the layout just written (a docker-archive has no blobs to send from).
+        if !archive {
+            let sources = cache_entries
+                .iter()
+                .map(|e| (e.clone(), BlobSource::File(out.join("blobs/sha256").join(e.layer.digest.hex()))))
+                .collect();
+            remote.store(sources, printer);
+        }
+    }
     Ok(BuildOutcome {
         out: out.clone(),
         tag: args.tag.clone(),
         kind: what,
         digest: digest.to_string(),
         platforms: built,
+        layers: counts,
+        remote_blobs,
+        cache: cache_options,
+        cache_entries,
     })
+}
+
+/// The registry cache to use: `--cache`, else the manifest's `[cache] registry`.
+fn cache_options(args: &BuildOptions, manifest: &Manifest) -> Result<Option<CacheOptions>, Error> {
+    let reference = args.cache.clone().or_else(|| manifest.cache.as_ref().map(|c| c.registry.clone()));
+    match reference {
+        Some(reference) => Ok(Some(CacheOptions { reference, write: args.cache_write, net: args.net })),
+        None if args.cache_write => Err(Error::user("--cache-write names no layer cache").with_hint(
+            "pass --cache HOST/REPOSITORY, or set [cache] registry = \"HOST/REPOSITORY\" in the manifest",
+        )),
+        None => Ok(None),
+    }
 }
 
 /// What the Debian packages' maintainer scripts do against what the build did: one line per
@@ -817,8 +981,92 @@ type Built = (Descriptor, Vec<LayerInfo>, f64, Option<debian::ScriptReport>);
 
 /// A planned layer's key in the layer cache, and what the cache has under it.
 struct CachedLayer {
+    /// The local cache's key.
     key: Option<String>,
+    /// The registry cache's key.
+    portable: Option<String>,
+    /// The layer, when a cache has it (its blob in the local cache, unless `remote`).
     info: Option<LayerInfo>,
+    /// A registry-cache hit whose blob stays in the registry (mounted when pushed).
+    remote: Option<CacheEntry>,
+    from: LayerFrom,
+    /// The registry cache has this layer (nothing to write back).
+    in_registry_cache: bool,
+}
+
+/// Asks the registry cache for every layer the local cache lacks: a hit becomes a layer of
+/// the build, downloaded and checked into the local cache, or (pushing to the same registry)
+/// left there. With `--cache-write`, the layers it has already are also looked up, so that
+/// only what it lacks is written.
+fn use_registry_cache(
+    remote: &RegistryCache,
+    looked_up: &mut [Vec<CachedLayer>],
+    args: &BuildOptions,
+    cache: &fetch::Cache,
+    layer_cache: &LayerCache,
+    printer: &dyn Reporter,
+) {
+    if args.offline {
+        return;
+    }
+    let mut keys: Vec<String> = looked_up
+        .iter()
+        .flatten()
+        .filter(|c| (c.info.is_none() || remote.writes()) && c.portable.is_some())
+        .filter_map(|c| c.portable.clone())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let hits = remote.lookup(&keys, printer);
+    let mount = args.mount_into.as_deref() == Some(remote.registry());
+    let to_download: u64 = match mount {
+        true => 0,
+        false => looked_up
+            .iter()
+            .flatten()
+            .filter(|c| c.info.is_none())
+            .filter_map(|c| hits.get(c.portable.as_deref()?))
+            .map(|e| e.layer.size)
+            .sum(),
+    };
+    let bar = printer.bar(to_download, "Fetching layers from the registry cache", true);
+    let progress = crate::registry_cache::progress_of(&bar);
+    let mut downloaded: HashMap<String, Option<LayerInfo>> = HashMap::new();
+    for layer in looked_up.iter_mut().flatten() {
+        let Some(entry) = layer.portable.as_deref().and_then(|k| hits.get(k)) else { continue };
+        layer.in_registry_cache = true;
+        if layer.info.is_some() {
+            continue;
+        }
+        let info = if mount {
+            layer.remote = Some(entry.clone());
+            crate::registry_cache::layer_info(entry)
+        } else {
+            let got = downloaded.entry(entry.key.clone()).or_insert_with(|| {
+                let (info, path) = remote.download(entry, cache, &progress, printer)?;
+                if let Some(key) = &layer.key {
+                    layer_cache.put(key, &info, &path);
+                    if let Some(note) = &entry.note {
+                        layer_cache.put_note(key, note);
+                    }
+                }
+                Some(info)
+            });
+            got.clone()
+        };
+        match info {
+            Some(info) => {
+                layer.from = LayerFrom::RegistryCache(info.digest.clone(), info.size, remote.name());
+                layer.info = Some(info);
+            }
+            None => {
+                // Not usable after all: built, and written back.
+                layer.remote = None;
+                layer.in_registry_cache = false;
+            }
+        }
+    }
+    bar.finish_and_clear();
 }
 
 /// `name sha256` of each file, one per line: what a built sdist depends on besides itself.
@@ -900,6 +1148,15 @@ impl PlatformBuild<'_> {
         let mut scripts = None;
         for (planned, cached) in self.layers.iter().zip(self.cached) {
             let is_debian = matches!(planned.source, LayerSource::Debian(_));
+            if let (Some(info), Some(entry)) = (&cached.info, &cached.remote) {
+                // In the registry cache, mounted when pushed: nothing to put in the layout.
+                if is_debian {
+                    scripts = entry.note.as_deref().and_then(debian::ScriptReport::parse);
+                }
+                layers.push(ImageLayer { info: info.clone(), created_by: planned.created_by.clone() });
+                self.progress.inc(1);
+                continue;
+            }
             if let Some(info) = &cached.info {
                 if is_debian {
                     scripts = cached

@@ -28,6 +28,13 @@ const NAMESPACE: &str = "layers-v1";
 /// the layer's key.
 const NOTES: &str = "layer-notes-v1";
 
+/// The version of how layers are laid out from their inputs, beyond what a key's
+/// description names: bump it with any change to the layer writer, the wheel installer, the
+/// Debian unpacking or the byte-compiler that changes a layer's bytes (the golden digests of
+/// the tests fail until then), so that registry caches written by another build of the same
+/// release are not reused for different bytes.
+pub const LAYER_FORMAT: u32 = 1;
+
 /// The layer cache of one build.
 pub struct LayerCache {
     cache: fetch::Cache,
@@ -52,6 +59,19 @@ impl LayerCache {
     pub fn key(&self, description: &str) -> String {
         let mut hasher = Sha256::new();
         hasher.update(format!("marqo-base layer\n{}\n", self.tool).as_bytes());
+        hasher.update(description.as_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    /// The key of the same layer in a registry cache: it names the tool's release instead
+    /// of its executable, so it means the same on every machine that runs that release
+    /// ([`LAYER_FORMAT`] changes whenever a release would lay the same inputs out anew).
+    pub fn portable_key(description: &str) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(
+            format!("marqo-base layer\nrelease {} format {LAYER_FORMAT}\n", env!("CARGO_PKG_VERSION"))
+                .as_bytes(),
+        );
         hasher.update(description.as_bytes());
         hex::encode(hasher.finalize())
     }

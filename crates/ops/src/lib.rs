@@ -35,7 +35,9 @@ pub mod graph;
 pub mod layer_cache;
 pub mod lock;
 pub mod plan;
+pub mod push;
 pub mod python;
+pub mod registry_cache;
 pub mod remote;
 pub mod report;
 

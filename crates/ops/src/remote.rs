@@ -12,7 +12,7 @@ use registry::{ClientOptions, Credentials, DockerConfig, Reference, RegistryClie
 use crate::{Error, Reporter};
 
 /// How registries are reached (`--insecure`, `--retries`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetOptions {
     /// Allow plain HTTP when HTTPS fails (always allowed for loopback).
     pub insecure: bool,

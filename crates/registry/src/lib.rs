@@ -9,6 +9,7 @@
 //!   resumable uploads, manifests before tags; [`next_tag`] for `--tag next`.
 //! - [`pull`]: manifests, platform choice, resumable hash-checked blob downloads, and the
 //!   OCI layout or docker-archive written from them.
+//! - [`layer_cache`]: a layer cache kept in a registry repository (`--cache REF`).
 //! - [`PushRecord`]: what a push did, as JSON.
 
 mod api;
@@ -16,6 +17,8 @@ mod challenge;
 mod client;
 mod credentials;
 mod error;
+pub mod index;
+pub mod layer_cache;
 pub mod pull;
 pub mod push;
 mod record;
@@ -28,6 +31,7 @@ pub use challenge::{parse_challenge, Challenge};
 pub use client::{ClientOptions, RegistryClient, MAX_TOKEN_REPLY};
 pub use credentials::{Credentials, DockerConfig};
 pub use error::Error;
+pub use index::{execute_index, plan_index, IndexPush};
 pub use pull::{fetch_blobs, resolve_pull, write_archive, write_oci, Pulled};
 pub use push::{execute_push, plan_push, BlobAction, LayoutSource, Plan, PushOptions, Pushed, Race, TagSpec};
 pub use record::{PlatformRecord, PushRecord};

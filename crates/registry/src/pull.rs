@@ -189,7 +189,7 @@ pub async fn fetch_blobs(
 }
 
 /// One blob into the cache, continuing a partial download, verified before it is stored.
-async fn download_blob(
+pub(crate) async fn download_blob(
     client: &RegistryClient,
     repo: &str,
     scope: &str,

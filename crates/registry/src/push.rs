@@ -34,6 +34,9 @@ pub struct LayoutSource {
     pub images: Vec<SourceImage>,
     /// Every config and layer blob, each once, in first-use order.
     pub blobs: Vec<Descriptor>,
+    /// Blobs not in the layout, with the repository of the same registry that holds them
+    /// (layers a build took from a registry cache): they are mounted, never read.
+    remote: BTreeMap<Digest, String>,
 }
 
 /// One platform's image in a [`LayoutSource`].
@@ -50,6 +53,17 @@ pub struct SourceImage {
 }
 
 impl SourceImage {
+    /// An image already in a registry (its manifest's `bytes`, the digests of its blobs).
+    pub(crate) fn remote(
+        platform: Platform,
+        descriptor: Descriptor,
+        labels: BTreeMap<String, String>,
+        manifest_bytes: Bytes,
+        blobs: Vec<Digest>,
+    ) -> SourceImage {
+        SourceImage { platform, descriptor, labels, manifest_bytes, blobs }
+    }
+
     /// The digests of its configuration and layers.
     pub fn blob_digests(&self) -> &[Digest] {
         &self.blobs
@@ -61,6 +75,16 @@ impl LayoutSource {
     /// points at: its index or manifest, every manifest, and the list of blobs, checking that
     /// each blob is in the layout with its size.
     pub fn read(dir: &std::path::Path, name: Option<&str>) -> Result<LayoutSource, Error> {
+        LayoutSource::read_with_remote(dir, name, BTreeMap::new())
+    }
+
+    /// [`read`](Self::read), where the blobs of `remote` may be missing from the layout: they
+    /// are in the named repository of the registry pushed to, and are mounted from it.
+    pub fn read_with_remote(
+        dir: &std::path::Path,
+        name: Option<&str>,
+        remote: BTreeMap<Digest, String>,
+    ) -> Result<LayoutSource, Error> {
         let layout_err = |source| Error::Layout { path: dir.to_path_buf(), source };
         let layout = OciLayout::open(dir).map_err(layout_err)?;
         let root = match name {
@@ -123,6 +147,13 @@ impl LayoutSource {
             let mut image_blobs = Vec::new();
             for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
                 let path = layout.blob_path(&blob.digest);
+                if remote.contains_key(&blob.digest) && !path.exists() {
+                    image_blobs.push(blob.digest.clone());
+                    if seen.insert(blob.digest.clone()) {
+                        blobs.push(blob.clone());
+                    }
+                    continue;
+                }
                 let size = std::fs::metadata(&path).map(|m| m.len()).map_err(|_| {
                     layout_err(oci::Error::MissingBlob {
                         layout: dir.to_path_buf(),
@@ -151,7 +182,7 @@ impl LayoutSource {
                 blobs: image_blobs,
             });
         }
-        Ok(LayoutSource { layout, root, root_bytes, images, blobs })
+        Ok(LayoutSource { layout, root, root_bytes, images, blobs, remote })
     }
 
     fn local(&self, blob: &Descriptor) -> LocalBlob {
@@ -198,6 +229,18 @@ pub struct Plan {
 }
 
 impl Plan {
+    pub(crate) fn new(
+        repository: Reference,
+        tags: Vec<String>,
+        next: Option<String>,
+        root: Descriptor,
+        images: Vec<SourceImage>,
+        blobs: Vec<PlannedBlob>,
+        scope: String,
+    ) -> Plan {
+        Plan { repository, tags, next, root, images, blobs, scope }
+    }
+
     /// Count and total size of the blobs with `action` matching.
     pub fn count(&self, matches: impl Fn(&BlobAction) -> bool) -> (usize, u64) {
         self.blobs
@@ -268,40 +311,32 @@ pub async fn plan_push(
     options: &PushOptions,
 ) -> Result<Plan, Error> {
     let repository = Reference { tag: None, digest: None, ..target.clone() };
-    let scope = push_scope(&repository.repository, &options.mount_from);
-    let mut tags = Vec::new();
-    let mut next = None;
-    for spec in &options.tags {
-        match spec {
-            TagSpec::Named(tag) => tags.push(tag.clone()),
-            TagSpec::Next => {
-                let existing =
-                    client.list_tags(&repository.repository, options.tag_page_size, &scope).await?;
-                let tag = next_tag(existing.iter().map(String::as_str)).map_err(|reason| {
-                    Error::Unsupported(format!(
-                        "cannot choose --tag next for {}/{}: {reason}",
-                        client.registry(),
-                        repository.repository
-                    ))
-                })?;
-                tags.push(tag.clone());
-                next = Some(tag);
-            }
+    let mut mount_from = options.mount_from.clone();
+    for from in source.remote.values() {
+        if !mount_from.contains(from) {
+            mount_from.push(from.clone());
         }
     }
-    let mut deduped = Vec::new();
-    for tag in tags {
-        if !deduped.contains(&tag) {
-            deduped.push(tag);
-        }
-    }
+    let scope = push_scope(&repository.repository, &mount_from);
+    let (tags, next) = plan_tags(client, &repository, options, &scope).await?;
     let lookups = source.blobs.iter().map(|blob| {
-        let (scope, repo) = (&scope, &repository.repository);
+        let (scope, repo, mount_from) = (&scope, &repository.repository, &mount_from);
         async move {
             if client.has_blob(repo, &blob.digest, scope).await? {
                 return Ok::<_, Error>(PlannedBlob { descriptor: blob.clone(), action: BlobAction::Present });
             }
-            for from in &options.mount_from {
+            // A blob the layout lacks can only be mounted from where it is.
+            if let Some(from) = source.remote.get(&blob.digest) {
+                if client.has_blob(from, &blob.digest, scope).await? {
+                    return Ok(PlannedBlob { descriptor: blob.clone(), action: BlobAction::Mount(from.clone()) });
+                }
+                return Err(Error::Unsupported(format!(
+                    "the layer {} came from {}/{from}, which no longer has it; run the push again (the layer is then built)",
+                    blob.digest,
+                    client.registry()
+                )));
+            }
+            for from in mount_from {
                 if client.has_blob(from, &blob.digest, scope).await? {
                     return Ok(PlannedBlob {
                         descriptor: blob.clone(),
@@ -315,7 +350,7 @@ pub async fn plan_push(
     let blobs = stream::iter(lookups).buffered(8).try_collect().await?;
     Ok(Plan {
         repository,
-        tags: deduped,
+        tags,
         next,
         root: source.root.clone(),
         images: source.images.clone(),
@@ -354,7 +389,10 @@ pub async fn execute_push(
                 BlobAction::Mount(from) => Some(from.as_str()),
                 _ => None,
             };
-            let sent = upload.send(&blob, from).await?;
+            let sent = match source.remote.contains_key(&blob.digest) {
+                true => upload.send_or_mount(&blob, from).await?,
+                false => upload.send(&blob, from).await?,
+            };
             Ok::<_, Error>((blob.digest, sent))
         }
     });
@@ -377,14 +415,67 @@ pub async fn execute_push(
                 .await?;
         }
     }
-    let root_type = &source.root.media_type;
+    set_tags(client, plan, &source.root_bytes, options, mounted, uploaded).await
+}
+
+/// The tags `options` asks for, with `next` resolved against the repository's tags (and
+/// which one it became), each once.
+pub(crate) async fn plan_tags(
+    client: &RegistryClient,
+    repository: &Reference,
+    options: &PushOptions,
+    scope: &str,
+) -> Result<(Vec<String>, Option<String>), Error> {
+    let mut tags: Vec<String> = Vec::new();
+    let mut next = None;
+    for spec in &options.tags {
+        let tag = match spec {
+            TagSpec::Named(tag) => tag.clone(),
+            TagSpec::Next => {
+                let existing = client.list_tags(&repository.repository, options.tag_page_size, scope).await?;
+                let tag = next_tag(existing.iter().map(String::as_str)).map_err(|reason| {
+                    Error::Unsupported(format!(
+                        "cannot choose --tag next for {}/{}: {reason}",
+                        client.registry(),
+                        repository.repository
+                    ))
+                })?;
+                next = Some(tag.clone());
+                tag
+            }
+        };
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    Ok((tags, next))
+}
+
+/// Puts the root of `plan` (`root_bytes`) under each of its tags, last: a `next` tag taken
+/// meanwhile moves on, and each tag is read back (a [`Race`] if it points elsewhere). With
+/// no tags, the root is put by its digest.
+pub(crate) async fn set_tags(
+    client: &RegistryClient,
+    plan: &Plan,
+    root_bytes: &Bytes,
+    options: &PushOptions,
+    mounted: usize,
+    uploaded: Vec<(Digest, u64)>,
+) -> Result<Pushed, Error> {
+    let repo = plan.repository.repository.as_str();
+    let scope = plan.scope.as_str();
+    let root_type = &plan.root.media_type;
+    if plan.tags.is_empty() {
+        client.put_manifest(repo, plan.root.digest.as_str(), root_type, root_bytes.clone(), scope).await?;
+        return Ok(Pushed { tags: Vec::new(), mounted, uploaded, race: None });
+    }
     let mut tags = Vec::new();
     for tag in &plan.tags {
         let mut tag = tag.clone();
         if plan.next.as_ref() == Some(&tag) {
             tag = free_next_tag(client, repo, &tag, &plan.root.digest, options, scope).await?;
         }
-        client.put_manifest(repo, &tag, root_type, source.root_bytes.clone(), scope).await?;
+        client.put_manifest(repo, &tag, root_type, root_bytes.clone(), scope).await?;
         tags.push(tag);
     }
     let mut race = None;

@@ -173,6 +173,29 @@ impl Upload<'_> {
         }
     }
 
+    /// Mounts `blob` from `mount_from` (which must agree: nothing is read from `blob.path`),
+    /// or, without one, sends it from its file.
+    pub async fn send_or_mount(&self, blob: &LocalBlob, mount_from: Option<&str>) -> Result<Sent, Error> {
+        let Some(from) = mount_from else { return self.send(blob, None).await };
+        match self.client.start_upload(self.repository, Some((&blob.digest, from)), self.scope).await? {
+            UploadStart::Mounted => Ok(Sent::Mounted),
+            UploadStart::Session(_) => Err(Error::Unsupported(format!(
+                "{} would not mount {} from {from} into {}",
+                self.client.registry(),
+                blob.digest,
+                self.repository
+            ))),
+        }
+    }
+
+    /// Sends a small blob held in memory in one request.
+    pub async fn send_bytes(&self, digest: &Digest, body: Bytes) -> Result<(), Error> {
+        match self.client.start_upload(self.repository, None, self.scope).await? {
+            UploadStart::Session(url) => self.client.finish_upload(&url, digest, body, self.scope).await,
+            UploadStart::Mounted => unreachable!("no mount was asked for"),
+        }
+    }
+
     /// Asks the registry how much of the session at `url` it has; `None` when the session
     /// is gone (or unusable), so that the upload starts over.
     async fn resume(&self, url: &Url, blob: &LocalBlob) -> Option<(Url, u64)> {

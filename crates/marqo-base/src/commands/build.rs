@@ -20,6 +20,11 @@ pub fn exec(args: BuildArgs, printer: &Printer, format: Format) -> Result<ExitCo
         offline: args.offline,
         no_cache: args.no_cache,
         compression: args.compression,
+        cache: args.layer_cache.cache,
+        cache_write: args.layer_cache.cache_write,
+        net: args.net.options(),
+        mount_into: None,
+        defer_cache_write: false,
     };
     let built = ops::build::build(&options, printer)?;
     if format == Format::Json {

@@ -4,23 +4,16 @@
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Instant;
 
-use image::FINGERPRINT_LABEL;
 use oci::Platform;
-use registry::{BlobAction, DockerConfig, LayoutSource, Plan, PushOptions, PushRecord, Reference, TagSpec};
+use ops::build::BuildOptions;
+use ops::push::{Confirm, PushRequest, PushSource};
+use registry::{DockerConfig, Reference, TagSpec};
 
 use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
 use crate::diagnostics::CliError;
 use crate::printer::Printer;
-use ops::remote::{
-    client_for, docker_config_path, human, parse_size, registry_error, runtime, stored_credentials,
-    PullTarget, Stored,
-};
-
-/// How many blobs are sent or fetched at once.
-const PARALLEL_BLOBS: usize = 4;
+use ops::remote::{docker_config_path, parse_size, registry_error, PullTarget, Stored};
 
 pub fn exec_login(args: LoginArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let host = registry::parse_registry(&args.registry).map_err(|e| CliError::user(e.to_string()))?;
@@ -73,7 +66,6 @@ pub fn exec_push(
     printer: &Printer,
     format: crate::cli::Format,
 ) -> Result<ExitCode, CliError> {
-    let started = Instant::now();
     let target = parse_reference(&args.reference)?;
     if target.digest.is_some() {
         return Err(CliError::user(format!("`{}` names a digest; push sets tags", args.reference))
@@ -91,65 +83,68 @@ pub fn exec_push(
             tags.push(TagSpec::Named(tag.clone()));
         }
     }
-    if tags.is_empty() {
-        return Err(CliError::user(format!("no tag to push {} as", target.name()))
-            .with_hint("pass --tag next (the next free integer), --tag NAME, or write HOST/REPO:TAG"));
+    if args.by_digest && !tags.is_empty() {
+        return Err(CliError::user(format!("--by-digest sets no tag, but {} names one", args.reference))
+            .with_hint("drop the :TAG, or drop --by-digest"));
     }
-    let Some(oci_dir) = &args.oci else {
-        return Err(CliError::user("nothing to push: --oci DIR is required")
-            .with_hint("build the layout first: marqo-base build --oci out/, then push --oci out/"));
-    };
     for from in &args.mount_from {
         Reference::parse(&format!("{}/{from}", target.registry)).map_err(|e| {
             CliError::user(format!("--mount-from `{from}` is not a repository: {e}"))
                 .with_hint("name a repository of the same registry, such as marqo-base-dev")
         })?;
     }
-    if let Some(record) = &args.record {
-        ops::remote::check_writable(record)?;
-    }
-    let chunk_size = parse_size(&args.chunk_size)?;
-    let source = LayoutSource::read(oci_dir, args.r#ref.as_deref())
-        .map_err(|e| registry_error(&format!("cannot push from {}", oci_dir.display()), e))?;
-    let options = PushOptions {
+    let source = match (&args.oci, &args.manifest, args.index) {
+        (Some(dir), _, _) => PushSource::Layout { dir: dir.clone(), name: args.r#ref.clone() },
+        (None, Some(manifest), _) => PushSource::Manifest(Box::new(BuildOptions {
+            manifest: manifest.clone(),
+            lock: args.lock.clone(),
+            oci: None,
+            docker_archive: None,
+            platforms: args.platforms.clone(),
+            tag: "latest".to_string(),
+            offline: false,
+            no_cache: args.no_cache,
+            compression: args.compression.clone(),
+            cache: args.layer_cache.cache.clone(),
+            cache_write: args.layer_cache.cache_write,
+            net: args.net.options(),
+            mount_into: None,
+            defer_cache_write: true,
+        })),
+        (None, None, true) => {
+            let mut from = Vec::new();
+            for reference in &args.from {
+                let parsed = parse_reference(reference)?;
+                if parsed.digest.is_none() {
+                    return Err(CliError::user(format!("--from `{reference}` names no digest")).with_hint(
+                        "name each image by digest, as push --by-digest prints it: REPO@sha256:…",
+                    ));
+                }
+                from.push(parsed);
+            }
+            PushSource::Index(from)
+        }
+        (None, None, false) => return Err(CliError::user(
+            "nothing to push: pass --manifest FILE, --oci DIR or --index --from REF",
+        )
+        .with_hint(
+            "marqo-base push REF --manifest marqo-base.toml --tag next builds what is missing and pushes it",
+        )),
+    };
+    let request = PushRequest {
+        target: target.clone(),
         tags,
+        by_digest: args.by_digest,
+        source,
         mount_from: args.mount_from.clone(),
-        chunk_size,
-        parallel: PARALLEL_BLOBS,
+        chunk_size: parse_size(&args.chunk_size)?,
         tag_page_size: args.tags_page_size,
+        record: args.record.clone(),
+        net: args.net.options(),
     };
-    let client = client_for(&target.registry, stored_credentials(&target.registry)?, &args.net.options())?;
-    let runtime = runtime()?;
-    let spinner = printer.spinner(&format!("Asking {} what it has", target.registry));
-    let plan = runtime.block_on(registry::plan_push(&client, &target, &source, &options));
-    spinner.finish_and_clear();
-    let plan = plan.map_err(|e| registry_error(&format!("cannot plan the push to {}", target.name()), e))?;
-    print_plan(printer, &plan);
-    confirm(&args, &plan)?;
-
-    let cache = ops::env::cache()?;
-    let sessions = cache.root().join("registry").join("uploads");
-    let (to_send, bytes) = plan.count(|a| *a != BlobAction::Present);
-    let bar = printer.bar(bytes, &format!("Pushing {to_send} blobs"), true);
-    let progress = {
-        let bar = bar.clone();
-        Arc::new(move |n: u64| bar.inc(n)) as registry::ProgressFn
-    };
-    let pushed =
-        runtime.block_on(registry::execute_push(&client, &plan, &source, &options, Some(sessions), progress));
-    bar.finish_and_clear();
-    let pushed = pushed.map_err(|e| {
-        let context = format!(
-            "cannot push to {}; no tag was set (run the same command again to continue: blobs \
-             already sent are skipped and unfinished uploads resume)",
-            target.name()
-        );
-        registry_error(&context, e)
-    })?;
-    for (digest, offset) in pushed.uploaded.iter().filter(|(_, offset)| *offset > 0) {
-        printer.status(format!("Resumed the upload of {digest} at {}", human(*offset)));
-    }
-    if let Some(race) = &pushed.race {
+    let confirm = Terminal { yes: args.yes };
+    let outcome = ops::push::push(&request, &confirm, printer)?;
+    if let Some(race) = &outcome.race {
         eprintln!(
             "error: another push changed {}:{} while this one ran: it points at {}, not at {} (what this push sent)",
             target.name(),
@@ -164,35 +159,52 @@ pub fn exec_push(
         );
         return Ok(ExitCode::from(1));
     }
-    let now = jiff::Timestamp::now();
-    let pushed_at = jiff::Timestamp::from_second(now.as_second())
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| now.to_string());
-    let record = PushRecord::new(&plan, &pushed, FINGERPRINT_LABEL, pushed_at);
-    if let Some(record_path) = &args.record {
-        record.write(record_path).map_err(|e| registry_error("cannot write the record", e))?;
-    }
+    let record = &outcome.record;
     if format == crate::cli::Format::Json {
         // The record `--record` writes, as one document on stdout.
         let text =
-            serde_json::to_string(&record).map_err(|e| CliError::from_error("cannot write the record", e))?;
+            serde_json::to_string(record).map_err(|e| CliError::from_error("cannot write the record", e))?;
         println!("{text}");
+    } else if record.tags.is_empty() {
+        // By digest: each platform's image, to join with `push --index --from`.
+        for platform in &record.platforms {
+            println!("{}@{}", target.name(), platform.digest);
+        }
     } else {
-        for tag in &pushed.tags {
-            println!("{}:{tag}@{}", target.name(), plan.root.digest);
+        for tag in &record.tags {
+            println!("{}:{tag}@{}", target.name(), record.digest);
         }
     }
-    printer.status(format!(
-        "Pushed {} as {} in {:.2}s: {} blobs sent ({}), {} mounted, {} already there",
-        target.name(),
-        pushed.tags.join(", "),
-        started.elapsed().as_secs_f64(),
-        pushed.uploaded.len(),
-        human(plan.count(|a| *a == BlobAction::Upload).1),
-        pushed.mounted,
-        plan.count(|a| *a == BlobAction::Present).0
-    ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--yes`, or a "y" typed on the terminal; without a terminal and `--yes`, a refusal.
+struct Terminal {
+    yes: bool,
+}
+
+impl Confirm for Terminal {
+    fn confirm(&self, question: &str) -> Result<(), ops::Error> {
+        if self.yes {
+            return Ok(());
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(ops::Error::user("not pushing: there is no terminal to confirm the plan on")
+                .with_hint("pass --yes to push without asking (in CI, keep the approval in the CI system)"));
+        }
+        eprint!("{question} [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map_err(|e| ops::Error::from_error("cannot read the answer", e))?;
+        if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            Ok(())
+        } else {
+            Err(ops::Error::user("not pushing: the plan was not confirmed"))
+        }
+    }
 }
 
 pub fn exec_pull(
@@ -264,76 +276,6 @@ fn parse_reference(input: &str) -> Result<Reference, CliError> {
         CliError::user(e.to_string())
             .with_hint("write HOST[:PORT]/REPOSITORY[:TAG], such as 127.0.0.1:5000/marqo-base:1")
     })
-}
-
-/// The plan, on stderr: where, which tags, which platforms, which blobs go and which are there.
-fn print_plan(printer: &Printer, plan: &Plan) {
-    let tags: Vec<String> = plan
-        .tags
-        .iter()
-        .map(|t| if plan.next.as_ref() == Some(t) { format!("{t} (next)") } else { t.clone() })
-        .collect();
-    let mut text = format!("Push to {}\n  tags:      {}\n", plan.repository.name(), tags.join(", "));
-    text.push_str(&format!("  image:     {} ({})\n", plan.root.digest, plan.root.media_type));
-    for image in &plan.images {
-        let size: u64 = image
-            .blob_digests()
-            .iter()
-            .filter_map(|d| plan.blobs.iter().find(|b| &b.descriptor.digest == d))
-            .map(|b| b.descriptor.size)
-            .sum();
-        text.push_str(&format!(
-            "  platform:  {} {} ({})\n",
-            image.platform,
-            image.descriptor.digest,
-            human(size)
-        ));
-    }
-    let (send, send_bytes) = plan.count(|a| *a == BlobAction::Upload);
-    let (mount, mount_bytes) = plan.count(|a| matches!(a, BlobAction::Mount(_)));
-    let (there, there_bytes) = plan.count(|a| *a == BlobAction::Present);
-    text.push_str(&format!("  to send:   {send} blobs ({})\n", human(send_bytes)));
-    for blob in &plan.blobs {
-        match &blob.action {
-            BlobAction::Upload => {
-                text.push_str(&format!("    {} {}\n", blob.descriptor.digest, human(blob.descriptor.size)))
-            }
-            BlobAction::Mount(from) => text.push_str(&format!(
-                "    {} {} (mount from {from})\n",
-                blob.descriptor.digest,
-                human(blob.descriptor.size)
-            )),
-            BlobAction::Present => {}
-        }
-    }
-    if mount > 0 {
-        text.push_str(&format!("  to mount:  {mount} blobs ({})\n", human(mount_bytes)));
-    }
-    text.push_str(&format!("  already there: {there} blobs ({})", human(there_bytes)));
-    printer.status(text);
-}
-
-/// `--yes`, or a "y" typed on the terminal; without a terminal and `--yes`, a refusal.
-fn confirm(args: &PushArgs, plan: &Plan) -> Result<(), CliError> {
-    if args.yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::user("not pushing: there is no terminal to confirm the plan on")
-            .with_hint("pass --yes to push without asking (in CI, keep the approval in the CI system)"));
-    }
-    eprint!("Push {} as {}? [y/N] ", plan.repository.name(), plan.tags.join(", "));
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| CliError::from_error("cannot read the answer", e))?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(CliError::user("not pushing: the plan was not confirmed"))
-    }
 }
 
 /// The platform of this machine, for a docker-archive pulled without `--platform`.

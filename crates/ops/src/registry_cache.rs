@@ -1,0 +1,284 @@
+//! The layer cache in a registry (`--cache REF`, `[cache] registry`): looked up for every
+//! layer the local cache lacks, before anything is fetched or compressed; written with
+//! `--cache-write` after a successful build (or push). The entry format is in
+//! [`registry::layer_cache`] and docs/layer-cache.md.
+//!
+//! A missing or unreachable cache only slows the build down: the first failure is one
+//! warning and the cache is not asked again in that run. An entry that does not check out
+//! (another key's, a blob the repository lacks, a downloaded blob whose digest or `diff_id`
+//! is not the entry's) is ignored with a warning, and the layer is built.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use image::LayerInfo;
+use oci::Digest;
+use registry::layer_cache::{self, BlobSource, CacheEntry, Lookup, Stored};
+use registry::{Reference, RegistryClient};
+
+use crate::remote::{client_for, stored_credentials, NetOptions};
+use crate::{Error, Reporter};
+
+/// How many keys are looked up (or entries written) at once.
+const PARALLEL: usize = 8;
+
+/// What `--cache` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheOptions {
+    /// The repository (`HOST/REPO`) that holds the entries.
+    pub reference: String,
+    /// Write the layers this run built (or took from the local cache) into it.
+    pub write: bool,
+    /// How the registry is reached.
+    pub net: NetOptions,
+}
+
+/// A registry layer cache opened for one run.
+pub struct RegistryCache {
+    client: RegistryClient,
+    reference: Reference,
+    write: bool,
+    /// Set at the first failure to reach the cache: it is not asked again in this run.
+    down: AtomicBool,
+}
+
+impl RegistryCache {
+    /// Opens the cache `options` names (no request is made yet).
+    pub fn open(options: &CacheOptions) -> Result<RegistryCache, Error> {
+        let reference = Reference::parse(&options.reference).map_err(|e| {
+            Error::user(format!("--cache `{}` is not a repository: {e}", options.reference))
+                .with_hint("name a repository, such as --cache 127.0.0.1:5000/marqo-base-cache")
+        })?;
+        if reference.tag.is_some() || reference.digest.is_some() {
+            return Err(Error::user(format!(
+                "--cache `{}` names a tag or digest; the cache is a whole repository",
+                options.reference
+            ))
+            .with_hint("write HOST/REPOSITORY, without :TAG or @DIGEST"));
+        }
+        let client = client_for(&reference.registry, stored_credentials(&reference.registry)?, &options.net)?;
+        Ok(RegistryCache { client, reference, write: options.write, down: AtomicBool::new(false) })
+    }
+
+    /// The registry host.
+    pub fn registry(&self) -> &str {
+        &self.reference.registry
+    }
+
+    /// The repository within the registry.
+    pub fn repository(&self) -> &str {
+        &self.reference.repository
+    }
+
+    /// `HOST/REPO`.
+    pub fn name(&self) -> String {
+        self.reference.name()
+    }
+
+    /// Whether layers are written back (`--cache-write`).
+    pub fn writes(&self) -> bool {
+        self.write
+    }
+
+    fn fail(&self, what: &str, error: &registry::Error, printer: &dyn Reporter) {
+        if !self.down.swap(true, Ordering::SeqCst) {
+            printer.status(format!(
+                "warning: the layer cache {} cannot be {what} ({error}); building without it",
+                self.name()
+            ));
+        }
+    }
+
+    /// The entries of `keys` (portable keys) that the cache has and that check out; the rest
+    /// are built. Invalid entries are warned about, each once.
+    pub fn lookup(&self, keys: &[String], printer: &dyn Reporter) -> HashMap<String, CacheEntry> {
+        let mut hits = HashMap::new();
+        if keys.is_empty() {
+            return hits;
+        }
+        let Ok(runtime) = crate::env::runtime() else { return hits };
+        let spinner = printer.spinner(&format!("Looking {} layers up in {}", keys.len(), self.name()));
+        let results: Vec<(String, Result<Lookup, registry::Error>)> = runtime.block_on(
+            stream::iter(keys.iter().cloned())
+                .map(|key| async move {
+                    if self.down.load(Ordering::SeqCst) {
+                        return (key, Ok(Lookup::Miss));
+                    }
+                    let found = layer_cache::lookup(&self.client, self.repository(), &key).await;
+                    (key, found)
+                })
+                .buffer_unordered(PARALLEL)
+                .collect(),
+        );
+        spinner.finish_and_clear();
+        for (key, result) in results {
+            match result {
+                Ok(Lookup::Hit(entry)) => {
+                    hits.insert(key, *entry);
+                }
+                Ok(Lookup::Miss) => {}
+                Ok(Lookup::Invalid(reason)) => printer.status(format!(
+                    "warning: ignoring the entry {} of the layer cache {}: {reason}; the layer is built",
+                    layer_cache::tag_for(&key),
+                    self.name()
+                )),
+                Err(e) => self.fail("read", &e, printer),
+            }
+        }
+        hits
+    }
+
+    /// Downloads the blob of `entry` into `store` and checks it (digest, then `diff_id` and
+    /// size of what it decompresses to); the layer, or `None` (warned) when it does not
+    /// check out or cannot be fetched.
+    pub fn download(
+        &self,
+        entry: &CacheEntry,
+        store: &fetch::Cache,
+        progress: &registry::ProgressFn,
+        printer: &dyn Reporter,
+    ) -> Option<(LayerInfo, PathBuf)> {
+        let runtime = crate::env::runtime().ok()?;
+        let info = layer_info(entry)?;
+        let path = match runtime.block_on(layer_cache::download(
+            &self.client,
+            self.repository(),
+            entry,
+            store,
+            progress,
+        )) {
+            Ok(path) => path,
+            Err(e @ registry::Error::DigestMismatch { .. }) => {
+                printer.status(format!(
+                    "warning: ignoring the entry {} of the layer cache {}: {e}; the layer is built",
+                    layer_cache::tag_for(&entry.key),
+                    self.name()
+                ));
+                return None;
+            }
+            Err(e) => {
+                self.fail("read", &e, printer);
+                return None;
+            }
+        };
+        match image::uncompressed_digest(&path, info.compression) {
+            Ok((diff_id, size))
+                if Digest::from_sha256(diff_id) == info.diff_id && size == info.uncompressed_size =>
+            {
+                Some((info, path))
+            }
+            checked => {
+                let reason = match checked {
+                    Ok((diff_id, size)) => format!(
+                        "its blob holds a tar of {} ({size} bytes), not the entry's {} ({} bytes)",
+                        Digest::from_sha256(diff_id),
+                        info.diff_id,
+                        info.uncompressed_size
+                    ),
+                    Err(e) => format!("its blob does not decompress: {e}"),
+                };
+                printer.status(format!(
+                    "warning: ignoring the entry {} of the layer cache {}: {reason}; the layer is built",
+                    layer_cache::tag_for(&entry.key),
+                    self.name()
+                ));
+                let _ = store.evict_blob(info.digest.hex());
+                None
+            }
+        }
+    }
+
+    /// Writes `entries` (each with where its blob comes from) into the cache; returns how
+    /// many blobs were sent. A failure is one warning: the build already succeeded.
+    pub fn store(&self, entries: Vec<(CacheEntry, BlobSource)>, printer: &dyn Reporter) -> StoreSummary {
+        let mut summary = StoreSummary::default();
+        if entries.is_empty() {
+            return summary;
+        }
+        let Ok(runtime) = crate::env::runtime() else { return summary };
+        let sessions = crate::env::cache().ok().map(|c| c.root().join("registry").join("uploads"));
+        let spinner = printer.spinner(&format!("Writing {} layers into {}", entries.len(), self.name()));
+        let results: Vec<Result<Stored, registry::Error>> = runtime.block_on(
+            stream::iter(entries.iter())
+                .map(|(entry, source)| {
+                    let sessions = sessions.clone();
+                    async move {
+                        layer_cache::store(&self.client, self.repository(), entry, source, sessions).await
+                    }
+                })
+                .buffer_unordered(PARALLEL)
+                .collect(),
+        );
+        spinner.finish_and_clear();
+        for result in results {
+            match result {
+                Ok(Stored::Present) => summary.present += 1,
+                Ok(Stored::Mounted) => summary.mounted += 1,
+                Ok(Stored::Uploaded) => summary.uploaded += 1,
+                Err(e) => {
+                    summary.failed += 1;
+                    if summary.failed == 1 {
+                        printer.status(format!(
+                            "warning: cannot write into the layer cache {}: {e}",
+                            self.name()
+                        ));
+                    }
+                }
+            }
+        }
+        printer.status(format!(
+            "Layer cache {}: {} entries written ({} blobs sent, {} mounted, {} there){}",
+            self.name(),
+            entries.len() - summary.failed,
+            summary.uploaded,
+            summary.mounted,
+            summary.present,
+            match summary.failed {
+                0 => String::new(),
+                n => format!("; {n} failed"),
+            }
+        ));
+        summary
+    }
+}
+
+/// What [`RegistryCache::store`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreSummary {
+    pub present: usize,
+    pub mounted: usize,
+    pub uploaded: usize,
+    pub failed: usize,
+}
+
+/// The layer an entry describes; `None` for a compression this tool does not write.
+pub fn layer_info(entry: &CacheEntry) -> Option<LayerInfo> {
+    Some(LayerInfo {
+        diff_id: entry.diff_id.clone(),
+        digest: entry.layer.digest.clone(),
+        size: entry.layer.size,
+        uncompressed_size: entry.uncompressed_size,
+        compression: image::compression_of(&entry.layer.media_type)?,
+    })
+}
+
+/// The entry of a built layer under `key`.
+pub fn entry_of(key: &str, info: &LayerInfo, note: Option<String>) -> CacheEntry {
+    let media_type = info.compression.media_type();
+    CacheEntry {
+        key: key.to_string(),
+        layer: oci::Descriptor::new(media_type, info.digest.clone(), info.size),
+        diff_id: info.diff_id.clone(),
+        uncompressed_size: info.uncompressed_size,
+        note,
+    }
+}
+
+/// A progress callback that feeds a bar.
+pub fn progress_of(bar: &indicatif::ProgressBar) -> registry::ProgressFn {
+    let bar = bar.clone();
+    Arc::new(move |n: u64| bar.inc(n))
+}
