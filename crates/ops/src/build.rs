@@ -221,8 +221,17 @@ pub fn build_with(
 
     // Which interpreter byte-compiles the wheel layers (an input of their keys).
     let selected = crate::plan::select_platforms(&manifest, &args.platforms)?;
-    let mut bytecode =
-        crate::bytecode::choose(&manifest, &lock, &selected, !args.no_cache, args.offline, printer)?;
+    let cache_options = cache_options(args, &manifest)?;
+    let registry_cache = cache_options.as_ref().map(RegistryCache::open).transpose()?;
+    let mut bytecode = crate::bytecode::choose(
+        &manifest,
+        &lock,
+        &selected,
+        !args.no_cache,
+        args.offline,
+        registry_cache.as_ref(),
+        printer,
+    )?;
     // Each platform's layers, each with the key of its inputs: a layer built before (by this
     // build of the tool) is taken from the cache, and only what the others need is fetched.
     let plan = BuildPlan::new(
@@ -252,8 +261,6 @@ pub fn build_with(
     let python_version = plan.python_version.as_deref();
     let cache = crate::env::cache()?;
     let layer_cache = LayerCache::new(cache.clone(), !args.no_cache);
-    let cache_options = cache_options(args, &manifest)?;
-    let registry_cache = cache_options.as_ref().map(RegistryCache::open).transpose()?;
     let mut looked_up: Vec<Vec<CachedLayer>> = plan
         .platforms
         .iter()
@@ -434,7 +441,7 @@ pub fn build_with(
         for ((layer, c), planned) in layers.iter().zip(cached).zip(&planned.layers) {
             if c.remote.is_some() {
                 if let Some(remote) = &registry_cache {
-                    remote_blobs.insert(layer.digest.clone(), remote.name());
+                    remote_blobs.insert(layer.digest.clone(), remote.repository().to_string());
                 }
             }
             match &c.portable {

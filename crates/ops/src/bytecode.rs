@@ -351,6 +351,16 @@ fn interpreter_debs<'a>(
 }
 
 /// The cache key of the identity of the interpreter that `debs` unpack to.
+/// The key of what [`identity_key`] names in a registry cache: the same on every machine
+/// running this release.
+fn portable_identity_key(local: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(
+        format!("marqo-base python identity\nrelease {}\n{local}\n", env!("CARGO_PKG_VERSION")).as_bytes(),
+    );
+    hex::encode(hasher.finalize())
+}
+
 fn identity_key(debs: &[&LockedDebian], arch: Arch) -> String {
     let mut hasher = Sha256::new();
     hasher.update(format!("python identity, run natively on {}\n", arch.name()).as_bytes());
@@ -465,6 +475,7 @@ pub fn choose(
     platforms: &[TargetPlatform],
     reuse: bool,
     offline: bool,
+    remote: Option<&crate::registry_cache::RegistryCache>,
     printer: &dyn Reporter,
 ) -> Result<Decision, Error> {
     let Some(python) = &manifest.python else { return Ok(Decision::none("no [python]".into())) };
@@ -487,7 +498,7 @@ pub fn choose(
         })
     };
     let names = platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
-    let image = match image_interpreter(manifest, lock, &version, reuse, offline, printer)? {
+    let image = match image_interpreter(manifest, lock, &version, reuse, offline, remote, printer)? {
         Ok((platform, debs, identity, root)) => {
             let summary = format!(
                 ".pyc for {names} by /usr/bin/python{version} of the {platform} image ({}), run natively through its own loader",
@@ -528,6 +539,7 @@ fn image_interpreter(
     version: &str,
     reuse: bool,
     offline: bool,
+    remote: Option<&crate::registry_cache::RegistryCache>,
     printer: &dyn Reporter,
 ) -> Result<Result<(TargetPlatform, Vec<LockedDebian>, Identity, Option<ImageRoot>), String>, Error> {
     let Some(host) = cross::host_arch() else {
@@ -544,10 +556,24 @@ fn image_interpreter(
     let cache = crate::env::cache()?;
     let key = identity_key(&debs, host);
     let of_image = |why: &str| format!("/usr/bin/python{version} of the {platform} image: {why}");
-    let cached = match reuse {
+    // Shared through the registry cache under a key of the tool's release: a runner with an
+    // empty disk then needs neither the packages nor the probe to know the layers' keys.
+    let shared_key = portable_identity_key(&key);
+    let mut cached = match reuse {
         true => cache.read_entry(IDENTITY_NAMESPACE, &key).and_then(|b| String::from_utf8(b).ok()),
         false => None,
     };
+    match (&cached, remote) {
+        (None, Some(remote)) if reuse && !offline => {
+            if let Some(text) = remote.note(&shared_key, printer) {
+                let _ = cache.write_entry(IDENTITY_NAMESPACE, &key, text.as_bytes());
+                cached = Some(text);
+            }
+        }
+        // Known here already: shared for the runners that do not know it (`--cache-write`).
+        (Some(text), Some(remote)) => remote.put_note(&shared_key, text, printer),
+        _ => {}
+    }
     if let Some(text) = cached {
         if let Some(why) = text.strip_prefix(UNUSABLE) {
             return Ok(Err(of_image(why.trim_end())));
@@ -559,6 +585,9 @@ fn image_interpreter(
     let remember = |text: String| {
         if let Err(e) = cache.write_entry(IDENTITY_NAMESPACE, &key, text.as_bytes()) {
             tracing::debug!("cannot cache what the image's interpreter is: {e}");
+        }
+        if let Some(remote) = remote {
+            remote.put_note(&shared_key, &text, printer);
         }
     };
     let unpacked =

@@ -131,6 +131,33 @@ impl RegistryCache {
         hits
     }
 
+    /// The note under `key` (see [`layer_cache::NOTE_TYPE`]), if the cache has one.
+    pub fn note(&self, key: &str, printer: &dyn Reporter) -> Option<String> {
+        if self.down.load(Ordering::SeqCst) {
+            return None;
+        }
+        let runtime = crate::env::runtime().ok()?;
+        match runtime.block_on(layer_cache::lookup_note(&self.client, self.repository(), key)) {
+            Ok(found) => found,
+            Err(e) => {
+                self.fail("read", &e, printer);
+                None
+            }
+        }
+    }
+
+    /// Keeps `text` under `key` when writing (`--cache-write`); a failure is a warning.
+    pub fn put_note(&self, key: &str, text: &str, printer: &dyn Reporter) {
+        if !self.write || self.down.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(runtime) = crate::env::runtime() else { return };
+        if let Err(e) = runtime.block_on(layer_cache::store_note(&self.client, self.repository(), key, text))
+        {
+            self.fail("written", &e, printer);
+        }
+    }
+
     /// Downloads the blob of `entry` into `store` and checks it (digest, then `diff_id` and
     /// size of what it decompresses to); the layer, or `None` (warned) when it does not
     /// check out or cannot be fetched.
@@ -185,7 +212,8 @@ impl RegistryCache {
                     layer_cache::tag_for(&entry.key),
                     self.name()
                 ));
-                let _ = store.evict_blob(info.digest.hex());
+                // The blob is what its digest says (another layer, perhaps, of this very
+                // build): only the entry is wrong, so the blob stays.
                 None
             }
         }

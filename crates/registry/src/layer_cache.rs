@@ -238,6 +238,84 @@ pub async fn store(
     Ok(stored)
 }
 
+/// The artifact type of a note: a small fact a build derived from locked inputs (what the
+/// image's interpreter is, from its packages' hashes), kept so that another machine needs
+/// neither the inputs nor the work to know it.
+pub const NOTE_TYPE: &str = "application/vnd.marqo-base.cache-note.v1";
+
+/// The tag of the note under `key`.
+pub fn note_tag(key: &str) -> String {
+    format!("note-{key}")
+}
+
+fn note_manifest(key: &str, text: &str) -> Vec<u8> {
+    let mut annotations = BTreeMap::new();
+    annotations.insert(KEY.to_string(), key.to_string());
+    annotations.insert(NOTE.to_string(), text.to_string());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_IMAGE_MANIFEST,
+        "artifactType": NOTE_TYPE,
+        "config": empty_config(),
+        "layers": [empty_config()],
+        "annotations": annotations,
+    });
+    serde_json::to_vec(&manifest).expect("a manifest always serializes")
+}
+
+/// The text of the note under `key`, if there is one and it names that key.
+pub async fn lookup_note(
+    client: &RegistryClient,
+    repository: &str,
+    key: &str,
+) -> Result<Option<String>, Error> {
+    let scope = pull_scope(repository);
+    let Some(found) = client.get_manifest(repository, &note_tag(key), &scope).await? else { return Ok(None) };
+    #[derive(serde::Deserialize)]
+    struct Note {
+        #[serde(rename = "artifactType")]
+        artifact_type: Option<String>,
+        #[serde(default)]
+        annotations: BTreeMap<String, String>,
+    }
+    let note: Note = match serde_json::from_slice(&found.bytes) {
+        Ok(note) => note,
+        Err(_) => return Ok(None),
+    };
+    if note.artifact_type.as_deref() != Some(NOTE_TYPE)
+        || note.annotations.get(KEY).map(String::as_str) != Some(key)
+    {
+        return Ok(None);
+    }
+    Ok(note.annotations.get(NOTE).cloned())
+}
+
+/// Writes the note `text` under `key`.
+pub async fn store_note(
+    client: &RegistryClient,
+    repository: &str,
+    key: &str,
+    text: &str,
+) -> Result<(), Error> {
+    let scope = push_scope(repository, &[]);
+    let config = empty_config();
+    if !client.has_blob(repository, &config.digest, &scope).await? {
+        let sessions = Sessions::new(None);
+        let progress: ProgressFn = std::sync::Arc::new(|_| {});
+        let upload = Upload {
+            client,
+            repository,
+            scope: &scope,
+            sessions: &sessions,
+            chunk_size: 1 << 20,
+            progress: &progress,
+        };
+        upload.send_bytes(&config.digest, Bytes::from_static(EMPTY_BYTES)).await?;
+    }
+    let bytes = Bytes::from(note_manifest(key, text));
+    client.put_manifest(repository, &note_tag(key), media_type::OCI_IMAGE_MANIFEST, bytes, &scope).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -408,6 +408,7 @@ pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -416,18 +417,29 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&requests);
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if flag.load(Ordering::SeqCst) {
                     break;
                 }
                 if let Ok(conn) = conn {
-                    let root = root.clone();
-                    std::thread::spawn(move || serve(conn, &root));
+                    let (root, log) = (root.clone(), Arc::clone(&log));
+                    std::thread::spawn(move || serve(conn, &root, &log));
                 }
             }
         });
-        Server { addr, stop, thread: Some(thread) }
+        Server { addr, stop, thread: Some(thread), requests }
+    }
+
+    /// The paths asked for so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.requests.lock().unwrap().clear();
     }
 
     pub fn url(&self) -> String {
@@ -445,7 +457,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(conn: TcpStream, root: &Path) {
+fn serve(conn: TcpStream, root: &Path, log: &std::sync::Mutex<Vec<String>>) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut request = String::new();
     if reader.read_line(&mut request).is_err() {
@@ -460,6 +472,7 @@ fn serve(conn: TcpStream, root: &Path) {
         }
     }
     let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+    log.lock().unwrap().push(path.clone());
     let safe = !path.split('/').any(|c| c == "..");
     let file = root.join(path.trim_start_matches('/'));
     let mut conn = conn;
