@@ -83,3 +83,80 @@ fn help_documents_the_exit_codes() {
         }
     }
 }
+
+/// The example workflows are valid GitHub Actions workflows (checked with `check-jsonschema`
+/// and its copy of the schema GitHub's editors use, in a throwaway venv), and every option
+/// they pass to marqo-base is one its `--help` lists for that command.
+#[test]
+fn example_workflows_are_valid_and_pass_real_options() {
+    let ctx = TestContext::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/github-actions");
+    let mut workflows: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    workflows.sort();
+    assert!(workflows.len() >= 2, "{workflows:?}");
+    let mut checked = 0;
+    for workflow in &workflows {
+        let text = std::fs::read_to_string(workflow).unwrap();
+        // Shell lines joined where YAML folds (`>-`) or the shell continues (`\`) them.
+        let joined = text.replace("\\\n", " ").replace(">-\n", "\n");
+        let mut lines: Vec<String> = Vec::new();
+        for line in joined.lines() {
+            let trimmed = line.trim();
+            match lines.last_mut() {
+                Some(last) if last.starts_with("marqo-base ") && trimmed.starts_with("--") => {
+                    last.push(' ');
+                    last.push_str(trimmed);
+                }
+                _ => lines
+                    .push(trimmed.trim_start_matches("run: ").trim_start_matches("pinned=$(").to_string()),
+            }
+        }
+        for line in lines.iter().filter(|l| l.starts_with("marqo-base ")) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let command = words[1];
+            if command.starts_with('-') {
+                continue;
+            }
+            let help = ctx.run(&[command, "--help"]);
+            help.success();
+            for option in words.iter().filter(|w| w.starts_with("--")) {
+                let option = option.split('=').next().unwrap().trim_end_matches(')');
+                assert!(
+                    help.stdout.contains(&format!("{option} "))
+                        || help.stdout.contains(&format!("{option}\n")),
+                    "{}: `marqo-base {command}` has no {option}:\n{line}",
+                    workflow.display()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} options found");
+    if std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1") {
+        eprintln!("MARQO_BASE_SKIP_LIVE=1: the workflows are not checked against GitHub's schema");
+        return;
+    }
+    let venv = ctx.dir.path().join("venv");
+    let ok = std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap();
+    assert!(ok.success());
+    let pip = std::process::Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "check-jsonschema==0.33.3"])
+        .output()
+        .unwrap();
+    assert!(pip.status.success(), "{}", String::from_utf8_lossy(&pip.stderr));
+    let check = std::process::Command::new(venv.join("bin/check-jsonschema"))
+        .args(["--builtin-schema", "vendor.github-workflows"])
+        .args(&workflows)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
