@@ -75,36 +75,6 @@ results="$work/results.txt"
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-# A fresh docker-registry on a kernel-chosen port: sets $port and $registry_pid.
-registry_pid=""
-start_registry() {
-    local dir="$work/registry-$1"
-    rm -rf "$dir"; mkdir -p "$dir/storage"
-    cat > "$dir/config.yml" <<YML
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $dir/storage
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:0
-  secret: bench-secret
-YML
-    docker-registry serve "$dir/config.yml" > "$dir/registry.log" 2>&1 &
-    registry_pid=$!
-    port=""
-    for _ in $(seq 1 200); do
-        port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$dir/registry.log" | head -1 | sed 's/.*://') || true
-        [ -n "$port" ] && break
-        sleep 0.05
-    done
-    [ -n "$port" ] || { cat "$dir/registry.log"; exit 1; }
-}
-stop_registry() { [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null || true; registry_pid=""; }
 trap stop_registry EXIT
 
 echo "== marqo-base push (fresh registry, then a no-op re-push)"
