@@ -282,7 +282,12 @@ fn wrong_entries_in_the_registry_cache_are_detected_and_built_instead() {
     let d =
         runner(w, &team.cache_dir("runner-d"), &["build", "--oci", "d", "--cache", "127.0.0.1:9/team/cache"]);
     d.success();
-    assert_eq!(d.stderr.matches("warning: the layer cache").count(), 1, "{}", d.stderr);
+    assert_eq!(
+        d.stderr.matches("the layer cache 127.0.0.1:9/team/cache cannot be").count(),
+        1,
+        "{}",
+        d.stderr
+    );
     assert_eq!(index_digest(&w.ctx.work().join("d")), team.local);
 }
 

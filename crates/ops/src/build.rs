@@ -324,7 +324,13 @@ pub fn build_with(
             .count(),
     };
     if reused > 0 {
-        printer.status(format!("Reusing {reused} of {total} layers from the cache"));
+        printer.status(format!(
+            "Reusing {reused} of {total} layers from the cache{}",
+            match counts.registry_cache {
+                0 => String::new(),
+                n => format!(" ({n} from the registry cache)"),
+            }
+        ));
     }
 
     let deb_paths = fetch_debian(&manifest, &needs.debs, args.offline, printer)?;
@@ -510,7 +516,11 @@ pub fn build_with(
     let cache_entries: Vec<CacheEntry> = cache_entries.into_values().collect();
     if let Some(remote) = registry_cache.as_ref().filter(|r| r.writes() && !args.defer_cache_write) {
         // From the layout just written (a docker-archive has no blobs to send from).
-        if !archive {
+        if archive {
+            tracing::warn!(
+                "--cache-write: nothing is written from a docker-archive; build --oci DIR to write the cache"
+            );
+        } else {
             let sources = cache_entries
                 .iter()
                 .map(|e| (e.clone(), BlobSource::File(out.join("blobs/sha256").join(e.layer.digest.hex()))))
@@ -1050,7 +1060,7 @@ fn use_registry_cache(
             crate::registry_cache::layer_info(entry)
         } else {
             let got = downloaded.entry(entry.key.clone()).or_insert_with(|| {
-                let (info, path) = remote.download(entry, cache, &progress, printer)?;
+                let (info, path) = remote.download(entry, cache, &progress)?;
                 if let Some(key) = &layer.key {
                     layer_cache.put(key, &info, &path);
                     if let Some(note) = &entry.note {

@@ -565,13 +565,13 @@ fn image_interpreter(
     };
     match (&cached, remote) {
         (None, Some(remote)) if reuse && !offline => {
-            if let Some(text) = remote.note(&shared_key, printer) {
+            if let Some(text) = remote.note(&shared_key) {
                 let _ = cache.write_entry(IDENTITY_NAMESPACE, &key, text.as_bytes());
                 cached = Some(text);
             }
         }
         // Known here already: shared for the runners that do not know it (`--cache-write`).
-        (Some(text), Some(remote)) => remote.put_note(&shared_key, text, printer),
+        (Some(text), Some(remote)) => remote.put_note(&shared_key, text),
         _ => {}
     }
     if let Some(text) = cached {
@@ -587,7 +587,7 @@ fn image_interpreter(
             tracing::debug!("cannot cache what the image's interpreter is: {e}");
         }
         if let Some(remote) = remote {
-            remote.put_note(&shared_key, &text, printer);
+            remote.put_note(&shared_key, &text);
         }
     };
     let unpacked =

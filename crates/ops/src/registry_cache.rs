@@ -83,12 +83,9 @@ impl RegistryCache {
         self.write
     }
 
-    fn fail(&self, what: &str, error: &registry::Error, printer: &dyn Reporter) {
+    fn fail(&self, what: &str, error: &registry::Error) {
         if !self.down.swap(true, Ordering::SeqCst) {
-            printer.status(format!(
-                "warning: the layer cache {} cannot be {what} ({error}); building without it",
-                self.name()
-            ));
+            tracing::warn!("the layer cache {} cannot be {what} ({error}); going on without it", self.name());
         }
     }
 
@@ -120,19 +117,19 @@ impl RegistryCache {
                     hits.insert(key, *entry);
                 }
                 Ok(Lookup::Miss) => {}
-                Ok(Lookup::Invalid(reason)) => printer.status(format!(
-                    "warning: ignoring the entry {} of the layer cache {}: {reason}; the layer is built",
+                Ok(Lookup::Invalid(reason)) => tracing::warn!(
+                    "ignoring the entry {} of the layer cache {}: {reason}; the layer is built",
                     layer_cache::tag_for(&key),
                     self.name()
-                )),
-                Err(e) => self.fail("read", &e, printer),
+                ),
+                Err(e) => self.fail("read", &e),
             }
         }
         hits
     }
 
     /// The note under `key` (see [`layer_cache::NOTE_TYPE`]), if the cache has one.
-    pub fn note(&self, key: &str, printer: &dyn Reporter) -> Option<String> {
+    pub fn note(&self, key: &str) -> Option<String> {
         if self.down.load(Ordering::SeqCst) {
             return None;
         }
@@ -140,21 +137,21 @@ impl RegistryCache {
         match runtime.block_on(layer_cache::lookup_note(&self.client, self.repository(), key)) {
             Ok(found) => found,
             Err(e) => {
-                self.fail("read", &e, printer);
+                self.fail("read", &e);
                 None
             }
         }
     }
 
     /// Keeps `text` under `key` when writing (`--cache-write`); a failure is a warning.
-    pub fn put_note(&self, key: &str, text: &str, printer: &dyn Reporter) {
+    pub fn put_note(&self, key: &str, text: &str) {
         if !self.write || self.down.load(Ordering::SeqCst) {
             return;
         }
         let Ok(runtime) = crate::env::runtime() else { return };
         if let Err(e) = runtime.block_on(layer_cache::store_note(&self.client, self.repository(), key, text))
         {
-            self.fail("written", &e, printer);
+            self.fail("written", &e);
         }
     }
 
@@ -166,7 +163,6 @@ impl RegistryCache {
         entry: &CacheEntry,
         store: &fetch::Cache,
         progress: &registry::ProgressFn,
-        printer: &dyn Reporter,
     ) -> Option<(LayerInfo, PathBuf)> {
         let runtime = crate::env::runtime().ok()?;
         let info = layer_info(entry)?;
@@ -179,15 +175,15 @@ impl RegistryCache {
         )) {
             Ok(path) => path,
             Err(e @ registry::Error::DigestMismatch { .. }) => {
-                printer.status(format!(
-                    "warning: ignoring the entry {} of the layer cache {}: {e}; the layer is built",
+                tracing::warn!(
+                    "ignoring the entry {} of the layer cache {}: {e}; the layer is built",
                     layer_cache::tag_for(&entry.key),
                     self.name()
-                ));
+                );
                 return None;
             }
             Err(e) => {
-                self.fail("read", &e, printer);
+                self.fail("read", &e);
                 return None;
             }
         };
@@ -207,11 +203,11 @@ impl RegistryCache {
                     ),
                     Err(e) => format!("its blob does not decompress: {e}"),
                 };
-                printer.status(format!(
-                    "warning: ignoring the entry {} of the layer cache {}: {reason}; the layer is built",
+                tracing::warn!(
+                    "ignoring the entry {} of the layer cache {}: {reason}; the layer is built",
                     layer_cache::tag_for(&entry.key),
                     self.name()
-                ));
+                );
                 // The blob is what its digest says (another layer, perhaps, of this very
                 // build): only the entry is wrong, so the blob stays.
                 None
@@ -249,10 +245,7 @@ impl RegistryCache {
                 Err(e) => {
                     summary.failed += 1;
                     if summary.failed == 1 {
-                        printer.status(format!(
-                            "warning: cannot write into the layer cache {}: {e}",
-                            self.name()
-                        ));
+                        tracing::warn!("cannot write into the layer cache {}: {e}", self.name());
                     }
                 }
             }
