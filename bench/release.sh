@@ -3,6 +3,7 @@
 # cache in the registry against without it: wall time, bytes downloaded (what the runner's
 # cache holds of downloads at the end), bytes uploaded (as the push reports them), peak disk
 # (the runner's cache directory, polled; it holds the scratch layout too) and peak memory.
+# Downloaded bytes are what the run's own "Fetched" lines report (.debs, wheels, sdists).
 #
 #   bench/release.sh                   # ROUNDS=1: a run without the cache downloads ~3 GB
 #   ROUNDS=3 BENCH_DIR=/tmp/x bench/release.sh
@@ -84,16 +85,19 @@ run() {
     local args=(push "$reg/$repo" --manifest "$manifest" --tag 2 --yes --format json)
     [ "$mode" = cache ] && args+=(--cache "$reg/cache")
     # Peak disk: the runner's cache directory (downloads, layers, the scratch layout), polled.
-    ( peak=0; while :; do s=$(du -sb "$cache" 2>/dev/null | cut -f1); [ "${s:-0}" -gt "$peak" ] && peak=$s && echo "$peak" > "$work/peak.$mode.$n"; sleep 0.5; done ) &
+    ( set +e; peak=0; while :; do s=$(du -sb "$cache" 2>/dev/null | cut -f1); if [ "${s:-0}" -gt "$peak" ]; then peak=$s; echo "$peak" > "$work/peak.$mode.$n"; fi; sleep 0.5; done ) &
     local poller=$!
     export MARQO_BASE_CACHE_DIR="$cache"
     measure "$mode-$n" "$mb" "${args[@]}"
     unset MARQO_BASE_CACHE_DIR
-    kill "$poller" 2>/dev/null; wait "$poller" 2>/dev/null || true
+    kill "$poller" 2>/dev/null || true
+    wait "$poller" 2>/dev/null || true
     local digest downloaded sent
     digest=$(grep '^{"schema"' "$work/$mode-$n.log" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["digest"])' 2>/dev/null || echo "?")
-    downloaded=$(MARQO_BASE_CACHE_DIR="$cache" "$mb" cache size | awk '$1 == "downloads" { print $4, $5 }')
-    sent=$(grep -o 'blobs sent ([^)]*)' "$work/$mode-$n.log" | head -1)
+    # What the run fetched: its "Fetched ... (N MB downloaded" (.debs) and "(N MB)" (wheels,
+    # sdists) lines; blobs mounted from the cache are not downloaded.
+    downloaded=$({ grep -h '^Fetched' "$work/$mode-$n.log" || true; } | sed -n 's/.*(\([0-9.]*\) MB.*/\1/p' | awk '{ s += $1 } END { printf "%.1f MB", s }')
+    sent=$({ grep -o 'blobs sent ([^)]*)' "$work/$mode-$n.log" || true; } | head -1)
     printf '  %-9s downloaded %-10s %-22s peak disk %s MB, index %s\n' "$mode-$n" "$downloaded" "$sent" \
         "$(( $(cat "$work/peak.$mode.$n" 2>/dev/null || echo 0) / 1000000 ))" "$([ "$digest" = "$local2" ] && echo "= local build" || echo "$digest (differs!)")" \
         | tee -a "$work/summary.txt"

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use apt::{Deb, Repo, Server as AptServer};
 use common::TestContext;
-use test_support::{Index, Wheel};
+use test_support::{Index, Sdist, Wheel};
 use world::{slow_sdist, world, world_with, World};
 
 /// Runs a tool we did not write, in `dir`; panics with its output when it fails.
@@ -563,6 +563,64 @@ fn locked_sdist_is_built_and_installed() {
     assert_eq!(std::fs::read_to_string(&log).unwrap(), hooks);
     assert_eq!(index_digest(&work.join("out"), "latest"), index_digest(&work.join("again"), "latest"));
     assert_eq!(ctx.read("marqo-base.lock"), lock);
+}
+
+/// A backend that compiles `native.c` with `$CC $CFLAGS -g` into the wheel before the test
+/// backend builds it: what a C extension's build does with paths.
+const COMPILING_BACKEND: &str = r#"
+
+_test_build_wheel = build_wheel
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    import subprocess
+
+    cc = os.environ.get("CC", "cc")
+    flags = os.environ.get("CFLAGS", "").split()
+    subprocess.check_call([cc, "-g", "-O1", "-c", "native.c", "-o", "slow/native.o"] + flags)
+    return _test_build_wheel(wheel_directory, config_settings, metadata_directory)
+"#;
+
+/// A wheel built from an sdist with compiled code is the same whichever machine (cache
+/// directory, temporary directory) builds it: the compiler is told where the source is with
+/// `-ffile-prefix-map`, so debug information names `/usr/src/NAME-VERSION`. Two builds from
+/// two empty caches give one image.
+#[test]
+fn compiled_code_in_sdists_does_not_depend_on_where_it_was_built() {
+    let sdist = Sdist::new("slow", "2.0")
+        .build_requires("helper")
+        .file("slow/__init__.py", "SLOW = True\n")
+        .file("native.c", "int slow_native(int x) { return x * 2; }\n")
+        .file("slow/native.o", "replaced by the build")
+        .backend(&format!("{}{COMPILING_BACKEND}", test_support::BACKEND_SRC));
+    let w = world_with(Some(sdist));
+    let ctx = &w.ctx;
+    let work = ctx.work();
+    ctx.run(&["lock"]).success();
+    for (out, cache) in [("one", "cache-one"), ("two", "cache-two/deeper")] {
+        let run: common::Run = ctx
+            .command(&["build", "--oci", out])
+            .env("MARQO_BASE_CACHE_DIR", work.join(cache))
+            .output()
+            .unwrap()
+            .into();
+        run.success();
+        assert!(
+            run.stderr.contains("Built 2 wheels from 1 sdists")
+                || run.stderr.contains("Built 1 wheels from 1 sdists"),
+            "{}",
+            run.stderr
+        );
+    }
+    tool(&work, "skopeo", &["copy", "--override-arch", "amd64", "oci:one:latest", "oci:unpacked:x"]);
+    tool(&work, "umoci", &["unpack", "--rootless", "--image", "unpacked:x", "bundle"]);
+    let object =
+        std::fs::read(work.join("bundle/rootfs/usr/local/lib/python3.9/dist-packages/slow/native.o"))
+            .unwrap();
+    let text = String::from_utf8_lossy(&object);
+    assert!(text.contains("/usr/src/slow-2.0"), "the object names the mapped source directory");
+    assert!(!text.contains("cache-one"), "the object names the cache directory");
+    assert_eq!(index_digest(&work.join("one"), "latest"), index_digest(&work.join("two"), "latest"));
 }
 
 /// An sdist that builds an x86_64 wheel on this host fits linux/amd64, not linux/arm64.

@@ -101,6 +101,7 @@ def names_installed(requires, found):
 def main():
     with open(sys.argv[1]) as f:
         request = json.load(f)
+    os.environ.update(request.get("env") or {})
     backend = load_backend(request["backend"], request["backend_path"])
     result = {}
     if request["hook"] == "get_requires_for_build_wheel":
@@ -1506,6 +1507,7 @@ impl Build<'_> {
             "wheel_directory": wheel_directory,
             "result": result,
             "then_metadata": then_metadata,
+            "env": hook_env(hook, &self.ctx.work_dir, self.source_dir, self.name, self.version),
         });
         let write = || -> io::Result<()> {
             fs_err::create_dir_all(&metadata_directory)?;
@@ -1817,6 +1819,40 @@ fn link_env(link: &Path, target: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Where compilers are told the unpacked source is (`-ffile-prefix-map`), whatever temporary
+/// directory it is really in: a C extension's debug information and assertions name this
+/// path instead, so the wheel's bytes do not depend on the machine or the run.
+const REPRODUCIBLE_PATHS: &str = "/usr/src";
+
+/// What the hook's environment gets besides the build venv's (see [`HOOK_DRIVER`]): for
+/// `build_wheel`, the compilers' `CFLAGS`/`CXXFLAGS` (the host's, if any) with the build
+/// directory of the cache (build venvs' headers) mapped to `/usr/src/.build` and the source
+/// directory to `/usr/src/NAME-VERSION` ([`REPRODUCIBLE_PATHS`]; the later map wins).
+fn hook_env(
+    hook: &str,
+    work_dir: &Path,
+    source_dir: &Path,
+    name: &PackageName,
+    version: &Version,
+) -> serde_json::Value {
+    let mut env = serde_json::Map::new();
+    if hook == "build_wheel" {
+        let map = format!(
+            "-ffile-prefix-map={}={REPRODUCIBLE_PATHS}/.build -ffile-prefix-map={}={REPRODUCIBLE_PATHS}/{name}-{version}",
+            work_dir.display(),
+            source_dir.display()
+        );
+        for flags in ["CFLAGS", "CXXFLAGS"] {
+            let value = match std::env::var(flags) {
+                Ok(host) if !host.trim().is_empty() => format!("{host} {map}"),
+                _ => map.clone(),
+            };
+            env.insert(flags.to_string(), serde_json::Value::String(value));
+        }
+    }
+    serde_json::Value::Object(env)
+}
+
 /// The cache key of a wheel built from an sdist.
 fn wheel_key(
     sdist_sha256: &[u8],
@@ -1828,6 +1864,7 @@ fn wheel_key(
     let mut args = pip_args.to_vec();
     // Only a cross build has an environment; other keys stay as they were.
     args.extend(backend_env.iter().map(|(k, v)| format!("env {k}={v}")));
+    args.push(format!("paths {REPRODUCIBLE_PATHS}"));
     build_key(Some(sdist_sha256), interpreter, &BTreeSet::new(), constraints, &args)
 }
 
