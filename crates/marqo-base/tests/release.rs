@@ -328,6 +328,7 @@ fn native_runners_push_one_platform_each_and_the_index_joins_them() {
         ],
     );
     index.success();
+    common::validate_json("push", index.stdout.trim());
     let record = json(&index);
     assert_eq!(
         record["digest"],

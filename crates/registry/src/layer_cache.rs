@@ -90,6 +90,18 @@ pub fn entry_manifest(entry: &CacheEntry) -> Vec<u8> {
     serde_json::to_vec(&manifest).expect("a manifest always serializes")
 }
 
+/// Sends the empty config (`{}`) into `repository` unless it has it.
+async fn put_empty_config(client: &RegistryClient, repository: &str, scope: &str) -> Result<(), Error> {
+    let config = empty_config();
+    if client.has_blob(repository, &config.digest, scope).await? {
+        return Ok(());
+    }
+    let sessions = Sessions::new(None);
+    let progress: ProgressFn = std::sync::Arc::new(|_| {});
+    let upload = Upload { client, repository, scope, sessions: &sessions, chunk_size: 1 << 20, progress: &progress };
+    upload.send_bytes(&config.digest, Bytes::from_static(EMPTY_BYTES)).await
+}
+
 fn empty_config() -> Descriptor {
     Descriptor::new(EMPTY_CONFIG, Digest::of_bytes(EMPTY_BYTES), EMPTY_BYTES.len() as u64)
 }
@@ -226,11 +238,7 @@ pub async fn store(
             (_, Sent::Uploaded { .. }) => Stored::Uploaded,
         }
     };
-    let config = empty_config();
-    if !client.has_blob(repository, &config.digest, &scope).await? {
-        let blob = Bytes::from_static(EMPTY_BYTES);
-        upload.send_bytes(&config.digest, blob).await?;
-    }
+    put_empty_config(client, repository, &scope).await?;
     let bytes = Bytes::from(entry_manifest(entry));
     client
         .put_manifest(repository, &tag_for(&entry.key), media_type::OCI_IMAGE_MANIFEST, bytes, &scope)
@@ -298,20 +306,7 @@ pub async fn store_note(
     text: &str,
 ) -> Result<(), Error> {
     let scope = push_scope(repository, &[]);
-    let config = empty_config();
-    if !client.has_blob(repository, &config.digest, &scope).await? {
-        let sessions = Sessions::new(None);
-        let progress: ProgressFn = std::sync::Arc::new(|_| {});
-        let upload = Upload {
-            client,
-            repository,
-            scope: &scope,
-            sessions: &sessions,
-            chunk_size: 1 << 20,
-            progress: &progress,
-        };
-        upload.send_bytes(&config.digest, Bytes::from_static(EMPTY_BYTES)).await?;
-    }
+    put_empty_config(client, repository, &scope).await?;
     let bytes = Bytes::from(note_manifest(key, text));
     client.put_manifest(repository, &note_tag(key), media_type::OCI_IMAGE_MANIFEST, bytes, &scope).await
 }
