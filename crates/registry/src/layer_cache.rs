@@ -98,7 +98,8 @@ async fn put_empty_config(client: &RegistryClient, repository: &str, scope: &str
     }
     let sessions = Sessions::new(None);
     let progress: ProgressFn = std::sync::Arc::new(|_| {});
-    let upload = Upload { client, repository, scope, sessions: &sessions, chunk_size: 1 << 20, progress: &progress };
+    let upload =
+        Upload { client, repository, scope, sessions: &sessions, chunk_size: 1 << 20, progress: &progress };
     upload.send_bytes(&config.digest, Bytes::from_static(EMPTY_BYTES)).await
 }
 
