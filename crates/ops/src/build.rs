@@ -47,24 +47,15 @@ pub struct BuildOutcome {
     pub kind: &'static str,
     pub digest: String,
     pub platforms: Vec<BuiltPlatform>,
-    /// How many layers were built, and how many came from the local and the registry cache.
-    pub layers: LayerCounts,
     /// Layers that came from the registry cache and are not in the layout (see
-    /// [`BuildOptions::mount_into`]): their digest and the repository (`HOST/REPO`) holding them.
+    /// [`BuildOptions::mount_into`]): their digest and the repository of the cache's registry
+    /// that holds them.
     pub remote_blobs: BTreeMap<Digest, String>,
     /// The registry cache asked (`--cache` or `[cache]`), if any.
     pub cache: Option<CacheOptions>,
     /// The registry-cache entries of the layers the registry cache did not have, for
     /// `--cache-write` (written by `build` itself unless [`BuildOptions::defer_cache_write`]).
     pub cache_entries: Vec<CacheEntry>,
-}
-
-/// Where a build's layers came from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LayerCounts {
-    pub built: usize,
-    pub local_cache: usize,
-    pub registry_cache: usize,
 }
 
 /// Where a layer comes from, as the preview of a build says before anything is fetched.
@@ -285,48 +276,18 @@ pub fn build_with(
         use_registry_cache(remote, &mut looked_up, args, &cache, &layer_cache, printer);
     }
     if let Some(confirm) = confirm {
-        let preview = BuildPreview {
-            platforms: plan
-                .platforms
-                .iter()
-                .zip(&looked_up)
-                .map(|(planned, cached)| {
-                    let layers = planned
-                        .layers
-                        .iter()
-                        .zip(cached)
-                        .map(|(layer, c)| PreviewLayer {
-                            created_by: layer.created_by.clone(),
-                            from: c.from.clone(),
-                        })
-                        .collect();
-                    (planned.platform.to_string(), layers)
-                })
-                .collect(),
-        };
-        confirm(&preview)?;
+        confirm(&preview(&plan, &looked_up))?;
     }
     let mut cached = looked_up.iter().flatten();
     let needs = plan.needs(|_| cached.next().is_some_and(|c| c.info.is_none()));
     let total = plan.layer_count();
     let reused = looked_up.iter().flatten().filter(|l| l.info.is_some()).count();
-    let counts = LayerCounts {
-        built: total - reused,
-        registry_cache: looked_up
-            .iter()
-            .flatten()
-            .filter(|l| matches!(l.from, LayerFrom::RegistryCache(..)))
-            .count(),
-        local_cache: looked_up
-            .iter()
-            .flatten()
-            .filter(|l| matches!(l.from, LayerFrom::LocalCache(..)))
-            .count(),
-    };
+    let from_registry =
+        looked_up.iter().flatten().filter(|l| matches!(l.from, LayerFrom::RegistryCache(..))).count();
     if reused > 0 {
         printer.status(format!(
             "Reusing {reused} of {total} layers from the cache{}",
-            match counts.registry_cache {
+            match from_registry {
                 0 => String::new(),
                 n => format!(" ({n} from the registry cache)"),
             }
@@ -534,7 +495,6 @@ pub fn build_with(
         kind: what,
         digest: digest.to_string(),
         platforms: built,
-        layers: counts,
         remote_blobs,
         cache: cache_options,
         cache_entries,
@@ -1011,6 +971,25 @@ struct CachedLayer {
     in_registry_cache: bool,
 }
 
+/// Each planned layer and where it comes from.
+fn preview(plan: &BuildPlan<'_>, looked_up: &[Vec<CachedLayer>]) -> BuildPreview {
+    let platforms = plan
+        .platforms
+        .iter()
+        .zip(looked_up)
+        .map(|(planned, cached)| {
+            let layers = planned
+                .layers
+                .iter()
+                .zip(cached)
+                .map(|(layer, c)| PreviewLayer { created_by: layer.created_by.clone(), from: c.from.clone() })
+                .collect();
+            (planned.platform.to_string(), layers)
+        })
+        .collect();
+    BuildPreview { platforms }
+}
+
 /// Asks the registry cache for every layer the local cache lacks: a hit becomes a layer of
 /// the build, downloaded and checked into the local cache, or (pushing to the same registry)
 /// left there. With `--cache-write`, the layers it has already are also looked up, so that
@@ -1029,7 +1008,7 @@ fn use_registry_cache(
     let mut keys: Vec<String> = looked_up
         .iter()
         .flatten()
-        .filter(|c| (c.info.is_none() || remote.writes()) && c.portable.is_some())
+        .filter(|c| c.info.is_none() || remote.writes())
         .filter_map(|c| c.portable.clone())
         .collect();
     keys.sort();
