@@ -267,16 +267,27 @@ pub fn build_with(
                         Some(info) => LayerFrom::LocalCache(info.digest.clone(), info.size),
                         None => LayerFrom::Build,
                     };
-                    CachedLayer { key, portable, info, remote: None, from, in_registry_cache: false }
+                    CachedLayer {
+                        key,
+                        portable,
+                        info,
+                        remote: None,
+                        hit: None,
+                        from,
+                        in_registry_cache: false,
+                    }
                 })
                 .collect()
         })
         .collect();
     if let Some(remote) = &registry_cache {
-        use_registry_cache(remote, &mut looked_up, args, &cache, &layer_cache, printer);
+        lookup_registry_cache(remote, &mut looked_up, args, printer);
     }
     if let Some(confirm) = confirm {
         confirm(&preview(&plan, &looked_up))?;
+    }
+    if let Some(remote) = &registry_cache {
+        fetch_registry_hits(remote, &mut looked_up, &cache, &layer_cache, printer);
     }
     let mut cached = looked_up.iter().flatten();
     let needs = plan.needs(|_| cached.next().is_some_and(|c| c.info.is_none()));
@@ -966,6 +977,8 @@ struct CachedLayer {
     info: Option<LayerInfo>,
     /// A registry-cache hit whose blob stays in the registry (mounted when pushed).
     remote: Option<CacheEntry>,
+    /// A registry-cache hit whose blob is still to be downloaded.
+    hit: Option<CacheEntry>,
     from: LayerFrom,
     /// The registry cache has this layer (nothing to write back).
     in_registry_cache: bool,
@@ -991,15 +1004,14 @@ fn preview(plan: &BuildPlan<'_>, looked_up: &[Vec<CachedLayer>]) -> BuildPreview
 }
 
 /// Asks the registry cache for every layer the local cache lacks: a hit becomes a layer of
-/// the build, downloaded and checked into the local cache, or (pushing to the same registry)
-/// left there. With `--cache-write`, the layers it has already are also looked up, so that
-/// only what it lacks is written.
-fn use_registry_cache(
+/// the build, left in the registry when the image goes to the same registry (mounted when
+/// pushed), else to be downloaded by [`fetch_registry_hits`] once the build is confirmed. With
+/// `--cache-write`, the layers it has already are also looked up, so that only what it lacks
+/// is written.
+fn lookup_registry_cache(
     remote: &RegistryCache,
     looked_up: &mut [Vec<CachedLayer>],
     args: &BuildOptions,
-    cache: &fetch::Cache,
-    layer_cache: &LayerCache,
     printer: &dyn Reporter,
 ) {
     if args.offline {
@@ -1015,54 +1027,89 @@ fn use_registry_cache(
     keys.dedup();
     let hits = remote.lookup(&keys, printer);
     let mount = args.mount_into.as_deref() == Some(remote.registry());
-    let to_download: u64 = match mount {
-        true => 0,
-        false => looked_up
-            .iter()
-            .flatten()
-            .filter(|c| c.info.is_none())
-            .filter_map(|c| hits.get(c.portable.as_deref()?))
-            .map(|e| e.layer.size)
-            .sum(),
-    };
-    let bar = printer.bar(to_download, "Fetching layers from the registry cache", true);
-    let progress = crate::registry_cache::progress_of(&bar);
-    let mut downloaded: HashMap<String, Option<LayerInfo>> = HashMap::new();
     for layer in looked_up.iter_mut().flatten() {
         let Some(entry) = layer.portable.as_deref().and_then(|k| hits.get(k)) else { continue };
         layer.in_registry_cache = true;
         if layer.info.is_some() {
             continue;
         }
-        let info = if mount {
+        let Some(info) = crate::registry_cache::layer_info(entry) else {
+            layer.in_registry_cache = false;
+            continue;
+        };
+        layer.from = LayerFrom::RegistryCache(info.digest.clone(), info.size, remote.name());
+        if mount {
             layer.remote = Some(entry.clone());
-            crate::registry_cache::layer_info(entry)
+            layer.info = Some(info);
         } else {
-            let got = downloaded.entry(entry.key.clone()).or_insert_with(|| {
-                let (info, path) = remote.download(entry, cache, &progress)?;
+            layer.hit = Some(entry.clone());
+        }
+    }
+}
+
+/// How many registry-cache blobs are downloaded at once.
+const PARALLEL_HITS: usize = 4;
+
+/// Downloads the blobs of the registry-cache hits that stay on this machine, several at once,
+/// each checked (digest, then `diff_id`) into the local layer cache; a hit that does not check
+/// out is built instead (and written back).
+fn fetch_registry_hits(
+    remote: &RegistryCache,
+    looked_up: &mut [Vec<CachedLayer>],
+    cache: &fetch::Cache,
+    layer_cache: &LayerCache,
+    printer: &dyn Reporter,
+) {
+    // Each entry once, grouped by the blob they name: a blob is downloaded once (never by
+    // two threads into one partial file), then checked for each entry that names it.
+    let mut by_blob: BTreeMap<Digest, BTreeMap<String, &CacheEntry>> = BTreeMap::new();
+    for entry in looked_up.iter().flatten().filter_map(|c| c.hit.as_ref()) {
+        by_blob.entry(entry.layer.digest.clone()).or_default().insert(entry.key.clone(), entry);
+    }
+    if by_blob.is_empty() {
+        return;
+    }
+    let bytes = by_blob.values().filter_map(|g| g.values().next()).map(|e| e.layer.size).sum();
+    let bar = printer.bar(bytes, &format!("Fetching {} layers from the registry cache", by_blob.len()), true);
+    let progress = crate::registry_cache::progress_of(&bar);
+    let queue = std::sync::Mutex::new(by_blob.values());
+    let fetched: std::sync::Mutex<HashMap<String, (LayerInfo, PathBuf)>> = Default::default();
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_HITS.min(by_blob.len()) {
+            scope.spawn(|| loop {
+                let Some(group) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
+                let entries: Vec<&CacheEntry> = group.values().copied().collect();
+                let checked = remote.download(&entries, cache, &progress);
+                let mut fetched = fetched.lock().unwrap_or_else(|e| e.into_inner());
+                for (entry, got) in entries.iter().zip(checked) {
+                    if let Some(got) = got {
+                        fetched.insert(entry.key.clone(), got);
+                    }
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let fetched = fetched.into_inner().unwrap_or_else(|e| e.into_inner());
+    for layer in looked_up.iter_mut().flatten() {
+        let Some(entry) = layer.hit.take() else { continue };
+        match fetched.get(&entry.key) {
+            Some((info, path)) => {
                 if let Some(key) = &layer.key {
-                    layer_cache.put(key, &info, &path);
+                    layer_cache.put(key, info, path);
                     if let Some(note) = &entry.note {
                         layer_cache.put_note(key, note);
                     }
                 }
-                Some(info)
-            });
-            got.clone()
-        };
-        match info {
-            Some(info) => {
-                layer.from = LayerFrom::RegistryCache(info.digest.clone(), info.size, remote.name());
-                layer.info = Some(info);
+                layer.info = Some(info.clone());
             }
             None => {
                 // Not usable after all: built, and written back.
-                layer.remote = None;
+                layer.from = LayerFrom::Build;
                 layer.in_registry_cache = false;
             }
         }
     }
-    bar.finish_and_clear();
 }
 
 /// `name sha256` of each file, one per line: what a built sdist depends on besides itself.

@@ -155,64 +155,70 @@ impl RegistryCache {
         }
     }
 
-    /// Downloads the blob of `entry` into `store` and checks it (digest, then `diff_id` and
-    /// size of what it decompresses to); the layer, or `None` (warned) when it does not
-    /// check out or cannot be fetched.
+    /// Downloads the one blob that `entries` (at least one) name into `store`, once, and checks
+    /// it for each of them (digest, then the `diff_id` and size of what it decompresses to):
+    /// each entry's layer, or `None` (warned) when it does not check out or cannot be fetched.
     pub fn download(
         &self,
-        entry: &CacheEntry,
+        entries: &[&CacheEntry],
         store: &fetch::Cache,
         progress: &registry::ProgressFn,
-    ) -> Option<(LayerInfo, PathBuf)> {
-        let runtime = crate::env::runtime().ok()?;
-        let info = layer_info(entry)?;
-        let path = match runtime.block_on(layer_cache::download(
-            &self.client,
-            self.repository(),
-            entry,
-            store,
-            progress,
-        )) {
+    ) -> Vec<Option<(LayerInfo, PathBuf)>> {
+        let ignore = |entry: &CacheEntry, reason: &dyn std::fmt::Display| {
+            tracing::warn!(
+                "ignoring the entry {} of the layer cache {}: {reason}; the layer is built",
+                layer_cache::tag_for(&entry.key),
+                self.name()
+            );
+        };
+        let Some(first) = entries.first() else { return Vec::new() };
+        let Ok(runtime) = crate::env::runtime() else { return vec![None; entries.len()] };
+        let fetched =
+            runtime.block_on(layer_cache::download(&self.client, self.repository(), first, store, progress));
+        let path = match fetched {
             Ok(path) => path,
-            Err(e @ registry::Error::DigestMismatch { .. }) => {
-                tracing::warn!(
-                    "ignoring the entry {} of the layer cache {}: {e}; the layer is built",
-                    layer_cache::tag_for(&entry.key),
-                    self.name()
-                );
-                return None;
-            }
             Err(e) => {
-                self.fail("read", &e);
-                return None;
+                match e {
+                    registry::Error::DigestMismatch { .. } => {
+                        entries.iter().for_each(|entry| ignore(entry, &e))
+                    }
+                    _ => self.fail("read", &e),
+                }
+                return vec![None; entries.len()];
             }
         };
-        match image::uncompressed_digest(&path, info.compression) {
-            Ok((diff_id, size))
-                if Digest::from_sha256(diff_id) == info.diff_id && size == info.uncompressed_size =>
-            {
-                Some((info, path))
-            }
-            checked => {
-                let reason = match checked {
-                    Ok((diff_id, size)) => format!(
-                        "its blob holds a tar of {} ({size} bytes), not the entry's {} ({} bytes)",
-                        Digest::from_sha256(diff_id),
-                        info.diff_id,
-                        info.uncompressed_size
-                    ),
-                    Err(e) => format!("its blob does not decompress: {e}"),
-                };
-                tracing::warn!(
-                    "ignoring the entry {} of the layer cache {}: {reason}; the layer is built",
-                    layer_cache::tag_for(&entry.key),
-                    self.name()
-                );
-                // The blob is what its digest says (another layer, perhaps, of this very
-                // build): only the entry is wrong, so the blob stays.
-                None
-            }
-        }
+        // What the blob decompresses to, once per compression the entries claim.
+        let mut tars: HashMap<image::Compression, Result<(Digest, u64), String>> = HashMap::new();
+        entries
+            .iter()
+            .map(|entry| {
+                let info = layer_info(entry)?;
+                let tar = tars.entry(info.compression).or_insert_with(|| {
+                    image::uncompressed_digest(&path, info.compression)
+                        .map(|(digest, size)| (Digest::from_sha256(digest), size))
+                        .map_err(|e| e.to_string())
+                });
+                match tar {
+                    Ok((diff_id, size)) if *diff_id == info.diff_id && *size == info.uncompressed_size => {
+                        Some((info, path.clone()))
+                    }
+                    // The blob is what its digest says (another layer, perhaps, of this very
+                    // build): only the entry is wrong, so the blob stays.
+                    Ok((diff_id, size)) => {
+                        let reason = format!(
+                            "its blob holds a tar of {diff_id} ({size} bytes), not the entry's {} ({} bytes)",
+                            info.diff_id, info.uncompressed_size
+                        );
+                        ignore(entry, &reason);
+                        None
+                    }
+                    Err(e) => {
+                        ignore(entry, &format!("its blob does not decompress: {e}"));
+                        None
+                    }
+                }
+            })
+            .collect()
     }
 
     /// Writes `entries` (each with where its blob comes from) into the cache; returns how
