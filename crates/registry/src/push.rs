@@ -432,14 +432,7 @@ pub(crate) async fn plan_tags(
         let tag = match spec {
             TagSpec::Named(tag) => tag.clone(),
             TagSpec::Next => {
-                let existing = client.list_tags(&repository.repository, options.tag_page_size, scope).await?;
-                let tag = next_tag(existing.iter().map(String::as_str)).map_err(|reason| {
-                    Error::Unsupported(format!(
-                        "cannot choose --tag next for {}/{}: {reason}",
-                        client.registry(),
-                        repository.repository
-                    ))
-                })?;
+                let tag = next_free_tag(client, &repository.repository, options, scope).await?;
                 next = Some(tag.clone());
                 tag
             }
@@ -449,6 +442,19 @@ pub(crate) async fn plan_tags(
         }
     }
     Ok((tags, next))
+}
+
+/// The highest integer tag of `repo` plus one, from its tag list as it is now.
+async fn next_free_tag(
+    client: &RegistryClient,
+    repo: &str,
+    options: &PushOptions,
+    scope: &str,
+) -> Result<String, Error> {
+    let existing = client.list_tags(repo, options.tag_page_size, scope).await?;
+    next_tag(existing.iter().map(String::as_str)).map_err(|reason| {
+        Error::Unsupported(format!("cannot choose --tag next for {}/{repo}: {reason}", client.registry()))
+    })
 }
 
 /// Puts the root of `plan` (`root_bytes`) under each of its tags, last: a `next` tag taken
@@ -504,13 +510,7 @@ async fn free_next_tag(
             None => return Ok(tag),
             Some(d) if &d == ours => return Ok(tag),
             Some(_) => {
-                let existing = client.list_tags(repo, options.tag_page_size, scope).await?;
-                let next = next_tag(existing.iter().map(String::as_str)).map_err(|reason| {
-                    Error::Unsupported(format!(
-                        "cannot choose --tag next for {}/{repo}: {reason}",
-                        client.registry()
-                    ))
-                })?;
+                let next = next_free_tag(client, repo, options, scope).await?;
                 if next == tag {
                     // The listing does not show the tag that is taken: asking again cannot help.
                     return Err(Error::Protocol {
