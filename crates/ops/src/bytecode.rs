@@ -656,7 +656,7 @@ pub struct Stats {
     pub compiled: usize,
     /// Modules that do not compile.
     pub failed: usize,
-    /// Worker processes started.
+    /// Worker processes started (a failure to start one fails the compiler).
     pub workers: usize,
     /// From the first request to the last answer.
     pub elapsed: Duration,
@@ -757,6 +757,9 @@ impl PyCompiler {
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         while queue.workers < wanted {
             queue.workers += 1;
+            // Counted here, not once its process runs: a job list shorter than the time a
+            // process takes to start may be done by the first before the second runs.
+            queue.stats.workers += 1;
             let shared = Arc::clone(&self.shared);
             threads.push(std::thread::spawn(move || shared.work()));
         }
@@ -774,7 +777,6 @@ impl Shared {
             Ok(worker) => worker,
             Err(e) => return self.fail(format!("cannot start {}: {e}", self.who)),
         };
-        self.lock_queue().stats.workers += 1;
         while let Some(job) = self.next_job() {
             let result = worker.compile(&job.path, &job.source);
             let mut queue = self.lock_queue();
