@@ -339,6 +339,39 @@ pub fn uncompressed_digest(path: &std::path::Path, compression: Compression) -> 
     Ok((out.0.finalize().into(), out.1))
 }
 
+/// The content of the regular file `member` (relative: `usr/share/x.json`) of the
+/// compressed layer `path`, if it holds one of at most `max` bytes; reading stops at it.
+pub fn read_layer_member(
+    path: &std::path::Path,
+    compression: Compression,
+    member: &str,
+    max: u64,
+) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    let file = io::BufReader::new(std::fs::File::open(path)?);
+    let stream: Box<dyn io::Read> = match compression {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file)?),
+    };
+    let member = member.trim_start_matches('/');
+    let mut archive = tar::Archive::new(stream);
+    for entry in archive.entries()? {
+        let entry = entry?;
+        let is_it = entry.header().entry_type().is_file()
+            && entry.path().is_ok_and(|p| p.to_string_lossy().trim_start_matches("./") == member);
+        if !is_it {
+            continue;
+        }
+        if entry.size() > max {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        entry.take(max).read_to_end(&mut bytes)?;
+        return Ok(Some(bytes));
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;

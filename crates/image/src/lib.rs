@@ -23,7 +23,8 @@ pub use assemble::{
     assemble, write_index, Base, Image, ImageLayer, ImageSpec, DEFAULT_PATH, FINGERPRINT_LABEL,
 };
 pub use compress::{
-    compression_of, default_threads, uncompressed_digest, Compression, BLOCK_SIZE, GZIP_LEVEL, ZSTD_LEVEL,
+    compression_of, default_threads, read_layer_member, uncompressed_digest, Compression, BLOCK_SIZE,
+    GZIP_LEVEL, ZSTD_LEVEL,
 };
 pub use layer::{LayerError, LayerInfo, LayerOptions, LayerWriter};
 pub use plan::plan_layers;

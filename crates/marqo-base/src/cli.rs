@@ -252,6 +252,15 @@ pub struct BuildArgs {
     /// containerd 1.5+, Docker 23+, podman).
     #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd"], value_name = "ALGORITHM")]
     pub compression: String,
+    /// Also write each platform's software bill of materials into DIR, as OS-ARCH.spdx.json
+    /// (or .cdx.json): every Debian package, Python distribution and [[file]] with its
+    /// sha256, license and package URL (the image holds the SPDX one too, at
+    /// /usr/share/marqo-base/sbom.spdx.json).
+    #[arg(long, value_name = "DIR")]
+    pub sbom: Option<PathBuf>,
+    /// The format of --sbom: spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.5 JSON).
+    #[arg(long, default_value = "spdx", value_parser = ["spdx", "cyclonedx"], value_name = "FORMAT", requires = "sbom")]
+    pub sbom_format: String,
     #[command(flatten)]
     pub layer_cache: LayerCacheArgs,
     #[command(flatten)]

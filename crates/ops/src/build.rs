@@ -94,6 +94,10 @@ pub struct BuiltPlatform {
     pub layers: usize,
     pub compressed: u64,
     pub uncompressed: u64,
+    /// The SBOM file written (`--sbom DIR`).
+    pub sbom: Option<PathBuf>,
+    /// How many packages and files the SBOM lists.
+    pub sbom_components: usize,
 }
 
 /// What `build` is asked to do (the options of `marqo-base build`).
@@ -129,6 +133,10 @@ pub struct BuildOptions {
     pub mount_into: Option<String>,
     /// Leave `--cache-write` to the caller (push writes after pushing, mounting the blobs).
     pub defer_cache_write: bool,
+    /// Where to write each platform's SBOM (`--sbom DIR`: `OS-ARCH.spdx.json` or
+    /// `.cdx.json`, created or replaced), and in which format (`spdx` or `cyclonedx`).
+    pub sbom_dir: Option<PathBuf>,
+    pub sbom_format: String,
 }
 
 /// Builds the image of `args.manifest` from its lock into the layout or archive asked for.
@@ -173,6 +181,14 @@ pub fn build_with(
         }
     } else {
         check_output(&out)?;
+    }
+    let sbom_format = sbom::Format::parse(&args.sbom_format).ok_or_else(|| {
+        Error::user(format!("--sbom-format `{}` is not known", args.sbom_format)).with_hint(
+            "pass --sbom-format spdx (SPDX 2.3 JSON) or --sbom-format cyclonedx (CycloneDX 1.5 JSON)",
+        )
+    })?;
+    if let Some(dir) = &args.sbom_dir {
+        check_sbom_dir(dir)?;
     }
     let manifest_path = args.manifest.clone();
     let lock_path = match &args.lock {
@@ -262,7 +278,12 @@ pub fn build_with(
                 .map(|layer| {
                     let key = layer.inputs.as_deref().map(|inputs| layer_cache.key(inputs));
                     let portable = layer.inputs.as_deref().map(LayerCache::portable_key);
-                    let info = key.as_deref().and_then(|k| layer_cache.get(k));
+                    // A layer of packages is only reused with what its build learned of them.
+                    let packaged = !matches!(layer.source, LayerSource::File(_));
+                    let info = key
+                        .as_deref()
+                        .filter(|k| !packaged || layer_cache.packages(k).is_some())
+                        .and_then(|k| layer_cache.get(k));
                     let from = match &info {
                         Some(info) => LayerFrom::LocalCache(info.digest.clone(), info.size),
                         None => LayerFrom::Build,
@@ -270,6 +291,7 @@ pub fn build_with(
                     CachedLayer {
                         key,
                         portable,
+                        packaged,
                         info,
                         remote: None,
                         hit: None,
@@ -372,15 +394,13 @@ pub fn build_with(
             bytecode: compiler.as_ref(),
         })
         .collect();
-    let results: Vec<Result<Built, Error>> = std::thread::scope(|scope| {
+    let results: Vec<Result<PlatformBuilt, Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> = builds
             .iter()
             .map(|build| {
                 scope.spawn(move || {
                     let t = Instant::now();
-                    build.build().map(|(descriptor, layers, scripts)| {
-                        (descriptor, layers, t.elapsed().as_secs_f64(), scripts)
-                    })
+                    build.build().map(|built| PlatformBuilt { seconds: t.elapsed().as_secs_f64(), ..built })
                 })
             })
             .collect();
@@ -411,12 +431,14 @@ pub fn build_with(
     let mut scripts = Vec::new();
     let mut built = Vec::new();
     let mut cache_entries: BTreeMap<String, CacheEntry> = BTreeMap::new();
+    let mut sboms = Vec::new();
     let mut remote_blobs = BTreeMap::new();
     for (((platform, result), cached), planned) in
         platforms.iter().zip(results).zip(&looked_up).zip(&plan.platforms)
     {
-        let (descriptor, layers, seconds, report) = result?;
-        for ((layer, c), planned) in layers.iter().zip(cached).zip(&planned.layers) {
+        let PlatformBuilt { descriptor, layers, scripts: report, packages, sbom, seconds } = result?;
+        for (((layer, c), planned), packages) in layers.iter().zip(cached).zip(&planned.layers).zip(packages)
+        {
             if c.remote.is_some() {
                 if let Some(remote) = &registry_cache {
                     remote_blobs.insert(layer.digest.clone(), remote.repository().to_string());
@@ -429,7 +451,8 @@ pub fn build_with(
                         (LayerSource::Debian(_), _) => c.key.as_deref().and_then(|k| layer_cache.note(k)),
                         _ => None,
                     };
-                    cache_entries.insert(key.clone(), crate::registry_cache::entry_of(key, layer, note));
+                    cache_entries
+                        .insert(key.clone(), crate::registry_cache::entry_of(key, layer, note, packages));
                 }
                 _ => {}
             }
@@ -452,7 +475,10 @@ pub fn build_with(
             layers: layers.len(),
             compressed,
             uncompressed,
+            sbom: None,
+            sbom_components: sbom.components.len(),
         });
+        sboms.push(sbom);
         manifests.push(descriptor);
     }
     report_scripts(&scripts, printer);
@@ -485,6 +511,27 @@ pub fn build_with(
         platforms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
         started.elapsed().as_secs_f64()
     ));
+    if let Some(dir) = &args.sbom_dir {
+        for (platform, sbom) in built.iter_mut().zip(&sboms) {
+            let path =
+                dir.join(format!("{}.{}", platform.platform.replace('/', "-"), sbom_format.extension()));
+            write_atomically(&path, &sbom.to_format(sbom_format))?;
+            platform.sbom = Some(path);
+        }
+        printer.status(format!(
+            "Wrote the SBOMs ({}) to {}: {}",
+            match sbom_format {
+                sbom::Format::Spdx => "SPDX 2.3",
+                sbom::Format::CycloneDx => "CycloneDX 1.5",
+            },
+            dir.display(),
+            built
+                .iter()
+                .map(|p| format!("{} {} components", p.platform, p.sbom_components))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let cache_entries: Vec<CacheEntry> = cache_entries.into_values().collect();
     if let Some(remote) = registry_cache.as_ref().filter(|r| r.writes() && !args.defer_cache_write) {
         // From the layout just written (a docker-archive has no blobs to send from).
@@ -544,6 +591,39 @@ fn report_scripts(reports: &[(TargetPlatform, debian::ScriptReport)], printer: &
 }
 
 /// The output directory must be absent or an empty directory.
+/// `--sbom DIR` exists (created if need be) and takes files; checked before anything is built.
+fn check_sbom_dir(dir: &Path) -> Result<(), Error> {
+    let hint = "name a directory to write the SBOMs into, such as --sbom sbom/";
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::user(format!("--sbom {} is not a directory", dir.display())).with_hint(hint));
+    }
+    fs_err::create_dir_all(dir)
+        .and_then(|_| tempfile::Builder::new().prefix(".sbom.probe-").tempfile_in(dir).map(drop))
+        .map_err(|e| {
+            Error::from_error(format!("cannot write into --sbom {}", dir.display()), e).with_hint(hint)
+        })
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed over it: a reader never sees
+/// half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let context = || format!("cannot write {}", path.display());
+    let mut file = tempfile::Builder::new()
+        .prefix(".sbom-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::from_error(context(), e))?;
+    // A document to share, readable by all (not a temporary file's 0600).
+    let mode = 0o644;
+    file.write_all(bytes)
+        .and_then(|_| file.as_file().set_permissions(std::fs::Permissions::from_mode(mode)))
+        .and_then(|_| file.as_file().sync_all())
+        .map_err(|e| Error::from_error(context(), e))?;
+    file.persist(path).map_err(|e| Error::from_error(context(), e.error))?;
+    Ok(())
+}
+
 fn check_output(out: &Path) -> Result<(), Error> {
     match std::fs::symlink_metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -965,7 +1045,21 @@ fn wheel_tag(file_name: &str) -> String {
 
 /// A built platform: its manifest's descriptor, its layers (bottom first), the seconds it
 /// took, and what its Debian packages' maintainer scripts do (when it has some).
-type Built = (Descriptor, Vec<LayerInfo>, f64, Option<debian::ScriptReport>);
+/// What a platform's build made.
+struct PlatformBuilt {
+    /// The manifest (with its platform).
+    descriptor: Descriptor,
+    /// The layers, bottom first: the planned ones, then the SBOM's.
+    layers: Vec<LayerInfo>,
+    /// The Debian layer's maintainer-script report (kept beside the layer in the cache, so a
+    /// cached layer has it too).
+    scripts: Option<debian::ScriptReport>,
+    /// What each planned layer's build learned of its packages (`None` for `[[file]]`s).
+    packages: Vec<Option<String>>,
+    sbom: sbom::Sbom,
+    /// How long it took.
+    seconds: f64,
+}
 
 /// A planned layer's key in the layer cache, and what the cache has under it.
 struct CachedLayer {
@@ -973,6 +1067,8 @@ struct CachedLayer {
     key: Option<String>,
     /// The registry cache's key.
     portable: Option<String>,
+    /// A layer of packages (not of `[[file]]`s): reused only with its package facts.
+    packaged: bool,
     /// The layer, when a cache has it (its blob in the local cache, unless `remote`).
     info: Option<LayerInfo>,
     /// A registry-cache hit whose blob stays in the registry (mounted when pushed).
@@ -1033,7 +1129,10 @@ fn lookup_registry_cache(
         if layer.info.is_some() {
             continue;
         }
-        let Some(info) = crate::registry_cache::layer_info(entry) else {
+        let described = entry.packages.as_deref().is_some_and(|t| sbom::facts_from_text(t).is_ok());
+        let info = crate::registry_cache::layer_info(entry).filter(|_| described || !layer.packaged);
+        let Some(info) = info else {
+            // Written again (with its package facts) after the build.
             layer.in_registry_cache = false;
             continue;
         };
@@ -1099,6 +1198,9 @@ fn fetch_registry_hits(
                     layer_cache.put(key, info, path);
                     if let Some(note) = &entry.note {
                         layer_cache.put_note(key, note);
+                    }
+                    if let Some(packages) = &entry.packages {
+                        layer_cache.put_packages(key, packages);
                     }
                 }
                 layer.info = Some(info.clone());
@@ -1181,14 +1283,12 @@ struct PlatformBuild<'a> {
 }
 
 impl PlatformBuild<'_> {
-    /// Writes the platform's layers (or links them from the cache), configuration and
-    /// manifest; returns the manifest's descriptor (with its platform), the layers, bottom
-    /// first, and the report of the Debian layer's maintainer scripts (kept beside the layer
-    /// in the cache, so a cached layer has it too).
-    #[allow(clippy::type_complexity)]
-    fn build(&self) -> Result<(Descriptor, Vec<LayerInfo>, Option<debian::ScriptReport>), Error> {
+    /// Writes the platform's layers (or links them from the cache), its SBOM layer,
+    /// configuration and manifest (see [`PlatformBuilt`]).
+    fn build(&self) -> Result<PlatformBuilt, Error> {
         let mut layers: Vec<ImageLayer> = Vec::new();
         let mut scripts = None;
+        let mut packages: Vec<Option<String>> = Vec::new();
         for (planned, cached) in self.layers.iter().zip(self.cached) {
             let is_debian = matches!(planned.source, LayerSource::Debian(_));
             if let (Some(info), Some(entry)) = (&cached.info, &cached.remote) {
@@ -1196,6 +1296,7 @@ impl PlatformBuild<'_> {
                 if is_debian {
                     scripts = entry.note.as_deref().and_then(debian::ScriptReport::parse);
                 }
+                packages.push(entry.packages.clone());
                 layers.push(ImageLayer { info: info.clone(), created_by: planned.created_by.clone() });
                 self.progress.inc(1);
                 continue;
@@ -1208,6 +1309,8 @@ impl PlatformBuild<'_> {
                         .and_then(|k| self.layer_cache.note(k))
                         .and_then(|t| debian::ScriptReport::parse(&t));
                 }
+                // Looked up with the layer (a layer of packages without them was a miss).
+                packages.push(cached.key.as_deref().and_then(|k| self.layer_cache.packages(k)));
                 // Verified when it was looked up; a damaged one was a miss, built below.
                 self.layer_cache.link_into(info, self.layout).map_err(|e| {
                     Error::from_error(format!("cannot reuse a layer of {}", self.platform), e)
@@ -1216,25 +1319,42 @@ impl PlatformBuild<'_> {
                 self.progress.inc(1);
                 continue;
             }
-            let info = match &planned.source {
+            let (info, facts) = match &planned.source {
                 LayerSource::Debian(debs) => {
-                    let (info, report) = self.debian_layer(debs)?;
+                    let (info, report, facts) = self.debian_layer(debs)?;
                     if let Some(key) = &cached.key {
                         self.layer_cache.put_note(key, &report.to_text());
                     }
                     scripts = Some(report);
-                    info
+                    (info, Some(facts))
                 }
-                LayerSource::Wheels(wheels) => self.wheel_layer(wheels)?,
-                LayerSource::File(entry) => self.file_layer(entry)?,
+                LayerSource::Wheels(wheels) => {
+                    let (info, facts) = self.wheel_layer(wheels)?;
+                    (info, Some(facts))
+                }
+                LayerSource::File(entry) => (self.file_layer(entry)?, None),
             };
+            let facts = facts.map(|f| sbom::facts_to_text(&f));
             if let Some(key) = &cached.key {
+                // The facts first: a layer entry without them is a miss.
+                if let Some(text) = &facts {
+                    self.layer_cache.put_packages(key, text);
+                }
                 let blob = self.layout.blob_path(&info.digest);
                 self.layer_cache.put(key, &info, &blob);
             }
+            packages.push(facts);
             layers.push(ImageLayer { info, created_by: planned.created_by.clone() });
             self.progress.inc(1);
         }
+
+        // The bill of materials, from the lock and the layers' facts; in the image too.
+        let sbom = self.sbom(self.layers, &packages)?;
+        let info = self.sbom_layer(&sbom)?;
+        layers.push(ImageLayer {
+            info,
+            created_by: format!("marqo-base: the SBOM of the image, {}", crate::sbom::IMAGE_SBOM_PATH),
+        });
 
         // The base's layers are the base's blobs, linked or copied in.
         if let Some(base) = self.base {
@@ -1244,7 +1364,45 @@ impl PlatformBuild<'_> {
         }
         let image = image::assemble(&self.spec()?, self.base.map(|b| &b.image), &layers);
         let descriptor = image.write_to(self.layout).map_err(|e| oci_error(self.layout.path(), e))?;
-        Ok((descriptor, layers.into_iter().map(|layer| layer.info).collect(), scripts))
+        Ok(PlatformBuilt {
+            descriptor,
+            layers: layers.into_iter().map(|layer| layer.info).collect(),
+            scripts,
+            packages,
+            sbom,
+            seconds: 0.0,
+        })
+    }
+
+    /// The platform's SBOM: the lock's packages of the platform with what the layers'
+    /// builds learned of them (`packages`, one per planned layer).
+    fn sbom(&self, planned: &[PlannedLayer<'_>], packages: &[Option<String>]) -> Result<sbom::Sbom, Error> {
+        let (mut debian, mut python) = (Vec::new(), Vec::new());
+        for (layer, text) in planned.iter().zip(packages) {
+            let Some(text) = text else { continue };
+            let facts = sbom::facts_from_text(text).map_err(|e| {
+                Error::internal(format!(
+                    "the package facts of a layer of {} do not read back: {e}",
+                    self.platform
+                ))
+            })?;
+            match layer.source {
+                LayerSource::Debian(_) => debian.extend(facts),
+                LayerSource::Wheels(_) => python.extend(facts),
+                LayerSource::File(_) => {}
+            }
+        }
+        Ok(crate::sbom::platform_sbom(self.manifest, self.lock, self.platform, &debian, &python, self.mtime))
+    }
+
+    /// A layer of one file: the SPDX document at [`crate::sbom::IMAGE_SBOM_PATH`].
+    fn sbom_layer(&self, sbom: &sbom::Sbom) -> Result<LayerInfo, Error> {
+        let mut layer = self.layer(false)?;
+        let bytes = sbom.to_spdx();
+        layer
+            .add_file(crate::sbom::IMAGE_SBOM_PATH, 0o644, &mut bytes.as_slice())
+            .map_err(|e| Error::from_error("cannot add the SBOM to its layer", e))?;
+        self.finish(layer)
     }
 
     /// Copies the base's layer `descriptor` (the file `path`, in the cache or the base's
@@ -1271,7 +1429,11 @@ impl PlatformBuild<'_> {
 
     /// The `.deb`s unpacked into a temporary root (with the manifest's certificates to
     /// trust), which becomes one layer; and what their maintainer scripts do.
-    fn debian_layer(&self, debs: &[&LockedDebian]) -> Result<(LayerInfo, debian::ScriptReport), Error> {
+    #[allow(clippy::type_complexity)]
+    fn debian_layer(
+        &self,
+        debs: &[&LockedDebian],
+    ) -> Result<(LayerInfo, debian::ScriptReport, Vec<sbom::PackageFacts>), Error> {
         let debs: Vec<(debian::LockedDeb, PathBuf)> = debs
             .iter()
             .map(|d| {
@@ -1287,11 +1449,12 @@ impl PlatformBuild<'_> {
             debian::ConfigureOptions { local_certificates: self.local_certificates()?, mtime: self.mtime };
         let unpacked =
             debian::unpack_with(&debs, &root, &options).map_err(|e| Error::from_error(e.to_string(), e))?;
+        let facts = crate::sbom::debian_facts(&unpacked, &root);
         let mut layer = self.layer(true)?;
         files::add_tree(&mut layer, &root, "", &unpacked.owners)?;
         let info = self.finish(layer)?;
         fs_err::remove_dir_all(&root).map_err(|e| Error::from_error("cannot remove the Debian root", e))?;
-        Ok((info, unpacked.scripts))
+        Ok((info, unpacked.scripts, facts))
     }
 
     /// The manifest's certificates to trust, each checked against the digest the lock
@@ -1310,11 +1473,12 @@ impl PlatformBuild<'_> {
     }
 
     /// The wheels installed into one layer, as pip would into the Debian Python.
-    fn wheel_layer(&self, wheels: &[&LockedPython]) -> Result<LayerInfo, Error> {
+    fn wheel_layer(&self, wheels: &[&LockedPython]) -> Result<(LayerInfo, Vec<sbom::PackageFacts>), Error> {
         let version = self.python_version.ok_or_else(|| Error::user("no [python] version"))?;
         let scheme = Scheme::debian(version);
         let python = format!("/usr/bin/python{version}");
         let mut layer = self.layer(false)?;
+        let mut facts = Vec::new();
         for wheel in wheels {
             // An sdist's wheel was built for this platform; a wheel is used as it is.
             let built = (wheel.file.sha256.clone(), self.platform.arch());
@@ -1331,6 +1495,7 @@ impl PlatformBuild<'_> {
             };
             let installed = install_wheel(path, &scheme, &mut layer, &options)
                 .map_err(|e| Error::from_error(format!("cannot install {}", wheel.file.name), e))?;
+            facts.push(crate::sbom::wheel_facts(&wheel.name, &wheel.version, installed.metadata.as_deref()));
             for problem in &installed.record_problems {
                 // As pip: installed anyway (the wheel's sha256 was checked against the lock).
                 tracing::warn!("{}: {problem}; installed as pip would", wheel.file.name);
@@ -1343,7 +1508,7 @@ impl PlatformBuild<'_> {
                 );
             }
         }
-        self.finish(layer)
+        Ok((self.finish(layer)?, facts))
     }
 
     /// A `[[file]]`: its local source, or its download from the cache.

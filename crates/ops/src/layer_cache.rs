@@ -27,6 +27,9 @@ const NAMESPACE: &str = "layers-v1";
 /// The namespace of what a layer's build reported (a Debian layer's maintainer scripts), by
 /// the layer's key.
 const NOTES: &str = "layer-notes-v1";
+/// The namespace of what a layer's build learned of its packages (`sbom::PackageFacts`), by
+/// the layer's key: a layer of packages is only reused with them (see [`packages`](LayerCache::packages)).
+const PACKAGES: &str = "layer-packages-v1";
 
 /// The version of how layers are laid out from their inputs, beyond what a key's
 /// description names: bump it with any change to the layer writer, the wheel installer, the
@@ -113,6 +116,21 @@ impl LayerCache {
     pub fn put_note(&self, key: &str, text: &str) {
         if let Err(e) = self.cache.write_entry(NOTES, key, text.as_bytes()) {
             tracing::warn!("cannot keep a layer's report in the cache: {e}");
+        }
+    }
+
+    /// What the build of the layer under `key` learned of its packages (the text
+    /// `sbom::facts_to_text` wrote), if it is kept and reads back.
+    pub fn packages(&self, key: &str) -> Option<String> {
+        let text = String::from_utf8(self.cache.read_entry(PACKAGES, key)?).ok()?;
+        sbom::facts_from_text(&text).ok().map(|_| text)
+    }
+
+    /// Keeps what the build of the layer under `key` learned of its packages. A failure is
+    /// logged: the layer is then built again next time, as it cannot be described.
+    pub fn put_packages(&self, key: &str, text: &str) {
+        if let Err(e) = self.cache.write_entry(PACKAGES, key, text.as_bytes()) {
+            tracing::warn!("cannot keep a layer's package facts in the cache: {e}");
         }
     }
 

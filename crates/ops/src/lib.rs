@@ -40,6 +40,7 @@ pub mod python;
 pub mod registry_cache;
 pub mod remote;
 pub mod report;
+pub mod sbom;
 
 pub use error::Error;
 pub use report::{Reporter, Silent};

@@ -292,8 +292,9 @@ pub fn layer_info(entry: &CacheEntry) -> Option<LayerInfo> {
     })
 }
 
-/// The entry of a built layer under `key`.
-pub fn entry_of(key: &str, info: &LayerInfo, note: Option<String>) -> CacheEntry {
+/// The entry of a built layer under `key`, with what its build reported and learned of its
+/// packages.
+pub fn entry_of(key: &str, info: &LayerInfo, note: Option<String>, packages: Option<String>) -> CacheEntry {
     let media_type = info.compression.media_type();
     CacheEntry {
         key: key.to_string(),
@@ -301,6 +302,7 @@ pub fn entry_of(key: &str, info: &LayerInfo, note: Option<String>) -> CacheEntry
         diff_id: info.diff_id.clone(),
         uncompressed_size: info.uncompressed_size,
         note,
+        packages,
     }
 }
 

@@ -6,7 +6,8 @@
 //! digits), pointing at an OCI image manifest of artifact type [`ARTIFACT_TYPE`] whose config
 //! is the empty descriptor and whose only layer is the cached layer's blob. Its annotations
 //! say what the image configuration needs without the blob: the key again, the layer's
-//! `diff_id` and uncompressed size, and (for a Debian layer) what its maintainer scripts did.
+//! `diff_id` and uncompressed size, what the layer's build learned of its packages (for the
+//! SBOM), and (for a Debian layer) what its maintainer scripts did.
 //! Each platform's layers have keys of their own, so every platform of a multi-platform build
 //! sits side by side in one repository; writers only ever add or overwrite a tag with an
 //! entry for the same key.
@@ -37,6 +38,7 @@ const KEY: &str = "dev.marqo-base.cache.key";
 const DIFF_ID: &str = "dev.marqo-base.cache.diff-id";
 const UNCOMPRESSED: &str = "dev.marqo-base.cache.uncompressed-size";
 const NOTE: &str = "dev.marqo-base.cache.note";
+const PACKAGES: &str = "dev.marqo-base.cache.packages";
 
 /// The tag of `key`'s entry.
 pub fn tag_for(key: &str) -> String {
@@ -56,6 +58,9 @@ pub struct CacheEntry {
     pub uncompressed_size: u64,
     /// What the layer's build reported (a Debian layer's maintainer scripts), if anything.
     pub note: Option<String>,
+    /// What the layer's build learned of its packages (source packages, licenses), for the
+    /// image's SBOM; `None` for a layer of files.
+    pub packages: Option<String>,
 }
 
 /// What a lookup found.
@@ -77,6 +82,9 @@ pub fn entry_manifest(entry: &CacheEntry) -> Vec<u8> {
     annotations.insert(UNCOMPRESSED.to_string(), entry.uncompressed_size.to_string());
     if let Some(note) = &entry.note {
         annotations.insert(NOTE.to_string(), note.clone());
+    }
+    if let Some(packages) = &entry.packages {
+        annotations.insert(PACKAGES.to_string(), packages.clone());
     }
     let layer = Descriptor::new(entry.layer.media_type.clone(), entry.layer.digest.clone(), entry.layer.size);
     let manifest = serde_json::json!({
@@ -143,6 +151,7 @@ pub fn parse_entry(key: &str, bytes: &[u8]) -> Result<CacheEntry, String> {
         diff_id,
         uncompressed_size,
         note: annotations.get(NOTE).cloned(),
+        packages: annotations.get(PACKAGES).cloned(),
     })
 }
 
@@ -323,6 +332,7 @@ mod tests {
             diff_id: Digest::of_bytes(b"tar"),
             uncompressed_size: 3,
             note: note.map(str::to_string),
+            packages: note.map(|n| format!("{{\"facts of\": \"{n}\"}}")),
         }
     }
 

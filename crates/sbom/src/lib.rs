@@ -57,6 +57,80 @@ impl Format {
     }
 }
 
+/// What building a layer learned of one package that the lock does not record: a Debian
+/// package's source package, and the license the package declares. Kept beside the layer in
+/// the caches (as [`facts_to_text`] writes them), so a layer taken from a cache describes its
+/// packages as one just built does.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PackageFacts {
+    pub name: String,
+    pub version: String,
+    /// The source package and its version (Debian).
+    pub source: Option<(String, String)>,
+    pub license: Option<License>,
+}
+
+/// The format of [`facts_to_text`]; a text of another version is not read.
+const FACTS_VERSION: u64 = 1;
+
+/// `facts` as JSON (sorted: the same facts give the same bytes).
+pub fn facts_to_text(facts: &[PackageFacts]) -> String {
+    let mut facts = facts.to_vec();
+    facts.sort();
+    let packages: Vec<Value> = facts
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.name,
+                "version": f.version,
+                "source": f.source.as_ref().map(|(name, version)| json!([name, version])),
+                "license": f.license.as_ref().map(|l| json!({"expression": l.expression, "refs": l.refs})),
+            })
+        })
+        .collect();
+    json!({"version": FACTS_VERSION, "packages": packages}).to_string()
+}
+
+/// Reads what [`facts_to_text`] wrote; an error says what is wrong.
+pub fn facts_from_text(text: &str) -> Result<Vec<PackageFacts>, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    if value["version"].as_u64() != Some(FACTS_VERSION) {
+        return Err(format!("not version {FACTS_VERSION} package facts"));
+    }
+    let packages = value["packages"].as_array().ok_or("no `packages` list")?;
+    let string = |v: &Value, what: &str| v.as_str().map(str::to_string).ok_or_else(|| format!("no `{what}`"));
+    packages
+        .iter()
+        .map(|p| {
+            let source = match &p["source"] {
+                Value::Null => None,
+                Value::Array(pair) if pair.len() == 2 => {
+                    Some((string(&pair[0], "source")?, string(&pair[1], "source")?))
+                }
+                _ => return Err("a `source` that is not [name, version]".to_string()),
+            };
+            let license = match &p["license"] {
+                Value::Null => None,
+                l => {
+                    let refs = l["refs"]
+                        .as_object()
+                        .ok_or("a license without `refs`")?
+                        .iter()
+                        .map(|(id, name)| Ok((id.clone(), string(name, "refs")?)))
+                        .collect::<Result<BTreeMap<String, String>, String>>()?;
+                    Some(License { expression: string(&l["expression"], "expression")?, refs })
+                }
+            };
+            Ok(PackageFacts {
+                name: string(&p["name"], "name")?,
+                version: string(&p["version"], "version")?,
+                source,
+                license,
+            })
+        })
+        .collect()
+}
+
 /// What an image holds, for one platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sbom {
@@ -609,6 +683,29 @@ mod tests {
         let six = doc["components"].as_array().unwrap().iter().find(|c| c["name"] == "six").unwrap();
         assert_eq!(six["purl"], "pkg:pypi/six@1.16.0");
         assert_eq!(six["licenses"][0]["expression"], "MIT");
+    }
+
+    #[test]
+    fn facts_round_trip_and_garbage_is_an_error() {
+        let facts = vec![
+            PackageFacts {
+                name: "zlib1g".into(),
+                version: "1".into(),
+                source: Some(("zlib".into(), "1".into())),
+                license: License::from_declaration("Zlib or odd"),
+            },
+            PackageFacts { name: "six".into(), version: "1.16.0".into(), source: None, license: None },
+        ];
+        let text = facts_to_text(&facts);
+        let mut sorted = facts.clone();
+        sorted.sort();
+        assert_eq!(facts_from_text(&text).unwrap(), sorted);
+        let mut reversed = facts.clone();
+        reversed.reverse();
+        assert_eq!(facts_to_text(&reversed), text);
+        for bad in ["", "[]", "{\"version\": 2}", "{\"version\": 1, \"packages\": [{\"name\": 1}]}"] {
+            assert!(facts_from_text(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -218,7 +218,8 @@ fn paragraphs(text: &str) -> impl Iterator<Item = Vec<(String, String)>> + '_ {
 /// `LicenseRef-` and `name` with every character but ASCII letters, digits and `.` as `-`.
 fn license_ref(name: &str) -> String {
     let mut id = String::from("LicenseRef-");
-    let mut dash = false;
+    // No dash right after the prefix.
+    let mut dash = true;
     for c in name.trim().chars() {
         if c.is_ascii_alphanumeric() || c == '.' {
             id.push(c);

@@ -11,6 +11,8 @@ pub(crate) struct Common {
     pub extras: Vec<(String, Vec<String>)>,
     pub upload_time: Option<String>,
     pub yanked: Option<String>,
+    /// Other fields (`License`, `Classifier`), written after `Version` in this order.
+    pub fields: Vec<(String, String)>,
 }
 
 /// The upload time JSON pages show for files published without [`crate::Wheel::upload_time`].
@@ -27,6 +29,7 @@ impl Common {
             // Real JSON indexes give every file an upload time (PEP 700); HTML pages never do.
             upload_time: Some(DEFAULT_UPLOAD_TIME.to_string()),
             yanked: None,
+            fields: Vec::new(),
         }
     }
 
@@ -36,6 +39,9 @@ impl Common {
         let is_dynamic = |field: &str| dynamic.iter().any(|d| d.eq_ignore_ascii_case(field));
         let mut out =
             format!("Metadata-Version: {metadata_version}\nName: {}\nVersion: {}\n", self.name, self.version);
+        for (name, value) in &self.fields {
+            out.push_str(&format!("{name}: {value}\n"));
+        }
         for field in dynamic {
             out.push_str(&format!("Dynamic: {field}\n"));
         }

@@ -53,6 +53,12 @@ impl Wheel {
         self
     }
 
+    /// Adds a core metadata field (`License`, `Classifier`, `License-Expression`).
+    pub fn field(mut self, name: &str, value: &str) -> Self {
+        self.common.fields.push((name.to_string(), value.to_string()));
+        self
+    }
+
     /// Sets `Requires-Python`, also shown in the index pages.
     pub fn requires_python(mut self, specifiers: &str) -> Self {
         self.common.requires_python = Some(specifiers.to_string());

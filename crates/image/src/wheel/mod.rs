@@ -199,7 +199,13 @@ pub struct InstalledWheel {
     pub compiled: usize,
     /// The modules that do not compile, each with why (``/…/py2.py`: SyntaxError: …`).
     pub not_compiled: Vec<String>,
+    /// The core metadata (`.dist-info/METADATA`), its first [`MAX_METADATA`] bytes read
+    /// lossily as UTF-8; `None` if the wheel has none.
+    pub metadata: Option<String>,
 }
+
+/// How much of a wheel's `METADATA` [`InstalledWheel::metadata`] holds.
+pub const MAX_METADATA: u64 = 1 << 20;
 
 /// One installed file: its path in the image, its sha256 (as RECORD writes it) and size.
 struct Installed {
@@ -248,6 +254,7 @@ pub fn install_wheel(
         found: format!("`{dist_info}` (not NAME-VERSION.dist-info)"),
     })?;
     let data_dir = format!("{stem}.data");
+    let metadata = read_metadata(&mut archive, wheel, &format!("{dist_info}/METADATA"))?;
 
     let wheel_file = read_text(&mut archive, wheel, &format!("{dist_info}/WHEEL"))?
         .ok_or_else(|| WheelError::DistInfo { wheel: wheel.into(), found: "none".into() })?;
@@ -499,7 +506,27 @@ pub fn install_wheel(
         record_problems,
         compiled,
         not_compiled,
+        metadata,
     })
+}
+
+/// The first [`MAX_METADATA`] bytes of the member `name`, lossily as UTF-8.
+fn read_metadata<R: Read + io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    wheel: &Path,
+    name: &str,
+) -> Result<Option<String>, WheelError> {
+    let entry = match archive.by_name(name) {
+        Ok(entry) => entry,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(source) => return Err(WheelError::Zip { wheel: wheel.into(), source }),
+    };
+    let mut bytes = Vec::new();
+    entry
+        .take(MAX_METADATA)
+        .read_to_end(&mut bytes)
+        .map_err(|source| WheelError::Read { wheel: wheel.into(), source })?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 fn bad_metadata(wheel: &Path, file: &str, reason: String) -> WheelError {

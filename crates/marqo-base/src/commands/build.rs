@@ -25,6 +25,8 @@ pub fn exec(args: BuildArgs, printer: &Printer, format: Format) -> Result<ExitCo
         net: args.net.options(),
         mount_into: None,
         defer_cache_write: false,
+        sbom_dir: args.sbom,
+        sbom_format: args.sbom_format,
     };
     let built = ops::build::build(&options, printer)?;
     if format == Format::Json {
@@ -38,6 +40,8 @@ pub fn exec(args: BuildArgs, printer: &Printer, format: Format) -> Result<ExitCo
                     "layers": p.layers,
                     "compressed_bytes": p.compressed,
                     "uncompressed_bytes": p.uncompressed,
+                    "sbom": p.sbom,
+                    "sbom_components": p.sbom_components,
                 })
             })
             .collect();

@@ -110,6 +110,8 @@ pub fn exec_push(
             net: args.net.options(),
             mount_into: None,
             defer_cache_write: true,
+            sbom_dir: None,
+            sbom_format: "spdx".to_string(),
         })),
         (None, None, true) => {
             let mut from = Vec::new();

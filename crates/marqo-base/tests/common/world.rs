@@ -16,6 +16,14 @@ pub struct World {
     pub ctx: TestContext,
 }
 
+/// libc-test's machine-readable copyright file: its SBOM license is `LGPL-2.1-or-later AND
+/// (MIT OR LicenseRef-public-domain)`.
+pub const LIBC_COPYRIGHT: &str = "Format: https://example.invalid/copyright-format/1.0/\n\
+Upstream-Name: libc-test\n\n\
+Files: *\nCopyright: 2020 The Test Authors\nLicense: LGPL-2.1+\n\n\
+Files: debian/*\nCopyright: 2021 A Maintainer\nLicense: Expat or public-domain\n\n\
+License: Expat\n Permission is hereby granted, free of charge...\n";
+
 pub fn world() -> World {
     world_with(None)
 }
@@ -46,9 +54,14 @@ pub fn world_with(sdist: Option<Sdist>) -> World {
             .file("fast/common.py", "ANSWER = {'forty', 'two'}\n")
             .file("fast/py2_only.py", "print 'a Python 2 test file'\n")
             .entry_point("console_scripts", "fast", "fast:main")
+            .field("Classifier", "License :: OSI Approved :: Apache Software License")
             .publish(&index);
     }
-    Wheel::new("six", "1.16.0").file("six.py", "# six 1.16\n").publish(&index);
+    Wheel::new("six", "1.16.0")
+        .field("License", "MIT")
+        .field("Classifier", "License :: OSI Approved :: MIT License")
+        .file("six.py", "# six 1.16\n")
+        .publish(&index);
     Wheel::new("six", "1.17.0").file("six.py", "# six 1.17\n").publish(&index);
     let index_server = index.serve();
 
@@ -63,6 +76,8 @@ pub fn world_with(sdist: Option<Sdist>) -> World {
             .build(&work, &pool);
         Deb::new("libc-test", "1.0")
             .arch(arch)
+            .field("Source", "libc-test-src (0.9-1)")
+            .file("/usr/share/doc/libc-test/copyright", LIBC_COPYRIGHT, 0o644)
             .file(&format!("/usr/lib/libc-test-{arch}.txt"), arch, 0o644)
             .file("/etc/secret", "secret", 0o640)
             .owned("/etc/secret", "root", 0, "shadow", 42)
