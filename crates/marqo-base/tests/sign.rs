@@ -1,7 +1,11 @@
 //! Signing: `key generate`, `push --sign` and `verify` against a real `docker-registry` on
-//! 127.0.0.1, judged by a tool we did not write: skopeo with a `sigstoreSigned` policy and
-//! `use-sigstore-attachments`, as podman would pull. skopeo also signs with our key, and
-//! `verify` must accept its signature.
+//! 127.0.0.1, judged by code we did not write: skopeo with a `sigstoreSigned` policy and
+//! `use-sigstore-attachments`, as podman would pull (skopeo also signs with our key, and
+//! `verify` must accept its signature), and, always, a second implementation of cosign's
+//! formats on OpenSSL and libsodium (`tests/sigstore/cosign_format.py`) that decrypts our
+//! keys, verifies our signatures and signs images `verify` must accept. Debian builds skopeo
+//! with sigstore disabled ("Debian-local change: sigstore disabled"): there the skopeo checks
+//! are skipped with a note, and run wherever skopeo has sigstore.
 
 mod common;
 
@@ -25,6 +29,31 @@ fn mb(ctx: &TestContext, args: &[&str], password: Option<&str>) -> Run {
 
 fn image(ctx: &TestContext, name: &str, seed: u64) -> WrittenImage {
     TestImage::new(seed).layers(&[2048]).write(&ctx.work().join(name), "latest")
+}
+
+/// `cosign_format.py ARGS` with Debian's Python (python3-cryptography, python3-nacl).
+#[track_caller]
+fn cosign_format(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigstore/cosign_format.py");
+    let out = Command::new("/usr/bin/python3").arg(script).args(args).output().expect("run python3");
+    assert!(out.status.success(), "cosign_format.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// How many signatures of `digest` in `repo` the public key `public` made, by
+/// cosign_format.py.
+fn signatures_by(host: &str, repo: &str, digest: &str, public: &Path) -> usize {
+    let base = format!("http://{host}");
+    cosign_format(&["verify", &base, repo, digest, &public.display().to_string()]).trim().parse().unwrap()
+}
+
+/// Whether this skopeo checks sigstore signatures (Debian's is built without).
+fn skopeo_has_sigstore(out: &Output) -> bool {
+    let has = !String::from_utf8_lossy(&out.stderr).contains("sigstore disabled");
+    if !has {
+        eprintln!("note: this skopeo is built with sigstore disabled; its policy checks are skipped");
+    }
+    has
 }
 
 fn skopeo(args: &[&str]) -> Output {
@@ -131,6 +160,10 @@ fn key_generate_writes_cosigns_format_and_keeps_existing_keys() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("P-256"), "{text:?}");
+    // OpenSSL and libsodium open the private key with the passphrase: it is the .pub's.
+    let passphrase = ctx.write("passphrase", PASSWORD);
+    let key = ctx.work().join("keys.key").display().to_string();
+    assert_eq!(cosign_format(&["decrypt", &key, &passphrase.display().to_string()]), public);
 
     let again = mb(&ctx, &["key", "generate", "--key", "keys.key"], Some(PASSWORD));
     again.code(2);
@@ -186,7 +219,20 @@ fn signed_pushes_pass_skopeos_policy_and_verify() {
 
     let run = mb(
         &ctx,
-        &["-vv", "push", &repo, "--oci", "img", "--tag", "1", "--yes", "--sign", "ours.key", "--record", "pushed.json"],
+        &[
+            "-vv",
+            "push",
+            &repo,
+            "--oci",
+            "img",
+            "--tag",
+            "1",
+            "--yes",
+            "--sign",
+            "ours.key",
+            "--record",
+            "pushed.json",
+        ],
         Some(PASSWORD),
     );
     run.success();
@@ -195,7 +241,8 @@ fn signed_pushes_pass_skopeos_policy_and_verify() {
     assert!(run.stderr.contains("3 manifests signed"), "{}", run.stderr);
     let record: serde_json::Value = serde_json::from_str(&ctx.read("pushed.json")).unwrap();
     common::validate_json("push", &ctx.read("pushed.json"));
-    let signed: Vec<&str> = record["signatures"].as_array().unwrap().iter().map(|s| s["signed"].as_str().unwrap()).collect();
+    let signed: Vec<&str> =
+        record["signatures"].as_array().unwrap().iter().map(|s| s["signed"].as_str().unwrap()).collect();
     let mut expected = vec![img.index.digest.as_str()];
     expected.extend(img.manifests.iter().map(|(_, m)| m.digest.as_str()));
     assert_eq!(signed, expected);
@@ -204,29 +251,51 @@ fn signed_pushes_pass_skopeos_policy_and_verify() {
         let tag = entry["tag"].as_str().unwrap();
         assert_eq!(tag, format!("{}.sig", entry["signed"].as_str().unwrap().replace(':', "-")));
         let raw = skopeo_ok(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{repo}:{tag}")]);
-        assert_eq!(oci::Digest::of_bytes(raw.as_bytes()).to_string(), entry["signature_manifest"].as_str().unwrap());
+        assert_eq!(
+            oci::Digest::of_bytes(raw.as_bytes()).to_string(),
+            entry["signature_manifest"].as_str().unwrap()
+        );
         let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
         let layer = &manifest["layers"][0];
         assert_eq!(layer["mediaType"], "application/vnd.dev.cosign.simplesigning.v1+json");
         assert!(layer["annotations"]["dev.cosignproject.cosign/signature"].is_string());
     }
 
+    // OpenSSL verifies each signature with our public key, and none with theirs.
+    for digest in &expected {
+        assert_eq!(signatures_by(&host, "team/base", digest, &ours_pub), 1, "{digest}");
+        assert_eq!(signatures_by(&host, "team/base", digest, &theirs_pub), 0, "{digest}");
+    }
+
     let scope = format!("{host}/team");
     let accept_ours = Policy::new(&work, "ours", &host, &scope, &ours_pub);
     let accept_theirs = Policy::new(&work, "theirs", &host, &scope, &theirs_pub);
-    // Signed by our key: accepted, by tag, by digest, all platforms.
-    accepted(&accept_ours.copy(&work, &format!("{repo}:1"), &[]));
-    accepted(&accept_ours.copy(&work, &format!("{repo}@{}", img.index.digest), &["--all"]));
-    accepted(&accept_ours.copy(&work, &format!("{repo}:1"), &["--override-arch", "arm64"]));
-    // Another key's policy refuses it.
-    refused(&accept_theirs.copy(&work, &format!("{repo}:1"), &[]));
+    let first = accept_ours.copy(&work, &format!("{repo}:1"), &[]);
+    let sigstore = skopeo_has_sigstore(&first);
+    if sigstore {
+        // Signed by our key: accepted, by tag, by digest, all platforms.
+        accepted(&first);
+        accepted(&accept_ours.copy(&work, &format!("{repo}@{}", img.index.digest), &["--all"]));
+        accepted(&accept_ours.copy(&work, &format!("{repo}:1"), &["--override-arch", "arm64"]));
+        // Another key's policy refuses it.
+        refused(&accept_theirs.copy(&work, &format!("{repo}:1"), &[]));
+    }
     let ok = mb(&ctx, &["verify", &format!("{repo}:1"), "--key", "ours.key.pub"], None);
     ok.success();
-    assert!(ok.stdout.contains("index") && ok.stdout.contains("linux/amd64") && ok.stdout.contains("linux/arm64"), "{}", ok.stdout);
+    assert!(
+        ok.stdout.contains("index") && ok.stdout.contains("linux/amd64") && ok.stdout.contains("linux/arm64"),
+        "{}",
+        ok.stdout
+    );
     assert_eq!(ok.stdout.lines().filter(|l| l.contains("signed (1 signature")).count(), 3, "{}", ok.stdout);
-    let other = mb(&ctx, &["verify", &format!("{repo}@{}", img.index.digest), "--key", "theirs.key.pub"], None);
+    let other =
+        mb(&ctx, &["verify", &format!("{repo}@{}", img.index.digest), "--key", "theirs.key.pub"], None);
     other.code(1);
-    assert!(other.stderr.contains("signed by another key") && other.stderr.contains("index"), "{}", other.stderr);
+    assert!(
+        other.stderr.contains("signed by another key") && other.stderr.contains("index"),
+        "{}",
+        other.stderr
+    );
 
     // The same image re-tagged by hand, unsigned, in another repository: refused.
     skopeo_ok(&[
@@ -237,23 +306,42 @@ fn signed_pushes_pass_skopeos_policy_and_verify() {
         &format!("docker://{repo}:1"),
         &format!("docker://{host}/team/copied:1"),
     ]);
-    refused(&accept_ours.copy(&work, &format!("{host}/team/copied:1"), &[]));
+    if sigstore {
+        refused(&accept_ours.copy(&work, &format!("{host}/team/copied:1"), &[]));
+    }
     let unsigned = mb(&ctx, &["verify", &format!("{host}/team/copied:1"), "--key", "ours.key.pub"], None);
     unsigned.code(1);
-    assert!(unsigned.stdout.contains("UNSIGNED") && unsigned.stderr.contains("unsigned"), "{}", unsigned.stderr);
+    assert!(
+        unsigned.stdout.contains("UNSIGNED") && unsigned.stderr.contains("unsigned"),
+        "{}",
+        unsigned.stderr
+    );
     // Another image pushed unsigned to the signed repository: refused too.
     image(&ctx, "img2", 2);
     mb(&ctx, &["push", &repo, "--oci", "img2", "--tag", "2", "--yes"], None).success();
-    refused(&accept_ours.copy(&work, &format!("{repo}:2"), &[]));
+    if sigstore {
+        refused(&accept_ours.copy(&work, &format!("{repo}:2"), &[]));
+    }
     mb(&ctx, &["verify", &format!("{repo}:2"), "--key", "ours.key.pub"], None).code(1);
 
     // A second signer appends: both keys' signatures are there and each verifies.
-    mb(&ctx, &["push", &repo, "--oci", "img", "--tag", "1", "--yes", "--sign", "theirs.key"], Some("another-passphrase"))
-        .success();
-    accepted(&accept_theirs.copy(&work, &format!("{repo}:1"), &[]));
-    accepted(&accept_ours.copy(&work, &format!("{repo}:1"), &[]));
+    mb(
+        &ctx,
+        &["push", &repo, "--oci", "img", "--tag", "1", "--yes", "--sign", "theirs.key"],
+        Some("another-passphrase"),
+    )
+    .success();
+    for digest in &expected {
+        assert_eq!(signatures_by(&host, "team/base", digest, &ours_pub), 1, "{digest}");
+        assert_eq!(signatures_by(&host, "team/base", digest, &theirs_pub), 1, "{digest}");
+    }
+    if sigstore {
+        accepted(&accept_theirs.copy(&work, &format!("{repo}:1"), &[]));
+        accepted(&accept_ours.copy(&work, &format!("{repo}:1"), &[]));
+    }
     mb(&ctx, &["verify", &format!("{repo}:1"), "--key", "ours.key.pub"], None).success();
-    let json = mb(&ctx, &["verify", &format!("{repo}:1"), "--key", "theirs.key.pub", "--format", "json"], None);
+    let json =
+        mb(&ctx, &["verify", &format!("{repo}:1"), "--key", "theirs.key.pub", "--format", "json"], None);
     json.success();
     let doc: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
     assert_eq!(doc["manifests"].as_array().unwrap().len(), 3);
@@ -262,30 +350,68 @@ fn signed_pushes_pass_skopeos_policy_and_verify() {
 }
 
 #[test]
-fn skopeo_signs_with_our_key_and_verify_accepts_it() {
+fn signatures_made_elsewhere_with_our_key_are_accepted() {
     let ctx = TestContext::new();
     let registry = DockerRegistry::start();
     let host = registry.host();
     let work = ctx.work();
-    image(&ctx, "img", 5);
-    let key = generate(&ctx, "ours.key", PASSWORD);
-    let passphrase = ctx.write("passphrase", PASSWORD);
+    let img = image(&ctx, "img", 5);
+    let key = generate(&ctx, "ours.key", PASSWORD).display().to_string();
+    let passphrase = ctx.write("passphrase", PASSWORD).display().to_string();
+    generate(&ctx, "theirs.key", "theirs");
+
+    // Pushed unsigned, then signed by OpenSSL with our key (cosign's layout, written by
+    // cosign_format.py): the index and each platform manifest.
+    let reference = format!("{host}/team/elsewhere:1");
+    mb(&ctx, &["push", &reference, "--oci", "img", "--yes"], None).success();
+    mb(&ctx, &["verify", &reference, "--key", "ours.key.pub"], None).code(1);
+    let base = format!("http://{host}");
+    let identity = format!("{host}/team/elsewhere");
+    cosign_format(&["sign", &base, "team/elsewhere", &img.index.digest, &key, &passphrase, &identity]);
+    let partly = mb(&ctx, &["verify", &reference, "--key", "ours.key.pub"], None);
+    partly.code(1);
+    assert!(partly.stderr.contains("linux/amd64") && !partly.stderr.contains("index"), "{}", partly.stderr);
+    for (_, manifest) in &img.manifests {
+        cosign_format(&["sign", &base, "team/elsewhere", &manifest.digest, &key, &passphrase, &identity]);
+    }
+    let run = mb(&ctx, &["verify", &reference, "--key", "ours.key.pub"], None);
+    run.success();
+    assert_eq!(run.stdout.lines().filter(|l| l.contains("signed (1 signature")).count(), 3, "{}", run.stdout);
+    mb(&ctx, &["verify", &reference, "--key", "theirs.key.pub"], None).code(1);
+    // A signature for another repository does not count for this one.
+    let other = format!("{host}/team/other:1");
+    mb(&ctx, &["push", &other, "--oci", "img", "--yes"], None).success();
+    for digest in std::iter::once(&img.index.digest).chain(img.manifests.iter().map(|(_, m)| &m.digest)) {
+        cosign_format(&["sign", &base, "team/other", digest, &key, &passphrase, &identity]);
+    }
+    let elsewhere = mb(&ctx, &["verify", &other, "--key", "ours.key.pub"], None);
+    elsewhere.code(1);
+    assert!(
+        elsewhere.stdout.contains("MISMATCH") && elsewhere.stdout.contains("team/elsewhere"),
+        "{}",
+        elsewhere.stdout
+    );
+
+    // skopeo signing with our key (where it has sigstore): verify accepts its signature.
     let policy = Policy::new(&work, "ours", &host, &format!("{host}/team"), &work.join("ours.key.pub"));
-    let reference = format!("{host}/team/by-skopeo:1");
-    skopeo_ok(&[
+    let by_skopeo = format!("{host}/team/by-skopeo:1");
+    let signed = skopeo(&[
         "--registries.d",
         &policy.registries_d.display().to_string(),
         "copy",
         "--dest-tls-verify=false",
         "--sign-by-sigstore-private-key",
-        &key.display().to_string(),
+        &key,
         "--sign-passphrase-file",
-        &passphrase.display().to_string(),
+        &passphrase,
         &format!("oci:{}:latest", work.join("img").display()),
-        &format!("docker://{reference}"),
+        &format!("docker://{by_skopeo}"),
     ]);
-    accepted(&policy.copy(&work, &reference, &[]));
-    let run = mb(&ctx, &["verify", &reference, "--key", "ours.key.pub"], None);
-    run.success();
-    assert!(run.stdout.contains("signed (1 signature"), "{}", run.stdout);
+    if skopeo_has_sigstore(&signed) {
+        assert!(signed.status.success(), "skopeo: {}", String::from_utf8_lossy(&signed.stderr));
+        accepted(&policy.copy(&work, &by_skopeo, &[]));
+        let run = mb(&ctx, &["verify", &by_skopeo, "--key", "ours.key.pub"], None);
+        run.success();
+        assert!(run.stdout.contains("signed (1 signature"), "{}", run.stdout);
+    }
 }

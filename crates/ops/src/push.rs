@@ -225,7 +225,11 @@ pub fn push(
 }
 
 /// `options` with the signatures of `plan` made with `key` (none without a key).
-fn signed(options: &PushOptions, plan: &Plan, key: Option<&::sign::PrivateKey>) -> Result<PushOptions, Error> {
+fn signed(
+    options: &PushOptions,
+    plan: &Plan,
+    key: Option<&::sign::PrivateKey>,
+) -> Result<PushOptions, Error> {
     let signatures = match key {
         Some(key) => crate::sign::signatures_for(key, plan)?,
         None => Vec::new(),

@@ -7,12 +7,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use ::sign::{Payload, PrivateKey, PublicKey};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use env_vars::EnvVars;
 use oci::{media_type, Digest, ImageIndex};
 use registry::{pull_scope, Plan, Reference, Signature, ToSign};
-use ::sign::{Payload, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
 use crate::remote::{client_for, registry_error, runtime, stored_credentials, NetOptions};
@@ -91,10 +91,11 @@ pub fn read_private_key(path: &Path, prompt: &(impl Prompt + ?Sized)) -> Result<
         None => prompt.passphrase(&format!("Passphrase for {}: ", path.display()))?,
     };
     PrivateKey::from_encrypted_pem(&text, passphrase.as_bytes()).map_err(|e| match e {
-        ::sign::Error::WrongPassphrase => Error::user(format!("wrong passphrase for {}", path.display())).with_hint(format!(
-            "type the passphrase the key was made with, or set {} to it",
-            EnvVars::MARQO_BASE_KEY_PASSWORD
-        )),
+        ::sign::Error::WrongPassphrase => Error::user(format!("wrong passphrase for {}", path.display()))
+            .with_hint(format!(
+                "type the passphrase the key was made with, or set {} to it",
+                EnvVars::MARQO_BASE_KEY_PASSWORD
+            )),
         e => Error::from_error(format!("cannot read the private key {}", path.display()), e)
             .with_hint("pass a key written by `marqo-base key generate`, cosign or skopeo"),
     })
@@ -122,11 +123,16 @@ pub fn signatures_for(key: &PrivateKey, plan: &Plan) -> Result<Vec<ToSign>, Erro
     digests
         .into_iter()
         .map(|digest| {
-            let payload = Payload { docker_reference: docker_reference.clone(), manifest_digest: digest.clone() }.to_bytes();
+            let payload =
+                Payload { docker_reference: docker_reference.clone(), manifest_digest: digest.clone() }
+                    .to_bytes();
             let signature = key.sign(&payload).map_err(|e| Error::from_error("cannot sign", e))?;
             Ok(ToSign {
                 signed: digest,
-                signatures: vec![Signature { payload: payload.into(), signature: STANDARD.encode(signature) }],
+                signatures: vec![Signature {
+                    payload: payload.into(),
+                    signature: STANDARD.encode(signature),
+                }],
             })
         })
         .collect()
@@ -203,17 +209,17 @@ pub fn verify(request: &VerifyRequest, printer: &dyn Reporter) -> Result<Verific
             .map(|d| d.to_string())
             .or_else(|| target.tag.clone())
             .unwrap_or_else(|| "latest".to_string());
-        let root = client
-            .get_manifest(repo, &reference, &scope)
-            .await?
-            .ok_or_else(|| registry::Error::NotFound { what: target.to_string(), registry: target.registry.clone() })?;
+        let root = client.get_manifest(repo, &reference, &scope).await?.ok_or_else(|| {
+            registry::Error::NotFound { what: target.to_string(), registry: target.registry.clone() }
+        })?;
         let mut manifests = vec![(String::new(), root.digest.clone())];
         if media_type::is_index(&root.media_type) {
             manifests[0].0 = "index".to_string();
-            let index: ImageIndex = serde_json::from_slice(&root.bytes).map_err(|e| registry::Error::Protocol {
-                url: format!("{name}@{}", root.digest),
-                reason: format!("the index does not parse: {e}"),
-            })?;
+            let index: ImageIndex =
+                serde_json::from_slice(&root.bytes).map_err(|e| registry::Error::Protocol {
+                    url: format!("{name}@{}", root.digest),
+                    reason: format!("the index does not parse: {e}"),
+                })?;
             for child in index.manifests {
                 let what = child.platform.as_ref().map_or_else(|| "manifest".to_string(), |p| p.to_string());
                 manifests.push((what, child.digest));
@@ -232,7 +238,12 @@ pub fn verify(request: &VerifyRequest, printer: &dyn Reporter) -> Result<Verific
     });
     spinner.finish_and_clear();
     let (digest, manifests) = result.map_err(|e| registry_error(&format!("cannot verify {target}"), e))?;
-    Ok(Verification { schema: "marqo-base.verify/1", reference: format!("{name}@{digest}"), key: key.fingerprint(), manifests })
+    Ok(Verification {
+        schema: "marqo-base.verify/1",
+        reference: format!("{name}@{digest}"),
+        key: key.fingerprint(),
+        manifests,
+    })
 }
 
 /// The verdict on `signatures` of `digest`: a signature counts when it verifies with `key`
@@ -293,15 +304,18 @@ fn read_key_file(path: &Path, which: &str) -> Result<Zeroizing<String>, Error> {
         _ => "pass the PATH.pub file `marqo-base key generate --key PATH` wrote",
     };
     let size = std::fs::metadata(path)
-        .map_err(|e| Error::from_error(format!("cannot read the {which} key {}", path.display()), e).with_hint(hint))?
+        .map_err(|e| {
+            Error::from_error(format!("cannot read the {which} key {}", path.display()), e).with_hint(hint)
+        })?
         .len();
     if size > MAX_KEY_FILE {
-        return Err(Error::user(format!("{} is {size} bytes: not a {which} key", path.display())).with_hint(hint));
+        return Err(
+            Error::user(format!("{} is {size} bytes: not a {which} key", path.display())).with_hint(hint)
+        );
     }
-    let bytes = Zeroizing::new(
-        std::fs::read(path)
-            .map_err(|e| Error::from_error(format!("cannot read the {which} key {}", path.display()), e).with_hint(hint))?,
-    );
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
+        Error::from_error(format!("cannot read the {which} key {}", path.display()), e).with_hint(hint)
+    })?);
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Error::user(format!("{} is not a PEM file", path.display())).with_hint(hint))?;
     Ok(Zeroizing::new(text.to_string()))
@@ -338,7 +352,8 @@ mod tests {
     }
 
     fn signed(key: &PrivateKey, reference: &str, digest: &Digest) -> Signature {
-        let payload = Payload { docker_reference: reference.into(), manifest_digest: digest.clone() }.to_bytes();
+        let payload =
+            Payload { docker_reference: reference.into(), manifest_digest: digest.clone() }.to_bytes();
         let signature = STANDARD.encode(key.sign(&payload).unwrap());
         Signature { payload: payload.into(), signature }
     }
@@ -356,7 +371,10 @@ mod tests {
         let tagged = signed(&key, "127.0.0.1:5000/team/base:1", &digest);
         assert_eq!(judge(&public, &target(), &digest, &[tagged]), Verdict::Signed { signatures: 1 });
         let theirs = signed(&other, "127.0.0.1:5000/team/base", &digest);
-        assert_eq!(judge(&public, &target(), &digest, &[theirs.clone()]), Verdict::OtherKeys { signatures: 1 });
+        assert_eq!(
+            judge(&public, &target(), &digest, &[theirs.clone()]),
+            Verdict::OtherKeys { signatures: 1 }
+        );
         assert_eq!(judge(&public, &target(), &digest, &[theirs, good]), Verdict::Signed { signatures: 1 });
         let elsewhere = signed(&key, "127.0.0.1:5000/team/other", &digest);
         assert!(matches!(judge(&public, &target(), &digest, &[elsewhere]), Verdict::Mismatch { .. }));

@@ -37,9 +37,9 @@ pub use index::{execute_index, plan_index, IndexPush};
 pub use pull::{fetch_blobs, resolve_pull, write_archive, write_oci, Pulled};
 pub use push::{execute_push, plan_push, BlobAction, LayoutSource, Plan, PushOptions, Pushed, Race, TagSpec};
 pub use record::{PlatformRecord, PushRecord};
-pub use signature::{read_signatures, signature_tag, Signature, SignatureRecord, ToSign};
 pub use reference::{
     api_host, check_tag, credentials_key, is_loopback, parse_registry, Reference, ReferenceError, DOCKER_HUB,
 };
+pub use signature::{read_signatures, signature_tag, Signature, SignatureRecord, ToSign};
 pub use tags::{next_link, next_tag};
 pub use upload::{ProgressFn, Sent};

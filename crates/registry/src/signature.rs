@@ -105,7 +105,8 @@ pub async fn put_signatures(
         let digest = Digest::of_bytes(&signature.payload);
         let present = layers.iter().any(|l| {
             l.digest == digest
-                && l.annotations.as_ref().and_then(|a| a.get(SIGNATURE_ANNOTATION)) == Some(&signature.signature)
+                && l.annotations.as_ref().and_then(|a| a.get(SIGNATURE_ANNOTATION))
+                    == Some(&signature.signature)
         });
         if present {
             continue;
@@ -127,7 +128,8 @@ pub async fn put_signatures(
     let config_digest = Digest::of_bytes(&config);
     let config_size = config.len() as u64;
     put_blob(client, repository, &config_digest, config, scope).await?;
-    let manifest = ImageManifest::new(Descriptor::new(media_type::OCI_IMAGE_CONFIG, config_digest, config_size), layers);
+    let manifest =
+        ImageManifest::new(Descriptor::new(media_type::OCI_IMAGE_CONFIG, config_digest, config_size), layers);
     let bytes = Bytes::from(serde_json::to_vec(&manifest).expect("a manifest serializes"));
     let digest = Digest::of_bytes(&bytes);
     client.put_manifest(repository, &tag, media_type::OCI_IMAGE_MANIFEST, bytes, scope).await?;
@@ -175,13 +177,21 @@ async fn signature_manifest(
     if manifest.layers.len() > MAX_SIGNATURES {
         return Err(Error::Protocol {
             url,
-            reason: format!("the signature manifest has {} layers, more than the {MAX_SIGNATURES} read", manifest.layers.len()),
+            reason: format!(
+                "the signature manifest has {} layers, more than the {MAX_SIGNATURES} read",
+                manifest.layers.len()
+            ),
         });
     }
     Ok(Some((manifest, url)))
 }
 
-async fn read_payload(client: &RegistryClient, repository: &str, digest: &Digest, scope: &str) -> Result<Bytes, Error> {
+async fn read_payload(
+    client: &RegistryClient,
+    repository: &str,
+    digest: &Digest,
+    scope: &str,
+) -> Result<Bytes, Error> {
     let reply = client.get_blob(repository, digest, 0, scope).await?;
     let url = client.url(&format!("v2/{repository}/blobs/{digest}")).await?;
     let bytes = read_limited(reply, &url, "signature payload", MAX_PAYLOAD).await?;
@@ -198,7 +208,13 @@ async fn read_payload(client: &RegistryClient, repository: &str, digest: &Digest
 }
 
 /// Sends a small blob in one request unless the repository has it.
-async fn put_blob(client: &RegistryClient, repository: &str, digest: &Digest, bytes: Bytes, scope: &str) -> Result<(), Error> {
+async fn put_blob(
+    client: &RegistryClient,
+    repository: &str,
+    digest: &Digest,
+    bytes: Bytes,
+    scope: &str,
+) -> Result<(), Error> {
     if client.has_blob(repository, digest, scope).await? {
         return Ok(());
     }

@@ -76,7 +76,8 @@ pub(crate) fn seal(plaintext: &[u8], passphrase: &[u8]) -> Result<Vec<u8>, Error
 /// Opens the envelope `json` with `passphrase`: the plaintext.
 pub(crate) fn open(json: &[u8], passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
     let bad = |reason: String| Error::Envelope(reason);
-    let envelope: Envelope = serde_json::from_slice(json).map_err(|e| bad(format!("not the expected JSON: {e}")))?;
+    let envelope: Envelope =
+        serde_json::from_slice(json).map_err(|e| bad(format!("not the expected JSON: {e}")))?;
     if envelope.kdf.name != "scrypt" {
         return Err(bad(format!("key derivation `{}` is not supported (only scrypt)", envelope.kdf.name)));
     }
@@ -89,9 +90,13 @@ pub(crate) fn open(json: &[u8], passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>,
     }
     let memory = 128u64.saturating_mul(u64::from(r)).saturating_mul(n);
     if r == 0 || p == 0 || memory > MAX_SCRYPT_MEMORY || p > 16 {
-        return Err(bad(format!("scrypt parameters N = {n}, r = {r}, p = {p} ask for more work than allowed")));
+        return Err(bad(format!(
+            "scrypt parameters N = {n}, r = {r}, p = {p} ask for more work than allowed"
+        )));
     }
-    let b64 = |what: &str, text: &str| STANDARD.decode(text).map_err(|e| bad(format!("the {what} is not base64: {e}")));
+    let b64 = |what: &str, text: &str| {
+        STANDARD.decode(text).map_err(|e| bad(format!("the {what} is not base64: {e}")))
+    };
     let salt = b64("salt", &envelope.kdf.salt)?;
     let nonce: [u8; 24] = b64("nonce", &envelope.cipher.nonce)?
         .try_into()
@@ -136,7 +141,10 @@ mod tests {
         let text = serde_json::to_vec(&doc).unwrap();
         assert!(open(&text, b"pass").unwrap_err().to_string().contains("more work"));
         doc["kdf"]["params"]["N"] = serde_json::json!(1000);
-        assert!(open(&serde_json::to_vec(&doc).unwrap(), b"pass").unwrap_err().to_string().contains("power of two"));
+        assert!(open(&serde_json::to_vec(&doc).unwrap(), b"pass")
+            .unwrap_err()
+            .to_string()
+            .contains("power of two"));
         assert!(open(b"{}", b"pass").is_err());
         assert!(open(b"\xff", b"pass").is_err());
     }

@@ -19,8 +19,8 @@ const PUBLIC_LABEL: &str = "PUBLIC KEY";
 /// The SubjectPublicKeyInfo of every P-256 key up to its point: SEQUENCE { SEQUENCE {
 /// ecPublicKey, prime256v1 }, BIT STRING (66 bytes: no unused bits, then the point) }.
 const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
-    0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
+    0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 /// An uncompressed P-256 point: 0x04, X, Y.
 const POINT_LEN: usize = 65;
@@ -61,15 +61,22 @@ impl PrivateKey {
     /// The key of PKCS#8 DER `pkcs8` (with its public key inside, as Go's
     /// `x509.MarshalPKCS8PrivateKey` and ring write it).
     fn from_pkcs8(pkcs8: Zeroizing<Vec<u8>>) -> Result<PrivateKey, Error> {
-        let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &SystemRandom::new())
-            .map_err(|e| Error::UnsupportedKey(format!("the private key is not an ECDSA P-256 PKCS#8 key ({e})")))?;
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &pkcs8,
+            &SystemRandom::new(),
+        )
+        .map_err(|e| {
+            Error::UnsupportedKey(format!("the private key is not an ECDSA P-256 PKCS#8 key ({e})"))
+        })?;
         Ok(PrivateKey { pkcs8, pair })
     }
 
     /// The key in the PEM `text` (as [`Self::to_encrypted_pem`], cosign or skopeo wrote it),
     /// decrypted with `passphrase`.
     pub fn from_encrypted_pem(text: &str, passphrase: &[u8]) -> Result<PrivateKey, Error> {
-        let (_, envelope) = pem::decode(text, &[PRIVATE_LABEL, COSIGN_PRIVATE_LABEL], "encrypted private key")?;
+        let (_, envelope) =
+            pem::decode(text, &[PRIVATE_LABEL, COSIGN_PRIVATE_LABEL], "encrypted private key")?;
         PrivateKey::from_pkcs8(encrypted::open(&envelope, passphrase)?)
     }
 
@@ -107,7 +114,10 @@ impl PublicKey {
                 out.copy_from_slice(point);
                 Ok(PublicKey { point: out })
             }
-            _ => Err(Error::UnsupportedKey(format!("the public key is {}; only ECDSA P-256 keys are supported", key_kind(der)))),
+            _ => Err(Error::UnsupportedKey(format!(
+                "the public key is {}; only ECDSA P-256 keys are supported",
+                key_kind(der)
+            ))),
         }
     }
 
@@ -180,7 +190,10 @@ mod tests {
         assert!(matches!(PrivateKey::from_encrypted_pem(&pem_text, b"wrong"), Err(Error::WrongPassphrase)));
         assert!(matches!(PrivateKey::from_encrypted_pem("hello", b"right"), Err(Error::Pem { .. })));
         let public = key.public_key().to_pem();
-        assert!(PrivateKey::from_encrypted_pem(&public, b"right").unwrap_err().to_string().contains("PUBLIC KEY"));
+        assert!(PrivateKey::from_encrypted_pem(&public, b"right")
+            .unwrap_err()
+            .to_string()
+            .contains("PUBLIC KEY"));
         let body = pem::encode(PRIVATE_LABEL, b"{\"not\":\"an envelope\"}");
         assert!(matches!(PrivateKey::from_encrypted_pem(&body, b"right"), Err(Error::Envelope(_))));
         // A sealed plaintext that is not PKCS#8.

@@ -73,9 +73,13 @@ impl Payload {
     /// its content once its signature is verified.
     pub fn parse(bytes: &[u8]) -> Result<Payload, Error> {
         if bytes.len() > MAX_PAYLOAD {
-            return Err(Error::Payload(format!("{} bytes is more than the {MAX_PAYLOAD} allowed", bytes.len())));
+            return Err(Error::Payload(format!(
+                "{} bytes is more than the {MAX_PAYLOAD} allowed",
+                bytes.len()
+            )));
         }
-        let doc: Document = serde_json::from_slice(bytes).map_err(|e| Error::Payload(format!("not the expected JSON: {e}")))?;
+        let doc: Document = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Payload(format!("not the expected JSON: {e}")))?;
         if doc.critical.kind != PAYLOAD_TYPE {
             return Err(Error::Payload(format!("its type is `{}`, not `{PAYLOAD_TYPE}`", doc.critical.kind)));
         }
@@ -106,7 +110,8 @@ mod tests {
 
     #[test]
     fn cosign_layout_round_trip() {
-        let payload = Payload { docker_reference: "127.0.0.1:5000/team/base".into(), manifest_digest: digest() };
+        let payload =
+            Payload { docker_reference: "127.0.0.1:5000/team/base".into(), manifest_digest: digest() };
         let bytes = payload.to_bytes();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert_eq!(
@@ -137,10 +142,12 @@ mod tests {
     #[test]
     fn a_tampered_payload_does_not_verify() {
         let key = PrivateKey::generate().unwrap();
-        let payload = Payload { docker_reference: "ghcr.io/a/b".into(), manifest_digest: digest() }.to_bytes();
+        let payload =
+            Payload { docker_reference: "ghcr.io/a/b".into(), manifest_digest: digest() }.to_bytes();
         let signature = key.sign(&payload).unwrap();
         key.public_key().verify(&payload, &signature).unwrap();
-        let other = Payload { docker_reference: "ghcr.io/a/b".into(), manifest_digest: Digest::of_bytes(b"x") };
+        let other =
+            Payload { docker_reference: "ghcr.io/a/b".into(), manifest_digest: Digest::of_bytes(b"x") };
         assert!(key.public_key().verify(&other.to_bytes(), &signature).is_err());
         let mut flipped = payload.clone();
         flipped[10] ^= 1;

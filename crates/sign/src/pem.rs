@@ -31,7 +31,11 @@ pub(crate) fn decode(
     let end_of_label = rest.find("-----").ok_or_else(|| err("the BEGIN line is not closed".into()))?;
     let found = &rest[..end_of_label];
     let label = labels.iter().find(|l| **l == found).ok_or_else(|| {
-        err(format!("the block is `{}`, expected {}", found.chars().take(64).collect::<String>(), labels.join(" or ")))
+        err(format!(
+            "the block is `{}`, expected {}",
+            found.chars().take(64).collect::<String>(),
+            labels.join(" or ")
+        ))
     })?;
     let body = &rest[end_of_label + 5..];
     let end_line = format!("-----END {label}-----");

@@ -23,7 +23,8 @@ pub fn exec_key(args: KeyArgs, printer: &Printer) -> Result<ExitCode, CliError> 
 
 pub fn exec_verify(args: VerifyArgs, printer: &Printer, format: Format) -> Result<ExitCode, CliError> {
     let reference = Reference::parse(&args.reference).map_err(|e| {
-        CliError::user(e.to_string()).with_hint("write HOST[:PORT]/REPOSITORY[:TAG] or HOST/REPOSITORY@sha256:…")
+        CliError::user(e.to_string())
+            .with_hint("write HOST[:PORT]/REPOSITORY[:TAG] or HOST/REPOSITORY@sha256:…")
     })?;
     let request = VerifyRequest { reference, public_key: args.key.clone(), net: args.net.options() };
     let verification = ops::sign::verify(&request, printer)?;
