@@ -392,6 +392,23 @@ fn signatures_made_elsewhere_with_our_key_are_accepted() {
         elsewhere.stdout
     );
 
+    // A key pair made by OpenSSL and libsodium signs a push; OpenSSL verifies what we stored.
+    cosign_format(&["generate", &work.join("openssl.key").display().to_string(), &passphrase]);
+    let by_openssl_key = format!("{host}/team/openssl-key");
+    mb(&ctx, &["push", &by_openssl_key, "--oci", "img", "--tag", "1", "--yes", "--sign", "openssl.key"], Some(PASSWORD))
+        .success();
+    mb(&ctx, &["verify", &format!("{by_openssl_key}:1"), "--key", "openssl.key.pub"], None).success();
+    assert_eq!(signatures_by(&host, "team/openssl-key", &img.index.digest, &work.join("openssl.key.pub")), 1);
+
+    // A signature tag holding something else is an error, not a pass.
+    let garbage = format!("{host}/team/garbage");
+    mb(&ctx, &["push", &format!("{garbage}:1"), "--oci", "img", "--yes"], None).success();
+    let sig_tag = format!("{}.sig", img.index.digest.replace(':', "-"));
+    mb(&ctx, &["push", &format!("{garbage}:{sig_tag}"), "--oci", "img", "--yes"], None).success();
+    let bad = mb(&ctx, &["verify", &format!("{garbage}:1"), "--key", "ours.key.pub"], None);
+    bad.code(3);
+    assert!(bad.stderr.contains("not an image manifest"), "{}", bad.stderr);
+
     // skopeo signing with our key (where it has sigstore): verify accepts its signature.
     let policy = Policy::new(&work, "ours", &host, &format!("{host}/team"), &work.join("ours.key.pub"));
     let by_skopeo = format!("{host}/team/by-skopeo:1");

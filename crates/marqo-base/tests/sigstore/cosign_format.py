@@ -3,6 +3,7 @@ write: OpenSSL (python3-cryptography) for ECDSA and PKCS#8, libsodium (python3-n
 secretbox, hashlib for scrypt. The signing tests use it where the host's skopeo cannot
 (Debian builds containers/image with sigstore disabled).
 
+  generate KEY PASSFILE                     writes a key pair KEY, KEY.pub (OpenSSL's PKCS#8)
   decrypt KEY PASSFILE                      prints the public key (PEM) of the private key
   verify BASE REPO DIGEST PUB               counts the signatures of DIGEST that PUB made
   sign BASE REPO DIGEST KEY PASSFILE IDENT  appends a signature of DIGEST, as cosign does
@@ -15,6 +16,7 @@ import sys
 import urllib.request
 
 import nacl.secret
+import nacl.utils
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -41,6 +43,27 @@ def private_key(path, passfile):
     key = serialization.load_der_private_key(der, password=None)
     assert isinstance(key.curve, ec.SECP256R1), key.curve
     return key
+
+
+def write_key(path, passfile):
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    salt = nacl.utils.random(32)
+    secret = hashlib.scrypt(open(passfile, "rb").read(), salt=salt, n=32768, r=8, p=1,
+                            maxmem=128 * 1024 * 1024, dklen=32)
+    nonce = nacl.utils.random(24)
+    sealed = nacl.secret.SecretBox(secret).encrypt(der, nonce).ciphertext
+    b64 = lambda b: base64.b64encode(b).decode()
+    envelope = json.dumps({"kdf": {"name": "scrypt", "params": {"N": 32768, "r": 8, "p": 1}, "salt": b64(salt)},
+                           "cipher": {"name": "nacl/secretbox", "nonce": b64(nonce)},
+                           "ciphertext": b64(sealed)}).encode()
+    body = base64.encodebytes(envelope).decode()
+    with open(path, "w") as f:
+        f.write(f"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n{body}-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
+    with open(path + ".pub", "wb") as f:
+        f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
 def request(method, url, body=None, content_type=None, accept=None):
@@ -77,7 +100,9 @@ def put_blob(base, repo, data):
 
 def main():
     command, args = sys.argv[1], sys.argv[2:]
-    if command == "decrypt":
+    if command == "generate":
+        write_key(*args)
+    elif command == "decrypt":
         key = private_key(*args)
         sys.stdout.write(key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode())
