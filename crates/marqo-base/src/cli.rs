@@ -55,7 +55,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto, value_name = "WHEN")]
     pub color: ColorMode,
     /// The result on stdout as text, or as one JSON document (tree, why, diff, lock --check,
-    /// compile --check; schemas in docs/json/). Progress and messages stay on stderr.
+    /// compile --check, build, push, pull, verify; schemas in docs/json/). Progress and
+    /// messages stay on stderr.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
     pub format: Format,
 }
@@ -177,7 +178,9 @@ pub enum Command {
     Push(PushArgs),
     /// Signing keys: `key generate` writes a key pair that cosign and skopeo read.
     Key(KeyArgs),
-    /// Check that an image (its index and each platform manifest) is signed by a key.
+    /// Check that an image (its index and each platform manifest) is signed by a key: exit 0
+    /// when all are, 1 naming what is unsigned, signed by other keys, or signed for another
+    /// image or repository.
     Verify(VerifyArgs),
     /// Print the dependency graph of each platform from the lock (no network).
     Tree(TreeArgs),

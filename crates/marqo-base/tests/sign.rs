@@ -343,6 +343,7 @@ fn signed_pushes_pass_skopeos_policy_and_verify() {
     let json =
         mb(&ctx, &["verify", &format!("{repo}:1"), "--key", "theirs.key.pub", "--format", "json"], None);
     json.success();
+    common::validate_json("verify", json.stdout.trim());
     let doc: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
     assert_eq!(doc["manifests"].as_array().unwrap().len(), 3);
     assert!(doc["manifests"].as_array().unwrap().iter().all(|m| m["status"] == "signed"), "{doc}");
@@ -395,8 +396,12 @@ fn signatures_made_elsewhere_with_our_key_are_accepted() {
     // A key pair made by OpenSSL and libsodium signs a push; OpenSSL verifies what we stored.
     cosign_format(&["generate", &work.join("openssl.key").display().to_string(), &passphrase]);
     let by_openssl_key = format!("{host}/team/openssl-key");
-    mb(&ctx, &["push", &by_openssl_key, "--oci", "img", "--tag", "1", "--yes", "--sign", "openssl.key"], Some(PASSWORD))
-        .success();
+    mb(
+        &ctx,
+        &["push", &by_openssl_key, "--oci", "img", "--tag", "1", "--yes", "--sign", "openssl.key"],
+        Some(PASSWORD),
+    )
+    .success();
     mb(&ctx, &["verify", &format!("{by_openssl_key}:1"), "--key", "openssl.key.pub"], None).success();
     assert_eq!(signatures_by(&host, "team/openssl-key", &img.index.digest, &work.join("openssl.key.pub")), 1);
 

@@ -366,7 +366,10 @@ mod tests {
         let public = key.public_key();
         assert_eq!(judge(&public, &target(), &digest, &[]), Verdict::Unsigned);
         let good = signed(&key, "127.0.0.1:5000/team/base", &digest);
-        assert_eq!(judge(&public, &target(), &digest, std::slice::from_ref(&good)), Verdict::Signed { signatures: 1 });
+        assert_eq!(
+            judge(&public, &target(), &digest, std::slice::from_ref(&good)),
+            Verdict::Signed { signatures: 1 }
+        );
         // skopeo's form, with the tag.
         let tagged = signed(&key, "127.0.0.1:5000/team/base:1", &digest);
         assert_eq!(judge(&public, &target(), &digest, &[tagged]), Verdict::Signed { signatures: 1 });
