@@ -324,6 +324,31 @@ fn signed_pushes_pass_skopeos_policy_and_verify() {
     }
     mb(&ctx, &["verify", &format!("{repo}:2"), "--key", "ours.key.pub"], None).code(1);
 
+    // Pushing again with the same key adds no second signature (and moves no manifest).
+    mb(
+        &ctx,
+        &[
+            "push",
+            &repo,
+            "--oci",
+            "img",
+            "--tag",
+            "1",
+            "--yes",
+            "--sign",
+            "ours.key",
+            "--record",
+            "again.json",
+        ],
+        Some(PASSWORD),
+    )
+    .success();
+    let again: serde_json::Value = serde_json::from_str(&ctx.read("again.json")).unwrap();
+    assert_eq!(again["signatures"], record["signatures"]);
+    for digest in &expected {
+        assert_eq!(signatures_by(&host, "team/base", digest, &ours_pub), 1, "{digest}");
+    }
+
     // A second signer appends: both keys' signatures are there and each verifies.
     mb(
         &ctx,

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use env_vars::EnvVars;
 use oci::{media_type, Digest, ImageIndex};
-use registry::{pull_scope, Plan, Reference, Signature, ToSign};
+use registry::{pull_scope, Plan, Reference, SameSigner, Signature, ToSign};
 use zeroize::Zeroizing;
 
 use crate::remote::{client_for, registry_error, runtime, stored_credentials, NetOptions};
@@ -120,6 +120,11 @@ pub fn signatures_for(key: &PrivateKey, plan: &Plan) -> Result<Vec<ToSign>, Erro
         }
     }
     let docker_reference = plan.repository.name();
+    let public = key.public_key();
+    // A signature by this key of the same payload is as good as a new one.
+    let same_signer = SameSigner(std::sync::Arc::new(move |stored: &Signature| {
+        STANDARD.decode(stored.signature.trim()).is_ok_and(|der| public.verify(&stored.payload, &der).is_ok())
+    }));
     digests
         .into_iter()
         .map(|digest| {
@@ -133,6 +138,7 @@ pub fn signatures_for(key: &PrivateKey, plan: &Plan) -> Result<Vec<ToSign>, Erro
                     payload: payload.into(),
                     signature: STANDARD.encode(signature),
                 }],
+                same_signer: Some(same_signer.clone()),
             })
         })
         .collect()

@@ -40,6 +40,6 @@ pub use record::{PlatformRecord, PushRecord};
 pub use reference::{
     api_host, check_tag, credentials_key, is_loopback, parse_registry, Reference, ReferenceError, DOCKER_HUB,
 };
-pub use signature::{read_signatures, signature_tag, Signature, SignatureRecord, ToSign};
+pub use signature::{read_signatures, signature_tag, SameSigner, Signature, SignatureRecord, ToSign};
 pub use tags::{next_link, next_tag};
 pub use upload::{ProgressFn, Sent};

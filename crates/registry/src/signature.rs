@@ -41,6 +41,19 @@ pub struct ToSign {
     pub signed: Digest,
     /// Its new signatures.
     pub signatures: Vec<Signature>,
+    /// Tells whether a stored signature of the same payload is by the same signer, so that
+    /// signing again adds nothing (ECDSA signatures differ each time they are made).
+    pub same_signer: Option<SameSigner>,
+}
+
+/// A check of a stored [`Signature`]: whether it is by the signer of a [`ToSign`].
+#[derive(Clone)]
+pub struct SameSigner(pub std::sync::Arc<dyn Fn(&Signature) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for SameSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SameSigner(..)")
+    }
 }
 
 /// A signature manifest as stored.
@@ -89,7 +102,9 @@ pub async fn read_signatures(
 }
 
 /// Stores `to_sign.signatures` in the signature manifest of `to_sign.signed`, after the
-/// signatures it holds (a signature it holds already is not added twice).
+/// signatures it holds. A signature it holds already, or (with `same_signer`) one of the
+/// same payload by the same signer, is not added again; when nothing is added the manifest
+/// is left as it is.
 pub async fn put_signatures(
     client: &RegistryClient,
     repository: &str,
@@ -97,25 +112,36 @@ pub async fn put_signatures(
     scope: &str,
 ) -> Result<SignatureRecord, Error> {
     let tag = signature_tag(&to_sign.signed);
-    let mut layers = match signature_manifest(client, repository, &to_sign.signed, scope).await? {
-        Some((manifest, _)) => manifest.layers,
-        None => Vec::new(),
-    };
+    let existing = signature_manifest(client, repository, &to_sign.signed, scope).await?;
+    let mut layers = existing.as_ref().map(|(m, _)| m.layers.clone()).unwrap_or_default();
+    let mut added = 0;
     for signature in &to_sign.signatures {
         let digest = Digest::of_bytes(&signature.payload);
         let present = layers.iter().any(|l| {
+            let Some(stored) = l.annotations.as_ref().and_then(|a| a.get(SIGNATURE_ANNOTATION)) else {
+                return false;
+            };
+            // The same digest: the same payload bytes, which are ours.
             l.digest == digest
-                && l.annotations.as_ref().and_then(|a| a.get(SIGNATURE_ANNOTATION))
-                    == Some(&signature.signature)
+                && (stored == &signature.signature
+                    || to_sign.same_signer.as_ref().is_some_and(|same| {
+                        (same.0)(&Signature { payload: signature.payload.clone(), signature: stored.clone() })
+                    }))
         });
         if present {
             continue;
         }
+        added += 1;
         put_blob(client, repository, &digest, signature.payload.clone(), scope).await?;
         layers.push(
             Descriptor::new(SIMPLE_SIGNING, digest, signature.payload.len() as u64)
                 .with_annotation(SIGNATURE_ANNOTATION, signature.signature.clone()),
         );
+    }
+    if added == 0 && existing.is_some() {
+        if let Some(digest) = client.manifest_digest(repository, &tag, scope).await? {
+            return Ok(SignatureRecord { signed: to_sign.signed.clone(), signature_manifest: digest, tag });
+        }
     }
     // As cosign writes it: an image configuration whose diff_ids are the payloads.
     let config = Config {
