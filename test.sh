@@ -15,7 +15,8 @@ cd "$(dirname "$0")"
 # umoci: OCI layouts; docker-registry, htpasswd, openssl: the registry tests; zstd: zstd
 # layers; curl: reachability of the live index; podman, runc: images run in a real
 # container runtime; keytool, javac (and java): the Java truststore and a TLS handshake
-# through it; readelf: the ld.so.cache (ldconfig is essential).
+# through it; readelf: the ld.so.cache (ldconfig is essential); script: a terminal for the
+# passphrase prompts.
 tools="
 python3 python3
 curl curl
@@ -35,6 +36,7 @@ cc gcc
 keytool default-jre-headless
 javac default-jdk-headless
 readelf binutils
+script bsdutils
 "
 need=()
 while read -r cmd pkg; do

@@ -462,3 +462,104 @@ fn signatures_made_elsewhere_with_our_key_are_accepted() {
         assert!(run.stdout.contains("signed (1 signature"), "{}", run.stdout);
     }
 }
+
+#[test]
+fn native_runners_sign_by_digest_and_the_index_they_join() {
+    let ctx = TestContext::new();
+    let registry = DockerRegistry::start();
+    let host = registry.host();
+    let repo = format!("{host}/team/native");
+    generate(&ctx, "ours.key", PASSWORD);
+    let mut from = Vec::new();
+    for (name, platform, seed) in [("amd", "linux/amd64", 21), ("arm", "linux/arm64", 22)] {
+        TestImage::new(seed).platforms(&[platform]).write(&ctx.work().join(name), "latest");
+        let run = mb(
+            &ctx,
+            &["push", &repo, "--oci", name, "--by-digest", "--yes", "--sign", "ours.key"],
+            Some(PASSWORD),
+        );
+        run.success();
+        let pinned = run.stdout.trim().to_string();
+        // Each runner's image is signed on its own, before any index names it.
+        mb(&ctx, &["verify", &pinned, "--key", "ours.key.pub"], None).success();
+        from.push(pinned);
+    }
+    let mut args = vec![
+        "push",
+        repo.as_str(),
+        "--index",
+        "--tag",
+        "1",
+        "--yes",
+        "--sign",
+        "ours.key",
+        "--format",
+        "json",
+    ];
+    for f in &from {
+        args.extend(["--from", f.as_str()]);
+    }
+    let run = mb(&ctx, &args, Some(PASSWORD));
+    run.success();
+    let record: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(record["signatures"].as_array().unwrap().len(), 3, "{record}");
+    let ok = mb(&ctx, &["verify", &format!("{repo}:1"), "--key", "ours.key.pub"], None);
+    ok.success();
+    assert_eq!(ok.stdout.lines().filter(|l| l.contains("signed (1 signature")).count(), 3, "{}", ok.stdout);
+}
+
+/// Runs `marqo-base ARGS` on a pseudo-terminal (util-linux `script`) that types `input`.
+fn on_terminal(ctx: &TestContext, args: &[&str], input: &str) -> Run {
+    let mut command = vec![env!("CARGO_BIN_EXE_marqo-base").to_string()];
+    command.extend(args.iter().map(|a| a.to_string()));
+    // The sandbox's environment, as `ctx.command` sets it.
+    let sandbox = ctx.command(&[]);
+    let line = command.join(" ");
+    let mut script = Command::new("script");
+    for (key, value) in sandbox.get_envs() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
+    let mut child = script
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(ctx.work())
+        .env_remove("MARQO_BASE_KEY_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script");
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().unwrap();
+        for line in input.lines() {
+            // One line at a time, once the prompt has turned echo off (typed before, the
+            // terminal would echo it).
+            std::thread::sleep(std::time::Duration::from_millis(1000));
+            stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+            stdin.flush().unwrap();
+        }
+    }
+    Run::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn passphrases_are_asked_on_the_terminal_without_echo() {
+    let ctx = TestContext::new();
+    let differ = on_terminal(&ctx, &["key", "generate", "--key", "t.key"], "first-secret\nsecond-secret\n");
+    assert_ne!(differ.code, 0, "{}{}", differ.stdout, differ.stderr);
+    assert!(differ.stdout.contains("the two passphrases differ"), "{}", differ.stdout);
+    assert!(!ctx.exists("t.key") && !ctx.exists("t.key.pub"));
+    let run = on_terminal(&ctx, &["key", "generate", "--key", "t.key"], "typed-secret\ntyped-secret\n");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("Passphrase for the new key") && run.stdout.contains("The same passphrase again")
+    );
+    // The terminal shows the prompts, never what was typed.
+    assert!(!run.stdout.contains("typed-secret") && !run.stderr.contains("typed-secret"), "{}", run.stdout);
+    let passphrase = ctx.write("passphrase", "typed-secret");
+    let key = ctx.work().join("t.key").display().to_string();
+    assert_eq!(cosign_format(&["decrypt", &key, &passphrase.display().to_string()]), ctx.read("t.key.pub"));
+}
