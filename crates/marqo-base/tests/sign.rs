@@ -7,7 +7,11 @@
 //! with sigstore disabled ("Debian-local change: sigstore disabled"): there the skopeo checks
 //! are skipped with a note, and run wherever skopeo has sigstore.
 
+#[path = "../../debian/tests/common/mod.rs"]
+mod apt;
 mod common;
+#[path = "common/world.rs"]
+mod world;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -562,4 +566,40 @@ fn passphrases_are_asked_on_the_terminal_without_echo() {
     let passphrase = ctx.write("passphrase", "typed-secret");
     let key = ctx.work().join("t.key").display().to_string();
     assert_eq!(cosign_format(&["decrypt", &key, &passphrase.display().to_string()]), ctx.read("t.key.pub"));
+}
+
+#[test]
+fn push_manifest_builds_and_signs_in_one_step() {
+    let w = world::world();
+    let registry = DockerRegistry::start();
+    let repo = format!("{}/team/built", registry.host());
+    w.ctx.run(&["lock"]).success();
+    generate(&w.ctx, "ours.key", PASSWORD);
+    let run = mb(
+        &w.ctx,
+        &[
+            "push",
+            &repo,
+            "--manifest",
+            "marqo-base.toml",
+            "--tag",
+            "next",
+            "--yes",
+            "--sign",
+            "ours.key",
+            "--format",
+            "json",
+        ],
+        Some(PASSWORD),
+    );
+    run.success();
+    // The preview, shown before anything is built, says the push signs.
+    assert!(run.stderr.contains("signatures: the index and each platform manifest"), "{}", run.stderr);
+    let record: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(record["tags"], serde_json::json!(["1"]));
+    assert_eq!(
+        record["signatures"].as_array().unwrap().len(),
+        1 + record["platforms"].as_array().unwrap().len()
+    );
+    mb(&w.ctx, &["verify", &format!("{repo}:1"), "--key", "ours.key.pub"], None).success();
 }
