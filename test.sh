@@ -15,7 +15,8 @@ cd "$(dirname "$0")"
 # umoci: OCI layouts; docker-registry, htpasswd, openssl: the registry tests; zstd: zstd
 # layers; curl: reachability of the live index; podman, runc: images run in a real
 # container runtime; keytool, javac (and java): the Java truststore and a TLS handshake
-# through it; readelf: the ld.so.cache (ldconfig is essential).
+# through it; readelf: the ld.so.cache (ldconfig is essential); script: a terminal for the
+# passphrase prompts.
 tools="
 python3 python3
 curl curl
@@ -35,6 +36,7 @@ cc gcc
 keytool default-jre-headless
 javac default-jdk-headless
 readelf binutils
+script bsdutils
 "
 need=()
 while read -r cmd pkg; do
@@ -43,6 +45,9 @@ while read -r cmd pkg; do
 done <<< "$tools"
 command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# The signing tests check cosign's formats with OpenSSL and libsodium through Debian's Python.
+/usr/bin/python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)
+/usr/bin/python3 -c 'import nacl.secret' 2>/dev/null || need+=(python3-nacl)
 # The flagship build cross-compiles psutil for arm64: the compiler and arm64 libc headers.
 if [ "${MARQO_BASE_FLAGSHIP:-}" = 1 ]; then
     command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-aarch64-linux-gnu)

@@ -11,6 +11,9 @@ impl EnvVars {
     pub const MARQO_BASE_CACHE_DIR: &'static str = "MARQO_BASE_CACHE_DIR";
     /// `1`: registries may be reached over plain HTTP when HTTPS fails (`--insecure`).
     pub const MARQO_BASE_INSECURE: &'static str = "MARQO_BASE_INSECURE";
+    /// The passphrase of the private key (`key generate`, `push --sign`); when unset it is
+    /// asked for on the terminal. Never printed or logged.
+    pub const MARQO_BASE_KEY_PASSWORD: &'static str = "MARQO_BASE_KEY_PASSWORD";
     /// Tests only: `1` skips the tests that need the live package index or Debian mirror.
     pub const MARQO_BASE_SKIP_LIVE: &'static str = "MARQO_BASE_SKIP_LIVE";
     /// Tests only: `1` runs the multi-GB flagship image test.

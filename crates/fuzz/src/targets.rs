@@ -43,6 +43,20 @@ pub static TARGETS: &[Target] = &[
     Target { name: "maintainer_script", run: maintainer_script, tokens: SHELL_TOKENS },
     Target { name: "pem_certificate", run: pem_certificate, tokens: PEM_TOKENS },
     Target { name: "elf_shared_object", run: elf_shared_object, tokens: ELF_TOKENS },
+    Target { name: "sigstore", run: sigstore, tokens: SIGSTORE_TOKENS },
+];
+
+const SIGSTORE_TOKENS: &[&[u8]] = &[
+    b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n",
+    b"-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n",
+    b"-----BEGIN PUBLIC KEY-----\n",
+    b"-----END PUBLIC KEY-----\n",
+    b"{\"critical\":",
+    b"\"docker-manifest-digest\"",
+    b"\"cosign container image signature\"",
+    b"\"optional\":null}",
+    b"sha256:",
+    b"\"N\":",
 ];
 
 const SHELL_TOKENS: &[&[u8]] = &[
@@ -546,6 +560,26 @@ fn pem_certificate(bytes: &[u8]) {
         for cert in certs {
             let _ = (cert.subject_hash(), cert.sha1_fingerprint());
         }
+    }
+}
+
+/// Key files and signature payloads, as `push --sign` and `verify` read them: a public key
+/// round-trips through its PEM; a payload through its bytes. A private key is tried with
+/// the seeds' passphrase `x` (the scrypt limits keep each try bounded).
+fn sigstore(bytes: &[u8]) {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        let _ = sign::Payload::parse(bytes);
+        return;
+    };
+    if let Ok(key) = sign::PublicKey::from_pem(text) {
+        assert_eq!(sign::PublicKey::from_pem(&key.to_pem()).expect("our PEM reads back"), key);
+    }
+    if let Ok(key) = sign::PrivateKey::from_encrypted_pem(text, b"x") {
+        let signature = key.sign(b"m").expect("signs");
+        key.public_key().verify(b"m", &signature).expect("verifies its own signature");
+    }
+    if let Ok(payload) = sign::Payload::parse(bytes) {
+        assert_eq!(sign::Payload::parse(&payload.to_bytes()).expect("our payload reads back"), payload);
     }
 }
 

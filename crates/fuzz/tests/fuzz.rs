@@ -87,6 +87,7 @@ targets!(
     lockfile,
     maintainer_script,
     pem_certificate,
+    sigstore,
     elf_shared_object,
 );
 
@@ -255,6 +256,14 @@ fn write_seed_corpus() {
     {
         seed("image_reference", &format!("r{i}"), r.as_bytes());
     }
+    let key = sign::PrivateKey::generate().unwrap();
+    seed("sigstore", "private.key", key.to_encrypted_pem(b"x").unwrap().as_bytes());
+    seed("sigstore", "public.pem", key.public_key().to_pem().as_bytes());
+    let payload = sign::Payload {
+        docker_reference: "127.0.0.1:5000/team/base".into(),
+        manifest_digest: oci::Digest::of_bytes(b"index"),
+    };
+    seed("sigstore", "payload.json", &payload.to_bytes());
 }
 
 /// The members of a zip, read with the `zip` crate the wheel installer uses.

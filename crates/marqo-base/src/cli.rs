@@ -55,7 +55,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto, value_name = "WHEN")]
     pub color: ColorMode,
     /// The result on stdout as text, or as one JSON document (tree, why, diff, lock --check,
-    /// compile --check; schemas in docs/json/). Progress and messages stay on stderr.
+    /// compile --check, build, push, pull, verify; schemas in docs/json/). Progress and
+    /// messages stay on stderr.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
     pub format: Format,
 }
@@ -175,6 +176,12 @@ pub enum Command {
     Pull(PullArgs),
     /// Push an image from an OCI image layout to a registry (shows the plan, then asks).
     Push(PushArgs),
+    /// Signing keys: `key generate` writes a key pair that cosign and skopeo read.
+    Key(KeyArgs),
+    /// Check that an image (its index and each platform manifest) is signed by a key: exit 0
+    /// when all are, 1 naming what is unsigned, signed by other keys, or signed for another
+    /// image or repository.
+    Verify(VerifyArgs),
     /// Print the dependency graph of each platform from the lock (no network).
     Tree(TreeArgs),
     /// Print every path from a requirement to a package, per platform, or why it is absent.
@@ -561,6 +568,44 @@ pub struct PushArgs {
     /// registry's].
     #[arg(long, value_name = "N")]
     pub tags_page_size: Option<u32>,
+    /// Sign the index and each platform manifest with this private key (as `key generate`,
+    /// cosign or skopeo wrote it; passphrase from MARQO_BASE_KEY_PASSWORD, else asked). The
+    /// signatures are stored as cosign stores them (tag sha256-HEX.sig) before any tag is set.
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    #[command(flatten)]
+    pub net: RegistryNetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[command(subcommand)]
+    pub command: KeyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a new ECDSA P-256 key pair: PATH, the private key encrypted with a passphrase
+    /// (MARQO_BASE_KEY_PASSWORD, else asked twice), mode 0600; PATH.pub, the public key.
+    /// The format is cosign's and skopeo's (`ENCRYPTED SIGSTORE PRIVATE KEY`, `PUBLIC KEY`).
+    Generate(KeyGenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyGenerateArgs {
+    /// Where to write the private key; the public key goes to PATH.pub. Neither may exist.
+    #[arg(long, value_name = "PATH")]
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image: HOST[:PORT]/REPOSITORY[:TAG][@DIGEST].
+    #[arg(value_name = "REFERENCE")]
+    pub reference: String,
+    /// The public key (PEM `PUBLIC KEY`, such as the PATH.pub of `key generate`).
+    #[arg(long, value_name = "PUB")]
+    pub key: PathBuf,
     #[command(flatten)]
     pub net: RegistryNetArgs,
 }

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod diagnostics;
 mod printer;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -26,10 +27,11 @@ fn main() -> ExitCode {
         cli::Command::Build(args) => commands::build::exec(args, &printer, format),
         cli::Command::Pull(args) => commands::registry::exec_pull(args, &printer, format),
         cli::Command::Push(args) => commands::registry::exec_push(args, &printer, format),
+        cli::Command::Verify(args) => commands::sign::exec_verify(args, &printer, format),
         cli::Command::Lock(args) if !json || args.check => commands::lock::exec(args, &printer, format),
         cli::Command::Compile(args) if !json || args.check => commands::compile::exec(*args, &printer, format),
         _ if json => Err(ops::Error::user(
-            "`--format json` is available for tree, why, diff, lock --check, compile --check, build, push and pull",
+            "`--format json` is available for tree, why, diff, lock --check, compile --check, build, push, pull and verify",
         )
         .with_hint("leave --format out for this command's text output")),
         cli::Command::Debian(args) => commands::debian::exec(args, &printer),
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         cli::Command::Login(args) => commands::registry::exec_login(args, &printer),
         cli::Command::Logout(args) => commands::registry::exec_logout(args, &printer),
         cli::Command::Cache(args) => commands::cache::exec(args, &printer),
+        cli::Command::Key(args) => commands::sign::exec_key(args, &printer),
         cli::Command::Completions(args) => {
             let mut command = cli::command();
             clap_complete::generate(args.shell, &mut command, "marqo-base", &mut std::io::stdout());

@@ -17,6 +17,7 @@
 //! - [`lock`]: the manifest -> `marqo-base.lock`, and `lock --check`.
 //! - [`env`]: the process's one tokio runtime.
 //! - [`remote`]: registries: stored credentials, clients, registry errors.
+//! - [`sign`]: key pairs, signatures stored at push (`push --sign`), `verify`.
 //! - [`report`]: the progress trait the binary implements.
 
 pub mod base;
@@ -41,6 +42,7 @@ pub mod registry_cache;
 pub mod remote;
 pub mod report;
 pub mod sbom;
+pub mod sign;
 
 pub use error::Error;
 pub use report::{Reporter, Silent};

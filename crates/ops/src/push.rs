@@ -2,7 +2,8 @@
 //! not built yet is built, layers the registry cache has in the same registry are mounted,
 //! never downloaded), or an index of platform images pushed by digest elsewhere (`--index
 //! --from`). The plan is shown and confirmed before anything is built or sent; blobs go
-//! first, then each platform's manifest by digest, then the index by tag, last.
+//! first, then each platform's manifest by digest, then (`--sign`) the index by digest and
+//! the signatures of the index and of each manifest, then the index by tag, last.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -48,11 +49,14 @@ pub struct PushRequest {
     pub tag_page_size: Option<u32>,
     /// Where to write the record.
     pub record: Option<PathBuf>,
+    /// The private key to sign the index and each platform manifest with (`--sign`).
+    pub sign: Option<PathBuf>,
     pub net: NetOptions,
 }
 
-/// Asks the user to confirm a plan (printed already); an error stops the push.
-pub trait Confirm {
+/// Asks the user to confirm a plan (printed already), and for the passphrase of a `--sign`
+/// key; an error stops the push.
+pub trait Confirm: crate::sign::Prompt {
     fn confirm(&self, question: &str) -> Result<(), Error>;
 }
 
@@ -80,12 +84,19 @@ pub fn push(
             "pass --tag next (the next free integer), --tag NAME, write HOST/REPO:TAG, or --by-digest",
         ));
     }
+    // The passphrase is asked (and checked) before anything is built or sent.
+    let key = match &request.sign {
+        Some(path) => Some(crate::sign::read_private_key(path, confirm)?),
+        None => None,
+    };
+    let key = key.as_ref();
     let options = PushOptions {
         tags: request.tags.clone(),
         mount_from: request.mount_from.clone(),
         chunk_size: request.chunk_size,
         parallel: PARALLEL_BLOBS,
         tag_page_size: request.tag_page_size,
+        signatures: Vec::new(),
     };
     let target = &request.target;
     let client = client_for(&target.registry, stored_credentials(&target.registry)?, &request.net)?;
@@ -95,7 +106,8 @@ pub fn push(
             let source = LayoutSource::read(dir, name.as_deref())
                 .map_err(|e| registry_error(&format!("cannot push from {}", dir.display()), e))?;
             let plan = plan(&client, target, &source, &options, printer)?;
-            printer.status(plan_text(&plan, None));
+            let options = signed(&options, &plan, key)?;
+            printer.status(plan_text(&plan, None) + &sign_text(&options, key));
             confirm.confirm(&question(&plan))?;
             let pushed = send(&client, &plan, &source, &options, printer)?;
             (plan, pushed)
@@ -120,7 +132,14 @@ pub fn push(
             // registry has; confirmed here, so the push itself is not asked about again.
             let preview = |preview: &BuildPreview| {
                 let have = registry_has(&client, target, preview);
-                printer.status(preview_text(target, preview, &have, &request.tags, request.by_digest));
+                let mut text = preview_text(target, preview, &have, &request.tags, request.by_digest);
+                if let Some(key) = key {
+                    text.push_str(&format!(
+                        "\n  signatures: the index and each platform manifest, key {}, stored before the tags",
+                        key.public_key().fingerprint()
+                    ));
+                }
+                printer.status(text);
                 confirm.confirm(&format!(
                     "Build and push {} as {}?",
                     target.name(),
@@ -131,6 +150,7 @@ pub fn push(
             let source = LayoutSource::read_with_remote(&out, Some(&build.tag), built.remote_blobs.clone())
                 .map_err(|e| registry_error(&format!("cannot push from {}", out.display()), e))?;
             let plan = plan(&client, target, &source, &options, printer)?;
+            let options = signed(&options, &plan, key)?;
             tracing::info!("{}", plan_text(&plan, None));
             let pushed = send(&client, &plan, &source, &options, printer)?;
             // The layers go into the registry cache by mounting them from the image just
@@ -160,7 +180,10 @@ pub fn push(
             spinner.finish_and_clear();
             let index = index
                 .map_err(|e| registry_error(&format!("cannot make the index of {}", target.name()), e))?;
-            printer.status(plan_text(&index.plan, Some("index of images already there")));
+            let options = signed(&options, &index.plan, key)?;
+            printer.status(
+                plan_text(&index.plan, Some("index of images already there")) + &sign_text(&options, key),
+            );
             confirm.confirm(&question(&index.plan))?;
             let pushed = runtime
                 .block_on(registry::execute_index(&client, &index, &options))
@@ -181,7 +204,7 @@ pub fn push(
             record.write(path).map_err(|e| registry_error("cannot write the record", e))?;
         }
         printer.status(format!(
-            "Pushed {} as {} in {:.2}s: {} blobs sent ({}), {} mounted, {} already there",
+            "Pushed {} as {} in {:.2}s: {} blobs sent ({}), {} mounted, {} already there{}",
             target.name(),
             match pushed.tags.is_empty() {
                 true => format!("{} (by digest)", plan.root.digest),
@@ -191,10 +214,46 @@ pub fn push(
             pushed.uploaded.len(),
             human(plan.count(|a| *a == BlobAction::Upload).1),
             pushed.mounted,
-            plan.count(|a| *a == BlobAction::Present).0
+            plan.count(|a| *a == BlobAction::Present).0,
+            match pushed.signatures.len() {
+                0 => String::new(),
+                n => format!("; {n} manifests signed"),
+            }
         ));
     }
     Ok(PushOutcome { record, race: pushed.race })
+}
+
+/// `options` with the signatures of `plan` made with `key` (none without a key).
+fn signed(
+    options: &PushOptions,
+    plan: &Plan,
+    key: Option<&::sign::PrivateKey>,
+) -> Result<PushOptions, Error> {
+    let signatures = match key {
+        Some(key) => crate::sign::signatures_for(key, plan)?,
+        None => Vec::new(),
+    };
+    if let Some(key) = key {
+        tracing::info!(
+            "signing {} manifests with the key {}; the signatures are stored before the tags",
+            signatures.len(),
+            key.public_key().fingerprint()
+        );
+    }
+    Ok(PushOptions { signatures, ..options.clone() })
+}
+
+/// The plan's line about signatures (empty when not signing).
+fn sign_text(options: &PushOptions, key: Option<&::sign::PrivateKey>) -> String {
+    match key {
+        Some(key) => format!(
+            "\n  signatures: {} manifests, key {}, stored before the tags",
+            options.signatures.len(),
+            key.public_key().fingerprint()
+        ),
+        None => String::new(),
+    }
 }
 
 fn plan(

@@ -10,6 +10,7 @@
 //! - [`pull`]: manifests, platform choice, resumable hash-checked blob downloads, and the
 //!   OCI layout or docker-archive written from them.
 //! - [`layer_cache`]: a layer cache kept in a registry repository (`--cache REF`).
+//! - [`signature`]: cosign's signature manifests (`sha256-HEX.sig`): read, and append to.
 //! - [`PushRecord`]: what a push did, as JSON.
 
 mod api;
@@ -23,6 +24,7 @@ pub mod pull;
 pub mod push;
 mod record;
 mod reference;
+pub mod signature;
 mod tags;
 mod upload;
 
@@ -38,5 +40,6 @@ pub use record::{PlatformRecord, PushRecord};
 pub use reference::{
     api_host, check_tag, credentials_key, is_loopback, parse_registry, Reference, ReferenceError, DOCKER_HUB,
 };
+pub use signature::{read_signatures, signature_tag, SameSigner, Signature, SignatureRecord, ToSign};
 pub use tags::{next_link, next_tag};
 pub use upload::{ProgressFn, Sent};

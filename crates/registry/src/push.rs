@@ -1,7 +1,8 @@
 //! Pushing an image from an OCI image layout: read what the layout holds, plan (which
 //! blobs the registry has, which to mount, which to send, what `--tag next` means), then
 //! push in the order that never leaves a tag pointing at something missing: blobs, then
-//! each platform's manifest by digest, then the index by tag, last.
+//! each platform's manifest by digest, then (when signing) the index by digest and the
+//! signatures, then the index by tag, last: a tag is never seen unsigned.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +11,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use oci::{media_type, Descriptor, Digest, OciLayout, Platform};
 
 use crate::api::push_scope;
+use crate::signature::{put_signatures, SignatureRecord, ToSign};
 use crate::tags::next_tag;
 use crate::upload::{LocalBlob, ProgressFn, Sent, Sessions, Upload};
 use crate::{Error, Reference, RegistryClient};
@@ -263,6 +265,8 @@ pub struct PushOptions {
     pub parallel: usize,
     /// The page size asked for when listing tags (`n=`); `None` lets the registry choose.
     pub tag_page_size: Option<u32>,
+    /// Signatures to store before any tag is set (see [`crate::signature`]).
+    pub signatures: Vec<ToSign>,
 }
 
 impl Default for PushOptions {
@@ -273,6 +277,7 @@ impl Default for PushOptions {
             chunk_size: 16 * 1024 * 1024,
             parallel: 4,
             tag_page_size: None,
+            signatures: Vec::new(),
         }
     }
 }
@@ -299,6 +304,8 @@ pub struct Pushed {
     pub uploaded: Vec<(Digest, u64)>,
     /// A tag that, checked after the push, points at another image.
     pub race: Option<Race>,
+    /// The signature manifests stored, one per signed manifest.
+    pub signatures: Vec<SignatureRecord>,
 }
 
 /// Decides what pushing `source` to `target` (a repository; its tag is one of the tags)
@@ -459,7 +466,8 @@ async fn next_free_tag(
 
 /// Puts the root of `plan` (`root_bytes`) under each of its tags, last: a `next` tag taken
 /// meanwhile moves on, and each tag is read back (a [`Race`] if it points elsewhere). With
-/// no tags, the root is put by its digest.
+/// no tags, the root is put by its digest. The signatures of `options` are stored first,
+/// after the root by its digest.
 pub(crate) async fn set_tags(
     client: &RegistryClient,
     plan: &Plan,
@@ -471,9 +479,15 @@ pub(crate) async fn set_tags(
     let repo = plan.repository.repository.as_str();
     let scope = plan.scope.as_str();
     let root_type = &plan.root.media_type;
-    if plan.tags.is_empty() {
+    let mut signatures = Vec::new();
+    if plan.tags.is_empty() || !options.signatures.is_empty() {
         client.put_manifest(repo, plan.root.digest.as_str(), root_type, root_bytes.clone(), scope).await?;
-        return Ok(Pushed { tags: Vec::new(), mounted, uploaded, race: None });
+    }
+    for to_sign in &options.signatures {
+        signatures.push(put_signatures(client, repo, to_sign, scope).await?);
+    }
+    if plan.tags.is_empty() {
+        return Ok(Pushed { tags: Vec::new(), mounted, uploaded, race: None, signatures });
     }
     let mut tags = Vec::new();
     for tag in &plan.tags {
@@ -492,7 +506,7 @@ pub(crate) async fn set_tags(
             break;
         }
     }
-    Ok(Pushed { tags, mounted, uploaded, race })
+    Ok(Pushed { tags, mounted, uploaded, race, signatures })
 }
 
 /// `planned` if it is still free (or already ours), else the next integer tag now free.

@@ -7,6 +7,7 @@ use oci::Digest;
 use serde::Serialize;
 
 use crate::push::{Plan, Pushed};
+use crate::signature::SignatureRecord;
 use crate::Error;
 
 /// What was pushed: repository, tags, digests, sizes and the lock fingerprint.
@@ -30,6 +31,9 @@ pub struct PushRecord {
     pub lock_fingerprint: Option<String>,
     /// When the push finished (RFC 3339, UTC).
     pub pushed_at: String,
+    /// The signature manifests stored (`push --sign`), one per signed manifest; empty when
+    /// unsigned.
+    pub signatures: Vec<SignatureRecord>,
 }
 
 /// One platform's image in a [`PushRecord`].
@@ -75,6 +79,7 @@ impl PushRecord {
             platforms,
             lock_fingerprint: (fingerprints.len() == 1).then(|| fingerprints[0].clone()),
             pushed_at,
+            signatures: pushed.signatures.clone(),
         }
     }
 

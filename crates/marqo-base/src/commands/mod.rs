@@ -8,3 +8,4 @@ pub mod debian;
 pub mod graph;
 pub mod lock;
 pub mod registry;
+pub mod sign;

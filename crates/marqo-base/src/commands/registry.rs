@@ -142,6 +142,7 @@ pub fn exec_push(
         chunk_size: parse_size(&args.chunk_size)?,
         tag_page_size: args.tags_page_size,
         record: args.record.clone(),
+        sign: args.sign.clone(),
         net: args.net.options(),
     };
     let confirm = Terminal { yes: args.yes };
@@ -183,6 +184,12 @@ pub fn exec_push(
 /// `--yes`, or a "y" typed on the terminal; without a terminal and `--yes`, a refusal.
 struct Terminal {
     yes: bool,
+}
+
+impl ops::sign::Prompt for Terminal {
+    fn passphrase(&self, prompt: &str) -> Result<zeroize::Zeroizing<String>, ops::Error> {
+        crate::terminal::TerminalPrompt.passphrase(prompt)
+    }
 }
 
 impl Confirm for Terminal {

@@ -1,0 +1,78 @@
+//! `marqo-base key generate` and `marqo-base verify`: signing keys and signature checks.
+//! The formats are in the `sign` crate, the work in `ops::sign`.
+
+use std::process::ExitCode;
+
+use ops::sign::{Verdict, VerifyRequest};
+use registry::Reference;
+
+use crate::cli::{Format, KeyArgs, KeyCommand, VerifyArgs};
+use crate::diagnostics::CliError;
+use crate::printer::Printer;
+use crate::terminal::TerminalPrompt;
+
+pub fn exec_key(args: KeyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    match args.command {
+        KeyCommand::Generate(args) => {
+            let generated = ops::sign::generate_key(&args.key, &TerminalPrompt, printer)?;
+            println!("{}", generated.public.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn exec_verify(args: VerifyArgs, printer: &Printer, format: Format) -> Result<ExitCode, CliError> {
+    let reference = Reference::parse(&args.reference).map_err(|e| {
+        CliError::user(e.to_string())
+            .with_hint("write HOST[:PORT]/REPOSITORY[:TAG] or HOST/REPOSITORY@sha256:…")
+    })?;
+    let request = VerifyRequest { reference, public_key: args.key.clone(), net: args.net.options() };
+    let verification = ops::sign::verify(&request, printer)?;
+    if format == Format::Json {
+        let text = serde_json::to_string(&verification)
+            .map_err(|e| CliError::from_error("cannot write the verification", e))?;
+        println!("{text}");
+    } else {
+        for check in &verification.manifests {
+            let verdict = match &check.verdict {
+                Verdict::Signed { signatures } => format!("signed ({signatures} signature(s) by this key)"),
+                Verdict::Unsigned => "UNSIGNED: no signature".to_string(),
+                Verdict::OtherKeys { signatures } => {
+                    format!("NOT SIGNED BY THIS KEY: {signatures} signature(s), all by other keys")
+                }
+                Verdict::Mismatch { reasons } => format!("MISMATCH: {}", reasons.join("; ")),
+            };
+            println!("{:<14} {} {verdict}", check.what, check.digest);
+        }
+    }
+    if verification.all_signed() {
+        printer.status(format!("Verified {} with the key {}", verification.reference, verification.key));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bad: Vec<String> = verification
+        .manifests
+        .iter()
+        .filter(|m| !matches!(m.verdict, Verdict::Signed { .. }))
+        .map(|m| {
+            let why = match m.verdict {
+                Verdict::Unsigned => "unsigned",
+                Verdict::OtherKeys { .. } => "signed by another key",
+                _ => "signed for another image or repository",
+            };
+            format!("{} {} ({why})", m.what, m.digest)
+        })
+        .collect();
+    eprintln!(
+        "{} {} is not signed by {} ({}): {}",
+        printer.paint("error:", 31),
+        verification.reference,
+        args.key.display(),
+        verification.key,
+        bad.join(", ")
+    );
+    eprintln!(
+        "{} push it with `marqo-base push … --sign KEY`, or check that this is the public key of the signing key",
+        printer.paint("hint:", 36)
+    );
+    Ok(ExitCode::from(1))
+}
