@@ -625,6 +625,11 @@ pub struct PullArgs {
     /// --docker-archive].
     #[arg(long = "platform", value_name = "PLATFORM")]
     pub platforms: Vec<String>,
+    /// Also fetch the SBOM attached to each platform's image (OCI referrers, or the
+    /// `sha256-DIGEST` tag) into DIR as OS-ARCH.spdx.json (or .cdx.json); an image without one
+    /// is an error, found before anything is downloaded.
+    #[arg(long, value_name = "DIR")]
+    pub sbom: Option<PathBuf>,
     #[command(flatten)]
     pub net: RegistryNetArgs,
 }

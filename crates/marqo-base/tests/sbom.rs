@@ -241,6 +241,92 @@ fn an_sbom_path_that_is_a_file_is_refused_first() {
     assert_eq!(run.code, 2, "--sbom-format needs --sbom: {}", run.stderr);
 }
 
+/// `push` attaches each platform's SBOM to its manifest as an OCI 1.1 artifact (found through
+/// the `sha256-DIGEST` tag on docker-registry 2.8, which lacks the referrers API), before the
+/// tag; the record lists them (valid against its schema); `pull --sbom` fetches the same
+/// bytes `build --sbom` wrote; an image without one is refused before anything is pulled.
+#[test]
+fn pushed_sboms_are_attached_and_pulled_back() {
+    let w = world();
+    let ctx = &w.ctx;
+    let registry = test_support::DockerRegistry::start();
+    let repo = format!("{}/team/sbom", registry.host());
+    ctx.run(&["lock"]).success();
+    ctx.run(&["build", "--oci", "out", "--sbom", "built"]).success();
+    let push = ctx.run(&["push", &repo, "--oci", "out", "--tag", "1", "--yes", "--record", "pushed.json"]);
+    push.success();
+    assert!(push.stderr.contains("SBOMs: 2, attached to their platform manifests"), "{}", push.stderr);
+    assert!(push.stderr.contains("2 SBOMs attached"), "{}", push.stderr);
+    let record = std::fs::read_to_string(ctx.work().join("pushed.json")).unwrap();
+    common::validate_json("push", &record);
+    let record: Value = serde_json::from_str(&record).unwrap();
+    let attachments = record["attachments"].as_array().unwrap();
+    assert_eq!(attachments.len(), 2, "{record}");
+    for (attachment, platform) in attachments.iter().zip(record["platforms"].as_array().unwrap()) {
+        assert_eq!(attachment["subject"], platform["digest"]);
+        assert_eq!(attachment["artifact_type"], "application/spdx+json");
+        let subject = attachment["subject"].as_str().unwrap().replace(':', "-");
+        assert_eq!(attachment["found_through"], format!("tag {subject}"));
+        // What a referrers client reads from the fallback tag: an index of the artifact.
+        let raw = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{repo}:{subject}"))
+            .output()
+            .unwrap();
+        assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+        let index: Value = serde_json::from_slice(&raw.stdout).unwrap();
+        assert_eq!(index["manifests"][0]["digest"], attachment["manifest"]);
+        assert_eq!(index["manifests"][0]["artifactType"], "application/spdx+json");
+        let raw = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{repo}@{}", attachment["manifest"].as_str().unwrap()))
+            .output()
+            .unwrap();
+        let artifact: Value = serde_json::from_slice(&raw.stdout).unwrap();
+        assert_eq!(artifact["subject"]["digest"], platform["digest"]);
+        assert_eq!(artifact["layers"][0]["digest"], attachment["document"]);
+    }
+    // Pushed again: the artifacts are there already, the tag index is not grown.
+    ctx.run(&["push", &repo, "--oci", "out", "--tag", "2", "--yes"]).success();
+    let pull = ctx.run(&[
+        "pull",
+        &format!("{repo}:2"),
+        "--oci",
+        "pulled",
+        "--sbom",
+        "pulled-sbom",
+        "--format",
+        "json",
+    ]);
+    pull.success();
+    common::validate_json("pull", &pull.stdout);
+    for name in ["linux-amd64.spdx.json", "linux-arm64.spdx.json"] {
+        assert_eq!(
+            std::fs::read(ctx.work().join("pulled-sbom").join(name)).unwrap(),
+            std::fs::read(ctx.work().join("built").join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    let subject = attachments[0]["subject"].as_str().unwrap().replace(':', "-");
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{repo}:{subject}"))
+        .output()
+        .unwrap();
+    let index: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+
+    // An image made elsewhere has none: refused before its blobs are fetched.
+    test_support::TestImage::new(7).platforms(&["linux/amd64"]).write(&ctx.work().join("plain"), "latest");
+    let plain = format!("{}/team/plain", registry.host());
+    ctx.run(&["push", &plain, "--oci", "plain", "--tag", "1", "--yes"]).success();
+    let refused = ctx.run(&["pull", &format!("{plain}:1"), "--oci", "plain-pulled", "--sbom", "plain-sbom"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("(linux/amd64) has no SBOM attached"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains("Pulling"), "nothing downloaded: {}", refused.stderr);
+    assert!(!ctx.work().join("plain-pulled").exists());
+}
+
 fn common_index(layout: &Path) -> String {
     read_json(&layout.join("index.json"))["manifests"][0]["digest"].as_str().unwrap().to_string()
 }

@@ -606,7 +606,7 @@ fn check_sbom_dir(dir: &Path) -> Result<(), Error> {
 
 /// Writes `bytes` to `path` through a temporary file renamed over it: a reader never sees
 /// half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write as _;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let context = || format!("cannot write {}", path.display());

@@ -97,6 +97,7 @@ pub fn push(
         parallel: PARALLEL_BLOBS,
         tag_page_size: request.tag_page_size,
         signatures: Vec::new(),
+        attachments: Vec::new(),
     };
     let target = &request.target;
     let client = client_for(&target.registry, stored_credentials(&target.registry)?, &request.net)?;
@@ -105,9 +106,10 @@ pub fn push(
         PushSource::Layout { dir, name } => {
             let source = LayoutSource::read(dir, name.as_deref())
                 .map_err(|e| registry_error(&format!("cannot push from {}", dir.display()), e))?;
+            let options = with_sboms(&options, &source);
             let plan = plan(&client, target, &source, &options, printer)?;
             let options = signed(&options, &plan, key)?;
-            printer.status(plan_text(&plan, None) + &sign_text(&options, key));
+            printer.status(plan_text(&plan, None) + &sbom_text(&options) + &sign_text(&options, key));
             confirm.confirm(&question(&plan))?;
             let pushed = send(&client, &plan, &source, &options, printer)?;
             (plan, pushed)
@@ -149,9 +151,10 @@ pub fn push(
             let built = crate::build::build_with(&build, Some(&preview), printer)?;
             let source = LayoutSource::read_with_remote(&out, Some(&build.tag), built.remote_blobs.clone())
                 .map_err(|e| registry_error(&format!("cannot push from {}", out.display()), e))?;
+            let options = with_sboms(&options, &source);
             let plan = plan(&client, target, &source, &options, printer)?;
             let options = signed(&options, &plan, key)?;
-            tracing::info!("{}", plan_text(&plan, None));
+            tracing::info!("{}{}", plan_text(&plan, None), sbom_text(&options));
             let pushed = send(&client, &plan, &source, &options, printer)?;
             // The layers go into the registry cache by mounting them from the image just
             // pushed when it is in the same registry (nothing is sent twice).
@@ -215,7 +218,10 @@ pub fn push(
             human(plan.count(|a| *a == BlobAction::Upload).1),
             pushed.mounted,
             plan.count(|a| *a == BlobAction::Present).0,
-            match pushed.signatures.len() {
+            match pushed.attachments.len() {
+                0 => String::new(),
+                n => format!("; {n} SBOMs attached"),
+            } + &match pushed.signatures.len() {
                 0 => String::new(),
                 n => format!("; {n} manifests signed"),
             }
@@ -242,6 +248,19 @@ fn signed(
         );
     }
     Ok(PushOptions { signatures, ..options.clone() })
+}
+
+/// `options` with the SBOM of each image of `source` that has one, to attach.
+fn with_sboms(options: &PushOptions, source: &LayoutSource) -> PushOptions {
+    PushOptions { attachments: crate::sbom::attachments(source), ..options.clone() }
+}
+
+/// The plan's line about SBOMs (empty when there are none).
+fn sbom_text(options: &PushOptions) -> String {
+    match options.attachments.len() {
+        0 => String::new(),
+        n => format!("\n  SBOMs: {n}, attached to their platform manifests (OCI referrers), before the tags"),
+    }
 }
 
 /// The plan's line about signatures (empty when not signing).

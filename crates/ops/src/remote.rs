@@ -89,6 +89,8 @@ pub struct PullOutcome {
     pub out: PathBuf,
     /// `oci` or `docker-archive`.
     pub format: &'static str,
+    /// The SBOM files written (`--sbom DIR`), one per platform.
+    pub sboms: Vec<PathBuf>,
 }
 
 /// Pulls `reference` (the given `platforms`, or every one) into `target`: every blob
@@ -98,6 +100,7 @@ pub fn pull(
     reference: &Reference,
     platforms: &[Platform],
     target: &PullTarget,
+    sbom_dir: Option<&std::path::Path>,
     net: &NetOptions,
     printer: &dyn Reporter,
 ) -> Result<PullOutcome, Error> {
@@ -108,6 +111,11 @@ pub fn pull(
     let mut pulled = runtime
         .block_on(registry::resolve_pull(&client, reference, platforms))
         .map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
+    // The SBOMs are found (or found missing) before the blobs are downloaded.
+    let sboms = match sbom_dir {
+        Some(dir) => runtime.block_on(attached_sboms(&client, reference, &pulled, dir))?,
+        None => Vec::new(),
+    };
     let blobs =
         pulled.blob_descriptors().map_err(|e| registry_error(&format!("cannot pull {reference}"), e))?;
     let bytes: u64 = blobs.iter().map(|b| b.size).sum();
@@ -142,6 +150,16 @@ pub fn pull(
             (file, "a docker-archive")
         }
     };
+    let mut sbom_files = Vec::new();
+    if let Some(dir) = sbom_dir {
+        fs_err::create_dir_all(dir)
+            .map_err(|e| Error::from_error(format!("cannot create --sbom {}", dir.display()), e))?;
+        for (path, document) in &sboms {
+            crate::build::write_atomically(path, document)?;
+            sbom_files.push(path.to_path_buf());
+        }
+        printer.status(format!("Wrote {} SBOMs into {}", sbom_files.len(), dir.display()));
+    }
     let platforms: Vec<String> = pulled.images.iter().map(|i| i.platform.to_string()).collect();
     printer.status(format!(
         "Pulled {reference} ({}; {}; {} blobs, {}) into {written} at {} in {:.2}s",
@@ -163,7 +181,50 @@ pub fn pull(
             PullTarget::Oci(_) => "oci",
             PullTarget::DockerArchive(_) => "docker-archive",
         },
+        sboms: sbom_files,
     })
+}
+
+/// The SBOM attached to each pulled image (SPDX if there is one, else CycloneDX), each
+/// checked against its digest, with the file it goes to in `dir`; an image without one is
+/// an error (nothing was downloaded yet).
+async fn attached_sboms(
+    client: &registry::RegistryClient,
+    reference: &Reference,
+    pulled: &registry::Pulled,
+    dir: &std::path::Path,
+) -> Result<Vec<(PathBuf, Vec<u8>)>, Error> {
+    let repo = &reference.repository;
+    let scope = registry::pull_scope(repo);
+    let mut out = Vec::new();
+    for image in &pulled.images {
+        let subject = &image.descriptor.digest;
+        let context = || format!("cannot look for the SBOM of {reference} ({})", image.platform);
+        let mut found = None;
+        for format in [sbom::Format::Spdx, sbom::Format::CycloneDx] {
+            let listed = registry::referrers::list(client, repo, subject, Some(format.media_type()), &scope)
+                .await
+                .map_err(|e| registry_error(&context(), e))?;
+            let digest =
+                listed.iter().filter_map(|d| d["digest"].as_str()).find_map(|d| oci::Digest::parse(d).ok());
+            if let Some(digest) = digest {
+                found = Some((format, digest));
+                break;
+            }
+        }
+        let Some((format, digest)) = found else {
+            return Err(Error::user(format!("{reference} ({}) has no SBOM attached", image.platform))
+                .with_hint(
+                "images pushed by marqo-base carry theirs; pull without --sbom, or ask who pushed it for one",
+            ));
+        };
+        let document = registry::referrers::fetch(client, repo, &digest, &scope)
+            .await
+            .map_err(|e| registry_error(&context(), e))?;
+        let name = format!("{}.{}", image.platform.to_string().replace('/', "-"), format.extension());
+        out.push((dir.join(name), document.to_vec()));
+    }
+    Ok(out)
 }
 
 /// A size for people: `512 B`, `1.5 MiB`.

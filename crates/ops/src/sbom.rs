@@ -165,6 +165,50 @@ pub fn platform_sbom(
     }
 }
 
+/// The largest layer searched for an image's SBOM (ours is a few hundred KB compressed).
+const MAX_SBOM_LAYER: u64 = 16 << 20;
+/// The largest SBOM read from a layer.
+const MAX_SBOM: u64 = 64 << 20;
+
+/// The SBOM of each image of `source` that carries one (at [`IMAGE_SBOM_PATH`] in its last
+/// layer, as `build` puts it), to attach to its manifest when pushed. Images built by other
+/// tools have none; a layer that cannot be read is skipped with a note in the log.
+pub fn attachments(source: &registry::LayoutSource) -> Vec<registry::referrers::Attachment> {
+    let mut out = Vec::new();
+    for image in &source.images {
+        let Ok(manifest) = serde_json::from_slice::<oci::ImageManifest>(image.manifest_bytes()) else {
+            continue;
+        };
+        let Some(last) = manifest.layers.last().filter(|l| l.size <= MAX_SBOM_LAYER) else { continue };
+        let (Some(path), Some(compression)) =
+            (source.blob_path(&last.digest), image::compression_of(&last.media_type))
+        else {
+            continue;
+        };
+        match image::read_layer_member(&path, compression, IMAGE_SBOM_PATH, MAX_SBOM) {
+            Ok(Some(document)) => out.push(registry::referrers::Attachment {
+                subject: oci::Descriptor::new(
+                    image.descriptor.media_type.clone(),
+                    image.descriptor.digest.clone(),
+                    image.descriptor.size,
+                ),
+                artifact_type: sbom::SPDX_MEDIA_TYPE.to_string(),
+                document: document.into(),
+                annotations: vec![
+                    ("dev.marqo-base.sbom.platform".to_string(), image.platform.to_string()),
+                    (
+                        "org.opencontainers.image.title".to_string(),
+                        format!("{}.spdx.json", image.platform.to_string().replace('/', "-")),
+                    ),
+                ],
+            }),
+            Ok(None) => {}
+            Err(e) => tracing::info!("cannot read the last layer of {} for an SBOM: {e}", image.platform),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

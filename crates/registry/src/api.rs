@@ -184,6 +184,24 @@ impl RegistryClient {
         Err(status_error(&Method::PUT, &url, reply, 1).await)
     }
 
+    /// A small JSON document at `url` (at most [`crate::referrers::MAX_REFERRERS`] bytes);
+    /// `None` when the registry has none there (404, or 400/405 from one without the route).
+    pub(crate) async fn get_json(&self, url: Url, scope: &str) -> Result<Option<Bytes>, Error> {
+        let reply = self
+            .send(
+                Request::new(Method::GET, url.clone(), scope)
+                    .header(header::ACCEPT, "application/vnd.oci.image.index.v1+json"),
+            )
+            .await?;
+        match reply.status() {
+            s if s.is_success() => {
+                Ok(Some(read_limited(reply, &url, "referrers list", crate::referrers::MAX_REFERRERS).await?))
+            }
+            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED => Ok(None),
+            _ => Err(status_error(&Method::GET, &url, reply, 1).await),
+        }
+    }
+
     /// The digest `reference` points at in `repository`, or `None` if there is no such tag.
     pub async fn manifest_digest(
         &self,

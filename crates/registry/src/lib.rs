@@ -24,6 +24,7 @@ pub mod pull;
 pub mod push;
 mod record;
 mod reference;
+pub mod referrers;
 pub mod signature;
 mod tags;
 mod upload;

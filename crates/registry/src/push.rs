@@ -11,6 +11,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use oci::{media_type, Descriptor, Digest, OciLayout, Platform};
 
 use crate::api::push_scope;
+use crate::referrers::{attach, Attached, Attachment};
 use crate::signature::{put_signatures, SignatureRecord, ToSign};
 use crate::tags::next_tag;
 use crate::upload::{LocalBlob, ProgressFn, Sent, Sessions, Upload};
@@ -55,6 +56,11 @@ pub struct SourceImage {
 }
 
 impl SourceImage {
+    /// Its manifest's bytes.
+    pub fn manifest_bytes(&self) -> &Bytes {
+        &self.manifest_bytes
+    }
+
     /// An image already in a registry (its manifest's `bytes`, the digests of its blobs).
     pub(crate) fn remote(
         platform: Platform,
@@ -187,6 +193,12 @@ impl LayoutSource {
         Ok(LayoutSource { layout, root, root_bytes, images, blobs, remote })
     }
 
+    /// Where the layout holds the blob `digest` (`None` for one mounted from elsewhere).
+    pub fn blob_path(&self, digest: &Digest) -> Option<std::path::PathBuf> {
+        let path = self.layout.blob_path(digest);
+        path.is_file().then_some(path)
+    }
+
     fn local(&self, blob: &Descriptor) -> LocalBlob {
         LocalBlob { digest: blob.digest.clone(), size: blob.size, path: self.layout.blob_path(&blob.digest) }
     }
@@ -267,6 +279,9 @@ pub struct PushOptions {
     pub tag_page_size: Option<u32>,
     /// Signatures to store before any tag is set (see [`crate::signature`]).
     pub signatures: Vec<ToSign>,
+    /// Documents (SBOMs) to attach to the images before any tag is set (see
+    /// [`crate::referrers`]).
+    pub attachments: Vec<Attachment>,
 }
 
 impl Default for PushOptions {
@@ -278,6 +293,7 @@ impl Default for PushOptions {
             parallel: 4,
             tag_page_size: None,
             signatures: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 }
@@ -306,6 +322,8 @@ pub struct Pushed {
     pub race: Option<Race>,
     /// The signature manifests stored, one per signed manifest.
     pub signatures: Vec<SignatureRecord>,
+    /// The documents attached.
+    pub attachments: Vec<Attached>,
 }
 
 /// Decides what pushing `source` to `target` (a repository; its tag is one of the tags)
@@ -466,8 +484,8 @@ async fn next_free_tag(
 
 /// Puts the root of `plan` (`root_bytes`) under each of its tags, last: a `next` tag taken
 /// meanwhile moves on, and each tag is read back (a [`Race`] if it points elsewhere). With
-/// no tags, the root is put by its digest. The signatures of `options` are stored first,
-/// after the root by its digest.
+/// no tags, the root is put by its digest. The attachments and signatures of `options` are
+/// stored first, after the root by its digest.
 pub(crate) async fn set_tags(
     client: &RegistryClient,
     plan: &Plan,
@@ -480,14 +498,18 @@ pub(crate) async fn set_tags(
     let scope = plan.scope.as_str();
     let root_type = &plan.root.media_type;
     let mut signatures = Vec::new();
-    if plan.tags.is_empty() || !options.signatures.is_empty() {
+    if plan.tags.is_empty() || !options.signatures.is_empty() || !options.attachments.is_empty() {
         client.put_manifest(repo, plan.root.digest.as_str(), root_type, root_bytes.clone(), scope).await?;
+    }
+    let mut attachments = Vec::new();
+    for attachment in &options.attachments {
+        attachments.push(attach(client, repo, attachment, scope).await?);
     }
     for to_sign in &options.signatures {
         signatures.push(put_signatures(client, repo, to_sign, scope).await?);
     }
     if plan.tags.is_empty() {
-        return Ok(Pushed { tags: Vec::new(), mounted, uploaded, race: None, signatures });
+        return Ok(Pushed { tags: Vec::new(), mounted, uploaded, race: None, signatures, attachments });
     }
     let mut tags = Vec::new();
     for tag in &plan.tags {
@@ -506,7 +528,7 @@ pub(crate) async fn set_tags(
             break;
         }
     }
-    Ok(Pushed { tags, mounted, uploaded, race, signatures })
+    Ok(Pushed { tags, mounted, uploaded, race, signatures, attachments })
 }
 
 /// `planned` if it is still free (or already ours), else the next integer tag now free.

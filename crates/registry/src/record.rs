@@ -34,6 +34,23 @@ pub struct PushRecord {
     /// The signature manifests stored (`push --sign`), one per signed manifest; empty when
     /// unsigned.
     pub signatures: Vec<SignatureRecord>,
+    /// The documents (SBOMs) attached to the images.
+    pub attachments: Vec<AttachmentRecord>,
+}
+
+/// A document attached to a pushed image, in a [`PushRecord`].
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentRecord {
+    /// The manifest it describes.
+    pub subject: Digest,
+    /// The artifact manifest.
+    pub manifest: Digest,
+    /// What it is (`application/spdx+json`).
+    pub artifact_type: String,
+    /// The document's digest.
+    pub document: Digest,
+    /// How readers find it: `referrers API`, or `tag sha256-…` (the fallback).
+    pub found_through: String,
 }
 
 /// One platform's image in a [`PushRecord`].
@@ -80,6 +97,17 @@ impl PushRecord {
             lock_fingerprint: (fingerprints.len() == 1).then(|| fingerprints[0].clone()),
             pushed_at,
             signatures: pushed.signatures.clone(),
+            attachments: pushed
+                .attachments
+                .iter()
+                .map(|a| AttachmentRecord {
+                    subject: a.subject.clone(),
+                    manifest: a.manifest.clone(),
+                    artifact_type: a.artifact_type.clone(),
+                    document: a.document.clone(),
+                    found_through: a.found_through.clone(),
+                })
+                .collect(),
         }
     }
 

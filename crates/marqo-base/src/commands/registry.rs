@@ -263,7 +263,14 @@ pub fn exec_pull(
         (Some(dir), _) => PullTarget::Oci(dir.clone()),
         (None, file) => PullTarget::DockerArchive(file.clone().unwrap_or_default()),
     };
-    let pulled = ops::remote::pull(&reference, &platforms, &target, &args.net.options(), printer)?;
+    let pulled = ops::remote::pull(
+        &reference,
+        &platforms,
+        &target,
+        args.sbom.as_deref(),
+        &args.net.options(),
+        printer,
+    )?;
     if format == crate::cli::Format::Json {
         let doc = serde_json::json!({
             "schema": "marqo-base.pull/1",
@@ -274,6 +281,7 @@ pub fn exec_pull(
             "bytes": pulled.bytes,
             "out": pulled.out.display().to_string(),
             "format": pulled.format,
+            "sboms": pulled.sboms.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         });
         println!("{doc}");
     }
