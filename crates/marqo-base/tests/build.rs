@@ -377,13 +377,17 @@ fn bumping_one_package_changes_one_layer() {
     assert!(ctx.read("marqo-base.lock").contains("name = \"six\"\nversion = \"1.17.0\""));
     let after = ctx.run(&["build", "--oci", "after"]);
     after.success();
-    // Only the layer with six is built again, on each platform.
+    // Only the layer with six is built again, on each platform, and the SBOM's (last),
+    // which lists six's new version.
     assert!(after.stderr.contains("Reusing 4 of 6 layers"), "{}", after.stderr);
     for arch in ["amd64", "arm64"] {
         let before = layer_digests(&work, "before", arch);
         let after = layer_digests(&work, "after", arch);
         assert_eq!(before.len(), after.len(), "{arch}: {before:?} {after:?}");
-        let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+        let (sbom_before, sbom_after) = (before.last().unwrap(), after.last().unwrap());
+        assert_ne!(sbom_before, sbom_after, "{arch}: the SBOM names six 1.17.0");
+        let n = before.len() - 1;
+        let changed = before[..n].iter().zip(&after[..n]).filter(|(a, b)| a != b).count();
         assert_eq!(changed, 1, "{arch}: {before:?} {after:?}");
     }
 }
@@ -451,7 +455,7 @@ fn files_are_locked_and_built() {
     ctx.run(&["lock", "--check"]).success();
     let run = ctx.run(&["build", "--oci", "out", "--platform", "linux/amd64"]);
     run.success();
-    assert_eq!(layer_digests(&work, "out", "amd64").len(), 6, "debian, 2 wheel buckets, 3 files");
+    assert_eq!(layer_digests(&work, "out", "amd64").len(), 7, "debian, 2 wheel buckets, 3 files, the SBOM");
 
     tool(&work, "umoci", &["unpack", "--rootless", "--image", "out:latest", "bundle"]);
     let rootfs = work.join("bundle/rootfs");
@@ -837,7 +841,9 @@ fn images_build_on_a_base_image() {
     assert!(lock.contains(&format!("digest = \"{base_digest}\"")), "{lock}");
     ctx.run(&["build", "--manifest", "app/marqo-base.toml", "--oci", "app-out"]).success();
     let layers = layer_digests(&work, "app-out", "arm64");
-    assert_eq!(layers.len(), base_layers.len() + 1, "{layers:?}");
+    // The base's layers (its SBOM's last), the file, the app's SBOM (which replaces the
+    // base's file: it names the base by digest).
+    assert_eq!(layers.len(), base_layers.len() + 2, "{layers:?}");
     assert_eq!(layers[..base_layers.len()], base_layers[..]);
 
     let config: serde_json::Value = serde_json::from_str(&tool(
@@ -886,7 +892,8 @@ fn images_build_on_a_base_image() {
     assert!(ctx.read("app/marqo-base.lock").contains(&format!("digest = \"{pushed}\"")));
     ctx.run(&["build", "--manifest", "app/marqo-base.toml", "--oci", "from-registry"]).success();
     let layers = layer_digests(&work, "from-registry", "amd64");
-    assert_eq!(layers[..3], layer_digests(&work, "base", "amd64")[..]);
+    let base = layer_digests(&work, "base", "amd64");
+    assert_eq!(layers[..base.len()], base[..]);
 }
 
 /// `[[python.index]]`: `fast` from its own index on amd64 only (as torch from a CUDA index),
@@ -1005,8 +1012,16 @@ fn golden_layer_digests() {
     let work = ctx.work();
     ctx.run(&["lock"]).success();
     ctx.run(&["build", "--oci", "out"]).success();
-    let got: Vec<(&str, Vec<String>)> =
-        ["amd64", "arm64"].into_iter().map(|arch| (arch, layer_digests(&work, "out", arch))).collect();
+    // The SBOM's layer (last) names the lock's fingerprint, which has this run's ports: it
+    // is pinned with the index of the portless build below.
+    let got: Vec<(&str, Vec<String>)> = ["amd64", "arm64"]
+        .into_iter()
+        .map(|arch| {
+            let mut layers = layer_digests(&work, "out", arch);
+            layers.pop();
+            (arch, layers)
+        })
+        .collect();
     let want: Vec<(&str, Vec<String>)> = golden_layers
         .iter()
         .map(|(arch, layers)| (*arch, layers.iter().map(|d| format!("sha256:{d}")).collect()))
@@ -1039,7 +1054,7 @@ fn golden_layer_digests() {
 }
 
 /// The image index of [`golden_layer_digests`]'s portless build.
-const GOLDEN_INDEX: &str = "sha256:da4e3c9cfbc90e76206b909c9ab02cc42207ccf7e1e2f34423385dfee5bf20ec";
+const GOLDEN_INDEX: &str = "sha256:a40130049d5ceeddfc0c2b403f7751a0ce3e5968c92465f6f7f930d7b4da438b";
 
 /// [`GOLDEN_LAYERS`] and [`GOLDEN_INDEX`] of the build with `compile_bytecode = false`.
 const GOLDEN_NO_BYTECODE: ([(&str, &[&str]); 2], &str) = (
@@ -1047,21 +1062,21 @@ const GOLDEN_NO_BYTECODE: ([(&str, &[&str]); 2], &str) = (
         (
             "amd64",
             &[
-                "f74f28160be0bc50f94fdde2be745917aaff2eeb0bafbe31c2cb831258d7bc40",
-                "1fe3a9b0cd7691a0b6eb06e3faa883c8e4c6d0bbb3e59609d04519b2b7a9e09a",
-                "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
+                "31980a0377a2a3a34b5645704c21b62582d26f4692b22382ee926a3ed17d3d7e",
+                "d2d674ae0603d0c06234734cc933f1eda6edb896ae8ca717fe1f65b353259d50",
+                "3b3b7bb3551d330a79c450f86ddb670c314a2fb0ac5612ac2d350fc856590e68",
             ],
         ),
         (
             "arm64",
             &[
-                "df1cf4e839b5348a8fa0eb5b67ab96887b1744ac505926564e5f7c4180e460be",
-                "a46d13a927d3054bec6cb54bf8820758f23981f3a89728b2d885cca1f9dd5603",
-                "f53006efc0f6d7e1212ae76cb7f1924b6847a3f49f5b33449f88d938ba9a54a2",
+                "c8859bf0d42d93a6148a7d00159edc09e66e40d59ae5fa8c0d954efe2fa63af7",
+                "1df22027eecbf15b52a4693cfa85b7e1475a4094091d76eaefd94806c77268e6",
+                "3b3b7bb3551d330a79c450f86ddb670c314a2fb0ac5612ac2d350fc856590e68",
             ],
         ),
     ],
-    "sha256:34fe84c067bf47c41296ec180d43a6162d03454c634a5e264771b7c85a8160aa",
+    "sha256:2784357b3b354743b21c825af6228754ab9213793b5fe955e32434baec96d2d2",
 );
 
 /// Per platform, in image order: the `.deb`s, then the wheel buckets (the bucket holding
@@ -1070,17 +1085,17 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "amd64",
         &[
-            "f74f28160be0bc50f94fdde2be745917aaff2eeb0bafbe31c2cb831258d7bc40",
-            "798ddd002456fed78043202b8768848a53c1f7320899769006beb8d046c5b152",
-            "1c68aad876a914b5b202368843317151f70b99bef7f0e7c0719cfc5e87f11ab2",
+            "31980a0377a2a3a34b5645704c21b62582d26f4692b22382ee926a3ed17d3d7e",
+            "117cff9ffedd5fe3659e64b039a272f5e54bd76953fc961f1e435cd2b2cbef42",
+            "2bd0b3a0a4444202f6b5a30c6992be7b747c67742eb9abb1c65f48d4e5b7de24",
         ],
     ),
     (
         "arm64",
         &[
-            "df1cf4e839b5348a8fa0eb5b67ab96887b1744ac505926564e5f7c4180e460be",
-            "5d5eb893bae7a89a66aa3ec6be520fc3dfaf7d38c3c7673b62574b8206cdcef6",
-            "1c68aad876a914b5b202368843317151f70b99bef7f0e7c0719cfc5e87f11ab2",
+            "c8859bf0d42d93a6148a7d00159edc09e66e40d59ae5fa8c0d954efe2fa63af7",
+            "471adf6faa7164905a77ee2235067a4fcb6c47abe5321fb299edf3d227037f34",
+            "2bd0b3a0a4444202f6b5a30c6992be7b747c67742eb9abb1c65f48d4e5b7de24",
         ],
     ),
 ];

@@ -132,7 +132,9 @@ impl Deb {
             set_mode(&dir.join(path), *mode);
         }
         let file = format!("{}_{}_{}.deb", self.name, self.version.replace(':', "%3a"), self.arch);
+        // The same bytes every time (the SBOM of an image names each .deb's sha256).
         run(Command::new("dpkg-deb")
+            .env("SOURCE_DATE_EPOCH", "1600000000")
             .args(["--root-owner-group", "-Zgzip", "--build"])
             .arg(&dir)
             .arg(pool.join(&file)));
@@ -182,7 +184,16 @@ impl Deb {
             run(Command::new("tar")
                 .arg(if path == "." { "-cf" } else { "-rf" })
                 .arg(&tar)
-                .args(["--format=gnu", "--no-recursion", "--owner", &user, "--group", &group, "-C"])
+                .args([
+                    "--format=gnu",
+                    "--no-recursion",
+                    "--mtime=@1600000000",
+                    "--owner",
+                    &user,
+                    "--group",
+                    &group,
+                    "-C",
+                ])
                 .arg(dir)
                 .args(&names));
         }
