@@ -3,9 +3,12 @@
 //! `use-sigstore-attachments`, as podman would pull (skopeo also signs with our key, and
 //! `verify` must accept its signature), and, always, a second implementation of cosign's
 //! formats on OpenSSL and libsodium (`tests/sigstore/cosign_format.py`) that decrypts our
-//! keys, verifies our signatures and signs images `verify` must accept. Debian builds skopeo
-//! with sigstore disabled ("Debian-local change: sigstore disabled"): there the skopeo checks
-//! are skipped with a note, and run wherever skopeo has sigstore.
+//! keys, verifies our signatures and signs images `verify` must accept. Debian bookworm
+//! builds skopeo with sigstore disabled ("Debian-local change: sigstore disabled"): where the
+//! host's skopeo is such, trixie's (built with sigstore) is locked and built by us from the
+//! host's mirror (`tests/sigstore/skopeo.toml`), once per test binary, and run in podman. The
+//! skopeo checks are skipped with a note only when neither is possible
+//! (`MARQO_BASE_SKIP_LIVE=1`, or no podman).
 
 #[path = "../../debian/tests/common/mod.rs"]
 mod apt;
@@ -16,9 +19,11 @@ mod world;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use common::{Run, TestContext};
-use test_support::{DockerRegistry, TestImage, WrittenImage};
+use test_support::{podman_missing, DockerRegistry, Podman, TestImage, WrittenImage};
 
 const PASSWORD: &str = "pass-Wr0ng-horse-staple";
 
@@ -51,13 +56,125 @@ fn signatures_by(host: &str, repo: &str, digest: &str, public: &Path) -> usize {
     cosign_format(&["verify", &base, repo, digest, &public.display().to_string()]).trim().parse().unwrap()
 }
 
-/// Whether this skopeo checks sigstore signatures (Debian's is built without).
-fn skopeo_has_sigstore(out: &Output) -> bool {
-    let has = !String::from_utf8_lossy(&out.stderr).contains("sigstore disabled");
-    if !has {
-        eprintln!("note: this skopeo is built with sigstore disabled; its policy checks are skipped");
+/// The skopeo that runs the sigstore checks: the host's when it has sigstore, else Debian
+/// trixie's in podman.
+#[derive(Clone)]
+enum Skopeo {
+    Host,
+    Trixie(Arc<Trixie>),
+}
+
+impl Skopeo {
+    /// The skopeo whose sigstore checks count, given what the host's printed when it tried
+    /// one: the host's, unless it has sigstore disabled; then trixie's; `None` (with a note)
+    /// when that cannot be had here either.
+    fn with_sigstore(host_attempt: &Output) -> Option<Skopeo> {
+        if !String::from_utf8_lossy(&host_attempt.stderr).contains("sigstore disabled") {
+            return Some(Skopeo::Host);
+        }
+        trixie().map(Skopeo::Trixie)
     }
-    has
+
+    /// `skopeo ARGS`; in the container, on the host's network (the registry listens on
+    /// 127.0.0.1) with `dir` mounted where it is, so paths under it mean the same.
+    fn run(&self, dir: &Path, args: &[String]) -> Output {
+        match self {
+            Skopeo::Host => Command::new("skopeo").args(args).output().expect("run skopeo"),
+            Skopeo::Trixie(trixie) => trixie
+                .podman
+                .command()
+                .args(["run", "--rm", "--network=host", "--entrypoint", "/usr/bin/skopeo", "-v"])
+                .arg(format!("{0}:{0}", dir.display()))
+                .arg(&trixie.image)
+                .args(args)
+                .output()
+                .expect("run podman"),
+        }
+    }
+}
+
+/// Debian trixie's skopeo, loaded into a podman of its own.
+struct Trixie {
+    podman: Podman,
+    /// The image's ID in that podman's storage.
+    image: String,
+}
+
+/// Built once per test binary (`None` inside: it cannot be built here); removed at exit.
+static TRIXIE: Mutex<Option<Option<Arc<Trixie>>>> = Mutex::new(None);
+
+extern "C" {
+    fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+}
+
+/// Removes the podman storage (statics are never dropped).
+extern "C" fn remove_trixie() {
+    if let Ok(mut trixie) = TRIXIE.lock() {
+        trixie.take();
+    }
+}
+
+/// Trixie's skopeo: `tests/sigstore/skopeo.toml` locked and built by us from the host's apt
+/// mirror (the user's cache, as the other live tests) for this host's architecture, loaded
+/// into podman. `None`, with a note, with `MARQO_BASE_SKIP_LIVE=1` or without podman.
+fn trixie() -> Option<Arc<Trixie>> {
+    let mut slot = TRIXIE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(trixie) = slot.as_ref() {
+        return trixie.clone();
+    }
+    let skip = |why: &str| {
+        eprintln!("note: this skopeo has sigstore disabled and {why}: its policy checks are skipped");
+    };
+    if std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1") {
+        skip("MARQO_BASE_SKIP_LIVE=1 (trixie's skopeo is built from the live mirror)");
+        *slot = Some(None);
+        return None;
+    }
+    if let Some(tool) = podman_missing() {
+        skip(&format!("`{tool}` is not installed (trixie's skopeo runs in podman)"));
+        *slot = Some(None);
+        return None;
+    }
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigstore/skopeo.toml"))
+            .expect("read tests/sigstore/skopeo.toml");
+    let (platform, manifest) = match std::env::consts::ARCH {
+        "aarch64" => ("linux/arm64", manifest.replace("\"linux/amd64\"", "\"linux/arm64\"")),
+        _ => ("linux/amd64", manifest),
+    };
+    std::fs::write(dir.path().join("marqo-base.toml"), manifest).unwrap();
+    for args in [&["lock"][..], &["build", "--oci", "out"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_marqo-base"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run marqo-base");
+        assert!(out.status.success(), "{args:?} of skopeo.toml: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let podman = Podman::new();
+    let pulled = podman
+        .command()
+        .args(["pull", "-q", &podman.layout(&dir.path().join("out"), "latest")])
+        .output()
+        .expect("run podman");
+    assert!(pulled.status.success(), "podman pull: {}", String::from_utf8_lossy(&pulled.stderr));
+    let image = String::from_utf8(pulled.stdout).unwrap().trim().to_string();
+    let trixie = Arc::new(Trixie { podman, image });
+    // SAFETY: registers a plain function with the C library, which calls it at exit.
+    assert_eq!(unsafe { atexit(remove_trixie) }, 0, "atexit");
+    *slot = Some(Some(trixie.clone()));
+    let version = Skopeo::Trixie(trixie.clone()).run(dir.path(), &["--version".to_string()]);
+    assert!(version.status.success(), "skopeo --version: {}", String::from_utf8_lossy(&version.stderr));
+    eprintln!(
+        "note: the host's skopeo has sigstore disabled; {} (Debian trixie, {platform}) locked, built \
+         and loaded into podman in {:.1}s runs the policy checks",
+        String::from_utf8_lossy(&version.stdout).trim(),
+        started.elapsed().as_secs_f64()
+    );
+    Some(trixie)
 }
 
 fn skopeo(args: &[&str]) -> Output {
@@ -74,6 +191,7 @@ fn skopeo_ok(args: &[&str]) -> String {
 /// A policy that accepts images of `scope` (`HOST/NAMESPACE`) only when signed by
 /// `public_key`, and a registries.d that reads (and writes) sigstore attachments there.
 struct Policy {
+    dir: PathBuf,
     policy: PathBuf,
     registries_d: PathBuf,
 }
@@ -102,12 +220,13 @@ impl Policy {
             format!("docker:\n  {host}:\n    use-sigstore-attachments: true\n"),
         )
         .unwrap();
-        Policy { policy, registries_d }
+        Policy { dir: dir.to_path_buf(), policy, registries_d }
     }
 
-    /// `skopeo copy` of `reference` (docker://) into a new OCI layout under `dir`.
-    fn copy(&self, dir: &Path, reference: &str, extra: &[&str]) -> Output {
-        let out = dir.join(format!("copy-{}", reference.replace(['/', ':', '@'], "_")));
+    /// `skopeo copy` of `reference` (docker://) into a new OCI layout in the policy's
+    /// directory.
+    fn copy(&self, skopeo: &Skopeo, reference: &str, extra: &[&str]) -> Output {
+        let out = self.dir.join(format!("copy-{}", reference.replace(['/', ':', '@'], "_")));
         let _ = std::fs::remove_dir_all(&out);
         let mut args = vec![
             "--policy".to_string(),
@@ -116,11 +235,13 @@ impl Policy {
             self.registries_d.display().to_string(),
             "copy".to_string(),
             "--src-tls-verify=false".to_string(),
+            // The policy judges the source's signatures; an OCI layout cannot store them.
+            "--remove-signatures".to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         args.push(format!("docker://{reference}"));
         args.push(format!("oci:{}:x", out.display()));
-        Command::new("skopeo").args(&args).output().expect("run skopeo")
+        skopeo.run(&self.dir, &args)
     }
 }
 
@@ -129,14 +250,14 @@ fn accepted(out: &Output) {
     assert!(out.status.success(), "skopeo refused: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// skopeo refused the image for its signatures (the policy's verdict, not another error:
+/// "Source image rejected: A signature was required, but no signature exists", "...: Signature
+/// for identity ... is not accepted", ...).
 #[track_caller]
 fn refused(out: &Output) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "skopeo accepted what it should refuse");
-    assert!(
-        stderr.contains("signature") || stderr.contains("Signature") || stderr.contains("rejected"),
-        "skopeo failed for another reason: {stderr}"
-    );
+    assert!(stderr.contains("Source image rejected"), "skopeo failed for another reason: {stderr}");
 }
 
 /// Generates the key pair `name` (and `name.pub`) in the sandbox.
@@ -274,15 +395,44 @@ fn signed_pushes_pass_skopeos_policy_and_verify() {
     let scope = format!("{host}/team");
     let accept_ours = Policy::new(&work, "ours", &host, &scope, &ours_pub);
     let accept_theirs = Policy::new(&work, "theirs", &host, &scope, &theirs_pub);
-    let first = accept_ours.copy(&work, &format!("{repo}:1"), &[]);
-    let sigstore = skopeo_has_sigstore(&first);
-    if sigstore {
+    let skopeo = Skopeo::with_sigstore(&accept_ours.copy(&Skopeo::Host, &format!("{repo}:1"), &[]));
+    if let Some(skopeo) = &skopeo {
         // Signed by our key: accepted, by tag, by digest, all platforms.
-        accepted(&first);
-        accepted(&accept_ours.copy(&work, &format!("{repo}@{}", img.index.digest), &["--all"]));
-        accepted(&accept_ours.copy(&work, &format!("{repo}:1"), &["--override-arch", "arm64"]));
+        accepted(&accept_ours.copy(skopeo, &format!("{repo}:1"), &[]));
+        accepted(&accept_ours.copy(skopeo, &format!("{repo}@{}", img.index.digest), &["--all"]));
+        accepted(&accept_ours.copy(skopeo, &format!("{repo}:1"), &["--override-arch", "arm64"]));
         // Another key's policy refuses it.
-        refused(&accept_theirs.copy(&work, &format!("{repo}:1"), &[]));
+        refused(&accept_theirs.copy(skopeo, &format!("{repo}:1"), &[]));
+        // Copied with its signature (skopeo reads and writes the attachment) to another
+        // repository: the signed identity is team/base, so matchRepository refuses it there.
+        let moved = format!("{host}/team/moved:1");
+        let copy = [
+            "--insecure-policy",
+            "--override-arch",
+            "amd64",
+            "--registries.d",
+            &accept_ours.registries_d.display().to_string(),
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{repo}:1"),
+            &format!("docker://{moved}"),
+        ]
+        .map(String::from);
+        let out = skopeo.run(&work, &copy);
+        assert!(out.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&out.stderr));
+        let amd64 = &img.manifests.iter().find(|(p, _)| p == "linux/amd64").unwrap().1.digest;
+        assert_eq!(signatures_by(&host, "team/moved", amd64, &ours_pub), 1, "the signature came along");
+        let elsewhere = accept_ours.copy(skopeo, &moved, &[]);
+        refused(&elsewhere);
+        assert!(String::from_utf8_lossy(&elsewhere.stderr).contains("not accepted"), "{elsewhere:?}");
+        let verify = mb(&ctx, &["verify", &moved, "--key", "ours.key.pub"], None);
+        verify.code(1);
+        assert!(
+            verify.stdout.contains("MISMATCH") && verify.stdout.contains("team/base"),
+            "{}",
+            verify.stdout
+        );
     }
     let ok = mb(&ctx, &["verify", &format!("{repo}:1"), "--key", "ours.key.pub"], None);
     ok.success();
@@ -310,8 +460,8 @@ fn signed_pushes_pass_skopeos_policy_and_verify() {
         &format!("docker://{repo}:1"),
         &format!("docker://{host}/team/copied:1"),
     ]);
-    if sigstore {
-        refused(&accept_ours.copy(&work, &format!("{host}/team/copied:1"), &[]));
+    if let Some(skopeo) = &skopeo {
+        refused(&accept_ours.copy(skopeo, &format!("{host}/team/copied:1"), &[]));
     }
     let unsigned = mb(&ctx, &["verify", &format!("{host}/team/copied:1"), "--key", "ours.key.pub"], None);
     unsigned.code(1);
@@ -323,8 +473,8 @@ fn signed_pushes_pass_skopeos_policy_and_verify() {
     // Another image pushed unsigned to the signed repository: refused too.
     image(&ctx, "img2", 2);
     mb(&ctx, &["push", &repo, "--oci", "img2", "--tag", "2", "--yes"], None).success();
-    if sigstore {
-        refused(&accept_ours.copy(&work, &format!("{repo}:2"), &[]));
+    if let Some(skopeo) = &skopeo {
+        refused(&accept_ours.copy(skopeo, &format!("{repo}:2"), &[]));
     }
     mb(&ctx, &["verify", &format!("{repo}:2"), "--key", "ours.key.pub"], None).code(1);
 
@@ -364,9 +514,9 @@ fn signed_pushes_pass_skopeos_policy_and_verify() {
         assert_eq!(signatures_by(&host, "team/base", digest, &ours_pub), 1, "{digest}");
         assert_eq!(signatures_by(&host, "team/base", digest, &theirs_pub), 1, "{digest}");
     }
-    if sigstore {
-        accepted(&accept_theirs.copy(&work, &format!("{repo}:1"), &[]));
-        accepted(&accept_ours.copy(&work, &format!("{repo}:1"), &[]));
+    if let Some(skopeo) = &skopeo {
+        accepted(&accept_theirs.copy(skopeo, &format!("{repo}:1"), &[]));
+        accepted(&accept_ours.copy(skopeo, &format!("{repo}:1"), &[]));
     }
     mb(&ctx, &["verify", &format!("{repo}:1"), "--key", "ours.key.pub"], None).success();
     let json =
@@ -446,7 +596,11 @@ fn signatures_made_elsewhere_with_our_key_are_accepted() {
     // skopeo signing with our key (where it has sigstore): verify accepts its signature.
     let policy = Policy::new(&work, "ours", &host, &format!("{host}/team"), &work.join("ours.key.pub"));
     let by_skopeo = format!("{host}/team/by-skopeo:1");
-    let signed = skopeo(&[
+    let sign = [
+        "--insecure-policy",
+        // One platform, the same on any host.
+        "--override-arch",
+        "amd64",
         "--registries.d",
         &policy.registries_d.display().to_string(),
         "copy",
@@ -457,10 +611,15 @@ fn signatures_made_elsewhere_with_our_key_are_accepted() {
         &passphrase,
         &format!("oci:{}:latest", work.join("img").display()),
         &format!("docker://{by_skopeo}"),
-    ]);
-    if skopeo_has_sigstore(&signed) {
+    ]
+    .map(|s| s.to_string());
+    let host_attempt = Skopeo::Host.run(&work, &sign);
+    if let Some(skopeo) = Skopeo::with_sigstore(&host_attempt) {
+        let signed = skopeo.run(&work, &sign);
         assert!(signed.status.success(), "skopeo: {}", String::from_utf8_lossy(&signed.stderr));
-        accepted(&policy.copy(&work, &by_skopeo, &[]));
+        let amd64 = &img.manifests.iter().find(|(p, _)| p == "linux/amd64").unwrap().1.digest;
+        assert_eq!(signatures_by(&host, "team/by-skopeo", amd64, &work.join("ours.key.pub")), 1);
+        accepted(&policy.copy(&skopeo, &by_skopeo, &[]));
         let run = mb(&ctx, &["verify", &by_skopeo, "--key", "ours.key.pub"], None);
         run.success();
         assert!(run.stdout.contains("signed (1 signature"), "{}", run.stdout);
