@@ -86,6 +86,16 @@ fn sent_and_mounted(proxy: &Proxy) -> (BTreeSet<String>, usize) {
     (sent, mounted)
 }
 
+/// The SBOM blobs of a push of `images`: each image's last layer (the SBOM's) and the
+/// documents the record says were attached.
+fn sbom_blobs(images: &[(String, String, Vec<String>)], record: &serde_json::Value) -> BTreeSet<String> {
+    let layers = images.iter().map(|(_, _, layers)| layers.last().unwrap().clone());
+    let attachments = record["attachments"].as_array().expect("attachments in the record");
+    assert_eq!(attachments.len(), images.len(), "one SBOM per platform: {record}");
+    let documents = attachments.iter().map(|a| a["document"].as_str().unwrap().to_string());
+    layers.chain(documents).collect()
+}
+
 /// The files of the package index and the `.deb`s of the apt repository that were asked for.
 fn downloads(w: &World) -> Vec<String> {
     let index = w.index.as_ref().unwrap().requests();
@@ -165,12 +175,17 @@ fn an_empty_runner_pushes_from_the_registry_cache_and_a_bump_sends_one_layer() {
     );
     assert_eq!(downloads(w), Vec::<String>::new(), "no wheel or .deb is downloaded:\n{}", b.stderr);
     let (sent, mounted) = sent_and_mounted(proxy);
-    let configs: BTreeSet<String> =
-        images(&w.ctx.work().join("local")).into_iter().map(|(_, c, _)| c).collect();
-    assert_eq!(sent, configs, "only the configurations are sent:\n{}", b.stderr);
-    let distinct: BTreeSet<String> =
-        images(&w.ctx.work().join("local")).into_iter().flat_map(|(_, _, layers)| layers).collect();
-    assert_eq!(mounted, distinct.len(), "every layer is mounted from the cache:\n{}", b.stderr);
+    let local = images(&w.ctx.work().join("local"));
+    // Sent: each platform's config and SBOM (its layer, a few KB, and the same document
+    // attached as an artifact, with the empty config `{}`), which no cache holds.
+    let configs: BTreeSet<String> = local.iter().map(|(_, c, _)| c.clone()).collect();
+    let sboms = sbom_blobs(&local, &record);
+    let expected: BTreeSet<String> =
+        configs.union(&sboms).cloned().chain([oci::Digest::of_bytes(b"{}").to_string()]).collect();
+    assert_eq!(sent, expected, "only the configurations and SBOMs are sent:\n{}", b.stderr);
+    let cached: BTreeSet<String> =
+        local.iter().flat_map(|(_, _, layers)| layers[..layers.len() - 1].to_vec()).collect();
+    assert_eq!(mounted, cached.len(), "every cached layer is mounted from the cache:\n{}", b.stderr);
     assert!(
         !empty.join("blobs").exists()
             || std::fs::read_dir(empty.join("blobs/sha256")).map_or(0, |d| d.count()) == 0
@@ -187,6 +202,8 @@ fn an_empty_runner_pushes_from_the_registry_cache_and_a_bump_sends_one_layer() {
     let after = images(&w.ctx.work().join("bumped"));
     let mut changed = BTreeSet::new();
     for ((arch, _, old), (_, _, new)) in before.iter().zip(&after) {
+        // The SBOM's layer (last) changes too: it names six's version.
+        let (old, new) = (&old[..old.len() - 1], &new[..new.len() - 1]);
         let moved: Vec<&String> = new.iter().filter(|d| !old.contains(d)).collect();
         assert_eq!(moved.len(), 1, "one layer per platform changes, {arch}: {old:?} -> {new:?}");
         changed.extend(moved.into_iter().cloned());
@@ -205,10 +222,11 @@ fn an_empty_runner_pushes_from_the_registry_cache_and_a_bump_sends_one_layer() {
     );
     let (sent, _) = sent_and_mounted(proxy);
     let configs: BTreeSet<String> = after.iter().map(|(_, c, _)| c.clone()).collect();
-    let expected: BTreeSet<String> = changed.union(&configs).cloned().collect();
+    let sboms = sbom_blobs(&after, &record);
+    let expected: BTreeSet<String> = changed.union(&configs).cloned().chain(sboms).collect();
     assert_eq!(
         sent, expected,
-        "the changed layers and the configurations are sent, nothing else:\n{}",
+        "the changed layers, the configurations and the SBOMs are sent, nothing else:\n{}",
         b2.stderr
     );
 }

@@ -202,6 +202,24 @@ impl RegistryClient {
         }
     }
 
+    /// Sends a small blob (a signature payload, an SBOM, a config) in one request unless the
+    /// repository has it.
+    pub(crate) async fn put_small_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        bytes: Bytes,
+        scope: &str,
+    ) -> Result<(), Error> {
+        if self.has_blob(repository, digest, scope).await? {
+            return Ok(());
+        }
+        match self.start_upload(repository, None, scope).await? {
+            UploadStart::Session(session) => self.finish_upload(&session, digest, bytes, scope).await,
+            UploadStart::Mounted => Ok(()),
+        }
+    }
+
     /// The digest `reference` points at in `repository`, or `None` if there is no such tag.
     pub async fn manifest_digest(
         &self,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use oci::{media_type, Descriptor, Digest};
 use serde_json::{json, Value};
 
-use crate::api::{UploadStart, MAX_MANIFEST};
+use crate::api::MAX_MANIFEST;
 use crate::client::read_limited;
 use crate::{Error, RegistryClient};
 
@@ -95,9 +95,9 @@ pub async fn attach(
     scope: &str,
 ) -> Result<Attached, Error> {
     let document = Digest::of_bytes(&attachment.document);
-    put_small_blob(client, repository, &document, attachment.document.clone(), scope).await?;
+    client.put_small_blob(repository, &document, attachment.document.clone(), scope).await?;
     let config = empty_config();
-    put_small_blob(client, repository, &config.digest, Bytes::from_static(EMPTY_BYTES), scope).await?;
+    client.put_small_blob(repository, &config.digest, Bytes::from_static(EMPTY_BYTES), scope).await?;
     let bytes = Bytes::from(artifact_manifest(attachment));
     let manifest = Digest::of_bytes(&bytes);
     let size = bytes.len() as u64;
@@ -243,23 +243,6 @@ async fn fallback_index(
     let index: Value = serde_json::from_slice(&found.bytes)
         .map_err(|e| Error::Protocol { url: url.clone(), reason: format!("not JSON: {e}") })?;
     Ok(index["manifests"].as_array().cloned().unwrap_or_default())
-}
-
-/// Sends a small blob in one request unless the repository has it.
-async fn put_small_blob(
-    client: &RegistryClient,
-    repository: &str,
-    digest: &Digest,
-    bytes: Bytes,
-    scope: &str,
-) -> Result<(), Error> {
-    if client.has_blob(repository, digest, scope).await? {
-        return Ok(());
-    }
-    match client.start_upload(repository, None, scope).await? {
-        UploadStart::Session(session) => client.finish_upload(&session, digest, bytes, scope).await,
-        UploadStart::Mounted => Ok(()),
-    }
 }
 
 /// Bounds what a referrers reply may be.

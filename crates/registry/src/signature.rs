@@ -11,7 +11,6 @@ use bytes::Bytes;
 use oci::{media_type, Descriptor, Digest, ImageManifest};
 use serde::Serialize;
 
-use crate::api::UploadStart;
 use crate::client::read_limited;
 use crate::{Error, RegistryClient};
 
@@ -132,7 +131,7 @@ pub async fn put_signatures(
             continue;
         }
         added += 1;
-        put_blob(client, repository, &digest, signature.payload.clone(), scope).await?;
+        client.put_small_blob(repository, &digest, signature.payload.clone(), scope).await?;
         layers.push(
             Descriptor::new(SIMPLE_SIGNING, digest, signature.payload.len() as u64)
                 .with_annotation(SIGNATURE_ANNOTATION, signature.signature.clone()),
@@ -153,7 +152,7 @@ pub async fn put_signatures(
     let config = Bytes::from(serde_json::to_vec(&config).expect("a configuration serializes"));
     let config_digest = Digest::of_bytes(&config);
     let config_size = config.len() as u64;
-    put_blob(client, repository, &config_digest, config, scope).await?;
+    client.put_small_blob(repository, &config_digest, config, scope).await?;
     let manifest =
         ImageManifest::new(Descriptor::new(media_type::OCI_IMAGE_CONFIG, config_digest, config_size), layers);
     let bytes = Bytes::from(serde_json::to_vec(&manifest).expect("a manifest serializes"));
@@ -231,23 +230,6 @@ async fn read_payload(
         });
     }
     Ok(bytes)
-}
-
-/// Sends a small blob in one request unless the repository has it.
-async fn put_blob(
-    client: &RegistryClient,
-    repository: &str,
-    digest: &Digest,
-    bytes: Bytes,
-    scope: &str,
-) -> Result<(), Error> {
-    if client.has_blob(repository, digest, scope).await? {
-        return Ok(());
-    }
-    match client.start_upload(repository, None, scope).await? {
-        UploadStart::Session(session) => client.finish_upload(&session, digest, bytes, scope).await,
-        UploadStart::Mounted => Ok(()),
-    }
 }
 
 #[cfg(test)]
