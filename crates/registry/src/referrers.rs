@@ -34,6 +34,15 @@ pub struct Attachment {
     pub annotations: Vec<(String, String)>,
 }
 
+impl Attachment {
+    /// Its annotations as a sorted JSON object; `None` without any.
+    fn annotation_map(&self) -> Option<Value> {
+        let map: std::collections::BTreeMap<&str, &str> =
+            self.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        (!map.is_empty()).then(|| json!(map))
+    }
+}
+
 /// What [`attach`] stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attached {
@@ -72,10 +81,8 @@ pub fn artifact_manifest(attachment: &Attachment) -> Vec<u8> {
             attachment.subject.size,
         ),
     });
-    if !attachment.annotations.is_empty() {
-        let annotations: std::collections::BTreeMap<&str, &str> =
-            attachment.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        manifest["annotations"] = json!(annotations);
+    if let Some(annotations) = attachment.annotation_map() {
+        manifest["annotations"] = annotations;
     }
     serde_json::to_vec(&manifest).expect("a manifest serializes")
 }
@@ -125,10 +132,8 @@ pub async fn attach(
             "size": size,
             "artifactType": attachment.artifact_type,
         });
-        if !attachment.annotations.is_empty() {
-            let annotations: std::collections::BTreeMap<&str, &str> =
-                attachment.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            descriptor["annotations"] = json!(annotations);
+        if let Some(annotations) = attachment.annotation_map() {
+            descriptor["annotations"] = annotations;
         }
         manifests.push(descriptor);
         let index = json!({

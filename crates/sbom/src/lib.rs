@@ -300,18 +300,12 @@ impl Sbom {
         let components = self.sorted();
         let digest = self.content_digest(&components);
         let image_id = "SPDXRef-Image".to_string();
-        let mut packages = vec![json!({
-            "SPDXID": image_id,
-            "name": self.name,
-            "versionInfo": self.platform,
-            "downloadLocation": "NOASSERTION",
-            "filesAnalyzed": false,
-            "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "primaryPackagePurpose": "CONTAINER",
-            "comment": format!("The {} image built by {} from a lock with fingerprint {}", self.platform, self.tool, self.fingerprint),
-        })];
+        let mut image = container_package(&image_id, &self.name, &self.platform);
+        image["comment"] = json!(format!(
+            "The {} image built by {} from a lock with fingerprint {}",
+            self.platform, self.tool, self.fingerprint
+        ));
+        let mut packages = vec![image];
         let mut relationships = vec![json!({
             "spdxElementId": "SPDXRef-DOCUMENT",
             "relationshipType": "DESCRIBES",
@@ -319,18 +313,9 @@ impl Sbom {
         })];
         if let Some(base) = &self.base {
             let hex = base.digest.strip_prefix("sha256:").unwrap_or(&base.digest);
-            packages.push(json!({
-                "SPDXID": "SPDXRef-Base",
-                "name": base.reference,
-                "versionInfo": base.digest,
-                "downloadLocation": "NOASSERTION",
-                "filesAnalyzed": false,
-                "licenseConcluded": "NOASSERTION",
-                "licenseDeclared": "NOASSERTION",
-                "copyrightText": "NOASSERTION",
-                "primaryPackagePurpose": "CONTAINER",
-                "checksums": [{"algorithm": "SHA256", "checksumValue": hex}],
-            }));
+            let mut package = container_package("SPDXRef-Base", &base.reference, &base.digest);
+            package["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": hex}]);
+            packages.push(package);
             relationships.push(json!({
                 "spdxElementId": image_id,
                 "relationshipType": "DESCENDANT_OF",
@@ -531,6 +516,21 @@ impl Sbom {
             Format::CycloneDx => self.to_cyclonedx(),
         }
     }
+}
+
+/// An SPDX package of purpose `CONTAINER` (the image, its base) that asserts nothing else.
+fn container_package(id: &str, name: &str, version: &str) -> Value {
+    json!({
+        "SPDXID": id,
+        "name": name,
+        "versionInfo": version,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "primaryPackagePurpose": "CONTAINER",
+    })
 }
 
 fn to_bytes(value: &Value) -> Vec<u8> {
