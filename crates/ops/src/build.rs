@@ -1349,7 +1349,7 @@ impl PlatformBuild<'_> {
         }
 
         // The bill of materials, from the lock and the layers' facts; in the image too.
-        let sbom = self.sbom(self.layers, &packages)?;
+        let sbom = self.sbom(&packages)?;
         let info = self.sbom_layer(&sbom)?;
         layers.push(ImageLayer {
             info,
@@ -1376,9 +1376,9 @@ impl PlatformBuild<'_> {
 
     /// The platform's SBOM: the lock's packages of the platform with what the layers'
     /// builds learned of them (`packages`, one per planned layer).
-    fn sbom(&self, planned: &[PlannedLayer<'_>], packages: &[Option<String>]) -> Result<sbom::Sbom, Error> {
+    fn sbom(&self, packages: &[Option<String>]) -> Result<sbom::Sbom, Error> {
         let (mut debian, mut python) = (Vec::new(), Vec::new());
-        for (layer, text) in planned.iter().zip(packages) {
+        for (layer, text) in self.layers.iter().zip(packages) {
             let Some(text) = text else { continue };
             let facts = sbom::facts_from_text(text).map_err(|e| {
                 Error::internal(format!(

@@ -22,6 +22,7 @@ const MAX_COPYRIGHT: u64 = 16 << 20;
 /// file's `Source:`, else itself) and the license of its machine-readable
 /// `/usr/share/doc/NAME/copyright` in `root`.
 pub fn debian_facts(unpacked: &debian::Unpacked, root: &Path) -> Vec<PackageFacts> {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     unpacked
         .packages
         .iter()
@@ -32,7 +33,7 @@ pub fn debian_facts(unpacked: &debian::Unpacked, root: &Path) -> Vec<PackageFact
                 name: locked.name.clone(),
                 version: locked.version.clone(),
                 source: Some(source),
-                license: copyright_of(root, &locked.name)
+                license: copyright_of(&root, &locked.name)
                     .as_deref()
                     .and_then(sbom::license::debian_copyright),
             }
@@ -59,14 +60,14 @@ fn source_of(control: &str, name: &str, version: &str) -> (String, String) {
     }
 }
 
-/// The text of `/usr/share/doc/NAME/copyright` in `root`, following symbolic links only
-/// within the root (packages link their doc directory to another package's); `None` when
-/// there is none or it leads out.
+/// The text of `/usr/share/doc/NAME/copyright` in `root` (a canonical path), following
+/// symbolic links only within the root (packages link their doc directory to another
+/// package's); `None` when there is none or it leads out.
 fn copyright_of(root: &Path, name: &str) -> Option<String> {
     use std::io::Read;
     let path = root.join("usr/share/doc").join(name).join("copyright");
     let real = std::fs::canonicalize(&path).ok()?;
-    if !real.starts_with(std::fs::canonicalize(root).ok()?) {
+    if !real.starts_with(root) {
         return None;
     }
     let mut bytes = Vec::new();
@@ -224,16 +225,17 @@ mod tests {
 
     #[test]
     fn copyright_links_stay_inside_the_root() {
-        let root = tempfile::tempdir().unwrap();
-        let doc = root.path().join("usr/share/doc");
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let doc = root.join("usr/share/doc");
         std::fs::create_dir_all(doc.join("base")).unwrap();
         std::fs::write(doc.join("base/copyright"), "text").unwrap();
         std::os::unix::fs::symlink("base", doc.join("linked")).unwrap();
         let elsewhere = tempfile::tempdir().unwrap();
         std::fs::write(elsewhere.path().join("copyright"), "not the image's").unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), doc.join("outside")).unwrap();
-        assert_eq!(copyright_of(root.path(), "linked").as_deref(), Some("text"));
-        assert_eq!(copyright_of(root.path(), "outside"), None);
-        assert_eq!(copyright_of(root.path(), "missing"), None);
+        assert_eq!(copyright_of(&root, "linked").as_deref(), Some("text"));
+        assert_eq!(copyright_of(&root, "outside"), None);
+        assert_eq!(copyright_of(&root, "missing"), None);
     }
 }
