@@ -434,7 +434,9 @@ fn an_sdists_declared_requirements_are_built_while_it_builds() {
 }
 
 /// Metadata builds with an installed backend run in one fork server per build venv: the
-/// backend is imported once for all of them, each hook runs in a child of its own (the
+/// backend is imported once for all of them, also for one naming an object of its module
+/// (`testback:legacy`, as `setuptools.build_meta:__legacy__`), each hook runs in a child of
+/// its own (the
 /// backend fails if another sdist's hook ran in its process; a hook that spawns a process,
 /// which imports the server's script again, does not start a second server), and the
 /// results are what separate processes give (the same pins, the server gone when compile
@@ -443,10 +445,10 @@ fn an_sdists_declared_requirements_are_built_while_it_builds() {
 fn metadata_builds_share_one_import_of_their_backend() {
     let index = Index::new();
     Wheel::new("testback", "1.0").file("testback.py", test_support::BACKEND_SRC).publish(&index);
-    for name in ["alpha", "beta", "gamma"] {
+    for (name, backend) in [("alpha", "testback"), ("beta", "testback"), ("gamma", "testback:legacy")] {
         Sdist::new(name, "1.0")
             .metadata_version("2.1")
-            .installed_backend("testback")
+            .installed_backend(backend)
             .requires("six")
             .publish(&index);
     }

@@ -1109,12 +1109,15 @@ impl Build<'_> {
         if !backend.backend_path.is_empty() {
             return None;
         }
-        let key = format!("{}\0{}\0{:?}", env.display(), backend.backend, self.ctx.backend_env);
+        // One server per module: `setuptools.build_meta` and `setuptools.build_meta:__legacy__`
+        // are objects of the same module, and every child loads its own request's object.
+        let module = backend.backend.split(':').next().unwrap_or_default().trim();
+        let key = format!("{}\0{module}\0{:?}", env.display(), self.ctx.backend_env);
         let configure = |command: &mut Command| self.configure(command, path);
         let python = env.join("bin").join("python");
         let spec = zygote::Spec {
             python: &python,
-            backend: &backend.backend,
+            backend: module,
             driver: HOOK_DRIVER,
             scratch_parent: &self.ctx.work_dir.join("tmp"),
             configure: &configure,

@@ -1,11 +1,13 @@
-//! A fork server per build venv and backend: one interpreter that has imported the backend
-//! (`setuptools.build_meta` takes a fifth of a second to import on every start, more than
-//! most metadata hooks take to run) and forks a child for each hook. The child is the hook
+//! A fork server per build venv and backend module: one interpreter that has imported the
+//! backend's module (`setuptools.build_meta` takes a fifth of a second to import on every
+//! start, more than most metadata hooks take to run) and forks a child for each hook, which
+//! loads the backend object its request names (`setuptools.build_meta:__legacy__` from the
+//! same server). The child is the hook
 //! driver's process as if started fresh: its own working directory, log, and arguments, and
 //! the environment every hook of that venv gets. Nothing is shared between builds but the
 //! imported modules, as they were before any build ran; a child's changes die with it.
 //!
-//! One per venv and backend per process, started when first wanted, ended when this
+//! One per venv and backend module per process, started when first wanted, ended when this
 //! process ends (the server exits when its input closes, and kills what it still runs).
 //! When it cannot start or goes away, hooks run as separate processes, as before.
 
@@ -21,7 +23,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{oneshot, OnceCell};
 use tracing::debug;
 
-/// The server: loads the hook driver's functions and the backend, says `ready`, then reads
+/// The server: loads the hook driver's functions and the backend module, says `ready`, then reads
 /// one JSON job per line (`id`, `cwd`, `request`, `log`) and answers `ID STATUS` (the raw
 /// wait status) when the job's child ends.
 const SERVER: &str = r#"
@@ -148,6 +150,7 @@ pub(crate) struct Zygote {
 pub(crate) struct Spec<'a> {
     /// The venv's `bin/python`.
     pub python: &'a Path,
+    /// The backend's module (`setuptools.build_meta`), imported before any child forks.
     pub backend: &'a str,
     /// The hook driver's source.
     pub driver: &'a str,

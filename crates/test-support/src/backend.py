@@ -175,3 +175,17 @@ def build_sdist(sdist_directory, config_settings=None):
             info.mode = 0o644
             tf.addfile(info, io.BytesIO(data))
     return name
+
+
+class _Hooks:
+    """The hooks as an object of this module (``build-backend = "testback:legacy"``), as
+    setuptools serves ``setuptools.build_meta:__legacy__``."""
+
+    get_requires_for_build_wheel = staticmethod(get_requires_for_build_wheel)
+    get_requires_for_build_sdist = staticmethod(get_requires_for_build_sdist)
+    prepare_metadata_for_build_wheel = staticmethod(prepare_metadata_for_build_wheel)
+    build_wheel = staticmethod(build_wheel)
+    build_sdist = staticmethod(build_sdist)
+
+
+legacy = _Hooks()

@@ -116,12 +116,14 @@ impl Sdist {
         self
     }
 
-    /// Uses the backend module `module` installed from a build requirement (a wheel holding
-    /// [`BACKEND_SRC`] as `MODULE.py`, required by name) instead of the in-tree one: no
-    /// `backend-path`, so a frontend loads it from the build venv.
+    /// Uses the backend `module` (or `module:object`) installed from a build requirement (a
+    /// wheel holding [`BACKEND_SRC`] as `MODULE.py`, required by name) instead of the in-tree
+    /// one: no `backend-path`, so a frontend loads it from the build venv.
     pub fn installed_backend(mut self, module: &str) -> Self {
         self.installed_backend = Some(module.to_string());
-        self.build_requires.push(module.replace('_', "-"));
+        // `testback:legacy` is an object of the `testback` distribution's module.
+        let distribution = module.split(':').next().unwrap_or(module);
+        self.build_requires.push(distribution.replace('_', "-"));
         self
     }
 
