@@ -436,10 +436,9 @@ fn an_sdists_declared_requirements_are_built_while_it_builds() {
 /// Metadata builds with an installed backend run in one fork server per build venv: the
 /// backend is imported once for all of them, also for one naming an object of its module
 /// (`testback:legacy`, as `setuptools.build_meta:__legacy__`), each hook runs in a child of
-/// its own (the
-/// backend fails if another sdist's hook ran in its process; a hook that spawns a process,
-/// which imports the server's script again, does not start a second server), and the
-/// results are what separate processes give (the same pins, the server gone when compile
+/// its own (the backend fails if another sdist's hook ran in its process; a hook that spawns
+/// a process, which imports the server's script again, does not start a second server), and
+/// the results are what separate processes give (the same pins, the server gone when compile
 /// ends).
 #[test]
 fn metadata_builds_share_one_import_of_their_backend() {

@@ -2,9 +2,8 @@
 //! backend's module (`setuptools.build_meta` takes a fifth of a second to import on every
 //! start, more than most metadata hooks take to run) and forks a child for each hook, which
 //! loads the backend object its request names (`setuptools.build_meta:__legacy__` from the
-//! same server). The child is the hook
-//! driver's process as if started fresh: its own working directory, log, and arguments, and
-//! the environment every hook of that venv gets. Nothing is shared between builds but the
+//! same server). The child is the hook driver's process as if started fresh: its own working
+//! directory, log, and arguments, and the environment every hook of that venv gets. Nothing is shared between builds but the
 //! imported modules, as they were before any build ran; a child's changes die with it.
 //!
 //! One per venv and backend module per process, started when first wanted, ended when this
@@ -23,9 +22,9 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{oneshot, OnceCell};
 use tracing::debug;
 
-/// The server: loads the hook driver's functions and the backend module, says `ready`, then reads
-/// one JSON job per line (`id`, `cwd`, `request`, `log`) and answers `ID STATUS` (the raw
-/// wait status) when the job's child ends.
+/// The server: loads the hook driver's functions and the backend module, says `ready`, then
+/// reads one JSON job per line (`id`, `cwd`, `request`, `log`) and answers `ID STATUS` (the
+/// raw wait status) when the job's child ends.
 const SERVER: &str = r#"
 import json, os, select, shutil, signal, sys, traceback
 
