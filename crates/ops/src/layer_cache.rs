@@ -164,15 +164,27 @@ impl LayerCache {
         // A blob already stored is kept only if it is intact (else it is replaced).
         if !matches!(self.cache.check_blob_stamped(hex)?, fetch::BlobState::Intact(_)) {
             // Linked (or copied) under a temporary name, then renamed: the store only ever
-            // holds complete blobs.
+            // holds complete blobs. The name is new to this call: both platforms of a build
+            // often store one layer at once, from the same layout path, and a copy onto
+            // another thread's link would truncate the layout's blob through it.
             let dir = dest.parent().ok_or("no blob directory")?;
             fs_err::create_dir_all(dir)?;
-            let temp = dir.join(format!(".{hex}.{}.tmp", std::process::id()));
-            let _ = std::fs::remove_file(&temp);
-            if std::fs::hard_link(blob, &temp).is_err() {
-                fs_err::copy(blob, &temp)?;
+            let linked = tempfile::Builder::new()
+                .prefix(&format!(".{hex}."))
+                .suffix(".tmp")
+                .make_in(dir, |path| std::fs::hard_link(blob, path));
+            match linked {
+                Ok(temp) => {
+                    let path = temp.path().to_path_buf();
+                    temp.persist(&dest)
+                        .map_err(|e| format!("cannot rename into {}: {}", dest.display(), e.error))?;
+                    // A rename onto another link of the same file (another thread stored it
+                    // first) succeeds and does nothing: the temporary name is still there.
+                    let _ = std::fs::remove_file(&path);
+                }
+                // Another file system: a copy, into a file of its own.
+                Err(_) => copy_atomic(blob, &dest)?,
             }
-            fs_err::rename(&temp, &dest)?;
             // Hashed once more as it is stamped, and made read-only (the layout's file too).
             if !matches!(self.cache.check_blob_stamped(hex)?, fetch::BlobState::Intact(_)) {
                 return Err(format!("the layer {} changed while it was stored", info.digest).into());
@@ -334,5 +346,48 @@ mod tests {
         // Reading can be switched off (--no-cache).
         let no_read = LayerCache::new(fetch::Cache::at(dir.path().join("cache")), false);
         assert!(no_read.get(&key).is_none());
+    }
+
+    /// Both platforms of a build often make the same layer (a pure-Python wheel's) at once,
+    /// and store it from the same layout path: neither may truncate the other's link, which
+    /// is the layout's blob itself.
+    #[test]
+    fn one_layer_stored_by_several_threads_at_once_stays_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LayerCache::new(fetch::Cache::at(dir.path().join("cache")), true);
+        let layout = OciLayout::create(dir.path().join("a")).unwrap();
+        let bytes = vec![7u8; 64 << 10];
+        let blob = layout.put_blob(&bytes).unwrap();
+        let info = LayerInfo {
+            diff_id: Digest::from_hex(&"d".repeat(64)).unwrap(),
+            digest: blob.digest.clone(),
+            size: blob.size,
+            uncompressed_size: 99,
+            compression: Compression::Gzip,
+        };
+        let path = layout.blob_path(&blob.digest);
+        let stored = dir.path().join("cache/blobs/sha256").join(blob.digest.hex());
+        for round in 0..100 {
+            // Not stored yet: every thread links it in.
+            let _ = std::fs::remove_file(&stored);
+            let barrier = std::sync::Barrier::new(4);
+            std::thread::scope(|scope| {
+                for n in 0..4 {
+                    let (cache, info, path, barrier) = (&cache, &info, &path, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        cache.put(&cache.key(&format!("wheel {n}\n")), info, path);
+                    });
+                }
+            });
+            assert_eq!(layout.read_blob(&blob.digest).unwrap(), bytes, "round {round}: the layout's blob");
+            assert_eq!(std::fs::read(&stored).unwrap(), bytes, "round {round}: the stored blob");
+            let leftovers: Vec<_> = std::fs::read_dir(stored.parent().unwrap())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .filter(|name| name.to_string_lossy().ends_with(".tmp"))
+                .collect();
+            assert!(leftovers.is_empty(), "round {round}: {leftovers:?}");
+        }
     }
 }
