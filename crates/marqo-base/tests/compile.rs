@@ -440,6 +440,54 @@ fn an_sdists_declared_requirements_are_built_while_it_builds() {
 /// a process, which imports the server's script again, does not start a second server), and
 /// the results are what separate processes give (the same pins, the server gone when compile
 /// ends).
+/// The interpreter that builds sdists is asked what it is while the host's pip is asked for
+/// its default index, not after: both start an interpreter (a few hundred milliseconds
+/// behind pyenv's shim), and the first metadata build waited for the second. A `python3`
+/// on `PATH` logs both questions; its pip takes a second to answer, with this test's index.
+#[test]
+fn the_build_interpreter_is_probed_while_pip_names_its_default_index() {
+    let index = Index::new();
+    Wheel::new("testback", "1.0").file("testback.py", test_support::BACKEND_SRC).publish(&index);
+    Sdist::new("alpha", "1.0").metadata_version("2.1").installed_backend("testback").publish(&index);
+    let server = index.serve();
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "alpha\n");
+    let real = which("python3").expect("python3 on PATH");
+    let log = ctx.work().join("python3.log");
+    let wrapper = ctx.bin().join("python3");
+    std::fs::create_dir_all(ctx.bin()).unwrap();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in\n\
+             *pip._internal.models.index*) echo pip-asked >> '{log}'; sleep 1; echo pip-answered >> '{log}'; echo '{url}'; exit 0;;\n\
+             *'import platform'*) echo interpreter-asked >> '{log}';;\n\
+             esac\nexec '{real}' \"$@\"\n",
+            log = log.display(),
+            url = server.url(),
+            real = real.display(),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = ctx.run(&["compile", "requirements.in", "--python", "3.9", "--platform", "linux/amd64"]);
+    run.success();
+    assert_eq!(pins(&ctx.read("requirements.txt")), ["alpha==1.0"]);
+    // Asked once each, the interpreter before pip answered (which of the two questions
+    // starts first is up to the scheduler).
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines.pop(), Some("pip-answered"), "{lines:?}");
+    lines.sort();
+    assert_eq!(lines, ["interpreter-asked", "pip-asked"]);
+}
+
+/// The first `name` on the test process's `PATH`.
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|p| p.is_file())
+}
+
 #[test]
 fn metadata_builds_share_one_import_of_their_backend() {
     let index = Index::new();

@@ -42,6 +42,11 @@ pub fn open_source(
 ) -> Result<(&'static tokio::runtime::Runtime, Arc<IndexSource>), Error> {
     let runtime = crate::env::runtime()?;
     let cache = crate::env::cache()?;
+    let python = PathBuf::from("python3");
+    if !setup.no_build {
+        // While the host's pip is asked for its default index (another interpreter start).
+        pypi_client::sdist::prewarm_interpreter(runtime.handle(), &python);
+    }
     let pip_env = PipEnvironment {
         default_index_memo: Some(cache.root().join("host-pip-default-index")),
         ..PipEnvironment::from_process()
@@ -56,7 +61,7 @@ pub fn open_source(
     })?;
     let installer = crate::build_env::OwnInstaller::new();
     let build = (!setup.no_build).then(|| BuildContext {
-        python: PathBuf::from("python3"),
+        python,
         pip_args: config.pip_args(),
         build_constraints: setup.build_constraints.clone(),
         work_dir: cache.root().join("builds"),

@@ -1689,6 +1689,20 @@ struct Interpreter {
     base_executable: String,
 }
 
+/// Starts asking `python` what it is in the background, on `runtime`, so that the first
+/// sdist build of a resolution does not wait for it: behind a shim (pyenv's) an interpreter
+/// takes a few hundred milliseconds to start, and the caller (the resolution's setup) is
+/// about to wait as long for the host's pip anyway. A failure is not kept: the first build
+/// asks again and reports it.
+pub fn prewarm_interpreter(runtime: &tokio::runtime::Handle, python: &Path) {
+    let python = python.to_path_buf();
+    runtime.spawn(async move {
+        if let Err(e) = probe_interpreter(&python).await {
+            tracing::debug!("asking {} what it is, ahead of any build: {e}", python.display());
+        }
+    });
+}
+
 /// What `python` is, asked once per process (every sdist build asks): the answer of a
 /// successful probe is kept by path.
 async fn probe_interpreter(python: &Path) -> Result<Interpreter, SdistError> {
