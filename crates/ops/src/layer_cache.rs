@@ -286,19 +286,24 @@ mod tests {
         assert_eq!(parse_entry(""), None);
     }
 
+    /// A gzip layer whose blob is `blob`, its diff_id made of `diff`.
+    fn info_of(blob: &oci::Blob, diff: char) -> LayerInfo {
+        LayerInfo {
+            diff_id: Digest::from_hex(&diff.to_string().repeat(64)).unwrap(),
+            digest: blob.digest.clone(),
+            size: blob.size,
+            uncompressed_size: 99,
+            compression: Compression::Gzip,
+        }
+    }
+
     #[test]
     fn a_cached_layer_is_linked_read_only_and_a_damaged_one_is_a_miss() {
         let dir = tempfile::tempdir().unwrap();
         let cache = LayerCache::new(fetch::Cache::at(dir.path().join("cache")), true);
         let layout = OciLayout::create(dir.path().join("a")).unwrap();
         let blob = layout.put_blob(b"layer bytes").unwrap();
-        let info = LayerInfo {
-            diff_id: Digest::from_hex(&"c".repeat(64)).unwrap(),
-            digest: blob.digest.clone(),
-            size: blob.size,
-            uncompressed_size: 99,
-            compression: Compression::Gzip,
-        };
+        let info = info_of(&blob, 'c');
         let key = cache.key("wheel x\n");
         assert_ne!(key, cache.key("wheel y\n"));
         assert!(cache.get(&key).is_none());
@@ -358,13 +363,7 @@ mod tests {
         let layout = OciLayout::create(dir.path().join("a")).unwrap();
         let bytes = vec![7u8; 64 << 10];
         let blob = layout.put_blob(&bytes).unwrap();
-        let info = LayerInfo {
-            diff_id: Digest::from_hex(&"d".repeat(64)).unwrap(),
-            digest: blob.digest.clone(),
-            size: blob.size,
-            uncompressed_size: 99,
-            compression: Compression::Gzip,
-        };
+        let info = info_of(&blob, 'd');
         let path = layout.blob_path(&blob.digest);
         let stored = dir.path().join("cache/blobs/sha256").join(blob.digest.hex());
         for round in 0..100 {
