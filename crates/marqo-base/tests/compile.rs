@@ -388,58 +388,167 @@ fn the_metadata_hook_runs_in_the_requirements_process_when_nothing_is_missing() 
     );
 }
 
+/// A `setuptools` wheel whose `setuptools.build_meta` (and its `__legacy__`) is the test
+/// backend.
+fn fake_setuptools(version: &str) -> Wheel {
+    let build_meta = format!("{}\n__legacy__ = legacy\n", test_support::BACKEND_SRC);
+    Wheel::new("setuptools", version)
+        .file("setuptools/__init__.py", "")
+        .file("setuptools/build_meta.py", build_meta)
+}
+
+/// The distributions of each build venv of the cache (`name-version`, sorted).
+fn build_env_contents(ctx: &TestContext) -> BTreeSet<Vec<String>> {
+    let mut out = BTreeSet::new();
+    for env in std::fs::read_dir(ctx.cache().join("builds/build-envs")).unwrap().flatten() {
+        let own =
+            !env.file_type().unwrap().is_symlink() && !env.file_name().to_string_lossy().starts_with('.');
+        let Ok(libs) = std::fs::read_dir(env.path().join("lib")) else { continue };
+        for lib in libs.flatten().filter(|_| own) {
+            let mut dists: Vec<String> = std::fs::read_dir(lib.path().join("site-packages"))
+                .unwrap()
+                .flatten()
+                .filter_map(|d| {
+                    d.file_name().to_string_lossy().strip_suffix(".dist-info").map(str::to_string)
+                })
+                .collect();
+            dists.sort();
+            out.insert(dists);
+        }
+    }
+    out
+}
+
+/// An sdist that asks only for setuptools is asked and built in the default build venv
+/// (setuptools and wheel) and its fork server, when its setuptools is older than 70.1, whose
+/// `get_requires_for_build_wheel` always answers `wheel`: pip would make a setuptools-only
+/// venv, ask there, and add `wheel`. One import of the backend, both hooks in one process,
+/// no setuptools-only venv. When the answer does not name `wheel`, the hook is asked again in
+/// a setuptools-only venv, as pip asks it; with setuptools 70.1 it is asked only there.
+#[test]
+fn a_setuptools_sdist_is_asked_in_the_default_build_venv() {
+    let compile = |setuptools: &str, hook_requires: &[&str]| {
+        let index = Index::new();
+        fake_setuptools(setuptools).publish(&index);
+        Wheel::new("wheel", "0.42.0").file("wheel/__init__.py", "").publish(&index);
+        Wheel::new("six", "1.16.0").publish(&index);
+        let mut sdist = Sdist::new("allauth", "1.0")
+            .metadata_version("2.1")
+            .installed_backend("setuptools.build_meta")
+            .requires("six");
+        for requirement in hook_requires {
+            sdist = sdist.hook_build_requires(requirement);
+        }
+        sdist.publish(&index);
+        let server = index.serve();
+        let ctx = TestContext::new();
+        ctx.write("requirements.in", "allauth\n");
+        let log = ctx.work().join("backend.log");
+        std::fs::write(&log, "").unwrap();
+        let url = server.url();
+        let args = [
+            "compile",
+            "requirements.in",
+            "--python",
+            "3.9",
+            "--platform",
+            "linux/amd64",
+            "--index-url",
+            &url,
+        ];
+        let run: common::Run = ctx
+            .command(&args)
+            .env("TEST_BACKEND_LOG", &log)
+            .env("TEST_BACKEND_LOG_IMPORTS", "1")
+            .env("TEST_BACKEND_LOG_PID", "1")
+            .output()
+            .unwrap()
+            .into();
+        run.success();
+        assert_eq!(pins(&ctx.read("requirements.txt")), ["allauth==1.0", "six==1.16.0"]);
+        let lines = std::fs::read_to_string(&log).unwrap();
+        let pids = |prefix: &str| -> Vec<String> {
+            lines.lines().filter_map(|l| l.strip_prefix(prefix)).map(|pid| pid.trim().to_string()).collect()
+        };
+        let asked = pids("get_requires_for_build_wheel allauth 1.0 ");
+        let built = pids("prepare_metadata_for_build_wheel allauth 1.0 ");
+        (asked, built, pids("imported "), build_env_contents(&ctx), lines.clone())
+    };
+    let only = |setuptools: &str| vec![format!("setuptools-{setuptools}")];
+    let default = |setuptools: &str| vec![format!("setuptools-{setuptools}"), "wheel-0.42.0".to_string()];
+
+    let (asked, built, imports, envs, lines) = compile("69.0.0", &["wheel"]);
+    assert_eq!(asked.len(), 1, "{lines}");
+    assert_eq!(built, asked, "both hooks in one process: {lines}");
+    assert_eq!(imports.len(), 1, "one fork server: {lines}");
+    assert_eq!(envs, BTreeSet::from([default("69.0.0")]), "{lines}");
+
+    let (asked, built, _, envs, lines) = compile("69.0.0", &[]);
+    assert_eq!(asked.len(), 2, "asked again as pip asks: {lines}");
+    // The metadata that counts is the second process's (the first one's was speculation).
+    assert_eq!(built.last(), asked.last(), "{lines}");
+    assert!(envs.contains(&only("69.0.0")), "{envs:?}");
+
+    let (asked, built, imports, envs, lines) = compile("70.1.0", &["wheel"]);
+    assert_eq!((asked.len(), built.len()), (1, 1), "{lines}");
+    assert_eq!(imports.len(), 2, "the setuptools-only venv's server, then the default venv's: {lines}");
+    assert!(envs.contains(&only("70.1.0")) && envs.contains(&default("70.1.0")), "{envs:?}");
+}
+
 /// While an sdist's backend runs, what it declares it requires is started: `first` declares
 /// `second` (sdist-only) in its PKG-INFO, and its metadata hook waits until `second`'s build
 /// has begun. Without speculation `second` would only be built after `first`'s metadata is
-/// read, and the hook would wait in vain.
+/// read, and the hook would wait in vain. The same for `second` declared only for an extra
+/// that `requirements.in` asks of `first`; a declared extra nobody asks for is not started.
 #[test]
 fn an_sdists_declared_requirements_are_built_while_it_builds() {
-    let index = Index::new();
     let waiter = "import os, time\n\
                   log = os.environ['TEST_BACKEND_LOG']\n\
                   seen = False\n\
-                  deadline = time.time() + 30\n\
+                  deadline = time.time() + float(os.environ.get('TEST_WAIT', '30'))\n\
                   while not seen and time.time() < deadline:\n\
                   \x20   seen = any(l.split()[1:2] == ['second'] for l in open(log))\n\
                   \x20   time.sleep(0.05)\n\
                   open(log, 'a').write('first saw second building: %s\\n' % seen)\n";
-    Sdist::new("first", "1.0")
-        .metadata_version("2.1")
-        .requires("second")
-        .file("waiter.py", waiter)
-        .hook_imports("waiter")
-        .publish(&index);
-    Sdist::new("second", "1.0").metadata_version("2.1").requires("six").publish(&index);
-    Wheel::new("six", "1.16.0").publish(&index);
-    let server = index.serve();
-    let ctx = TestContext::new();
-    ctx.write("requirements.in", "first\n");
-    let log = ctx.work().join("backend.log");
-    std::fs::write(&log, "").unwrap();
-    let args = [
-        "compile",
-        "requirements.in",
-        "--python",
-        "3.9",
-        "--platform",
-        "linux/amd64",
-        "--index-url",
-        &server.url(),
-    ];
-    let run: common::Run = ctx.command(&args).env("TEST_BACKEND_LOG", &log).output().unwrap().into();
-    run.success();
-    assert_eq!(pins(&ctx.read("requirements.txt")), ["first==1.0", "second==1.0", "six==1.16.0"]);
-    let lines = std::fs::read_to_string(&log).unwrap();
+    let compile = |first: Sdist, input: &str, wait: &str| {
+        let index = Index::new();
+        first.metadata_version("2.1").file("waiter.py", waiter).hook_imports("waiter").publish(&index);
+        Sdist::new("second", "1.0").metadata_version("2.1").requires("six").publish(&index);
+        Wheel::new("six", "1.16.0").publish(&index);
+        let server = index.serve();
+        let ctx = TestContext::new();
+        ctx.write("requirements.in", input);
+        let log = ctx.work().join("backend.log");
+        std::fs::write(&log, "").unwrap();
+        let url = server.url();
+        let args = [
+            "compile",
+            "requirements.in",
+            "--python",
+            "3.9",
+            "--platform",
+            "linux/amd64",
+            "--index-url",
+            &url,
+        ];
+        let run: common::Run =
+            ctx.command(&args).env("TEST_BACKEND_LOG", &log).env("TEST_WAIT", wait).output().unwrap().into();
+        run.success();
+        (pins(&ctx.read("requirements.txt")), std::fs::read_to_string(&log).unwrap())
+    };
+    let all = ["first==1.0", "second==1.0", "six==1.16.0"];
+    let (pins, lines) = compile(Sdist::new("first", "1.0").requires("second"), "first\n", "30");
+    assert_eq!(pins, all);
     assert!(lines.contains("first saw second building: True"), "{lines}");
+    let (pins, lines) =
+        compile(Sdist::new("first", "1.0").extra("social", &["second"]), "first[social]\n", "30");
+    assert_eq!(pins, all);
+    assert!(lines.contains("first saw second building: True"), "{lines}");
+    let (pins, lines) = compile(Sdist::new("first", "1.0").extra("social", &["second"]), "first\n", "2");
+    assert_eq!(pins, ["first==1.0"]);
+    assert!(lines.contains("first saw second building: False"), "{lines}");
 }
 
-/// Metadata builds with an installed backend run in one fork server per build venv: the
-/// backend is imported once for all of them, also for one naming an object of its module
-/// (`testback:legacy`, as `setuptools.build_meta:__legacy__`), each hook runs in a child of
-/// its own (the backend fails if another sdist's hook ran in its process; a hook that spawns
-/// a process, which imports the server's script again, does not start a second server), and
-/// the results are what separate processes give (the same pins, the server gone when compile
-/// ends).
 /// The interpreter that builds sdists is asked what it is while the host's pip is asked for
 /// its default index, not after: both start an interpreter (a few hundred milliseconds
 /// behind pyenv's shim), and the first metadata build waited for the second. A `python3`
@@ -488,6 +597,13 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
 
+/// Metadata builds with an installed backend run in one fork server per build venv: the
+/// backend is imported once for all of them, also for one naming an object of its module
+/// (`testback:legacy`, as `setuptools.build_meta:__legacy__`), each hook runs in a child of
+/// its own (the backend fails if another sdist's hook ran in its process; a hook that spawns
+/// a process, which imports the server's script again, does not start a second server), and
+/// the results are what separate processes give (the same pins, the server gone when compile
+/// ends).
 #[test]
 fn metadata_builds_share_one_import_of_their_backend() {
     let index = Index::new();

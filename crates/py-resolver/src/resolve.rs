@@ -150,6 +150,9 @@ fn resolve_each(
         if let Some(VersionOrUrl::VersionSpecifier(spec)) = &entry.req.version_or_url {
             source.speculate_within(&entry.req.name, spec);
         }
+        if !entry.req.extras.is_empty() {
+            source.speculate_extras(&entry.req.name, &entry.req.extras);
+        }
     }
     std::thread::scope(|scope| {
         let handles: Vec<_> = targets

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
-use pep_types::{DistFilename, PackageName, Req, Version, VersionOrUrl, VersionSpecifiers};
+use pep_types::{DistFilename, ExtraName, PackageName, Req, Version, VersionOrUrl, VersionSpecifiers};
 use pypi_client::metadata::Metadata;
 use pypi_client::sdist::{sdist_metadata_with_hints, BuildContext};
 use pypi_client::{DistFile, ProjectPage, PypiClient};
@@ -49,6 +49,9 @@ pub struct IndexSource {
     pythons: Mutex<Vec<Version>>,
     /// The specifiers the root requirements and constraints put on a name (ditto).
     roots: Mutex<HashMap<PackageName, Vec<VersionSpecifiers>>>,
+    /// The extras asked of a name, by a root requirement or a requirement speculated on:
+    /// what an sdist declares for them is speculated on too.
+    extras: Mutex<HashMap<PackageName, Vec<ExtraName>>>,
 }
 
 /// Counts for a progress line: how many pages and metadata files are done so far.
@@ -77,6 +80,7 @@ impl IndexSource {
             me: me.clone(),
             pythons: Mutex::default(),
             roots: Mutex::default(),
+            extras: Mutex::default(),
         })
     }
 
@@ -131,9 +135,10 @@ impl IndexSource {
             let bytes = match &file.parsed {
                 DistFilename::Wheel(_) => client.wheel_metadata(&file).await.map_err(|e| wrap(e.into()))?,
                 DistFilename::Sdist(sdist) => {
+                    let name = sdist.name.clone();
                     let speculate = move |declared: Vec<String>| {
                         if let Some(me) = me.upgrade() {
-                            me.speculate(declared);
+                            me.speculate(&name, declared);
                         }
                     };
                     fetch_sdist_metadata(&client, build.as_deref(), &cache, &file, sdist, &speculate)
@@ -166,15 +171,30 @@ impl IndexSource {
         roots.entry(name.clone()).or_default().push(specifiers.clone());
     }
 
+    /// Notes extras a requirement asks of `name` (`dj-rest-auth[with_social]`): what its sdist
+    /// declares for them is speculated on as well.
+    pub fn speculate_extras(&self, name: &PackageName, extras: &[ExtraName]) {
+        let mut known = self.extras.lock().unwrap_or_else(|e| e.into_inner());
+        let known = known.entry(name.clone()).or_default();
+        for extra in extras {
+            if !known.contains(extra) {
+                known.push(extra.clone());
+            }
+        }
+    }
+
     /// Starts on what an sdist declares it requires while its backend runs (the next wave of
     /// a resolution usually waits for that build): each project's page, and when the newest
     /// version that fits (the declared specifier, the root requirements' and constraints',
     /// no pre-release, not yanked, `Requires-Python` of every target) has no wheel, the
-    /// metadata build of its sdist. Only requirements without markers; nothing here decides
+    /// metadata build of its sdist. Only requirements without markers, or whose marker is
+    /// only extras asked of `name` ([`IndexSource::speculate_extras`]); nothing here decides
     /// anything — the resolver asks for what it needs as always, and finds it started or done.
-    fn speculate(&self, declared: Vec<String>) {
+    fn speculate(&self, name: &PackageName, declared: Vec<String>) {
         let pythons = self.pythons.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let roots = self.roots.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let extras =
+            self.extras.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned().unwrap_or_default();
         for text in declared {
             let Ok(req) = text.parse::<Req>() else { continue };
             let specifiers = match &req.version_or_url {
@@ -182,10 +202,14 @@ impl IndexSource {
                 Some(VersionOrUrl::VersionSpecifier(spec)) => Some(spec.clone()),
                 Some(VersionOrUrl::Url(_)) => continue,
             };
-            if !req.marker.is_true() {
+            let for_extras = !extras.is_empty() && req.marker.clone().simplify_extras(&extras).is_true();
+            if !req.marker.is_true() && !for_extras {
                 continue;
             }
             tracing::debug!("speculating on `{text}` (declared by an sdist being built)");
+            if !req.extras.is_empty() {
+                self.speculate_extras(&req.name, &req.extras);
+            }
             let page = self.page(&req.name);
             let me = self.me.clone();
             let pythons = pythons.clone();

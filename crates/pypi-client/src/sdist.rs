@@ -433,9 +433,10 @@ pub async fn sdist_metadata(
 }
 
 /// [`sdist_metadata`], telling `declared` what the sdist says it requires before its backend
-/// runs: the unconditional requirements of its `PKG-INFO` or `*.egg-info/requires.txt`, which
-/// the build that follows usually confirms. Not to be trusted (that is why the metadata is
-/// built), but a resolver can start on them while the backend runs.
+/// runs: the requirements of its `PKG-INFO` or `*.egg-info/requires.txt` (with their markers:
+/// which apply is the caller's to judge), which the build that follows usually confirms. Not to
+/// be trusted (that is why the metadata is built), but a resolver can start on them while the
+/// backend runs.
 pub async fn sdist_metadata_with_hints(
     sdist: &Path,
     filename: &SdistFilename,
@@ -683,9 +684,10 @@ fn static_pkg_info(source_dir: &Path, filename: &SdistFilename) -> io::Result<Op
     Ok(Some(bytes))
 }
 
-/// The requirements an unpacked sdist declares without markers: `Requires-Dist` of its
-/// `PKG-INFO`, else the lines of `*.egg-info/requires.txt` before its first `[section]`
-/// (setuptools' extras and markers). Files that cannot be read give nothing.
+/// The requirements an unpacked sdist declares: `Requires-Dist` of its `PKG-INFO`, else the
+/// lines of `*.egg-info/requires.txt`, those of an `[extra]` section with the marker
+/// `extra == "extra"` (sections with markers of setuptools' own, `[extra:marker]`, are left
+/// out). Files that cannot be read give nothing.
 fn declared_requirements(source_dir: &Path) -> Vec<String> {
     const MAX: u64 = 1 << 20;
     let read = |path: &Path| -> Option<Vec<u8>> {
@@ -695,8 +697,7 @@ fn declared_requirements(source_dir: &Path) -> Vec<String> {
         Some(bytes)
     };
     if let Some(metadata) = read(&source_dir.join("PKG-INFO")).and_then(|b| Metadata::parse(&b).ok()) {
-        let declared: Vec<String> =
-            metadata.requires_dist.iter().filter(|r| r.marker.is_true()).map(|r| r.to_string()).collect();
+        let declared: Vec<String> = metadata.requires_dist.iter().map(|r| r.to_string()).collect();
         if !declared.is_empty() {
             return declared;
         }
@@ -707,13 +708,27 @@ fn declared_requirements(source_dir: &Path) -> Vec<String> {
             continue;
         }
         let Some(bytes) = read(&entry.path().join("requires.txt")) else { continue };
-        return String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(str::trim)
-            .take_while(|line| !line.starts_with('['))
-            .filter(|line| !line.is_empty() && !line.starts_with('#'))
-            .map(str::to_string)
-            .collect();
+        // Unconditional lines first, then `[extra]` sections (`[extra:marker]` and
+        // `[:marker]` ones are left out).
+        let mut section: Option<Option<String>> = None;
+        let mut declared = Vec::new();
+        for line in String::from_utf8_lossy(&bytes).lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = Some((!name.contains(':')).then(|| name.trim().to_string()));
+                continue;
+            }
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match &section {
+                None => declared.push(line.to_string()),
+                Some(Some(extra)) if !line.contains(';') => {
+                    declared.push(format!("{line}; extra == \"{extra}\""))
+                }
+                Some(_) => {}
+            }
+        }
+        return declared;
     }
     Vec::new()
 }
@@ -1217,10 +1232,19 @@ impl Build<'_> {
             .tempdir_in(self.ctx.work_dir.join("tmp"))
             .map_err(|e| self.io(e))?;
 
-        let mut env = self.build_env(interpreter, constraints, &backend.requires).await?;
-        let mut requires = self
-            .run_hook(&env, &backend, "get_requires_for_build_wheel", scratch.path(), then_metadata)
-            .await?;
+        let (mut env, mut requires) = match self
+            .requires_in_default_env(interpreter, constraints, &backend, scratch.path(), then_metadata)
+            .await?
+        {
+            Some(found) => found,
+            None => {
+                let env = self.build_env(interpreter, constraints, &backend.requires).await?;
+                let requires = self
+                    .run_hook(&env, &backend, "get_requires_for_build_wheel", scratch.path(), then_metadata)
+                    .await?;
+                (env, requires)
+            }
+        };
         let unsatisfied = unsatisfied(
             requires.requires.as_deref().unwrap_or_default(),
             &requires.installed.take().unwrap_or_default(),
@@ -1248,6 +1272,89 @@ impl Build<'_> {
             env = self.build_env(interpreter, constraints, &all).await?;
         }
         Ok((backend, scratch, env, None))
+    }
+
+    /// `get_requires_for_build_wheel` of a setuptools sdist in the default build venv and its
+    /// running fork server, when that is where pip's answer would lead: the static
+    /// requirements (`requires = ["setuptools"]`) are met by the default venv, which holds only
+    /// what they name and `wheel`, and setuptools before 70.1 answers `wheel`. pip would install
+    /// the static requirements, ask the hook, then add `wheel`: the same venv, made and started
+    /// a second time for one hook. The answer is used only if it names everything the
+    /// default venv holds beyond the static requirements (it then does not depend on their
+    /// being there already); otherwise the hook runs again as pip runs it (`Ok(None)`).
+    async fn requires_in_default_env(
+        &self,
+        interpreter: &Interpreter,
+        constraints: &[Constraint],
+        backend: &Backend,
+        scratch: &Path,
+        then_metadata: bool,
+    ) -> Result<Option<(PathBuf, HookResult)>, SdistError> {
+        let module = backend.backend.split(':').next().unwrap_or_default().trim();
+        if self.ctx.env_installer.is_none()
+            || !backend.backend_path.is_empty()
+            || module != "setuptools.build_meta"
+        {
+            return Ok(None);
+        }
+        let defaults: Vec<String> = DEFAULT_REQUIRES.iter().map(|r| r.to_string()).collect();
+        if backend.requires.iter().collect::<BTreeSet<_>>() == defaults.iter().collect::<BTreeSet<_>>() {
+            return Ok(None);
+        }
+        // Not this sdist's venv: if it cannot be made, the sdist's own may still be.
+        let Ok(env) = self.build_env(interpreter, constraints, &defaults).await else { return Ok(None) };
+        let installed = installed_in(&env);
+        let asks_for_wheel = installed.contains_key("wheel")
+            && installed
+                .get("setuptools")
+                .and_then(|v| Version::from_str(v).ok())
+                .is_some_and(|v| v < Version::from_str("70.1").expect("a version"));
+        if !asks_for_wheel || !unsatisfied(&backend.requires, &installed).is_empty() {
+            return Ok(None);
+        }
+        let named = |requires: &[String]| -> BTreeSet<PackageName> {
+            requires.iter().filter_map(|r| pep_types::parse_requirement(r).ok()).map(|r| r.name).collect()
+        };
+        let beyond: BTreeSet<PackageName> = installed
+            .keys()
+            .filter_map(|name| PackageName::from_str(name).ok())
+            .filter(|name| !named(&backend.requires).contains(name))
+            .collect();
+        let result = match self
+            .run_hook(&env, backend, "get_requires_for_build_wheel", scratch, then_metadata)
+            .await
+        {
+            Ok(result) => result,
+            Err(e) => {
+                debug!("{} {}: in the default build venv: {e}", self.name, self.version);
+                self.forget_speculation(scratch)?;
+                return Ok(None);
+            }
+        };
+        let answered = named(result.requires.as_deref().unwrap_or_default());
+        if beyond.is_subset(&answered) {
+            debug!("{} {}: its build requirements are the default build venv's", self.name, self.version);
+            return Ok(Some((env, result)));
+        }
+        debug!(
+            "{} {}: get_requires_for_build_wheel does not name {beyond:?}: asking it again as pip does",
+            self.name, self.version
+        );
+        self.forget_speculation(scratch)?;
+        Ok(None)
+    }
+
+    /// Empties what a hook run wrote into `scratch`, for the next run to start clean.
+    fn forget_speculation(&self, scratch: &Path) -> Result<(), SdistError> {
+        for dir in ["metadata", "wheel"] {
+            let dir = scratch.join(dir);
+            match fs_err::remove_dir_all(&dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(self.io(e)),
+                _ => {}
+            }
+            fs_err::create_dir_all(&dir).map_err(|e| self.io(e))?;
+        }
+        Ok(())
     }
 
     /// Reads `[build-system]`, applying PEP 517/518 defaults.
@@ -1564,6 +1671,26 @@ impl Build<'_> {
             problem: format!("its result `{text}` is not what the driver writes: {e}"),
         })
     }
+}
+
+/// Name -> version of every distribution in the venv at `env`, from its `.dist-info`
+/// directory names (`setuptools-69.0.2.dist-info`); unreadable ones are left out.
+fn installed_in(env: &Path) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    let Ok(libs) = std::fs::read_dir(env.join("lib")) else { return found };
+    for lib in libs.flatten() {
+        let Ok(dists) = std::fs::read_dir(lib.path().join("site-packages")) else { continue };
+        for dist in dists.flatten() {
+            let name = dist.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".dist-info")) else { continue };
+            if let Some((name, version)) = stem.split_once('-') {
+                if let Ok(name) = PackageName::from_str(name) {
+                    found.insert(name.to_string(), version.to_string());
+                }
+            }
+        }
+    }
+    found
 }
 
 /// Writes a virtual environment without pip at `dir` for `interpreter`, as `python -m venv
@@ -2118,6 +2245,27 @@ Requires-Dist: numpy>=1.20\nDynamic: Description\n\nLong description.\n";
         ctx.python = PathBuf::from("/nonexistent/python3");
         let bytes = check(sdist_metadata(&path, &filename("static-pkg-1.0.zip", "static-pkg"), &ctx).await);
         assert_eq!(bytes, STATIC_PKG_INFO.as_bytes());
+    }
+
+    #[test]
+    fn declared_requirements_keep_their_extras() {
+        let dir = temp();
+        let egg = dir.path().join("demo.egg-info");
+        fs_err::create_dir_all(&egg).unwrap();
+        fs_err::write(
+            egg.join("requires.txt"),
+            "six>=1\n\n[social]\nallauth>=0.5\n\n[:sys_platform == \"win32\"]\npywin32\n\n[dev:python_version < \"3.9\"]\nold\n",
+        )
+        .unwrap();
+        assert_eq!(declared_requirements(dir.path()), ["six>=1", "allauth>=0.5; extra == \"social\""]);
+        // PKG-INFO wins, markers and all.
+        fs_err::write(
+            dir.path().join("PKG-INFO"),
+            "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Dist: six\nProvides-Extra: social\n\
+             Requires-Dist: allauth; extra == \"social\"\n",
+        )
+        .unwrap();
+        assert_eq!(declared_requirements(dir.path()), ["six", "allauth ; extra == 'social'"]);
     }
 
     #[tokio::test]

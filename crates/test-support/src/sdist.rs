@@ -121,8 +121,9 @@ impl Sdist {
     /// one: no `backend-path`, so a frontend loads it from the build venv.
     pub fn installed_backend(mut self, module: &str) -> Self {
         self.installed_backend = Some(module.to_string());
-        // `testback:legacy` is an object of the `testback` distribution's module.
-        let distribution = module.split(':').next().unwrap_or(module);
+        // `testback:legacy` is an object of the `testback` distribution's module, and
+        // `setuptools.build_meta` a module of `setuptools`.
+        let distribution = module.split([':', '.']).next().unwrap_or(module);
         self.build_requires.push(distribution.replace('_', "-"));
         self
     }
