@@ -72,6 +72,18 @@ impl EnvInstaller for OwnInstaller {
         .boxed()
     }
 
+    fn fetch<'a>(&'a self, resolved: &'a ResolvedEnv) -> BoxFuture<'a, Result<(), String>> {
+        async move {
+            let source = self.source()?;
+            let client = source.client();
+            futures::future::try_join_all(resolved.files.iter().map(|file| client.download(file)))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn install<'a>(
         &'a self,
         resolved: &'a ResolvedEnv,

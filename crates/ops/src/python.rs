@@ -88,8 +88,12 @@ pub fn open_source(
             ..PypiClientOptions::default()
         },
     );
+    let prefetch = build.clone();
     let source = IndexSource::new(client, build, cache, runtime.handle().clone());
     installer.attach(&source);
+    if let Some(build) = prefetch {
+        runtime.spawn(async move { pypi_client::sdist::prefetch_default_env(&build).await });
+    }
     Ok((runtime, source))
 }
 

@@ -168,6 +168,8 @@ pub trait EnvInstaller: Send + Sync {
         &'a self,
         request: EnvRequest<'a>,
     ) -> futures::future::BoxFuture<'a, Result<ResolvedEnv, String>>;
+    /// Downloads the files of `resolved` into the cache, installing nothing (yet).
+    fn fetch<'a>(&'a self, resolved: &'a ResolvedEnv) -> futures::future::BoxFuture<'a, Result<(), String>>;
     /// Installs `resolved` into `venv` (files below it; scripts name `final_dir`'s
     /// interpreter, where the venv will live).
     fn install<'a>(
@@ -458,6 +460,51 @@ pub async fn sdist_metadata_with_hints(
     let build =
         Build { sdist, name: &filename.name, version: &filename.version, source_dir: &source_dir, ctx };
     build.metadata().await
+}
+
+/// Resolves and downloads what the build venv most sdists use holds (pip's default build
+/// requirements, under the build constraints), once per cache directory and process, when
+/// that venv is not in the cache: called as a resolution starts, so that the first sdist to
+/// be built (often found only a second or two later, deep in the dependencies) finds its
+/// wheels fetched. Network only: nothing is installed or started for a resolution that
+/// builds nothing. Failures are only logged.
+pub async fn prefetch_default_env(ctx: &BuildContext) {
+    static FETCHED: OnceLock<Mutex<BTreeSet<PathBuf>>> = OnceLock::new();
+    if !FETCHED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(ctx.work_dir.clone())
+    {
+        return;
+    }
+    let Some(installer) = &ctx.env_installer else { return };
+    let started = std::time::Instant::now();
+    let result = async {
+        let constraints = read_constraints(&ctx.build_constraints).map_err(|e| e.to_string())?;
+        let interpreter = probe_interpreter(&ctx.python).await.map_err(|e| e.to_string())?;
+        let requirements: BTreeSet<&str> = DEFAULT_REQUIRES.into_iter().collect();
+        let key = env_key(&interpreter, &constraints, &requirements, &ctx.pip_args);
+        if existing_env(&ctx.work_dir.join("build-envs").join(key)).is_some() {
+            return Ok(false);
+        }
+        let wanted: Vec<&str> = requirements.into_iter().collect();
+        let request = EnvRequest {
+            requirements: &wanted,
+            constraints: &ctx.build_constraints,
+            python_version: &interpreter.release,
+            glibc: &interpreter.glibc,
+        };
+        let resolved = installer.resolve(request).await?;
+        installer.fetch(&resolved).await?;
+        Ok::<bool, String>(true)
+    }
+    .await;
+    match result {
+        Ok(true) => debug!("the default build venv's wheels are fetched after {:.1?}", started.elapsed()),
+        Ok(false) => {}
+        Err(e) => debug!("the default build venv's wheels could not be fetched ahead: {e}"),
+    }
 }
 
 /// Makes the build venv most sdists use (pip's default build requirements, under the build
@@ -2245,6 +2292,56 @@ Requires-Dist: numpy>=1.20\nDynamic: Description\n\nLong description.\n";
         ctx.python = PathBuf::from("/nonexistent/python3");
         let bytes = check(sdist_metadata(&path, &filename("static-pkg-1.0.zip", "static-pkg"), &ctx).await);
         assert_eq!(bytes, STATIC_PKG_INFO.as_bytes());
+    }
+
+    /// An installer that records what it is asked and resolves to nothing.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl EnvInstaller for Recorder {
+        fn resolve<'a>(
+            &'a self,
+            request: EnvRequest<'a>,
+        ) -> futures::future::BoxFuture<'a, Result<ResolvedEnv, String>> {
+            self.0.lock().unwrap().push(format!("resolve {}", request.requirements.join(" ")));
+            Box::pin(async { Ok(ResolvedEnv { files: Vec::new() }) })
+        }
+        fn fetch<'a>(&'a self, _: &'a ResolvedEnv) -> futures::future::BoxFuture<'a, Result<(), String>> {
+            self.0.lock().unwrap().push("fetch".to_string());
+            Box::pin(async { Ok(()) })
+        }
+        fn install<'a>(
+            &'a self,
+            _: &'a ResolvedEnv,
+            _: &'a Path,
+            _: &'a Path,
+        ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+            self.0.lock().unwrap().push("install".to_string());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// The default build venv's wheels are resolved and fetched ahead, once per cache, and
+    /// nothing is installed; a cache that has the venv fetches nothing.
+    #[tokio::test]
+    async fn the_default_env_is_fetched_ahead_once_and_not_installed() {
+        let dir = temp();
+        let recorder = Arc::new(Recorder::default());
+        let mut ahead = ctx(dir.path());
+        ahead.env_installer = Some(recorder.clone());
+        prefetch_default_env(&ahead).await;
+        prefetch_default_env(&ahead).await;
+        assert_eq!(*recorder.0.lock().unwrap(), ["resolve setuptools>=40.8.0 wheel", "fetch"]);
+        assert!(!dir.path().join("build-envs").exists());
+
+        let dir = temp();
+        let recorder = Arc::new(Recorder::default());
+        let mut made = ctx(dir.path());
+        made.env_installer = Some(recorder.clone());
+        // Makes the (empty) default venv; its fork server cannot start without setuptools.
+        warm_default_env(&made).await;
+        prefetch_default_env(&made).await;
+        assert_eq!(*recorder.0.lock().unwrap(), ["resolve setuptools>=40.8.0 wheel", "install"]);
     }
 
     #[test]
