@@ -428,8 +428,8 @@ fn build_env_contents(ctx: &TestContext) -> BTreeSet<Vec<String>> {
 #[test]
 fn a_setuptools_sdist_is_asked_in_the_default_build_venv() {
     let compile = |setuptools: &str, hook_requires: &[&str]| {
-        let index = Index::new();
-        fake_setuptools(setuptools).publish(&index);
+        let index = Index::new().pep658(true);
+        let setuptools_wheel = fake_setuptools(setuptools).publish(&index);
         Wheel::new("wheel", "0.42.0").file("wheel/__init__.py", "").publish(&index);
         Wheel::new("six", "1.16.0").publish(&index);
         let mut sdist = Sdist::new("allauth", "1.0")
@@ -472,6 +472,10 @@ fn a_setuptools_sdist_is_asked_in_the_default_build_venv() {
         };
         let asked = pids("get_requires_for_build_wheel allauth 1.0 ");
         let built = pids("prepare_metadata_for_build_wheel allauth 1.0 ");
+        // Fetched ahead and installed, downloaded once.
+        let downloads =
+            server.requests().iter().filter(|r| **r == format!("GET /files/{setuptools_wheel}")).count();
+        assert_eq!(downloads, 1, "{:?}", server.requests());
         (asked, built, pids("imported "), build_env_contents(&ctx), lines.clone())
     };
     let only = |setuptools: &str| vec![format!("setuptools-{setuptools}")];

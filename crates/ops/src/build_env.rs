@@ -6,20 +6,27 @@
 //! with no wheel, a URL requirement, no solution) it reports, and the host's pip installs that
 //! environment instead.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use futures::future::{BoxFuture, FutureExt};
+use futures::future::{BoxFuture, FutureExt, Shared};
 use image::{install_wheel, DirSink, InstallOptions, Scheme};
 use pep_types::{Arch, Target};
 use py_resolver::{resolve_all, FormatControl, IndexSource, RequirementSet, ResolveOptions};
 use pypi_client::sdist::{EnvInstaller, EnvRequest, ResolvedEnv};
+
+/// A wheel's download into the cache, for whoever waits on it: its path there.
+type Download = Shared<BoxFuture<'static, Result<PathBuf, String>>>;
 
 /// Our [`EnvInstaller`], over the index source of the resolution it serves.
 #[derive(Default)]
 pub struct OwnInstaller {
     /// Set once the source exists (the source holds the build context that holds this).
     source: OnceLock<Weak<IndexSource>>,
+    /// Downloads by URL, shared: the default venv's wheels are fetched ahead while the first
+    /// sdist's venv may already want them.
+    downloads: Mutex<HashMap<String, Download>>,
 }
 
 impl OwnInstaller {
@@ -74,11 +81,7 @@ impl EnvInstaller for OwnInstaller {
 
     fn fetch<'a>(&'a self, resolved: &'a ResolvedEnv) -> BoxFuture<'a, Result<(), String>> {
         async move {
-            let source = self.source()?;
-            let client = source.client();
-            futures::future::try_join_all(resolved.files.iter().map(|file| client.download(file)))
-                .await
-                .map_err(|e| e.to_string())?;
+            futures::future::try_join_all(resolved.files.iter().map(|file| self.download(file))).await?;
             Ok(())
         }
         .boxed()
@@ -92,12 +95,8 @@ impl EnvInstaller for OwnInstaller {
     ) -> BoxFuture<'a, Result<(), String>> {
         async move {
             let started = std::time::Instant::now();
-            let source = self.source()?;
-            let client = source.client();
             let paths: Vec<PathBuf> =
-                futures::future::try_join_all(resolved.files.iter().map(|file| client.download(file)))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                futures::future::try_join_all(resolved.files.iter().map(|file| self.download(file))).await?;
             let fetched_after = started.elapsed();
             let version = site_version(venv)?;
             let venv = venv.to_path_buf();
@@ -126,6 +125,21 @@ impl EnvInstaller for OwnInstaller {
 }
 
 impl OwnInstaller {
+    /// `file` in the cache (checked against its digest), downloaded once however many ask.
+    fn download(&self, file: &pypi_client::DistFile) -> Download {
+        let mut downloads = self.downloads.lock().unwrap_or_else(|e| e.into_inner());
+        let key = file.url.to_string();
+        if let Some(fut) = downloads.get(&key) {
+            return fut.clone();
+        }
+        let source = self.source();
+        let file = file.clone();
+        let fut =
+            async move { source?.client().download(&file).await.map_err(|e| e.to_string()) }.boxed().shared();
+        downloads.insert(key, fut.clone());
+        fut
+    }
+
     fn source(&self) -> Result<Arc<IndexSource>, String> {
         self.source.get().and_then(Weak::upgrade).ok_or_else(|| "the index source is gone".to_string())
     }
