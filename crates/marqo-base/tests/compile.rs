@@ -388,6 +388,29 @@ fn the_metadata_hook_runs_in_the_requirements_process_when_nothing_is_missing() 
     );
 }
 
+/// Compiles `input` (as `requirements.in`) for linux/amd64 and Python 3.9 from `server`, the
+/// test backend logging its hooks to a file (`TEST_BACKEND_LOG`) and seeing `env`; the run
+/// must succeed. Returns the context and what the backend logged.
+fn compile_with_backend_log(
+    server: &test_support::Server,
+    input: &str,
+    env: &[(&str, &str)],
+) -> (TestContext, String) {
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", input);
+    let log = ctx.work().join("backend.log");
+    std::fs::write(&log, "").unwrap();
+    let url = server.url();
+    let args =
+        ["compile", "requirements.in", "--python", "3.9", "--platform", "linux/amd64", "--index-url", &url];
+    let mut command = ctx.command(&args);
+    command.env("TEST_BACKEND_LOG", &log).envs(env.iter().copied());
+    let run: common::Run = command.output().unwrap().into();
+    run.success();
+    let lines = std::fs::read_to_string(&log).unwrap();
+    (ctx, lines)
+}
+
 /// A `setuptools` wheel whose `setuptools.build_meta` (and its `__legacy__`) is the test
 /// backend.
 fn fake_setuptools(version: &str) -> Wheel {
@@ -441,32 +464,9 @@ fn a_setuptools_sdist_is_asked_in_the_default_build_venv() {
         }
         sdist.publish(&index);
         let server = index.serve();
-        let ctx = TestContext::new();
-        ctx.write("requirements.in", "allauth\n");
-        let log = ctx.work().join("backend.log");
-        std::fs::write(&log, "").unwrap();
-        let url = server.url();
-        let args = [
-            "compile",
-            "requirements.in",
-            "--python",
-            "3.9",
-            "--platform",
-            "linux/amd64",
-            "--index-url",
-            &url,
-        ];
-        let run: common::Run = ctx
-            .command(&args)
-            .env("TEST_BACKEND_LOG", &log)
-            .env("TEST_BACKEND_LOG_IMPORTS", "1")
-            .env("TEST_BACKEND_LOG_PID", "1")
-            .output()
-            .unwrap()
-            .into();
-        run.success();
+        let env = [("TEST_BACKEND_LOG_IMPORTS", "1"), ("TEST_BACKEND_LOG_PID", "1")];
+        let (ctx, lines) = compile_with_backend_log(&server, "allauth\n", &env);
         assert_eq!(pins(&ctx.read("requirements.txt")), ["allauth==1.0", "six==1.16.0"]);
-        let lines = std::fs::read_to_string(&log).unwrap();
         let pids = |prefix: &str| -> Vec<String> {
             lines.lines().filter_map(|l| l.strip_prefix(prefix)).map(|pid| pid.trim().to_string()).collect()
         };
@@ -520,25 +520,8 @@ fn an_sdists_declared_requirements_are_built_while_it_builds() {
         Sdist::new("second", "1.0").metadata_version("2.1").requires("six").publish(&index);
         Wheel::new("six", "1.16.0").publish(&index);
         let server = index.serve();
-        let ctx = TestContext::new();
-        ctx.write("requirements.in", input);
-        let log = ctx.work().join("backend.log");
-        std::fs::write(&log, "").unwrap();
-        let url = server.url();
-        let args = [
-            "compile",
-            "requirements.in",
-            "--python",
-            "3.9",
-            "--platform",
-            "linux/amd64",
-            "--index-url",
-            &url,
-        ];
-        let run: common::Run =
-            ctx.command(&args).env("TEST_BACKEND_LOG", &log).env("TEST_WAIT", wait).output().unwrap().into();
-        run.success();
-        (pins(&ctx.read("requirements.txt")), std::fs::read_to_string(&log).unwrap())
+        let (ctx, lines) = compile_with_backend_log(&server, input, &[("TEST_WAIT", wait)]);
+        (pins(&ctx.read("requirements.txt")), lines)
     };
     let all = ["first==1.0", "second==1.0", "six==1.16.0"];
     let (pins, lines) = compile(Sdist::new("first", "1.0").requires("second"), "first\n", "30");

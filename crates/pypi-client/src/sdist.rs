@@ -470,12 +470,7 @@ pub async fn sdist_metadata_with_hints(
 /// builds nothing. Failures are only logged.
 pub async fn prefetch_default_env(ctx: &BuildContext) {
     static FETCHED: OnceLock<Mutex<BTreeSet<PathBuf>>> = OnceLock::new();
-    if !FETCHED
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(ctx.work_dir.clone())
-    {
+    if !first_for(&FETCHED, &ctx.work_dir) {
         return;
     }
     let Some(installer) = &ctx.env_installer else { return };
@@ -507,18 +502,18 @@ pub async fn prefetch_default_env(ctx: &BuildContext) {
     }
 }
 
+/// Whether this is the first time `dir` is seen by `seen` in this process (and notes it).
+fn first_for(seen: &OnceLock<Mutex<BTreeSet<PathBuf>>>, dir: &Path) -> bool {
+    seen.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner()).insert(dir.to_path_buf())
+}
+
 /// Makes the build venv most sdists use (pip's default build requirements, under the build
 /// constraints) and its backend's fork server, once per cache directory and process, while
 /// the first sdist that needs a build is still downloading: most of them then find both
 /// ready. Failures are only logged; the builds that need the venv make it as usual.
 pub async fn warm_default_env(ctx: &BuildContext) {
     static WARMED: OnceLock<Mutex<BTreeSet<PathBuf>>> = OnceLock::new();
-    if !WARMED
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(ctx.work_dir.clone())
-    {
+    if !first_for(&WARMED, &ctx.work_dir) {
         return;
     }
     let started = std::time::Instant::now();
