@@ -424,6 +424,18 @@ fn setuptools_hint(name: &PackageName, version: &Version, output: &str) -> Optio
 ///
 /// Returns `PKG-INFO` as-is when it is Metadata-Version 2.2 or later and neither
 /// `Requires-Dist` nor `Requires-Python` is `Dynamic` (PEP 643); otherwise runs the project's
+impl<'a> EnvRequest<'a> {
+    /// `requirements` under `ctx`'s build constraints, for `interpreter`.
+    fn new(requirements: &'a [&'a str], ctx: &'a BuildContext, interpreter: &'a Interpreter) -> Self {
+        EnvRequest {
+            requirements,
+            constraints: &ctx.build_constraints,
+            python_version: &interpreter.release,
+            glibc: &interpreter.glibc,
+        }
+    }
+}
+
 /// PEP 517 backend (`prepare_metadata_for_build_wheel`, else `build_wheel`) in a cached
 /// isolated venv made with `ctx.python`, and returns the `METADATA` it produces.
 pub async fn sdist_metadata(
@@ -484,13 +496,7 @@ pub async fn prefetch_default_env(ctx: &BuildContext) {
             return Ok(false);
         }
         let wanted: Vec<&str> = requirements.into_iter().collect();
-        let request = EnvRequest {
-            requirements: &wanted,
-            constraints: &ctx.build_constraints,
-            python_version: &interpreter.release,
-            glibc: &interpreter.glibc,
-        };
-        let resolved = installer.resolve(request).await?;
+        let resolved = installer.resolve(EnvRequest::new(&wanted, ctx, &interpreter)).await?;
         installer.fetch(&resolved).await?;
         Ok::<bool, String>(true)
     }
@@ -1303,9 +1309,7 @@ impl Build<'_> {
         }
         if then_metadata {
             // Whatever a speculative hook wrote (or half wrote) must not meet the real one.
-            let metadata = scratch.path().join("metadata");
-            fs_err::remove_dir_all(&metadata).map_err(|e| self.io(e))?;
-            fs_err::create_dir_all(&metadata).map_err(|e| self.io(e))?;
+            self.forget_speculation(scratch.path())?;
         }
         if !unsatisfied.is_empty() {
             debug!("{} {}: installing dynamic build requirements {unsatisfied:?}", self.name, self.version);
@@ -1357,10 +1361,11 @@ impl Build<'_> {
         let named = |requires: &[String]| -> BTreeSet<PackageName> {
             requires.iter().filter_map(|r| pep_types::parse_requirement(r).ok()).map(|r| r.name).collect()
         };
+        let static_names = named(&backend.requires);
         let beyond: BTreeSet<PackageName> = installed
             .keys()
             .filter_map(|name| PackageName::from_str(name).ok())
-            .filter(|name| !named(&backend.requires).contains(name))
+            .filter(|name| !static_names.contains(name))
             .collect();
         let result = match self
             .run_hook(&env, backend, "get_requires_for_build_wheel", scratch, then_metadata)
@@ -1496,13 +1501,7 @@ impl Build<'_> {
         }
         if let Some(installer) = &self.ctx.env_installer {
             let wanted: Vec<&str> = requirements.iter().copied().collect();
-            let request = EnvRequest {
-                requirements: &wanted,
-                constraints: &self.ctx.build_constraints,
-                python_version: &interpreter.release,
-                glibc: &interpreter.glibc,
-            };
-            match installer.resolve(request).await {
+            match installer.resolve(EnvRequest::new(&wanted, self.ctx, interpreter)).await {
                 Ok(resolved) => match self
                     .content_env(installer.as_ref(), interpreter, &resolved, &envs)
                     .await
@@ -2320,19 +2319,21 @@ Requires-Dist: numpy>=1.20\nDynamic: Description\n\nLong description.\n";
     /// nothing is installed; a cache that has the venv fetches nothing.
     #[tokio::test]
     async fn the_default_env_is_fetched_ahead_once_and_not_installed() {
+        let recorded = |dir: &Path| {
+            let recorder = Arc::new(Recorder::default());
+            let mut with = ctx(dir);
+            with.env_installer = Some(recorder.clone());
+            (with, recorder)
+        };
         let dir = temp();
-        let recorder = Arc::new(Recorder::default());
-        let mut ahead = ctx(dir.path());
-        ahead.env_installer = Some(recorder.clone());
+        let (ahead, recorder) = recorded(dir.path());
         prefetch_default_env(&ahead).await;
         prefetch_default_env(&ahead).await;
         assert_eq!(*recorder.0.lock().unwrap(), ["resolve setuptools>=40.8.0 wheel", "fetch"]);
         assert!(!dir.path().join("build-envs").exists());
 
         let dir = temp();
-        let recorder = Arc::new(Recorder::default());
-        let mut made = ctx(dir.path());
-        made.env_installer = Some(recorder.clone());
+        let (made, recorder) = recorded(dir.path());
         // Makes the (empty) default venv; its fork server cannot start without setuptools.
         warm_default_env(&made).await;
         prefetch_default_env(&made).await;
