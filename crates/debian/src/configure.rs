@@ -43,6 +43,9 @@ pub struct ConfigureOptions {
     /// The time things are made at, in seconds (`SOURCE_DATE_EPOCH`, else 0): the creation
     /// time of each Java truststore entry.
     pub mtime: u64,
+    /// Files the root gets besides the packages' (apt's sources and the keyrings they name),
+    /// by relative path, owned by root with mode 0644.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// A package once unpacked: what configuration needs to know about it.
@@ -211,6 +214,15 @@ pub fn configure(
     }
 
     out.extend(ca_certificates(&tree, &names, &shipped, options)?);
+    for (path, content) in &options.files {
+        out.push(Generated::File {
+            path: path.clone(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            content: content.clone(),
+        });
+    }
 
     let mut diversions = String::new();
     if names.contains("dash") && !shipped.contains("/bin/sh") {

@@ -71,7 +71,42 @@ struct Entry {
     filename: Span,
     sha256: Span,
     size: u64,
+    /// The [`Origin`]s that list this version, one bit each (bit `i`: `origins[i]`).
+    origins: u32,
 }
+
+/// Where some of an index's packages come from: one suite of an archive, as its signed
+/// `Release` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// The suite as the sources name it (`bullseye-security`); empty for an index read
+    /// from one unnamed source.
+    pub suite: String,
+    /// `NotAutomatic: yes` in its `Release` (backports): its packages are candidates only
+    /// when a request names the suite (`name/SUITE`), as apt's pin priority 1 has it.
+    pub not_automatic: bool,
+}
+
+impl Origin {
+    /// An origin that apt takes from without being asked.
+    pub fn new(suite: &str) -> Origin {
+        Origin { suite: suite.to_string(), not_automatic: false }
+    }
+
+    /// Whether it is a security archive's suite (`bullseye-security`, or `buster/updates`
+    /// before bullseye).
+    pub fn is_security(&self) -> bool {
+        is_security_suite(&self.suite)
+    }
+}
+
+/// Whether `suite` names a security archive's suite (`bullseye-security`, `buster/updates`).
+pub fn is_security_suite(suite: &str) -> bool {
+    suite.ends_with("-security") || suite.ends_with("/updates")
+}
+
+/// At most this many origins make one index (one bit each in a package's entry).
+pub const MAX_ORIGINS: usize = 32;
 
 /// A provider of a virtual package: the package and the version it provides, if any.
 #[derive(Debug, Clone)]
@@ -87,6 +122,7 @@ pub struct Index {
     entries: Vec<Entry>,
     by_name: FxHashMap<Box<str>, Vec<PackageId>>,
     providers: FxHashMap<Box<str>, Vec<Provider>>,
+    origins: Vec<Origin>,
 }
 
 impl std::fmt::Debug for Index {
@@ -107,7 +143,43 @@ impl Index {
     /// concatenated, separated by blank lines). Packages of other architectures are left out;
     /// a package listed twice with one version is kept once. `file` names the source in
     /// error messages.
-    pub fn parse(arch: &str, mut text: String, file: &str) -> Result<Index, Error> {
+    pub fn parse(arch: &str, text: String, file: &str) -> Result<Index, Error> {
+        Index::parse_sources(arch, vec![(Origin::default(), text)], file)
+    }
+
+    /// Builds one index of `arch` from the `Packages` text of several origins (the suites
+    /// apt reads, in the sources' order). A version listed by several origins is one
+    /// package that all of them offer; the first one listing it is where it is fetched
+    /// from ([`Package::suite`]).
+    pub fn parse_sources(arch: &str, parts: Vec<(Origin, String)>, file: &str) -> Result<Index, Error> {
+        if parts.len() > MAX_ORIGINS {
+            return Err(Error::Field {
+                file: file.to_string(),
+                package: String::new(),
+                field: "Suites",
+                reason: format!("{} suites make one index; at most {MAX_ORIGINS} can", parts.len()),
+            });
+        }
+        // One text, and where each origin's part starts in it.
+        let mut text = String::with_capacity(parts.iter().map(|(_, t)| t.len() + 2).sum());
+        let mut starts = Vec::with_capacity(parts.len());
+        let mut origins = Vec::with_capacity(parts.len());
+        for (origin, part) in parts {
+            starts.push(text.len());
+            text.push_str(&part);
+            text.push_str("\n\n");
+            origins.push(origin);
+        }
+        Index::parse_text(arch, text, &starts, origins, file)
+    }
+
+    fn parse_text(
+        arch: &str,
+        mut text: String,
+        starts: &[usize],
+        origins: Vec<Origin>,
+        file: &str,
+    ) -> Result<Index, Error> {
         if text.len() >= u32::MAX as usize {
             return Err(Error::Field {
                 file: file.to_string(),
@@ -144,7 +216,10 @@ impl Index {
                 filename: Span::default(),
                 sha256: Span::default(),
                 size: 0,
+                origins: 0,
             };
+            let offset = p.text.as_ptr() as usize - base;
+            e.origins = 1 << starts.iter().rposition(|&s| s <= offset).unwrap_or(0);
             let mut size = None;
             for f in &p.fields {
                 let n = f.name;
@@ -226,12 +301,13 @@ impl Index {
             };
             let version = &text[e.version.start as usize..e.version.end as usize];
             let ids = by_name.entry(name.into()).or_default();
-            let duplicate = ids.iter().any(|id| {
+            let duplicate = ids.iter().copied().find(|id| {
                 let o = &entries[id.0 as usize];
                 &text[o.version.start as usize..o.version.end as usize] == version
                     && &text[o.arch.start as usize..o.arch.end as usize] == pkg_arch
             });
-            if duplicate {
+            if let Some(id) = duplicate {
+                entries[id.0 as usize].origins |= e.origins;
                 continue;
             }
             let id = PackageId(entries.len() as u32);
@@ -263,7 +339,12 @@ impl Index {
             });
         }
         by_name.retain(|_, ids| !ids.is_empty());
-        Ok(Index { arch: arch.to_string(), text, entries, by_name, providers })
+        Ok(Index { arch: arch.to_string(), text, entries, by_name, providers, origins })
+    }
+
+    /// The origins its packages come from, in the sources' order.
+    pub fn origins(&self) -> &[Origin] {
+        &self.origins
     }
 
     /// The architecture this index is for.
@@ -382,6 +463,28 @@ impl<'a> Package<'a> {
     /// `Priority`.
     pub fn priority(&self) -> Priority {
         self.entry().priority
+    }
+
+    /// The origins that list this version, in the sources' order.
+    pub fn origins(&self) -> impl Iterator<Item = &'a Origin> {
+        let bits = self.entry().origins;
+        self.index.origins.iter().enumerate().filter(move |(i, _)| bits & (1 << i) != 0).map(|(_, o)| o)
+    }
+
+    /// The suite it is fetched from: the first of its origins.
+    pub fn suite(&self) -> &'a str {
+        self.origins().next().map_or("", |o| o.suite.as_str())
+    }
+
+    /// Whether apt would take it without being asked: some origin of it is not
+    /// `NotAutomatic`.
+    pub fn automatic(&self) -> bool {
+        self.origins().any(|o| !o.not_automatic)
+    }
+
+    /// Whether a security suite lists it.
+    pub fn from_security(&self) -> bool {
+        self.origins().any(Origin::is_security)
     }
 
     /// `Filename`: the path of the `.deb` under the mirror root (`pool/main/...`).

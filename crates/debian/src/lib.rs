@@ -12,6 +12,7 @@
 //! - [`compress`]: `.gz`, `.xz`, `.zst` decoders.
 //! - [`remote`]: fetching the verified index and the `.deb`s through [`fetch`].
 //! - [`deb`]: reading a `.deb`, streaming its data entries (for layer writers).
+//! - [`changelog`]: `changelog.Debian` entries and the CVE IDs they name.
 //! - [`unpack`](mod@unpack): writing packages into a root directory safely.
 //! - [`owners`]: the owner and mode dpkg would give each path, recorded beside the tree.
 //! - [`configure`](mod@configure): what maintainer scripts would do, declaratively.
@@ -36,6 +37,7 @@
 //! ```
 
 pub mod certs;
+pub mod changelog;
 pub mod compress;
 pub mod configure;
 pub mod deb;
@@ -59,11 +61,16 @@ pub use certs::LocalCertificate;
 pub use configure::{configure, ConfigureOptions, Generated, InstalledPackage};
 pub use deb::{DataEntry, Deb, EntryKind};
 pub use error::{Error, Unsatisfiable};
-pub use index::{Index, MultiArch, Package, PackageId, Priority, RelationField};
+pub use index::{is_security_suite, Index, MultiArch, Origin, Package, PackageId, Priority, RelationField};
 pub use owners::{Owners, Stat};
 pub use relation::{ArchQualifier, Dependency, Op, Relation};
-pub use remote::{fetch_debs, fetch_index, fetch_index_with, fetch_release};
-pub use resolve::{resolve, resolve_explained, set_relations, LockedDeb, ResolveOptions, SetRelations, Why};
+pub use remote::{
+    fetch_debs, fetch_index, fetch_index_with, fetch_packages, fetch_release, read_index,
+    read_index_blocking, source_of, PackagesFile,
+};
+pub use resolve::{
+    resolve, resolve_explained, set_relations, split_target, LockedDeb, ResolveOptions, SetRelations, Why,
+};
 pub use scripts::{Outcome, ScriptAction, ScriptReport};
 pub use source::DebSource;
 pub use unpack::{merged_usr_links, merged_usr_path, unpack, unpack_with, wants_merged_usr, Unpacked};

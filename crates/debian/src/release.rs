@@ -42,6 +42,9 @@ pub struct Release {
     /// `No-Support-for-Architecture-all: Packages`: `all` packages are listed in every
     /// architecture's `Packages`, so `binary-all` need not be read.
     pub all_in_arch_indexes: bool,
+    /// `NotAutomatic: yes` (backports, experimental): apt installs from it only what is asked
+    /// of it.
+    pub not_automatic: bool,
     /// The `SHA256` list.
     pub files: Vec<ReleaseFile>,
 }
@@ -90,6 +93,7 @@ impl Release {
             all_in_arch_indexes: p
                 .get("No-Support-for-Architecture-all")
                 .is_some_and(|v| v.split_whitespace().any(|w| w == "Packages")),
+            not_automatic: p.get("NotAutomatic").is_some_and(|v| v.eq_ignore_ascii_case("yes")),
             files,
         })
     }

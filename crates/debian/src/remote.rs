@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::compress::FileCompression;
 use crate::release::{parse_release_date, verify_signature, Release};
 use crate::resolve::LockedDeb;
-use crate::{DebSource, Error, Index};
+use crate::{DebSource, Error, Index, Origin};
 
 /// Cache namespace of the last good `InRelease` per URL, for `--offline` runs.
 // v2: entries carry the cache's length-and-checksum line.
@@ -23,6 +23,9 @@ pub const MAX_RELEASE: fetch::BodyLimit = fetch::BodyLimit { what: "Release file
 /// Debian main's `Packages` is about 50-100 MB per architecture; a file that decompresses
 /// past this is a decompression bomb, whatever its signed hash says.
 pub const MAX_PACKAGES_TEXT: u64 = 1024 * 1024 * 1024;
+
+/// The reason of the error for a suite the archive does not have.
+pub const NO_RELEASE: &str = "neither InRelease nor Release exists";
 
 /// Fetches and verifies the suite's `InRelease` (or `Release` + `Release.gpg`) with the
 /// source's keyring, and checks that it is the suite asked for and still valid.
@@ -40,7 +43,7 @@ pub async fn fetch_release(
             let shown = fetch::redact(&release_url);
             let data = get_signed(client, cache, &release_url).await?.ok_or_else(|| Error::Release {
                 url: shown.clone(),
-                reason: "neither InRelease nor Release exists".to_string(),
+                reason: NO_RELEASE.to_string(),
                 hint: format!(
                     "check the suite name `{}` and the mirror {}",
                     source.suite,
@@ -142,6 +145,34 @@ pub async fn fetch_index_with(
     release: &Release,
     arch: &str,
 ) -> Result<Index, Error> {
+    let files = fetch_packages(client, cache, source, release, arch).await?;
+    let origin = Origin { suite: source.suite.clone(), not_automatic: release.not_automatic };
+    read_index_blocking(arch, vec![(origin, files)]).await
+}
+
+/// One verified `Packages` file in the cache.
+#[derive(Debug, Clone)]
+pub struct PackagesFile {
+    /// Where the cache holds it.
+    pub path: PathBuf,
+    /// How it is compressed.
+    pub compression: FileCompression,
+    /// Its path in the suite (`main/binary-amd64/Packages.xz`), for messages.
+    pub name: String,
+    /// Its URL, redacted, for messages.
+    pub url: String,
+}
+
+/// Fetches the `Packages` files of `arch` (and of `all`, when the archive keeps them apart)
+/// for every component of `source` into the cache, each checked against the sha256 the
+/// verified `release` lists.
+pub async fn fetch_packages(
+    client: &fetch::Client,
+    cache: &fetch::Cache,
+    source: &DebSource,
+    release: &Release,
+    arch: &str,
+) -> Result<Vec<PackagesFile>, Error> {
     let release_url = fetch::redact(&source.dists_url("InRelease")?);
     if !release.architectures.is_empty() && !release.architectures.iter().any(|a| a == arch) {
         return Err(Error::Release {
@@ -153,7 +184,7 @@ pub async fn fetch_index_with(
             hint: "pick one of the architectures listed".to_string(),
         });
     }
-    let mut blobs: Vec<(PathBuf, FileCompression, String, String)> = Vec::new();
+    let mut blobs = Vec::new();
     for component in &source.components {
         let mut dirs = vec![(format!("{component}/binary-{arch}"), true)];
         if !release.all_in_arch_indexes {
@@ -193,15 +224,25 @@ pub async fn fetch_index_with(
                     .await
                     .map_err(|source| Error::Fetch { what: what.clone(), source })?
             };
-            blobs.push((path, compression, file.path.clone(), fetch::redact(&plain)));
+            blobs.push(PackagesFile {
+                path,
+                compression,
+                name: file.path.clone(),
+                url: fetch::redact(&plain),
+            });
         }
     }
+    Ok(blobs)
+}
+
+/// Parses the `Packages` files of several origins into one [`Index`] of `arch`, in a worker
+/// thread (decompressing and parsing Debian main takes a second or two).
+pub async fn read_index_blocking(
+    arch: &str,
+    parts: Vec<(Origin, Vec<PackagesFile>)>,
+) -> Result<Index, Error> {
     let arch_owned = arch.to_string();
-    let label = format!("Packages of {} for {arch}", source.suite);
-    let task = tokio::task::spawn_blocking(move || -> Result<Index, Error> {
-        let text = read_packages(&blobs, &arch_owned, MAX_PACKAGES_TEXT)?;
-        Index::parse(&arch_owned, text, &label)
-    });
+    let task = tokio::task::spawn_blocking(move || read_index(&arch_owned, &parts));
     task.await.map_err(|e| Error::Io {
         action: "parse the index in a worker thread for",
         path: PathBuf::from(arch),
@@ -209,15 +250,25 @@ pub async fn fetch_index_with(
     })?
 }
 
+/// Parses the `Packages` files of several origins (each part's files read together, all of
+/// them bounded by [`MAX_PACKAGES_TEXT`] in all) into one [`Index`] of `arch`.
+pub fn read_index(arch: &str, parts: &[(Origin, Vec<PackagesFile>)]) -> Result<Index, Error> {
+    let mut texts = Vec::with_capacity(parts.len());
+    let mut left = MAX_PACKAGES_TEXT;
+    for (origin, files) in parts {
+        let text = read_packages(files, arch, left)?;
+        left = left.saturating_sub(text.len() as u64);
+        texts.push((origin.clone(), text));
+    }
+    let suites: Vec<&str> = parts.iter().map(|(o, _)| o.suite.as_str()).collect();
+    Index::parse_sources(arch, texts, &format!("Packages of {} for {arch}", suites.join(", ")))
+}
+
 /// The text of the `Packages` files `blobs` (cache path, compression, path in the suite,
 /// URL), one after the other, refused when it passes `limit` bytes in all.
-fn read_packages(
-    blobs: &[(PathBuf, FileCompression, String, String)],
-    arch: &str,
-    limit: u64,
-) -> Result<String, Error> {
+fn read_packages(blobs: &[PackagesFile], arch: &str, limit: u64) -> Result<String, Error> {
     let mut text = String::new();
-    for (path, compression, name, url) in blobs {
+    for PackagesFile { path, compression, name, url } in blobs {
         let file = std::fs::File::open(path).map_err(crate::error::io_error("open", path))?;
         let decompress = |source| Error::Decompress { file: name.clone(), source };
         let reader = compression.decoder(std::io::BufReader::new(file)).map_err(decompress)?;
@@ -240,14 +291,16 @@ fn read_packages(
 }
 
 /// Downloads every `.deb` of a lock into the cache (in parallel, each checked against its
-/// sha256) and returns their paths, in the order given.
+/// sha256) and returns their paths, in the order given. Each comes from the source of its
+/// suite (the first source for a `.deb` that names none).
 pub async fn fetch_debs(
     client: &fetch::Client,
     cache: &fetch::Cache,
-    source: &DebSource,
+    sources: &[DebSource],
     debs: &[LockedDeb],
 ) -> Result<Vec<PathBuf>, Error> {
     let jobs = debs.iter().map(|deb| async move {
+        let source = source_of(sources, deb)?;
         let url = source.url(&deb.filename)?;
         let size = Some(deb.size).filter(|&size| size > 0);
         client.download_verified_sized(&url, &deb.sha256, size, cache).await.map_err(|source| Error::Fetch {
@@ -256,6 +309,25 @@ pub async fn fetch_debs(
         })
     });
     futures::future::try_join_all(jobs).await
+}
+
+/// The source a locked `.deb` comes from: the one of its suite, else (no suite recorded) the
+/// first.
+pub fn source_of<'s>(sources: &'s [DebSource], deb: &LockedDeb) -> Result<&'s DebSource, Error> {
+    let found = match deb.suite.as_str() {
+        "" => sources.first(),
+        suite => sources.iter().find(|s| s.suite == suite),
+    };
+    found.ok_or_else(|| Error::NotFound {
+        package: format!("{} {} ({})", deb.name, deb.version, deb.arch),
+        arch: deb.arch.clone(),
+        hint: format!(
+            "the lock takes it from suite `{}`, which none of the sources is ({}); run `marqo-base lock` \
+             to lock it from the sources configured now",
+            deb.suite,
+            sources.iter().map(|s| s.suite.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -269,8 +341,12 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         std::io::Write::write_all(&mut gz, &vec![b'a'; 1 << 20]).unwrap();
         std::fs::write(&path, gz.finish().unwrap()).unwrap();
-        let blob =
-            (path, FileCompression::Gzip, "main/binary-amd64/Packages.gz".to_string(), "URL".to_string());
+        let blob = PackagesFile {
+            path,
+            compression: FileCompression::Gzip,
+            name: "main/binary-amd64/Packages.gz".to_string(),
+            url: "URL".to_string(),
+        };
         let blobs = [blob.clone(), blob];
         assert_eq!(read_packages(&blobs, "amd64", 4 << 20).unwrap().len(), (2 << 20) + 4);
         let err = read_packages(&blobs, "amd64", (1 << 20) + 1000).unwrap_err();

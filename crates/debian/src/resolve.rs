@@ -48,6 +48,9 @@ pub struct LockedDeb {
     pub size: u64,
     /// `SHA256` of the `.deb`.
     pub sha256: String,
+    /// The suite it is fetched from (`bullseye-security`); empty for the first of the
+    /// sources (a lock written before locks recorded suites).
+    pub suite: String,
 }
 
 impl LockedDeb {
@@ -60,6 +63,7 @@ impl LockedDeb {
             filename: p.filename().to_string(),
             size: p.size(),
             sha256: p.sha256().to_string(),
+            suite: p.suite().to_string(),
         }
     }
 
@@ -100,7 +104,8 @@ impl fmt::Display for Why {
     }
 }
 
-/// Resolves `request` (package names, `name=version`, or relations such as
+/// Resolves `request` (package names, `name=version` (held at that version), `name/SUITE`
+/// (taken from that suite, which may be `NotAutomatic`), or relations such as
 /// `python3 (>= 3.9)` or `a | b`) against `index`. Sorted by name.
 pub fn resolve(index: &Index, request: &[String], opts: &ResolveOptions) -> Result<Vec<LockedDeb>, Error> {
     Ok(resolve_explained(index, request, opts)?.into_iter().map(|(d, _)| d).collect())
@@ -112,7 +117,27 @@ pub fn resolve_explained(
     request: &[String],
     opts: &ResolveOptions,
 ) -> Result<Vec<(LockedDeb, Why)>, Error> {
-    let mut solver = Solver { index, opts, deps: FxHashMap::default(), backtracks: 0 };
+    let mut targets = FxHashMap::default();
+    let mut requests = Vec::with_capacity(request.len());
+    for text in request {
+        let (relation, suite) = split_target(text);
+        if let Some(suite) = suite {
+            if !index.origins().iter().any(|o| o.suite == suite) {
+                let suites: Vec<&str> = index.origins().iter().map(|o| o.suite.as_str()).collect();
+                return Err(Error::NotFound {
+                    package: text.to_string(),
+                    arch: index.arch().to_string(),
+                    hint: format!(
+                        "`{suite}` is not one of the suites read ({}); add it to the sources",
+                        suites.join(", ")
+                    ),
+                });
+            }
+            targets.insert(relation.to_string(), suite.to_string());
+        }
+        requests.push((text, relation));
+    }
+    let mut solver = Solver { index, opts, targets, deps: FxHashMap::default(), backtracks: 0 };
     let mut state = State::default();
 
     let mut roots: Vec<(PackageId, Why)> = Vec::new();
@@ -140,8 +165,8 @@ pub fn resolve_explained(
             }
         }
     }
-    for text in request {
-        let deps = parse_request(text, index.arch())?;
+    for (text, relation) in requests {
+        let deps = parse_request(relation, index.arch())?;
         for dep in deps {
             if solver.satisfied(&state, &dep) {
                 continue;
@@ -239,6 +264,17 @@ pub fn set_relations(index: &Index, set: &[LockedDeb], recommends: bool) -> Resu
         out.push(SetRelations { dependencies, provides });
     }
     Ok(out)
+}
+
+/// A request without its target suite: `python3/bookworm-backports` is `python3` from
+/// `bookworm-backports`. Relation syntax (with `(`) names no suite.
+pub fn split_target(text: &str) -> (&str, Option<&str>) {
+    match text.split_once('/') {
+        Some((name, suite)) if !text.contains('(') && !text.contains('=') => {
+            (name.trim(), Some(suite.trim()))
+        }
+        _ => (text, None),
+    }
 }
 
 /// Parses one request: `name`, `name=version`, or relation syntax.
@@ -356,6 +392,8 @@ fn provided_name<'a>(index: &'a Index, id: PackageId, rel: &Relation) -> (&'a st
 struct Solver<'a, 'o> {
     index: &'a Index,
     opts: &'o ResolveOptions,
+    /// Requested names and the suite each is to come from (`name/SUITE`).
+    targets: FxHashMap<String, String>,
     deps: FxHashMap<PackageId, Rc<Vec<(Kind, Dependency)>>>,
     backtracks: usize,
 }
@@ -403,6 +441,7 @@ impl<'a> Solver<'a, '_> {
     /// The installable candidates for `rel`, best first, and why others were refused.
     fn candidates(&self, state: &State<'a>, rel: &Relation) -> (Vec<PackageId>, Vec<String>) {
         let mut ids = self.index.satisfiers(rel);
+        ids.retain(|id| self.eligible(*id));
         let real = ids.iter().take_while(|id| self.index.get(**id).name() == rel.name).count();
         let (real_ids, providers) = ids.split_at_mut(real);
         if let Some(locked) = self.opts.locked.get(&rel.name) {
@@ -448,8 +487,33 @@ impl<'a> Solver<'a, '_> {
         (ok, refused)
     }
 
+    /// Whether apt would consider `id` at all: a package requested from a suite only from
+    /// that suite; otherwise only from suites that are not `NotAutomatic` (or at the version
+    /// the lock holds).
+    fn eligible(&self, id: PackageId) -> bool {
+        let p = self.index.get(id);
+        match self.targets.get(p.name()) {
+            Some(suite) => p.origins().any(|o| &o.suite == suite),
+            None => p.automatic() || self.opts.locked.get(p.name()).is_some_and(|v| v == p.version()),
+        }
+    }
+
     /// Why nothing in the index satisfies `rel`.
     fn absent_reason(&self, rel: &Relation) -> String {
+        let manual: Vec<String> = self
+            .index
+            .by_name(&rel.name)
+            .filter(|p| !self.eligible(p.id()) && rel.accepts_version(p.version()))
+            .map(|p| format!("{} {} is only in {}", p.name(), p.version(), p.suite()))
+            .collect();
+        if !manual.is_empty() {
+            return format!(
+                "`{rel}`: {}, which is NotAutomatic; request `{}/{}` to take it from there",
+                manual.join(", "),
+                rel.name,
+                self.index.by_name(&rel.name).find(|p| !self.eligible(p.id())).map_or("", |p| p.suite())
+            );
+        }
         let versions: Vec<&str> = self.index.by_name(&rel.name).map(|p| p.version()).collect();
         let providers: Vec<String> = self
             .index

@@ -53,7 +53,7 @@ async fn fetch_and_unpack(
     root: &Path,
 ) -> Vec<(LockedDeb, PathBuf)> {
     let t = Instant::now();
-    let paths = fetch_debs(client, cache, source, set).await.unwrap();
+    let paths = fetch_debs(client, cache, std::slice::from_ref(source), set).await.unwrap();
     let fetched = t.elapsed();
     let debs: Vec<(LockedDeb, PathBuf)> = set.iter().cloned().zip(paths).collect();
     let t = Instant::now();

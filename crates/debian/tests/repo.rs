@@ -266,7 +266,7 @@ async fn fetch_and_pair(
     source: &DebSource,
     set: &[LockedDeb],
 ) -> Vec<(LockedDeb, PathBuf)> {
-    let paths = fetch_debs(client, cache, source, set).await.unwrap();
+    let paths = fetch_debs(client, cache, std::slice::from_ref(source), set).await.unwrap();
     set.iter().cloned().zip(paths).collect()
 }
 

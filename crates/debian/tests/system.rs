@@ -271,11 +271,12 @@ fn ca_root(work: &Path, root: &Path, local: Vec<LocalCertificate>) -> usize {
                 filename: format!("pool/{file}"),
                 size: 0,
                 sha256: String::new(),
+                suite: String::new(),
             };
             (locked, pool.join(file))
         })
         .collect();
-    let options = ConfigureOptions { local_certificates: local, mtime: 1_700_000_000 };
+    let options = ConfigureOptions { local_certificates: local, mtime: 1_700_000_000, files: Vec::new() };
     debian::unpack_with(&debs, root, &options).unwrap();
     count + options.local_certificates.len()
 }

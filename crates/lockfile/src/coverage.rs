@@ -68,8 +68,16 @@ impl Lock {
         let provided: BTreeSet<&str> =
             locked.values().flat_map(|d| d.provides.iter().map(String::as_str)).collect();
         for request in requests {
-            if !locked.contains_key(request.as_str()) && !provided.contains(request.as_str()) {
-                reasons.push(format!("`{request}` ([debian] packages) is not locked for {platform}"));
+            let name = crate::Debian::package_name(request);
+            let held = request.split_once('=').map(|(_, v)| v);
+            match locked.get(name) {
+                Some(entry) if held.is_some_and(|v| v != entry.version) => reasons.push(format!(
+                    "`{request}` ([debian] packages) is locked at {} for {platform}",
+                    entry.version
+                )),
+                Some(_) => {}
+                None if provided.contains(name) => {}
+                None => reasons.push(format!("`{request}` ([debian] packages) is not locked for {platform}")),
             }
         }
         let entries =

@@ -65,7 +65,11 @@ impl Inputs {
                 read_requirements(&manifest, path, None, &mut files)?;
             }
         }
-        if let Some(keyring) = manifest.debian.as_ref().and_then(|d| d.keyring.as_ref()) {
+        let source_keyrings =
+            manifest.debian.iter().flat_map(|d| &d.source).filter_map(|s| s.keyring.as_ref());
+        for keyring in
+            manifest.debian.as_ref().and_then(|d| d.keyring.as_ref()).into_iter().chain(source_keyrings)
+        {
             files.insert(manifest.input_name(keyring), read_path_digest(keyring)?.sha256.to_string());
         }
         for cert in manifest.debian.iter().flat_map(|d| &d.ca_certificates) {

@@ -28,5 +28,5 @@ pub use lock::{
     FileRef, Lock, LockedBase, LockedDebian, LockedFile, LockedPython, LockedSource, LOCK_HEADER,
     LOCK_VERSION,
 };
-pub use manifest::{Debian, FileEntry, FileSource, Image, Index, Manifest, Python};
+pub use manifest::{Debian, DebianSource, FileEntry, FileSource, Image, Index, Manifest, Python};
 pub use platform::{PlatformError, TargetPlatform};

@@ -96,6 +96,10 @@ pub struct LockedDebian {
     /// request for a virtual name can be checked against the lock.
     #[serde(default)]
     pub provides: Vec<String>,
+    /// The suite it is taken from (`bullseye-security`), one of the manifest's sources;
+    /// `None` in a lock written before marqo-base recorded suites (the main suite).
+    #[serde(default)]
+    pub suite: Option<String>,
     /// `Filename`: the path under the mirror root (`pool/main/j/jq/jq_1.6-2.1_arm64.deb`),
     /// so the same lock works with any mirror.
     pub path: String,
@@ -265,6 +269,9 @@ impl Lock {
                     string_array(d.provides.iter().map(String::as_str))
                 ));
             }
+            if let Some(suite) = &d.suite {
+                out.push_str(&format!("suite = {}\n", string(suite)));
+            }
             out.push_str(&format!("path = {}\n", string(&d.path)));
             out.push_str(&format!("file = {}\n", file_ref(&d.file)));
         }
@@ -349,6 +356,7 @@ impl Lock {
                 && d.version == entry.version
                 && d.arch == entry.arch
                 && d.path == entry.path
+                && d.suite == entry.suite
                 && d.file == entry.file
                 && d.dependencies == entry.dependencies
                 && d.provides == entry.provides
@@ -462,6 +470,9 @@ fn check(raw: RawLock, src: &Source<'_>) -> Checked<Lock> {
                 format!("`{}` is not a path under the mirror root", d.path),
                 None,
             ));
+        }
+        if d.suite.as_ref().is_some_and(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+            return Err(src.error_at(&at("suite"), "not a suite name", None));
         }
         if file_name != d.file.name {
             return Err(src.error_at(

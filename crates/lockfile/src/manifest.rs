@@ -108,14 +108,32 @@ pub struct Image {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Debian {
-    /// `bullseye`, `bookworm`, ...
+    /// `bullseye`, `bookworm`, ...: the release, read as Debian's own images configure apt:
+    /// the suite itself, `SUITE-updates` and `SUITE-security` (see `updates`, `security`).
     pub suite: String,
-    /// Package names to install (with their dependencies).
+    /// Packages to install (with their dependencies): `name`, `name=VERSION` (held at that
+    /// version, as `apt-mark hold` would), or `name/SUITE` (from that suite, which may be
+    /// `NotAutomatic`, such as backports).
     #[serde(default, deserialize_with = "deb_names")]
     pub packages: Vec<String>,
-    /// The mirror's root URL; else the one in this host's apt sources.
+    /// The mirror's root URL (for the suite and `SUITE-updates`); else the one in this host's
+    /// apt sources.
     #[serde(default, deserialize_with = "opt_index_url")]
     pub mirror: Option<String>,
+    /// Read `SUITE-updates` too (as Debian's images do).
+    #[serde(default = "yes")]
+    pub updates: bool,
+    /// Read `SUITE-security` too (as Debian's images do).
+    #[serde(default = "yes")]
+    pub security: bool,
+    /// The security archive's root URL; else `mirror` when the manifest names one, else the
+    /// host's apt source of a `*-security` suite.
+    #[serde(default, deserialize_with = "opt_index_url")]
+    pub security_mirror: Option<String>,
+    /// `[[debian.source]]`: more apt sources (private repositories, backports), after the
+    /// release's own.
+    #[serde(default)]
+    pub source: Vec<DebianSource>,
     /// An OpenPGP keyring for the suite's `InRelease`; else the host's archive keyring.
     #[serde(default)]
     pub keyring: Option<PathBuf>,
@@ -134,6 +152,12 @@ pub struct Debian {
 }
 
 impl Debian {
+    /// The package a `packages` entry names: `libc6` of `libc6`, `libc6=2.31-13` and
+    /// `libc6/bullseye-security`.
+    pub fn package_name(request: &str) -> &str {
+        request.split(['=', '/']).next().unwrap_or(request)
+    }
+
     /// The name a `ca_certificates` file gets in `/usr/local/share/ca-certificates`: its
     /// own with `.crt` for its extension (`certs/my-ca.pem` is `my-ca.crt`), as
     /// update-ca-certificates only reads `*.crt` files there.
@@ -148,6 +172,28 @@ impl Debian {
 
 fn yes() -> bool {
     true
+}
+
+/// `[[debian.source]]`: an apt source, with the fields of apt's deb822 `.sources` files.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebianSource {
+    /// The archive root (`URIs`).
+    #[serde(deserialize_with = "index_url")]
+    pub url: String,
+    /// Its suites (`Suites`); not empty.
+    pub suites: Vec<String>,
+    /// Its components (`Components`); `main` when not given.
+    #[serde(default = "main_component")]
+    pub components: Vec<String>,
+    /// The OpenPGP keyring that signs it (`Signed-By`), relative to the manifest; else the
+    /// `[debian]` keyring, else the host's archive keyring.
+    #[serde(default)]
+    pub keyring: Option<PathBuf>,
+}
+
+fn main_component() -> Vec<String> {
+    vec!["main".to_string()]
 }
 
 /// `[python]`.
@@ -387,6 +433,11 @@ impl Manifest {
             if let Some(keyring) = debian.keyring.as_mut() {
                 join(keyring);
             }
+            for source in &mut debian.source {
+                if let Some(keyring) = source.keyring.as_mut() {
+                    join(keyring);
+                }
+            }
             debian.ca_certificates.iter_mut().for_each(join);
         }
         for file in &mut self.files {
@@ -538,7 +589,7 @@ fn check_debian(debian: &Debian, src: &Source<'_>) -> Checked<()> {
         ));
     }
     for (i, name) in debian.packages.iter().enumerate() {
-        if debian.packages[..i].contains(name) {
+        if debian.packages[..i].iter().any(|n| Debian::package_name(n) == Debian::package_name(name)) {
             return Err(src.error_at(
                 &key_path!["debian", "packages", i],
                 format!("`{name}` is listed twice"),
@@ -548,6 +599,36 @@ fn check_debian(debian: &Debian, src: &Source<'_>) -> Checked<()> {
     }
     if debian.keyring.as_ref().is_some_and(|k| k.as_os_str().is_empty()) {
         return Err(src.error_at(&key_path!["debian", "keyring"], "empty path", None));
+    }
+    for (i, source) in debian.source.iter().enumerate() {
+        if source.suites.is_empty() {
+            return Err(src.error_at(
+                &key_path!["debian", "source", i, "suites"],
+                "no suite",
+                Some("name the suites to read, for example suites = [\"bookworm-backports\"]".into()),
+            ));
+        }
+        for (j, suite) in source.suites.iter().enumerate() {
+            if suite.is_empty() || suite.contains(char::is_whitespace) {
+                return Err(src.error_at(
+                    &key_path!["debian", "source", i, "suites", j],
+                    format!("bad suite `{suite}`"),
+                    None,
+                ));
+            }
+        }
+        for (j, component) in source.components.iter().enumerate() {
+            if component.is_empty() || component.contains(char::is_whitespace) {
+                return Err(src.error_at(
+                    &key_path!["debian", "source", i, "components", j],
+                    format!("bad component `{component}`"),
+                    None,
+                ));
+            }
+        }
+        if source.keyring.as_ref().is_some_and(|k| k.as_os_str().is_empty()) {
+            return Err(src.error_at(&key_path!["debian", "source", i, "keyring"], "empty path", None));
+        }
     }
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     for (i, path) in debian.ca_certificates.iter().enumerate() {
@@ -798,20 +879,43 @@ fn check_image_path(value: &str, at: &[Seg], src: &Source<'_>) -> Checked<()> {
     Ok(())
 }
 
-/// A Debian package name (policy 5.6.1).
+/// A Debian package name (policy 5.6.1), optionally held at a version (`name=VERSION`) or
+/// taken from a suite (`name/SUITE`).
 struct DebName(String);
 
 impl FromStr for DebName {
     type Err = String;
 
     fn from_str(s: &str) -> Result<DebName, String> {
-        let ok = s.len() >= 2
-            && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
-        if ok {
+        let name = Debian::package_name(s);
+        let ok = name.len() >= 2
+            && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+        let rest = &s[name.len()..];
+        let rest_ok = match rest.chars().next() {
+            None => true,
+            Some('=') => {
+                let v = &rest[1..];
+                !v.is_empty()
+                    && v.starts_with(|c: char| c.is_ascii_digit())
+                    && v.chars().all(|c| c.is_ascii_alphanumeric() || ".+-~:".contains(c))
+            }
+            Some(_) => {
+                let suite = &rest[1..];
+                !suite.is_empty() && !suite.contains(['/', '=']) && !suite.contains(char::is_whitespace)
+            }
+        };
+        if ok && rest_ok {
             Ok(DebName(s.to_string()))
-        } else if s.contains('=') || s.contains(' ') {
-            Err(format!("bad Debian package name `{s}`\nhint: name packages only; the lock pins versions"))
+        } else if ok && rest.starts_with('=') {
+            Err(format!(
+                "bad version in `{s}`\nhint: hold a package at a version with `name=VERSION`, \
+                 such as \"libc6=2.31-13+deb11u11\""
+            ))
+        } else if ok {
+            Err(format!("bad suite in `{s}`\nhint: take a package from a suite with `name/SUITE`"))
+        } else if s.contains(' ') {
+            Err(format!("bad Debian package name `{s}`\nhint: write `name`, `name=VERSION` or `name/SUITE`"))
         } else {
             Err(format!(
                 "bad Debian package name `{s}`\nhint: names are lowercase letters, digits, `+`, `-` and `.`"

@@ -39,6 +39,7 @@ fn deb(name: &str, version: &str, arch: &str, platform: TargetPlatform, path: &s
         platforms: vec![platform],
         dependencies: Some(Vec::new()),
         provides: Vec::new(),
+        suite: Some("bullseye".into()),
         path: path.into(),
         file: file(file_name, 1000, c),
     }

@@ -168,6 +168,11 @@ pub enum Command {
     Debian(DebianArgs),
     /// Resolve marqo-base.toml (Python and Debian, every platform) into marqo-base.lock.
     Lock(LockArgs),
+    /// What the lock misses (online, read-only): newer Debian packages in the manifest's
+    /// sources (security updates marked, with their CVE IDs) and newer Python versions the
+    /// requirements allow. Exit 1 when there are updates (with --security: security
+    /// updates), 0 when none.
+    Outdated(OutdatedArgs),
     /// Log in to a registry: check the credentials with it, then store them as Docker does.
     Login(LoginArgs),
     /// Remove the stored credentials of a registry.
@@ -221,6 +226,32 @@ pub struct LockArgs {
     /// Revalidate every cached index page.
     #[arg(long)]
     pub refresh: bool,
+    /// Take every Debian security update (a newer version of a locked package in a
+    /// `-security` suite) and move nothing else, as unattended-upgrades would.
+    #[arg(long, conflicts_with = "upgrade")]
+    pub security: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutdatedArgs {
+    /// The manifest.
+    #[arg(long, default_value = "marqo-base.toml", value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// The lock file [default: marqo-base.lock beside the manifest].
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+    /// List only security updates, and exit 1 only for them (for a nightly CI job).
+    #[arg(long)]
+    pub security: bool,
+    /// Read no changelog for CVE IDs (fetches no `.deb`).
+    #[arg(long)]
+    pub no_cves: bool,
+    /// Leave out the Python pins (reads no Python index).
+    #[arg(long)]
+    pub no_python: bool,
+    /// Use only the cache.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]

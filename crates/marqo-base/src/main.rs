@@ -28,10 +28,11 @@ fn main() -> ExitCode {
         cli::Command::Pull(args) => commands::registry::exec_pull(args, &printer, format),
         cli::Command::Push(args) => commands::registry::exec_push(args, &printer, format),
         cli::Command::Verify(args) => commands::sign::exec_verify(args, &printer, format),
+        cli::Command::Outdated(args) => commands::outdated::exec(args, &printer, format),
         cli::Command::Lock(args) if !json || args.check => commands::lock::exec(args, &printer, format),
         cli::Command::Compile(args) if !json || args.check => commands::compile::exec(*args, &printer, format),
         _ if json => Err(ops::Error::user(
-            "`--format json` is available for tree, why, diff, lock --check, compile --check, build, push, pull and verify",
+            "`--format json` is available for tree, why, diff, lock --check, compile --check, outdated, build, push, pull and verify",
         )
         .with_hint("leave --format out for this command's text output")),
         cli::Command::Debian(args) => commands::debian::exec(args, &printer),

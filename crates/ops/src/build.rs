@@ -29,7 +29,7 @@ use pypi_client::{IndexArgs, IndexConfig, PipEnvironment, PypiClient};
 use sha2::Digest as _;
 
 use crate::base::{self, BaseImage};
-use crate::debian::{Session, SourceArgs};
+use crate::debian::Session;
 use crate::layer_cache::LayerCache;
 use crate::lock::{pins_for, Pins, DEFAULT_GLIBC};
 use crate::plan::{layer_options, BuildPlan, LayerSource, PlanOptions, PlannedLayer};
@@ -239,6 +239,13 @@ pub fn build_with(
         registry_cache.as_ref(),
         printer,
     )?;
+    // apt's sources in the image: those the lock was made from.
+    let image_apt = match &manifest.debian {
+        Some(_) if !lock.debian.is_empty() => {
+            crate::debian::ImageApt::for_sources(&crate::debian::manifest_sources(&manifest)?)?
+        }
+        _ => crate::debian::ImageApt::default(),
+    };
     // Each platform's layers, each with the key of its inputs: a layer built before (by this
     // build of the tool) is taken from the cache, and only what the others need is fetched.
     let plan = BuildPlan::new(
@@ -251,6 +258,7 @@ pub fn build_with(
             build_constraints: &build_constraints,
             compression,
             bytecode: &bytecode.setting,
+            apt: &image_apt.inputs,
         },
     )?;
     if let Some(summary) = &plan.bytecode {
@@ -392,6 +400,7 @@ pub fn build_with(
             progress: &spinner,
             base: bases.get(&planned.platform),
             bytecode: compiler.as_ref(),
+            apt_files: &image_apt.files,
         })
         .collect();
     let results: Vec<Result<PlatformBuilt, Error>> = std::thread::scope(|scope| {
@@ -665,19 +674,14 @@ pub(crate) fn fetch_debian(
     if unique.is_empty() {
         return Ok(HashMap::new());
     }
-    let Some(debian) = &manifest.debian else {
+    if manifest.debian.is_none() {
         return Err(Error::user(format!(
             "the lock has Debian packages but {} has no [debian] section",
             manifest.path().display()
         ))
         .with_hint("run `marqo-base lock` to update the lock"));
-    };
-    let session = Session::open(&SourceArgs {
-        suite: &debian.suite,
-        mirror: debian.mirror.as_deref(),
-        keyring: debian.keyring.as_deref(),
-        offline,
-    })?;
+    }
+    let session = Session::for_manifest(manifest, offline)?;
     let (paths, _) = session.fetch_debs(&unique, printer).map_err(|e| match e.is_hash_mismatch() {
         // The digests came from the lock, not from the mirror's index.
         true => e.with_hint(
@@ -698,6 +702,7 @@ pub(crate) fn locked_deb(deb: &LockedDebian) -> debian::LockedDeb {
         filename: deb.path.clone(),
         size: deb.file.size,
         sha256: deb.file.sha256.hex().to_string(),
+        suite: deb.suite.clone().unwrap_or_default(),
     }
 }
 
@@ -1280,6 +1285,8 @@ struct PlatformBuild<'a> {
     base: Option<&'a BaseImage>,
     /// What byte-compiles the wheel layers' modules; `None` for no `.pyc`.
     bytecode: Option<&'a crate::bytecode::PyCompiler>,
+    /// apt's sources and keyrings, for the Debian layer.
+    apt_files: &'a [(String, Vec<u8>)],
 }
 
 impl PlatformBuild<'_> {
@@ -1445,8 +1452,11 @@ impl PlatformBuild<'_> {
         fs_err::create_dir(&root).map_err(|e| Error::from_error("cannot create the Debian root", e))?;
         fs_err::set_permissions(&root, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| Error::from_error("cannot set the mode of the Debian root", e))?;
-        let options =
-            debian::ConfigureOptions { local_certificates: self.local_certificates()?, mtime: self.mtime };
+        let options = debian::ConfigureOptions {
+            local_certificates: self.local_certificates()?,
+            mtime: self.mtime,
+            files: self.apt_files.to_vec(),
+        };
         let unpacked =
             debian::unpack_with(&debs, &root, &options).map_err(|e| Error::from_error(e.to_string(), e))?;
         let facts = crate::sbom::debian_facts(&unpacked, &root);

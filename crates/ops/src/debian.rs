@@ -2,6 +2,8 @@
 //! cache, runtime) that reads, resolves and fetches it, and unpacking sets into trees.
 
 use std::collections::HashMap;
+
+use sha2::Digest as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -9,7 +11,7 @@ use debian::{DebSource, LockedDeb, ResolveOptions};
 
 use crate::{Error, Reporter};
 
-/// Where a suite comes from: flags of `debian ...`, or the manifest's `[debian]` for `lock`.
+/// Where a suite comes from: flags of `debian ...` (one suite, alone).
 pub struct SourceArgs<'a> {
     pub suite: &'a str,
     pub mirror: Option<&'a str>,
@@ -17,9 +19,11 @@ pub struct SourceArgs<'a> {
     pub offline: bool,
 }
 
-/// The suite, the client and cache that read it, and the runtime they run on.
+/// The sources, the client and cache that read them, and the runtime they run on.
 pub struct Session {
-    pub source: DebSource,
+    /// In apt's order: the suite, its `-updates` and `-security`, then the manifest's
+    /// `[[debian.source]]`s. A package offered by several is fetched from the first.
+    pub sources: Vec<DebSource>,
     pub client: fetch::Client,
     pub cache: fetch::Cache,
     pub runtime: &'static tokio::runtime::Runtime,
@@ -44,17 +48,31 @@ pub struct Resolved {
 }
 
 impl Session {
+    /// A session of one suite (`debian resolve|rootfs`).
     pub fn open(args: &SourceArgs<'_>) -> Result<Session, Error> {
-        let source = source(args)?;
-        let client =
-            crate::env::client(fetch::ClientOptions { offline: args.offline, ..Default::default() })?;
-        let cache = crate::env::cache()?;
-        let runtime = crate::env::runtime()?;
-        Ok(Session { source, client, cache, runtime })
+        Session::with_sources(vec![source(args)?], args.offline)
     }
 
-    /// Fetches `debs` (each file once, hash-checked, into the cache) with a spinner and a
-    /// summary line; returns their cache paths in order and the time it took.
+    /// A session of the manifest's `[debian]` sources ([`manifest_sources`]).
+    pub fn for_manifest(manifest: &lockfile::Manifest, offline: bool) -> Result<Session, Error> {
+        Session::with_sources(manifest_sources(manifest)?, offline)
+    }
+
+    fn with_sources(sources: Vec<DebSource>, offline: bool) -> Result<Session, Error> {
+        let client = crate::env::client(fetch::ClientOptions { offline, ..Default::default() })?;
+        let cache = crate::env::cache()?;
+        let runtime = crate::env::runtime()?;
+        Ok(Session { sources, client, cache, runtime })
+    }
+
+    /// The suites read, for messages: `bullseye, bullseye-updates, bullseye-security`.
+    pub fn suites(&self) -> String {
+        self.sources.iter().map(|s| s.suite.as_str()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Fetches `debs` (each file once, hash-checked, into the cache, each from the source of
+    /// its suite) with a spinner and a summary line; returns their cache paths in order and
+    /// the time it took.
     pub fn fetch_debs(
         &self,
         debs: &[LockedDeb],
@@ -70,7 +88,7 @@ impl Session {
             debs.len(),
             megabytes(download)
         ));
-        let paths = self.runtime.block_on(debian::fetch_debs(&self.client, &self.cache, &self.source, debs));
+        let paths = self.runtime.block_on(debian::fetch_debs(&self.client, &self.cache, &self.sources, debs));
         spinner.finish_and_clear();
         let paths = paths.map_err(debian_error)?;
         let took = started.elapsed();
@@ -84,9 +102,48 @@ impl Session {
         Ok((paths, took))
     }
 
-    /// Reads the signed index once and each architecture's `Packages` (concurrently), then
-    /// resolves every architecture (in parallel threads). Prints one summary line per
-    /// architecture.
+    /// Reads every source's signed `Release` once, then each architecture's `Packages` of
+    /// every source (concurrently), into one index per architecture, in `arches`' order.
+    pub fn read_indexes(
+        &self,
+        arches: &[&'static str],
+        printer: &dyn Reporter,
+    ) -> Result<Vec<debian::Index>, Error> {
+        let spinner = printer.spinner(&format!("Reading {} for {}", self.suites(), arches.join(", ")));
+        let indexes = self.runtime.block_on(async {
+            let releases = futures::future::try_join_all(self.sources.iter().enumerate().map(
+                |(i, source)| async move {
+                    debian::fetch_release(&self.client, &self.cache, source)
+                        .await
+                        .map_err(|e| missing_suite(e, i, source))
+                },
+            ))
+            .await?;
+            let reads = arches.iter().map(|arch| {
+                let releases = &releases;
+                async move {
+                    let files = self.sources.iter().zip(releases).map(|(source, release)| async move {
+                        let files =
+                            debian::fetch_packages(&self.client, &self.cache, source, release, arch).await?;
+                        let origin = debian::Origin {
+                            suite: source.suite.clone(),
+                            not_automatic: release.not_automatic,
+                        };
+                        Ok::<_, debian::Error>((origin, files))
+                    });
+                    let parts = futures::future::try_join_all(files).await.map_err(debian_error)?;
+                    debian::read_index_blocking(arch, parts).await.map_err(debian_error)
+                }
+            });
+            futures::future::try_join_all(reads).await
+        });
+        spinner.finish_and_clear();
+        indexes
+    }
+
+    /// Reads the indexes ([`Session::read_indexes`]), then resolves every architecture (in
+    /// parallel threads), each with the options `opts` gives for its index. Prints one
+    /// summary line per architecture.
     pub fn resolve(
         &self,
         packages: &[String],
@@ -95,25 +152,31 @@ impl Session {
         printer: &dyn Reporter,
     ) -> Result<Resolved, Error> {
         let started = Instant::now();
-        let spinner = printer.spinner(&format!("Reading {} for {}", self.source.suite, arches.join(", ")));
-        let indexes = self.runtime.block_on(async {
-            let release = debian::fetch_release(&self.client, &self.cache, &self.source).await?;
-            let reads = arches.iter().map(|arch| {
-                debian::fetch_index_with(&self.client, &self.cache, &self.source, &release, arch)
-            });
-            futures::future::try_join_all(reads).await
-        });
-        spinner.finish_and_clear();
-        let indexes = indexes.map_err(debian_error)?;
+        let indexes = self.read_indexes(arches, printer)?;
         let index_time = started.elapsed();
+        let opts: Vec<ResolveOptions> = indexes.iter().map(|_| opts.clone()).collect();
+        let (sets, resolve_time) = self.resolve_indexes(&indexes, packages, &opts, arches, printer)?;
+        Ok(Resolved { sets, index_time, resolve_time })
+    }
 
+    /// Resolves `packages` in each of `indexes` (of `arches`, in order) with its own options,
+    /// in parallel threads.
+    pub fn resolve_indexes(
+        &self,
+        indexes: &[debian::Index],
+        packages: &[String],
+        opts: &[ResolveOptions],
+        arches: &[&'static str],
+        printer: &dyn Reporter,
+    ) -> Result<(Vec<ArchSet>, Duration), Error> {
         let started = Instant::now();
         type Set = (Vec<LockedDeb>, Vec<debian::SetRelations>);
         let results: Vec<Result<Set, Error>> = std::thread::scope(|scope| {
             let handles: Vec<_> = indexes
                 .iter()
-                .map(|index| {
-                    scope.spawn(|| -> Result<Set, Error> {
+                .zip(opts)
+                .map(|(index, opts)| {
+                    scope.spawn(move || -> Result<Set, Error> {
                         let debs = debian::resolve(index, packages, opts).map_err(debian_error)?;
                         let relations =
                             debian::set_relations(index, &debs, opts.recommends).map_err(debian_error)?;
@@ -121,23 +184,58 @@ impl Session {
                     })
                 })
                 .collect();
-            let panicked =
-                || Error::internal(format!("a resolver thread for {} panicked", self.source.suite));
+            let panicked = || Error::internal(format!("a resolver thread for {} panicked", self.suites()));
             handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(panicked()))).collect()
         });
         let resolve_time = started.elapsed();
         let mut sets = Vec::with_capacity(arches.len());
         for (arch, result) in arches.iter().zip(results) {
             let (debs, relations) = result?;
+            let moved = debs
+                .iter()
+                .filter(|d| !d.suite.is_empty() && Some(&d.suite) != self.sources.first().map(|s| &s.suite))
+                .count();
+            let from = match moved {
+                0 => self.sources.first().map_or(String::new(), |s| s.suite.clone()),
+                n => format!(
+                    "{} ({n} from its other suites)",
+                    self.sources.first().map_or("", |s| s.suite.as_str())
+                ),
+            };
             printer.status(format!(
-                "Resolved {} packages for {arch} from {} ({} of .debs)",
+                "Resolved {} packages for {arch} from {from} ({} of .debs)",
                 debs.len(),
-                self.source.suite,
                 megabytes(debs.iter().map(|d| d.size).sum())
             ));
             sets.push(ArchSet { arch, debs, relations });
         }
-        Ok(Resolved { sets, index_time, resolve_time })
+        Ok((sets, resolve_time))
+    }
+}
+
+/// A suite the archive does not have, with what to do: for the `-updates` and `-security`
+/// suites the manifest implies, how to point at them or leave them out.
+fn missing_suite(err: debian::Error, position: usize, source: &DebSource) -> Error {
+    let missing =
+        matches!(&err, debian::Error::Release { reason, .. } if reason == debian::remote::NO_RELEASE);
+    let hint = match (missing, position) {
+        (true, _) if source.suite.ends_with("-security") => Some(format!(
+            "{} has no suite `{}`: name the security archive with [debian] security_mirror, or set \
+             security = false if the release has no security suite",
+            fetch::redact(&source.mirror),
+            source.suite
+        )),
+        (true, _) if source.suite.ends_with("-updates") => Some(format!(
+            "{} has no suite `{}`: set [debian] updates = false if the release has none",
+            fetch::redact(&source.mirror),
+            source.suite
+        )),
+        _ => None,
+    };
+    let err = debian_error(err);
+    match hint {
+        Some(hint) => err.with_hint(hint),
+        None => err,
     }
 }
 
@@ -146,20 +244,196 @@ impl Session {
 fn source(args: &SourceArgs<'_>) -> Result<DebSource, Error> {
     let mut source = match args.mirror {
         Some(mirror) => {
-            let url = url::Url::parse(mirror).map_err(|e| {
-                Error::user(format!("--mirror `{mirror}` is not a URL: {e}"))
-                    .with_hint("give the archive root, the URL of the directory holding dists/ and pool/")
-            })?;
-            DebSource::new(url, args.suite, debian::source::DEFAULT_KEYRING)
+            DebSource::new(mirror_url(mirror, "--mirror")?, args.suite, debian::source::DEFAULT_KEYRING)
         }
         None => DebSource::from_host_apt(Some(args.suite)).map_err(debian_error)?,
     };
     if let Some(keyring) = args.keyring {
-        // gpgv looks a relative keyring name up in its home directory, not here.
-        source.keyring = std::path::absolute(keyring)
-            .map_err(|e| Error::from_error(format!("cannot resolve --keyring {}", keyring.display()), e))?;
+        source.keyring = absolute_keyring(keyring)?;
     }
     Ok(source)
+}
+
+fn mirror_url(mirror: &str, what: &str) -> Result<url::Url, Error> {
+    url::Url::parse(mirror).map_err(|e| {
+        Error::user(format!("{what} `{mirror}` is not a URL: {e}"))
+            .with_hint("give the archive root, the URL of the directory holding dists/ and pool/")
+    })
+}
+
+fn absolute_keyring(keyring: &Path) -> Result<PathBuf, Error> {
+    // gpgv looks a relative keyring name up in its home directory, not here.
+    std::path::absolute(keyring)
+        .map_err(|e| Error::from_error(format!("cannot resolve the keyring {}", keyring.display()), e))
+}
+
+/// Releases that have neither `-updates` nor `-security` suites.
+const ROLLING: &[&str] = &["sid", "unstable", "experimental", "rc-buggy"];
+
+/// The apt sources of a manifest's `[debian]`, in apt's order, as Debian's own images
+/// configure them: the suite and `SUITE-updates` from `mirror` (else the host's apt source
+/// of the suite), `SUITE-security` from `security_mirror` (else `mirror`, else the host's
+/// apt source of a `*-security` suite), then each `[[debian.source]]` suite. No suite
+/// appears twice: the lock names each `.deb`'s suite.
+pub fn manifest_sources(manifest: &lockfile::Manifest) -> Result<Vec<DebSource>, Error> {
+    let Some(debian) = &manifest.debian else { return Ok(Vec::new()) };
+    let suite = debian.suite.as_str();
+    let keyring = debian.keyring.as_deref().map(absolute_keyring).transpose()?;
+    let from = |mirror: Option<&str>, suite: &str, what: &str| -> Result<DebSource, Error> {
+        let mut source = match mirror {
+            Some(url) => DebSource::new(mirror_url(url, what)?, suite, debian::source::DEFAULT_KEYRING),
+            None => DebSource::from_host_apt(Some(suite)).map_err(debian_error)?,
+        };
+        if let Some(keyring) = &keyring {
+            source.keyring = keyring.clone();
+        }
+        Ok(source)
+    };
+    let main = from(debian.mirror.as_deref(), suite, "[debian] mirror")?;
+    let mut sources = vec![main.clone()];
+    if !ROLLING.contains(&suite) {
+        if debian.updates {
+            sources.push(DebSource { suite: format!("{suite}-updates"), ..main.clone() });
+        }
+        if debian.security {
+            let mirror = debian.security_mirror.as_deref().or(debian.mirror.as_deref());
+            let mut security = from(mirror, &format!("{suite}-security"), "[debian] security_mirror")?;
+            security.components = main.components.clone();
+            sources.push(security);
+        }
+    }
+    for extra in &debian.source {
+        let url = mirror_url(&extra.url, "[[debian.source]] url")?;
+        for suite in &extra.suites {
+            let mut source = DebSource::new(url.clone(), suite, debian::source::DEFAULT_KEYRING);
+            source.components = extra.components.clone();
+            if let Some(keyring) =
+                extra.keyring.as_deref().map(absolute_keyring).transpose()?.or(keyring.clone())
+            {
+                source.keyring = keyring;
+            }
+            sources.push(source);
+        }
+    }
+    for (i, source) in sources.iter().enumerate() {
+        if sources[..i].iter().any(|s| s.suite == source.suite) {
+            return Err(Error::user(format!(
+                "{}: the suite `{}` is read from two sources",
+                manifest.path().display(),
+                source.suite
+            ))
+            .with_hint("the lock names each package's suite: list each suite once"));
+        }
+    }
+    Ok(sources)
+}
+
+/// What an image gets so apt works in it and in images built `FROM` it: the sources it was
+/// locked from as `/etc/apt/sources.list.d/debian.sources` (deb822, no credentials), and
+/// the keyrings they are signed with that no Debian package ships (Debian's archive
+/// keyring is named where `debian-archive-keyring` installs it).
+#[derive(Debug, Clone, Default)]
+pub struct ImageApt {
+    /// Relative path and content of each file.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// What a Debian layer's key says of them: each file's path and sha256.
+    pub inputs: String,
+}
+
+/// Where the sources file goes.
+pub const IMAGE_SOURCES: &str = "etc/apt/sources.list.d/debian.sources";
+
+impl ImageApt {
+    /// The files for `sources`, reading the keyrings that go into the image.
+    pub fn for_sources(sources: &[DebSource]) -> Result<ImageApt, Error> {
+        if sources.is_empty() {
+            return Ok(ImageApt::default());
+        }
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut keyrings: Vec<(&Path, String)> = Vec::new();
+        // One stanza per archive, components and keyring, its suites in the sources' order.
+        let mut stanzas: Vec<(String, &[String], String, Vec<&str>)> = Vec::new();
+        for source in sources {
+            let signed_by = if source.keyring == Path::new(debian::source::DEFAULT_KEYRING) {
+                debian::source::DEFAULT_KEYRING.to_string()
+            } else if let Some((_, at)) = keyrings.iter().find(|(k, _)| *k == source.keyring) {
+                at.clone()
+            } else {
+                let bytes = read_keyring(&source.keyring)?;
+                let name =
+                    source.keyring.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let mut at = format!("etc/apt/keyrings/{name}");
+                if files.iter().any(|(p, _)| *p == at) {
+                    at = format!("etc/apt/keyrings/{}-{name}", keyrings.len());
+                }
+                files.push((at.clone(), bytes));
+                keyrings.push((&source.keyring, format!("/{at}")));
+                format!("/{at}")
+            };
+            let url = without_credentials(&source.mirror);
+            match stanzas
+                .iter_mut()
+                .find(|(u, c, k, _)| *u == url && *c == source.components.as_slice() && *k == signed_by)
+            {
+                Some((_, _, _, suites)) => suites.push(&source.suite),
+                None => stanzas.push((url, &source.components, signed_by, vec![&source.suite])),
+            }
+        }
+        let mut text = String::from("# The sources this image was locked from (marqo-base).\n");
+        for (url, components, signed_by, suites) in &stanzas {
+            text.push_str(&format!(
+                "\nTypes: deb\nURIs: {url}\nSuites: {}\nComponents: {}\nSigned-By: {signed_by}\n",
+                suites.join(" "),
+                components.join(" ")
+            ));
+        }
+        files.insert(0, (IMAGE_SOURCES.to_string(), text.into_bytes()));
+        let inputs = files
+            .iter()
+            .map(|(path, bytes)| format!("apt {path} {}\n", hex::encode(sha2::Sha256::digest(bytes))))
+            .collect();
+        Ok(ImageApt { files, inputs })
+    }
+}
+
+/// A keyring to copy into the image: a file, bounded.
+fn read_keyring(path: &Path) -> Result<Vec<u8>, Error> {
+    const MAX_KEYRING: u64 = 16 * 1024 * 1024;
+    let meta = fs_err::metadata(path)
+        .map_err(|e| Error::from_error(format!("cannot read the keyring {}", path.display()), e))?;
+    if !meta.is_file() || meta.len() > MAX_KEYRING {
+        return Err(Error::user(format!(
+            "the keyring {} is not a file of at most {} MB, which the image's apt sources can name",
+            path.display(),
+            MAX_KEYRING >> 20
+        ))
+        .with_hint("give the keyring as one .gpg or .asc file"));
+    }
+    fs_err::read(path)
+        .map_err(|e| Error::from_error(format!("cannot read the keyring {}", path.display()), e))
+}
+
+/// A mirror URL as an image may show it: without user name or password.
+fn without_credentials(url: &url::Url) -> String {
+    let mut url = url.clone();
+    // Only URLs that cannot have credentials refuse these, and they have none.
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    url.to_string()
+}
+
+/// The version apt would upgrade a locked package to, when the index has a newer one: the
+/// highest of its name and architecture that apt takes without being asked, or from the
+/// suite the lock took it from (a `NotAutomatic` suite the manifest asked for).
+pub fn newer_candidate<'a>(
+    index: &'a debian::Index,
+    locked: &lockfile::LockedDebian,
+) -> Option<debian::Package<'a>> {
+    let best = index.by_name(&locked.name).find(|p| {
+        p.architecture() == locked.arch
+            && (p.automatic() || locked.suite.as_deref().is_some_and(|s| p.origins().any(|o| o.suite == s)))
+    })?;
+    (debian::compare_versions(best.version(), &locked.version) == std::cmp::Ordering::Greater).then_some(best)
 }
 
 /// Unpacks each architecture's set of `resolved` into its directory of `outputs`, in

@@ -64,6 +64,7 @@ pub fn diff(manifest_path: &Path, old: &Path, new: Option<&Path>) -> Result<Vec<
         build_constraints: &inputs.build_constraints,
         compression: image::Compression::Gzip,
         bytecode: &bytecode,
+        apt: "",
     };
     let old_plan = BuildPlan::new(&manifest, &old_lock, &options)?;
     let new_plan = BuildPlan::new(&manifest, &new_lock, &options)?;

@@ -35,6 +35,7 @@ pub mod files;
 pub mod graph;
 pub mod layer_cache;
 pub mod lock;
+pub mod outdated;
 pub mod plan;
 pub mod push;
 pub mod python;

@@ -16,7 +16,7 @@ use pep_types::{PackageName, Target, Version};
 use py_resolver::{RequirementSet, ResolveOptions};
 use pypi_client::{IndexArgs, IndexStrategy};
 
-use crate::debian::{Session, SourceArgs};
+use crate::debian::Session;
 use crate::python::{open_source, parse_date, resolve_with_progress, SourceSetup};
 use crate::{base, files, Error, Reporter};
 
@@ -37,6 +37,9 @@ pub struct LockOptions {
     pub offline: bool,
     /// Revalidate every cached index page.
     pub refresh: bool,
+    /// Take every Debian security update (a newer version of a locked package in a
+    /// `-security` suite) and keep everything else, as unattended-upgrades would.
+    pub security: bool,
 }
 
 impl LockOptions {
@@ -216,7 +219,7 @@ fn python_roots(manifest: &Manifest) -> Result<BTreeMap<TargetPlatform, Vec<Pyth
     Ok(roots)
 }
 
-fn lock_python(
+pub(crate) fn lock_python(
     manifest: &Manifest,
     python: &lockfile::Python,
     previous: Option<&Lock>,
@@ -359,28 +362,46 @@ fn lock_debian(
     lock: &mut Lock,
     printer: &dyn Reporter,
 ) -> Result<(), Error> {
-    let source = SourceArgs {
-        suite: &debian.suite,
-        mirror: debian.mirror.as_deref(),
-        keyring: debian.keyring.as_deref(),
-        offline: args.offline,
-    };
-    let session = Session::open(&source)?;
-    // Re-locking keeps each package's version while the suite still has it.
-    let locked: BTreeMap<String, String> = previous
-        .map(|l| {
-            l.debian
-                .iter()
-                .filter(|d| !upgrade.contains(&d.name))
-                .map(|d| (d.name.clone(), d.version.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let opts = debian::ResolveOptions { essential: debian.essential, recommends: debian.recommends, locked };
+    let session = Session::for_manifest(manifest, args.offline)?;
     let platforms: Vec<TargetPlatform> = manifest.image.platforms.clone();
     let arches: Vec<&'static str> = platforms.iter().map(|p| p.arch().name()).collect();
-    let resolved = session.resolve(&debian.packages, &opts, &arches, printer)?;
-    for (platform, set) in platforms.iter().zip(&resolved.sets) {
+    let started = std::time::Instant::now();
+    let indexes = session.read_indexes(&arches, printer)?;
+    tracing::debug!("read the indexes of {} in {:.2?}", session.suites(), started.elapsed());
+    let mut opts = Vec::with_capacity(platforms.len());
+    for (platform, index) in platforms.iter().zip(&indexes) {
+        // Re-locking keeps each package's version while the sources still have it; with
+        // --security, except where a security suite has a newer one.
+        let mut locked = BTreeMap::new();
+        let mut moving = Vec::new();
+        for d in previous.into_iter().flat_map(|l| l.debian_for(*platform)) {
+            if upgrade.contains(&d.name) {
+                continue;
+            }
+            if args.security {
+                if let Some(newer) = crate::debian::newer_candidate(index, d) {
+                    if newer.from_security() {
+                        moving.push(format!("{} {} -> {}", d.name, d.version, newer.version()));
+                        continue;
+                    }
+                }
+            }
+            locked.insert(d.name.clone(), d.version.clone());
+        }
+        if args.security {
+            printer.status(match moving.len() {
+                0 => format!("No security update for {platform}"),
+                n => format!("{n} security updates for {platform}: {}", moving.join(", ")),
+            });
+        }
+        opts.push(debian::ResolveOptions {
+            essential: debian.essential,
+            recommends: debian.recommends,
+            locked,
+        });
+    }
+    let (sets, _) = session.resolve_indexes(&indexes, &debian.packages, &opts, &arches, printer)?;
+    for (platform, set) in platforms.iter().zip(&sets) {
         for (deb, relations) in set.debs.iter().zip(&set.relations) {
             lock.add_debian(LockedDebian {
                 name: deb.name.clone(),
@@ -389,6 +410,7 @@ fn lock_debian(
                 platforms: vec![*platform],
                 dependencies: Some(relations.dependencies.clone()),
                 provides: relations.provides.clone(),
+                suite: Some(deb.suite.clone()),
                 path: deb.filename.clone(),
                 file: FileRef {
                     name: deb.file_name().to_string(),

@@ -37,6 +37,9 @@ pub struct PlanOptions<'a> {
     pub compression: Compression,
     /// Whether wheel layers get `.pyc`, and from which interpreter.
     pub bytecode: &'a Bytecode,
+    /// What the Debian layer's key says of apt's sources in the image
+    /// ([`crate::debian::ImageApt::inputs`]).
+    pub apt: &'a str,
 }
 
 /// Whether wheel layers get `.pyc` and from which interpreter ([`crate::bytecode::choose`]
@@ -290,6 +293,7 @@ fn plan_platform<'a>(
                 lockfile::Debian::ca_certificate_name(cert)
             ));
         }
+        inputs.push_str(options.apt);
         layers.push(PlannedLayer {
             created_by: format!("marqo-base: {} Debian packages", debs.len()),
             source: LayerSource::Debian(debs),
@@ -436,6 +440,7 @@ mode = 0o755
             build_constraints: "constraints.txt 2222 ",
             compression,
             bytecode,
+            apt: "",
         };
         BuildPlan::new(&manifest, &lock, &options).unwrap().to_string()
     }
@@ -507,6 +512,7 @@ mode = 0o755
             build_constraints: "",
             compression: Compression::Gzip,
             bytecode: &NO_BYTECODE,
+            apt: "",
         };
         let err = BuildPlan::new(&manifest, &lock, &options).unwrap_err();
         assert!(err.to_string().contains("linux/riscv64"), "{err}");
@@ -526,6 +532,7 @@ mode = 0o755
             build_constraints: "",
             compression: Compression::Gzip,
             bytecode: &NO_BYTECODE,
+            apt: "",
         };
         let err = BuildPlan::new(&manifest, &lock, &options).unwrap_err();
         assert!(err.to_string().contains("no [python] section"), "{err}");

@@ -359,39 +359,53 @@ impl Repo {
         Repo { dir, gnupg, keyring, wrong_keyring }
     }
 
-    /// Writes the indexes of `suite` (all packages in the pool) and signs them.
+    /// Writes the indexes of `suite` (all packages in the pool) and signs them; with empty
+    /// `SUITE-updates` and `SUITE-security` beside it where they do not exist yet, as a
+    /// Debian release has them.
     pub fn publish(&self, suite: &str) {
+        self.publish_from(suite, "pool/main", &[]);
+        for extra in ["updates", "security"] {
+            let name = format!("{suite}-{extra}");
+            if !self.root().join("dists").join(&name).exists() {
+                self.publish_from(&name, "pool/empty", &[]);
+            }
+        }
+    }
+
+    /// Writes and signs the indexes of `suite` from the `.deb`s under `pool` (a directory
+    /// relative to the repository root), with more `Release` fields (`NotAutomatic`,
+    /// `Valid-Until`).
+    pub fn publish_from(&self, suite: &str, pool: &str, fields: &[(&str, &str)]) {
         let root = self.root();
+        std::fs::create_dir_all(root.join(pool)).unwrap();
         for arch in ["amd64", "arm64"] {
             let d = root.join(format!("dists/{suite}/main/binary-{arch}"));
             std::fs::create_dir_all(&d).unwrap();
-            let packages = run(Command::new("apt-ftparchive").current_dir(&root).args([
-                "--arch",
-                arch,
-                "packages",
-                "pool/main",
-            ]));
+            let packages = run(Command::new("apt-ftparchive")
+                .current_dir(&root)
+                .args(["--arch", arch, "packages", pool]));
             std::fs::write(d.join("Packages"), &packages).unwrap();
             let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
             xz.write_all(packages.as_bytes()).unwrap();
             std::fs::write(d.join("Packages.xz"), xz.finish().unwrap()).unwrap();
         }
-        let release = run(Command::new("apt-ftparchive")
+        let mut options = vec![
+            "APT::FTPArchive::Release::Origin=Test".to_string(),
+            format!("APT::FTPArchive::Release::Suite={suite}"),
+            format!("APT::FTPArchive::Release::Codename={suite}"),
+            "APT::FTPArchive::Release::Architectures=amd64 arm64".to_string(),
+            "APT::FTPArchive::Release::Components=main".to_string(),
+        ];
+        let mut release = run(Command::new("apt-ftparchive")
             .current_dir(&root)
-            .args([
-                "-o",
-                "APT::FTPArchive::Release::Origin=Test",
-                "-o",
-                &format!("APT::FTPArchive::Release::Suite={suite}"),
-                "-o",
-                &format!("APT::FTPArchive::Release::Codename={suite}"),
-                "-o",
-                "APT::FTPArchive::Release::Architectures=amd64 arm64",
-                "-o",
-                "APT::FTPArchive::Release::Components=main",
-                "release",
-            ])
+            .args(options.drain(..).flat_map(|o| ["-o".to_string(), o]))
+            .arg("release")
             .arg(format!("dists/{suite}")));
+        // Fields apt-ftparchive does not write go before the hashes.
+        let extra: String = fields.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+        if let Some(at) = release.find("MD5Sum:") {
+            release.insert_str(at, &extra);
+        }
         let dists = root.join(format!("dists/{suite}"));
         std::fs::write(dists.join("Release"), release).unwrap();
         run(Command::new("gpg")

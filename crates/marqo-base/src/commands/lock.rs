@@ -18,6 +18,7 @@ pub fn exec(args: LockArgs, printer: &Printer, format: Format) -> Result<ExitCod
         exclude_newer: args.exclude_newer,
         offline: args.offline,
         refresh: args.refresh,
+        security: args.security,
     };
     if !args.check {
         ops::lock::lock(&options, printer)?;

@@ -7,5 +7,6 @@ pub mod compile;
 pub mod debian;
 pub mod graph;
 pub mod lock;
+pub mod outdated;
 pub mod registry;
 pub mod sign;
