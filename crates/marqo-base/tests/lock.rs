@@ -333,3 +333,213 @@ fn json_outputs_follow_their_schemas() {
         refused.stderr
     );
 }
+
+/// A gzipped `changelog.Debian` of libc-test: two security entries above the locked 1.0
+/// and one CVE below it, which is not the update's.
+fn libc_changelog() -> Vec<u8> {
+    let text = "libc-test (1.0+deb1u2) stable-security; urgency=high\n\n  \
+                * CVE-2026-2222: fix an overflow.\n\n -- Sec <s@example.invalid>  Mon, 02 Nov 2026 10:00:00 +0000\n\n\
+                libc-test (1.0+deb1u1) stable-security; urgency=high\n\n  \
+                * debian/patches/CVE-2026-1111.patch: new.\n  * Also CVE-2026-2222, partly.\n\n \
+                -- Sec <s@example.invalid>  Mon, 01 Nov 2026 10:00:00 +0000\n\n\
+                libc-test (1.0) stable; urgency=medium\n\n  * CVE-2020-0001: old news.\n\n \
+                -- M <m@example.invalid>  Mon, 01 Jan 2024 10:00:00 +0000\n";
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// The release's three suites and a backports suite, as Debian has them: `lock` takes the
+/// highest version across stable, -updates and -security but nothing from the NotAutomatic
+/// backports unless asked (`name/SUITE`); `outdated` names the security update with the
+/// CVE IDs of its changelog and exits 1; `lock --security` moves that package alone, after
+/// which `outdated --security` exits 0; the built image's apt sources are read by apt itself;
+/// an expired `Valid-Until` is refused at `lock`, never at `build`.
+#[test]
+fn security_updates_are_locked_listed_and_applied() {
+    apt::require_tools();
+    let repo = Repo::new();
+    let work = repo.dir.path().join("build");
+    let pool = |name: &str| {
+        let dir = repo.root().join("pool").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    for arch in ["amd64", "arm64"] {
+        Deb::new("libc-test", "1.0").arch(arch).build(&work, &pool("main"));
+        Deb::new("tool", "1.0").arch(arch).build(&work, &pool("main"));
+    }
+    Deb::new("app", "1.0").depends("libc-test").build(&work, &pool("main"));
+    Deb::new("app", "2.0").depends("libc-test").build(&work, &pool("backports"));
+    repo.publish("stable");
+    repo.publish_from(
+        "stable-backports",
+        "pool/backports",
+        &[("NotAutomatic", "yes"), ("ButAutomaticUpgrades", "yes")],
+    );
+    let apt_server = AptServer::start(repo.root());
+
+    let ctx = TestContext::new();
+    let manifest = |packages: &str| {
+        format!(
+            "[image]\nrepository = \"example/patched\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\n\
+             [debian]\nsuite = \"stable\"\nmirror = \"{url}\"\nkeyring = \"{key}\"\nessential = false\n\
+             packages = [{packages}]\n\n\
+             [[debian.source]]\nurl = \"{url}\"\nsuites = [\"stable-backports\"]\n",
+            url = apt_server.url(),
+            key = repo.keyring.display()
+        )
+    };
+    ctx.write("marqo-base.toml", &manifest("\"app\", \"tool\""));
+    let run = ctx.run(&["lock"]);
+    run.success();
+    let lock = ctx.read("marqo-base.lock");
+    assert!(lock.contains("name = \"app\"\nversion = \"1.0\""), "NotAutomatic 2.0 was taken:\n{lock}");
+    assert!(lock.contains("suite = \"stable\"\npath = \"pool/main/app_1.0_all.deb\""), "{lock}");
+
+    // Updates arrive: a security build of libc-test, a plain update of tool.
+    for arch in ["amd64", "arm64"] {
+        Deb::new("libc-test", "1.0+deb1u2")
+            .arch(arch)
+            .file_bytes("/usr/share/doc/libc-test/changelog.Debian.gz", &libc_changelog(), 0o644)
+            .build(&work, &pool("security"));
+        Deb::new("tool", "1.1").arch(arch).build(&work, &pool("updates"));
+    }
+    repo.publish_from("stable-security", "pool/security", &[]);
+    repo.publish_from("stable-updates", "pool/updates", &[]);
+
+    let run = ctx.run(&["outdated", "--no-python"]);
+    run.code(1);
+    let want = "debian libc-test 1.0 -> 1.0+deb1u2 (stable-security) linux/amd64 security: CVE-2026-1111 CVE-2026-2222\n";
+    assert!(run.stdout.contains(want), "{}", run.stdout);
+    assert!(run.stdout.contains("debian tool 1.0 -> 1.1 (stable-updates) linux/amd64\n"), "{}", run.stdout);
+    assert!(!run.stdout.contains("app"), "a NotAutomatic version is no update:\n{}", run.stdout);
+    assert!(run.stderr.contains("lock --security"), "{}", run.stderr);
+    let run = ctx.run(&["--format", "json", "outdated", "--security"]);
+    run.code(1);
+    common::validate_json("outdated", &run.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let updates = doc["debian"].as_array().unwrap();
+    assert_eq!(updates.len(), 2, "libc-test on each platform, tool left out: {doc}");
+    assert_eq!(updates[0]["cves"], serde_json::json!(["CVE-2026-1111", "CVE-2026-2222"]), "{doc}");
+    assert_eq!(updates[0]["changelog_complete"], true, "{doc}");
+
+    // lock --security moves libc-test and nothing else; then nothing security is missing.
+    ctx.run(&["lock", "--security"]).success();
+    let relocked = ctx.read("marqo-base.lock");
+    assert!(
+        relocked.contains(
+            "name = \"libc-test\"\nversion = \"1.0+deb1u2\"\narch = \"amd64\"\nplatforms = [\"linux/amd64\"]\n\
+             dependencies = []\nsuite = \"stable-security\"\npath = \"pool/security/libc-test_1.0+deb1u2_amd64.deb\""
+        ),
+        "{relocked}"
+    );
+    assert!(relocked.contains("name = \"tool\"\nversion = \"1.0\""), "tool moved too:\n{relocked}");
+    assert_eq!(relocked.matches("version = \"1.0+deb1u2\"").count(), 2, "{relocked}");
+    ctx.run(&["outdated", "--security", "--no-cves"]).success();
+    ctx.write("old.lock", &lock);
+    let diff = ctx.run(&["diff", "old.lock"]);
+    diff.success();
+    assert!(diff.stdout.contains("libc-test 1.0 -> 1.0+deb1u2"), "{}", diff.stdout);
+
+    // Held at a version, a package stays; outdated still names what it misses.
+    ctx.write("marqo-base.toml", &manifest("\"app\", \"tool\", \"libc-test=1.0\""));
+    ctx.run(&["lock", "--security"]).success();
+    assert!(ctx.read("marqo-base.lock").contains("name = \"libc-test\"\nversion = \"1.0\"\n"));
+    let run = ctx.run(&["outdated", "--security", "--no-cves"]);
+    run.code(1);
+    assert!(
+        run.stdout
+            .contains("debian libc-test 1.0 -> 1.0+deb1u2 (stable-security) linux/amd64 security held\n"),
+        "{}",
+        run.stdout
+    );
+
+    // Asked of backports by name, it comes from there.
+    ctx.write("marqo-base.toml", &manifest("\"app/stable-backports\", \"tool\""));
+    ctx.run(&["lock"]).success();
+    let lock = ctx.read("marqo-base.lock");
+    assert!(lock.contains("name = \"app\"\nversion = \"2.0\""), "{lock}");
+    assert!(lock.contains("suite = \"stable-backports\""), "{lock}");
+
+    // The image's apt sources, read by apt: every suite, signed by the keyring it ships.
+    ctx.run(&["build", "--oci", "out", "--platform", "linux/amd64"]).success();
+    let rootfs = ctx.work().join("rootfs");
+    let out = std::process::Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:latest", ctx.work().join("out").display()))
+        .arg(format!("oci:{}:amd64", ctx.work().join("one").display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("umoci")
+        .args(["raw", "unpack", "--rootless", "--image"])
+        .arg(format!("{}:amd64", ctx.work().join("one").display()))
+        .arg(&rootfs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sources = std::fs::read_to_string(rootfs.join("etc/apt/sources.list.d/debian.sources")).unwrap();
+    let stanza = format!(
+        "Types: deb\nURIs: {}\nSuites: stable stable-updates stable-security stable-backports\nComponents: main\n\
+         Signed-By: /etc/apt/keyrings/repo-key.gpg\n",
+        apt_server.url()
+    );
+    assert!(sources.contains(&stanza), "{sources}");
+    assert_eq!(
+        std::fs::read(rootfs.join("etc/apt/keyrings/repo-key.gpg")).unwrap(),
+        std::fs::read(&repo.keyring).unwrap()
+    );
+    // A private apt (nothing of the host's configuration) that reads only those sources.
+    let apt_root = ctx.work().join("apt");
+    for dir in [
+        "etc/apt/sources.list.d",
+        "etc/apt/apt.conf.d",
+        "etc/apt/trusted.gpg.d",
+        "lists/partial",
+        "cache/archives/partial",
+        "log",
+    ] {
+        std::fs::create_dir_all(apt_root.join(dir)).unwrap();
+    }
+    std::fs::write(apt_root.join("status"), "").unwrap();
+    let host_sources =
+        sources.replace("/etc/apt/keyrings/", &format!("{}/etc/apt/keyrings/", rootfs.display()));
+    std::fs::write(apt_root.join("etc/apt/sources.list.d/debian.sources"), host_sources).unwrap();
+    let r = apt_root.display();
+    let apt_config = apt_root.join("apt.conf");
+    std::fs::write(
+        &apt_config,
+        format!(
+            "Dir \"{r}/\";\nDir::State \"{r}/\";\nDir::State::lists \"{r}/lists/\";\nDir::State::status \"{r}/status\";\n\
+             Dir::Cache \"{r}/cache/\";\nDir::Etc \"{r}/etc/apt/\";\nDir::Etc::Parts \"{r}/etc/apt/apt.conf.d/\";\n\
+             Dir::Etc::TrustedParts \"{r}/etc/apt/trusted.gpg.d/\";\nDir::Log \"{r}/log/\";\n\
+             APT::Architecture \"amd64\";\nAcquire::Languages \"none\";\nAPT::Sandbox::User \"root\";\n"
+        ),
+    )
+    .unwrap();
+    let apt = |args: &[&str]| {
+        std::process::Command::new("apt-get").env("APT_CONFIG", &apt_config).args(args).output().unwrap()
+    };
+    let update = apt(&["update"]);
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&update.stdout), String::from_utf8_lossy(&update.stderr));
+    assert!(
+        update.status.success() && !text.contains("W:") && !text.contains("E:"),
+        "apt-get update: {text}"
+    );
+    for suite in ["stable ", "stable-updates ", "stable-security ", "stable-backports "] {
+        assert!(text.contains(suite), "{suite}not read by apt: {text}");
+    }
+
+    // An expired index is refused at lock, with a hint; the lock still builds.
+    repo.publish_from(
+        "stable-security",
+        "pool/security",
+        &[("Valid-Until", "Mon, 01 Jan 2024 00:00:00 UTC")],
+    );
+    let run = ctx.run(&["lock", "-P", "tool"]);
+    run.code(2);
+    assert!(run.stderr.contains("expired") && run.stderr.contains("hint:"), "{}", run.stderr);
+    ctx.run(&["build", "--oci", "out2", "--platform", "linux/amd64"]).success();
+}
