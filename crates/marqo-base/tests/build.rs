@@ -1012,19 +1012,20 @@ fn golden_layer_digests() {
     let work = ctx.work();
     ctx.run(&["lock"]).success();
     ctx.run(&["build", "--oci", "out"]).success();
-    // The SBOM's layer (last) names the lock's fingerprint, which has this run's ports: it
-    // is pinned with the index of the portless build below.
+    // The SBOM's layer (last) names the lock's fingerprint, and the Debian layer (first) the
+    // apt sources, which have this run's ports: they are pinned with the portless build below.
     let got: Vec<(&str, Vec<String>)> = ["amd64", "arm64"]
         .into_iter()
         .map(|arch| {
             let mut layers = layer_digests(&work, "out", arch);
             layers.pop();
+            layers.remove(0);
             (arch, layers)
         })
         .collect();
     let want: Vec<(&str, Vec<String>)> = golden_layers
         .iter()
-        .map(|(arch, layers)| (*arch, layers.iter().map(|d| format!("sha256:{d}")).collect()))
+        .map(|(arch, layers)| (*arch, layers[1..].iter().map(|d| format!("sha256:{d}")).collect()))
         .collect();
     assert_eq!(got, want);
 
@@ -1049,12 +1050,17 @@ fn golden_layer_digests() {
         ctx.run(&["build", "--offline", extra, "--manifest", manifest.to_str().unwrap(), "--oci", out])
             .success();
         let index = std::fs::read_to_string(work.join(out).join("index.json")).unwrap();
+        let debian: Vec<String> =
+            ["amd64", "arm64"].iter().map(|arch| layer_digests(&work, out, arch)[0].clone()).collect();
+        let want: Vec<String> =
+            golden_layers.iter().map(|(_, layers)| format!("sha256:{}", layers[0])).collect();
+        assert_eq!(debian, want, "{out}: the Debian layers");
         assert!(index.contains(golden_index), "{out}: {index}");
     }
 }
 
 /// The image index of [`golden_layer_digests`]'s portless build.
-const GOLDEN_INDEX: &str = "sha256:a40130049d5ceeddfc0c2b403f7751a0ce3e5968c92465f6f7f930d7b4da438b";
+const GOLDEN_INDEX: &str = "sha256:36fcd70ed0c461769b4213ff925b7b3ed842cc4ce0a5470f31a054bfc10494fd";
 
 /// [`GOLDEN_LAYERS`] and [`GOLDEN_INDEX`] of the build with `compile_bytecode = false`.
 const GOLDEN_NO_BYTECODE: ([(&str, &[&str]); 2], &str) = (
@@ -1062,7 +1068,7 @@ const GOLDEN_NO_BYTECODE: ([(&str, &[&str]); 2], &str) = (
         (
             "amd64",
             &[
-                "31980a0377a2a3a34b5645704c21b62582d26f4692b22382ee926a3ed17d3d7e",
+                "6368bab508bd8fab23873c7a8cc5243dfa985fe255800961dad534cb921e0a44",
                 "d2d674ae0603d0c06234734cc933f1eda6edb896ae8ca717fe1f65b353259d50",
                 "3b3b7bb3551d330a79c450f86ddb670c314a2fb0ac5612ac2d350fc856590e68",
             ],
@@ -1070,13 +1076,13 @@ const GOLDEN_NO_BYTECODE: ([(&str, &[&str]); 2], &str) = (
         (
             "arm64",
             &[
-                "c8859bf0d42d93a6148a7d00159edc09e66e40d59ae5fa8c0d954efe2fa63af7",
+                "6ea91df2990c9d7cab4152be60d320781f016a63bfaee14bba438fde854794f3",
                 "1df22027eecbf15b52a4693cfa85b7e1475a4094091d76eaefd94806c77268e6",
                 "3b3b7bb3551d330a79c450f86ddb670c314a2fb0ac5612ac2d350fc856590e68",
             ],
         ),
     ],
-    "sha256:2784357b3b354743b21c825af6228754ab9213793b5fe955e32434baec96d2d2",
+    "sha256:91761ca3186b0fd09871b43b6e55cea7f357c5f10119ee5387035ab70ad94082",
 );
 
 /// Per platform, in image order: the `.deb`s, then the wheel buckets (the bucket holding
@@ -1085,7 +1091,7 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "amd64",
         &[
-            "31980a0377a2a3a34b5645704c21b62582d26f4692b22382ee926a3ed17d3d7e",
+            "6368bab508bd8fab23873c7a8cc5243dfa985fe255800961dad534cb921e0a44",
             "117cff9ffedd5fe3659e64b039a272f5e54bd76953fc961f1e435cd2b2cbef42",
             "2bd0b3a0a4444202f6b5a30c6992be7b747c67742eb9abb1c65f48d4e5b7de24",
         ],
@@ -1093,7 +1099,7 @@ const GOLDEN_LAYERS: [(&str, &[&str]); 2] = [
     (
         "arm64",
         &[
-            "c8859bf0d42d93a6148a7d00159edc09e66e40d59ae5fa8c0d954efe2fa63af7",
+            "6ea91df2990c9d7cab4152be60d320781f016a63bfaee14bba438fde854794f3",
             "471adf6faa7164905a77ee2235067a4fcb6c47abe5321fb299edf3d227037f34",
             "2bd0b3a0a4444202f6b5a30c6992be7b747c67742eb9abb1c65f48d4e5b7de24",
         ],

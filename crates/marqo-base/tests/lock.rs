@@ -440,7 +440,11 @@ fn security_updates_are_locked_listed_and_applied() {
     ctx.write("old.lock", &lock);
     let diff = ctx.run(&["diff", "old.lock"]);
     diff.success();
-    assert!(diff.stdout.contains("libc-test 1.0 -> 1.0+deb1u2"), "{}", diff.stdout);
+    assert!(
+        diff.stdout.contains("~ debian libc-test 1.0 (stable) -> 1.0+deb1u2 (stable-security)\n"),
+        "{}",
+        diff.stdout
+    );
 
     // Held at a version, a package stays; outdated still names what it misses.
     ctx.write("marqo-base.toml", &manifest("\"app\", \"tool\", \"libc-test=1.0\""));

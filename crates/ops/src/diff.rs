@@ -66,6 +66,7 @@ pub fn diff(manifest_path: &Path, old: &Path, new: Option<&Path>) -> Result<Vec<
         bytecode: &bytecode,
         apt: "",
     };
+    let main_suite = manifest.debian.as_ref().map_or(String::new(), |d| d.suite.clone());
     let old_plan = BuildPlan::new(&manifest, &old_lock, &options)?;
     let new_plan = BuildPlan::new(&manifest, &new_lock, &options)?;
     let mut out = Vec::new();
@@ -90,7 +91,7 @@ pub fn diff(manifest_path: &Path, old: &Path, new: Option<&Path>) -> Result<Vec<
             .collect();
         out.push(PlatformDiff {
             platform,
-            packages: package_changes(&old_lock, &new_lock, platform),
+            packages: package_changes(&old_lock, &new_lock, platform, &main_suite),
             changed_layers,
             layers: new_p.layers.len(),
         });
@@ -101,10 +102,17 @@ pub fn diff(manifest_path: &Path, old: &Path, new: Option<&Path>) -> Result<Vec<
 /// A package's (version, file) in the old and the new lock.
 type Sides = (Option<(String, String)>, Option<(String, String)>);
 
+/// What the diff shows of a Debian package's version: with its suite (a lock that names
+/// none took it from `main_suite`), so a move to the security suite shows.
+fn deb_version(d: &lockfile::LockedDebian, main_suite: &str) -> String {
+    format!("{} ({})", d.version, d.suite.as_deref().unwrap_or(main_suite))
+}
+
 fn package_changes(
     old: &Lock,
     new: &Lock,
     platform: TargetPlatform,
+    main_suite: &str,
 ) -> BTreeMap<(&'static str, String), Change> {
     let mut versions: BTreeMap<(&'static str, String), Sides> = BTreeMap::new();
     for (slot, lock) in [(0, old), (1, new)] {
@@ -119,7 +127,7 @@ fn package_changes(
         }
         for d in lock.debian_for(platform) {
             let e = versions.entry(("debian", d.name.clone())).or_default();
-            let v = Some((d.version.clone(), d.file.name.clone()));
+            let v = Some((deb_version(d, main_suite), d.file.name.clone()));
             if slot == 0 {
                 e.0 = v
             } else {
