@@ -40,6 +40,14 @@ fn live_quickstart_in_a_container() {
     // dpkg finds every package's files, md5sums and database format where it looks.
     let audit = podman.run(&image, "linux/amd64", None, &["/usr/bin/dpkg", "--audit"]);
     assert_eq!(audit.success("dpkg --audit"), "");
+    // apt installs more from the sources the image was locked from (the host's network).
+    let apt = podman.run_with(
+        &image,
+        "linux/amd64",
+        &["--network=host"],
+        &["/bin/sh", "-c", "apt-get update -q && apt-get install -y -q curl && curl --version"],
+    );
+    assert!(apt.success("apt-get install curl").contains("curl 7."), "curl did not install");
 
     downstream_image_builds(&podman, &image, &ctx.work().join("downstream"));
 }
