@@ -76,7 +76,7 @@ fn lock_check_and_relock() {
     );
     assert!(
         lock.contains(
-            "platforms = [\"linux/arm64\"]\ndependencies = [\"libc-test\"]\npath = \"pool/main/python3.9_3.9.2-1_arm64.deb\""
+            "platforms = [\"linux/arm64\"]\ndependencies = [\"libc-test\"]\nsuite = \"stable\"\npath = \"pool/main/python3.9_3.9.2-1_arm64.deb\""
         ),
         "{lock}"
     );
