@@ -5,7 +5,7 @@
 //! allow (a fresh resolution, compared with the lock).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use lockfile::{Inputs, Lock, Manifest, TargetPlatform};
 
@@ -89,10 +89,9 @@ impl Outdated {
 /// requirements afresh) and compares them with the lock. Writes nothing but the cache.
 pub fn outdated(args: &OutdatedOptions, printer: &dyn Reporter) -> Result<Outdated, Error> {
     let manifest = Manifest::read(&args.manifest)?;
-    let lock_path = match &args.lock {
-        Some(path) => path.clone(),
-        None => args.manifest.parent().unwrap_or(Path::new("")).join("marqo-base.lock"),
-    };
+    let lock_path =
+        LockOptions { manifest: args.manifest.clone(), lock: args.lock.clone(), ..Default::default() }
+            .lock_path();
     if !lock_path.exists() {
         return Err(Error::user(format!("{} does not exist", lock_path.display()))
             .with_hint("run `marqo-base lock` first: outdated compares a lock with its sources"));
@@ -193,19 +192,33 @@ fn read_cves(
         list.sort_by_key(|d| (d.size, d.name.clone()));
         list.dedup_by(|a, b| a.sha256 == b.sha256);
     }
+    // The smallest binary of each source version first, all in one fetch; the next one only
+    // where that one has no changelog of its own.
     let mut texts: BTreeMap<(&str, &str), Option<String>> = BTreeMap::new();
-    for (key, list) in &by_source {
-        let mut text = None;
-        for deb in list {
-            let (paths, _) = session.fetch_debs(std::slice::from_ref(*deb), printer)?;
-            let path = &paths[0];
-            text = debian::changelog::read_changelog(path, &deb.name, MAX_CHANGELOG)
+    let mut tries: Vec<((&str, &str), std::slice::Iter<'_, &debian::LockedDeb>)> =
+        by_source.iter().map(|(key, list)| (*key, list.iter())).collect();
+    while !tries.is_empty() {
+        let mut round = Vec::new();
+        tries.retain_mut(|(key, rest)| match rest.next() {
+            Some(deb) => {
+                round.push((*key, (*deb).clone()));
+                true
+            }
+            None => {
+                texts.entry(*key).or_insert(None);
+                false
+            }
+        });
+        let debs: Vec<debian::LockedDeb> = round.iter().map(|(_, d)| d.clone()).collect();
+        let (paths, _) = session.fetch_debs(&debs, printer)?;
+        for ((key, deb), path) in round.into_iter().zip(paths) {
+            let text = debian::changelog::read_changelog(&path, &deb.name, MAX_CHANGELOG)
                 .map_err(crate::debian::debian_error)?;
             if text.is_some() {
-                break;
+                texts.insert(key, text);
+                tries.retain(|(k, _)| *k != key);
             }
         }
-        texts.insert(*key, text);
     }
     for (key, update) in updates.iter_mut() {
         let Some((_, source)) = debs.get(key) else { continue };
