@@ -187,7 +187,11 @@ pub async fn fetch_packages(
     let mut blobs = Vec::new();
     for component in &source.components {
         let mut dirs = vec![(format!("{component}/binary-{arch}"), true)];
-        if !release.all_in_arch_indexes {
+        // As apt: `binary-all` is read only where the Release lists the architecture `all`
+        // (the security archive does not: its `all` packages are in every architecture's
+        // index, and its `binary-all` files are not kept current).
+        let lists_all = release.architectures.is_empty() || release.architectures.iter().any(|a| a == "all");
+        if lists_all && !release.all_in_arch_indexes {
             dirs.push((format!("{component}/binary-all"), false));
         }
         for (dir, required) in dirs {
