@@ -643,4 +643,92 @@ Size: 100
         let err = Index::parse("amd64", "Package: x\nVersion: 1\n".to_string(), "P").unwrap_err();
         assert!(err.to_string().contains("Architecture"), "{err}");
     }
+
+    fn stanza(name: &str, version: &str, depends: &str) -> String {
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: amd64\nDepends: {depends}\n\
+             Filename: pool/{name}_{version}.deb\nSize: 1\nSHA256: {}\n\n",
+            "ab".repeat(32)
+        )
+    }
+
+    /// The suites of a Debian release with backports, as apt reads them.
+    fn release() -> Index {
+        let part = |suite: &str, not_automatic: bool, text: String| {
+            (Origin { suite: suite.to_string(), not_automatic }, text)
+        };
+        Index::parse_sources(
+            "amd64",
+            vec![
+                part(
+                    "stable",
+                    false,
+                    stanza("libc", "1.0", "") + &stanza("app", "1.0", "libc") + &stanza("tool", "1.0", ""),
+                ),
+                part("stable-updates", false, stanza("tool", "1.1", "")),
+                // A security build, also copied into the point release's suite above it.
+                part("stable-security", false, stanza("libc", "1.0+deb1u1", "") + &stanza("tool", "1.0", "")),
+                part("stable-backports", true, stanza("app", "2.0", "libc (>= 1.0+deb1u1)")),
+            ],
+            "Packages",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn one_index_knows_the_suites_of_each_version() {
+        let index = release();
+        let suites = |name: &str, version: &str| -> Vec<String> {
+            let p = index.by_name(name).find(|p| p.version() == version).unwrap();
+            p.origins().map(|o| o.suite.clone()).collect()
+        };
+        assert_eq!(suites("tool", "1.0"), ["stable", "stable-security"]);
+        assert_eq!(index.by_name("tool").map(|p| p.version()).collect::<Vec<_>>(), ["1.1", "1.0"]);
+        let libc = index.by_name("libc").next().unwrap();
+        assert_eq!(
+            (libc.version(), libc.suite(), libc.from_security()),
+            ("1.0+deb1u1", "stable-security", true)
+        );
+        let backport = index.by_name("app").next().unwrap();
+        assert_eq!((backport.version(), backport.automatic()), ("2.0", false));
+        assert!(Origin::new("buster/updates").is_security() && !Origin::new("stable-updates").is_security());
+    }
+
+    #[test]
+    fn candidates_are_apts() {
+        use crate::resolve::{resolve, split_target, ResolveOptions};
+        let index = release();
+        let versions = |request: &[&str], opts: &ResolveOptions| -> Vec<String> {
+            let request: Vec<String> = request.iter().map(|r| r.to_string()).collect();
+            resolve(&index, &request, opts)
+                .unwrap()
+                .iter()
+                .map(|d| format!("{}={} {}", d.name, d.version, d.suite))
+                .collect()
+        };
+        let none = ResolveOptions::default();
+        // The highest version across the suites, never the NotAutomatic one unasked.
+        assert_eq!(
+            versions(&["app", "tool"], &none),
+            ["app=1.0 stable", "libc=1.0+deb1u1 stable-security", "tool=1.1 stable-updates"]
+        );
+        // Asked of backports by name; its dependencies as apt picks them.
+        assert_eq!(
+            versions(&["app/stable-backports"], &none),
+            ["app=2.0 stable-backports", "libc=1.0+deb1u1 stable-security"]
+        );
+        // Held at a version.
+        assert_eq!(versions(&["libc=1.0"], &none), ["libc=1.0 stable"]);
+        // A lock's version stays, even a backport's.
+        let locked =
+            ResolveOptions { locked: [("app".to_string(), "2.0".to_string())].into(), ..Default::default() };
+        assert_eq!(versions(&["app"], &locked)[0], "app=2.0 stable-backports");
+        let err = resolve(&index, &["app/experimental".to_string()], &none).unwrap_err();
+        assert!(err.to_string().contains("app/experimental"), "{err}");
+        let err = resolve(&index, &["app (>= 2.0)".to_string()], &none).unwrap_err();
+        let text = format!("{err} {}", err.hint().unwrap_or_default());
+        assert!(text.contains("NotAutomatic") && text.contains("`app/stable-backports`"), "{text}");
+        assert_eq!(split_target("app/stable-backports"), ("app", Some("stable-backports")));
+        assert_eq!(split_target("python3 (>= 3.9)"), ("python3 (>= 3.9)", None));
+    }
 }

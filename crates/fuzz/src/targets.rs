@@ -44,7 +44,23 @@ pub static TARGETS: &[Target] = &[
     Target { name: "pem_certificate", run: pem_certificate, tokens: PEM_TOKENS },
     Target { name: "elf_shared_object", run: elf_shared_object, tokens: ELF_TOKENS },
     Target { name: "sigstore", run: sigstore, tokens: SIGSTORE_TOKENS },
+    Target { name: "changelog", run: changelog, tokens: CHANGELOG_TOKENS },
 ];
+
+const CHANGELOG_TOKENS: &[&[u8]] = &[
+    b" (1.0-1) bullseye-security; urgency=high\n",
+    b"\n -- A Maintainer <m@example.invalid>  Mon, 01 Jan 2024 10:00:00 +0000\n",
+    b"  * CVE-2024-0727: ",
+    b"CVE-",
+    b"+deb11u",
+    b"~",
+    b":",
+    b"\n\n",
+];
+
+fn changelog(bytes: &[u8]) {
+    let _ = debian::changelog::fuzz_changelog(bytes);
+}
 
 const SIGSTORE_TOKENS: &[&[u8]] = &[
     b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n",

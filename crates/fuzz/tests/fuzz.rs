@@ -68,6 +68,7 @@ macro_rules! targets {
 }
 
 targets!(
+    changelog,
     requirements_txt,
     pep508,
     wheel_metadata,
