@@ -24,9 +24,9 @@ example=${BENCH_EXAMPLE:-quickstart}
 runs=${BENCH_RUNS:-3}
 platforms=${BENCH_PLATFORMS:-linux/amd64 linux/arm64}
 case "$example" in
-    quickstart) modules=${BENCH_MODULES:-requests, numpy, orjson, tqdm} ;;
-    marqo-base) modules=${BENCH_MODULES:-torch, transformers, open_clip} ;;
-    *) modules=${BENCH_MODULES:?set BENCH_MODULES for $example} ;;
+    quickstart) modules=${BENCH_MODULES:-requests, numpy, orjson, tqdm}; py=python3.11 ;;
+    marqo-base) modules=${BENCH_MODULES:-torch, transformers, open_clip}; py=python3.9 ;;
+    *) modules=${BENCH_MODULES:?set BENCH_MODULES for $example}; py=${BENCH_PYTHON:?set BENCH_PYTHON (python3.X) for $example} ;;
 esac
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/marqo-base-target}
 export MARQO_BASE_CACHE_DIR=${MARQO_BASE_CACHE_DIR:-$work/cache}
@@ -62,7 +62,7 @@ env_args=()
 while IFS= read -r line; do env_args+=(-e "$line"); done < <(python3 -c '
 import json, sys
 for e in json.load(open(sys.argv[1]))["process"]["env"]: print(e)' "$work/bundle/config.json")
-site=$rootfs/usr/local/lib/python3.9/dist-packages
+site=$rootfs/usr/local/lib/$py/dist-packages
 echo "wheel .pyc in the image: $(find "$site" -name '*.pyc' | wc -l)" | tee -a "$results"
 
 conf=$work/containers.conf
@@ -87,7 +87,7 @@ run() {
     local name=$1; shift
     for i in $(seq "$runs"); do
         # stderr aside: transformers warns on a read-only root.
-        container -e "TIMER=$timer" "$@" /bin/sh -c '/usr/bin/python3.9 -c "$TIMER"; /usr/bin/python3.9 -c "$TIMER"' \
+        container -e "TIMER=$timer" "$@" -e "PY=/usr/bin/$py" /bin/sh -c '"$PY" -c "$TIMER"; "$PY" -c "$TIMER"' \
             2>> "$work/containers.err" | tr '\n' ' ' | awk -v n="$name" -v i="$i" '{ printf "%-24s run %d: first %s s (%s .pyc written), second %s s\n", n, i, $1, $2, $3 }' \
             | tee -a "$results"
     done

@@ -555,7 +555,7 @@ fn locked_sdist_is_built_and_installed() {
 
     tool(&work, "skopeo", &["copy", "--override-arch", "arm64", "oci:out:latest", "oci:one:x"]);
     tool(&work, "umoci", &["unpack", "--rootless", "--image", "one:x", "bundle"]);
-    let site = work.join("bundle/rootfs/usr/local/lib/python3.9/dist-packages");
+    let site = work.join("bundle/rootfs/usr/local/lib/python3.11/dist-packages");
     assert_eq!(std::fs::read_to_string(site.join("slow/__init__.py")).unwrap(), "SLOW = True\n");
     for file in ["METADATA", "WHEEL", "RECORD", "INSTALLER", "REQUESTED"] {
         assert!(site.join("slow-2.0.dist-info").join(file).is_file(), "no {file}");
@@ -682,25 +682,25 @@ fn live_quickstart_both_platforms() {
         tool(&work, "skopeo", &["copy", "--override-arch", arch, "oci:out:latest", &image]);
     }
     tool(&work, "umoci", &["unpack", "--rootless", "--image", "amd64:x", "bundle"]);
-    let site = work.join("bundle/rootfs/usr/local/lib/python3.9/dist-packages");
+    let site = work.join("bundle/rootfs/usr/local/lib/python3.11/dist-packages");
     let before = files_below(&site);
     let printed = tool(
         &work,
         "chroot",
         &[
             "bundle/rootfs",
-            "/usr/bin/python3.9",
+            "/usr/bin/python3.11",
             "-c",
             "import requests, numpy; print(numpy.__version__, numpy.__cached__)",
         ],
     );
     assert_eq!(
         printed.trim(),
-        "1.23.4 /usr/local/lib/python3.9/dist-packages/numpy/__pycache__/__init__.cpython-39.pyc"
+        "1.23.4 /usr/local/lib/python3.11/dist-packages/numpy/__pycache__/__init__.cpython-311.pyc"
     );
-    // The modules came byte-compiled (by the image's own python3.9): importing wrote none.
+    // The modules came byte-compiled (by the image's own python3.11): importing wrote none.
     assert_eq!(files_below(&site).len(), before.len());
-    assert!(before.contains_key("requests/__pycache__/api.cpython-39.pyc"));
+    assert!(before.contains_key("requests/__pycache__/api.cpython-311.pyc"));
     // A console script, with the image's interpreter in its shebang.
     let printed = tool(&work, "chroot", &["bundle/rootfs", "/usr/local/bin/tqdm", "--version"]);
     assert_eq!(printed.trim(), "4.66.5");
@@ -712,7 +712,7 @@ fn live_quickstart_both_platforms() {
         &[
             "-L",
             "bundle-arm64/rootfs",
-            "bundle-arm64/rootfs/usr/bin/python3.9",
+            "bundle-arm64/rootfs/usr/bin/python3.11",
             "-c",
             "import platform, requests, numpy; print(platform.machine(), numpy.__version__)",
         ],
@@ -929,7 +929,7 @@ fn a_package_pinned_to_an_index_on_one_platform() {
     run.success();
     tool(&work, "skopeo", &["copy", "--override-arch", "amd64", "oci:out:latest", "oci:one:x"]);
     tool(&work, "umoci", &["unpack", "--rootless", "--image", "one:x", "bundle"]);
-    let site = work.join("bundle/rootfs/usr/local/lib/python3.9/dist-packages");
+    let site = work.join("bundle/rootfs/usr/local/lib/python3.11/dist-packages");
     assert_eq!(std::fs::read_to_string(site.join("fast/__init__.py")).unwrap(), "CUDA = True\n");
 }
 
@@ -1297,6 +1297,7 @@ fn check_debian_layer_owners(
     let mut debs: Vec<&lockfile::LockedDebian> = lock.debian_for(platform).collect();
     debs.sort_by_key(|d| d.name != "base-files");
     let mut want: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+    let merged = layer.get("bin").is_some_and(|(mode, _)| mode.starts_with('l'));
     for deb in &debs {
         let file = cache.join("blobs/sha256").join(deb.file.sha256.hex());
         let file = file.to_str().unwrap();
@@ -1316,6 +1317,17 @@ fn check_debian_layer_owners(
             let uid = users.get(user).map_or(uid, String::as_str);
             let gid = groups.get(group).map_or(gid, String::as_str);
             let entry = (mode.clone(), format!("{uid}/{gid}"), deb.name.clone());
+            // A merged-/usr root (bookworm on): `bin`, `lib`, ... are links into `usr/`, and
+            // what packages ship below them lands there.
+            let path = match merged {
+                true if mode.starts_with('d')
+                    && debian::merged_usr_links(arch).iter().any(|(l, _)| *l == path) =>
+                {
+                    continue
+                }
+                true => debian::merged_usr_path(&path, arch).into_owned(),
+                false => path,
+            };
             if !(mode.starts_with('d') && want.contains_key(&path)) {
                 want.insert(path, entry);
             }

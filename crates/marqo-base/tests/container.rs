@@ -30,12 +30,12 @@ fn live_quickstart_in_a_container() {
         "import platform, requests, numpy, orjson, tqdm; print(platform.machine(), numpy.__version__)";
     for (platform, machine) in [("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")] {
         let printed =
-            podman.run(&image, platform, None, &["/usr/bin/python3.9", "-c", imports]).success(platform);
+            podman.run(&image, platform, None, &["/usr/bin/python3.11", "-c", imports]).success(platform);
         assert_eq!(printed.trim(), format!("{machine} 1.23.4"), "{platform}");
-        let printed = podman.run(&image, platform, None, &["/usr/bin/python3.9", "-m", "pip", "--version"]);
+        let printed = podman.run(&image, platform, None, &["/usr/bin/python3.11", "-m", "pip", "--version"]);
         assert!(printed
             .success(platform)
-            .starts_with("pip 24.3.1 from /usr/local/lib/python3.9/dist-packages"));
+            .starts_with("pip 24.3.1 from /usr/local/lib/python3.11/dist-packages"));
     }
     // dpkg finds every package's files, md5sums and database format where it looks.
     let audit = podman.run(&image, "linux/amd64", None, &["/usr/bin/dpkg", "--audit"]);
@@ -49,19 +49,20 @@ fn live_quickstart_in_a_container() {
     );
     assert!(apt.success("apt-get install curl").contains("curl 7."), "curl did not install");
 
-    downstream_image_builds(&podman, &image, &ctx.work().join("downstream"));
+    downstream_image_builds(&podman, &image, &ctx.work().join("downstream"), "python3.11");
 }
 
 /// A downstream image `FROM` `image` (a layout reference): a local `.deb` through apt and a
-/// local wheel through pip, in `context`; then the built image runs both.
-fn downstream_image_builds(podman: &Podman, image: &str, context: &Path) {
+/// local wheel through pip, in `context`; then the built image runs both with its `python`
+/// (`python3.11`).
+fn downstream_image_builds(podman: &Podman, image: &str, context: &Path, python: &str) {
     // A downstream image: a local .deb through apt, a local wheel through pip.
     std::fs::create_dir_all(context.join("pkg/DEBIAN")).unwrap();
     std::fs::create_dir_all(context.join("pkg/usr/share/downstream")).unwrap();
     std::fs::write(
         context.join("pkg/DEBIAN/control"),
-        "Package: downstream\nVersion: 1.0\nArchitecture: all\nMaintainer: Tests <tests@example.invalid>\n\
-         Depends: libc6, python3.9\nDescription: a package a downstream image installs\n",
+        format!("Package: downstream\nVersion: 1.0\nArchitecture: all\nMaintainer: Tests <tests@example.invalid>\n\
+         Depends: libc6, {python}\nDescription: a package a downstream image installs\n"),
     )
     .unwrap();
     std::fs::write(context.join("pkg/usr/share/downstream/greeting"), "from the deb\n").unwrap();
@@ -77,8 +78,8 @@ fn downstream_image_builds(podman: &Podman, image: &str, context: &Path) {
     let containerfile = format!(
         "FROM {image}\n\
          COPY downstream.deb {whl} /tmp/\n\
-         RUN apt-get install -y /tmp/downstream.deb && python3.9 -m pip install --no-index /tmp/{whl} && dpkg --audit\n\
-         ENTRYPOINT [\"/usr/bin/python3.9\"]\n",
+         RUN apt-get install -y /tmp/downstream.deb && {python} -m pip install --no-index /tmp/{whl} && dpkg --audit\n\
+         ENTRYPOINT [\"/usr/bin/{python}\"]\n",
         whl = wheel.filename()
     );
     let built = podman.build(context, &containerfile, "linux/amd64", "downstream");
@@ -90,7 +91,7 @@ fn downstream_image_builds(podman: &Podman, image: &str, context: &Path) {
         "linux/amd64",
         None,
         &[
-            "/usr/bin/python3.9",
+            &format!("/usr/bin/{python}"),
             "-c",
             "import downstream_tool; print(downstream_tool.GREETING); print(open('/usr/share/downstream/greeting').read().strip())",
         ],
@@ -195,7 +196,7 @@ fn live_flagship_in_a_container() {
                    print(torch.__version__, numpy.__version__, psutil.cpu_count() > 0)";
     for platform in ["linux/amd64", "linux/arm64"] {
         let printed =
-            podman.run(&image, platform, None, &["/usr/bin/python3.9", "-c", imports]).success(platform);
+            podman.run(&image, platform, None, &["/usr/bin/python3.11", "-c", imports]).success(platform);
         assert!(printed.starts_with("1.13.1") && printed.contains("1.23.4 True"), "{platform}: {printed}");
     }
     // Java: the truststore lists the bundle's certificates and ours, and a handshake with a
@@ -265,7 +266,7 @@ fn live_flagship_in_a_container() {
 
     let audit = podman.run(&image, "linux/amd64", None, &["/usr/bin/dpkg", "--audit"]);
     assert_eq!(audit.success("dpkg --audit"), "");
-    downstream_image_builds(&podman, &image, &work.join("downstream"));
+    downstream_image_builds(&podman, &image, &work.join("downstream"), "python3.9");
 
     // Byte-compiled at build: Python writes nothing on the first import, so a fresh
     // container's first import is about as fast as its second.
