@@ -82,6 +82,12 @@ impl Owners {
         self.by_inode.insert(key(meta), record);
     }
 
+    /// Records a path added to the root after the unpack (a byte-compiled module, its
+    /// `__pycache__`), owned by root with `mode`.
+    pub fn record_added(&mut self, meta: &std::fs::Metadata, path: PathBuf, mode: u32) {
+        self.record(meta, path, Stat { uid: 0, gid: 0, mode });
+    }
+
     /// Records something configuration wrote, or a directory the unpack created: numeric.
     pub(crate) fn record(&mut self, meta: &std::fs::Metadata, path: PathBuf, stat: Stat) {
         self.by_inode.insert(key(meta), Record { path, stat, user: None, group: None });

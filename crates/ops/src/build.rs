@@ -363,9 +363,9 @@ pub fn build_with(
         printer,
     )?;
 
-    // The compiler starts its workers when the first module comes, and only if a wheel
-    // layer is built.
-    let compiler = match needs.wheels.is_empty() {
+    // The compiler starts its workers when the first module comes, and only if a wheel or
+    // Debian layer is built (the Debian packages' own modules, as their scripts compile them).
+    let compiler = match needs.wheels.is_empty() && needs.debs.is_empty() {
         true => None,
         false => bytecode.compiler(&manifest, platforms.len(), args.offline, &scratch, printer)?,
     };
@@ -1457,8 +1457,12 @@ impl PlatformBuild<'_> {
             mtime: self.mtime,
             files: self.apt_files.to_vec(),
         };
-        let unpacked =
+        let mut unpacked =
             debian::unpack_with(&debs, &root, &options).map_err(|e| Error::from_error(e.to_string(), e))?;
+        if let Some(compiler) = self.bytecode {
+            let written = crate::bytecode::compile_debian_modules(&root, &mut unpacked, compiler)?;
+            tracing::debug!("{}: byte-compiled {written} modules of the Debian packages", self.platform);
+        }
         let facts = crate::sbom::debian_facts(&unpacked, &root);
         let mut layer = self.layer(true)?;
         files::add_tree(&mut layer, &root, "", &unpacked.owners)?;

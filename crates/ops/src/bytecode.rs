@@ -1193,3 +1193,107 @@ mod tests {
         assert!(missing.probe().is_err());
     }
 }
+
+/// The modules of a Debian root that its maintainer scripts byte-compile at configure time,
+/// as absolute paths: `pythonX.Y-minimal` compiles what `libpythonX.Y-minimal` ships under
+/// `/usr/lib/pythonX.Y/`, `pythonX.Y` what `libpythonX.Y-stdlib` ships there, and a package
+/// whose `postinst` runs `py3compile -p NAME` its modules under `/usr/lib/python3/`.
+pub(crate) fn debian_modules(packages: &[debian::InstalledPackage]) -> Vec<&str> {
+    let names: std::collections::HashSet<&str> = packages.iter().map(|p| p.locked.name.as_str()).collect();
+    let mut out = Vec::new();
+    for p in packages {
+        let name = p.locked.name.as_str();
+        let stdlib = name.strip_prefix("libpython").and_then(|rest| {
+            let (version, kind) = rest.split_once('-')?;
+            let compiler = match kind {
+                "minimal" => format!("python{version}-minimal"),
+                "stdlib" => format!("python{version}"),
+                _ => return None,
+            };
+            names.contains(compiler.as_str()).then(|| format!("/usr/lib/python{version}/"))
+        });
+        let py3compile = p
+            .control
+            .get("postinst")
+            .is_some_and(|script| String::from_utf8_lossy(script).contains(&format!("py3compile -p {name}")));
+        let dirs: Vec<String> =
+            stdlib.into_iter().chain(py3compile.then(|| "/usr/lib/python3/".to_string())).collect();
+        for file in &p.files {
+            if file.ends_with(".py") && dirs.iter().any(|d| file.starts_with(d.as_str())) {
+                out.push(file.as_str());
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Byte-compiles [`debian_modules`] of the unpacked `root` in place, as the maintainer
+/// scripts would: each regular file's `__pycache__/NAME.TAG.pyc`, checked-hash (PEP 552:
+/// Python checks it against the source, so a module a later `apt-get` upgrade replaces is
+/// never shadowed by its old bytecode), owned by root. A module that does not compile is
+/// left without, as `py_compile` leaves it. Returns how many `.pyc` were written.
+pub(crate) fn compile_debian_modules(
+    root: &Path,
+    unpacked: &mut debian::Unpacked,
+    compiler: &dyn Bytecompiler,
+) -> Result<usize, Error> {
+    let io = |what: &str, path: &Path| {
+        let message = format!("cannot {what} {}", path.display());
+        move |e: std::io::Error| Error::from_error(message, e)
+    };
+    let mut paths = Vec::new();
+    let mut sources = Vec::new();
+    for path in debian_modules(&unpacked.packages) {
+        // The stdlib of another Python than the compiler's keeps its modules uncompiled.
+        let version = path.trim_start_matches("/usr/lib/python").split('/').next().unwrap_or("");
+        let tag = format!("cpython-{}", version.replace('.', ""));
+        if version != "3" && compiler.cache_tag() != tag {
+            continue;
+        }
+        let on_disk = root.join(path.trim_start_matches('/'));
+        let meta = fs_err::symlink_metadata(&on_disk).map_err(io("read", &on_disk))?;
+        if !meta.is_file() {
+            continue;
+        }
+        let bytes = fs_err::read(&on_disk).map_err(io("read", &on_disk))?;
+        paths.push(path.to_string());
+        sources.push(Arc::<[u8]>::from(bytes));
+    }
+    let jobs: Vec<PySource<'_>> =
+        paths.iter().zip(&sources).map(|(path, source)| PySource { path, source }).collect();
+    let compiled = compiler
+        .compile(&jobs)
+        .map_err(|e| Error::internal(format!("cannot byte-compile the Debian packages' modules: {e}")))?;
+    let mut written = 0;
+    for (path, result) in paths.iter().zip(compiled) {
+        let pyc = match result {
+            Compiled::Pyc(bytes) => bytes,
+            Compiled::Failed(why) => {
+                tracing::debug!("{path} does not compile, as py_compile would find: {why}");
+                continue;
+            }
+        };
+        let Some(cached) = image::cache_path(path.trim_start_matches('/'), compiler.cache_tag()) else {
+            continue;
+        };
+        let target = root.join(&cached);
+        let dir = target.parent().unwrap_or(root);
+        if !dir.exists() {
+            fs_err::create_dir(dir).map_err(io("create", dir))?;
+            let meta = fs_err::symlink_metadata(dir).map_err(io("read", dir))?;
+            unpacked.owners.record_added(&meta, dir.to_path_buf(), 0o755);
+        }
+        let mut bytes = pyc.to_vec();
+        // PEP 552 flags: hash-based (bit 0), and checked against the source (bit 1).
+        if let Some(flags) = bytes.get_mut(4) {
+            *flags |= 0b10;
+        }
+        fs_err::write(&target, &bytes).map_err(io("write", &target))?;
+        let meta = fs_err::symlink_metadata(&target).map_err(io("read", &target))?;
+        unpacked.owners.record_added(&meta, target, 0o644);
+        written += 1;
+    }
+    Ok(written)
+}
