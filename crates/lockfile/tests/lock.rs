@@ -144,6 +144,7 @@ version = "20210119"
 arch = "all"
 platforms = ["linux/amd64", "linux/arm64"]
 dependencies = []
+suite = "bullseye"
 path = "pool/main/c/ca-certificates/ca-certificates_20210119_all.deb"
 file = {{ name = "ca-certificates_20210119_all.deb", size = 1000, sha256 = "{hf}" }}
 
@@ -153,6 +154,7 @@ version = "10.2.1-6"
 arch = "amd64"
 platforms = ["linux/amd64"]
 dependencies = []
+suite = "bullseye"
 path = "pool/main/g/gcc-10/libgomp1_10.2.1-6_amd64.deb"
 file = {{ name = "libgomp1_10.2.1-6_amd64.deb", size = 1000, sha256 = "{hd}" }}
 
@@ -162,6 +164,7 @@ version = "10.2.1-6"
 arch = "arm64"
 platforms = ["linux/arm64"]
 dependencies = []
+suite = "bullseye"
 path = "pool/main/g/gcc-10/libgomp1_10.2.1-6_arm64.deb"
 file = {{ name = "libgomp1_10.2.1-6_arm64.deb", size = 1000, sha256 = "{he}" }}
 

@@ -246,8 +246,23 @@ fn bad_values_are_explained() {
     ));
     assert_eq!((e.line, e.column, e.key.as_deref()), (5, 19, Some("debian.packages[1]")));
 
-    let e = parse_error(&format!("{IMAGE}[debian]\nsuite = \"bullseye\"\npackages = [\"jq=1.6-2.1\"]\n"));
-    assert_eq!(e.hint.as_deref(), Some("name packages only; the lock pins versions"));
+    let e = parse_error(&format!("{IMAGE}[debian]\nsuite = \"bullseye\"\npackages = [\"jq=\"]\n"));
+    assert!(e.hint.as_deref().is_some_and(|h| h.contains("name=VERSION")), "{e:?}");
+    let e = parse_error(&format!("{IMAGE}[debian]\nsuite = \"bullseye\"\npackages = [\"jq/\"]\n"));
+    assert!(e.hint.as_deref().is_some_and(|h| h.contains("name/SUITE")), "{e:?}");
+    let e = parse_error(&format!("{IMAGE}[debian]\nsuite = \"bullseye\"\npackages = [\"jq = 1\"]\n"));
+    assert!(e.hint.as_deref().is_some_and(|h| h.contains("`name=VERSION` or `name/SUITE`")), "{e:?}");
+    let e = parse_error(&format!(
+        "{IMAGE}[debian]\nsuite = \"bullseye\"\npackages = [\"jq=1.6-2.1\", \"jq/bullseye-backports\"]\n"
+    ));
+    assert_eq!(
+        (e.key.as_deref(), e.message.as_str()),
+        (Some("debian.packages[1]"), "`jq/bullseye-backports` is listed twice")
+    );
+    let e = parse_error(&format!(
+        "{IMAGE}[debian]\nsuite = \"bullseye\"\n\n[[debian.source]]\nurl = \"http://127.0.0.1:9/\"\nsuites = []\n"
+    ));
+    assert_eq!((e.key.as_deref(), e.message.as_str()), (Some("debian.source[0].suites"), "no suite"));
 
     let e = parse_error(&format!("{IMAGE}[python]\nversion = \"3\"\nrequirements = [\"r.in\"]\n"));
     assert_eq!((e.line, e.key.as_deref()), (4, Some("python.version")));
@@ -307,4 +322,22 @@ fn ca_certificates_resolve_and_name_their_file() {
     let e = parse_error(&format!("{IMAGE}[debian]\nsuite = \"bullseye\"\nca_certificates = [\"certs/\"]\n"));
     assert!(e.message.contains("does not name a certificate file"), "{}", e.message);
     assert_eq!(e.key.as_deref(), Some("debian.ca_certificates[0]"));
+}
+
+#[test]
+fn debian_sources_holds_and_suites() {
+    let text = format!(
+        "{IMAGE}[debian]\nsuite = \"bookworm\"\nsecurity_mirror = \"http://127.0.0.1:9/security\"\nupdates = false\n\
+         packages = [\"libc6=2.36-9+deb12u9\", \"redis-server/bookworm-backports\", \"jq\"]\n\n\
+         [[debian.source]]\nurl = \"http://127.0.0.1:9/backports\"\nsuites = [\"bookworm-backports\"]\nkeyring = \"keys/b.gpg\"\n"
+    );
+    let m = Manifest::parse(&text, Path::new("/p/marqo-base.toml")).unwrap();
+    let d = m.debian.unwrap();
+    assert_eq!((d.updates, d.security), (false, true));
+    assert_eq!(d.security_mirror.as_deref(), Some("http://127.0.0.1:9/security"));
+    let names: Vec<&str> = d.packages.iter().map(|p| lockfile::Debian::package_name(p)).collect();
+    assert_eq!(names, ["libc6", "redis-server", "jq"]);
+    assert_eq!(d.source.len(), 1);
+    assert_eq!(d.source[0].components, ["main"]);
+    assert_eq!(d.source[0].keyring.as_deref(), Some(Path::new("/p/keys/b.gpg")));
 }

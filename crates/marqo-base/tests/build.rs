@@ -701,6 +701,16 @@ fn live_quickstart_both_platforms() {
     // The modules came byte-compiled (by the image's own python3.11): importing wrote none.
     assert_eq!(files_below(&site).len(), before.len());
     assert!(before.contains_key("requests/__pycache__/api.cpython-311.pyc"));
+    // The standard library came byte-compiled too, as Debian's maintainer scripts leave it
+    // (checked-hash .pyc: PEP 552 flags 3), and its imports write nothing.
+    let stdlib = work.join("bundle/rootfs/usr/lib/python3.11");
+    let before = files_below(&stdlib);
+    let pyc = std::fs::read(stdlib.join("email/mime/__pycache__/text.cpython-311.pyc")).unwrap();
+    assert_eq!(pyc[4..8], [3, 0, 0, 0]);
+    let imports =
+        "import email.mime.text, concurrent.futures, xml.dom.minidom, distutils.command.build, sitecustomize";
+    tool(&work, "chroot", &["bundle/rootfs", "/usr/bin/python3.11", "-c", imports]);
+    assert_eq!(files_below(&stdlib).len(), before.len(), "importing the standard library wrote .pyc");
     // A console script, with the image's interpreter in its shebang.
     let printed = tool(&work, "chroot", &["bundle/rootfs", "/usr/local/bin/tqdm", "--version"]);
     assert_eq!(printed.trim(), "4.66.5");

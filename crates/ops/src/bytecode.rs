@@ -1252,11 +1252,9 @@ pub(crate) fn compile_debian_modules(
         if version != "3" && compiler.cache_tag() != tag {
             continue;
         }
-        let on_disk = root.join(path.trim_start_matches('/'));
-        let meta = fs_err::symlink_metadata(&on_disk).map_err(io("read", &on_disk))?;
-        if !meta.is_file() {
-            continue;
-        }
+        // A link (`sitecustomize.py` to /etc) is compiled as what it leads to in the root,
+        // as py_compile reads it in the image; a dangling one is left alone.
+        let Some(on_disk) = file_in_root(root, path.trim_start_matches('/')) else { continue };
         let bytes = fs_err::read(&on_disk).map_err(io("read", &on_disk))?;
         paths.push(path.to_string());
         sources.push(Arc::<[u8]>::from(bytes));
@@ -1296,4 +1294,66 @@ pub(crate) fn compile_debian_modules(
         written += 1;
     }
     Ok(written)
+}
+
+/// The regular file `path` (relative to `root`) is, or leads to through symbolic links that
+/// stay inside `root` (absolute targets start from it, as in the image); `None` for anything
+/// else (a dangling link, a directory, a link out of the root, a loop).
+///
+/// Only the last component's links are followed as the image would; a directory on the way
+/// that is a link out of the root makes it `None` rather than a read of the host's file.
+fn file_in_root(root: &Path, path: &str) -> Option<PathBuf> {
+    const RULES: safe_path::Rules =
+        safe_path::Rules { absolute: safe_path::Absolute::FromRoot, windows: safe_path::Windows::Literal };
+    let mut parts: Vec<String> =
+        safe_path::normalize(path, RULES).ok()?.into_iter().map(str::to_string).collect();
+    for _ in 0..16 {
+        let on_disk = parts.iter().fold(root.to_path_buf(), |p, part| p.join(part));
+        let meta = std::fs::symlink_metadata(&on_disk).ok()?;
+        if meta.is_file() {
+            // A link among the directories on the way could still lead out.
+            let real = std::fs::canonicalize(&on_disk).ok()?;
+            return real.starts_with(std::fs::canonicalize(root).ok()?).then_some(on_disk);
+        }
+        if !meta.file_type().is_symlink() {
+            return None;
+        }
+        let target = std::fs::read_link(&on_disk).ok()?;
+        let target = target.to_str()?;
+        let base: Vec<&str> = parts[..parts.len() - 1].iter().map(String::as_str).collect();
+        parts = safe_path::resolve(&base, target, RULES).ok()?.into_iter().map(str::to_string).collect();
+    }
+    None
+}
+
+#[cfg(test)]
+mod debian_module_tests {
+    use super::file_in_root;
+
+    #[test]
+    fn links_are_followed_inside_the_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("usr/lib/python3.11")).unwrap();
+        std::fs::create_dir_all(root.join("etc/python3.11")).unwrap();
+        std::fs::write(root.join("etc/python3.11/sitecustomize.py"), "").unwrap();
+        std::fs::write(root.join("usr/lib/python3.11/os.py"), "").unwrap();
+        let link = |target: &str, name: &str| std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        link("/etc/python3.11/sitecustomize.py", "usr/lib/python3.11/sitecustomize.py");
+        link("os.py", "usr/lib/python3.11/alias.py");
+        link("/etc/python3.11/missing.py", "usr/lib/python3.11/dangling.py");
+        link("../../../../../../etc/passwd", "usr/lib/python3.11/escape.py");
+        link("/etc", "usr/lib/python3.11/hostdir");
+        let found =
+            |path: &str| file_in_root(root, path).map(|p| p.strip_prefix(root).unwrap().to_path_buf());
+        assert_eq!(found("usr/lib/python3.11/os.py").unwrap().to_str(), Some("usr/lib/python3.11/os.py"));
+        assert_eq!(
+            found("usr/lib/python3.11/sitecustomize.py").unwrap().to_str(),
+            Some("etc/python3.11/sitecustomize.py")
+        );
+        assert_eq!(found("usr/lib/python3.11/alias.py").unwrap().to_str(), Some("usr/lib/python3.11/os.py"));
+        assert_eq!(found("usr/lib/python3.11/dangling.py"), None);
+        assert_eq!(found("usr/lib/python3.11/escape.py"), None);
+        assert_eq!(found("usr/lib/python3.11/hostdir/passwd"), None);
+    }
 }
