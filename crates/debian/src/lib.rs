@@ -30,7 +30,7 @@
 //! let index = fetch_index(&client, &cache, &source, "arm64").await?;
 //! let opts = ResolveOptions { essential: true, ..Default::default() };
 //! let locked = resolve(&index, &["python3.9".to_string()], &opts)?;
-//! let paths = fetch_debs(&client, &cache, &source, &locked).await?;
+//! let paths = fetch_debs(&client, &cache, std::slice::from_ref(&source), &locked).await?;
 //! let debs: Vec<_> = locked.into_iter().zip(paths).collect();
 //! unpack(&debs, std::path::Path::new("rootfs"))?;
 //! # Ok(()) }

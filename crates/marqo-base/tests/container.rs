@@ -196,7 +196,7 @@ fn live_flagship_in_a_container() {
                    print(torch.__version__, numpy.__version__, psutil.cpu_count() > 0)";
     for platform in ["linux/amd64", "linux/arm64"] {
         let printed =
-            podman.run(&image, platform, None, &["/usr/bin/python3.11", "-c", imports]).success(platform);
+            podman.run(&image, platform, None, &["/usr/bin/python3.9", "-c", imports]).success(platform);
         assert!(printed.starts_with("1.13.1") && printed.contains("1.23.4 True"), "{platform}: {printed}");
     }
     // Java: the truststore lists the bundle's certificates and ours, and a handshake with a

@@ -547,3 +547,33 @@ fn security_updates_are_locked_listed_and_applied() {
     assert!(run.stderr.contains("expired") && run.stderr.contains("hint:"), "{}", run.stderr);
     ctx.run(&["build", "--oci", "out2", "--platform", "linux/amd64"]).success();
 }
+
+/// A release without `-updates` and `-security` suites on its mirror: `lock` names the suite
+/// it cannot find and how to leave it out; with `security = false` and `updates = false` it
+/// locks, and the image's apt sources then list the suite alone.
+#[test]
+fn a_missing_security_suite_is_named_with_a_hint() {
+    apt::require_tools();
+    let repo = Repo::new();
+    let work = repo.dir.path().join("build");
+    Deb::new("tool", "1.0").build(&work, &repo.pool());
+    repo.publish_from("solo", "pool/main", &[]);
+    let apt_server = AptServer::start(repo.root());
+    let ctx = TestContext::new();
+    let manifest = |extra: &str| {
+        format!(
+            "[image]\nplatforms = [\"linux/amd64\"]\n\n[debian]\nsuite = \"solo\"\nmirror = \"{}\"\nkeyring = \"{}\"\n\
+             essential = false\npackages = [\"tool\"]\n{extra}",
+            apt_server.url(),
+            repo.keyring.display()
+        )
+    };
+    ctx.write("marqo-base.toml", &manifest(""));
+    let run = ctx.run(&["lock"]);
+    run.code(2);
+    assert!(run.stderr.contains("solo-updates") || run.stderr.contains("solo-security"), "{}", run.stderr);
+    assert!(run.stderr.contains("= false"), "{}", run.stderr);
+    ctx.write("marqo-base.toml", &manifest("security = false\nupdates = false\n"));
+    ctx.run(&["lock"]).success();
+    assert!(ctx.read("marqo-base.lock").contains("suite = \"solo\"\n"));
+}

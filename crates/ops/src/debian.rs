@@ -2,12 +2,11 @@
 //! cache, runtime) that reads, resolves and fetches it, and unpacking sets into trees.
 
 use std::collections::HashMap;
-
-use sha2::Digest as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use debian::{DebSource, LockedDeb, ResolveOptions};
+use sha2::Digest as _;
 
 use crate::{Error, Reporter};
 
@@ -111,13 +110,11 @@ impl Session {
     ) -> Result<Vec<debian::Index>, Error> {
         let spinner = printer.spinner(&format!("Reading {} for {}", self.suites(), arches.join(", ")));
         let indexes = self.runtime.block_on(async {
-            let releases = futures::future::try_join_all(self.sources.iter().enumerate().map(
-                |(i, source)| async move {
-                    debian::fetch_release(&self.client, &self.cache, source)
-                        .await
-                        .map_err(|e| missing_suite(e, i, source))
-                },
-            ))
+            let releases = futures::future::try_join_all(self.sources.iter().map(|source| async move {
+                debian::fetch_release(&self.client, &self.cache, source)
+                    .await
+                    .map_err(|e| missing_suite(e, source))
+            }))
             .await?;
             let reads = arches.iter().map(|arch| {
                 let releases = &releases;
@@ -142,8 +139,7 @@ impl Session {
     }
 
     /// Reads the indexes ([`Session::read_indexes`]), then resolves every architecture (in
-    /// parallel threads), each with the options `opts` gives for its index. Prints one
-    /// summary line per architecture.
+    /// parallel threads) with `opts`. Prints one summary line per architecture.
     pub fn resolve(
         &self,
         packages: &[String],
@@ -215,17 +211,17 @@ impl Session {
 
 /// A suite the archive does not have, with what to do: for the `-updates` and `-security`
 /// suites the manifest implies, how to point at them or leave them out.
-fn missing_suite(err: debian::Error, position: usize, source: &DebSource) -> Error {
+fn missing_suite(err: debian::Error, source: &DebSource) -> Error {
     let missing =
         matches!(&err, debian::Error::Release { reason, .. } if reason == debian::remote::NO_RELEASE);
-    let hint = match (missing, position) {
-        (true, _) if source.suite.ends_with("-security") => Some(format!(
+    let hint = match missing {
+        true if source.suite.ends_with("-security") => Some(format!(
             "{} has no suite `{}`: name the security archive with [debian] security_mirror, or set \
              security = false if the release has no security suite",
             fetch::redact(&source.mirror),
             source.suite
         )),
-        (true, _) if source.suite.ends_with("-updates") => Some(format!(
+        true if source.suite.ends_with("-updates") => Some(format!(
             "{} has no suite `{}`: set [debian] updates = false if the release has none",
             fetch::redact(&source.mirror),
             source.suite
