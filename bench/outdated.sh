@@ -41,10 +41,10 @@ host_uri() { # security|main
                sec = (suites ~ /-security/)
                if (uris != "" && ((want == "security") == sec)) { split(uris, u, " "); print u[1] } }' "$f"
       done
-      cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+      { cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
         sed -e 's/#.*//' -e 's/\[[^]]*\]//' |
         awk -v want="$want" '$1 == "deb" && (($3 ~ /-security/) == (want == "security")) { print $2 }'
-    } | head -1
+    } | awk 'NR == 1'
 }
 main_uri=$(host_uri main); security_uri=$(host_uri security)
 [ -n "$main_uri" ] && [ -n "$security_uri" ] || { echo "no main and security apt sources on this host"; exit 2; }
@@ -63,7 +63,7 @@ for arch in amd64 arm64; do
                 if ($i ~ /^name = /) { n = $i; gsub(/^name = "|"$/, "", n) }
                 if ($i ~ /^version = /) { v = $i; gsub(/^version = "|"$/, "", v) }
                 if ($i ~ /^arch = /) { a = $i; gsub(/^arch = "|"$/, "", a) } }
-            if (a == arch || a == "all") print n, v }' "$lock" | sort > "$work/locked-$arch.txt"
+            if (a == arch || a == "all") print n, v, a }' "$lock" | sort > "$work/locked-$arch.txt"
 done
 echo "lock: $lock ($(wc -l < "$work/locked-amd64.txt") amd64, $(wc -l < "$work/locked-arm64.txt") arm64 packages)"
 
@@ -109,11 +109,14 @@ apt_outdated() { # DIR
     APT_CONFIG="$t/apt.conf" apt-get update -qq
     for arch in amd64 arm64; do
         local q=()
-        while read -r name _; do q+=("$name:$arch"); done < "$work/locked-$arch.txt"
+        # An `all` package answers to its name alone.
+        while read -r name _ pkgarch; do
+            if [ "$pkgarch" = all ]; then q+=("$name"); else q+=("$name:$arch"); fi
+        done < "$work/locked-$arch.txt"
         APT_CONFIG="$t/apt.conf" apt-cache policy "${q[@]}" |
             awk '/^[^ ]/ { sub(/:$/, ""); name = $0 } /^  Candidate:/ { print name, $2 }' |
             sed "s/:$arch / /" | sort > "$t/candidates-$arch.txt"
-        join "$work/locked-$arch.txt" "$t/candidates-$arch.txt" | while read -r name locked candidate; do
+        join "$work/locked-$arch.txt" "$t/candidates-$arch.txt" | while read -r name locked _ candidate; do
             if [ "$candidate" != "(none)" ] && dpkg --compare-versions "$candidate" gt "$locked"; then
                 echo "$arch $name $locked $candidate"
             fi

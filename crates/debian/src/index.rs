@@ -301,10 +301,14 @@ impl Index {
             };
             let version = &text[e.version.start as usize..e.version.end as usize];
             let ids = by_name.entry(name.into()).or_default();
+            // The same file listed again (by another suite, or in binary-all too) is one
+            // package; a rebuild of the version with other bytes stays a package of its own.
+            let sha256 = &text[e.sha256.start as usize..e.sha256.end as usize];
             let duplicate = ids.iter().copied().find(|id| {
                 let o = &entries[id.0 as usize];
                 &text[o.version.start as usize..o.version.end as usize] == version
                     && &text[o.arch.start as usize..o.arch.end as usize] == pkg_arch
+                    && text[o.sha256.start as usize..o.sha256.end as usize].eq_ignore_ascii_case(sha256)
             });
             if let Some(id) = duplicate {
                 entries[id.0 as usize].origins |= e.origins;
@@ -345,6 +349,12 @@ impl Index {
     /// The origins its packages come from, in the sources' order.
     pub fn origins(&self) -> &[Origin] {
         &self.origins
+    }
+
+    /// Whether every version of `name` is in `NotAutomatic` suites only: apt then takes the
+    /// highest of them (priority 1 is still a candidate when nothing else is).
+    pub fn only_manual(&self, name: &str) -> bool {
+        self.by_name(name).all(|p| !p.automatic())
     }
 
     /// The architecture this index is for.
@@ -676,6 +686,23 @@ Size: 100
     }
 
     #[test]
+    fn a_rebuild_with_other_bytes_is_a_package_of_its_own() {
+        use crate::resolve::{resolve, ResolveOptions};
+        let private = stanza("libc", "1.0", "").replace(&"ab".repeat(32), &"cd".repeat(32));
+        let index = Index::parse_sources(
+            "amd64",
+            vec![(Origin::new("stable"), stanza("libc", "1.0", "")), (Origin::new("private"), private)],
+            "Packages",
+        )
+        .unwrap();
+        assert_eq!(index.by_name("libc").count(), 2);
+        let got = resolve(&index, &["libc/private".to_string()], &ResolveOptions::default()).unwrap();
+        assert_eq!((got[0].suite.as_str(), got[0].sha256.as_str()), ("private", "cd".repeat(32).as_str()));
+        let got = resolve(&index, &["libc".to_string()], &ResolveOptions::default()).unwrap();
+        assert_eq!(got[0].suite, "stable");
+    }
+
+    #[test]
     fn one_index_knows_the_suites_of_each_version() {
         let index = release();
         let suites = |name: &str, version: &str| -> Vec<String> {
@@ -729,6 +756,22 @@ Size: 100
         let text = format!("{err} {}", err.hint().unwrap_or_default());
         assert!(text.contains("NotAutomatic") && text.contains("`app/stable-backports`"), "{text}");
         assert_eq!(split_target("app/stable-backports"), ("app", Some("stable-backports")));
+
+        // Only in a NotAutomatic suite: still apt's candidate, as priority 1 is.
+        let only = Index::parse_sources(
+            "amd64",
+            vec![
+                (Origin::new("stable"), stanza("libc", "1.0", "")),
+                (
+                    Origin { suite: "stable-backports".into(), not_automatic: true },
+                    stanza("newtool", "1.0", "libc"),
+                ),
+            ],
+            "Packages",
+        )
+        .unwrap();
+        let got = resolve(&only, &["newtool".to_string()], &none).unwrap();
+        assert_eq!(got.iter().map(|d| d.suite.as_str()).collect::<Vec<_>>(), ["stable", "stable-backports"]);
         assert_eq!(split_target("python3 (>= 3.9)"), ("python3 (>= 3.9)", None));
     }
 }

@@ -198,7 +198,12 @@ pub fn resolve_explained(
                 let parent = state.parent.get(id).copied().flatten();
                 Why::Dependency(parent.map(|p| index.get(p).name().to_string()).unwrap_or_default())
             });
-            (LockedDeb::from_package(&index.get(*id)), why)
+            let mut deb = LockedDeb::from_package(&index.get(*id));
+            // Asked of a suite, it is taken from there (the same file may be in several).
+            if let Some(target) = solver.targets.get(deb.name.as_str()) {
+                deb.suite = target.clone();
+            }
+            (deb, why)
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -494,25 +499,39 @@ impl<'a> Solver<'a, '_> {
         let p = self.index.get(id);
         match self.targets.get(p.name()) {
             Some(suite) => p.origins().any(|o| &o.suite == suite),
-            None => p.automatic() || self.opts.locked.get(p.name()).is_some_and(|v| v == p.version()),
+            None => {
+                p.automatic()
+                    || self.opts.locked.get(p.name()).is_some_and(|v| v == p.version())
+                    || self.index.only_manual(p.name())
+            }
         }
     }
 
     /// Why nothing in the index satisfies `rel`.
     fn absent_reason(&self, rel: &Relation) -> String {
-        let manual: Vec<String> = self
+        let left_out: Vec<Package<'_>> = self
             .index
             .by_name(&rel.name)
             .filter(|p| !self.eligible(p.id()) && rel.accepts_version(p.version()))
-            .map(|p| format!("{} {} is only in {}", p.name(), p.version(), p.suite()))
             .collect();
-        if !manual.is_empty() {
-            return format!(
-                "`{rel}`: {}, which is NotAutomatic; request `{}/{}` to take it from there",
-                manual.join(", "),
-                rel.name,
-                self.index.by_name(&rel.name).find(|p| !self.eligible(p.id())).map_or("", |p| p.suite())
-            );
+        if let Some(first) = left_out.first() {
+            let listed: Vec<String> = left_out
+                .iter()
+                .map(|p| format!("{} {} is only in {}", p.name(), p.version(), p.suite()))
+                .collect();
+            return match self.targets.get(&rel.name) {
+                Some(target) => format!(
+                    "`{rel}`: {}, not in `{target}`, where the request takes {} from",
+                    listed.join(", "),
+                    rel.name
+                ),
+                None => format!(
+                    "`{rel}`: {}, which is NotAutomatic; request `{}/{}` to take it from there",
+                    listed.join(", "),
+                    rel.name,
+                    first.suite()
+                ),
+            };
         }
         let versions: Vec<&str> = self.index.by_name(&rel.name).map(|p| p.version()).collect();
         let providers: Vec<String> = self

@@ -42,7 +42,7 @@ impl Lock {
                 );
             }
             if let Some(debian) = &manifest.debian {
-                self.debian_coverage(platform, &debian.packages, &mut reasons);
+                self.debian_coverage(platform, debian, &mut reasons);
             }
         }
         self.file_coverage(manifest, now, &mut reasons);
@@ -62,18 +62,34 @@ impl Lock {
         dependency_reasons("python", platform, entries, |name| locked.contains_key(name), reasons);
     }
 
-    fn debian_coverage(&self, platform: TargetPlatform, requests: &[String], reasons: &mut Vec<String>) {
+    fn debian_coverage(&self, platform: TargetPlatform, debian: &crate::Debian, reasons: &mut Vec<String>) {
+        let requests = &debian.packages;
         let locked: BTreeMap<&str, &crate::LockedDebian> =
             self.debian_for(platform).map(|d| (d.name.as_str(), d)).collect();
+        // Each .deb comes from a suite the manifest still reads.
+        let suites = debian.suite_names();
+        for d in locked.values() {
+            if let Some(suite) = d.suite.as_deref().filter(|s| !suites.iter().any(|x| x == s)) {
+                reasons.push(format!(
+                    "[[debian]] `{}` {} is locked from suite `{suite}`, which [debian] no longer reads ({platform})",
+                    d.name, d.version
+                ));
+            }
+        }
         let provided: BTreeSet<&str> =
             locked.values().flat_map(|d| d.provides.iter().map(String::as_str)).collect();
         for request in requests {
             let name = crate::Debian::package_name(request);
             let held = request.split_once('=').map(|(_, v)| v);
+            let target = request.split_once('/').map(|(_, s)| s);
             match locked.get(name) {
                 Some(entry) if held.is_some_and(|v| v != entry.version) => reasons.push(format!(
                     "`{request}` ([debian] packages) is locked at {} for {platform}",
                     entry.version
+                )),
+                Some(entry) if target.is_some() && entry.suite.as_deref() != target => reasons.push(format!(
+                    "`{request}` ([debian] packages) is locked from `{}` for {platform}",
+                    entry.suite.as_deref().unwrap_or(&debian.suite)
                 )),
                 Some(_) => {}
                 None if provided.contains(name) => {}

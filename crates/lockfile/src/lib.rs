@@ -28,5 +28,7 @@ pub use lock::{
     FileRef, Lock, LockedBase, LockedDebian, LockedFile, LockedPython, LockedSource, LOCK_HEADER,
     LOCK_VERSION,
 };
-pub use manifest::{Debian, DebianSource, FileEntry, FileSource, Image, Index, Manifest, Python};
+pub use manifest::{
+    Debian, DebianSource, FileEntry, FileSource, Image, Index, Manifest, Python, ROLLING_SUITES,
+};
 pub use platform::{PlatformError, TargetPlatform};

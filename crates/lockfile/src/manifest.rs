@@ -151,7 +151,27 @@ pub struct Debian {
     pub ca_certificates: Vec<PathBuf>,
 }
 
+/// Releases that have neither `-updates` nor `-security` suites.
+pub const ROLLING_SUITES: &[&str] = &["sid", "unstable", "experimental", "rc-buggy"];
+
 impl Debian {
+    /// The suites this section reads, in apt's order: the suite, `SUITE-updates` and
+    /// `SUITE-security` (unless turned off, or the release is rolling), then each
+    /// `[[debian.source]]` suite.
+    pub fn suite_names(&self) -> Vec<String> {
+        let mut out = vec![self.suite.clone()];
+        if !ROLLING_SUITES.contains(&self.suite.as_str()) {
+            if self.updates {
+                out.push(format!("{}-updates", self.suite));
+            }
+            if self.security {
+                out.push(format!("{}-security", self.suite));
+            }
+        }
+        out.extend(self.source.iter().flat_map(|s| s.suites.iter().cloned()));
+        out
+    }
+
     /// The package a `packages` entry names: `libc6` of `libc6`, `libc6=2.31-13` and
     /// `libc6/bullseye-security`.
     pub fn package_name(request: &str) -> &str {

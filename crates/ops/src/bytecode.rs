@@ -1243,6 +1243,7 @@ pub(crate) fn compile_debian_modules(
         let message = format!("cannot {what} {}", path.display());
         move |e: std::io::Error| Error::from_error(message, e)
     };
+    let real_root = fs_err::canonicalize(root).map_err(io("resolve", root))?;
     let mut paths = Vec::new();
     let mut sources = Vec::new();
     for path in debian_modules(&unpacked.packages) {
@@ -1278,10 +1279,24 @@ pub(crate) fn compile_debian_modules(
         };
         let target = root.join(&cached);
         let dir = target.parent().unwrap_or(root);
-        if !dir.exists() {
-            fs_err::create_dir(dir).map_err(io("create", dir))?;
-            let meta = fs_err::symlink_metadata(dir).map_err(io("read", dir))?;
-            unpacked.owners.record_added(&meta, dir.to_path_buf(), 0o755);
+        // Written only inside the root: the module's directory must be in it, `__pycache__`
+        // a directory (not a link a package shipped), and the `.pyc` not there already.
+        let inside = dir
+            .parent()
+            .and_then(|d| std::fs::canonicalize(d).ok())
+            .is_some_and(|d| d.starts_with(&real_root));
+        match std::fs::symlink_metadata(dir) {
+            _ if !inside => continue,
+            Ok(meta) if !meta.is_dir() => continue,
+            Ok(_) => {}
+            Err(_) => {
+                fs_err::create_dir(dir).map_err(io("create", dir))?;
+                let meta = fs_err::symlink_metadata(dir).map_err(io("read", dir))?;
+                unpacked.owners.record_added(&meta, dir.to_path_buf(), 0o755);
+            }
+        }
+        if std::fs::symlink_metadata(&target).is_ok() {
+            continue;
         }
         let mut bytes = pyc.to_vec();
         // PEP 552 flags: hash-based (bit 0), and checked against the source (bit 1).

@@ -119,15 +119,29 @@ impl Session {
             let reads = arches.iter().map(|arch| {
                 let releases = &releases;
                 async move {
-                    let files = self.sources.iter().zip(releases).map(|(source, release)| async move {
-                        let files =
-                            debian::fetch_packages(&self.client, &self.cache, source, release, arch).await?;
-                        let origin = debian::Origin {
-                            suite: source.suite.clone(),
-                            not_automatic: release.not_automatic,
-                        };
-                        Ok::<_, debian::Error>((origin, files))
-                    });
+                    let files = self.sources.iter().zip(releases).enumerate().map(
+                        |(i, (source, release))| async move {
+                            // A suite beside the release's own that has no such architecture (an
+                            // amd64-only vendor repository) offers nothing there, as apt has it.
+                            let lacks = !release.architectures.is_empty()
+                                && !release.architectures.iter().any(|a| a == arch);
+                            let files = match i > 0 && lacks {
+                                true => {
+                                    tracing::debug!("{} has no {arch} packages", source.suite);
+                                    Vec::new()
+                                }
+                                false => {
+                                    debian::fetch_packages(&self.client, &self.cache, source, release, arch)
+                                        .await?
+                                }
+                            };
+                            let origin = debian::Origin {
+                                suite: source.suite.clone(),
+                                not_automatic: release.not_automatic,
+                            };
+                            Ok::<_, debian::Error>((origin, files))
+                        },
+                    );
                     let parts = futures::future::try_join_all(files).await.map_err(debian_error)?;
                     debian::read_index_blocking(arch, parts).await.map_err(debian_error)
                 }
@@ -263,9 +277,6 @@ fn absolute_keyring(keyring: &Path) -> Result<PathBuf, Error> {
         .map_err(|e| Error::from_error(format!("cannot resolve the keyring {}", keyring.display()), e))
 }
 
-/// Releases that have neither `-updates` nor `-security` suites.
-const ROLLING: &[&str] = &["sid", "unstable", "experimental", "rc-buggy"];
-
 /// The apt sources of a manifest's `[debian]`, in apt's order, as Debian's own images
 /// configure them: the suite and `SUITE-updates` from `mirror` (else the host's apt source
 /// of the suite), `SUITE-security` from `security_mirror` (else `mirror`, else the host's
@@ -287,13 +298,19 @@ pub fn manifest_sources(manifest: &lockfile::Manifest) -> Result<Vec<DebSource>,
     };
     let main = from(debian.mirror.as_deref(), suite, "[debian] mirror")?;
     let mut sources = vec![main.clone()];
-    if !ROLLING.contains(&suite) {
+    if !lockfile::ROLLING_SUITES.contains(&suite) {
         if debian.updates {
             sources.push(DebSource { suite: format!("{suite}-updates"), ..main.clone() });
         }
         if debian.security {
             let mirror = debian.security_mirror.as_deref().or(debian.mirror.as_deref());
-            let mut security = from(mirror, &format!("{suite}-security"), "[debian] security_mirror")?;
+            let mut security = from(mirror, &format!("{suite}-security"), "[debian] security_mirror")
+                .map_err(|e| {
+                    e.with_hint(
+                        "name the security archive with [debian] security_mirror (or mirror), or set \
+                         security = false in [debian] to lock without security updates",
+                    )
+                })?;
             security.components = main.components.clone();
             sources.push(security);
         }
@@ -420,14 +437,18 @@ fn without_credentials(url: &url::Url) -> String {
 
 /// The version apt would upgrade a locked package to, when the index has a newer one: the
 /// highest of its name and architecture that apt takes without being asked, or from the
-/// suite the lock took it from (a `NotAutomatic` suite the manifest asked for).
+/// suite the lock took it from (a `NotAutomatic` suite the manifest asked for), or from
+/// `NotAutomatic` suites when they alone have the package.
 pub fn newer_candidate<'a>(
     index: &'a debian::Index,
     locked: &lockfile::LockedDebian,
 ) -> Option<debian::Package<'a>> {
+    let manual_only = index.only_manual(&locked.name);
     let best = index.by_name(&locked.name).find(|p| {
         p.architecture() == locked.arch
-            && (p.automatic() || locked.suite.as_deref().is_some_and(|s| p.origins().any(|o| o.suite == s)))
+            && (p.automatic()
+                || manual_only
+                || locked.suite.as_deref().is_some_and(|s| p.origins().any(|o| o.suite == s)))
     })?;
     (debian::compare_versions(best.version(), &locked.version) == std::cmp::Ordering::Greater).then_some(best)
 }

@@ -373,26 +373,15 @@ fn lock_debian(
         // Re-locking keeps each package's version while the sources still have it; with
         // --security, except where a security suite has a newer one.
         let mut locked = BTreeMap::new();
-        let mut moving = Vec::new();
         for d in previous.into_iter().flat_map(|l| l.debian_for(*platform)) {
             if upgrade.contains(&d.name) {
                 continue;
             }
-            if args.security {
-                if let Some(newer) = crate::debian::newer_candidate(index, d) {
-                    if newer.from_security() {
-                        moving.push(format!("{} {} -> {}", d.name, d.version, newer.version()));
-                        continue;
-                    }
-                }
+            let security = args.security
+                && crate::debian::newer_candidate(index, d).is_some_and(|newer| newer.from_security());
+            if !security {
+                locked.insert(d.name.clone(), d.version.clone());
             }
-            locked.insert(d.name.clone(), d.version.clone());
-        }
-        if args.security {
-            printer.status(match moving.len() {
-                0 => format!("No security update for {platform}"),
-                n => format!("{n} security updates for {platform}: {}", moving.join(", ")),
-            });
         }
         opts.push(debian::ResolveOptions {
             essential: debian.essential,
@@ -401,6 +390,28 @@ fn lock_debian(
         });
     }
     let (sets, _) = session.resolve_indexes(&indexes, &debian.packages, &opts, &arches, printer)?;
+    if args.security {
+        // What moved, as resolved (a held or requested package may stay where it is).
+        for (platform, set) in platforms.iter().zip(&sets) {
+            let before: BTreeMap<&str, &str> = previous
+                .into_iter()
+                .flat_map(|l| l.debian_for(*platform))
+                .map(|d| (d.name.as_str(), d.version.as_str()))
+                .collect();
+            let moved: Vec<String> = set
+                .debs
+                .iter()
+                .filter_map(|d| {
+                    let old = before.get(d.name.as_str())?;
+                    (*old != d.version).then(|| format!("{} {old} -> {}", d.name, d.version))
+                })
+                .collect();
+            printer.status(match moved.len() {
+                0 => format!("No security update for {platform}"),
+                n => format!("{n} packages moved for {platform}: {}", moved.join(", ")),
+            });
+        }
+    }
     for (platform, set) in platforms.iter().zip(&sets) {
         for (deb, relations) in set.debs.iter().zip(&set.relations) {
             lock.add_debian(LockedDebian {

@@ -13,6 +13,19 @@ use crate::debian::{newer_candidate, Session};
 use crate::lock::LockOptions;
 use crate::{Error, Reporter};
 
+/// An update: name, architecture, locked version, candidate version.
+type Key = (String, String, String, String);
+
+/// The newer `.deb` of an update and the source versions its changelog speaks in.
+struct Newer {
+    deb: debian::LockedDeb,
+    /// Its source package.
+    source: String,
+    /// The source versions of the locked package and of the candidate.
+    locked_source: String,
+    candidate_source: String,
+}
+
 /// The most text a `changelog.Debian` may decompress to.
 const MAX_CHANGELOG: u64 = 64 * 1024 * 1024;
 
@@ -129,9 +142,9 @@ fn debian_updates(
         .map(|p| lockfile::Debian::package_name(p))
         .collect();
     // By (name, arch, locked, candidate): an `all` package is one update for every platform.
-    let mut updates: BTreeMap<(String, String, String, String), DebianUpdate> = BTreeMap::new();
+    let mut updates: BTreeMap<Key, DebianUpdate> = BTreeMap::new();
     // The newer `.deb` of each update, to read its changelog from.
-    let mut debs: BTreeMap<(String, String, String, String), (debian::LockedDeb, String)> = BTreeMap::new();
+    let mut debs: BTreeMap<Key, Newer> = BTreeMap::new();
     for (platform, index) in platforms.iter().zip(&indexes) {
         for locked in lock.debian_for(*platform) {
             let Some(newer) = newer_candidate(index, locked) else { continue };
@@ -141,10 +154,22 @@ fn debian_updates(
                 locked.version.clone(),
                 newer.version().to_string(),
             );
-            let source =
-                newer.field("Source").map_or(newer.name(), |s| s.split_whitespace().next().unwrap_or(s));
-            debs.entry(key.clone())
-                .or_insert_with(|| (debian::LockedDeb::from_package(&newer), source.to_string()));
+            // Changelogs are in source versions (a binNMU's `+b1`, a `Source: x (v)` of its own).
+            let (source, candidate_source) =
+                crate::sbom::source_of(newer.stanza(), newer.name(), newer.version());
+            let locked_source = index
+                .by_name(&locked.name)
+                .find(|p| p.version() == locked.version && p.architecture() == locked.arch)
+                .map_or_else(
+                    || locked.version.clone(),
+                    |p| crate::sbom::source_of(p.stanza(), p.name(), p.version()).1,
+                );
+            debs.entry(key.clone()).or_insert_with(|| Newer {
+                deb: debian::LockedDeb::from_package(&newer),
+                source,
+                locked_source,
+                candidate_source,
+            });
             updates
                 .entry(key)
                 .or_insert_with(|| DebianUpdate {
@@ -176,23 +201,28 @@ fn debian_updates(
 
 /// Fills in each update's CVE IDs from the changelog of its newer `.deb`: one `.deb` per
 /// source package and version (the smallest of its binaries that has a changelog), fetched
-/// hash-checked through the cache.
+/// hash-checked through the cache. A `.deb` that cannot be fetched is passed over for the
+/// next binary of its source, with a warning; with none left, its updates are listed
+/// without CVE IDs.
 fn read_cves(
     session: &Session,
-    updates: &mut BTreeMap<(String, String, String, String), DebianUpdate>,
-    debs: &BTreeMap<(String, String, String, String), (debian::LockedDeb, String)>,
+    updates: &mut BTreeMap<Key, DebianUpdate>,
+    debs: &BTreeMap<Key, Newer>,
     printer: &dyn Reporter,
 ) -> Result<(), Error> {
     // Each source version's binaries, smallest first.
     let mut by_source: BTreeMap<(&str, &str), Vec<&debian::LockedDeb>> = BTreeMap::new();
-    for ((_, _, _, candidate), (deb, source)) in debs {
-        by_source.entry((source.as_str(), candidate.as_str())).or_default().push(deb);
+    for newer in debs.values() {
+        by_source
+            .entry((newer.source.as_str(), newer.candidate_source.as_str()))
+            .or_default()
+            .push(&newer.deb);
     }
     for list in by_source.values_mut() {
         list.sort_by_key(|d| (d.size, d.name.clone()));
         list.dedup_by(|a, b| a.sha256 == b.sha256);
     }
-    // The smallest binary of each source version first, all in one fetch; the next one only
+    // The smallest binary of each source version first, all at once; the next one only
     // where that one has no changelog of its own.
     let mut texts: BTreeMap<(&str, &str), Option<String>> = BTreeMap::new();
     let mut tries: Vec<((&str, &str), std::slice::Iter<'_, &debian::LockedDeb>)> =
@@ -209,9 +239,21 @@ fn read_cves(
                 false
             }
         });
-        let debs: Vec<debian::LockedDeb> = round.iter().map(|(_, d)| d.clone()).collect();
-        let (paths, _) = session.fetch_debs(&debs, printer)?;
-        for ((key, deb), path) in round.into_iter().zip(paths) {
+        let spinner = printer.spinner(&format!("Reading the changelogs of {} .debs", round.len()));
+        let fetched = session.runtime.block_on(futures::future::join_all(round.iter().map(|(_, deb)| {
+            debian::fetch_debs(&session.client, &session.cache, &session.sources, std::slice::from_ref(deb))
+        })));
+        spinner.finish_and_clear();
+        for ((key, deb), result) in round.into_iter().zip(fetched) {
+            let path = match result {
+                Ok(mut paths) if !paths.is_empty() => paths.remove(0),
+                Ok(_) => continue,
+                // Another binary of the source may be within reach: it is tried next round.
+                Err(e) => {
+                    tracing::warn!("cannot read the changelog of {} {}: {e}", deb.name, deb.version);
+                    continue;
+                }
+            };
             let text = debian::changelog::read_changelog(&path, &deb.name, MAX_CHANGELOG)
                 .map_err(crate::debian::debian_error)?;
             if text.is_some() {
@@ -221,9 +263,9 @@ fn read_cves(
         }
     }
     for (key, update) in updates.iter_mut() {
-        let Some((_, source)) = debs.get(key) else { continue };
-        if let Some(Some(text)) = texts.get(&(source.as_str(), update.candidate.as_str())) {
-            let found = debian::changelog::cves_between(text, &update.locked, &update.candidate);
+        let Some(newer) = debs.get(key) else { continue };
+        if let Some(Some(text)) = texts.get(&(newer.source.as_str(), newer.candidate_source.as_str())) {
+            let found = debian::changelog::cves_between(text, &newer.locked_source, &newer.candidate_source);
             update.cves = Some(found.cves);
             update.changelog_complete = Some(found.reached_locked);
         }

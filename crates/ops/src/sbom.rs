@@ -43,7 +43,7 @@ pub fn debian_facts(unpacked: &debian::Unpacked, root: &Path) -> Vec<PackageFact
 
 /// The `Source:` of a control file: `name`, or `name (version)` when it differs from the
 /// binary's; the package itself without one.
-fn source_of(control: &str, name: &str, version: &str) -> (String, String) {
+pub(crate) fn source_of(control: &str, name: &str, version: &str) -> (String, String) {
     let field = control.lines().find_map(|line| {
         let (field, value) = line.split_once(':')?;
         field.eq_ignore_ascii_case("source").then(|| value.trim().to_string())
