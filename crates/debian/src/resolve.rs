@@ -34,7 +34,7 @@ pub struct ResolveOptions {
 }
 
 /// One package of a resolved set: what the lock records.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LockedDeb {
     /// `Package`.
     pub name: String,

@@ -614,3 +614,67 @@ pub fn debian_error(err: debian::Error) -> Error {
 pub(crate) fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(url: &str, suite: &str, keyring: &Path) -> DebSource {
+        DebSource::new(url::Url::parse(url).unwrap(), suite, keyring)
+    }
+
+    #[test]
+    fn the_images_sources_group_archives_and_carry_no_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("a/repo.gpg");
+        let other = dir.path().join("b/repo.gpg");
+        for (path, bytes) in [(&private, "one"), (&other, "two")] {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        let debian = Path::new(debian::source::DEFAULT_KEYRING);
+        let apt = ImageApt::for_sources(&[
+            source("http://mirror.invalid/debian", "bookworm", debian),
+            source("http://mirror.invalid/debian", "bookworm-updates", debian),
+            source("http://mirror.invalid/debian-security", "bookworm-security", debian),
+            source("https://alice:s3cret@apt.invalid/repo", "extra", &private),
+            source("https://apt2.invalid/repo", "more", &other),
+        ])
+        .unwrap();
+        let paths: Vec<&str> = apt.files.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, [IMAGE_SOURCES, "etc/apt/keyrings/repo.gpg", "etc/apt/keyrings/1-repo.gpg"]);
+        let text = String::from_utf8(apt.files[0].1.clone()).unwrap();
+        assert!(!text.contains("alice") && !text.contains("s3cret"), "{text}");
+        assert!(
+            text.contains(
+                "URIs: http://mirror.invalid/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\
+                 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("URIs: https://apt.invalid/repo\nSuites: extra\nComponents: main\nSigned-By: /etc/apt/keyrings/repo.gpg\n"), "{text}");
+        assert!(text.contains("Signed-By: /etc/apt/keyrings/1-repo.gpg\n"), "{text}");
+        assert_eq!(apt.files[2].1, b"two");
+        assert_eq!(apt.inputs.lines().count(), 3);
+        // A keyring that is a directory cannot be named in the image.
+        let err = ImageApt::for_sources(&[source("http://m.invalid/", "x", dir.path())]).unwrap_err();
+        assert!(err.hint().is_some(), "{err}");
+    }
+
+    #[test]
+    fn a_locked_deb_comes_from_its_suites_source() {
+        let debian = Path::new(debian::source::DEFAULT_KEYRING);
+        let sources = [
+            source("http://m.invalid/debian", "bookworm", debian),
+            source("http://m.invalid/debian-security", "bookworm-security", debian),
+        ];
+        let deb = |suite: &str| LockedDeb { suite: suite.to_string(), ..Default::default() };
+        assert_eq!(debian::source_of(&sources, &deb("")).unwrap().suite, "bookworm");
+        assert_eq!(
+            debian::source_of(&sources, &deb("bookworm-security")).unwrap().suite,
+            "bookworm-security"
+        );
+        let err = debian::source_of(&sources, &deb("bullseye")).unwrap_err();
+        assert!(err.hint().is_some_and(|h| h.contains("bookworm, bookworm-security")), "{err}");
+    }
+}
