@@ -283,7 +283,11 @@ fn ca_root(work: &Path, root: &Path, local: Vec<LocalCertificate>) -> usize {
 
 /// `keytool -list` of a store: (alias, SHA-256 fingerprint) pairs.
 fn keytool_list(store: &Path, password: &str) -> Result<Vec<(String, String)>, String> {
+    // Aliases such as NetLock's `főtanúsítvány` print as `?` under a non-UTF-8 locale (a
+    // fresh machine sets none): keytool's output is read as UTF-8 whatever the caller's.
     let out = Command::new("keytool")
+        .env("LC_ALL", "C.UTF-8")
+        .args(["-J-Dstdout.encoding=UTF-8", "-J-Dsun.stdout.encoding=UTF-8"])
         .args(["-list", "-keystore"])
         .arg(store)
         .args(["-storepass", password])
