@@ -16,7 +16,8 @@ cd "$(dirname "$0")"
 # layers; curl: reachability of the live index; podman, runc: images run in a real
 # container runtime; keytool, javac (and java): the Java truststore and a TLS handshake
 # through it; readelf: the ld.so.cache (ldconfig is essential); script: a terminal for the
-# passphrase prompts; kill: signals to interrupted builds (a minimal Debian has no procps).
+# passphrase prompts; pkill (procps, which brings the kill binary: `command -v kill` finds the
+# shell builtin): signals to interrupted builds (a minimal Debian has no procps).
 tools="
 python3 python3
 curl curl
@@ -37,7 +38,7 @@ keytool default-jre-headless
 javac default-jdk-headless
 readelf binutils
 script bsdutils
-kill procps
+pkill procps
 "
 need=()
 while read -r cmd pkg; do
