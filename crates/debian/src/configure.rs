@@ -46,6 +46,9 @@ pub struct ConfigureOptions {
     /// Files the root gets besides the packages' (apt's sources and the keyrings they name),
     /// by relative path, owned by root with mode 0644.
     pub files: Vec<(String, Vec<u8>)>,
+    /// The packages asked for by name: apt's `extended_states` marks every other package
+    /// that neither `Essential: yes` nor `Priority: required` brings as auto-installed.
+    pub manual: BTreeSet<String>,
 }
 
 /// A package once unpacked: what configuration needs to know about it.
@@ -159,15 +162,7 @@ pub const SYSTEM_USERS: &[SystemUser] = &[
 ];
 
 /// Reads files of the unpacked root, which configuration derives things from.
-struct Root<'a> {
-    root: &'a Path,
-}
-
-impl Root<'_> {
-    fn read(&self, rel: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.root.join(rel)).ok()
-    }
-}
+use crate::fresh::Tree as Root;
 
 /// Everything configuration adds for these packages (sorted by name), reading the
 /// unpacked files under `root` where it needs content (master passwd files, certificates).
@@ -184,7 +179,7 @@ pub fn configure(
     let accounts = accounts(&tree, &names)?;
     let mut statoverride = Vec::new();
     if let Some(accounts) = &accounts {
-        out.extend(accounts.files());
+        out.extend(accounts.files(&tree, names.contains("passwd"), options.mtime));
         for user in SYSTEM_USERS.iter().filter(|u| names.contains(u.package)) {
             let (uid, gid) = accounts.ids(user.name);
             for (dir, mode, group) in user.dirs {
@@ -213,7 +208,14 @@ pub fn configure(
         out.extend(alt.generated());
     }
 
-    out.extend(ca_certificates(&tree, &names, &shipped, options)?);
+    // The comment ca-certificates' postinst starts a new /etc/ca-certificates.conf with.
+    let postinst = installed
+        .iter()
+        .find(|p| p.locked.name == "ca-certificates")
+        .and_then(|p| p.control.get("postinst"))
+        .map(|s| String::from_utf8_lossy(s).into_owned());
+    let header = postinst.as_deref().and_then(|s| here_document(s, "cat > /etc/ca-certificates.conf <<"));
+    out.extend(ca_certificates(&tree, header.as_deref(), &names, &shipped, options)?);
     for (path, content) in &options.files {
         out.push(Generated::File {
             path: path.clone(),
@@ -224,10 +226,21 @@ pub fn configure(
         });
     }
 
+    // dash's postinst claims /bin/sh (debconf's dash/sh defaults to yes): it diverts
+    // /bin/sh and sh(1) and makes them links to dash.
     let mut diversions = String::new();
-    if names.contains("dash") && !shipped.contains("/bin/sh") {
-        out.push(Generated::Symlink { path: "bin/sh".into(), target: "dash".into() });
-        diversions.push_str("/bin/sh\n/bin/sh.distrib\ndash\n");
+    if names.contains("dash") {
+        for (path, distrib, target) in [
+            ("/usr/share/man/man1/sh.1.gz", "/usr/share/man/man1/sh.distrib.1.gz", "dash.1.gz"),
+            ("/bin/sh", "/bin/sh.distrib", "dash"),
+        ] {
+            let rel = path.trim_start_matches('/');
+            let shipped_link = std::fs::read_link(root.join(rel)).is_ok_and(|t| t.as_os_str() == target);
+            if !shipped_link {
+                out.push(Generated::Symlink { path: rel.into(), target: target.into() });
+            }
+            diversions.push_str(&format!("{path}\n{distrib}\ndash\n"));
+        }
     }
 
     let shells: BTreeSet<String> = installed
@@ -241,7 +254,10 @@ pub fn configure(
                 .collect::<Vec<_>>()
         })
         .collect();
-    if !shells.is_empty() && !shipped.contains("/etc/shells") {
+    // Before bookworm, packages call add-shell; since, debianutils' update-shells reads
+    // their files in /usr/share/debianutils/shells.d (see crate::fresh).
+    let update_shells = names.contains("debianutils") && tree.read("usr/share/debianutils/shells").is_some();
+    if !shells.is_empty() && !shipped.contains("/etc/shells") && !update_shells {
         let mut text = String::from("# /etc/shells: valid login shells\n");
         for s in &shells {
             text.push_str(s);
@@ -258,8 +274,30 @@ pub fn configure(
         out.push(file("etc/timezone", 0o644, b"Etc/UTC\n".to_vec()));
     }
 
+    let group_id = |name: &str| accounts.as_ref().map(|a| a.gid(name)).filter(|g| *g != 0 || name == "root");
+    out.extend(crate::fresh::fresh_install(&tree, installed, &group_id, &options.manual));
     out.extend(dpkg_database(installed, &alternatives, &diversions, &statoverride.concat())?);
     Ok(out)
+}
+
+/// The text of the here-document a script's line starting with `command` (after white
+/// space) opens: `cat > FILE <<EOF` up to the line `EOF`.
+fn here_document(script: &str, command: &str) -> Option<String> {
+    let mut lines = script.lines();
+    let opening = lines.find(|l| l.trim_start().starts_with(command))?;
+    let delimiter = opening.rsplit("<<").next()?.trim().trim_matches(['\'', '"', '-']);
+    if delimiter.is_empty() {
+        return None;
+    }
+    let mut text = String::new();
+    for line in lines {
+        if line.trim() == delimiter {
+            return Some(text);
+        }
+        text.push_str(line);
+        text.push('\n');
+    }
+    None
 }
 
 fn file(path: &str, mode: u32, content: Vec<u8>) -> Generated {
@@ -292,6 +330,11 @@ fn accounts(tree: &Root<'_>, names: &BTreeSet<&str>) -> Result<Option<Accounts>,
         group: read("usr/share/base-passwd/group.master")?,
     };
     for user in SYSTEM_USERS.iter().filter(|u| names.contains(u.package)) {
+        // `adduser --system` leaves an existing user as it is (bookworm's base-passwd
+        // has _apt).
+        if acc.passwd.iter().any(|p| p[0] == user.name) {
+            continue;
+        }
         let gid = if user.own_group {
             let gid = free_id(&acc.group, 2);
             acc.group.push(vec![user.name.into(), "x".into(), gid.to_string(), String::new()]);
@@ -337,15 +380,64 @@ impl Accounts {
             .unwrap_or((0, 0))
     }
 
-    fn files(&self) -> Vec<Generated> {
-        let join =
-            |rows: &[Vec<String>]| rows.iter().map(|r| format!("{}\n", r.join(":"))).collect::<String>();
-        // Locked accounts, aging off (an empty last-change field keeps the output reproducible).
-        let shadow: String = self.passwd.iter().map(|p| format!("{}:*:::::::\n", p[0])).collect();
+    /// The four files. With `shadow` (the passwd package's `shadowconfig on`: pwconv and
+    /// grpconv) the passwords move to the shadow files and `x` takes their place; the last
+    /// change is the day of `mtime` (as shadow's tools take `SOURCE_DATE_EPOCH`), left
+    /// empty at 0, which would force a password change; the ageing fields come from
+    /// `/etc/login.defs`.
+    fn files(&self, tree: &Root<'_>, shadow: bool, mtime: u64) -> Vec<Generated> {
+        let defs = String::from_utf8_lossy(&tree.read("etc/login.defs").unwrap_or_default()).into_owned();
+        let def = |key: &str, default: &str| -> String {
+            defs.lines()
+                .filter_map(|l| {
+                    let mut words = l.split_whitespace();
+                    (words.next() == Some(key)).then(|| words.next().unwrap_or(default).to_string())
+                })
+                .last()
+                .unwrap_or_else(|| default.to_string())
+        };
+        let ageing = format!(
+            "{}:{}:{}:{}",
+            if mtime > 0 { (mtime / 86_400).to_string() } else { String::new() },
+            def("PASS_MIN_DAYS", "0"),
+            def("PASS_MAX_DAYS", "99999"),
+            def("PASS_WARN_AGE", "7"),
+        );
+        // What the shadow files hold: the password field, or for an account already
+        // shadowed (`x`, as adduser makes system users) a locked one.
+        let password = |row: &Vec<String>, locked: &str| match row.get(1).map(String::as_str) {
+            Some("x") | None => locked.to_string(),
+            Some(p) => p.to_string(),
+        };
+        let join = |rows: &[Vec<String>]| {
+            rows.iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if shadow && r.len() > 1 {
+                        r[1] = "x".into();
+                    }
+                    format!("{}\n", r.join(":"))
+                })
+                .collect::<String>()
+        };
+        let shadow_text: String = self
+            .passwd
+            .iter()
+            .map(|p| {
+                if shadow {
+                    format!("{}:{}:{ageing}:::\n", p[0], password(p, "*"))
+                } else {
+                    format!("{}:*:::::::\n", p[0])
+                }
+            })
+            .collect();
         let gshadow: String = self
             .group
             .iter()
-            .map(|g| format!("{}:*::{}\n", g[0], g.get(3).map(String::as_str).unwrap_or("")))
+            .map(|g| {
+                let pw = if shadow { password(g, "!") } else { "*".into() };
+                format!("{}:{pw}::{}\n", g[0], g.get(3).map(String::as_str).unwrap_or(""))
+            })
             .collect();
         let shadow_gid = self.gid("shadow");
         vec![
@@ -356,7 +448,7 @@ impl Accounts {
                 mode: 0o640,
                 uid: 0,
                 gid: shadow_gid,
-                content: shadow.into_bytes(),
+                content: shadow_text.into_bytes(),
             },
             Generated::File {
                 path: "etc/gshadow".into(),
@@ -523,6 +615,7 @@ const LOCAL_CERTS: &str = "usr/local/share/ca-certificates";
 /// the local ones) and, with ca-certificates-java, its truststore.
 fn ca_certificates(
     tree: &Root<'_>,
+    header: Option<&str>,
     names: &BTreeSet<&str>,
     shipped: &BTreeSet<&str>,
     options: &ConfigureOptions,
@@ -544,10 +637,12 @@ fn ca_certificates(
         .copied()
         .filter(|p| p.starts_with("/usr/share/ca-certificates/") && p.ends_with(".crt"))
         .collect();
-    let mut conf = String::from(
-        "# Automatically generated by marqo-base, as update-ca-certificates would.\n\
+    let mut conf = header
+        .unwrap_or(
+            "# Automatically generated by marqo-base, as update-ca-certificates would.\n\
          # Lines of certificates that should not be trusted start with `!`.\n",
-    );
+        )
+        .to_string();
     let mut bundle = Vec::new();
     let mut out = Vec::new();
     // The `.pem` links of /etc/ssl/certs by name: their target and the certificate file.
@@ -752,9 +847,11 @@ fn dpkg_database(
     // `info/NAME:ARCH.list` (`dpkg --audit`: "missing the list control file").
     out.push(file("var/lib/dpkg/info/format", 0o644, b"1\n".to_vec()));
     out.push(file("var/lib/dpkg/status", 0o644, status.into_bytes()));
-    out.push(file("var/lib/dpkg/available", 0o644, Vec::new()));
+    // dpkg writes neither `available` nor an empty `statoverride` on an install.
     out.push(file("var/lib/dpkg/diversions", 0o644, diversions.as_bytes().to_vec()));
-    out.push(file("var/lib/dpkg/statoverride", 0o644, statoverride.as_bytes().to_vec()));
+    if !statoverride.is_empty() {
+        out.push(file("var/lib/dpkg/statoverride", 0o644, statoverride.as_bytes().to_vec()));
+    }
     for alt in alternatives.values() {
         out.push(file(
             &format!("var/lib/dpkg/alternatives/{}", alt.name),
@@ -774,38 +871,74 @@ impl InstalledPackage {
     }
 }
 
-/// The status file paragraph: the control fields with `Status` after `Package` and
-/// `Conffiles` before `Description`, as dpkg writes them.
+/// The fields dpkg knows, in the order it writes them to its status file; any other
+/// field follows, in the control file's order.
+const DPKG_FIELD_ORDER: &[&str] = &[
+    "Package",
+    "Essential",
+    "Protected",
+    "Status",
+    "Priority",
+    "Section",
+    "Installed-Size",
+    "Origin",
+    "Maintainer",
+    "Bugs",
+    "Architecture",
+    "Multi-Arch",
+    "Source",
+    "Version",
+    "Config-Version",
+    "Replaces",
+    "Provides",
+    "Depends",
+    "Pre-Depends",
+    "Recommends",
+    "Suggests",
+    "Breaks",
+    "Conflicts",
+    "Enhances",
+    "Conffiles",
+    "Filename",
+    "Size",
+    "MD5sum",
+    "MSDOS-Filename",
+    "Description",
+    "Triggers-Pending",
+    "Triggers-Awaited",
+];
+
+/// The status file paragraph: the control fields with `Status` and `Conffiles`, in the
+/// order dpkg writes them ([`DPKG_FIELD_ORDER`]).
 fn status_stanza(p: &InstalledPackage) -> Result<String, Error> {
     let para = deb822::single_paragraph(&p.control.control).map_err(|source| Error::Syntax {
         file: format!("control of {} {}", p.locked.name, p.locked.version),
         source,
     })?;
-    let mut text = String::new();
     let mut conffiles = String::new();
     for c in p.control.conffiles() {
         let md5 = p.conffile_md5.get(&c).map(String::as_str).unwrap_or("newconffile");
         conffiles.push_str(&format!(" {c} {md5}\n"));
     }
-    let mut wrote_conffiles = conffiles.is_empty();
+    let mut known: BTreeMap<usize, String> = BTreeMap::new();
+    let mut others = String::new();
+    let position = |name: &str| DPKG_FIELD_ORDER.iter().position(|f| f.eq_ignore_ascii_case(name));
     for f in &para.fields {
-        if f.name.eq_ignore_ascii_case("Description") && !wrote_conffiles {
-            text.push_str("Conffiles:\n");
-            text.push_str(&conffiles);
-            wrote_conffiles = true;
-        }
         // Keep continuation lines as written.
-        let raw = field_text(para.text, f.name, f.value);
-        text.push_str(&raw);
-        text.push('\n');
-        if f.name.eq_ignore_ascii_case("Package") {
-            text.push_str("Status: install ok installed\n");
+        let raw = format!("{}\n", field_text(para.text, f.name, f.value));
+        match position(f.name) {
+            Some(i) => {
+                known.insert(i, raw);
+            }
+            None => others.push_str(&raw),
         }
     }
-    if !wrote_conffiles {
-        text.push_str("Conffiles:\n");
-        text.push_str(&conffiles);
+    known.insert(position("Status").unwrap_or(0), "Status: install ok installed\n".to_string());
+    if !conffiles.is_empty() {
+        known.insert(position("Conffiles").unwrap_or(0), format!("Conffiles:\n{conffiles}"));
     }
+    let mut text: String = known.into_values().collect();
+    text.push_str(&others);
     Ok(text)
 }
 

@@ -43,6 +43,7 @@ pub mod configure;
 pub mod deb;
 pub mod deb822;
 mod error;
+mod fresh;
 pub mod index;
 pub mod jks;
 pub mod ldcache;

@@ -276,7 +276,12 @@ fn ca_root(work: &Path, root: &Path, local: Vec<LocalCertificate>) -> usize {
             (locked, pool.join(file))
         })
         .collect();
-    let options = ConfigureOptions { local_certificates: local, mtime: 1_700_000_000, files: Vec::new() };
+    let options = ConfigureOptions {
+        local_certificates: local,
+        mtime: 1_700_000_000,
+        files: Vec::new(),
+        ..Default::default()
+    };
     debian::unpack_with(&debs, root, &options).unwrap();
     count + options.local_certificates.len()
 }

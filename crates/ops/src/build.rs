@@ -652,7 +652,7 @@ fn check_output(out: &Path) -> Result<(), Error> {
 }
 
 /// `SOURCE_DATE_EPOCH` (seconds), else 0: the mtime of every layer entry.
-fn source_date_epoch() -> Result<u64, Error> {
+pub(crate) fn source_date_epoch() -> Result<u64, Error> {
     match std::env::var(env_vars::EnvVars::SOURCE_DATE_EPOCH) {
         Ok(text) if !text.trim().is_empty() => text.trim().parse().map_err(|_| {
             Error::user(format!("SOURCE_DATE_EPOCH `{text}` is not a number of seconds"))
@@ -1456,6 +1456,7 @@ impl PlatformBuild<'_> {
             local_certificates: self.local_certificates()?,
             mtime: self.mtime,
             files: self.apt_files.to_vec(),
+            manual: crate::plan::manual_packages(self.manifest),
         };
         let mut unpacked =
             debian::unpack_with(&debs, &root, &options).map_err(|e| Error::from_error(e.to_string(), e))?;

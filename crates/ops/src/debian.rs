@@ -1,7 +1,7 @@
 //! Debian suites as the pipeline uses them: where a suite comes from, one session (client,
 //! cache, runtime) that reads, resolves and fetches it, and unpacking sets into trees.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -455,9 +455,11 @@ pub fn newer_candidate<'a>(
 
 /// Unpacks each architecture's set of `resolved` into its directory of `outputs`, in
 /// parallel, from the fetched `.deb`s (`paths[i]` is the file of `unique[i]`); one status line
-/// per architecture.
+/// per architecture. `requests` are the packages asked for (apt marks the rest that the
+/// base set does not bring as auto-installed).
 pub fn unpack_sets(
     resolved: &Resolved,
+    requests: &[String],
     paths: &[PathBuf],
     unique: &[LockedDeb],
     outputs: &[PathBuf],
@@ -465,6 +467,18 @@ pub fn unpack_sets(
     printer: &dyn Reporter,
 ) -> Result<(), Error> {
     let by_hash: HashMap<&str, &PathBuf> = unique.iter().map(|d| d.sha256.as_str()).zip(paths).collect();
+    // `a | b` asks for whichever is chosen; `name=version` and `name/suite` for name.
+    let manual: BTreeSet<String> = requests
+        .iter()
+        .flat_map(|r| r.split('|'))
+        .map(|r| {
+            let r = r.trim();
+            r[..r.find([' ', '(', '=', '/', ':']).unwrap_or(r.len())].to_string()
+        })
+        .collect();
+    let manual = &manual;
+    // Shadow's tools date the accounts' last password change by SOURCE_DATE_EPOCH too.
+    let mtime = crate::build::source_date_epoch()?;
     // Each architecture goes to its own directory: unpack them in parallel (decompressing
     // data.tar.xz is most of the time).
     let jobs: Vec<(&ArchSet, &PathBuf, Vec<Fetched>)> = resolved
@@ -493,7 +507,7 @@ pub fn unpack_sets(
             .map(|(_, out, debs)| {
                 scope.spawn(move || {
                     let t = Instant::now();
-                    unpack_into(out, debs, force).map(|paths| (paths, t.elapsed()))
+                    unpack_into(out, debs, manual, mtime, force).map(|paths| (paths, t.elapsed()))
                 })
             })
             .collect();
@@ -541,7 +555,13 @@ fn is_empty_dir(dir: &Path) -> Result<bool, Error> {
 /// failed or interrupted unpack never leaves a partial tree at `out`. An existing `out` (empty,
 /// or any with `force`) is moved aside first and deleted last. Returns how many paths the
 /// packages shipped.
-fn unpack_into(out: &Path, debs: &[Fetched], force: bool) -> Result<usize, Error> {
+fn unpack_into(
+    out: &Path,
+    debs: &[Fetched],
+    manual: &BTreeSet<String>,
+    mtime: u64,
+    force: bool,
+) -> Result<usize, Error> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -557,7 +577,8 @@ fn unpack_into(out: &Path, debs: &[Fetched], force: bool) -> Result<usize, Error
             .map_err(io(format!("cannot set the mode of {}", staging.path().display())))?;
     }
     // On error `staging` is dropped, which removes the partial tree.
-    let installed = debian::unpack(debs, staging.path()).map_err(debian_error)?;
+    let options = debian::ConfigureOptions { manual: manual.clone(), mtime, ..Default::default() };
+    let installed = debian::unpack_with(debs, staging.path(), &options).map_err(debian_error)?;
 
     check_output(out, force)?;
     let aside = match std::fs::symlink_metadata(out) {

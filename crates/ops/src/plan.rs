@@ -260,6 +260,21 @@ fn layer_header(kind: &str, options: &PlanOptions<'_>, debian: bool) -> String {
 const DEBIAN_OWNERS: &str =
     "owners dpkg: header names through the image's passwd and group, then statoverrides\n";
 
+/// What configuration replicates of the maintainer scripts (`debian::configure`): a new
+/// line here when its output changes, so no cache holds a layer made the old way.
+const DEBIAN_CONFIGURE: &str = "configure fresh-install: base-files pam-auth-update update-shells \
+     shadowconfig dpkg-triggers extended-states\n";
+
+/// The names of the Debian packages the manifest asks for (apt's manually installed ones).
+pub fn manual_packages(manifest: &Manifest) -> std::collections::BTreeSet<String> {
+    manifest
+        .debian
+        .iter()
+        .flat_map(|d| &d.packages)
+        .map(|p| lockfile::Debian::package_name(p).to_string())
+        .collect()
+}
+
 /// The layers of one platform, bottom first: the Debian packages, then the wheels in the
 /// groups of [`plan_layers`], then the manifest's `[[file]]`s.
 fn plan_platform<'a>(
@@ -274,6 +289,11 @@ fn plan_platform<'a>(
     if !debs.is_empty() {
         let mut inputs = layer_header("debian", options, true);
         inputs.push_str(DEBIAN_OWNERS);
+        inputs.push_str(DEBIAN_CONFIGURE);
+        // The packages asked for: the rest are marked auto-installed for apt.
+        for name in manual_packages(manifest) {
+            inputs.push_str(&format!("manual {name}\n"));
+        }
         for deb in &debs {
             inputs.push_str(&format!(
                 "deb {} {} {} {}\n",

@@ -81,7 +81,7 @@ fn exec_rootfs(args: DebianRootfsArgs, printer: &Printer) -> Result<ExitCode, Cl
     let (paths, fetch_time) = session.fetch_debs(&unique, printer)?;
 
     let unpack_started = Instant::now();
-    ops::debian::unpack_sets(&resolved, &paths, &unique, &outputs, args.force, printer)?;
+    ops::debian::unpack_sets(&resolved, &args.set.packages, &paths, &unique, &outputs, args.force, printer)?;
     let unpack_time = unpack_started.elapsed();
     printer.status(format!(
         "Done in {:.2}s (indexes {:.2}s, resolution {:.2}s, fetch {:.2}s, unpack {:.2}s)",
