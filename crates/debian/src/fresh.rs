@@ -162,8 +162,19 @@ pub(crate) fn fresh_install(
     if !pythons.is_empty() {
         out.push(dir("var/lib/python", 0o755, 0));
         for version in pythons {
-            // The preinst remembers the newly installed runtime.
+            // The preinst remembers the newly installed runtime; the postinst makes the
+            // site directory of local installs (root's, unless /usr/local is staff's).
             out.push(empty(&format!("var/lib/python/{version}_installed"), 0o644));
+            let (mode, gid) = match tree.exists("etc/staff-group-for-usr-local") {
+                true => (0o2755, group_id("staff").unwrap_or(50)),
+                false => (0o755, 0),
+            };
+            for path in [format!("usr/local/lib/{version}"), format!("usr/local/lib/{version}/dist-packages")]
+            {
+                if !tree.exists(&path) {
+                    out.push(dir(&path, mode, gid));
+                }
+            }
         }
     }
     if names.contains("libpam-runtime") {
@@ -689,12 +700,15 @@ fn extended_states(installed: &[InstalledPackage], manual: &BTreeSet<String>) ->
             }
         }
     }
+    // apt names `Architecture: all` packages by the native architecture.
+    let native = installed.iter().map(|p| p.locked.arch.as_str()).find(|a| *a != "all").unwrap_or("all");
     let mut text = String::new();
     for p in installed {
         if !kept.contains(p.locked.name.as_str()) {
+            let arch = if p.locked.arch == "all" { native } else { p.locked.arch.as_str() };
             text.push_str(&format!(
-                "Package: {}\nArchitecture: {}\nAuto-Installed: 1\n\n",
-                p.locked.name, p.locked.arch
+                "Package: {}\nArchitecture: {arch}\nAuto-Installed: 1\n\n",
+                p.locked.name
             ));
         }
     }

@@ -122,6 +122,15 @@ pub fn unpack_with(
         installed.push(InstalledPackage { locked: locked.clone(), control, files, conffile_md5 });
     }
     installed.sort_by(|a, b| a.locked.name.cmp(&b.locked.name));
+    if wants_merged_usr(&names) {
+        // Debian's merged /usr has the multilib aliases (`lib32`, `libx32`) only where a
+        // package put something there: drop the ones left empty.
+        for dir in
+            merged_usr_dirs(&native).iter().filter(|d| d.starts_with("lib") && **d != "lib" && **d != "lib64")
+        {
+            writer.remove_empty_alias(dir)?;
+        }
+    }
     let mut generated = configure(&installed, &root, options)?;
     for g in &generated {
         writer.write_generated(g)?;
@@ -489,6 +498,27 @@ impl RootWriter {
         fs_err::remove_file(path).map_err(io_error("remove", path))?;
         self.owners.forget(meta);
         Ok(())
+    }
+
+    /// Removes the merged-/usr link `alias` (`lib32 -> usr/lib32`) and the directory it
+    /// names, when nothing was unpacked into that directory.
+    fn remove_empty_alias(&mut self, alias: &str) -> Result<(), Error> {
+        let link = self.root.join(alias);
+        let target = self.root.join("usr").join(alias);
+        let (Ok(link_meta), Ok(dir_meta)) =
+            (std::fs::symlink_metadata(&link), std::fs::symlink_metadata(&target))
+        else {
+            return Ok(());
+        };
+        if !link_meta.file_type().is_symlink() || !dir_meta.is_dir() {
+            return Ok(());
+        }
+        if std::fs::read_dir(&target).map_err(io_error("read", &target))?.next().is_some() {
+            return Ok(());
+        }
+        fs_err::remove_dir(&target).map_err(io_error("remove", &target))?;
+        self.owners.forget(&dir_meta);
+        self.remove(&link, &link_meta)
     }
 
     /// Writes a file, link, directory or ownership change made by [`crate::configure`].

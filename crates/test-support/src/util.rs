@@ -26,7 +26,7 @@ pub(crate) fn dist_name(name: &str) -> String {
 }
 
 /// Hex SHA-256 of `data`.
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
+pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
