@@ -7,7 +7,9 @@
 //!   system hierarchy (`/opt`, `/srv`, `/usr/local/*`, ...) and `/var/run -> /run`;
 //! - `/etc/nsswitch.conf` (libc-bin, or base-files before bookworm), `/etc/inputrc`
 //!   (readline-common), `/etc/environment` and `/etc/security/opasswd` (libpam-modules),
-//!   `/etc/subuid` and `/etc/subgid` (login), `/var/lib/python/pythonX.Y_installed`;
+//!   `/etc/subuid`, `/etc/subgid` and `/var/log/faillog` (login), the logs of logins
+//!   (`wtmp`, `btmp`, `lastlog`), `/var/lib/python/pythonX.Y_installed` and the local
+//!   site directories `/usr/local/lib/pythonX.Y/dist-packages`;
 //! - `pam-auth-update --package --force`: `/etc/pam.d/common-*` from the templates in
 //!   `/usr/share/pam` and the profiles in `/usr/share/pam-configs`, and its state in
 //!   `/var/lib/pam`;
@@ -144,6 +146,9 @@ pub(crate) fn fresh_install(
         }
     }
     if names.contains("login") {
+        if !tree.is_file("var/log/faillog") {
+            out.push(empty("var/log/faillog", 0o644));
+        }
         for path in ["etc/subuid", "etc/subgid"] {
             if !tree.exists(path) {
                 out.push(empty(path, 0o644));

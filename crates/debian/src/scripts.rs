@@ -981,9 +981,17 @@ impl<'a> Effects<'a> {
             None | Some("for" | "case" | "in" | "select" | "function") => None,
             Some(name) => self.command(&package, name, &words[1..], vars),
         };
-        let out = match own {
-            Some(judged) => vec![judged],
-            None => writes.iter().map(|w| self.write(w, vars)).collect(),
+        let out = match (known(&package, name.as_deref().unwrap_or(":")), own) {
+            // What crate::fresh replicates as a whole (checked against mmdebstrap's tree),
+            // when its evidence is in the root.
+            (Some((evidence, outcome, note)), _) => match evidence {
+                Some(path) if !self.exists(path) => {
+                    vec![(Outcome::NotReplicated, format!("{path} is missing: {note}"))]
+                }
+                _ => vec![(outcome, note.to_string())],
+            },
+            (None, Some(judged)) => vec![judged],
+            (None, None) => writes.iter().map(|w| self.write(w, vars)).collect(),
         };
         if let Some(name) = &name {
             self.record(name, &words[1..], &writes, vars);
@@ -1593,6 +1601,77 @@ impl<'a> Effects<'a> {
                 .collect(),
         )
     }
+}
+
+/// The scripts whose work [`crate::fresh`] and [`crate::configure`] replicate as a whole
+/// rather than command by command (their helper functions take their paths as arguments):
+/// by package and command, the path that shows it was done, the outcome and why. The
+/// parity test (`tests/parity.rs` of the binary) compares the result with mmdebstrap's.
+fn known(package: &str, command: &str) -> Option<(Option<&'static str>, Outcome, &'static str)> {
+    use Outcome::*;
+    let python_minimal = package.strip_suffix("-minimal").is_some_and(|v| v.starts_with("python3."));
+    Some(match (package, command) {
+        ("base-files", _) => (
+            Some("/etc/profile"),
+            Replicated,
+            "base-files' fresh install: /etc/profile, /etc/motd, /root/.profile and .bashrc from \
+             /usr/share/base-files, /etc/dpkg/origins/default, /opt, /srv, /media, /mnt, /usr/local/*, \
+             /var/mail, /var/run -> /run, /var/lock -> /run/lock",
+        ),
+        ("libpam-runtime", "pam-auth-update") => (
+            Some("/etc/pam.d/common-auth"),
+            Replicated,
+            "/etc/pam.d/common-* and /var/lib/pam from /usr/share/pam-configs, as pam-auth-update --package --force",
+        ),
+        ("libpam-modules", "pam-auth-update") => {
+            (None, NothingOnFreshInstall, "it removes profiles on upgrades from old versions")
+        }
+        ("libc-bin", "cp") => (Some("/etc/nsswitch.conf"), Replicated, "/etc/nsswitch.conf from /usr/share/libc-bin"),
+        ("readline-common", "cp") => (Some("/etc/inputrc"), Replicated, "/etc/inputrc from /usr/share/readline"),
+        ("debianutils", "cp" | "update-shells") => {
+            (Some("/var/lib/shells.state"), Replicated, "/etc/shells and /var/lib/shells.state, as update-shells")
+        }
+        ("dash", "cp" | "ln" | "mv" | "touch" | "rm" | "dpkg-divert") => (
+            Some("/bin/sh"),
+            Replicated,
+            "dash claims /bin/sh: /bin/sh and sh(1) diverted by dash and linked to dash",
+        ),
+        ("login", "touch" | "chown" | "chmod") => {
+            (Some("/etc/subuid"), Replicated, "/etc/subuid, /etc/subgid and /var/log/faillog, empty")
+        }
+        ("base-passwd", "update-passwd" | "rm") => {
+            (None, NothingOnFreshInstall, "it compares an existing /etc/passwd with the master copy on upgrades")
+        }
+        ("passwd", "systemd-tmpfiles") => (None, NotNeededInContainer, "systemd's tmpfiles run at boot"),
+        ("usr-is-merged", "rm" | "rmdir") => {
+            (None, NothingOnFreshInstall, "it removes leftovers of a conversion; the root is merged from the start")
+        }
+        (_, "update-menus") => (None, NothingOnFreshInstall, "only where the menu package is installed"),
+        ("bash", "ln") => (None, NothingOnFreshInstall, "only when nothing provides /bin/sh (dash does)"),
+        ("ca-certificates", "chgrp" | "chmod" | "chown" | "mv" | "echo" | "done" | ":") => (
+            None,
+            NothingOnFreshInstall,
+            "it merges an existing /etc/ca-certificates.conf on upgrades; a fresh install writes it new",
+        ),
+        ("coreutils", "ln") => (None, NothingOnFreshInstall, "on a merged /usr, /usr/bin/touch is /bin/touch"),
+        ("dpkg", "mv") => (None, NothingOnFreshInstall, "it moves alternatives' state files old dpkg misplaced"),
+        ("init-system-helpers", "rm") => (None, NothingOnFreshInstall, "it removes a dangling link of old versions"),
+        ("libc6", "touch" | "mkdir") => (None, NothingOnFreshInstall, "upgrade checks; /usr/lib64 comes with the root"),
+        ("openssl", "ln") => (None, NothingOnFreshInstall, "only when /usr/lib/ssl is missing; the package ships it"),
+        ("util-linux-extra", "chmod") => (None, NotNeededInContainer, "an init script: a container has no init system"),
+        ("tzdata", "ln") => (Some("/etc/localtime"), Replicated, "/etc/localtime -> Etc/UTC, debconf's default"),
+        (_, "chmod" | "chown" | "mkdir") if python_minimal => (
+            None,
+            Replicated,
+            "/usr/local/lib/pythonX.Y/dist-packages, root's (the staff group's with /etc/staff-group-for-usr-local)",
+        ),
+        (_, "rm" | "rmdir") if python_minimal => (
+            None,
+            NothingOnFreshInstall,
+            "it forgets the new runtime after its hooks ran; Debian's python has none, so the mark stays",
+        ),
+        _ => return None,
+    })
 }
 
 /// The outcome of an action on several paths: not replicated if any is not, else replicated

@@ -40,14 +40,43 @@ fn live_quickstart_in_a_container() {
     // dpkg finds every package's files, md5sums and database format where it looks.
     let audit = podman.run(&image, "linux/amd64", None, &["/usr/bin/dpkg", "--audit"]);
     assert_eq!(audit.success("dpkg --audit"), "");
-    // apt installs more from the sources the image was locked from (the host's network).
+    // What Debian's maintainer scripts leave works as in Debian's own images: PAM's common
+    // stacks (su, runuser), base-files' /etc/profile for login shells.
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let su = podman.run(&image, platform, None, &["/bin/su", "-s", "/bin/sh", "nobody", "-c", "id -un"]);
+        assert_eq!(su.success(&format!("su on {platform}")).trim(), "nobody");
+        let runuser =
+            podman.run(&image, platform, None, &["/sbin/runuser", "-u", "nobody", "--", "id", "-un"]);
+        assert_eq!(runuser.success(&format!("runuser on {platform}")).trim(), "nobody");
+        let login = podman.run_with(
+            &image,
+            platform,
+            &["--env", "PATH=/usr/bin:/bin"],
+            &["/bin/bash", "-lc", "echo $PATH"],
+        );
+        assert_eq!(
+            login.success(&format!("bash -l on {platform}")).trim(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "/etc/profile sets root's PATH"
+        );
+    }
+    // apt installs more from the sources the image was locked from (the host's network),
+    // including a package whose postinst runs `adduser --gecos` (chfn, through PAM), and
+    // dpkg's database is clean after.
     let apt = podman.run_with(
         &image,
         "linux/amd64",
         &["--network=host"],
-        &["/bin/sh", "-c", "apt-get update -q && apt-get install -y -q curl && curl --version"],
+        &[
+            "/bin/sh",
+            "-c",
+            "apt-get update -q && apt-get install -y -q curl docker-registry && dpkg --audit \
+             && getent passwd docker-registry && curl --version",
+        ],
     );
-    assert!(apt.success("apt-get install curl").contains("curl 7."), "curl did not install");
+    let printed = apt.success("apt-get install curl docker-registry");
+    assert!(printed.contains("curl 7."), "curl did not install: {printed}");
+    assert!(printed.contains("docker-registry:x:"), "no docker-registry user: {printed}");
 
     downstream_image_builds(&podman, &image, &ctx.work().join("downstream"), "python3.11");
 }
