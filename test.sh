@@ -17,7 +17,9 @@ cd "$(dirname "$0")"
 # container runtime; keytool, javac (and java): the Java truststore and a TLS handshake
 # through it; readelf: the ld.so.cache (ldconfig is essential); script: a terminal for the
 # passphrase prompts; pkill (procps, which brings the kill binary: `command -v kill` finds the
-# shell builtin): signals to interrupted builds (a minimal Debian has no procps).
+# shell builtin): signals to interrupted builds (a minimal Debian has no procps); mmdebstrap,
+# arch-test: the Debian parity test (Debian's own tool runs the maintainer scripts, arm64
+# through qemu-user).
 tools="
 python3 python3
 curl curl
@@ -39,6 +41,8 @@ javac default-jdk-headless
 readelf binutils
 script bsdutils
 pkill procps
+mmdebstrap mmdebstrap
+arch-test arch-test
 "
 need=()
 while read -r cmd pkg; do
