@@ -243,25 +243,32 @@ pub fn configure(
         }
     }
 
-    let shells: BTreeSet<String> = installed
-        .iter()
-        .filter_map(|p| p.control.get("postinst"))
-        .flat_map(|s| {
-            String::from_utf8_lossy(s)
-                .lines()
-                .filter_map(|l| l.trim().strip_prefix("add-shell ").map(|x| x.trim().to_string()))
-                .filter(|x| x.starts_with('/') && !x.contains('$'))
-                .collect::<Vec<_>>()
-        })
-        .collect();
     // Before bookworm, packages call add-shell; since, debianutils' update-shells reads
-    // their files in /usr/share/debianutils/shells.d (see crate::fresh).
-    let update_shells = names.contains("debianutils") && tree.read("usr/share/debianutils/shells").is_some();
+    // their files in /usr/share/debianutils/shells.d (see crate::fresh). add-shell appends
+    // to the template debianutils' postinst copies, in the order packages are configured.
+    let update_shells = names.contains("debianutils") && tree.read("usr/sbin/update-shells").is_some();
+    let mut shells: Vec<String> = Vec::new();
+    for p in installed {
+        let Some(script) = p.control.get("postinst") else { continue };
+        for shell in String::from_utf8_lossy(script)
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("add-shell ").map(|x| x.trim().to_string()))
+            .filter(|x| x.starts_with('/') && !x.contains('$'))
+        {
+            if !shells.contains(&shell) {
+                shells.push(shell);
+            }
+        }
+    }
     if !shells.is_empty() && !shipped.contains("/etc/shells") && !update_shells {
-        let mut text = String::from("# /etc/shells: valid login shells\n");
+        let template =
+            tree.read("usr/share/debianutils/shells").map(|b| String::from_utf8_lossy(&b).into_owned());
+        let mut text = template.unwrap_or_else(|| "# /etc/shells: valid login shells\n".to_string());
         for s in &shells {
-            text.push_str(s);
-            text.push('\n');
+            if !text.lines().any(|l| l == s) {
+                text.push_str(s);
+                text.push('\n');
+            }
         }
         out.push(file("etc/shells", 0o644, text.into_bytes()));
     }
@@ -275,7 +282,8 @@ pub fn configure(
     }
 
     let group_id = |name: &str| accounts.as_ref().map(|a| a.gid(name)).filter(|g| *g != 0 || name == "root");
-    out.extend(crate::fresh::fresh_install(&tree, installed, &group_id, &options.manual));
+    let fresh = crate::fresh::fresh_install(&tree, installed, &group_id, &options.manual, &out);
+    out.extend(fresh);
     out.extend(dpkg_database(installed, &alternatives, &diversions, &statoverride.concat())?);
     Ok(out)
 }
@@ -389,11 +397,11 @@ impl Accounts {
         let defs = String::from_utf8_lossy(&tree.read("etc/login.defs").unwrap_or_default()).into_owned();
         let def = |key: &str, default: &str| -> String {
             defs.lines()
-                .filter_map(|l| {
+                .rev()
+                .find_map(|l| {
                     let mut words = l.split_whitespace();
                     (words.next() == Some(key)).then(|| words.next().unwrap_or(default).to_string())
                 })
-                .last()
                 .unwrap_or_else(|| default.to_string())
         };
         let ageing = format!(
@@ -601,7 +609,13 @@ fn alternatives(installed: &[InstalledPackage], shipped: &BTreeSet<&str>) -> BTr
                         vec![(format!("/usr/share/man/man1/{tool}.1.gz"), format!("{tool}.1.gz"), man)],
                     );
                 }
-                add("/usr/bin/jexec", "jexec", &format!("{basedir}/lib/jexec"), priority, Vec::new());
+                let binfmt = format!("{basedir}/lib/jar.binfmt");
+                let slaves = if shipped.contains(binfmt.as_str()) {
+                    vec![("/usr/share/binfmts/jar".to_string(), "jexec-binfmt".to_string(), binfmt)]
+                } else {
+                    Vec::new()
+                };
+                add("/usr/bin/jexec", "jexec", &format!("{basedir}/lib/jexec"), priority, slaves);
             }
         }
     }

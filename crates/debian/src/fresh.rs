@@ -122,6 +122,7 @@ pub(crate) fn fresh_install(
     installed: &[InstalledPackage],
     group_id: &dyn Fn(&str) -> Option<u64>,
     manual: &BTreeSet<String>,
+    configured: &[Generated],
 ) -> Vec<Generated> {
     let names: BTreeSet<&str> = installed.iter().map(|p| p.locked.name.as_str()).collect();
     let mut out = Vec::new();
@@ -182,17 +183,122 @@ pub(crate) fn fresh_install(
             }
         }
     }
+    if names.contains("fontconfig-config") {
+        // debconf's defaults: slight hinting, no bitmap fonts; and the local fonts directory.
+        for conf in ["10-hinting-slight.conf", "70-no-bitmaps.conf"] {
+            let (avail, link) =
+                (format!("usr/share/fontconfig/conf.avail/{conf}"), format!("etc/fonts/conf.d/{conf}"));
+            if tree.exists(&avail) && !tree.exists(&link) {
+                out.push(Generated::Symlink { path: link, target: format!("/{avail}") });
+            }
+        }
+        if !tree.is_dir("usr/local/share/fonts") {
+            out.push(dir("usr/local/share/fonts", 0o2775, group_id("staff").unwrap_or(50)));
+        }
+    }
+    if names.contains("ucf") && !tree.exists("var/lib/ucf/cache") {
+        // ucf keeps the copies of the files it manages there.
+        out.push(dir("var/lib/ucf/cache", 0o755, 0));
+    }
+    if names.contains("coreutils") && !tree.exists("usr/bin/touch") && tree.is_file("bin/touch") {
+        // On a root that is not merged-/usr, coreutils' postinst links the old path.
+        out.push(Generated::Symlink { path: "usr/bin/touch".into(), target: "/bin/touch".into() });
+    }
     if names.contains("libpam-runtime") {
         out.extend(pam_auth_update(tree));
     }
-    if names.contains("debianutils") && tree.is_file("usr/share/debianutils/shells") {
+    if names.contains("debianutils") && tree.is_file("usr/sbin/update-shells") {
         out.extend(update_shells(tree));
     }
+    literal_creations(tree, installed, configured, &mut out);
     out.extend(dpkg_state(installed));
     if names.contains("apt") {
         out.push(extended_states(installed, manual));
     }
     out
+}
+
+/// What postinsts make with literal paths under /etc and /var/lib on a fresh install
+/// (`crate::scripts::literal_creations`: configuration files from a here-document or a copy
+/// of one the package ships, state directories and empty files), where nothing is there.
+fn literal_creations(
+    tree: &Tree<'_>,
+    installed: &[InstalledPackage],
+    configured: &[Generated],
+    out: &mut Vec<Generated>,
+) {
+    let wanted = |path: &str| {
+        (path.starts_with("/etc/") || (path.starts_with("/var/lib/") && !path.starts_with("/var/lib/dpkg/")))
+            // ca-certificates-java's flags for its trigger, which consumes them.
+            && !path.starts_with("/var/lib/ca-certificates-java/")
+            && !path.contains("dpkg-")
+            && !path.contains("ucf-")
+            && !path.ends_with('~')
+    };
+    for (p, script) in installed.iter().filter_map(|p| Some((p, p.control.get("postinst")?))) {
+        if script.starts_with(b"\x7fELF") {
+            continue;
+        }
+        let _ = p;
+        let text = String::from_utf8_lossy(script);
+        for creation in crate::scripts::literal_creations(&text) {
+            use crate::scripts::Creation;
+            let target = match &creation {
+                Creation::Dir { path, .. }
+                | Creation::Touch { path }
+                | Creation::Mode { path, .. }
+                | Creation::Text { path, .. } => path,
+                Creation::Copy { to, .. } => to,
+            };
+            if !wanted(target) {
+                continue;
+            }
+            let rel = target.trim_start_matches('/').trim_end_matches('/').to_string();
+            let made = out.iter().position(|g| generated_path(g) == rel);
+            if let Creation::Mode { mode, .. } = &creation {
+                if let Some(Generated::File { mode: m, .. } | Generated::Dir { mode: m, .. }) =
+                    made.map(|i| &mut out[i])
+                {
+                    *m = *mode;
+                }
+                continue;
+            }
+            // What configuration made its own way (accounts, certificates) stays.
+            if made.is_some() || tree.exists(&rel) || configured.iter().any(|g| generated_path(g) == rel) {
+                continue;
+            }
+            // Its directory, as `mkdir -p` or an earlier command of the script made it.
+            let mut parent = rel.as_str();
+            let mut parents = Vec::new();
+            while let Some((up, _)) = parent.rsplit_once('/') {
+                if tree.exists(up) || out.iter().any(|g| generated_path(g) == up) {
+                    break;
+                }
+                parents.push(dir(up, 0o755, 0));
+                parent = up;
+            }
+            out.extend(parents.into_iter().rev());
+            match creation {
+                Creation::Dir { mode, .. } => out.push(dir(&rel, mode.unwrap_or(0o755), 0)),
+                Creation::Touch { .. } => out.push(empty(&rel, 0o644)),
+                Creation::Text { text, .. } => out.push(Generated::File {
+                    path: rel,
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    content: text.into_bytes(),
+                }),
+                Creation::Copy { from, .. } => {
+                    if let Some(Generated::File { mode, content, .. }) =
+                        tree.copy(from.trim_start_matches('/'), &rel)
+                    {
+                        out.push(Generated::File { path: rel, mode: mode & 0o755, uid: 0, gid: 0, content });
+                    }
+                }
+                Creation::Mode { .. } => {}
+            }
+        }
+    }
 }
 
 fn generated_path(g: &Generated) -> &str {
@@ -389,7 +495,7 @@ fn pam_auth_update(tree: &Tree<'_>) -> Vec<Generated> {
     let mut profiles: Vec<PamProfile> = tree
         .list("usr/share/pam-configs")
         .into_iter()
-        .filter(|n| !n.ends_with('~') && !(n.len() > 1 && n.starts_with('#') && n.ends_with('#')))
+        .filter(|n| !(n.ends_with('~') || n.len() > 1 && n.starts_with('#') && n.ends_with('#')))
         .filter_map(|n| {
             let text =
                 String::from_utf8_lossy(&tree.read(&format!("usr/share/pam-configs/{n}"))?).into_owned();

@@ -233,6 +233,102 @@ fn is_shell(script: &[u8]) -> bool {
     matches!(program.rsplit('/').next(), Some("sh" | "bash" | "dash"))
 }
 
+/// A path a `postinst` makes with literal arguments: `mkdir [-p] [-m MODE] DIR`, `touch
+/// FILE`, `cp SRC DEST`, `chmod MODE PATH` (octal) and `cat > FILE <<EOF` (a here-document
+/// without expansions). What [`crate::fresh`] replays on a fresh install, where the path is
+/// not there yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Creation {
+    Dir { path: String, mode: Option<u32> },
+    Touch { path: String },
+    Copy { from: String, to: String },
+    Mode { path: String, mode: u32 },
+    Text { path: String, text: String },
+}
+
+/// The [`Creation`]s of a shell script, in order.
+pub(crate) fn literal_creations(script: &str) -> Vec<Creation> {
+    let commands = parse_commands(script);
+    let vars = literal_assignments(&commands);
+    let mut out = Vec::new();
+    // What the script removes again (a flag file a trigger consumes) is not left behind.
+    let mut removed: Vec<String> = Vec::new();
+    for cmd in &commands {
+        let words = command_words(cmd);
+        let Some(name) = words.first().and_then(|w| w.literal(&vars)) else { continue };
+        let args: Option<Vec<String>> = words[1..].iter().map(|w| w.literal(&vars)).collect();
+        let Some(args) = args else { continue };
+        let (options, operands): (Vec<&String>, Vec<&String>) = args.iter().partition(|a| a.starts_with('-'));
+        let absolute = |p: &&String| p.starts_with('/');
+        match name.rsplit('/').next().unwrap_or(&name) {
+            "mkdir" => {
+                let mode = args
+                    .iter()
+                    .position(|a| a == "-m")
+                    .and_then(|i| args.get(i + 1))
+                    .and_then(|m| u32::from_str_radix(m, 8).ok());
+                let skip = args.iter().position(|a| a == "-m").map(|i| i + 1);
+                for (i, path) in args.iter().enumerate() {
+                    if !path.starts_with('-') && Some(i) != skip && path.starts_with('/') {
+                        out.push(Creation::Dir { path: path.clone(), mode });
+                    }
+                }
+            }
+            "touch" if options.is_empty() => {
+                out.extend(
+                    operands.into_iter().filter(absolute).map(|p| Creation::Touch { path: p.clone() }),
+                );
+            }
+            "cp" if operands.len() == 2 && operands.iter().all(absolute) => {
+                out.push(Creation::Copy { from: operands[0].clone(), to: operands[1].clone() });
+            }
+            "rm" => removed.extend(operands.into_iter().filter(absolute).cloned()),
+            "chmod" if options.is_empty() && operands.len() == 2 && absolute(&operands[1]) => {
+                if let Ok(mode) = u32::from_str_radix(operands[0], 8) {
+                    out.push(Creation::Mode { path: operands[1].clone(), mode });
+                }
+            }
+            _ => {}
+        }
+    }
+    // Here-documents: the lexer skips their bodies; read them from the text.
+    let lines: Vec<&str> = script.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(rest) = trimmed.strip_prefix("cat > ").or_else(|| trimmed.strip_prefix("cat >")) else {
+            continue;
+        };
+        let Some((path, delimiter)) = rest.split_once("<<") else { continue };
+        let path = path.trim();
+        let strip_tabs = delimiter.starts_with('-');
+        let delimiter = delimiter.trim_start_matches('-').trim();
+        let quoted = delimiter.starts_with(['\'', '"', '\\']);
+        let delimiter = delimiter.trim_matches(['\'', '"', '\\']);
+        if !path.starts_with('/') || path.contains(['$', '`', ' ']) || delimiter.is_empty() {
+            continue;
+        }
+        let mut text = String::new();
+        let mut closed = false;
+        for body in &lines[i + 1..] {
+            let body = if strip_tabs { body.trim_start_matches('\t') } else { body };
+            if body == delimiter {
+                closed = true;
+                break;
+            }
+            text.push_str(body);
+            text.push('\n');
+        }
+        if closed && (quoted || !text.contains(['$', '`', '\\'])) {
+            out.push(Creation::Text { path: path.to_string(), text });
+        }
+    }
+    out.retain(|c| match c {
+        Creation::Touch { path } | Creation::Text { path, .. } => !removed.contains(path),
+        _ => true,
+    });
+    out
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading shell.
 
@@ -1653,7 +1749,9 @@ fn known(package: &str, command: &str) -> Option<(Option<&'static str>, Outcome,
             NothingOnFreshInstall,
             "it merges an existing /etc/ca-certificates.conf on upgrades; a fresh install writes it new",
         ),
-        ("coreutils", "ln") => (None, NothingOnFreshInstall, "on a merged /usr, /usr/bin/touch is /bin/touch"),
+        ("coreutils", "ln") => {
+            (Some("/usr/bin/touch"), Replicated, "/usr/bin/touch: /bin/touch on a merged /usr, else a link to it")
+        }
         ("dpkg", "mv") => (None, NothingOnFreshInstall, "it moves alternatives' state files old dpkg misplaced"),
         ("init-system-helpers", "rm") => (None, NothingOnFreshInstall, "it removes a dangling link of old versions"),
         ("libc6", "touch" | "mkdir") => (None, NothingOnFreshInstall, "upgrade checks; /usr/lib64 comes with the root"),
@@ -1770,6 +1868,24 @@ mod tests {
         assert!(!matches(&many, &"a".repeat(39)));
         assert!(matches(&[Pat::Any], ""));
         assert!(!matches(&[Pat::Char('a')], ""));
+    }
+
+    #[test]
+    fn literal_creations_are_read_from_scripts() {
+        let script = "#!/bin/sh\nset -e\nDIR=/etc/.java\n[ -d $DIR ] || mkdir -m 755 $DIR\n\
+                      touch /var/lib/x/flag\nrm -f /var/lib/x/flag\ntouch /etc/empty\nchmod 600 /etc/empty\n\
+                      cp /usr/share/a/a.conf /etc/a.conf\ncat > /etc/hosts.allow <<EOF\n# allow\nEOF\n\
+                      cat > /etc/$name <<EOF\nx\nEOF\ncat > /etc/expanded <<EOF\n$HOME\nEOF\n";
+        assert_eq!(
+            literal_creations(script),
+            vec![
+                Creation::Dir { path: "/etc/.java".into(), mode: Some(0o755) },
+                Creation::Touch { path: "/etc/empty".into() },
+                Creation::Mode { path: "/etc/empty".into(), mode: 0o600 },
+                Creation::Copy { from: "/usr/share/a/a.conf".into(), to: "/etc/a.conf".into() },
+                Creation::Text { path: "/etc/hosts.allow".into(), text: "# allow\n".into() },
+            ]
+        );
     }
 
     #[test]
