@@ -308,7 +308,8 @@ fn here_document(script: &str, command: &str) -> Option<String> {
     None
 }
 
-fn file(path: &str, mode: u32, content: Vec<u8>) -> Generated {
+/// A regular file owned by root.
+pub(crate) fn file(path: &str, mode: u32, content: Vec<u8>) -> Generated {
     Generated::File { path: path.to_string(), mode, uid: 0, gid: 0, content }
 }
 

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::configure::{Generated, InstalledPackage};
+use crate::configure::{file, Generated, InstalledPackage};
 
 /// The unpacked root, read where a script would read it.
 pub(crate) struct Tree<'a> {
@@ -107,7 +107,7 @@ impl Tree<'_> {
 }
 
 fn empty(path: &str, mode: u32) -> Generated {
-    Generated::File { path: path.to_string(), mode, uid: 0, gid: 0, content: Vec::new() }
+    file(path, mode, Vec::new())
 }
 
 fn dir(path: &str, mode: u32, gid: u64) -> Generated {
@@ -281,13 +281,7 @@ fn literal_creations(
             match creation {
                 Creation::Dir { mode, .. } => out.push(dir(&rel, mode.unwrap_or(0o755), 0)),
                 Creation::Touch { .. } => out.push(empty(&rel, 0o644)),
-                Creation::Text { text, .. } => out.push(Generated::File {
-                    path: rel,
-                    mode: 0o644,
-                    uid: 0,
-                    gid: 0,
-                    content: text.into_bytes(),
-                }),
+                Creation::Text { text, .. } => out.push(file(&rel, 0o644, text.into_bytes())),
                 Creation::Copy { from, .. } => {
                     if let Some(Generated::File { mode, content, .. }) =
                         tree.copy(from.trim_start_matches('/'), &rel)
@@ -369,14 +363,8 @@ fn base_files(tree: &Tree<'_>, group_id: &dyn Fn(&str) -> Option<u64>) -> Vec<Ge
         out.push(Generated::File { path: path.into(), mode, uid: 0, gid: utmp, content });
     }
     if tree.is_dir("usr/share/info") && !tree.is_file("usr/info/dir") && !tree.is_file("usr/share/info/dir") {
-        if let Some(Generated::File { content, .. }) = tree.copy("usr/share/base-files/info.dir", "") {
-            out.push(Generated::File {
-                path: "usr/share/info/dir".into(),
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                content,
-            });
+        if let Some(content) = tree.read("usr/share/base-files/info.dir") {
+            out.push(file("usr/share/info/dir", 0o644, content));
         }
     }
     out
@@ -514,13 +502,7 @@ fn pam_auth_update(tree: &Tree<'_>) -> Vec<Generated> {
 
     let mut out = vec![dir("var/lib/pam", 0o755, 0)];
     let seen: String = profiles.iter().map(|p| format!("{}\n", p.name)).collect();
-    out.push(Generated::File {
-        path: "var/lib/pam/seen".into(),
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        content: seen.into_bytes(),
-    });
+    out.push(file("var/lib/pam/seen", 0o644, seen.into_bytes()));
     for kind in PAM_TYPES {
         let Some(template) = tree.read(&format!("usr/share/pam/common-{kind}")) else { continue };
         let template = String::from_utf8_lossy(&template);
@@ -586,13 +568,7 @@ fn pam_auth_update(tree: &Tree<'_>) -> Vec<Generated> {
             tracing::warn!("libpam-runtime: /usr/share/pam/common-{kind} lacks pam-auth-update's markers");
             continue;
         }
-        out.push(Generated::File {
-            path: format!("etc/pam.d/common-{kind}"),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            content: text.into_bytes(),
-        });
+        out.push(file(&format!("etc/pam.d/common-{kind}"), 0o644, text.into_bytes()));
         // The state: the modules of each block as the profiles give them.
         let mut saved = String::new();
         for (primary, null) in [(true, true), (false, false)] {
@@ -611,13 +587,7 @@ fn pam_auth_update(tree: &Tree<'_>) -> Vec<Generated> {
                 saved.push_str("Module: null\n[default=1]\t\t\tpam_permit.so\n");
             }
         }
-        out.push(Generated::File {
-            path: format!("var/lib/pam/{kind}"),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            content: saved.into_bytes(),
-        });
+        out.push(file(&format!("var/lib/pam/{kind}"), 0o644, saved.into_bytes()));
     }
     out
 }
@@ -675,16 +645,7 @@ fn update_shells(tree: &Tree<'_>) -> Vec<Generated> {
             etc.push('\n');
         }
     }
-    vec![
-        Generated::File { path: "etc/shells".into(), mode: 0o644, uid: 0, gid: 0, content: etc.into_bytes() },
-        Generated::File {
-            path: "var/lib/shells.state".into(),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            content: state.into_bytes(),
-        },
-    ]
+    vec![file("etc/shells", 0o644, etc.into_bytes()), file("var/lib/shells.state", 0o644, state.into_bytes())]
 }
 
 /// The name dpkg gives a package in its database: `NAME:ARCH` for `Multi-Arch: same`.
@@ -704,13 +665,7 @@ pub(crate) fn database_name(p: &InstalledPackage) -> String {
 fn dpkg_state(installed: &[InstalledPackage]) -> Vec<Generated> {
     let mut out = Vec::new();
     if let Some(native) = installed.iter().map(|p| p.locked.arch.as_str()).find(|a| *a != "all") {
-        out.push(Generated::File {
-            path: "var/lib/dpkg/arch".into(),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            content: format!("{native}\n").into_bytes(),
-        });
+        out.push(file("var/lib/dpkg/arch", 0o644, format!("{native}\n").into_bytes()));
     }
     let mut file_triggers = String::new();
     let mut named: BTreeMap<String, String> = BTreeMap::new();
@@ -734,22 +689,10 @@ fn dpkg_state(installed: &[InstalledPackage]) -> Vec<Generated> {
         }
     }
     if !file_triggers.is_empty() {
-        out.push(Generated::File {
-            path: "var/lib/dpkg/triggers/File".into(),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            content: file_triggers.into_bytes(),
-        });
+        out.push(file("var/lib/dpkg/triggers/File", 0o644, file_triggers.into_bytes()));
     }
     for (trigger, who) in named {
-        out.push(Generated::File {
-            path: format!("var/lib/dpkg/triggers/{trigger}"),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            content: who.into_bytes(),
-        });
+        out.push(file(&format!("var/lib/dpkg/triggers/{trigger}"), 0o644, who.into_bytes()));
     }
     out.push(empty("var/lib/dpkg/triggers/Unincorp", 0o644));
     out.push(empty("var/lib/dpkg/triggers/Lock", 0o600));
@@ -823,13 +766,7 @@ fn extended_states(installed: &[InstalledPackage], manual: &BTreeSet<String>) ->
             ));
         }
     }
-    Generated::File {
-        path: "var/lib/apt/extended_states".into(),
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        content: text.into_bytes(),
-    }
+    file("var/lib/apt/extended_states", 0o644, text.into_bytes())
 }
 
 #[cfg(test)]
