@@ -1,20 +1,20 @@
 //! Cross-check with the real pip: it resolves, downloads, builds and installs what the
-//! builders publish. Each test passes with a note when `python3 -m pip` is unavailable.
+//! builders publish. pip is required (`./test.sh` installs it): without it these tests fail.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use test_support::{Index, Sdist, Wheel};
 
-/// `python3 -m pip <subcommand> <args>` (`args[0]` is the subcommand) isolated from this machine's pip configuration, or `None`
-/// (with a note) when pip is missing.
-fn pip(args: &[&str]) -> Option<Command> {
+/// `python3 -m pip <subcommand> <args>` (`args[0]` is the subcommand) isolated from this
+/// machine's pip configuration. Panics when pip is missing: `./test.sh` installs it.
+fn pip(args: &[&str]) -> Command {
     let available =
         Command::new("python3").args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success());
-    if !available {
-        eprintln!("note: `python3 -m pip --version` failed, skipping the pip cross-check");
-        return None;
-    }
+    assert!(
+        available,
+        "`python3 -m pip --version` failed: run the tests through ./test.sh, which installs pip"
+    );
     let mut cmd = Command::new("python3");
     cmd.args(["-m", "pip", args[0], "--no-cache-dir", "--disable-pip-version-check"])
         .args(&args[1..])
@@ -25,7 +25,7 @@ fn pip(args: &[&str]) -> Option<Command> {
         .env("PIP_CONFIG_FILE", "/dev/null")
         .env("NO_PROXY", "127.0.0.1")
         .env("no_proxy", "127.0.0.1");
-    Some(cmd)
+    cmd
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -61,9 +61,7 @@ fn pip_download_resolves_wheels_over_json_and_pep658() {
         .publish(&index);
     let server = index.serve();
     let dl = tempfile::tempdir().unwrap();
-    let Some(mut cmd) = pip(&["download", "--isolated", "--index-url", &server.url(), "-d"]) else {
-        return;
-    };
+    let mut cmd = pip(&["download", "--isolated", "--index-url", &server.url(), "-d"]);
     let out = run(cmd.arg(dl.path()).arg("demo-app"));
     assert!(out.status.success());
     assert_eq!(listing(dl.path()), ["demo_app-2.0-py3-none-any.whl", "demo_lib-1.1-py3-none-any.whl"]);
@@ -87,9 +85,7 @@ fn pip_builds_dynamic_sdist_metadata_with_the_in_tree_backend() {
     let server = index.serve();
     let dl = tempfile::tempdir().unwrap();
     let log = dl.path().join("backend.log");
-    let Some(mut cmd) = pip(&["download", "--isolated", "--index-url", &server.url(), "-d"]) else {
-        return;
-    };
+    let mut cmd = pip(&["download", "--isolated", "--index-url", &server.url(), "-d"]);
     let out = run(cmd.arg(dl.path()).arg("dyn-pkg").env("TEST_BACKEND_LOG", &log));
     assert!(out.status.success());
     assert_eq!(
@@ -117,9 +113,7 @@ fn build_requirements_are_imported_so_constraints_matter() {
     Sdist::new("needs-helper", "1.0").metadata_version("2.1").build_requires("helper").publish(&index);
     let server = index.serve();
     let dir = tempfile::tempdir().unwrap();
-    let Some(mut cmd) = pip(&["download", "--index-url", &server.url(), "-d"]) else {
-        return;
-    };
+    let mut cmd = pip(&["download", "--index-url", &server.url(), "-d"]);
     let out = run(cmd.arg(dir.path().join("dl")).arg("needs-helper"));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -127,7 +121,7 @@ fn build_requirements_are_imported_so_constraints_matter() {
 
     let constraints = dir.path().join("constraints.txt");
     std::fs::write(&constraints, "helper<2\n").unwrap();
-    let mut cmd = pip(&["download", "--index-url", &server.url(), "-d"]).unwrap();
+    let mut cmd = pip(&["download", "--index-url", &server.url(), "-d"]);
     let out = run(cmd.arg(dir.path().join("dl")).arg("needs-helper").env("PIP_CONSTRAINT", &constraints));
     assert!(out.status.success());
     assert_eq!(server.count("/files/helper-1.0"), 1);
@@ -141,9 +135,7 @@ fn pip_installs_a_wheel_with_a_console_script() {
         .entry_point("console_scripts", "hello-tool", "hello_tool:main")
         .publish(&index);
     let target = tempfile::tempdir().unwrap();
-    let Some(mut cmd) = pip(&["install", "--isolated", "--no-deps", "--no-index", "--target"]) else {
-        return;
-    };
+    let mut cmd = pip(&["install", "--isolated", "--no-deps", "--no-index", "--target"]);
     let out = run(cmd.arg(target.path()).arg(index.file_path(&name)));
     assert!(out.status.success());
     let record = std::fs::read_to_string(target.path().join("hello_tool-1.0.dist-info/RECORD")).unwrap();
@@ -163,11 +155,7 @@ fn pip_installs_a_wheel_built_from_an_sdist() {
     let server = index.serve();
     let target = tempfile::tempdir().unwrap();
     let log = target.path().join("backend.log");
-    let Some(mut cmd) =
-        pip(&["install", "--isolated", "--no-deps", "--index-url", &server.url(), "--target"])
-    else {
-        return;
-    };
+    let mut cmd = pip(&["install", "--isolated", "--no-deps", "--index-url", &server.url(), "--target"]);
     let out = run(cmd.arg(target.path()).arg("built-tool").env("TEST_BACKEND_LOG", &log));
     assert!(out.status.success());
     assert!(std::fs::read_to_string(log).unwrap().contains("build_wheel built-tool 0.3\n"));
@@ -185,16 +173,14 @@ fn pip_find_links_and_file_index() {
     let links = [index.find_links_dir().display().to_string(), server.find_links_url()];
     for link in &links {
         let dl = tempfile::tempdir().unwrap();
-        let Some(mut cmd) = pip(&["download", "--isolated", "--no-index", "--find-links", link, "-d"]) else {
-            return;
-        };
+        let mut cmd = pip(&["download", "--isolated", "--no-index", "--find-links", link, "-d"]);
         assert!(run(cmd.arg(dl.path()).arg("demo-app")).status.success());
         assert_eq!(listing(dl.path()), ["demo_app-2.0-py3-none-any.whl", "demo_lib-1.0-py3-none-any.whl"]);
     }
     assert_eq!(server.count("/files/demo_"), 2, "{:?}", server.requests());
 
     let dl = tempfile::tempdir().unwrap();
-    let mut cmd = pip(&["download", "--isolated", "--index-url", &index.file_url(), "-d"]).unwrap();
+    let mut cmd = pip(&["download", "--isolated", "--index-url", &index.file_url(), "-d"]);
     assert!(run(cmd.arg(dl.path()).arg("Demo_App")).status.success());
     assert_eq!(listing(dl.path()).len(), 2);
 }
