@@ -44,6 +44,8 @@ pkill procps
 mmdebstrap mmdebstrap
 arch-test arch-test
 "
+# arm64's libc for the ld.so.cache test, which ldconfig reads (a file, not a command).
+[ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || need+=(libc6-arm64-cross)
 need=()
 while read -r cmd pkg; do
     [ -n "$cmd" ] || continue
@@ -98,4 +100,12 @@ if [ -z "${MARQO_BASE_SKIP_LIVE:-}" ]; then
     fi
 fi
 
-cargo test --workspace "$@"
+# MARQO_BASE_FLAGSHIP=1 also runs the ignored tests its filter selects (the multi-GB flagship).
+args=("$@")
+if [ "${MARQO_BASE_FLAGSHIP:-}" = 1 ]; then
+    case " $* " in
+    *" -- "*) args+=(--include-ignored) ;;
+    *) args+=(-- --include-ignored) ;;
+    esac
+fi
+cargo test --workspace "${args[@]}"

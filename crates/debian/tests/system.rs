@@ -25,9 +25,24 @@ fn stdout(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn have(program: &str) -> bool {
-    Command::new(program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
-        || Command::new(program).arg("-help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+/// Fails the test when `program` cannot be run: `./test.sh` installs `package` for it.
+fn need(program: &str, package: &str) {
+    let runs = |arg: &str| {
+        Command::new(program).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+    };
+    assert!(
+        runs("--version") || runs("-help"),
+        "this test runs `{program}`: install the Debian package {package} (./test.sh does)"
+    );
+}
+
+/// Fails the test when `path` is missing: `./test.sh` installs `package` for it.
+fn need_file(path: &Path, package: &str) {
+    assert!(
+        path.exists(),
+        "this test reads {}: install the Debian package {package} (./test.sh does)",
+        path.display()
+    );
 }
 
 /// `ldconfig -p -C cache` without its first line (which names the file).
@@ -112,11 +127,12 @@ fn library_root(root: &Path, merged_usr: bool) {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "compares with the host's ldconfig, which reads x86_64 libraries"
+)]
 fn ld_so_cache_lists_what_ldconfig_lists() {
-    if std::env::consts::ARCH != "x86_64" || !have("ldconfig") {
-        eprintln!("skipped: needs an x86_64 host with ldconfig");
-        return;
-    }
+    need("ldconfig", "libc-bin");
     for merged_usr in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -150,12 +166,9 @@ fn ld_so_cache_lists_what_ldconfig_lists() {
 #[test]
 fn arm64_ld_so_cache_is_read_by_ldconfig() {
     let cross = Path::new("/usr/aarch64-linux-gnu/lib");
-    if !cross.join("libc.so.6").exists() || !have("ldconfig") || !have("readelf") {
-        eprintln!(
-            "skipped: needs the arm64 libc of a cross toolchain (libc6-arm64-cross), ldconfig and readelf"
-        );
-        return;
-    }
+    need_file(&cross.join("libc.so.6"), "libc6-arm64-cross");
+    need("ldconfig", "libc-bin");
+    need("readelf", "binutils");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let lib = root.join("lib/aarch64-linux-gnu");
@@ -325,12 +338,9 @@ fn bundle_fingerprints(bundle: &Path) -> Vec<String> {
 
 #[test]
 fn ca_directory_and_java_truststore_are_what_the_tools_expect() {
-    if !have("openssl") || !have("keytool") || !Path::new("/usr/share/ca-certificates/mozilla").is_dir() {
-        eprintln!(
-            "skipped: needs openssl, keytool (apt-get install default-jre-headless) and ca-certificates"
-        );
-        return;
-    }
+    need("openssl", "openssl");
+    need("keytool", "default-jre-headless");
+    need_file(Path::new("/usr/share/ca-certificates/mozilla"), "ca-certificates");
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path();
     let (ca_pem, server_pem, server_key) = make_ca(work);
@@ -442,10 +452,8 @@ fn ca_directory_and_java_truststore_are_what_the_tools_expect() {
     // truststore (of the default type: Java 17 reads a JKS store through its PKCS12 one),
     // and refuses it with a store made without that certificate.
     // `java Tls.java` compiles the source first, which needs a JDK's compiler module.
-    if !have("java") || !have("javac") {
-        eprintln!("skipped the TLS handshake: needs a JDK (apt-get install default-jdk-headless)");
-        return;
-    }
+    need("java", "default-jre-headless");
+    need("javac", "default-jdk-headless");
     let without = work.join("without");
     ca_root(&work.join("w3"), &without, Vec::new());
     let server = Server::start(work, &server_pem, &server_key);
