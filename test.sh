@@ -44,8 +44,6 @@ pkill procps
 mmdebstrap mmdebstrap
 arch-test arch-test
 "
-# arm64's libc for the ld.so.cache test, which ldconfig reads (a file, not a command).
-[ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || need+=(libc6-arm64-cross)
 need=()
 while read -r cmd pkg; do
     [ -n "$cmd" ] || continue
@@ -53,6 +51,8 @@ while read -r cmd pkg; do
 done <<< "$tools"
 command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# arm64's libc for the ld.so.cache test, which ldconfig reads (a file, not a command).
+[ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || need+=(libc6-arm64-cross)
 # The signing tests check cosign's formats with OpenSSL and libsodium through Debian's Python.
 /usr/bin/python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)
 /usr/bin/python3 -c 'import nacl.secret' 2>/dev/null || need+=(python3-nacl)
