@@ -42,7 +42,8 @@ pub fn exec_verify(args: VerifyArgs, printer: &Printer, format: Format) -> Resul
                 }
                 Verdict::Mismatch { reasons } => format!("MISMATCH: {}", reasons.join("; ")),
             };
-            printer.out(format!("{:<14} {} {verdict}", check.what, check.digest));
+            // One line per manifest: a newline in the registry's platform string makes none.
+            printer.out(format!("{:<14} {} {verdict}", fetch::escape(&check.what), check.digest));
         }
     }
     if verification.all_signed() {

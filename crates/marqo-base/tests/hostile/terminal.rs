@@ -54,7 +54,7 @@ fn a_platform_string_cannot_rewrite_an_unsigned_line() {
     Run::from(keygen.output().unwrap()).success();
     let child = format!("sha256:{}", "ab".repeat(32));
     let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{child}","size":420,"platform":{{"os":"linux","architecture":"amd64","variant":"{}"}}}}]}}"#,
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{child}","size":420,"platform":{{"os":"linux","architecture":"amd64","variant":"\n{}"}}}}]}}"#,
         json_hostile()
     );
     let server = Server::start(move |req| match req.path.as_str() {
@@ -70,7 +70,7 @@ fn a_platform_string_cannot_rewrite_an_unsigned_line() {
     assert_terminal_safe(&run);
     // The line is still there, still UNSIGNED, with the server's text shown for what it is.
     let line = run.stdout.lines().find(|l| l.contains(&child)).unwrap_or_else(|| panic!("{}", run.stdout));
-    assert!(line.contains(&format!("linux/amd64/{ESCAPED}")), "{line}");
+    assert!(line.contains(&format!("linux/amd64/\\n{ESCAPED}")), "{line}");
     assert!(line.ends_with("UNSIGNED: no signature"), "{line}");
     assert!(run.stderr.contains("is not signed by"), "{}", run.stderr);
 
@@ -81,7 +81,7 @@ fn a_platform_string_cannot_rewrite_an_unsigned_line() {
     let doc: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     let whats: Vec<&str> =
         doc["manifests"].as_array().unwrap().iter().filter_map(|m| m["what"].as_str()).collect();
-    assert!(whats.contains(&format!("linux/amd64/{HOSTILE}").as_str()), "{whats:?}");
+    assert!(whats.contains(&format!("linux/amd64/\n{HOSTILE}").as_str()), "{whats:?}");
 }
 
 #[test]
