@@ -2,7 +2,8 @@
 //!
 //! [`Client`] does retries, range requests, redaction of credentials and CA roots chosen as
 //! pip chooses them; [`Cache`] stores downloaded files by sha256 and small keyed entries,
-//! with atomic writes that are safe across processes.
+//! with atomic writes that are safe across processes. [`escape`] keeps a server's text from
+//! acting on a terminal.
 
 mod cache;
 mod client;
@@ -10,6 +11,7 @@ mod error;
 mod file;
 mod redact;
 mod retry;
+mod terminal;
 mod tls;
 
 pub use cache::{BlobState, Cache};
@@ -20,3 +22,4 @@ pub use client::{
 pub use error::{format_size, Error};
 pub use redact::redact;
 pub use retry::backoff;
+pub use terminal::{escape, escape_json, escape_lines, is_unsafe};

@@ -12,9 +12,12 @@
 //! - [`assemble`]: built layers, an [`ImageSpec`] and an optional [`Base`] into an [`Image`]
 //!   (configuration and manifest, [`Image::write_to`] an `oci` layout); [`write_index`] for
 //!   the platforms' manifests.
+//! - [`check_foreign_layer`]: a layer this tool did not write (a registry-cache entry's)
+//!   refused unless it holds only what [`LayerWriter`] writes.
 
 mod assemble;
 mod compress;
+mod foreign;
 mod layer;
 mod plan;
 mod wheel;
@@ -26,6 +29,7 @@ pub use compress::{
     compression_of, default_threads, read_layer_member, uncompressed_digest, Compression, BLOCK_SIZE,
     GZIP_LEVEL, ZSTD_LEVEL,
 };
+pub use foreign::{check_foreign_layer, check_tar, ForeignLayerError};
 pub use layer::{LayerError, LayerInfo, LayerOptions, LayerWriter};
 pub use plan::plan_layers;
 #[doc(hidden)]

@@ -12,25 +12,26 @@ pub use ops::Error as CliError;
 /// Prints `error: ...`, each cause as `Caused by: ...`, then the hint (or, for a bug, a
 /// request to report it); returns the exit code.
 pub fn report(err: &CliError, printer: &Printer) -> ExitCode {
-    eprintln!("{} {err}", printer.paint("error:", 31));
+    printer.labelled("error:", 31, err.to_string());
     let mut cur = std::error::Error::source(err);
     let mut last = err.to_string();
     while let Some(e) = cur {
         let msg = e.to_string();
         // Transparent wrappers repeat their inner message; print each text once.
         if msg != last && !last.ends_with(&msg) {
-            eprintln!("  Caused by: {}", msg.replace('\n', "\n  "));
+            printer.stderr(format!("  Caused by: {}", msg.replace('\n', "\n  ")));
         }
         last = msg;
         cur = e.source();
     }
     if err.is_internal() {
-        eprintln!(
-            "{} this is a bug in marqo-base; please report it with the command and this output",
-            printer.paint("note:", 33)
+        printer.labelled(
+            "note:",
+            33,
+            "this is a bug in marqo-base; please report it with the command and this output",
         );
     } else if let Some(hint) = err.hint() {
-        eprintln!("{} {hint}", printer.paint("hint:", 36));
+        printer.labelled("hint:", 36, hint);
     }
     ExitCode::from(exit_code(err))
 }

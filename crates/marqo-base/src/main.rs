@@ -1,6 +1,9 @@
 //! `marqo-base`: lock Python requirements and Debian packages for every target platform from
 //! any host.
 
+// All output goes through `printer::Printer`, which escapes what a server sent.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod cli;
 mod commands;
 mod diagnostics;
@@ -21,9 +24,9 @@ fn main() -> ExitCode {
     let format = cli.global.format;
     let json = format == cli::Format::Json;
     let result = match cli.command {
-        cli::Command::Tree(args) => commands::graph::exec_tree(args, format),
-        cli::Command::Why(args) => commands::graph::exec_why(args, format),
-        cli::Command::Diff(args) => commands::graph::exec_diff(args, format),
+        cli::Command::Tree(args) => commands::graph::exec_tree(args, &printer, format),
+        cli::Command::Why(args) => commands::graph::exec_why(args, &printer, format),
+        cli::Command::Diff(args) => commands::graph::exec_diff(args, &printer, format),
         cli::Command::Build(args) => commands::build::exec(args, &printer, format),
         cli::Command::Pull(args) => commands::registry::exec_pull(args, &printer, format),
         cli::Command::Push(args) => commands::registry::exec_push(args, &printer, format),
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         cli::Command::Key(args) => commands::sign::exec_key(args, &printer),
         cli::Command::Completions(args) => {
             let mut command = cli::command();
+            // Our own text only: nothing here came from a server.
             clap_complete::generate(args.shell, &mut command, "marqo-base", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }

@@ -1,10 +1,18 @@
-//! What goes where: results and summaries on stderr unless quiet, progress only on a
+//! What goes where: results on stdout, summaries on stderr unless quiet, progress only on a
 //! terminal, logs through `tracing` at the chosen verbosity.
+//!
+//! Everything the binary prints goes through here, and all of it is escaped with
+//! [`fetch::escape_lines`] (JSON with [`fetch::escape_json`]): a tag, an annotation, an error
+//! body or a version from a hostile server cannot move the cursor or rewrite a line. Only the
+//! printer's own colours reach the terminal raw. `main.rs` denies `println!` and friends
+//! elsewhere, so new output cannot bypass it.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use fetch::{escape_json, escape_lines};
 use indicatif::{ProgressBar, ProgressStyle};
+use tracing_subscriber::field::MakeExt;
 
 /// Decides what the user sees on stderr.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +55,17 @@ impl Printer {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
         let ansi = self.color;
+        // A log line's text is escaped as everything else the printer shows.
+        let fields = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+            let text = format!("{value:?}");
+            match field.name() {
+                "message" => write!(writer, "{}", escape_lines(&text)),
+                name => write!(writer, "{name}={}", fetch::escape(&text)),
+            }
+        })
+        .delimited(" ");
         let builder = tracing_subscriber::fmt()
+            .fmt_fields(fields)
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .with_ansi(ansi)
@@ -63,8 +81,52 @@ impl Printer {
     /// A status line for the user (stderr), unless quiet.
     pub fn status(&self, message: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", message.as_ref());
+            self.stderr(message);
         }
+    }
+
+    /// A line on stderr, even when quiet (what a failed check found).
+    #[allow(clippy::print_stderr)]
+    pub fn stderr(&self, message: impl AsRef<str>) {
+        eprintln!("{}", escape_lines(message.as_ref()));
+    }
+
+    /// `label` (`error:`, `hint:`) in `color`, then `message`, on stderr, even when quiet.
+    #[allow(clippy::print_stderr)]
+    pub fn labelled(&self, label: &str, color: u8, message: impl AsRef<str>) {
+        eprintln!("{} {}", self.paint(label, color), escape_lines(message.as_ref()));
+    }
+
+    /// `question` on stderr, without a newline: the answer is typed after it.
+    #[allow(clippy::print_stderr)]
+    pub fn ask(&self, question: &str) {
+        eprint!("{} ", escape_lines(question));
+    }
+
+    /// A result line (or lines) on stdout.
+    #[allow(clippy::print_stdout)]
+    pub fn out(&self, text: impl AsRef<str>) {
+        println!("{}", escape_lines(text.as_ref()));
+    }
+
+    /// A result on stdout as it is (each line ends with its own newline).
+    #[allow(clippy::print_stdout)]
+    pub fn out_text(&self, text: &str) {
+        print!("{}", escape_lines(text));
+    }
+
+    /// [`Printer::out_text`] that reports a failed write (a closed pipe) instead of panicking.
+    pub fn write_out(&self, text: &str) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(escape_lines(text).as_bytes())?;
+        stdout.flush()
+    }
+
+    /// A JSON document on stdout, on one line.
+    #[allow(clippy::print_stdout)]
+    pub fn json(&self, doc: impl std::fmt::Display) {
+        println!("{}", escape_json(&doc.to_string()));
     }
 
     /// A spinner on a terminal; hidden in CI logs, pipes and quiet mode.
@@ -77,7 +139,7 @@ impl Printer {
             ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        bar.set_message(message.to_string());
+        bar.set_message(escape_lines(message).into_owned());
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     }
@@ -99,7 +161,7 @@ impl Printer {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        bar.set_message(message.to_string());
+        bar.set_message(escape_lines(message).into_owned());
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     }

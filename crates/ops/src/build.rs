@@ -334,6 +334,17 @@ pub fn build_with(
             }
         ));
     }
+    // Which layers a registry cache's writer made, by name: what this image trusts them for.
+    for (planned, cached) in plan.platforms.iter().zip(&looked_up) {
+        for (layer, c) in planned.layers.iter().zip(cached) {
+            if let LayerFrom::RegistryCache(digest, _, from) = &c.from {
+                printer.status(format!(
+                    "  {}: {} from the registry cache {from} ({digest})",
+                    planned.platform, layer.created_by
+                ));
+            }
+        }
+    }
 
     let deb_paths = fetch_debian(&manifest, &needs.debs, args.offline, printer)?;
     let wheel_paths =

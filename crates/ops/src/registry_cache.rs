@@ -6,7 +6,9 @@
 //! A missing or unreachable cache only slows the build down: the first failure is one
 //! warning and the cache is not asked again in that run. An entry that does not check out
 //! (another key's, a blob the repository lacks, a downloaded blob whose digest or `diff_id`
-//! is not the entry's) is ignored with a warning, and the layer is built.
+//! is not the entry's) is ignored with a warning, and the layer is built. So is a layer
+//! that holds what our own layers never do (a device node, an absolute or `..` path: see
+//! [`image::check_foreign_layer`]): an entry is trusted no further than its key.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -156,7 +158,8 @@ impl RegistryCache {
     }
 
     /// Downloads the one blob that `entries` (at least one) name into `store`, once, and checks
-    /// it for each of them (digest, then the `diff_id` and size of what it decompresses to):
+    /// it for each of them (digest, then the `diff_id` and size of what it decompresses to,
+    /// then its entries, as [`image::check_foreign_layer`] does):
     /// each entry's layer, or `None` (warned) when it does not check out or cannot be fetched.
     pub fn download(
         &self,
@@ -167,6 +170,15 @@ impl RegistryCache {
         let ignore = |entry: &CacheEntry, reason: &dyn std::fmt::Display| {
             tracing::warn!(
                 "ignoring the entry {} of the layer cache {}: {reason}; the layer is built",
+                layer_cache::tag_for(&entry.key),
+                self.name()
+            );
+        };
+        // A layer our builds never write: someone with push rights to the cache wrote it.
+        let refuse = |entry: &CacheEntry, refusal: &str| {
+            tracing::warn!(
+                "refusing the entry {} of the layer cache {}: {refusal}, which no layer of \
+                 marqo-base holds (the entry was written by hand or by a hostile writer); the layer is built",
                 layer_cache::tag_for(&entry.key),
                 self.name()
             );
@@ -189,6 +201,8 @@ impl RegistryCache {
         };
         // What the blob decompresses to, once per compression the entries claim.
         let mut tars: HashMap<image::Compression, Result<(Digest, u64), String>> = HashMap::new();
+        // Whether it holds only what our own layers hold, once per compression too.
+        let mut contents: HashMap<image::Compression, Result<(), String>> = HashMap::new();
         entries
             .iter()
             .map(|entry| {
@@ -200,7 +214,17 @@ impl RegistryCache {
                 });
                 match tar {
                     Ok((diff_id, size)) if *diff_id == info.diff_id && *size == info.uncompressed_size => {
-                        Some((info, path.clone()))
+                        let checked = contents.entry(info.compression).or_insert_with(|| {
+                            image::check_foreign_layer(&path, info.compression, info.uncompressed_size)
+                                .map_err(|e| e.to_string())
+                        });
+                        match checked {
+                            Ok(()) => Some((info, path.clone())),
+                            Err(refusal) => {
+                                refuse(entry, refusal);
+                                None
+                            }
+                        }
                     }
                     // The blob is what its digest says (another layer, perhaps, of this very
                     // build): only the entry is wrong, so the blob stays.

@@ -548,7 +548,9 @@ pub(crate) fn describe(error: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
-/// The registry's error codes and messages from a reply body (`: CODE message; ...`).
+/// The registry's error codes and messages from a reply body (`: CODE message; ...`), on one
+/// line with control characters escaped: the server's words, never its escape sequences or
+/// a line of its own that looks like ours.
 pub(crate) async fn error_detail(mut reply: reqwest::Response) -> String {
     // Only the start: a registry error is a short JSON document, and an endless one must not
     // hide the status behind it.
@@ -577,7 +579,7 @@ pub(crate) async fn error_detail(mut reply: reqwest::Response) -> String {
                 .iter()
                 .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
                 .collect();
-            format!(": {}", parts.join("; "))
+            format!(": {}", fetch::escape(&parts.join("; ")))
         }
         _ => {
             let text = String::from_utf8_lossy(&body);
@@ -585,7 +587,7 @@ pub(crate) async fn error_detail(mut reply: reqwest::Response) -> String {
             if line.is_empty() || line.len() > 200 {
                 String::new()
             } else {
-                format!(": {line}")
+                format!(": {}", fetch::escape(line))
             }
         }
     }

@@ -53,7 +53,7 @@ pub fn exec(args: BuildArgs, printer: &Printer, format: Format) -> Result<ExitCo
             "digest": built.digest,
             "platforms": platforms,
         });
-        println!("{doc}");
+        printer.json(doc);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,18 +10,24 @@ use crate::printer::Printer;
 
 pub fn exec(args: CacheArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     match args.command {
-        CacheCommand::Dir => println!("{}", ops::cache::dir()?.display()),
+        CacheCommand::Dir => printer.out(ops::cache::dir()?.display().to_string()),
         CacheCommand::Size => {
             let (root, sizes) = ops::cache::size()?;
-            println!("{}", root.display());
+            printer.out(root.display().to_string());
             for s in &sizes {
-                println!("  {:<12} {:>8} files {:>11}  {}", s.kind, s.files, human(s.bytes), s.what);
+                printer.out(format!(
+                    "  {:<12} {:>8} files {:>11}  {}",
+                    s.kind,
+                    s.files,
+                    human(s.bytes),
+                    s.what
+                ));
                 for (sort, files, bytes) in &s.sorts {
-                    println!("    {:<10} {:>8} files {:>11}  {sort}", "", files, human(*bytes));
+                    printer.out(format!("    {:<10} {:>8} files {:>11}  {sort}", "", files, human(*bytes)));
                 }
             }
             let (files, bytes) = sizes.iter().fold((0, 0), |(f, b), s| (f + s.files, b + s.bytes));
-            println!("  {:<12} {:>8} files {:>11}", "total", files, human(bytes));
+            printer.out(format!("  {:<12} {:>8} files {:>11}", "total", files, human(bytes)));
         }
         CacheCommand::Clean { kinds } => {
             let removed = ops::cache::clean(&kinds, printer)?;

@@ -63,7 +63,7 @@ pub fn exec(args: CompileArgs, printer: &Printer, format: Format) -> Result<Exit
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({ "schema": "marqo-base.compile-check/1", "files": files }));
+        printer.json(serde_json::json!({ "schema": "marqo-base.compile-check/1", "files": files }));
         return Ok(if outcome.is_stale() { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
     if let CompileOutcome::Checked(files) = &outcome {
@@ -71,12 +71,12 @@ pub fn exec(args: CompileArgs, printer: &Printer, format: Format) -> Result<Exit
             match diff {
                 Some(diff) if diff.is_empty() => printer.status(format!("{} is up to date", path.display())),
                 Some(diff) => {
-                    eprintln!("{} is stale:", path.display());
+                    printer.stderr(format!("{} is stale:", path.display()));
                     for line in diff {
-                        eprintln!("  {line}");
+                        printer.stderr(format!("  {line}"));
                     }
                 }
-                None => eprintln!("{} does not exist", path.display()),
+                None => printer.stderr(format!("{} does not exist", path.display())),
             }
         }
     }

@@ -2,7 +2,6 @@
 //! architecture and printed as a locked set, or fetched and unpacked into a root filesystem
 //! without running anything. The work is in the `debian` crate.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -43,11 +42,7 @@ fn exec_resolve(args: DebianResolveArgs, printer: &Printer) -> Result<ExitCode, 
             out.push_str(&format!("{deb}\n"));
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| CliError::from_error("cannot write the package set to stdout", e))?;
+    printer.write_out(&out).map_err(|e| CliError::from_error("cannot write the package set to stdout", e))?;
     printer.status(format!(
         "Done in {:.2}s (indexes {:.2}s, resolution {:.2}s)",
         started.elapsed().as_secs_f64(),

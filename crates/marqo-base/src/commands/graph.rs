@@ -9,12 +9,13 @@ use serde_json::{json, Value};
 
 use crate::cli::{DiffArgs, Format, TreeArgs, WhyArgs};
 use crate::diagnostics::CliError;
+use crate::printer::Printer;
 
 fn package(id: &NodeId) -> Value {
     json!({ "ecosystem": id.0.name(), "name": id.1 })
 }
 
-pub fn exec_tree(args: TreeArgs, format: Format) -> Result<ExitCode, CliError> {
+pub fn exec_tree(args: TreeArgs, printer: &Printer, format: Format) -> Result<ExitCode, CliError> {
     let graphs = ops::graph::graph(&args.graph.manifest, args.graph.lock.as_deref(), &args.graph.platforms)?;
     if format == Format::Json {
         let platforms: Vec<Value> = graphs
@@ -41,19 +42,19 @@ pub fn exec_tree(args: TreeArgs, format: Format) -> Result<ExitCode, CliError> {
                 json!({ "platform": g.platform.to_string(), "roots": roots, "packages": packages })
             })
             .collect();
-        println!("{}", json!({ "schema": "marqo-base.tree/1", "platforms": platforms }));
+        printer.json(json!({ "schema": "marqo-base.tree/1", "platforms": platforms }));
         return Ok(ExitCode::SUCCESS);
     }
     for (i, g) in graphs.iter().enumerate() {
         if i > 0 {
-            println!();
+            printer.out("");
         }
-        print!("{}", g.tree(args.invert.as_deref(), args.depth)?);
+        printer.out_text(&g.tree(args.invert.as_deref(), args.depth)?);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn exec_why(args: WhyArgs, format: Format) -> Result<ExitCode, CliError> {
+pub fn exec_why(args: WhyArgs, printer: &Printer, format: Format) -> Result<ExitCode, CliError> {
     let graphs = ops::graph::graph(&args.graph.manifest, args.graph.lock.as_deref(), &args.graph.platforms)?;
     let report = ops::graph::why(&graphs, &args.name)?;
     if format == Format::Json {
@@ -82,14 +83,14 @@ pub fn exec_why(args: WhyArgs, format: Format) -> Result<ExitCode, CliError> {
                 })
             })
             .collect();
-        println!("{}", json!({ "schema": "marqo-base.why/1", "name": args.name, "platforms": platforms }));
+        printer.json(json!({ "schema": "marqo-base.why/1", "name": args.name, "platforms": platforms }));
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", ops::graph::render_why(&report));
+    printer.out_text(&ops::graph::render_why(&report));
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn exec_diff(args: DiffArgs, format: Format) -> Result<ExitCode, CliError> {
+pub fn exec_diff(args: DiffArgs, printer: &Printer, format: Format) -> Result<ExitCode, CliError> {
     let diffs = ops::diff::diff(&args.manifest, &args.old, args.new.as_deref())?;
     if format == Format::Json {
         let platforms: Vec<Value> = diffs
@@ -117,9 +118,9 @@ pub fn exec_diff(args: DiffArgs, format: Format) -> Result<ExitCode, CliError> {
                 })
             })
             .collect();
-        println!("{}", json!({ "schema": "marqo-base.diff/1", "platforms": platforms }));
+        printer.json(json!({ "schema": "marqo-base.diff/1", "platforms": platforms }));
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", ops::diff::render(&diffs));
+    printer.out_text(&ops::diff::render(&diffs));
     Ok(ExitCode::SUCCESS)
 }

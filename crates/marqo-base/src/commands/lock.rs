@@ -38,7 +38,7 @@ pub fn exec(args: LockArgs, printer: &Printer, format: Format) -> Result<ExitCod
             "state": name,
             "reasons": reasons,
         });
-        println!("{doc}");
+        printer.json(doc);
         return Ok(if name == "fresh" { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
     match state {
@@ -47,15 +47,15 @@ pub fn exec(args: LockArgs, printer: &Printer, format: Format) -> Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         LockState::Missing => {
-            eprintln!("{} does not exist; run `marqo-base lock`", lock_path.display());
+            printer.stderr(format!("{} does not exist; run `marqo-base lock`", lock_path.display()));
             Ok(ExitCode::from(1))
         }
         LockState::Stale(reasons) => {
-            eprintln!("{} is stale:", lock_path.display());
+            printer.stderr(format!("{} is stale:", lock_path.display()));
             for reason in reasons {
-                eprintln!("  {reason}");
+                printer.stderr(format!("  {reason}"));
             }
-            eprintln!("hint: run `marqo-base lock` to update it");
+            printer.stderr("hint: run `marqo-base lock` to update it");
             Ok(ExitCode::from(1))
         }
     }

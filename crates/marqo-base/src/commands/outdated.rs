@@ -23,8 +23,8 @@ pub fn exec(args: OutdatedArgs, printer: &Printer, format: Format) -> Result<Exi
         false => report.debian.len() + report.python.len(),
     };
     match format {
-        Format::Json => println!("{}", json(&report, args.security)),
-        _ => print!("{}", text(&report, args.security)),
+        Format::Json => printer.json(json(&report, args.security)),
+        _ => printer.out_text(&text(&report, args.security)),
     }
     if found == 0 {
         printer.status(match args.security {

@@ -145,21 +145,21 @@ pub fn exec_push(
         sign: args.sign.clone(),
         net: args.net.options(),
     };
-    let confirm = Terminal { yes: args.yes };
+    let confirm = Terminal { yes: args.yes, printer: *printer };
     let outcome = ops::push::push(&request, &confirm, printer)?;
     if let Some(race) = &outcome.race {
-        eprintln!(
+        printer.stderr(format!(
             "error: another push changed {}:{} while this one ran: it points at {}, not at {} (what this push sent)",
             target.name(),
             race.tag,
             race.theirs.as_ref().map_or("nothing".to_string(), ToString::to_string),
             race.ours
-        );
-        eprintln!(
+        ));
+        printer.stderr(format!(
             "hint: everything was pushed and {}@{} is complete; push again with --tag next for a new number",
             target.name(),
             race.ours
-        );
+        ));
         return Ok(ExitCode::from(1));
     }
     let record = &outcome.record;
@@ -167,15 +167,15 @@ pub fn exec_push(
         // The record `--record` writes, as one document on stdout.
         let text =
             serde_json::to_string(record).map_err(|e| CliError::from_error("cannot write the record", e))?;
-        println!("{text}");
+        printer.json(text);
     } else if record.tags.is_empty() {
         // By digest: each platform's image, to join with `push --index --from`.
         for platform in &record.platforms {
-            println!("{}@{}", target.name(), platform.digest);
+            printer.out(format!("{}@{}", target.name(), platform.digest));
         }
     } else {
         for tag in &record.tags {
-            println!("{}:{tag}@{}", target.name(), record.digest);
+            printer.out(format!("{}:{tag}@{}", target.name(), record.digest));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -184,6 +184,7 @@ pub fn exec_push(
 /// `--yes`, or a "y" typed on the terminal; without a terminal and `--yes`, a refusal.
 struct Terminal {
     yes: bool,
+    printer: Printer,
 }
 
 impl ops::sign::Prompt for Terminal {
@@ -201,7 +202,7 @@ impl Confirm for Terminal {
             return Err(ops::Error::user("not pushing: there is no terminal to confirm the plan on")
                 .with_hint("pass --yes to push without asking (in CI, keep the approval in the CI system)"));
         }
-        eprint!("{question} [y/N] ");
+        self.printer.ask(&format!("{question} [y/N]"));
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         std::io::stdin()
@@ -283,7 +284,7 @@ pub fn exec_pull(
             "format": pulled.format,
             "sboms": pulled.sboms.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         });
-        println!("{doc}");
+        printer.json(doc);
     }
     Ok(ExitCode::SUCCESS)
 }

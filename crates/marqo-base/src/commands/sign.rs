@@ -15,7 +15,7 @@ pub fn exec_key(args: KeyArgs, printer: &Printer) -> Result<ExitCode, CliError> 
     match args.command {
         KeyCommand::Generate(args) => {
             let generated = ops::sign::generate_key(&args.key, &TerminalPrompt, printer)?;
-            println!("{}", generated.public.display());
+            printer.out(generated.public.display().to_string());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -31,7 +31,7 @@ pub fn exec_verify(args: VerifyArgs, printer: &Printer, format: Format) -> Resul
     if format == Format::Json {
         let text = serde_json::to_string(&verification)
             .map_err(|e| CliError::from_error("cannot write the verification", e))?;
-        println!("{text}");
+        printer.json(text);
     } else {
         for check in &verification.manifests {
             let verdict = match &check.verdict {
@@ -42,7 +42,8 @@ pub fn exec_verify(args: VerifyArgs, printer: &Printer, format: Format) -> Resul
                 }
                 Verdict::Mismatch { reasons } => format!("MISMATCH: {}", reasons.join("; ")),
             };
-            println!("{:<14} {} {verdict}", check.what, check.digest);
+            // One line per manifest: a newline in the registry's platform string makes none.
+            printer.out(format!("{:<14} {} {verdict}", fetch::escape(&check.what), check.digest));
         }
     }
     if verification.all_signed() {
@@ -62,17 +63,21 @@ pub fn exec_verify(args: VerifyArgs, printer: &Printer, format: Format) -> Resul
             format!("{} {} ({why})", m.what, m.digest)
         })
         .collect();
-    eprintln!(
-        "{} {} is not signed by {} ({}): {}",
-        printer.paint("error:", 31),
-        verification.reference,
-        args.key.display(),
-        verification.key,
-        bad.join(", ")
+    printer.labelled(
+        "error:",
+        31,
+        format!(
+            "{} is not signed by {} ({}): {}",
+            verification.reference,
+            args.key.display(),
+            verification.key,
+            bad.join(", ")
+        ),
     );
-    eprintln!(
-        "{} push it with `marqo-base push … --sign KEY`, or check that this is the public key of the signing key",
-        printer.paint("hint:", 36)
+    printer.labelled(
+        "hint:",
+        36,
+        "push it with `marqo-base push … --sign KEY`, or check that this is the public key of the signing key",
     );
     Ok(ExitCode::from(1))
 }

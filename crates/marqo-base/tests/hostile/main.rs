@@ -7,5 +7,7 @@ mod apt;
 mod common;
 
 mod cache;
+mod layer_cache_trust;
 mod lockdoc;
 mod network;
+mod terminal;
