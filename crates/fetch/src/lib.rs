@@ -8,7 +8,6 @@ mod cache;
 mod client;
 mod error;
 mod file;
-mod redact;
 mod retry;
 mod tls;
 
@@ -18,5 +17,5 @@ pub use client::{
     MAX_DOWNLOAD,
 };
 pub use error::{format_size, Error};
-pub use redact::redact;
+pub use redact::{redact, strip_credentials, without_credentials};
 pub use retry::backoff;
