@@ -7,5 +7,6 @@ mod apt;
 mod common;
 
 mod cache;
+mod credentials;
 mod lockdoc;
 mod network;
