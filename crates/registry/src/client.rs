@@ -555,7 +555,7 @@ fn check_realm(registry: &str, registry_scheme: &str, insecure: bool, realm: &Ur
         ),
         "http" if insecure || loopback => Ok(()),
         "http" => refuse(
-            "it is plain HTTP on a host that is neither loopback nor the registry marked insecure",
+            "it is plain HTTP to a host that is not loopback, and the registry is not marked insecure",
             "make the registry's token realm an https:// URL, or, if you trust the network to it, \
              pass --insecure (MARQO_BASE_INSECURE=1)",
         ),
