@@ -9,7 +9,6 @@ mod cache;
 mod client;
 mod error;
 mod file;
-mod redact;
 mod retry;
 mod terminal;
 mod tls;
@@ -20,6 +19,6 @@ pub use client::{
     MAX_DOWNLOAD,
 };
 pub use error::{format_size, Error};
-pub use redact::redact;
+pub use redact::{redact, strip_credentials, without_credentials};
 pub use retry::backoff;
 pub use terminal::{escape, escape_json, escape_lines, is_unsafe};

@@ -110,6 +110,10 @@ impl Lock {
             };
             match (&entry.source, &locked.source) {
                 (FileSource::Url { url, sha256 }, LockedSource::Url(locked_url)) => {
+                    // The lock keeps the URL without credentials (a lock made before may have
+                    // them): the place is compared, and shown, without them.
+                    let (url, locked_url) =
+                        (redact::strip_credentials(url), redact::strip_credentials(locked_url));
                     if url != locked_url {
                         reasons.push(format!(
                             "[[file]] to `{to}`: the lock's url `{locked_url}` is not the manifest's `{url}`"

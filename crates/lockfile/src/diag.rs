@@ -92,7 +92,8 @@ impl<'a> Source<'a> {
         let line_end = self.text[start..].find('\n').map_or(self.text.len(), |i| start + i);
         let line = self.text[..start].matches('\n').count() + 1;
         let column = self.text[line_start..start].chars().count() + 1;
-        let source_line = self.text[line_start..line_end].trim_end_matches('\r').to_string();
+        // The line is shown in an error: the credentials of a URL in it are not.
+        let source_line = redact::mask_credentials_in(self.text[line_start..line_end].trim_end_matches('\r'));
         let end = floor_char_boundary(self.text, span.end.clamp(start, line_end));
         let width = self.text[start..end].chars().count().max(1);
         Box::new(ParseError {

@@ -971,14 +971,16 @@ impl FromStr for DownloadUrl {
 }
 
 fn check_url(s: &str, schemes: &[&str]) -> Result<String, String> {
+    let shown = || redact::strip_credentials(s);
     match url::Url::parse(s) {
         Ok(url) if schemes.contains(&url.scheme()) => Ok(s.to_string()),
         Ok(url) => Err(format!(
-            "unsupported URL scheme `{}` in `{s}`\nhint: use one of: {}",
+            "unsupported URL scheme `{}` in `{}`\nhint: use one of: {}",
             url.scheme(),
+            shown(),
             schemes.join(", ")
         )),
-        Err(e) => Err(format!("bad URL `{s}`: {e}")),
+        Err(e) => Err(format!("bad URL `{}`: {e}", shown())),
     }
 }
 

@@ -266,7 +266,7 @@ fn source(args: &SourceArgs<'_>) -> Result<DebSource, Error> {
 
 fn mirror_url(mirror: &str, what: &str) -> Result<url::Url, Error> {
     url::Url::parse(mirror).map_err(|e| {
-        Error::user(format!("{what} `{mirror}` is not a URL: {e}"))
+        Error::user(format!("{what} `{}` is not a URL: {e}", fetch::strip_credentials(mirror)))
             .with_hint("give the archive root, the URL of the directory holding dists/ and pool/")
     })
 }
@@ -383,7 +383,7 @@ impl ImageApt {
                 keyrings.push((&source.keyring, format!("/{at}")));
                 format!("/{at}")
             };
-            let url = without_credentials(&source.mirror);
+            let url = fetch::without_credentials(&source.mirror).to_string();
             match stanzas
                 .iter_mut()
                 .find(|(u, c, k, _)| *u == url && *c == source.components.as_slice() && *k == signed_by)
@@ -424,15 +424,6 @@ fn read_keyring(path: &Path) -> Result<Vec<u8>, Error> {
     }
     fs_err::read(path)
         .map_err(|e| Error::from_error(format!("cannot read the keyring {}", path.display()), e))
-}
-
-/// A mirror URL as an image may show it: without user name or password.
-fn without_credentials(url: &url::Url) -> String {
-    let mut url = url.clone();
-    // Only URLs that cannot have credentials refuse these, and they have none.
-    let _ = url.set_password(None);
-    let _ = url.set_username("");
-    url.to_string()
 }
 
 /// The version apt would upgrade a locked package to, when the index has a newer one: the

@@ -46,7 +46,8 @@ pub fn lock_files(
                 // The manifest keeps the hex it was given (checked, lowercased); the lock the type.
                 let sha256 = oci::Digest::from_hex(sha256)
                     .map_err(|e| Error::from_error(format!("[[file]] to {}", entry.to), e))?;
-                (LockedSource::Url(url.clone()), size, sha256)
+                // The lock is shared and kept: it names the place, never the credentials.
+                (LockedSource::Url(fetch::strip_credentials(url)), size, sha256)
             }
         };
         locked.push(LockedFile { to: entry.to.clone(), source, size, sha256 });
@@ -56,7 +57,9 @@ pub fn lock_files(
 
 /// The downloads of `entries` (their URL sources), in the cache by sha256; fetched when
 /// missing. What is fetched is what the lock pins (`locked`, by destination): its url and
-/// sha256, and the download must have its size. Returns the cache paths by destination
+/// sha256, and the download must have its size. The lock's url has no credentials: those of
+/// the manifest's url (the place they were given) go with it when it names the same place,
+/// and a lock naming another place is refused. Returns the cache paths by destination
 /// (`to`, unique in a manifest).
 pub fn fetch_urls(
     entries: &[&FileEntry],
@@ -67,13 +70,22 @@ pub fn fetch_urls(
     let mut paths = HashMap::new();
     let mut downloader = None;
     for entry in entries {
-        if let FileSource::Url { .. } = &entry.source {
+        if let FileSource::Url { url: given, .. } = &entry.source {
             let pinned = locked.iter().find(|f| f.to == entry.to);
             let Some(LockedFile { source: LockedSource::Url(url), sha256, size, .. }) = pinned else {
                 return Err(Error::user(format!("the lock has no url [[file]] to `{}`", entry.to))
                     .with_hint("run `marqo-base lock` to update it"));
             };
-            let path = Downloader::get(&mut downloader, offline)?.download(url, sha256.hex(), printer)?;
+            let url = fetch::strip_credentials(url);
+            if url != fetch::strip_credentials(given) {
+                return Err(Error::user(format!(
+                    "[[file]] to `{}`: the lock's url {url} is not the manifest's {}",
+                    entry.to,
+                    fetch::strip_credentials(given)
+                ))
+                .with_hint("run `marqo-base lock` to update the lock"));
+            }
+            let path = Downloader::get(&mut downloader, offline)?.download(given, sha256.hex(), printer)?;
             let got = fs_err::metadata(&path)
                 .map_err(|e| Error::from_error(format!("cannot read {}", path.display()), e))?
                 .len();
@@ -115,7 +127,8 @@ impl Downloader {
     /// checked against `sha256` as it streams.
     fn download(&self, url: &str, sha256: &str, printer: &dyn Reporter) -> Result<PathBuf, Error> {
         let Downloader { cache, client, runtime } = self;
-        let parsed = Url::parse(url).map_err(|e| Error::from_error(format!("[[file]] url `{url}`"), e))?;
+        let parsed = Url::parse(url)
+            .map_err(|e| Error::from_error(format!("[[file]] url `{}`", fetch::strip_credentials(url)), e))?;
         let shown = fetch::redact(&parsed);
         let started = Instant::now();
         let spinner = printer.spinner(&format!("Fetching {shown}"));

@@ -150,8 +150,9 @@ pub fn pins_for(
 ) -> Result<Vec<(PackageName, url::Url)>, Error> {
     let mut pins = Vec::new();
     for index in &python.index {
-        let url = url::Url::parse(&index.url)
-            .map_err(|e| Error::user(format!("[[python.index]] url `{}`: {e}", index.url)))?;
+        let url = url::Url::parse(&index.url).map_err(|e| {
+            Error::user(format!("[[python.index]] url `{}`: {e}", fetch::strip_credentials(&index.url)))
+        })?;
         for name in index.packages.iter().filter(|n| index.serves(n, platform)) {
             if !pins.iter().any(|(pinned, _): &(PackageName, url::Url)| pinned == name) {
                 pins.push((name.clone(), url.clone()));

@@ -132,7 +132,7 @@ pub fn platform_sbom(
     }
     for file in &lock.files {
         let (file_name, download) = match &file.source {
-            LockedSource::Url(url) => (file.to.clone(), Some(url.clone())),
+            LockedSource::Url(url) => (file.to.clone(), Some(fetch::strip_credentials(url))),
             LockedSource::Src(src) => (src.clone(), None),
         };
         components.push(Component {

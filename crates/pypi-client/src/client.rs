@@ -17,7 +17,6 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use url::Url;
 
-use crate::config::without_credentials;
 use crate::simple::{self, DistFile, PageContext, ProjectPage, WheelFilter};
 use crate::wheel::{self, RangeRead};
 use crate::{Error, IndexConfig};
@@ -407,7 +406,7 @@ impl PypiClient {
             });
         }
         let options = &self.inner.options;
-        let key = without_credentials(url);
+        let key = fetch::without_credentials(url).to_string();
         let forced = options.refresh || options.refresh_packages.contains(package);
         let cached = if forced && !self.offline() { None } else { self.read_cached_page(&key) };
 
@@ -453,7 +452,7 @@ impl PypiClient {
             _ => {
                 let header = PageHeader {
                     status: reply.status,
-                    final_url: without_credentials(&reply.final_url),
+                    final_url: fetch::without_credentials(&reply.final_url).to_string(),
                     fetched_at: Timestamp::now().to_string(),
                     etag: reply.etag,
                     last_modified: reply.last_modified,
@@ -686,7 +685,7 @@ fn project_url(root: &Url, name: &PackageName) -> Url {
 
 /// Two index roots name the same index (credentials and a trailing slash aside).
 fn same_root(a: &Url, b: &Url) -> bool {
-    let trim = |u: &Url| without_credentials(u).trim_end_matches('/').to_string();
+    let trim = |u: &Url| fetch::without_credentials(u).as_str().trim_end_matches('/').to_string();
     trim(a) == trim(b)
 }
 

@@ -154,17 +154,17 @@ impl IndexConfig {
                 out.push("--no-index".to_string());
             } else {
                 if !self.index_url_is_default {
-                    out.push(format!("--index-url {}", without_credentials(&self.index_url)));
+                    out.push(format!("--index-url {}", fetch::without_credentials(&self.index_url)));
                 }
                 for url in &self.extra_index_urls {
-                    out.push(format!("--extra-index-url {}", without_credentials(url)));
+                    out.push(format!("--extra-index-url {}", fetch::without_credentials(url)));
                 }
             }
         }
         if emit_find_links {
             for entry in &self.find_links {
                 let shown = match Url::parse(entry) {
-                    Ok(url) if url.has_host() => without_credentials(&url),
+                    Ok(url) if url.has_host() => fetch::without_credentials(&url).to_string(),
                     _ => entry.clone(),
                 };
                 out.push(format!("--find-links {shown}"));
@@ -182,15 +182,6 @@ impl IndexConfig {
         }
         std::iter::once(&self.index_url).chain(&self.extra_index_urls).collect()
     }
-}
-
-/// The URL as a string with no user name or password (cache keys, emitted index lines).
-pub(crate) fn without_credentials(url: &Url) -> String {
-    let mut url = url.clone();
-    // Only URLs that cannot carry credentials refuse this, and they carry none.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.to_string()
 }
 
 /// The environment pip reads: variables and config file locations, made explicit so that

@@ -51,6 +51,8 @@ struct Inner {
     registry: String,
     api_host: String,
     allow_http: bool,
+    /// The user marked the registry insecure (`--insecure`): plain HTTP to it is accepted.
+    insecure: bool,
     credentials: Option<Credentials>,
     base: OnceCell<Url>,
     auth: Mutex<AuthState>,
@@ -130,6 +132,7 @@ impl RegistryClient {
                 registry: registry.to_string(),
                 api_host: api_host(registry).to_string(),
                 allow_http: options.insecure || is_loopback(registry),
+                insecure: options.insecure,
                 credentials,
                 base: OnceCell::new(),
                 auth: Mutex::new(AuthState::default()),
@@ -431,8 +434,11 @@ impl RegistryClient {
     async fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<Token, Error> {
         let mut url = Url::parse(realm).map_err(|e| Error::Protocol {
             url: self.inner.registry.clone(),
-            reason: format!("the token realm `{realm}` is not a URL: {e}"),
+            reason: format!("the token realm `{}` is not a URL: {e}", fetch::strip_credentials(realm)),
         })?;
+        // The registry was reached before it could name a realm; unknown, it counts as HTTPS.
+        let registry_scheme = self.inner.base.get().map_or("https", |base| base.scheme());
+        check_realm(&self.inner.registry, registry_scheme, self.inner.insecure, &url)?;
         let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
         let identity = self.inner.credentials.as_ref().filter(|c| c.is_identity_token());
         let mut builder = if let Some(credentials) = identity {
@@ -513,6 +519,47 @@ impl RegistryClient {
             .and_then(serde_json::Value::as_u64)
             .map(|secs| started + Duration::from_secs(secs).saturating_sub(Duration::from_secs(5)));
         Ok(Token { value: value.to_string(), expires })
+    }
+}
+
+/// Whether a token request (which carries the stored credentials: Basic, or an identity
+/// token) may go to `realm` for `registry`, spoken over `registry_scheme`.
+///
+/// As Docker, the realm may be on another host (Docker Hub's is): the registry, reached
+/// over HTTPS, names its token server. Unlike Docker, the credentials never travel
+/// unencrypted where the registry itself is encrypted: an HTTPS registry's realm must be
+/// HTTPS. A plain-HTTP realm is used only with a plain-HTTP registry, and then only on a
+/// loopback host or when the user marked the registry insecure.
+fn check_realm(registry: &str, registry_scheme: &str, insecure: bool, realm: &Url) -> Result<(), Error> {
+    let refuse = |reason: &str, hint: &str| {
+        Err(Error::TokenRealm {
+            registry: registry.to_string(),
+            realm: fetch::redact(realm),
+            reason: reason.to_string(),
+            hint: hint.to_string(),
+        })
+    };
+    let loopback = match realm.host() {
+        Some(url::Host::Domain(name)) => is_loopback(name),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match realm.scheme() {
+        "https" => Ok(()),
+        "http" if registry_scheme == "https" => refuse(
+            "the registry speaks HTTPS and its token server plain HTTP, where the credentials \
+             would travel unencrypted",
+            "the registry's token realm must be an https:// URL: fix its auth configuration (for \
+             example the token `realm`, or the external URL of a registry behind a TLS proxy)",
+        ),
+        "http" if insecure || loopback => Ok(()),
+        "http" => refuse(
+            "it is plain HTTP to a host that is not loopback, and the registry is not marked insecure",
+            "make the registry's token realm an https:// URL, or, if you trust the network to it, \
+             pass --insecure (MARQO_BASE_INSECURE=1)",
+        ),
+        _ => refuse("a token server is reached over https (or http)", "fix the registry's token realm"),
     }
 }
 
@@ -632,6 +679,32 @@ pub(crate) async fn status_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_to_a_realm_only_encrypted() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let check = |scheme, insecure, realm: &str| check_realm("reg:5000", scheme, insecure, &url(realm));
+        // HTTPS realms anywhere, as Docker (Docker Hub's realm is on another host).
+        assert!(check("https", false, "https://auth.example.invalid/token").is_ok());
+        assert!(check("http", false, "https://auth.example.invalid/token").is_ok());
+        // No downgrade from an HTTPS registry, loopback or insecure alike.
+        for insecure in [false, true] {
+            let err = check("https", insecure, "http://127.0.0.1:1/token").unwrap_err();
+            assert!(matches!(&err, Error::TokenRealm { .. }), "{err}");
+            assert!(
+                err.to_string().contains("reg:5000") && err.to_string().contains("http://127.0.0.1:1/token")
+            );
+        }
+        // Plain HTTP after plain HTTP: on loopback, or to a registry marked insecure.
+        assert!(check("http", false, "http://127.0.0.1:1/token").is_ok());
+        assert!(check("http", false, "http://localhost:1/token").is_ok());
+        assert!(check("http", false, "http://[::1]:1/token").is_ok());
+        assert!(check("http", true, "http://auth.example.invalid/token").is_ok());
+        assert!(check("http", false, "http://auth.example.invalid/token").is_err());
+        assert!(check("http", true, "ftp://auth.example.invalid/token").is_err());
+        let err = check("https", false, "http://u:pw@auth.example.invalid/t").unwrap_err();
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
 
     #[test]
     fn scopes_for_messages() {

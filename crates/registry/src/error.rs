@@ -69,6 +69,22 @@ pub enum Error {
         detail: String,
     },
 
+    /// The registry names a token server (the `realm` of its Bearer challenge) that our
+    /// credentials and token requests may not go to: plain HTTP after an HTTPS registry,
+    /// plain HTTP to a host that is neither loopback nor the registry the user marked
+    /// insecure, or a URL that is not http(s).
+    #[error("{registry} sends for tokens to {realm}, which is refused: {reason}")]
+    TokenRealm {
+        /// The registry host.
+        registry: String,
+        /// The realm, redacted.
+        realm: String,
+        /// Why it is refused.
+        reason: String,
+        /// What to do about it.
+        hint: String,
+    },
+
     /// The registry has no such manifest, tag or repository.
     #[error("{what} is not on {registry}")]
     NotFound {
@@ -187,6 +203,7 @@ impl Error {
                 "log in with `echo \"$TOKEN\" | marqo-base login {registry} --username NAME --password-stdin`, \
                  or check that the account may push to / pull from this repository"
             )),
+            Error::TokenRealm { hint, .. } => Some(hint.clone()),
             Error::Reference(_) => Some("write HOST[:PORT]/REPOSITORY[:TAG], such as 127.0.0.1:5000/marqo-base:1".into()),
             Error::Request { url, .. } if url.starts_with("https://") => Some(
                 "check that the registry is up; a registry with a private CA needs SSL_CERT_FILE; a \

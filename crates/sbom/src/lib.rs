@@ -171,7 +171,8 @@ pub struct Component {
     pub file_name: String,
     /// Its sha256 (64 hex digits).
     pub sha256: String,
-    /// Where it was downloaded from, when known (a `[[file]]` URL).
+    /// Where it was downloaded from, when known (a `[[file]]` URL); written without the
+    /// credentials a URL may carry.
     pub download: Option<String>,
     /// The license it declares.
     pub license: Option<License>,
@@ -285,7 +286,14 @@ impl Sbom {
         for c in components {
             hasher.update(format!(
                 "{:?} {} {} {} {} {:?} {:?} {:?}\n",
-                c.kind, c.name, c.version, c.file_name, c.sha256, c.download, c.license, c.dependencies
+                c.kind,
+                c.name,
+                c.version,
+                c.file_name,
+                c.sha256,
+                c.download.as_deref().map(redact::strip_credentials),
+                c.license,
+                c.dependencies
             ));
         }
         hex::encode(hasher.finalize())
@@ -332,7 +340,10 @@ impl Sbom {
                 package.insert("versionInfo".into(), json!(c.version));
             }
             package.insert("packageFileName".into(), json!(c.file_name));
-            package.insert("downloadLocation".into(), json!(c.download.as_deref().unwrap_or("NOASSERTION")));
+            package.insert(
+                "downloadLocation".into(),
+                json!(c.download.as_deref().map_or("NOASSERTION".into(), redact::strip_credentials)),
+            );
             package.insert("filesAnalyzed".into(), json!(false));
             package.insert("checksums".into(), json!([{"algorithm": "SHA256", "checksumValue": c.sha256}]));
             package.insert("licenseConcluded".into(), json!("NOASSERTION"));
@@ -456,7 +467,8 @@ impl Sbom {
             }
             let mut properties = vec![json!({"name": "marqo-base:file", "value": c.file_name})];
             if let Some(url) = &c.download {
-                properties.push(json!({"name": "marqo-base:download", "value": url}));
+                properties
+                    .push(json!({"name": "marqo-base:download", "value": redact::strip_credentials(url)}));
             }
             if let Kind::Debian { source, source_version, .. } = &c.kind {
                 properties.push(json!({"name": "marqo-base:debian-source", "value": format!("{source} {source_version}")}));

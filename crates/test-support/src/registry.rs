@@ -31,6 +31,9 @@ pub struct RegistryConfig {
     pub htpasswd: Option<(String, String)>,
     /// Serve HTTPS with a certificate for 127.0.0.1 and localhost from a throw-away CA.
     pub tls: bool,
+    /// Token auth: every request without a token gets a Bearer challenge naming this realm
+    /// (instead of htpasswd).
+    pub token_realm: Option<String>,
 }
 
 impl DockerRegistry {
@@ -43,7 +46,7 @@ impl DockerRegistry {
     pub fn with_htpasswd(user: &str, password: &str) -> DockerRegistry {
         DockerRegistry::start_with(RegistryConfig {
             htpasswd: Some((user.into(), password.into())),
-            tls: false,
+            ..RegistryConfig::default()
         })
     }
 
@@ -70,9 +73,18 @@ impl DockerRegistry {
                 root.join("htpasswd").display()
             );
         }
+        if config.tls || config.token_realm.is_some() {
+            make_certificates(root);
+        }
+        if let Some(realm) = &config.token_realm {
+            // The registry checks the tokens it gets against this bundle; it is never given one.
+            auth = format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
+                root.join("ca.pem").display()
+            );
+        }
         let mut tls = String::new();
         if config.tls {
-            make_certificates(root);
             tls = format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 root.join("cert.pem").display(),

@@ -7,6 +7,7 @@ mod apt;
 mod common;
 
 mod cache;
+mod credentials;
 mod layer_cache_trust;
 mod lockdoc;
 mod network;
