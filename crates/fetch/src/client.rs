@@ -194,7 +194,8 @@ impl Client {
             .user_agent(opts.user_agent.clone())
             .connect_timeout(opts.timeout)
             .read_timeout(opts.timeout)
-            .tls_built_in_root_certs(false);
+            .tls_built_in_root_certs(false)
+            .redirect(redirect_policy());
         for cert in certs {
             builder = builder.add_root_certificate(cert);
         }
@@ -508,7 +509,58 @@ fn insert_header(headers: &mut HeaderMap, name: header::HeaderName, value: Optio
     }
 }
 
+/// The most redirects one request follows (as browsers and pip's `requests`).
+const MAX_REDIRECTS: usize = 10;
+
+/// A redirect the client does not follow.
+#[derive(Debug, thiserror::Error)]
+enum RedirectRefused {
+    #[error("{from} redirects to {to}, from HTTPS to plain HTTP: refused, so that no credential, token or request goes unencrypted")]
+    Downgrade { from: String, to: String },
+    #[error("{from} redirects more than {MAX_REDIRECTS} times: refused")]
+    TooMany { from: String },
+}
+
+/// Whether a redirect from `from` to `to` leaves TLS.
+fn is_downgrade(from: &Url, to: &Url) -> bool {
+    from.scheme() == "https" && to.scheme() != "https"
+}
+
+/// Follows at most [`MAX_REDIRECTS`] redirects, never one from HTTPS to plain HTTP: reqwest
+/// keeps `Authorization` on a redirect to the same host and port whatever the scheme, and
+/// re-sends a token request's body on 307 and 308.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(from) = attempt.previous().last().cloned() else {
+            return attempt.follow();
+        };
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(RedirectRefused::TooMany { from: redact(&from) });
+        }
+        if is_downgrade(&from, attempt.url()) {
+            let to = redact(attempt.url());
+            return attempt.error(RedirectRefused::Downgrade { from: redact(&from), to });
+        }
+        attempt.follow()
+    })
+}
+
+/// The refusal inside a redirect error of reqwest's, when our policy made it.
+fn refused_redirect(error: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<RedirectRefused>() {
+            return Some(refused.to_string());
+        }
+        source = cause.source();
+    }
+    None
+}
+
 fn network_failure<T>(error: reqwest::Error) -> Attempt<T> {
+    if let Some(why) = refused_redirect(&error) {
+        return Attempt::Fail(Error::Redirect { why });
+    }
     if error.is_builder() || error.is_redirect() {
         Attempt::Fail(Error::Build(error.without_url()))
     } else {

@@ -144,6 +144,14 @@ pub enum Error {
     #[error("cannot find a cache directory: none of MARQO_BASE_CACHE_DIR, XDG_CACHE_HOME, HOME is set")]
     NoCacheDir,
 
+    /// A server redirected where the client does not follow (HTTPS to plain HTTP, or too
+    /// many times); the URLs in `why` are redacted.
+    #[error("{why}")]
+    Redirect {
+        /// What was refused, naming both URLs.
+        why: String,
+    },
+
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client")]
     Build(#[source] reqwest::Error),
@@ -174,6 +182,11 @@ impl Error {
             Error::DamagedOffline { .. } => Some("run once without --offline to fetch it again".into()),
             Error::CaBundle { .. } => Some("pass a PEM file with --cert, or set SSL_CERT_FILE".into()),
             Error::NoCacheDir => Some("set MARQO_BASE_CACHE_DIR".into()),
+            Error::Redirect { .. } => Some(
+                "use the URL the server redirects to, if it is HTTPS; ask the server's owner to \
+                 redirect to HTTPS only"
+                    .into(),
+            ),
             _ => None,
         }
     }

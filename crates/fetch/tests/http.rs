@@ -265,3 +265,84 @@ async fn endless_bodies_stop_at_the_limit_or_the_known_size() {
     assert_eq!(sha, hex::encode(Sha256::digest(b"sdist bytes")));
     assert_eq!(std::fs::read(path).unwrap(), b"sdist bytes");
 }
+
+/// An HTTPS server on 127.0.0.1 (Python's, with a certificate of `test_support`'s CA) that
+/// answers every GET with a redirect to `location`; dropped, it is killed.
+struct RedirectingTls {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl RedirectingTls {
+    fn start(location: &str) -> RedirectingTls {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        test_support::make_certificates(dir.path());
+        let script = r#"
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(302)
+        self.send_header("Location", sys.argv[1])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), H)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain("cert.pem", "key.pem")
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script, location])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs (./test.sh installs it)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("the TLS server printed {line:?}"));
+        RedirectingTls { child, port, dir }
+    }
+}
+
+impl Drop for RedirectingTls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// reqwest keeps `Authorization` on a redirect to the same host whatever the scheme: a
+/// redirect from HTTPS to plain HTTP is refused before anything is sent there, with both
+/// URLs named and the credentials left out.
+#[tokio::test]
+async fn a_redirect_from_https_to_plain_http_is_refused() {
+    let plain = Server::start(|_| Reply::ok("unencrypted"));
+    let tls = RedirectingTls::start(plain.url("/file").as_str());
+    let client = Client::new(ClientOptions { ca_bundle: Some(tls.dir.path().join("ca.pem")), ..Default::default() })
+        .unwrap();
+    let url = url::Url::parse(&format!("https://user:s3cret@127.0.0.1:{}/file", tls.port)).unwrap();
+    let err = client.get(&url, None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Redirect { .. }), "{text}");
+    assert!(text.contains("from HTTPS to plain HTTP"), "{text}");
+    assert!(text.contains(plain.url("/file").as_str()), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(err.hint().is_some_and(|h| h.contains("HTTPS")));
+    assert_eq!(plain.hits(), 0, "nothing reached the plain-HTTP server");
+
+    // An HTTPS server redirecting to HTTPS is followed (here to itself, until the limit).
+    let looping = RedirectingTls::start("/again");
+    let client = Client::new(ClientOptions {
+        ca_bundle: Some(looping.dir.path().join("ca.pem")),
+        ..Default::default()
+    })
+    .unwrap();
+    let url = url::Url::parse(&format!("https://127.0.0.1:{}/file", looping.port)).unwrap();
+    let err = client.get(&url, None).await.unwrap_err();
+    assert!(err.to_string().contains("redirects more than 10 times"), "{err}");
+}

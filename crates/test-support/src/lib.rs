@@ -37,7 +37,7 @@ pub use oci_image::{pseudo_random, TestImage, WrittenBlob, WrittenImage};
 pub use podman::{podman_missing, Podman, Ran};
 pub use proxy::{Logged, Proxy};
 pub use pytorch::{publish_default_torch, torch_cu116_index};
-pub use registry::{registry_tools_missing, DockerRegistry, RegistryConfig};
+pub use registry::{make_certificates, registry_tools_missing, DockerRegistry, RegistryConfig};
 pub use sdist::{Sdist, BACKEND_SRC};
 pub use server::Server;
 pub use util::{normalize, sha256_hex};

@@ -167,7 +167,7 @@ impl DockerRegistry {
 /// A throw-away CA (`ca.pem`) and a server certificate it signed for 127.0.0.1 and localhost
 /// (`cert.pem`, `key.pem`) in `dir`. rustls wants a real chain: it refuses a self-signed
 /// server certificate as its own trust anchor.
-fn make_certificates(dir: &Path) {
+pub fn make_certificates(dir: &Path) {
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
