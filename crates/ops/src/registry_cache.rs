@@ -187,14 +187,17 @@ impl RegistryCache {
                 return vec![None; entries.len()];
             }
         };
-        // What the blob decompresses to, once per compression the entries claim.
-        let mut tars: HashMap<image::Compression, Result<(Digest, u64), String>> = HashMap::new();
+        // What the blob decompresses to, once per compression and size the entries claim;
+        // decompression stops one byte past the claimed size, so a small blob that expands
+        // to terabytes costs what the claim costs.
+        let mut tars: HashMap<(image::Compression, u64), Result<(Digest, u64), String>> = HashMap::new();
         entries
             .iter()
             .map(|entry| {
                 let info = layer_info(entry)?;
-                let tar = tars.entry(info.compression).or_insert_with(|| {
-                    image::uncompressed_digest(&path, info.compression)
+                let tar = tars.entry((info.compression, info.uncompressed_size)).or_insert_with(|| {
+                    let what = format!("the layer {}", entry.layer.digest);
+                    image::uncompressed_digest(&path, info.compression, info.uncompressed_size, &what)
                         .map(|(digest, size)| (Digest::from_sha256(digest), size))
                         .map_err(|e| e.to_string())
                 });
