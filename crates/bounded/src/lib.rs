@@ -163,22 +163,33 @@ impl<R: Read> Read for Reader<R> {
 /// is refused before any of it is read.
 pub fn read_file(path: &Path, limit: u64, what: &str) -> io::Result<Vec<u8>> {
     let file = std::fs::File::open(path)?;
-    let too_large = || {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            TooLarge { what: what.to_string(), bound: Bound::File(limit) },
-        )
-    };
     let meta = file.metadata()?;
     if meta.is_file() && meta.len() > limit {
-        return Err(too_large());
+        return Err(file_too_large(limit, what));
     }
     let mut bytes = Vec::with_capacity(if meta.is_file() { meta.len() as usize } else { 0 });
-    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large());
-    }
+    read_into(file, limit, what, &mut bytes)?;
     Ok(bytes)
+}
+
+/// All of `reader` (standard input, a pipe), refused as [`read_file`] refuses a file past
+/// `limit` bytes.
+pub fn read_all(reader: impl Read, limit: u64, what: &str) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    read_into(reader, limit, what, &mut bytes)?;
+    Ok(bytes)
+}
+
+fn read_into(reader: impl Read, limit: u64, what: &str, bytes: &mut Vec<u8>) -> io::Result<()> {
+    reader.take(limit.saturating_add(1)).read_to_end(bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(file_too_large(limit, what));
+    }
+    Ok(())
+}
+
+fn file_too_large(limit: u64, what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, TooLarge { what: what.to_string(), bound: Bound::File(limit) })
 }
 
 /// The text of the local file `path`, as [`read_file`] reads it; not UTF-8 is an
