@@ -6,6 +6,7 @@ mod apt;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bounds;
 mod cache;
 mod lockdoc;
 mod network;
