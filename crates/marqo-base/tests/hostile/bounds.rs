@@ -14,12 +14,19 @@ use test_support::{DockerRegistry, Index, Wheel};
 
 const GIB: u64 = 1 << 30;
 
+/// The most memory (peak resident set) a hostile case may cost (the bound).
+const MAX_RSS_KIB: u64 = 300 << 10;
+
 /// `marqo-base ARGS` of `ctx` (with `cache` as its cache, if given), at most 1 GiB of data
-/// and 1 GiB per written file, killed after `deadline`; also how long it took.
+/// and 1 GiB per written file, killed after `deadline`; also how long it took. Its peak
+/// resident set (`/usr/bin/time`) must stay below [`MAX_RSS_KIB`].
 fn guarded(ctx: &TestContext, cache: Option<&Path>, args: &[&str], deadline: Duration) -> (Run, Duration) {
     let inner = ctx.command(args);
+    let out = ctx.dir.path().join(format!("run-{}", args.join("-").replace('/', "_")));
+    let rss = out.with_extension("rss");
     let mut cmd = Command::new("prlimit");
-    cmd.arg(format!("--data={GIB}")).arg(format!("--fsize={GIB}")).arg("--").arg(inner.get_program());
+    cmd.arg(format!("--data={GIB}")).arg(format!("--fsize={GIB}")).arg("--");
+    cmd.arg("/usr/bin/time").arg("-f").arg("%M").arg("-o").arg(&rss).arg(inner.get_program());
     cmd.args(inner.get_args());
     for (key, value) in inner.get_envs() {
         match value {
@@ -31,7 +38,6 @@ fn guarded(ctx: &TestContext, cache: Option<&Path>, args: &[&str], deadline: Dur
         cmd.env("MARQO_BASE_CACHE_DIR", cache);
     }
     cmd.current_dir(inner.get_current_dir().expect("the sandbox's directory"));
-    let out = ctx.dir.path().join(format!("run-{}", args.join("-").replace('/', "_")));
     let (stdout, stderr) = (out.with_extension("out"), out.with_extension("err"));
     cmd.stdout(std::fs::File::create(&stdout).unwrap()).stderr(std::fs::File::create(&stderr).unwrap());
     let start = Instant::now();
@@ -54,6 +60,11 @@ fn guarded(ctx: &TestContext, cache: Option<&Path>, args: &[&str], deadline: Dur
         stderr: std::fs::read_to_string(&stderr).unwrap(),
     };
     assert!(status.is_some(), "`marqo-base {args:?}` still ran after {deadline:?}:\n{}", run.stderr);
+    let rss = std::fs::read_to_string(&rss).unwrap();
+    // The last line: `time` first notes a command that failed.
+    let kib: u64 = rss.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("{rss}"));
+    eprintln!("marqo-base {args:?}: exit {}, {elapsed:?}, peak RSS {} MiB", run.code, kib >> 10);
+    assert!(kib < MAX_RSS_KIB, "`marqo-base {args:?}` peaked at {kib} KiB:\n{}", run.stderr);
     (run, elapsed)
 }
 
@@ -184,7 +195,9 @@ fn a_deb_whose_data_is_a_decompression_bomb_fails_fast_naming_it() {
     assert!(run.stderr.contains("data.tar.zst of"), "{}", run.stderr);
     assert!(run.stderr.contains("libc-test"), "{}", run.stderr);
     assert!(run.stderr.contains("expands past 256 MiB"), "{}", run.stderr);
-    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    // 256 MiB decoded and written: about 17 s in a debug build on a loaded 2-core machine;
+    // unbounded, it is 16 GiB on disk.
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
     assert!(!w.ctx.work().join("out").exists());
 }
 
