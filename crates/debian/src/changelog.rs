@@ -559,7 +559,7 @@ x (1) unstable; urgency=low
         assert!(message.contains("usr/share/doc/openssl/changelog.Debian.gz"), "{message}");
         assert!(message.contains(&deb.display().to_string()), "{message}");
         let cause = std::error::Error::source(&err).unwrap().to_string();
-        assert_eq!(cause, "it decompresses to more than 1000 bytes");
+        assert!(cause.starts_with("the changelog expands past 1000 bytes"), "{cause}");
         assert_eq!(read_changelog(&deb, "openssl", OPENSSL.len() as u64).unwrap().as_deref(), Some(OPENSSL));
 
         // Not UTF-8: read lossily.
