@@ -199,7 +199,13 @@ impl RegistryCache {
                     let what = format!("the layer {}", entry.layer.digest);
                     image::uncompressed_digest(&path, info.compression, info.uncompressed_size, &what)
                         .map(|(digest, size)| (Digest::from_sha256(digest), size))
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| match bounded::too_large(&e) {
+                            Some(_) => format!(
+                                "its blob holds a tar larger than the entry's {} ({} bytes): {e}",
+                                info.diff_id, info.uncompressed_size
+                            ),
+                            None => format!("its blob does not decompress: {e}"),
+                        })
                 });
                 match tar {
                     Ok((diff_id, size)) if *diff_id == info.diff_id && *size == info.uncompressed_size => {
@@ -215,8 +221,8 @@ impl RegistryCache {
                         ignore(entry, &reason);
                         None
                     }
-                    Err(e) => {
-                        ignore(entry, &format!("its blob does not decompress: {e}"));
+                    Err(reason) => {
+                        ignore(entry, reason);
                         None
                     }
                 }
