@@ -201,8 +201,8 @@ impl RegistryCache {
                         .map(|(digest, size)| (Digest::from_sha256(digest), size))
                         .map_err(|e| match bounded::too_large(&e) {
                             Some(_) => format!(
-                                "its blob holds a tar larger than the entry's {} ({} bytes): {e}",
-                                info.diff_id, info.uncompressed_size
+                                "its blob holds a tar of more than {} bytes, not the entry's {} ({} bytes): {e}",
+                                info.uncompressed_size, info.diff_id, info.uncompressed_size
                             ),
                             None => format!("its blob does not decompress: {e}"),
                         })
