@@ -184,13 +184,8 @@ fn is_doc_changelog(path: &str) -> bool {
 /// Gunzips `reader` into text, refusing more than `limit` bytes of output.
 fn gunzip_bounded(reader: &mut dyn Read, limit: u64) -> io::Result<String> {
     let mut bytes = Vec::new();
-    flate2::read::MultiGzDecoder::new(reader).take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("it decompresses to more than {limit} bytes"),
-        ));
-    }
+    bounded::Reader::ceiling(flate2::read::MultiGzDecoder::new(reader), limit, "the changelog")
+        .read_to_end(&mut bytes)?;
     Ok(match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
@@ -564,7 +559,7 @@ x (1) unstable; urgency=low
         assert!(message.contains("usr/share/doc/openssl/changelog.Debian.gz"), "{message}");
         assert!(message.contains(&deb.display().to_string()), "{message}");
         let cause = std::error::Error::source(&err).unwrap().to_string();
-        assert_eq!(cause, "it decompresses to more than 1000 bytes");
+        assert!(cause.starts_with("the changelog expands past 1000 bytes"), "{cause}");
         assert_eq!(read_changelog(&deb, "openssl", OPENSSL.len() as u64).unwrap().as_deref(), Some(OPENSSL));
 
         // Not UTF-8: read lossily.

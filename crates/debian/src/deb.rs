@@ -13,6 +13,11 @@ use crate::compress::FileCompression;
 use crate::error::io_error;
 use crate::Error;
 
+/// The most a `.deb`'s control archive may expand to (64 MiB); it is read into memory, and
+/// the largest real ones (an `md5sums` of tens of thousands of files) hold a few MiB.
+/// A data archive may expand to [`bounded::ceiling_for`] its compressed size.
+pub const MAX_CONTROL: u64 = 64 << 20;
+
 /// What kind of file a data entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
@@ -143,10 +148,18 @@ impl Deb {
                 let compression = FileCompression::from_name(&member.name)
                     .ok_or_else(|| self.malformed(format!("unsupported compression of {}", member.name)))?;
                 let limited = (&mut r).take(member.size);
-                let mut decoder = compression
+                let label = self.member_label(&member.name);
+                let decoder = compression
                     .decoder(limited)
-                    .map_err(|source| Error::Decompress { file: self.member_label(&member.name), source })?;
-                return f(&mut decoder, &member.name);
+                    .map_err(|source| Error::Decompress { file: label.clone(), source })?;
+                // Nothing claims what a member expands to: a ceiling keeps a bomb from
+                // costing minutes of decompression and gigabytes of disk (or, read into
+                // memory as the control archive is, the process).
+                let ceiling = match prefix {
+                    "control.tar" => MAX_CONTROL,
+                    _ => bounded::ceiling_for(member.size),
+                };
+                return f(&mut bounded::Reader::ceiling(decoder, ceiling, label), &member.name);
             }
             io::copy(&mut (&mut r).take(member.size), &mut io::sink())
                 .map_err(io_error("read", &self.path))?;

@@ -198,7 +198,8 @@ fn prepare_keyrings(keyring: &Path, work: &Path) -> Result<Vec<PathBuf>, Error> 
     }
     let mut out = Vec::new();
     for (i, file) in files.iter().enumerate() {
-        let bytes = std::fs::read(file).map_err(|e| keyring_error(format!("{}: {e}", file.display())))?;
+        let bytes = bounded::read_file(file, bounded::MAX_KEY_FILE * 16, "a keyring")
+            .map_err(|e| keyring_error(format!("{}: {e}", file.display())))?;
         if bytes.starts_with(b"-----BEGIN PGP") {
             let binary = dearmor(&bytes)
                 .ok_or_else(|| keyring_error(format!("{}: malformed armor", file.display())))?;

@@ -276,19 +276,9 @@ fn read_packages(blobs: &[PackagesFile], arch: &str, limit: u64) -> Result<Strin
         let file = std::fs::File::open(path).map_err(crate::error::io_error("open", path))?;
         let decompress = |source| Error::Decompress { file: name.clone(), source };
         let reader = compression.decoder(std::io::BufReader::new(file)).map_err(decompress)?;
-        // One byte past what is left tells a file that is too large from one that fits.
         let left = limit.saturating_sub(text.len() as u64);
-        reader.take(left + 1).read_to_string(&mut text).map_err(decompress)?;
-        if text.len() as u64 > limit {
-            return Err(Error::Fetch {
-                what: format!("{name} for {arch}"),
-                source: fetch::Error::TooLarge {
-                    what: "decompressed Packages file",
-                    url: url.clone(),
-                    limit,
-                },
-            });
-        }
+        let what = format!("{name} for {arch} ({url}, with the Packages files before it)");
+        bounded::Reader::ceiling(reader, left, what).read_to_string(&mut text).map_err(decompress)?;
         text.push_str("\n\n");
     }
     Ok(text)
@@ -354,7 +344,8 @@ mod tests {
         let blobs = [blob.clone(), blob];
         assert_eq!(read_packages(&blobs, "amd64", 4 << 20).unwrap().len(), (2 << 20) + 4);
         let err = read_packages(&blobs, "amd64", (1 << 20) + 1000).unwrap_err();
-        let Error::Fetch { source, .. } = &err else { panic!("{err}") };
-        assert!(matches!(source, fetch::Error::TooLarge { limit: 1049576, .. }), "{source}");
+        let Error::Decompress { source, .. } = &err else { panic!("{err}") };
+        // What was left of the limit after the first file.
+        assert_eq!(bounded::too_large(source).unwrap().bound, bounded::Bound::Ceiling(1000 - 2), "{source}");
     }
 }

@@ -154,7 +154,7 @@ pub fn read_apt_sources(etc_apt: &Path) -> Result<(Vec<AptSource>, String), Erro
     }
     let mut out = Vec::new();
     for file in &files {
-        let text = match std::fs::read_to_string(file) {
+        let text = match bounded::read_file_to_string(file, bounded::MAX_TEXT_FILE, "an apt sources file") {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io_error("read", file)(e)),

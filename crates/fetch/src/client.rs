@@ -250,7 +250,7 @@ impl Client {
         limit: BodyLimit,
     ) -> Result<Response, Error> {
         if url.scheme() == "file" {
-            return file::get(url).await;
+            return file::get(url, limit).await;
         }
         let mut headers = HeaderMap::new();
         insert_header(&mut headers, header::ACCEPT, accept);

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::cache::{persist, temp_file_beside};
-use crate::client::{ByteRange, RangeReply, Response};
+use crate::client::{BodyLimit, ByteRange, RangeReply, Response};
 use crate::{redact, Error};
 
 fn local_path(url: &Url) -> Result<PathBuf, Error> {
@@ -21,16 +21,26 @@ fn read_error(url: &Url, path: PathBuf) -> impl FnOnce(std::io::Error) -> Error 
 }
 
 /// Reads a local file; a directory stands for its `index.html`, as pip reads a local
-/// PEP 503 index. A missing file is a 404, as it would be on a server.
-pub(crate) async fn get(url: &Url) -> Result<Response, Error> {
+/// PEP 503 index. A missing file is a 404, as it would be on a server. Past `limit` (a
+/// `file:///dev/zero` index), it is [`Error::TooLarge`], as a reply from a server would be.
+pub(crate) async fn get(url: &Url, limit: BodyLimit) -> Result<Response, Error> {
     let mut path = local_path(url)?;
     if tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_dir()) {
         path.push("index.html");
     }
     let is_html = path.extension().is_some_and(|e| e == "html" || e == "htm");
-    let (status, body) = match tokio::fs::read(&path).await {
+    let read = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || bounded::read_file(&path, limit.bytes, limit.what))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    };
+    let (status, body) = match read {
         Ok(body) => (200, Bytes::from(body)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (404, Bytes::new()),
+        Err(e) if bounded::too_large(&e).is_some() => {
+            return Err(Error::TooLarge { what: limit.what, url: redact(url), limit: limit.bytes })
+        }
         Err(e) => return Err(read_error(url, path)(e)),
     };
     Ok(Response {

@@ -49,7 +49,8 @@ pub(crate) fn choose_bundle(
 /// Reads every certificate of a PEM bundle.
 pub(crate) fn read_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, Error> {
     let bad = |reason: String| Error::CaBundle { path: path.to_path_buf(), reason };
-    let pem = fs_err::read(path).map_err(|e| bad(e.to_string()))?;
+    let pem =
+        bounded::read_file(path, bounded::MAX_TEXT_FILE, "a CA bundle").map_err(|e| bad(e.to_string()))?;
     let mut certs = Vec::new();
     for der in rustls_pemfile::certs(&mut pem.as_slice()) {
         let der = der.map_err(|e| bad(format!("not a PEM file ({e})")))?;

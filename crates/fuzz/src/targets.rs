@@ -45,6 +45,20 @@ pub static TARGETS: &[Target] = &[
     Target { name: "elf_shared_object", run: elf_shared_object, tokens: ELF_TOKENS },
     Target { name: "sigstore", run: sigstore, tokens: SIGSTORE_TOKENS },
     Target { name: "changelog", run: changelog, tokens: CHANGELOG_TOKENS },
+    Target { name: "bounded_decompression", run: bounded_decompression, tokens: COMPRESSED_TOKENS },
+];
+
+/// Magic numbers and frame pieces of gzip, xz and zstd, and a zstd RLE block of 128 KiB.
+const COMPRESSED_TOKENS: &[&[u8]] = &[
+    b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff",
+    b"\xfd7zXZ\x00\x00",
+    b"YZ",
+    b"\x28\xb5\x2f\xfd",
+    b"\x28\xb5\x2f\xfd\x00\x38",
+    b"\x02\x00\x10\x00",
+    b"\x03\x00\x10\x00",
+    b"\x00\x00\x00\x00",
+    b"\xff\xff",
 ];
 
 const CHANGELOG_TOKENS: &[&[u8]] = &[
@@ -489,6 +503,54 @@ fn dpkg_version(bytes: &[u8]) {
     }
     assert_eq!(debian::compare_versions(a, b), debian::compare_versions(b, a).reverse(), "`{a}` vs `{b}`");
     let _ = debian::relation::parse_relations(a, "arm64");
+}
+
+/// Decompression with a claimed size: `[compression][claim: u16 BE][stream]`. Through
+/// `bounded::Reader`, each decoder (Debian's gzip, xz, zstd; a layer's gzip, zstd) yields
+/// exactly what the same decoder yields unbounded when that fits the claim, and an error
+/// naming the claim when it does not; never more than the claim.
+fn bounded_decompression(bytes: &[u8]) {
+    use std::io::Read;
+    let [selector, hi, lo, stream @ ..] = bytes else { return };
+    let claim = u64::from(u16::from_be_bytes([*hi, *lo]));
+    let debian = [
+        debian::compress::FileCompression::Gzip,
+        debian::compress::FileCompression::Xz,
+        debian::compress::FileCompression::Zstd,
+    ];
+    match usize::from(*selector) % 5 {
+        i @ 0..=2 => {
+            let decoder = || debian[i].decoder(stream);
+            // The reference: the same decoder, cut one byte past the claim.
+            let mut reference = Vec::new();
+            let reference = decoder()
+                .and_then(|mut d| (&mut d).take(claim + 1).read_to_end(&mut reference))
+                .map(|_| reference);
+            let mut out = Vec::new();
+            let got =
+                decoder().and_then(|d| bounded::Reader::claimed(d, claim, "fuzz").read_to_end(&mut out));
+            assert!(out.len() as u64 <= claim, "{} bytes out of a claim of {claim}", out.len());
+            match (reference, got) {
+                (Ok(reference), got) if reference.len() as u64 > claim => {
+                    let err = got.expect_err("more than the claim reads without an error");
+                    assert!(bounded::too_large(&err).is_some(), "not the claim's error: {err}");
+                }
+                (Ok(reference), Ok(_)) => assert_eq!(reference, out),
+                (Ok(reference), Err(e)) => {
+                    panic!("{} bytes fit the claim {claim}, yet: {e}", reference.len())
+                }
+                (Err(_), Ok(_)) => panic!("the unbounded decoder fails, the bounded one does not"),
+                (Err(_), Err(_)) => {}
+            }
+        }
+        i => {
+            let compression = if i == 3 { image::Compression::Gzip } else { image::Compression::Zstd };
+            let Some(file) = temp_file(stream) else { return };
+            if let Ok((_, size)) = image::uncompressed_digest(file.path(), compression, claim, "fuzz") {
+                assert!(size <= claim, "{size} bytes out of a claim of {claim}");
+            }
+        }
+    }
 }
 
 /// A `.deb` (ar members, compressed control tarballs) from a file.

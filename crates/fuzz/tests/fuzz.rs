@@ -90,6 +90,7 @@ targets!(
     pem_certificate,
     sigstore,
     elf_shared_object,
+    bounded_decompression,
 );
 
 fn seed(target: &str, name: &str, bytes: &[u8]) {

@@ -316,8 +316,15 @@ pub fn compression_of(media_type: &str) -> Option<Compression> {
 }
 
 /// The sha256 and the size of the tar stream inside the compressed layer `path`: its
-/// `diff_id`, as an image configuration names it. Reads the whole layer.
-pub fn uncompressed_digest(path: &std::path::Path, compression: Compression) -> io::Result<([u8; 32], u64)> {
+/// `diff_id`, as an image configuration names it. Reads the whole layer, but no more of
+/// the tar than the `claimed` size: past it, the error is a [`bounded::TooLarge`] naming
+/// `what`, so a small stream that would expand to terabytes costs what the claim costs.
+pub fn uncompressed_digest(
+    path: &std::path::Path,
+    compression: Compression,
+    claimed: u64,
+    what: &str,
+) -> io::Result<([u8; 32], u64)> {
     use sha2::Digest as _;
     struct Hashing(sha2::Sha256, u64);
     impl Write for Hashing {
@@ -330,17 +337,23 @@ pub fn uncompressed_digest(path: &std::path::Path, compression: Compression) -> 
             Ok(())
         }
     }
-    let file = io::BufReader::new(std::fs::File::open(path)?);
     let mut out = Hashing(sha2::Sha256::new(), 0);
-    match compression {
-        Compression::Gzip => io::copy(&mut flate2::read::MultiGzDecoder::new(file), &mut out)?,
-        Compression::Zstd => io::copy(&mut zstd::stream::read::Decoder::with_buffer(file)?, &mut out)?,
-    };
+    io::copy(&mut bounded::Reader::claimed(decoder(path, compression)?, claimed, what), &mut out)?;
     Ok((out.0.finalize().into(), out.1))
 }
 
+/// The tar stream of the compressed layer `path`.
+fn decoder(path: &std::path::Path, compression: Compression) -> io::Result<Box<dyn io::Read>> {
+    let file = io::BufReader::new(std::fs::File::open(path)?);
+    Ok(match compression {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file)?),
+    })
+}
+
 /// The content of the regular file `member` (relative: `usr/share/x.json`) of the
-/// compressed layer `path`, if it holds one of at most `max` bytes; reading stops at it.
+/// compressed layer `path`, if it holds one of at most `max` bytes; reading stops at it,
+/// and at [`bounded::ceiling_for`] the layer's size (nothing claims the tar's size here).
 pub fn read_layer_member(
     path: &std::path::Path,
     compression: Compression,
@@ -348,11 +361,8 @@ pub fn read_layer_member(
     max: u64,
 ) -> io::Result<Option<Vec<u8>>> {
     use std::io::Read as _;
-    let file = io::BufReader::new(std::fs::File::open(path)?);
-    let stream: Box<dyn io::Read> = match compression {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file)?),
-    };
+    let ceiling = bounded::ceiling_for(std::fs::metadata(path)?.len());
+    let stream = bounded::Reader::ceiling(decoder(path, compression)?, ceiling, path.display().to_string());
     let member = member.trim_start_matches('/');
     let mut archive = tar::Archive::new(stream);
     for entry in archive.entries()? {

@@ -47,7 +47,7 @@ pub enum Freshness {
 impl Inputs {
     /// Reads the manifest (checking it) and every input it names, and fingerprints them.
     pub fn read(manifest_path: &Path) -> Result<Inputs, Error> {
-        let bytes = std::fs::read(manifest_path)
+        let bytes = bounded::read_file(manifest_path, bounded::MAX_TEXT_FILE, "the manifest")
             .map_err(|source| Error::Read { path: manifest_path.to_path_buf(), source })?;
         let text = std::str::from_utf8(&bytes).map_err(|e| Error::Read {
             path: manifest_path.to_path_buf(),
@@ -131,7 +131,7 @@ pub fn read_ca_certificate(path: &Path) -> Result<Vec<u8>, Error> {
     if !meta.is_file() {
         return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
     }
-    std::fs::read(path).map_err(err)
+    bounded::read_file(path, bounded::MAX_TEXT_FILE, "a CA certificate file").map_err(err)
 }
 
 /// The fingerprint of a manifest's inputs (`sha256:<hex>`); reads them all.
@@ -231,10 +231,12 @@ fn read_requirements(
     if files.contains_key(&name) {
         return Ok(());
     }
-    let bytes = std::fs::read(path).map_err(|source| match &from {
-        Some(from) => Error::Include { from: from.clone(), path: path.to_path_buf(), source },
-        None => Error::Read { path: path.to_path_buf(), source },
-    })?;
+    let bytes = bounded::read_file(path, bounded::MAX_TEXT_FILE, "a requirements file").map_err(
+        |source| match &from {
+            Some(from) => Error::Include { from: from.clone(), path: path.to_path_buf(), source },
+            None => Error::Read { path: path.to_path_buf(), source },
+        },
+    )?;
     files.insert(name.clone(), digest_string(&Sha256::digest(&bytes)));
     let base = path.parent().unwrap_or(Path::new(""));
     for (line, target) in includes(&String::from_utf8_lossy(&bytes)) {

@@ -188,7 +188,7 @@ impl Lock {
 
     /// Reads and checks a lock file.
     pub fn read(path: &Path) -> Result<Lock, Error> {
-        let text = std::fs::read_to_string(path)
+        let text = bounded::read_file_to_string(path, bounded::MAX_TEXT_FILE, "the lock")
             .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
         Lock::parse(&text, path)
     }

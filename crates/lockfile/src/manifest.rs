@@ -355,7 +355,7 @@ impl Manifest {
     /// one that leads outside the manifest's directory through a symbolic link is refused
     /// (unless `allow_outside = true`), and a file cannot go to `to = "/"`.
     pub fn read(path: &Path) -> Result<Manifest, Error> {
-        let text = std::fs::read_to_string(path)
+        let text = bounded::read_file_to_string(path, bounded::MAX_TEXT_FILE, "the manifest")
             .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
         let manifest = Manifest::parse(&text, path)?;
         manifest.check_sources(&Source::new(path, &text))?;

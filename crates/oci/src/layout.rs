@@ -72,7 +72,7 @@ impl OciLayout {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error> {
         let root = dir.as_ref().to_path_buf();
         let marker_path = root.join("oci-layout");
-        let bytes = match fs::read(&marker_path) {
+        let bytes = match bounded::read_file(&marker_path, bounded::MAX_TEXT_FILE, "an oci-layout file") {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NotALayout { path: root, reason: "it has no `oci-layout` file".into() });
@@ -162,7 +162,8 @@ impl OciLayout {
     /// The layout's `index.json`.
     pub fn index(&self) -> Result<ImageIndex, Error> {
         let path = self.root.join("index.json");
-        let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
+        let bytes = bounded::read_file(&path, bounded::MAX_TEXT_FILE, "an index.json")
+            .map_err(Error::io("read", &path))?;
         let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
             path: path.clone(),
             what: "image index",

@@ -1037,7 +1037,8 @@ fn interpreter_symbols(
     debian::deb::Deb::new(path, &deb.name)
         .visit_data(|entry, reader| {
             if entry.path == wanted && entry.kind == debian::deb::EntryKind::File {
-                let mut bytes = Vec::with_capacity(entry.size as usize);
+                // The header's size is a claim, not an allocation to make up front.
+                let mut bytes = Vec::with_capacity(entry.size.min(1 << 26) as usize);
                 reader.read_to_end(&mut bytes).map_err(|source| debian::Error::Io {
                     action: "read",
                     path: path.clone(),

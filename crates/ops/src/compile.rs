@@ -364,7 +364,7 @@ fn read_preferences(plan: &Plan, args: &CompileOptions) -> Result<Vec<HashMap<Pa
         let path = if args.universal { &plan.outputs[0] } else { &plan.outputs[i] };
         let mut prefs = HashMap::new();
         if !args.upgrade && path.exists() {
-            let text = std::fs::read_to_string(path)
+            let text = bounded::read_file_to_string(path, bounded::MAX_TEXT_FILE, "the output file")
                 .map_err(|e| Error::from_error(format!("cannot read `{}`", path.display()), e))?;
             let base = path.parent().unwrap_or(Path::new("."));
             let set = RequirementSet::parse_str(&text, &path.display().to_string(), base)
@@ -476,13 +476,16 @@ fn check(rendered: &[(PathBuf, String)]) -> CompileOutcome {
     let files = rendered
         .iter()
         .map(|(path, text)| {
-            let diff = std::fs::read_to_string(path).ok().map(|current| {
-                if &current == text {
-                    Vec::new()
-                } else {
-                    pin_diff(&current, text)
-                }
-            });
+            let current = bounded::read_file_to_string(path, bounded::MAX_TEXT_FILE, "the output file");
+            let diff = current.ok().map(
+                |current| {
+                    if &current == text {
+                        Vec::new()
+                    } else {
+                        pin_diff(&current, text)
+                    }
+                },
+            );
             (path.clone(), diff)
         })
         .collect();

@@ -73,6 +73,9 @@ pub fn program_interpreter(elf: &[u8], arch: Arch) -> Result<String, String> {
     file.interpreter()?.ok_or_else(|| "a static executable: no dynamic loader".to_string())
 }
 
+/// The largest extension module read into memory to check its symbols (1 GiB).
+const MAX_MODULE: u64 = 1 << 30;
+
 /// The Python C-API symbols the extension modules of the wheel at `wheel` need, after
 /// checking that it has some and that each is a stable-ABI (`*.abi3.so`) module for `arch`.
 pub fn abi3_wheel_needs(wheel: &Path, arch: Arch) -> Result<HashSet<String>, String> {
@@ -89,8 +92,17 @@ pub fn abi3_wheel_needs(wheel: &Path, arch: Arch) -> Result<HashSet<String>, Str
         if !name.ends_with(".abi3.so") {
             return Err(format!("`{name}` is built for the host's Python only (not an .abi3.so module)"));
         }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| format!("cannot read `{name}`: {e}"))?;
+        // Read into memory: at most what the zip's directory claims, itself bounded.
+        let claimed = entry.size();
+        if claimed > MAX_MODULE {
+            return Err(format!(
+                "`{name}` claims {claimed} bytes, more than the {MAX_MODULE} an extension module may have"
+            ));
+        }
+        let mut bytes = Vec::with_capacity(claimed as usize);
+        bounded::Reader::claimed(&mut entry, claimed, name.as_str())
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read `{name}`: {e}"))?;
         let elf = Elf::parse(&bytes).map_err(|e| format!("`{name}`: {e}"))?;
         if elf.machine != machine(arch) {
             return Err(format!("`{name}` is not an {} binary", arch.machine()));

@@ -216,10 +216,15 @@ fn extract(layer: &mut LayerWriter, name: &str, path: &Path, to: &str, shown: &s
         ))
         .with_hint("set extract = false to copy the file as it is"));
     };
+    let file = open()?;
+    let size =
+        file.metadata().map_err(|e| Error::from_error(format!("cannot read the archive {name}"), e))?.len();
     let reader = compression
-        .decoder(open()?)
+        .decoder(file)
         .map_err(|e| Error::from_error(format!("cannot read the archive {name}"), e))?;
-    extract_tar(layer, reader, to, name)
+    // Nothing claims what a tar's compression expands to: a ceiling from its size.
+    let what = format!("the [[file]] archive {name}");
+    extract_tar(layer, bounded::Reader::ceiling(reader, bounded::ceiling_for(size), what), to, name)
 }
 
 fn extract_tar(layer: &mut LayerWriter, reader: impl Read, to: &str, name: &str) -> Result<(), Error> {
@@ -269,16 +274,22 @@ fn extract_zip(layer: &mut LayerWriter, file: fs_err::File, to: &str, name: &str
     let bad = |e: zip::result::ZipError| Error::from_error(format!("cannot read the archive {name}"), e);
     let mut archive = zip::ZipArchive::new(file).map_err(bad)?;
     for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(bad)?;
+        let entry = archive.by_index(i).map_err(bad)?;
         let rel = entry.name().to_string();
+        let is_dir = entry.is_dir();
+        let unix_mode = entry.unix_mode();
+        // Decompression stops at the size the zip's directory claims for the member.
+        let (claimed, what) = (entry.size(), format!("{rel} of the [[file]] archive {name}"));
+        let mut entry = bounded::Reader::claimed(entry, claimed, what);
         let Some(dest) = inside(to, &rel, name)? else { continue };
-        let mode = entry.unix_mode().unwrap_or(if entry.is_dir() { 0o755 } else { 0o644 });
+        let mode = unix_mode.unwrap_or(if is_dir { 0o755 } else { 0o644 });
         let add = layer_error(&dest);
-        if entry.is_dir() {
+        if is_dir {
             layer.add_dir(&dest, normal_mode(mode, true)).map_err(add)?;
         } else if mode & 0o170000 == 0o120000 {
             let mut target = String::new();
-            entry
+            (&mut entry)
+                .take(4096)
                 .read_to_string(&mut target)
                 .map_err(|e| Error::from_error(format!("cannot read the archive {name}"), e))?;
             layer.add_symlink(&dest, &target).map_err(add)?;

@@ -199,18 +199,27 @@ impl RegistryCache {
                 return vec![None; entries.len()];
             }
         };
-        // What the blob decompresses to, once per compression the entries claim.
-        let mut tars: HashMap<image::Compression, Result<(Digest, u64), String>> = HashMap::new();
-        // Whether it holds only what our own layers hold, once per compression too.
+        // What the blob decompresses to, once per compression and size the entries claim;
+        // decompression stops one byte past the claimed size, so a small blob that expands
+        // to terabytes costs what the claim costs.
+        let mut tars: HashMap<(image::Compression, u64), Result<(Digest, u64), String>> = HashMap::new();
+        // Whether it holds only what our own layers hold, once per compression.
         let mut contents: HashMap<image::Compression, Result<(), String>> = HashMap::new();
         entries
             .iter()
             .map(|entry| {
                 let info = layer_info(entry)?;
-                let tar = tars.entry(info.compression).or_insert_with(|| {
-                    image::uncompressed_digest(&path, info.compression)
+                let tar = tars.entry((info.compression, info.uncompressed_size)).or_insert_with(|| {
+                    let what = format!("the layer {}", entry.layer.digest);
+                    image::uncompressed_digest(&path, info.compression, info.uncompressed_size, &what)
                         .map(|(digest, size)| (Digest::from_sha256(digest), size))
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| match bounded::too_large(&e) {
+                            Some(_) => format!(
+                                "its blob holds a tar of more than {} bytes, not the entry's {} ({} bytes): {e}",
+                                info.uncompressed_size, info.diff_id, info.uncompressed_size
+                            ),
+                            None => format!("its blob does not decompress: {e}"),
+                        })
                 });
                 match tar {
                     Ok((diff_id, size)) if *diff_id == info.diff_id && *size == info.uncompressed_size => {
@@ -236,8 +245,8 @@ impl RegistryCache {
                         ignore(entry, &reason);
                         None
                     }
-                    Err(e) => {
-                        ignore(entry, &format!("its blob does not decompress: {e}"));
+                    Err(reason) => {
+                        ignore(entry, reason);
                         None
                     }
                 }

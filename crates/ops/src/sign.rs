@@ -319,7 +319,8 @@ fn read_key_file(path: &Path, which: &str) -> Result<Zeroizing<String>, Error> {
             Error::user(format!("{} is {size} bytes: not a {which} key", path.display())).with_hint(hint)
         );
     }
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
+    let what = format!("the {which} key");
+    let bytes = Zeroizing::new(bounded::read_file(path, MAX_KEY_FILE, &what).map_err(|e| {
         Error::from_error(format!("cannot read the {which} key {}", path.display()), e).with_hint(hint)
     })?);
     let text = std::str::from_utf8(&bytes)

@@ -102,7 +102,7 @@ impl RequirementSet {
         for path in paths {
             let shown = path.display().to_string();
             if is_pyproject(path) {
-                let text = std::fs::read_to_string(path)
+                let text = bounded::read_file_to_string(path, bounded::MAX_TEXT_FILE, "a pyproject.toml")
                     .map_err(|source| RequirementsError::Read { path: shown.clone(), source })?;
                 let (label, entries) = project_requirements(&text, &shown, extras)?;
                 set.files.push(path.to_path_buf());
@@ -136,7 +136,7 @@ impl RequirementSet {
         if !stack.insert(canonical.clone()) {
             return Err(RequirementsError::Cycle { path: shown.to_string() });
         }
-        let text = std::fs::read_to_string(path)
+        let text = bounded::read_file_to_string(path, bounded::MAX_TEXT_FILE, "a requirements file")
             .map_err(|source| RequirementsError::Read { path: shown.to_string(), source })?;
         self.files.push(path.to_path_buf());
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();

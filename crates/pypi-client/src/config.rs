@@ -323,11 +323,13 @@ impl Settings {
     fn read(env: &PipEnvironment) -> Result<Settings, ConfigError> {
         let mut files = BTreeMap::new();
         for path in config_files(env) {
-            let text = match fs_err::read_to_string(&path) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(ConfigError::Read { path, source }),
-            };
+            let text =
+                match bounded::read_file_to_string(&path, bounded::MAX_TEXT_FILE, "a pip configuration file")
+                {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(source) => return Err(ConfigError::Read { path, source }),
+                };
             tracing::debug!("reading pip config file {}", path.display());
             for (section, key, value) in parse_ini(&text, &path)? {
                 let origin = Origin::File { path: path.clone(), section: section.clone() };

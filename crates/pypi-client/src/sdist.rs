@@ -1010,7 +1010,12 @@ fn unpack_tar(unpacker: &mut Unpacker<'_>, file: fs_err::File) -> Result<(), Sdi
         format: "tar.gz",
         source: Box::new(source),
     };
+    // Nothing claims what the tar expands to: a ceiling from the sdist's size stops a bomb
+    // early (the file data is also bounded by the unpacker's limit).
+    let size = file.metadata().map_err(|e| unpacker.io(e))?.len();
     let decoder = flate2::read::GzDecoder::new(io::BufReader::new(file));
+    let what = format!("the sdist {}", unpacker.sdist.display());
+    let decoder = bounded::Reader::ceiling(decoder, bounded::ceiling_for(size), what);
     let mut archive = tar::Archive::new(decoder);
     let entries = archive.entries().map_err(archive_err)?;
     for entry in entries {
@@ -1064,7 +1069,12 @@ fn unpack_zip(unpacker: &mut Unpacker<'_>, file: fs_err::File) -> Result<(), Sdi
             unpacker.symlink(&name, &parts, target.as_bytes())?;
         } else {
             let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
-            unpacker.file(&path_of(&parts), &mut entry, executable)?;
+            let (size, what) = (entry.size(), format!("{name} of {}", unpacker.sdist.display()));
+            unpacker.file(
+                &path_of(&parts),
+                &mut bounded::Reader::claimed(&mut entry, size, what),
+                executable,
+            )?;
         }
     }
     Ok(())
@@ -1836,9 +1846,10 @@ fn read_wheel_metadata(wheel: &Path, name: &PackageName) -> Result<Vec<u8>, Stri
         })
         .or_else(|| candidates.first())
         .ok_or_else(|| format!("its wheel `{}` has no .dist-info/METADATA", wheel.display()))?;
-    let mut entry = archive.by_name(wanted).map_err(|e| e.to_string())?;
+    let entry = archive.by_name(wanted).map_err(|e| e.to_string())?;
+    let (size, what) = (entry.size(), format!("{wanted} of {}", wheel.display()));
     let mut bytes = Vec::new();
-    entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    bounded::Reader::claimed(entry, size, what).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
     Ok(bytes)
 }
 

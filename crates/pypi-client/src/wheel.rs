@@ -274,8 +274,8 @@ fn inflate(data: &[u8], entry: &Entry) -> Result<Vec<u8>, String> {
         0 => data.to_vec(),
         8 => {
             let mut out = Vec::new();
-            flate2::read::DeflateDecoder::new(data)
-                .take(MAX_METADATA + 1)
+            let claimed = entry.uncompressed.min(MAX_METADATA);
+            bounded::Reader::claimed(flate2::read::DeflateDecoder::new(data), claimed, entry.name.as_str())
                 .read_to_end(&mut out)
                 .map_err(|e| format!("{} cannot be inflated: {e}", entry.name))?;
             out
@@ -356,8 +356,9 @@ pub(crate) fn read_metadata_from_archive<R: Read + Seek>(
             reason: format!("{} is larger than {MAX_METADATA} bytes", names[chosen]),
         });
     }
+    let (size, what) = (member.size(), names[chosen].as_str());
     let mut out = Vec::new();
-    member.take(MAX_METADATA).read_to_end(&mut out).map_err(|e| Error::BadWheel {
+    bounded::Reader::claimed(member, size, what).read_to_end(&mut out).map_err(|e| Error::BadWheel {
         filename: filename.to_string(),
         reason: format!("{}: {e}", names[chosen]),
     })?;

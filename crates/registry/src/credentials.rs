@@ -81,7 +81,7 @@ impl DockerConfig {
     /// Reads the file at `path`; a missing file is an empty configuration.
     pub fn read(path: impl Into<PathBuf>) -> Result<DockerConfig, Error> {
         let path = path.into();
-        let bytes = match std::fs::read(&path) {
+        let bytes = match bounded::read_file(&path, bounded::MAX_TEXT_FILE, "Docker's config.json") {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(DockerConfig { path, root: Map::new() });

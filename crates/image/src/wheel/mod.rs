@@ -363,7 +363,9 @@ pub fn install_wheel(
             None => None,
         };
         let layer_err = |source| WheelError::Layer { wheel: wheel.into(), entry: entry_name.clone(), source };
-        let mut input = HashingReader::new(&mut entry, verify);
+        // Decompression stops at the size the zip's directory claims for the member.
+        let (claimed, what) = (entry.size(), format!("{entry_name} of {}", wheel.display()));
+        let mut input = HashingReader::new(bounded::Reader::claimed(&mut entry, claimed, what), verify);
         let (hash, size) = if is_script {
             let mut buffered = BufReader::new(&mut input);
             let mut first_line = Vec::new();
@@ -521,8 +523,9 @@ fn read_metadata<R: Read + io::Seek>(
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
         Err(source) => return Err(WheelError::Zip { wheel: wheel.into(), source }),
     };
+    let (claimed, what) = (entry.size(), format!("{name} of {}", wheel.display()));
     let mut bytes = Vec::new();
-    entry
+    bounded::Reader::claimed(entry, claimed, what)
         .take(MAX_METADATA)
         .read_to_end(&mut bytes)
         .map_err(|source| WheelError::Read { wheel: wheel.into(), source })?;
@@ -555,13 +558,18 @@ fn read_text<R: Read + io::Seek>(
     wheel: &Path,
     name: &str,
 ) -> Result<Option<String>, WheelError> {
-    let mut entry = match archive.by_name(name) {
+    let entry = match archive.by_name(name) {
         Ok(entry) => entry,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
         Err(source) => return Err(WheelError::Zip { wheel: wheel.into(), source }),
     };
+    // Held in memory: at most what the directory claims, and no more than a text file's limit.
+    let (claimed, what) = (entry.size(), format!("{name} of {}", wheel.display()));
+    let claimed = claimed.min(bounded::MAX_TEXT_FILE);
     let mut text = String::new();
-    entry.read_to_string(&mut text).map_err(|source| WheelError::Read { wheel: wheel.into(), source })?;
+    bounded::Reader::claimed(entry, claimed, what)
+        .read_to_string(&mut text)
+        .map_err(|source| WheelError::Read { wheel: wheel.into(), source })?;
     Ok(Some(text))
 }
 

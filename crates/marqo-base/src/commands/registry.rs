@@ -1,7 +1,7 @@
 //! `marqo-base login`, `logout`, `push` and `pull`: the registry commands. Arguments are
 //! checked here; the protocol work is in the `registry` crate.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::str::FromStr;
 
@@ -22,10 +22,11 @@ pub fn exec_login(args: LoginArgs, printer: &Printer) -> Result<ExitCode, CliErr
             "pipe it in: echo \"$TOKEN\" | marqo-base login {host} --username NAME --password-stdin"
         )));
     }
-    let mut password = String::new();
-    std::io::stdin()
-        .read_to_string(&mut password)
+    // A password is a line; a stream that never ends (`< /dev/zero`) is refused at the limit.
+    let bytes = bounded::read_all(std::io::stdin(), bounded::MAX_KEY_FILE, "the password read from stdin")
         .map_err(|e| CliError::from_error("cannot read the password from stdin", e))?;
+    let password =
+        String::from_utf8(bytes).map_err(|_| CliError::user("the password read from stdin is not UTF-8"))?;
     let password = password.trim_end_matches(['\n', '\r']);
     if password.is_empty() {
         return Err(CliError::user("the password read from stdin is empty")

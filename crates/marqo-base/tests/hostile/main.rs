@@ -6,6 +6,7 @@ mod apt;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bounds;
 mod cache;
 mod credentials;
 mod layer_cache_trust;
