@@ -9,3 +9,4 @@ mod common;
 mod cache;
 mod lockdoc;
 mod network;
+mod pull;
