@@ -195,6 +195,15 @@ pub enum Error {
         source: oci::Error,
     },
 
+    /// Storing the signatures would make a signature manifest `verify` cannot read back.
+    #[error("cannot add signatures to {target}: {reason}; nothing was signed and no tag was moved")]
+    SignatureLimit {
+        /// The signature manifest, `HOST/REPO:sha256-HEX.sig`.
+        target: String,
+        /// What limit it would pass.
+        reason: String,
+    },
+
     /// The cache directory cannot be used.
     #[error("cannot use the cache")]
     Cache(#[source] fetch::Error),
@@ -246,6 +255,12 @@ impl Error {
                  (pass --platform OS/ARCH to pull only some images)"
                     .into(),
             ),
+            Error::SignatureLimit { .. } => Some(format!(
+                "a manifest keeps at most {} signatures (docs/signing.md): remove signatures no \
+                 one checks any more (cosign clean, or delete the .sig manifest and sign again), \
+                 or push a new image",
+                crate::signature::MAX_SIGNATURES
+            )),
             Error::CorruptLocalBlob { .. } => {
                 Some("the layout was altered after it was written: build or pull it again, then push".into())
             }

@@ -10,3 +10,4 @@ mod cache;
 mod lockdoc;
 mod network;
 mod pull;
+mod signatures;
