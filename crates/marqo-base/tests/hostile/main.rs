@@ -8,6 +8,7 @@ mod common;
 
 mod cache;
 mod lockdoc;
+mod login;
 mod network;
 mod pull;
 mod signatures;
