@@ -70,11 +70,13 @@ impl Hostile {
         json!({"mediaType": media_type, "digest": digest, "size": size})
     }
 
-    /// Tags an index of `entries` as `1`.
-    fn set_root(&self, entries: Vec<Value>) {
+    /// Tags an index of `entries` as `1`; returns its digest.
+    fn set_root(&self, entries: Vec<Value>) -> String {
         let root = self.put(&index(entries), INDEX);
-        let bytes = self.blobs.lock().unwrap()[root["digest"].as_str().unwrap()].clone();
+        let digest = root["digest"].as_str().unwrap().to_string();
+        let bytes = self.blobs.lock().unwrap()[&digest].clone();
         self.blobs.lock().unwrap().insert("root".into(), bytes);
+        digest
     }
 
     fn reference(&self) -> String {
@@ -286,4 +288,23 @@ fn a_manifest_listed_twice_is_fetched_once() {
         assert_eq!(hostile.gets(&blob.digest), 1, "{:#?}", hostile.server.requests());
     }
     assert_skopeo_copies_whole(&ctx);
+}
+
+#[test]
+fn push_index_from_an_index_of_indexes_is_refused_naming_the_entry() {
+    let ctx = TestContext::new();
+    let src = ctx.work().join("src");
+    TestImage::new(36).write(&src, "1");
+    let hostile = Hostile::start(&src);
+    let inner = hostile.put(&index(image_entries(&src)), INDEX);
+    let root = hostile.set_root(vec![inner.clone()]);
+    let repo = format!("127.0.0.1:{}/base", hostile.server.port);
+    let from = format!("{repo}@{root}");
+    let run = ctx.run(&["push", &repo, "--index", "--from", &from, "--tag", "2", "--yes"]);
+    run.code(2);
+    for needle in [inner["digest"].as_str().unwrap(), INDEX, "not an image manifest", "by digest"] {
+        assert!(run.stderr.contains(needle), "`{needle}` missing in:\n{}", run.stderr);
+    }
+    // Refused while planning: nothing was sent.
+    assert!(hostile.server.requests().iter().all(|r| r.method == "GET"), "{:?}", hostile.server.requests());
 }
