@@ -122,6 +122,15 @@ pub enum Error {
         expected: &'static str,
     },
 
+    /// Indexes nest deeper than the limit of the walk.
+    #[error("image index {digest} is nested more than {limit} indexes deep")]
+    TooDeep {
+        /// The index too deep.
+        digest: Digest,
+        /// How many levels are followed.
+        limit: usize,
+    },
+
     /// A docker-archive entry cannot be written.
     #[error("cannot write `{entry}` into the docker-archive `{}`: {source}", path.display())]
     ArchiveEntry {

@@ -268,6 +268,54 @@ impl OciLayout {
         self.read_json(descriptor, "image configuration")
     }
 
+    /// Checks that every blob `root` reaches is in the layout: indexes (nested at most
+    /// `max_depth` deep) and manifests read and verified, configurations and layers present
+    /// with their descriptors' sizes. A layout that passes is one other tools can copy whole.
+    pub fn check_complete(&self, root: &Descriptor, max_depth: usize) -> Result<(), Error> {
+        let mut level = vec![root.clone()];
+        let mut seen = std::collections::BTreeSet::new();
+        for depth in 0..=max_depth {
+            let mut next = Vec::new();
+            for descriptor in level {
+                if !seen.insert(descriptor.digest.clone()) {
+                    continue;
+                }
+                if media_type::is_index(&descriptor.media_type) {
+                    if depth == max_depth {
+                        return Err(Error::TooDeep { digest: descriptor.digest, limit: max_depth });
+                    }
+                    next.extend(self.read_image_index(&descriptor)?.manifests);
+                } else if media_type::is_manifest(&descriptor.media_type) {
+                    let manifest = self.read_manifest(&descriptor)?;
+                    for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                        self.check_blob_size(blob)?;
+                    }
+                } else {
+                    return Err(Error::MediaType {
+                        digest: descriptor.digest,
+                        found: descriptor.media_type,
+                        expected: "an image index or an image manifest",
+                    });
+                }
+            }
+            level = next;
+        }
+        Ok(())
+    }
+
+    /// Whether blob `descriptor` is in the layout with its descriptor's size.
+    fn check_blob_size(&self, descriptor: &Descriptor) -> Result<(), Error> {
+        let path = self.blob_path(&descriptor.digest);
+        match fs::metadata(&path) {
+            Ok(m) if m.len() == descriptor.size => Ok(()),
+            Ok(m) => Err(Error::SizeMismatch { path, expected: descriptor.size, actual: m.len() }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::MissingBlob { layout: self.root.clone(), digest: descriptor.digest.clone(), path })
+            }
+            Err(e) => Err(Error::io("read", path)(e)),
+        }
+    }
+
     fn write_index(&self, index: &ImageIndex) -> Result<(), Error> {
         atomic::write(&self.root.join("index.json"), &to_json(index, media_type::OCI_IMAGE_INDEX)?)
     }
@@ -405,5 +453,31 @@ fn copy(reader: &mut impl Read, writer: &mut impl Write, from: &Path, to: &Path)
         };
         writer.write_all(&buf[..n]).map_err(Error::io("write", to))?;
         total += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_complete_finds_what_an_index_reaches_and_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::create(dir.path().join("l")).unwrap();
+        let config = layout.put_blob(b"{}").unwrap().descriptor(media_type::OCI_IMAGE_CONFIG);
+        let layer = Descriptor::new(media_type::OCI_LAYER_TAR, Digest::of_bytes(b"absent"), 6);
+        let manifest =
+            layout.put_json(&ImageManifest::new(config, vec![layer]), media_type::OCI_IMAGE_MANIFEST);
+        let inner = layout.put_json(&ImageIndex::new(vec![manifest.unwrap()]), media_type::OCI_IMAGE_INDEX);
+        let root =
+            layout.put_json(&ImageIndex::new(vec![inner.unwrap()]), media_type::OCI_IMAGE_INDEX).unwrap();
+        let missing = layout.check_complete(&root, 4).unwrap_err();
+        assert!(matches!(missing, Error::MissingBlob { .. }), "{missing}");
+        assert!(matches!(layout.check_complete(&root, 1).unwrap_err(), Error::TooDeep { limit: 1, .. }));
+        layout.put_blob(b"absent").unwrap();
+        layout.check_complete(&root, 4).unwrap();
+        let artifact = Descriptor::new("application/spdx+json", Digest::of_bytes(b"{}"), 2);
+        let odd = layout.put_json(&ImageIndex::new(vec![artifact]), media_type::OCI_IMAGE_INDEX).unwrap();
+        assert!(matches!(layout.check_complete(&odd, 4).unwrap_err(), Error::MediaType { .. }));
     }
 }

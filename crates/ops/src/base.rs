@@ -58,10 +58,19 @@ pub fn resolve_digest(source: &BaseSource) -> Result<Digest, Error> {
         BaseSource::Layout { dir, name } => Ok(layout_root(dir, name.as_deref())?.1.digest),
         BaseSource::Registry(reference) => {
             let client = client(reference)?;
-            let pulled = runtime()?
-                .block_on(registry::resolve_pull(&client, reference, &[]))
-                .map_err(|e| registry_error(&format!("cannot read the base image {reference}"), e))?;
-            Ok(pulled.root.digest)
+            let failed = |e| registry_error(&format!("cannot read the base image {reference}"), e);
+            // Only the root is read: which images are used is decided by the platforms built.
+            let repo = &reference.repository;
+            let root = runtime()?
+                .block_on(client.get_manifest(repo, &reference.target(), &registry::pull_scope(repo)))
+                .map_err(failed)?
+                .ok_or_else(|| {
+                    failed(registry::Error::NotFound {
+                        what: format!("the image {reference}"),
+                        registry: reference.registry.clone(),
+                    })
+                })?;
+            Ok(root.digest)
         }
     }
 }

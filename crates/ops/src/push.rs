@@ -303,11 +303,17 @@ fn send(
         runtime()?.block_on(registry::execute_push(client, plan, source, options, Some(sessions), progress));
     bar.finish_and_clear();
     pushed.map_err(|e| {
-        let context = format!(
-            "cannot push to {}; no tag was set (run the same command again to continue: blobs \
-             already sent are skipped and unfinished uploads resume)",
-            plan.repository.name()
-        );
+        // Running again only helps when something was interrupted.
+        let context = match e {
+            registry::Error::SignatureLimit { .. } => {
+                format!("cannot push to {}; no tag was set", plan.repository.name())
+            }
+            _ => format!(
+                "cannot push to {}; no tag was set (run the same command again to continue: blobs \
+                 already sent are skipped and unfinished uploads resume)",
+                plan.repository.name()
+            ),
+        };
         registry_error(&context, e)
     })
 }

@@ -2,7 +2,8 @@
 //! `identitytoken`, `credsStore`, `credHelpers`) and the credential-helper protocol
 //! (`docker-credential-NAME get|store|erase`, JSON on stdin/stdout).
 //!
-//! `config.json` is rewritten atomically with every key we do not know kept.
+//! `config.json` is rewritten atomically with every key we do not know kept, through a
+//! symbolic link if it is one, with its mode kept.
 
 use std::fmt;
 use std::io::Write;
@@ -216,10 +217,13 @@ impl DockerConfig {
             .ok_or(Error::Config { path, reason: "has an `auths` that is not an object".into() })
     }
 
-    /// Writes the file atomically (temporary file in the same directory, fsync, rename),
-    /// readable by its owner only.
+    /// Writes the file atomically (temporary file in the same directory, fsync, rename), as
+    /// Docker's CLI does: through a symbolic link (the file it points at is replaced, in
+    /// that file's directory, and the link stays), keeping the file's mode and owner; a new
+    /// file is readable by its owner only.
     fn write(&self) -> Result<(), Error> {
-        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let target = resolve_links(&self.path)?;
+        let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
         let mut bytes = serde_json::to_vec_pretty(&self.root).map_err(|e| Error::Config {
             path: self.path.clone(),
@@ -230,11 +234,50 @@ impl DockerConfig {
             .prefix(".config.json.tmp-")
             .tempfile_in(dir)
             .map_err(Error::io("create a temporary file in", dir))?;
+        match std::fs::metadata(&target) {
+            Ok(existing) => {
+                use std::os::unix::fs::MetadataExt as _;
+                // Another owner's file stays theirs where we may say so (as root); elsewhere
+                // it becomes ours, as any rewrite would make it.
+                let _ = std::os::unix::fs::fchown(file.as_file(), Some(existing.uid()), Some(existing.gid()));
+                file.as_file()
+                    .set_permissions(existing.permissions())
+                    .map_err(Error::io("set the mode of", file.path()))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read", &target)(e)),
+        }
         file.write_all(&bytes).map_err(Error::io("write", file.path()))?;
         file.as_file().sync_all().map_err(Error::io("sync", file.path()))?;
-        file.persist(&self.path).map_err(|e| Error::io("replace", &self.path)(e.error))?;
+        file.persist(&target).map_err(|e| Error::io("replace", &target)(e.error))?;
         Ok(())
     }
+}
+
+/// The file `path` names once its symbolic links are followed (a relative link is read
+/// from the link's directory); the last one may point at a file that does not exist yet.
+fn resolve_links(path: &Path) -> Result<PathBuf, Error> {
+    /// As many links as Linux follows before `ELOOP`.
+    const MAX_LINKS: usize = 40;
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = std::fs::read_link(&current).map_err(Error::io("read the link", &current))?;
+                current = match current.parent() {
+                    Some(dir) if link.is_relative() => dir.join(link),
+                    _ => link,
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(Error::io("read", current)(e)),
+        }
+    }
+    Err(Error::Config {
+        path: path.to_path_buf(),
+        reason: format!("is a chain of more than {MAX_LINKS} links"),
+    })
 }
 
 /// Whether a `config.json` key (`host`, `https://host/v1/`, ...) names `registry`.
@@ -356,6 +399,28 @@ mod tests {
         assert!(config.erase("docker.io").unwrap());
         assert!(!config.erase("docker.io").unwrap());
         assert_eq!(DockerConfig::read(&path).unwrap().get("docker.io").unwrap(), None);
+    }
+
+    #[test]
+    fn a_link_to_a_file_not_there_yet_is_written_through() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        let link = dir.path().join("config.json");
+        std::os::unix::fs::symlink("real/docker.json", &link).unwrap();
+        let mut config = DockerConfig::read(&link).unwrap();
+        config.store("x.io", &Credentials::basic("u", "p")).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        let target = dir.path().join("real/docker.json");
+        assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            DockerConfig::read(&link).unwrap().get("x.io").unwrap(),
+            Some(Credentials::basic("u", "p"))
+        );
+        std::os::unix::fs::symlink("loop-b", dir.path().join("loop-a")).unwrap();
+        std::os::unix::fs::symlink("loop-a", dir.path().join("loop-b")).unwrap();
+        let err = resolve_links(&dir.path().join("loop-a")).unwrap_err().to_string();
+        assert!(err.contains("more than 40 links"), "{err}");
     }
 
     #[test]

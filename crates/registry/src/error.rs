@@ -177,6 +177,49 @@ pub enum Error {
     #[error("{0}")]
     Unsupported(String),
 
+    /// An index lists something that is neither an image manifest nor an index (an
+    /// artifact, a type we do not know): a copy of every image would point at it.
+    #[error("{reference} lists {digest} of media type `{media_type}`, which is neither an image manifest nor an image index; it cannot be pulled whole")]
+    UnknownChild {
+        /// What was pulled.
+        reference: String,
+        /// The entry's digest.
+        digest: Digest,
+        /// The entry's media type.
+        media_type: String,
+    },
+
+    /// Indexes nest deeper than [`crate::pull::MAX_INDEX_DEPTH`].
+    #[error("{reference} nests image indexes more than {limit} deep (at {digest}); stopped following them")]
+    TooDeep {
+        /// What was pulled.
+        reference: String,
+        /// The index one level too deep.
+        digest: Digest,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// The layout a pull assembled does not hold every blob its index reaches; it was not
+    /// moved into place.
+    #[error("the pulled copy of {reference} would be incomplete")]
+    IncompleteLayout {
+        /// What was pulled.
+        reference: String,
+        /// What is missing.
+        #[source]
+        source: oci::Error,
+    },
+
+    /// Storing the signatures would make a signature manifest `verify` cannot read back.
+    #[error("cannot add signatures to {target}: {reason}; nothing was signed and no tag was moved")]
+    SignatureLimit {
+        /// The signature manifest, `HOST/REPO:sha256-HEX.sig`.
+        target: String,
+        /// What limit it would pass.
+        reason: String,
+    },
+
     /// The cache directory cannot be used.
     #[error("cannot use the cache")]
     Cache(#[source] fetch::Error),
@@ -217,6 +260,24 @@ impl Error {
                  (not a proxy's or a captive portal's answer)"
                     .into(),
             ),
+            Error::UnknownChild { .. } => Some(
+                "pass --platform OS/ARCH (once per platform) to pull only the images it holds; nothing was written"
+                    .into(),
+            ),
+            Error::TooDeep { .. } => {
+                Some("no image needs indexes nested this deep: ask who pushed it to flatten the index".into())
+            }
+            Error::IncompleteLayout { .. } => Some(
+                "the registry's index points at content the pull did not bring; nothing was written \
+                 (pass --platform OS/ARCH to pull only some images)"
+                    .into(),
+            ),
+            Error::SignatureLimit { .. } => Some(format!(
+                "a manifest keeps at most {} signatures (docs/signing.md): remove signatures no \
+                 one checks any more (cosign clean, or delete the .sig manifest and sign again), \
+                 or push a new image",
+                crate::signature::MAX_SIGNATURES
+            )),
             Error::CorruptLocalBlob { .. } => {
                 Some("the layout was altered after it was written: build or pull it again, then push".into())
             }

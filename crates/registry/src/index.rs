@@ -55,8 +55,19 @@ pub async fn plan_index(
         })?;
         let children: Vec<(Descriptor, Bytes)> = if media_type::is_index(&found.media_type) {
             let index: ImageIndex = parse(&found.bytes, reference, "index")?;
-            let mut children = Vec::new();
+            let mut children: Vec<(Descriptor, Bytes)> = Vec::new();
             for child in index.manifests {
+                // An index of indexes, or of artifacts, is not joined: name its images.
+                if !media_type::is_manifest(&child.media_type) {
+                    return Err(Error::Unsupported(format!(
+                        "--from {reference} lists {} of media type `{}`, not an image manifest; \
+                         name each platform's image by digest instead",
+                        child.digest, child.media_type
+                    )));
+                }
+                if children.iter().any(|(d, _)| d.digest == child.digest) {
+                    continue;
+                }
                 let got =
                     client.get_manifest(repo, child.digest.as_str(), &scope).await?.ok_or_else(|| {
                         Error::NotFound {

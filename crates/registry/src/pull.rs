@@ -23,6 +23,9 @@ pub struct Pulled {
     pub reference: Reference,
     /// The tag's index or manifest, as the registry has it.
     pub root: RemoteManifest,
+    /// The indexes the root lists (and those they list), with their bytes: written when
+    /// the root is.
+    pub indexes: Vec<(Descriptor, bytes::Bytes)>,
     /// Each chosen platform's manifest.
     pub images: Vec<PulledImage>,
     /// Whether `images` is every image of the root (then the root is written as it is).
@@ -42,8 +45,16 @@ pub struct PulledImage {
     pub bytes: bytes::Bytes,
 }
 
+/// How many levels of indexes below the tag's own are followed (an index of indexes of
+/// manifests has one). Registries serve nested indexes rarely and never deeply; the bound
+/// keeps a hostile one from sending us down an endless chain.
+pub const MAX_INDEX_DEPTH: usize = 4;
+
 /// Reads the manifests of `reference` and chooses the images of `platforms` (all when
-/// empty), without downloading blobs yet.
+/// empty), without downloading blobs yet. Nested indexes are followed (to
+/// [`MAX_INDEX_DEPTH`]); a manifest listed twice is fetched once. Pulling every image of an
+/// index that lists something other than an image manifest or an index is refused: the
+/// copy would point at a document it does not hold.
 pub async fn resolve_pull(
     client: &RegistryClient,
     reference: &Reference,
@@ -54,35 +65,49 @@ pub async fn resolve_pull(
     let root = client.get_manifest(repo, &reference.target(), &scope).await?.ok_or_else(|| {
         Error::NotFound { what: format!("the image {reference}"), registry: reference.registry.clone() }
     })?;
-    let unparsable = |what: &str, e: serde_json::Error| Error::Protocol {
-        url: format!("{reference}"),
-        reason: format!("the {what} does not parse: {e}"),
-    };
     let mut chosen: Vec<Descriptor> = Vec::new();
     let mut complete = true;
+    let mut indexes = Vec::new();
     if media_type::is_index(&root.media_type) {
-        let index: ImageIndex =
-            serde_json::from_slice(&root.bytes).map_err(|e| unparsable("image index", e))?;
-        let images: Vec<&Descriptor> =
-            index.manifests.iter().filter(|d| media_type::is_manifest(&d.media_type)).collect();
+        let tree = read_index_tree(client, reference, &root).await?;
+        indexes = tree.nested;
+        // Each manifest once, in the order the indexes list them.
+        let mut images: Vec<&Descriptor> = Vec::new();
+        for entry in &tree.manifests {
+            if !images.iter().any(|d| d.digest == entry.digest) {
+                images.push(entry);
+            }
+        }
         if platforms.is_empty() {
+            if let Some(other) = tree.others.first() {
+                return Err(Error::UnknownChild {
+                    reference: reference.to_string(),
+                    digest: other.digest.clone(),
+                    media_type: other.media_type.clone(),
+                });
+            }
             chosen = images.into_iter().cloned().collect();
         } else {
             for platform in platforms {
-                let found = images.iter().find(|d| d.platform.as_ref().is_some_and(|p| platform.matches(p)));
+                let found =
+                    tree.manifests.iter().find(|d| d.platform.as_ref().is_some_and(|p| platform.matches(p)));
                 let Some(found) = found else {
-                    let have: Vec<String> =
-                        images.iter().filter_map(|d| d.platform.as_ref()).map(Platform::to_string).collect();
+                    let have: Vec<String> = tree
+                        .manifests
+                        .iter()
+                        .filter_map(|d| d.platform.as_ref())
+                        .map(Platform::to_string)
+                        .collect();
                     return Err(Error::Unsupported(format!(
                         "{reference} has no image for {platform}; it has {}",
                         if have.is_empty() { "no platforms listed".to_string() } else { have.join(", ") }
                     )));
                 };
                 if !chosen.iter().any(|c| c.digest == found.digest) {
-                    chosen.push((*found).clone());
+                    chosen.push(found.clone());
                 }
             }
-            complete = chosen.len() == images.len() && images.len() == index.manifests.len();
+            complete = chosen.len() == images.len() && tree.others.is_empty();
         }
     } else {
         chosen.push(Descriptor::new(root.media_type.clone(), root.digest.clone(), root.bytes.len() as u64));
@@ -92,28 +117,115 @@ pub async fn resolve_pull(
         let manifest = if descriptor.digest == root.digest {
             root.clone()
         } else {
-            client.get_manifest(repo, descriptor.digest.as_str(), &scope).await?.ok_or_else(|| {
-                Error::NotFound {
-                    what: format!("manifest {} of {reference}", descriptor.digest),
-                    registry: reference.registry.clone(),
-                }
-            })?
+            fetch_child(client, reference, &descriptor).await?
         };
-        if manifest.bytes.len() as u64 != descriptor.size {
+        if !media_type::is_manifest(&manifest.media_type) {
             return Err(Error::Protocol {
-                url: format!("{reference}"),
+                url: reference.to_string(),
                 reason: format!(
-                    "manifest {} has {} bytes; the index says {}",
-                    descriptor.digest,
-                    manifest.bytes.len(),
-                    descriptor.size
+                    "{} is listed as an image manifest but is a `{}`",
+                    descriptor.digest, manifest.media_type
                 ),
             });
         }
         let platform = descriptor.platform.clone().unwrap_or_else(|| Platform::new("unknown", "unknown"));
         images.push(PulledImage { descriptor, platform, bytes: manifest.bytes });
     }
-    Ok(Pulled { reference: reference.clone(), root, images, complete, blobs: Vec::new() })
+    Ok(Pulled { reference: reference.clone(), root, indexes, images, complete, blobs: Vec::new() })
+}
+
+/// What the indexes under a tag list.
+struct IndexTree {
+    /// Every image manifest listed, in order, duplicates kept (each may carry a platform).
+    manifests: Vec<Descriptor>,
+    /// The nested indexes below the root, each once, with their bytes.
+    nested: Vec<(Descriptor, bytes::Bytes)>,
+    /// Whatever is neither an image manifest nor an index.
+    others: Vec<Descriptor>,
+}
+
+/// Walks the index `root` and the indexes it lists, down to [`MAX_INDEX_DEPTH`].
+async fn read_index_tree(
+    client: &RegistryClient,
+    reference: &Reference,
+    root: &RemoteManifest,
+) -> Result<IndexTree, Error> {
+    let mut tree = IndexTree { manifests: Vec::new(), nested: Vec::new(), others: Vec::new() };
+    let mut level = vec![parse_index(reference, &root.digest, &root.bytes)?];
+    for depth in 0..=MAX_INDEX_DEPTH {
+        let mut next = Vec::new();
+        for index in level {
+            for entry in index.manifests {
+                if media_type::is_manifest(&entry.media_type) {
+                    tree.manifests.push(entry);
+                } else if media_type::is_index(&entry.media_type) {
+                    if entry.digest == root.digest
+                        || tree.nested.iter().any(|(d, _)| d.digest == entry.digest)
+                    {
+                        continue;
+                    }
+                    if depth == MAX_INDEX_DEPTH {
+                        return Err(Error::TooDeep {
+                            reference: reference.to_string(),
+                            digest: entry.digest.clone(),
+                            limit: MAX_INDEX_DEPTH,
+                        });
+                    }
+                    let child = fetch_child(client, reference, &entry).await?;
+                    if !media_type::is_index(&child.media_type) {
+                        return Err(Error::Protocol {
+                            url: reference.to_string(),
+                            reason: format!(
+                                "{} is listed as an image index but is a `{}`",
+                                entry.digest, child.media_type
+                            ),
+                        });
+                    }
+                    next.push(parse_index(reference, &entry.digest, &child.bytes)?);
+                    tree.nested.push((entry, child.bytes));
+                } else if !tree.others.iter().any(|d| d.digest == entry.digest) {
+                    tree.others.push(entry);
+                }
+            }
+        }
+        level = next;
+    }
+    Ok(tree)
+}
+
+fn parse_index(reference: &Reference, digest: &Digest, bytes: &[u8]) -> Result<ImageIndex, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Protocol {
+        url: reference.to_string(),
+        reason: format!("the image index {digest} does not parse: {e}"),
+    })
+}
+
+/// The manifest or index `descriptor` points at, checked against its digest and size.
+async fn fetch_child(
+    client: &RegistryClient,
+    reference: &Reference,
+    descriptor: &Descriptor,
+) -> Result<RemoteManifest, Error> {
+    let repo = &reference.repository;
+    let found =
+        client.get_manifest(repo, descriptor.digest.as_str(), &pull_scope(repo)).await?.ok_or_else(|| {
+            Error::NotFound {
+                what: format!("manifest {} of {reference}", descriptor.digest),
+                registry: reference.registry.clone(),
+            }
+        })?;
+    if found.bytes.len() as u64 != descriptor.size {
+        return Err(Error::Protocol {
+            url: format!("{reference}"),
+            reason: format!(
+                "manifest {} has {} bytes; the index says {}",
+                descriptor.digest,
+                found.bytes.len(),
+                descriptor.size
+            ),
+        });
+    }
+    Ok(found)
 }
 
 impl Pulled {
@@ -364,6 +476,9 @@ pub fn write_oci(pulled: &Pulled, out: &Path, ref_name: &str) -> Result<Descript
         layout.put_blob(&image.bytes).map_err(layout_err)?;
     }
     let root = if pulled.complete {
+        for (_, bytes) in &pulled.indexes {
+            layout.put_blob(bytes).map_err(layout_err)?;
+        }
         let blob = layout.put_blob(&pulled.root.bytes).map_err(layout_err)?;
         blob.descriptor(pulled.root.media_type.clone())
     } else if let [only] = pulled.images.as_slice() {
@@ -373,6 +488,11 @@ pub fn write_oci(pulled: &Pulled, out: &Path, ref_name: &str) -> Result<Descript
             pulled.images.iter().map(|i| Descriptor { annotations: None, ..i.descriptor.clone() }).collect();
         layout.put_json(&ImageIndex::new(manifests), OCI_IMAGE_INDEX).map_err(layout_err)?
     };
+    // Whatever the registry sent, the layout moves into place only if every blob its
+    // index reaches is in it.
+    layout
+        .check_complete(&root, MAX_INDEX_DEPTH + 1)
+        .map_err(|source| Error::IncompleteLayout { reference: pulled.reference.to_string(), source })?;
     layout.set_ref(ref_name, &root).map_err(layout_err)?;
     // The caller checked `out` is absent or empty; an empty directory is replaced.
     staging.commit().map_err(layout_err)?;

@@ -12,7 +12,7 @@ use oci::{media_type, Descriptor, Digest, OciLayout, Platform};
 
 use crate::api::push_scope;
 use crate::referrers::{attach, Attached, Attachment};
-use crate::signature::{put_signatures, SignatureRecord, ToSign};
+use crate::signature::{plan_signatures, write_signatures, SignatureRecord, ToSign};
 use crate::tags::next_tag;
 use crate::upload::{LocalBlob, ProgressFn, Sent, Sessions, Upload};
 use crate::{Error, Reference, RegistryClient};
@@ -498,6 +498,11 @@ pub(crate) async fn set_tags(
     let scope = plan.scope.as_str();
     let root_type = &plan.root.media_type;
     let mut signatures = Vec::new();
+    // Every signature manifest is built and checked before any is written.
+    let mut signature_plans = Vec::new();
+    for to_sign in &options.signatures {
+        signature_plans.push(plan_signatures(client, repo, to_sign, scope).await?);
+    }
     if plan.tags.is_empty() || !options.signatures.is_empty() || !options.attachments.is_empty() {
         client.put_manifest(repo, plan.root.digest.as_str(), root_type, root_bytes.clone(), scope).await?;
     }
@@ -505,8 +510,8 @@ pub(crate) async fn set_tags(
     for attachment in &options.attachments {
         attachments.push(attach(client, repo, attachment, scope).await?);
     }
-    for to_sign in &options.signatures {
-        signatures.push(put_signatures(client, repo, to_sign, scope).await?);
+    for signature_plan in &signature_plans {
+        signatures.push(write_signatures(client, repo, signature_plan, scope).await?);
     }
     if plan.tags.is_empty() {
         return Ok(Pushed { tags: Vec::new(), mounted, uploaded, race: None, signatures, attachments });

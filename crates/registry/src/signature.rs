@@ -20,7 +20,10 @@ pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+js
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// The largest signature payload read: real ones are a few hundred bytes.
 pub const MAX_PAYLOAD: u64 = 64 * 1024;
-/// The most signature layers read from one signature manifest.
+/// The most signatures one manifest may have: [`read_signatures`] (and so `verify`) reads no
+/// more, and [`plan_signatures`] refuses to store more, so a release we sign stays one our
+/// `verify` can judge. (A signature manifest of this many layers is far below
+/// [`crate::MAX_MANIFEST`]; a larger one is refused on both sides as well.)
 pub const MAX_SIGNATURES: usize = 1024;
 
 /// One signature: the payload bytes and the signature over them (base64 of ASN.1 DER, as
@@ -100,20 +103,36 @@ pub async fn read_signatures(
     Ok(out)
 }
 
-/// Stores `to_sign.signatures` in the signature manifest of `to_sign.signed`, after the
-/// signatures it holds. A signature it holds already, or (with `same_signer`) one of the
-/// same payload by the same signer, is not added again; when nothing is added the manifest
-/// is left as it is.
-pub async fn put_signatures(
+/// A signature manifest to store: what [`plan_signatures`] found and checked, for
+/// [`write_signatures`].
+#[derive(Debug, Clone)]
+pub struct SignaturePlan {
+    signed: Digest,
+    tag: String,
+    /// Whether a signature manifest is there already.
+    existing: bool,
+    /// The payloads to upload.
+    payloads: Vec<(Digest, Bytes)>,
+    config: Bytes,
+    manifest: Bytes,
+}
+
+/// Reads the signature manifest of `to_sign.signed` and builds the one that adds its
+/// signatures after those it holds, without writing anything. A signature it holds
+/// already, or (with `same_signer`) one of the same payload by the same signer, is not
+/// added again. Refuses one that [`read_signatures`] could not
+/// read back (more than [`MAX_SIGNATURES`], or larger than [`crate::MAX_MANIFEST`]).
+pub async fn plan_signatures(
     client: &RegistryClient,
     repository: &str,
     to_sign: &ToSign,
     scope: &str,
-) -> Result<SignatureRecord, Error> {
+) -> Result<SignaturePlan, Error> {
     let tag = signature_tag(&to_sign.signed);
     let existing = signature_manifest(client, repository, &to_sign.signed, scope).await?;
     let mut layers = existing.as_ref().map(|(m, _)| m.layers.clone()).unwrap_or_default();
-    let mut added = 0;
+    let stored = layers.len();
+    let mut payloads = Vec::new();
     for signature in &to_sign.signatures {
         let digest = Digest::of_bytes(&signature.payload);
         let present = layers.iter().any(|l| {
@@ -130,17 +149,21 @@ pub async fn put_signatures(
         if present {
             continue;
         }
-        added += 1;
-        client.put_small_blob(repository, &digest, signature.payload.clone(), scope).await?;
+        payloads.push((digest.clone(), signature.payload.clone()));
         layers.push(
             Descriptor::new(SIMPLE_SIGNING, digest, signature.payload.len() as u64)
                 .with_annotation(SIGNATURE_ANNOTATION, signature.signature.clone()),
         );
     }
-    if added == 0 && existing.is_some() {
-        if let Some(digest) = client.manifest_digest(repository, &tag, scope).await? {
-            return Ok(SignatureRecord { signed: to_sign.signed.clone(), signature_manifest: digest, tag });
-        }
+    let full = |reason: String| Error::SignatureLimit {
+        target: format!("{}/{repository}:{tag}", client.registry()),
+        reason,
+    };
+    if layers.len() > MAX_SIGNATURES {
+        return Err(full(format!(
+            "it holds {stored} signatures; adding {} would pass the {MAX_SIGNATURES} that `verify` reads",
+            layers.len() - stored
+        )));
     }
     // As cosign writes it: an image configuration whose diff_ids are the payloads.
     let config = Config {
@@ -150,15 +173,50 @@ pub async fn put_signatures(
         rootfs: RootFs { kind: "layers", diff_ids: layers.iter().map(|l| l.digest.clone()).collect() },
     };
     let config = Bytes::from(serde_json::to_vec(&config).expect("a configuration serializes"));
-    let config_digest = Digest::of_bytes(&config);
-    let config_size = config.len() as u64;
-    client.put_small_blob(repository, &config_digest, config, scope).await?;
-    let manifest =
-        ImageManifest::new(Descriptor::new(media_type::OCI_IMAGE_CONFIG, config_digest, config_size), layers);
-    let bytes = Bytes::from(serde_json::to_vec(&manifest).expect("a manifest serializes"));
-    let digest = Digest::of_bytes(&bytes);
-    client.put_manifest(repository, &tag, media_type::OCI_IMAGE_MANIFEST, bytes, scope).await?;
-    Ok(SignatureRecord { signed: to_sign.signed.clone(), signature_manifest: digest, tag })
+    let config_descriptor =
+        Descriptor::new(media_type::OCI_IMAGE_CONFIG, Digest::of_bytes(&config), config.len() as u64);
+    let manifest = ImageManifest::new(config_descriptor, layers);
+    let manifest = Bytes::from(serde_json::to_vec(&manifest).expect("a manifest serializes"));
+    if manifest.len() as u64 > crate::MAX_MANIFEST {
+        return Err(full(format!(
+            "with the new signatures it would be {}, more than the {} of a manifest that `verify` reads",
+            fetch::format_size(manifest.len() as u64),
+            fetch::format_size(crate::MAX_MANIFEST)
+        )));
+    }
+    Ok(SignaturePlan {
+        signed: to_sign.signed.clone(),
+        tag,
+        existing: existing.is_some(),
+        payloads,
+        config,
+        manifest,
+    })
+}
+
+/// Uploads the payloads of `plan`, then its signature manifest (left as it is when nothing
+/// is added).
+pub async fn write_signatures(
+    client: &RegistryClient,
+    repository: &str,
+    plan: &SignaturePlan,
+    scope: &str,
+) -> Result<SignatureRecord, Error> {
+    let tag = plan.tag.clone();
+    if plan.payloads.is_empty() && plan.existing {
+        if let Some(digest) = client.manifest_digest(repository, &tag, scope).await? {
+            return Ok(SignatureRecord { signed: plan.signed.clone(), signature_manifest: digest, tag });
+        }
+    }
+    for (digest, payload) in &plan.payloads {
+        client.put_small_blob(repository, digest, payload.clone(), scope).await?;
+    }
+    client.put_small_blob(repository, &Digest::of_bytes(&plan.config), plan.config.clone(), scope).await?;
+    let digest = Digest::of_bytes(&plan.manifest);
+    client
+        .put_manifest(repository, &tag, media_type::OCI_IMAGE_MANIFEST, plan.manifest.clone(), scope)
+        .await?;
+    Ok(SignatureRecord { signed: plan.signed.clone(), signature_manifest: digest, tag })
 }
 
 #[derive(Serialize)]

@@ -11,5 +11,8 @@ mod cache;
 mod credentials;
 mod layer_cache_trust;
 mod lockdoc;
+mod login;
 mod network;
+mod pull;
+mod signatures;
 mod terminal;
