@@ -323,8 +323,9 @@ impl Drop for RedirectingTls {
 async fn a_redirect_from_https_to_plain_http_is_refused() {
     let plain = Server::start(|_| Reply::ok("unencrypted"));
     let tls = RedirectingTls::start(plain.url("/file").as_str());
-    let client = Client::new(ClientOptions { ca_bundle: Some(tls.dir.path().join("ca.pem")), ..Default::default() })
-        .unwrap();
+    let client =
+        Client::new(ClientOptions { ca_bundle: Some(tls.dir.path().join("ca.pem")), ..Default::default() })
+            .unwrap();
     let url = url::Url::parse(&format!("https://user:s3cret@127.0.0.1:{}/file", tls.port)).unwrap();
     let err = client.get(&url, None).await.unwrap_err();
     let text = err.to_string();
