@@ -266,10 +266,15 @@ pub fn write_evil_deb(path: &Path, name: &str, evil_path: &str) {
 /// Writes a `.deb` (an `ar` archive) by hand from a control file and a ready data.tar.gz,
 /// for contents dpkg-deb refuses to build.
 pub fn write_raw_deb(path: &Path, control: &str, data: Vec<u8>) {
+    write_raw_deb_with(path, control, "data.tar.gz", data);
+}
+
+/// [`write_raw_deb`] with a data member of another name (`data.tar.zst`, ...).
+pub fn write_raw_deb_with(path: &Path, control: &str, data_member: &str, data: Vec<u8>) {
     let control_tar = tar_gz(&[("./control", control.as_bytes(), tar::EntryType::Regular, "")]);
     let mut ar = b"!<arch>\n".to_vec();
     for (member, bytes) in
-        [("debian-binary", b"2.0\n".to_vec()), ("control.tar.gz", control_tar), ("data.tar.gz", data)]
+        [("debian-binary", b"2.0\n".to_vec()), ("control.tar.gz", control_tar), (data_member, data)]
     {
         ar.extend(
             format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", member, 0, 0, 0, 100644, bytes.len()).as_bytes(),

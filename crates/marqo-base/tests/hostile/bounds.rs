@@ -93,24 +93,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-/// A `.deb` of `control` whose `data.tar.zst` is `data` (dpkg-deb would not build a bomb).
-fn write_deb_zst(path: &Path, control: &str, data: Vec<u8>) {
-    let control_tar = crate::apt::tar_gz(&[("./control", control.as_bytes(), tar::EntryType::Regular, "")]);
-    let mut ar = b"!<arch>\n".to_vec();
-    for (member, bytes) in
-        [("debian-binary", b"2.0\n".to_vec()), ("control.tar.gz", control_tar), ("data.tar.zst", data)]
-    {
-        ar.extend(
-            format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", member, 0, 0, 0, 100644, bytes.len()).as_bytes(),
-        );
-        ar.extend(&bytes);
-        if bytes.len() % 2 == 1 {
-            ar.push(b'\n');
-        }
-    }
-    std::fs::write(path, ar).unwrap();
-}
-
 struct World {
     _index: test_support::Server,
     _apt: AptServer,
@@ -175,6 +157,27 @@ fn requirements_files_that_never_end_are_refused_by_name() {
     assert!(run.stderr.contains("is larger than 64 MiB"), "{}", run.stderr);
 }
 
+/// The manifest, the lock and a key that never end: each refused by name, as requirements are.
+#[test]
+fn a_manifest_lock_or_key_that_never_ends_is_refused_by_name() {
+    let ctx = TestContext::new();
+    ctx.write("requirements.in", "six\n");
+    ctx.write(
+        "marqo-base.toml",
+        "[image]\nplatforms = [\"linux/amd64\"]\n\n[python]\nversion = \"3.9\"\nrequirements = [\"requirements.in\"]\n",
+    );
+    for args in [
+        &["lock", "--manifest", "/dev/zero"][..],
+        &["tree", "--lock", "/dev/zero"],
+        &["verify", "127.0.0.1:9/app:1", "--key", "/dev/zero"],
+    ] {
+        let run = guarded(&ctx, None, args);
+        run.code(2);
+        assert!(run.stderr.contains("/dev/zero"), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("is larger than"), "{args:?}: {}", run.stderr);
+    }
+}
+
 #[test]
 fn a_deb_whose_data_is_a_decompression_bomb_fails_fast_naming_it() {
     let w = world(Some(&|pool: &Path| {
@@ -187,7 +190,12 @@ fn a_deb_whose_data_is_a_decompression_bomb_fails_fast_naming_it() {
         header.set_cksum();
         let control = "Package: libc-test\nVersion: 1.0\nArchitecture: amd64\n\
                        Maintainer: T <t@example.invalid>\nDescription: a bomb\n";
-        write_deb_zst(&pool.join("libc-test_1.0_amd64.deb"), control, zstd_bomb(header.as_bytes(), 16 * GIB));
+        crate::apt::write_raw_deb_with(
+            &pool.join("libc-test_1.0_amd64.deb"),
+            control,
+            "data.tar.zst",
+            zstd_bomb(header.as_bytes(), 16 * GIB),
+        );
     }));
     w.ctx.run(&["lock"]).success();
     let run = guarded(&w.ctx, None, &["build", "--oci", "out"]);
