@@ -200,10 +200,12 @@ impl OciLayout {
         })
     }
 
-    /// The content of blob `digest`, verified against the digest.
+    /// The content of blob `digest`, verified against the digest. For documents (manifests,
+    /// indexes, configs): a blob over [`bounded::MAX_TEXT_FILE`] is refused rather than held in
+    /// memory; layers are streamed with [`OciLayout::open_blob`].
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
         let path = self.blob_path(digest);
-        let bytes = match fs::read(&path) {
+        let bytes = match bounded::read_file(&path, bounded::MAX_TEXT_FILE, &format!("the blob {digest}")) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::MissingBlob { layout: self.root.clone(), digest: digest.clone(), path });

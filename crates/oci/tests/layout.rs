@@ -266,6 +266,13 @@ fn a_corrupt_blob_is_detected() {
     fs::remove_file(&path).unwrap();
     let err = layout.read_blob(layer).unwrap_err();
     assert!(matches!(err, Error::MissingBlob { .. }), "{err}");
+
+    // A document blob that never ends (here 1 GiB, sparse) is refused, not held in memory.
+    fs::File::create(&path).unwrap().set_len(1 << 30).unwrap();
+    let err = layout.read_blob(layer).unwrap_err();
+    let text =
+        format!("{err}: {}", std::error::Error::source(&err).map(|e| e.to_string()).unwrap_or_default());
+    assert!(text.contains("is larger than 64 MiB"), "{text}");
 }
 
 #[test]
