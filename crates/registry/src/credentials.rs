@@ -6,7 +6,7 @@
 //! symbolic link if it is one, with its mode kept.
 
 use std::fmt;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -319,18 +319,44 @@ fn run_helper(
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(input).map_err(|e| fail(format!("cannot write to it: {e}")))?;
     }
-    let out = child.wait_with_output().map_err(|e| fail(format!("cannot wait for it: {e}")))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
+    // Both streams at once (a helper filling one pipe would wait for us on it): stderr keeps
+    // its first [`MAX_HELPER_OUTPUT`] bytes and drains the rest; stdout past that is an error
+    // and the helper is killed.
+    let stderr = child.stderr.take().map(|stderr| {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let mut stderr = stderr;
+            let _ = (&mut stderr).take(MAX_HELPER_OUTPUT).read_to_end(&mut kept);
+            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+            kept
+        })
+    });
+    let what = format!("the output of `{program} {action}`");
+    let stdout = match child.stdout.take().map(|out| bounded::read_all(out, MAX_HELPER_OUTPUT, &what)) {
+        Some(Err(e)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail(e.to_string()));
+        }
+        Some(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => String::new(),
+    };
+    let status = child.wait().map_err(|e| fail(format!("cannot wait for it: {e}")))?;
+    let stderr = stderr.and_then(|reader| reader.join().ok()).unwrap_or_default();
+    if status.success() {
         return Ok((true, stdout));
     }
     // Helpers print "credentials not found in native keychain" on stdout when they have none.
-    let said = format!("{}{}", stdout.trim(), String::from_utf8_lossy(&out.stderr).trim());
+    let said = format!("{}{}", stdout.trim(), String::from_utf8_lossy(&stderr).trim());
     if is_not_found(&said) {
         return Ok((false, said));
     }
-    Err(fail(format!("it exited with {}: {}", out.status, said.lines().next().unwrap_or_default())))
+    Err(fail(format!("it exited with {status}: {}", said.lines().next().unwrap_or_default())))
 }
+
+/// The most a credential helper's stdout may hold (1 MiB; real answers are a few hundred
+/// bytes), and the most of its stderr kept for a message.
+const MAX_HELPER_OUTPUT: u64 = 1 << 20;
 
 fn helper_get(helper: &str, server: &str) -> Result<Option<Credentials>, Error> {
     let (found, stdout) = run_helper(helper, "get", server, server.as_bytes())?;

@@ -23,6 +23,11 @@ const DEADLINE: Duration = Duration::from_secs(600);
 /// and 1 GiB per written file, killed after [`DEADLINE`]. Prints its time and peak resident
 /// set (`/usr/bin/time`).
 fn guarded(ctx: &TestContext, cache: Option<&Path>, args: &[&str]) -> Run {
+    guarded_with(ctx, cache, args, &[])
+}
+
+/// [`guarded`] with more environment variables.
+fn guarded_with(ctx: &TestContext, cache: Option<&Path>, args: &[&str], env: &[(&str, String)]) -> Run {
     let deadline = DEADLINE;
     let inner = ctx.command(args);
     let out = ctx.dir.path().join(format!("run-{}", args.join("-").replace('/', "_")));
@@ -39,6 +44,9 @@ fn guarded(ctx: &TestContext, cache: Option<&Path>, args: &[&str]) -> Run {
     }
     if let Some(cache) = cache {
         cmd.env("MARQO_BASE_CACHE_DIR", cache);
+    }
+    for (key, value) in env {
+        cmd.env(key, value);
     }
     cmd.current_dir(inner.get_current_dir().expect("the sandbox's directory"));
     let (stdout, stderr) = (out.with_extension("out"), out.with_extension("err"));
@@ -297,4 +305,32 @@ fn a_registry_cache_layer_that_is_a_decompression_bomb_is_refused_at_its_claimed
     assert!(run.stderr.contains(&format!("the layer {digest} expands past its claimed")), "{}", run.stderr);
     assert!(run.stderr.contains("the layer is built"), "{}", run.stderr);
     assert_eq!(index_digest(&w.ctx.work().join("b")), a, "{}", run.stderr);
+}
+
+/// A Docker credential helper that never stops printing: its answer is cut off at 1 MiB with
+/// an error naming it, and the helper is killed, not read until memory runs out.
+#[test]
+fn a_credential_helper_that_never_stops_printing_is_cut_off() {
+    use test_support::scripted::{Reply, Server};
+    let ctx = TestContext::new();
+    let registry = Server::start(|_| Reply::status(401).header("WWW-Authenticate", r#"Basic realm="r""#));
+    let bin = ctx.dir.path().join("bin");
+    let docker = ctx.dir.path().join("docker");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&docker).unwrap();
+    let helper = bin.join("docker-credential-endless");
+    std::fs::write(&helper, "#!/bin/sh\nexec cat /dev/zero\n").unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(docker.join("config.json"), r#"{"credsStore":"endless"}"#).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let host = format!("127.0.0.1:{}", registry.port);
+    let run = guarded_with(
+        &ctx,
+        None,
+        &["pull", &format!("{host}/app:1"), "--oci", "out", "--retries", "0"],
+        &[("PATH", path), ("DOCKER_CONFIG", docker.display().to_string())],
+    );
+    run.code(2);
+    assert!(run.stderr.contains("docker-credential-endless get"), "{}", run.stderr);
+    assert!(run.stderr.contains("is larger than 1 MiB"), "{}", run.stderr);
 }
