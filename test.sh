@@ -100,6 +100,25 @@ if [ -z "${MARQO_BASE_SKIP_LIVE:-}" ]; then
     fi
 fi
 
+# A CPython 3.9 for the tests of bytecode in images (the generated world is Python 3.9):
+# `python3.9` on PATH or one of pyenv's, else Debian 11's, unpacked from this host's mirror by
+# marqo-base itself into the cache (its binary runs on Debian 12: libc, zlib, expat).
+is39='import sys; assert sys.version_info[:2] == (3, 9)'
+if ! python3.9 -c "$is39" 2>/dev/null && ! ls "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.9.*/bin/python3.9 >/dev/null 2>&1; then
+    py39="${XDG_CACHE_HOME:-$HOME/.cache}/marqo-base-test/python3.9"
+    if ! "$py39/bin/python3.9" -c "$is39" 2>/dev/null; then
+        echo "no CPython 3.9 here: unpacking Debian 11's into $py39 for the bytecode tests"
+        rm -rf "$py39"
+        if cargo run -q -p marqo-base -- -q debian rootfs --suite bullseye --no-essential \
+            --out "$py39/root" python3.9-minimal libpython3.9-stdlib; then
+            mkdir -p "$py39/bin" && ln -s ../root/usr/bin/python3.9 "$py39/bin/python3.9"
+        else
+            echo "could not unpack Debian 11's python3.9: the bytecode tests will fail" >&2
+        fi
+    fi
+    export PATH="$py39/bin:$PATH"
+fi
+
 # MARQO_BASE_FLAGSHIP=1 also runs the ignored tests its filter selects (the multi-GB flagship).
 args=("$@")
 if [ "${MARQO_BASE_FLAGSHIP:-}" = 1 ]; then
