@@ -280,7 +280,7 @@ fn rootfs(ctx: &TestContext, server: &Server, key: &Path) {
 #[test]
 fn live_bullseye_resolve_for_both_architectures() {
     if std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1") {
-        eprintln!("note: MARQO_BASE_SKIP_LIVE=1: skipping the live Debian mirror test");
+        test_support::say_skipped("the live Debian mirror test", "MARQO_BASE_SKIP_LIVE=1");
         return;
     }
     let started = Instant::now();

@@ -12,7 +12,7 @@ use common::{pins, Run};
 
 fn skip() -> bool {
     if std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1") {
-        eprintln!("MARQO_BASE_SKIP_LIVE=1: skipping a test that needs the live package index");
+        test_support::say_skipped("a test of the live package index", "MARQO_BASE_SKIP_LIVE=1");
         return true;
     }
     false

@@ -332,7 +332,10 @@ fn arm64_runs() -> bool {
 #[test]
 fn live_quickstart_matches_mmdebstrap() {
     if std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1") {
-        eprintln!("MARQO_BASE_SKIP_LIVE=1: skipping Debian parity, which needs the live mirror");
+        test_support::say_skipped(
+            "Debian parity with mmdebstrap (the live mirror)",
+            "MARQO_BASE_SKIP_LIVE=1",
+        );
         return;
     }
     assert!(mmdebstrap_present(), "mmdebstrap is missing: ./test.sh installs it (with arch-test)");

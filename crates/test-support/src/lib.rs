@@ -40,5 +40,5 @@ pub use pytorch::{publish_default_torch, torch_cu116_index};
 pub use registry::{make_certificates, registry_tools_missing, DockerRegistry, RegistryConfig};
 pub use sdist::{Sdist, BACKEND_SRC};
 pub use server::Server;
-pub use util::{normalize, sha256_hex};
+pub use util::{normalize, say_skipped, sha256_hex};
 pub use wheel::Wheel;

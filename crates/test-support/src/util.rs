@@ -115,6 +115,16 @@ pub(crate) fn pseudo_random(seed: &str, len: usize) -> Vec<u8> {
     out
 }
 
+/// Says on the test run's own stderr (not captured by the test harness, so it shows in the
+/// run's output as `cargo test` prints it) that a live test was skipped, and why.
+/// The test's name is its thread's, as libtest names them.
+pub fn say_skipped(what: &str, why: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test} ({what}): {why}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

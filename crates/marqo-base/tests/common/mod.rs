@@ -193,7 +193,10 @@ pub fn path_str(p: &Path) -> String {
 /// `MARQO_BASE_SKIP_LIVE=1`.
 pub fn live_quickstart() -> Option<TestContext> {
     if std::env::var_os("MARQO_BASE_SKIP_LIVE").is_some_and(|v| v == "1") {
-        eprintln!("MARQO_BASE_SKIP_LIVE=1: skipping a test that needs the live index and mirror");
+        test_support::say_skipped(
+            "a test of the live index and mirror (the quickstart)",
+            "MARQO_BASE_SKIP_LIVE=1",
+        );
         return None;
     }
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
@@ -232,7 +235,10 @@ pub fn validate_json(name: &str, doc: &str) {
         Some((dir, python))
     });
     let Some((_, python)) = venv else {
-        eprintln!("MARQO_BASE_SKIP_LIVE=1: {name} JSON not checked against its schema");
+        test_support::say_skipped(
+            &format!("the check of {name} JSON against its schema"),
+            "MARQO_BASE_SKIP_LIVE=1",
+        );
         return;
     };
     let script = "import json, sys, jsonschema\n\
