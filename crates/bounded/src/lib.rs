@@ -8,7 +8,7 @@
 //!   so a 3 MB stream that would expand to 100 GB costs what the bound costs, not the 100 GB.
 //! - Local files a user names (requirements, constraints, manifest, lock, keys, Docker's and
 //!   pip's configuration, netrc) are read with [`read_file`] / [`read_file_to_string`], which
-//!   stop at a limit ([`MAX_TEXT_FILE`], [`MAX_KEY_FILE`]), so `-r /dev/zero` is an error
+//!   stop at a limit ([`MAX_TEXT_FILE`], [`MAX_KEY_FILE`], [`MAX_KEYRING`]), so `-r /dev/zero` is an error
 //!   naming the file, not memory growth until the kernel kills the process.
 //!
 //! Errors are `io::Error`s of kind `InvalidData` carrying a [`TooLarge`], so they pass through
@@ -25,9 +25,12 @@ const MIB: u64 = 1 << 20;
 /// ones (a lock of a full ML image) are under 1 MiB.
 pub const MAX_TEXT_FILE: u64 = 64 * MIB;
 
-/// The most a key file (a PEM private or public key, a keyring) may hold (1 MiB); real ones
-/// are a few KiB.
-pub const MAX_KEY_FILE: u64 = MIB;
+/// The most a key file (a PEM private or public key) may hold (64 KiB); real ones are a few
+/// hundred bytes.
+pub const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// The most an OpenPGP keyring may hold (16 MiB); Debian's archive keyring is under 100 KiB.
+pub const MAX_KEYRING: u64 = 16 * MIB;
 
 /// How many times its compressed size an archive member whose expanded size nothing claims
 /// may expand to (100), above [`MIN_CEILING`]. Real `.deb` data, sdists and archives expand

@@ -198,7 +198,7 @@ fn prepare_keyrings(keyring: &Path, work: &Path) -> Result<Vec<PathBuf>, Error> 
     }
     let mut out = Vec::new();
     for (i, file) in files.iter().enumerate() {
-        let bytes = bounded::read_file(file, bounded::MAX_KEY_FILE * 16, "a keyring")
+        let bytes = bounded::read_file(file, bounded::MAX_KEYRING, "a keyring")
             .map_err(|e| keyring_error(format!("{}: {e}", file.display())))?;
         if bytes.starts_with(b"-----BEGIN PGP") {
             let binary = dearmor(&bytes)

@@ -67,7 +67,8 @@ pub fn check_tar(stream: impl Read) -> Result<(), ForeignLayerError> {
         let entry = entry?;
         let raw = entry.path_bytes().into_owned();
         let refuse = |reason: &str| ForeignLayerError::Entry {
-            path: String::from_utf8_lossy(&raw).into_owned(),
+            // A cache writer chose the path: one line of it, control characters escaped.
+            path: String::from_utf8_lossy(&raw).escape_debug().to_string(),
             reason: reason.to_string(),
         };
         let parts =

@@ -161,7 +161,7 @@ pub fn fetch(
                     Error::user(format!("the base image {reference}: its configuration was not pulled"))
                 })?;
                 let config: ImageConfig = serde_json::from_slice(
-                    &fs_err::read(config_path)
+                    &bounded::read_file(config_path, registry::MAX_CONFIG, "the base configuration")
                         .map_err(|e| Error::from_error("cannot read the base configuration", e))?,
                 )
                 .map_err(|e| {

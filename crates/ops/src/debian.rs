@@ -411,7 +411,7 @@ impl ImageApt {
 
 /// A keyring to copy into the image: a file, bounded.
 fn read_keyring(path: &Path) -> Result<Vec<u8>, Error> {
-    const MAX_KEYRING: u64 = 16 * 1024 * 1024;
+    const MAX_KEYRING: u64 = bounded::MAX_KEYRING;
     let meta = fs_err::metadata(path)
         .map_err(|e| Error::from_error(format!("cannot read the keyring {}", path.display()), e))?;
     if !meta.is_file() || meta.len() > MAX_KEYRING {
@@ -422,7 +422,7 @@ fn read_keyring(path: &Path) -> Result<Vec<u8>, Error> {
         ))
         .with_hint("give the keyring as one .gpg or .asc file"));
     }
-    fs_err::read(path)
+    bounded::read_file(path, MAX_KEYRING, "a keyring")
         .map_err(|e| Error::from_error(format!("cannot read the keyring {}", path.display()), e))
 }
 

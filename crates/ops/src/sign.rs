@@ -304,7 +304,7 @@ fn env_passphrase() -> Option<Zeroizing<String>> {
 /// The text of a key file; `which` is `private` or `public`. Key files are small: a larger
 /// one is not a key.
 fn read_key_file(path: &Path, which: &str) -> Result<Zeroizing<String>, Error> {
-    const MAX_KEY_FILE: u64 = 64 * 1024;
+    const MAX_KEY_FILE: u64 = bounded::MAX_KEY_FILE;
     let hint = match which {
         "private" => "pass the private key file `marqo-base key generate --key PATH` wrote",
         _ => "pass the PATH.pub file `marqo-base key generate --key PATH` wrote",

@@ -20,6 +20,10 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 /// at least 4 MiB, and containerd refuses larger ones.
 pub const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
 
+/// The largest image configuration we fetch or read (real ones are a few KiB; one with a
+/// long history some hundred KiB).
+pub const MAX_CONFIG: u64 = 4 * 1024 * 1024;
+
 /// The largest page of a tag list we read; a repository with a million tags fits.
 pub const MAX_TAG_PAGE: u64 = 64 * 1024 * 1024;
 

@@ -9,12 +9,10 @@ use bytes::Bytes;
 use oci::{media_type, Descriptor, ImageConfig, ImageIndex, ImageManifest};
 
 use crate::api::push_scope;
+use crate::api::MAX_CONFIG;
 use crate::client::read_limited;
 use crate::push::{plan_tags, set_tags, BlobAction, Plan, PlannedBlob, PushOptions, Pushed, SourceImage};
 use crate::{Error, Reference, RegistryClient};
-
-/// The most bytes read of an image configuration.
-const MAX_CONFIG: u64 = 4 * 1024 * 1024;
 
 /// An index to push, and the plan of pushing it.
 #[derive(Debug, Clone)]
@@ -62,7 +60,8 @@ pub async fn plan_index(
                     return Err(Error::Unsupported(format!(
                         "--from {reference} lists {} of media type `{}`, not an image manifest; \
                          name each platform's image by digest instead",
-                        child.digest, child.media_type
+                        child.digest,
+                        fetch::escape(&child.media_type)
                     )));
                 }
                 if children.iter().any(|(d, _)| d.digest == child.digest) {

@@ -29,7 +29,7 @@ pub mod signature;
 mod tags;
 mod upload;
 
-pub use api::{pull_scope, push_scope, RemoteManifest, MAX_MANIFEST, MAX_TAG_LIST, MAX_TAG_PAGE};
+pub use api::{pull_scope, push_scope, RemoteManifest, MAX_CONFIG, MAX_MANIFEST, MAX_TAG_LIST, MAX_TAG_PAGE};
 pub use challenge::{parse_challenge, Challenge};
 pub use client::{ClientOptions, RegistryClient, MAX_TOKEN_REPLY};
 pub use credentials::{Credentials, DockerConfig};

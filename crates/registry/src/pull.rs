@@ -12,7 +12,7 @@ use oci::{media_type, Descriptor, Digest, ImageIndex, ImageManifest, OciLayout, 
 use reqwest::StatusCode;
 use sha2::Digest as _;
 
-use crate::api::{pull_scope, RemoteManifest};
+use crate::api::{pull_scope, RemoteManifest, MAX_CONFIG};
 use crate::upload::ProgressFn;
 use crate::{Error, Reference, RegistryClient};
 
@@ -50,6 +50,10 @@ pub struct PulledImage {
 /// keeps a hostile one from sending us down an endless chain.
 pub const MAX_INDEX_DEPTH: usize = 4;
 
+/// How many nested indexes (at every depth together) are fetched at the most: each may be
+/// [`crate::MAX_MANIFEST`] bytes, and all are kept for the layout.
+pub const MAX_NESTED_INDEXES: usize = 64;
+
 /// Reads the manifests of `reference` and chooses the images of `platforms` (all when
 /// empty), without downloading blobs yet. Nested indexes are followed (to
 /// [`MAX_INDEX_DEPTH`]); a manifest listed twice is fetched once. Pulling every image of an
@@ -83,7 +87,7 @@ pub async fn resolve_pull(
                 return Err(Error::UnknownChild {
                     reference: reference.to_string(),
                     digest: other.digest.clone(),
-                    media_type: other.media_type.clone(),
+                    media_type: fetch::escape(&other.media_type).into_owned(),
                 });
             }
             chosen = images.into_iter().cloned().collect();
@@ -171,13 +175,23 @@ async fn read_index_tree(
                             limit: MAX_INDEX_DEPTH,
                         });
                     }
+                    if tree.nested.len() == MAX_NESTED_INDEXES {
+                        return Err(Error::Protocol {
+                            url: reference.to_string(),
+                            reason: format!(
+                                "it lists more than {MAX_NESTED_INDEXES} nested image indexes; no real image has \
+                                 that many (one per platform at most)"
+                            ),
+                        });
+                    }
                     let child = fetch_child(client, reference, &entry).await?;
                     if !media_type::is_index(&child.media_type) {
                         return Err(Error::Protocol {
                             url: reference.to_string(),
                             reason: format!(
                                 "{} is listed as an image index but is a `{}`",
-                                entry.digest, child.media_type
+                                entry.digest,
+                                fetch::escape(&child.media_type)
                             ),
                         });
                     }
@@ -238,6 +252,16 @@ impl Pulled {
                     url: self.reference.to_string(),
                     reason: format!("manifest {} does not parse: {e}", image.descriptor.digest),
                 })?;
+            if manifest.config.size > MAX_CONFIG {
+                return Err(Error::Protocol {
+                    url: self.reference.to_string(),
+                    reason: format!(
+                        "manifest {} gives its configuration {} bytes, more than the {MAX_CONFIG} an \
+                         image configuration may have here",
+                        image.descriptor.digest, manifest.config.size
+                    ),
+                });
+            }
             for blob in std::iter::once(manifest.config).chain(manifest.layers) {
                 if !blobs.iter().any(|b| b.digest == blob.digest) {
                     blobs.push(blob);
@@ -283,7 +307,8 @@ pub async fn fetch_blobs(
             .find(|(d, _)| d.digest == manifest.config.digest)
             .expect("the config was fetched")
             .1;
-        let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
+        let bytes = bounded::read_file(path, MAX_CONFIG, "the image configuration")
+            .map_err(Error::io("read", path))?;
         let config: oci::ImageConfig = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
             url: pulled.reference.to_string(),
             reason: format!("the image configuration does not parse: {e}"),

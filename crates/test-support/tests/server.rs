@@ -229,10 +229,10 @@ fn drop_does_not_wait_for_idle_keep_alive_connections() {
 
 #[test]
 fn curl_sees_negotiation_redirects_and_ranges() {
-    if Command::new("curl").arg("--version").output().is_err() {
-        eprintln!("note: curl not found, skipping");
-        return;
-    }
+    assert!(
+        Command::new("curl").arg("--version").output().is_ok(),
+        "curl is not installed: ./test.sh installs it"
+    );
     let index = demo_index();
     let server = index.serve();
     let curl = |args: &[&str]| {

@@ -23,7 +23,8 @@ pub fn exec_login(args: LoginArgs, printer: &Printer) -> Result<ExitCode, CliErr
         )));
     }
     // A password is a line; a stream that never ends (`< /dev/zero`) is refused at the limit.
-    let bytes = bounded::read_all(std::io::stdin(), bounded::MAX_KEY_FILE, "the password read from stdin")
+    const MAX_PASSWORD: u64 = 1 << 20;
+    let bytes = bounded::read_all(std::io::stdin(), MAX_PASSWORD, "the password read from stdin")
         .map_err(|e| CliError::from_error("cannot read the password from stdin", e))?;
     let password =
         String::from_utf8(bytes).map_err(|_| CliError::user("the password read from stdin is not UTF-8"))?;

@@ -123,3 +123,31 @@ fn a_requirement_from_an_index_is_shown_escaped() {
     assert_terminal_safe(&run);
     assert!(run.stderr.contains("\\u{1b}[1A\\r"), "{}", run.stderr);
 }
+
+/// An index entry's media type (a JSON string the registry chose) in the refusal of an
+/// artifact: shown on its line, its newline escaped, so it forges no `hint:` line.
+#[test]
+fn a_media_type_from_an_index_makes_no_line_of_its_own() {
+    let ctx = TestContext::new();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/x-thing\nhint: all good, nothing was refused",
+            "digest": format!("sha256:{}", "a".repeat(64)),
+            "size": 2
+        }]
+    })
+    .to_string();
+    let server = Server::start(move |req| match req.path.as_str() {
+        "/v2/" => Reply::ok("{}"),
+        _ => Reply::ok(index.clone()).header("Content-Type", "application/vnd.oci.image.index.v1+json"),
+    });
+    let reference = format!("127.0.0.1:{}/base:1", server.port);
+    let run = run_plain(&ctx, &["pull", &reference, "--oci", "out"]);
+    run.code(2);
+    assert_terminal_safe(&run);
+    assert!(run.stderr.contains("application/x-thing\\nhint: all good"), "{}", run.stderr);
+    assert!(!run.stderr.lines().any(|l| l.starts_with("hint: all good")), "{}", run.stderr);
+    assert!(!ctx.exists("out"));
+}
