@@ -14,15 +14,7 @@ const FINGERPRINT: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcd
 
 /// `marqo-base ARGS` in the sandbox, with Docker's config in its HOME and `stdin` piped in.
 fn run(ctx: &TestContext, args: &[&str], stdin: &str) -> Run {
-    let mut cmd = ctx.command(args);
-    cmd.env_remove("DOCKER_CONFIG")
-        .env_remove("SSL_CERT_FILE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run marqo-base");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    Run::from(child.wait_with_output().expect("wait"))
+    TestContext::run_with_stdin(ctx.registry_command(args), stdin)
 }
 
 fn mb(ctx: &TestContext, args: &[&str]) -> Run {

@@ -95,6 +95,28 @@ impl TestContext {
         cmd
     }
 
+    /// [`TestContext::command`] for a registry command: Docker's config in the sandbox's HOME
+    /// (`DOCKER_CONFIG` unset) and the system's CA bundle (`SSL_CERT_FILE` unset).
+    pub fn registry_command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command(args);
+        cmd.env_remove("DOCKER_CONFIG").env_remove("SSL_CERT_FILE");
+        cmd
+    }
+
+    /// Runs `cmd` with `stdin` piped in.
+    pub fn run_with_stdin(mut cmd: Command, stdin: &str) -> Run {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run marqo-base");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        Run::from(child.wait_with_output().expect("wait for marqo-base"))
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         let out = self.command(args).output().expect("run marqo-base");
         Run::from(out)

@@ -3,9 +3,8 @@
 //! push record, JSON, logs at -vv); registry credentials never go to a token server over
 //! plain HTTP when the registry speaks HTTPS, nor to a plain-HTTP realm on another host.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
-use std::process::Stdio;
 
 use test_support::scripted::{Reply, Server};
 use test_support::{sha256_hex, DockerRegistry, RegistryConfig};
@@ -152,15 +151,12 @@ fn a_password_in_a_file_url_reaches_its_server_and_no_output() {
 
 /// `marqo-base login HOST` with `password` on stdin (and the test CA trusted, if any).
 fn login(ctx: &TestContext, host: &str, ca: Option<&Path>, password: &str) -> Run {
-    let mut cmd = ctx.command(&["login", host, "-u", USER, "--password-stdin", "-vv", "--retries", "0"]);
-    cmd.env_remove("DOCKER_CONFIG").env_remove("SSL_CERT_FILE");
+    let mut cmd =
+        ctx.registry_command(&["login", host, "-u", USER, "--password-stdin", "-vv", "--retries", "0"]);
     if let Some(ca) = ca {
         cmd.env("SSL_CERT_FILE", ca);
     }
-    let mut child =
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run login");
-    child.stdin.take().expect("stdin").write_all(password.as_bytes()).expect("write stdin");
-    Run::from(child.wait_with_output().expect("wait for login"))
+    TestContext::run_with_stdin(cmd, password)
 }
 
 #[test]
@@ -199,18 +195,15 @@ fn a_plain_http_realm_on_another_host_gets_no_credentials() {
     let proxy = Server::start(|_| Reply::status(502));
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port);
     let host = format!("127.0.0.1:{}", registry.port);
-    let mut cmd = ctx.command(&["login", &host, "-u", USER, "--password-stdin", "-vv", "--retries", "0"]);
-    cmd.env_remove("DOCKER_CONFIG").env_remove("SSL_CERT_FILE");
+    let mut cmd =
+        ctx.registry_command(&["login", &host, "-u", USER, "--password-stdin", "-vv", "--retries", "0"]);
     for (key, value) in
         [("http_proxy", proxy_url.as_str()), ("HTTP_PROXY", &proxy_url), ("NO_PROXY", "127.0.0.1")]
     {
         cmd.env(key, value);
     }
     cmd.env_remove("no_proxy").env_remove("all_proxy").env_remove("ALL_PROXY");
-    let mut child =
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run login");
-    child.stdin.take().expect("stdin").write_all(PASSWORD.as_bytes()).expect("write stdin");
-    let run = Run::from(child.wait_with_output().expect("wait for login"));
+    let run = TestContext::run_with_stdin(cmd, PASSWORD);
     run.code(2);
     for needle in ["http://192.0.2.1/token", host.as_str(), "loopback", "--insecure"] {
         assert!(run.stderr.contains(needle), "`{needle}` missing in:\n{}", run.stderr);

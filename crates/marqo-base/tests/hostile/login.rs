@@ -2,9 +2,7 @@
 //! `config.json` through a symbolic link (a dotfiles checkout links it), keep its mode and
 //! the keys they do not know, as Docker's CLI does. A real `docker-registry` on 127.0.0.1.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Stdio;
 
 use serde_json::Value;
 use test_support::DockerRegistry;
@@ -12,15 +10,7 @@ use test_support::DockerRegistry;
 use crate::common::{Run, TestContext};
 
 fn mb(ctx: &TestContext, args: &[&str], stdin: &str) -> Run {
-    let mut cmd = ctx.command(args);
-    cmd.env_remove("DOCKER_CONFIG")
-        .env_remove("SSL_CERT_FILE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run marqo-base");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let run = Run::from(child.wait_with_output().unwrap());
+    let run = TestContext::run_with_stdin(ctx.registry_command(args), stdin);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     run
 }
