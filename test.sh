@@ -51,6 +51,8 @@ while read -r cmd pkg; do
 done <<< "$tools"
 command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# GNU time for the peak memory the hostile tests print (`time` alone is bash's keyword).
+[ -x /usr/bin/time ] || need+=(time)
 # arm64's libc for the ld.so.cache test, which ldconfig reads (a file, not a command).
 [ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || need+=(libc6-arm64-cross)
 # The signing tests check cosign's formats with OpenSSL and libsodium through Debian's Python.

@@ -29,6 +29,12 @@ fn guarded(ctx: &TestContext, cache: Option<&Path>, args: &[&str]) -> Run {
 /// [`guarded`] with more environment variables.
 fn guarded_with(ctx: &TestContext, cache: Option<&Path>, args: &[&str], env: &[(&str, String)]) -> Run {
     let deadline = DEADLINE;
+    for (tool, package) in [("/usr/bin/time", "time"), ("/usr/bin/prlimit", "util-linux")] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing: install the Debian package {package} (./test.sh does)"
+        );
+    }
     let inner = ctx.command(args);
     let out = ctx.dir.path().join(format!("run-{}", args.join("-").replace('/', "_")));
     let rss = out.with_extension("rss");
