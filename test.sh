@@ -77,18 +77,20 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-# Debian 12's pip (23.0.1) crashes on PEP 691 JSON whose core metadata is a hash table, which
-# PEP 691 and 714 allow and our test index serves: a newer pip goes in a venv that still sees
-# Debian's packages, first on PATH (installed once from the index pip is configured with).
-pip_new_enough='import sys, pip; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (23, 2))'
+# The pip cross-checks run against pip 23.2: Debian 12's (23.0.1) crashes on PEP 691 JSON whose
+# core metadata is a hash table, which PEP 691 and 714 allow and our test index serves, and the
+# newest (26) no longer applies PIP_CONSTRAINT to build requirements, which one check relies on.
+# Elsewhere pip 23.2.1 goes in a venv that still sees Debian's packages, first on PATH
+# (installed once from the index pip is configured with).
+pip_new_enough='import sys, pip; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) != (23, 2))'
 if ! python3 -c "$pip_new_enough" 2>/dev/null; then
     venv="${XDG_CACHE_HOME:-$HOME/.cache}/marqo-base-test/pip-venv"
     if ! "$venv/bin/python3" -c "$pip_new_enough" 2>/dev/null; then
-        echo "Debian's pip is older than 23.2: installing a newer one in $venv"
+        echo "this pip is not 23.2: installing pip 23.2.1 in $venv"
         rm -rf "$venv"
         python3 -m venv --system-site-packages "$venv"
-        "$venv/bin/python3" -m pip install -q --disable-pip-version-check --upgrade 'pip>=23.2' ||
-            echo "could not install pip>=23.2: the pip cross-checks will fail on this machine" >&2
+        "$venv/bin/python3" -m pip install -q --disable-pip-version-check 'pip==23.2.1' ||
+            echo "could not install pip 23.2.1: the pip cross-checks will fail on this machine" >&2
     fi
     export PATH="$venv/bin:$PATH"
 fi
